@@ -1,0 +1,301 @@
+"""Numbered schema migrations, applied in order at start; applying twice is a no-op.
+
+Each migration runs in the same transaction as the row that records it in `schema_migrations`,
+so a failed migration leaves the database at the previous version. Migrations are append-only:
+never edit or renumber one that has shipped; add the next number instead (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from storage.db import execute, fetch_all
+from storage.errors import SchemaTooNewError
+from storage.times import from_db, to_db, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: SQL script text, or a function for steps SQL alone cannot express."""
+
+    number: int
+    name: str
+    apply: str | Callable[[Database], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMigration:
+    """A row of `schema_migrations`."""
+
+    number: int
+    name: str
+    applied_at: datetime
+
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    number     INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
+"""
+
+_INITIAL = """
+CREATE TABLE organisations (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE units (
+    id         INTEGER PRIMARY KEY,
+    org_id     INTEGER NOT NULL REFERENCES organisations(id),
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (org_id, name)
+);
+
+CREATE TABLE waiting_areas (
+    id            INTEGER PRIMARY KEY,
+    unit_id       INTEGER NOT NULL REFERENCES units(id),
+    name          TEXT NOT NULL,
+    slug          TEXT NOT NULL UNIQUE,
+    time_zone     TEXT NOT NULL,
+    opening_hours TEXT NOT NULL DEFAULT '[]',
+    form_fields   TEXT NOT NULL DEFAULT '[]',
+    consent_text  TEXT NOT NULL DEFAULT '',
+    kind          TEXT NOT NULL DEFAULT 'individual' CHECK (kind IN ('individual', 'group')),
+    active        INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at    TEXT NOT NULL,
+    UNIQUE (unit_id, name)
+);
+
+CREATE TABLE area_closures (
+    id        INTEGER PRIMARY KEY,
+    area_id   INTEGER NOT NULL REFERENCES waiting_areas(id) ON DELETE CASCADE,
+    starts_on TEXT NOT NULL,
+    ends_on   TEXT NOT NULL,
+    reason    TEXT NOT NULL DEFAULT '',
+    CHECK (starts_on <= ends_on)
+);
+CREATE INDEX area_closures_by_area ON area_closures (area_id, starts_on);
+
+CREATE TABLE staff_users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    email         TEXT UNIQUE COLLATE NOCASE,
+    display_name  TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    active        INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at    TEXT NOT NULL
+);
+
+CREATE TABLE role_grants (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
+    role       TEXT NOT NULL CHECK (role IN
+                   ('org_admin', 'unit_admin', 'provider', 'referrer', 'meeting_member')),
+    scope_type TEXT NOT NULL CHECK (scope_type IN ('org', 'unit', 'area')),
+    scope_id   INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_id, role, scope_type, scope_id)
+);
+CREATE INDEX role_grants_by_scope ON role_grants (scope_type, scope_id);
+
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX web_sessions_by_user ON web_sessions (user_id);
+
+CREATE TABLE rooms (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('caller', 'meeting', 'user', 'consult_now', 'group')),
+    area_id       INTEGER REFERENCES waiting_areas(id),
+    unit_id       INTEGER REFERENCES units(id),
+    owner_user_id INTEGER REFERENCES staff_users(id),
+    name          TEXT NOT NULL DEFAULT '',
+    state         TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'closed')),
+    created_at    TEXT NOT NULL,
+    closed_at     TEXT
+);
+CREATE INDEX rooms_open_by_area ON rooms (area_id, state);
+
+CREATE TABLE callers (
+    id                      TEXT PRIMARY KEY,
+    area_id                 INTEGER NOT NULL REFERENCES waiting_areas(id),
+    origin_area_id          INTEGER NOT NULL REFERENCES waiting_areas(id),
+    room_id                 TEXT REFERENCES rooms(id),
+    details                 TEXT NOT NULL DEFAULT '{}',
+    status                  TEXT NOT NULL CHECK (status IN
+                                ('waiting', 'in_call', 'on_hold', 'transferred', 'left', 'ended')),
+    arrived_at              TEXT NOT NULL,
+    queued_at               TEXT NOT NULL,
+    status_changed_at       TEXT NOT NULL,
+    first_call_at           TEXT,
+    finished_at             TEXT,
+    transferred_from_area_id INTEGER REFERENCES waiting_areas(id),
+    grace_expires_at        TEXT
+);
+CREATE INDEX callers_queue ON callers (area_id, status, queued_at);
+
+CREATE TABLE caller_events (
+    id        INTEGER PRIMARY KEY,
+    caller_id TEXT NOT NULL REFERENCES callers(id),
+    area_id   INTEGER NOT NULL REFERENCES waiting_areas(id),
+    status    TEXT NOT NULL,
+    at        TEXT NOT NULL
+);
+CREATE INDEX caller_events_by_area ON caller_events (area_id, at);
+CREATE INDEX caller_events_by_caller ON caller_events (caller_id, id);
+
+CREATE TABLE room_tokens (
+    id          TEXT PRIMARY KEY,
+    token_hash  TEXT NOT NULL UNIQUE,
+    room_id     TEXT NOT NULL REFERENCES rooms(id),
+    caller_id   TEXT REFERENCES callers(id),
+    kind        TEXT NOT NULL CHECK (kind IN ('caller', 'invite', 'guest')),
+    single_use  INTEGER NOT NULL CHECK (single_use IN (0, 1)),
+    label       TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT,
+    used_at     TEXT,
+    revoked_at  TEXT
+);
+CREATE INDEX room_tokens_by_room ON room_tokens (room_id);
+
+CREATE TABLE calls (
+    id         TEXT PRIMARY KEY,
+    room_id    TEXT NOT NULL REFERENCES rooms(id),
+    area_id    INTEGER REFERENCES waiting_areas(id),
+    caller_id  TEXT REFERENCES callers(id),
+    started_at TEXT NOT NULL,
+    ended_at   TEXT
+);
+CREATE INDEX calls_by_area ON calls (area_id, started_at);
+CREATE INDEX calls_by_room ON calls (room_id);
+
+CREATE TABLE call_participants (
+    id           INTEGER PRIMARY KEY,
+    call_id      TEXT NOT NULL REFERENCES calls(id),
+    kind         TEXT NOT NULL CHECK (kind IN ('staff', 'caller', 'invitee', 'guest')),
+    user_id      INTEGER REFERENCES staff_users(id),
+    display_name TEXT NOT NULL,
+    joined_at    TEXT NOT NULL,
+    left_at      TEXT
+);
+CREATE INDEX call_participants_by_call ON call_participants (call_id);
+
+CREATE TABLE audit_log (
+    id            INTEGER PRIMARY KEY,
+    at            TEXT NOT NULL,
+    actor_kind    TEXT NOT NULL CHECK (actor_kind IN ('user', 'caller', 'system')),
+    actor_user_id INTEGER,
+    action        TEXT NOT NULL,
+    area_id       INTEGER,
+    subject       TEXT NOT NULL DEFAULT '',
+    remote_addr   TEXT NOT NULL DEFAULT '',
+    details       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_by_at ON audit_log (at);
+CREATE INDEX audit_by_area ON audit_log (area_id, at);
+CREATE INDEX audit_by_action ON audit_log (action, at);
+CREATE INDEX audit_by_user ON audit_log (actor_user_id, at);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TABLE outbox (
+    id                   INTEGER PRIMARY KEY,
+    channel              TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+    recipient            TEXT NOT NULL,
+    subject              TEXT NOT NULL DEFAULT '',
+    body                 TEXT NOT NULL,
+    status               TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'sent', 'failed')),
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    last_error           TEXT,
+    area_id              INTEGER REFERENCES waiting_areas(id),
+    requested_by_user_id INTEGER REFERENCES staff_users(id),
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    next_attempt_at      TEXT NOT NULL,
+    sent_at              TEXT
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema", _INITIAL),
+]
+"""Every migration ever shipped, in order. Append only."""
+
+
+def latest_version() -> int:
+    """The version this code migrates to."""
+    return MIGRATIONS[-1].number if MIGRATIONS else 0
+
+
+def check_sequence(migrations: list[Migration]) -> None:
+    """Numbers must run 1, 2, 3, ... so a gap or a duplicate is caught before it ships."""
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.number != expected:
+            raise ValueError(
+                f"migration {migration.name!r} is numbered {migration.number}, expected {expected}"
+            )
+
+
+def applied_migrations(db: Database) -> list[AppliedMigration]:
+    """What `schema_migrations` records, oldest first."""
+    execute(db, _BOOKKEEPING)
+    rows = fetch_all(db, "SELECT number, name, applied_at FROM schema_migrations ORDER BY number")
+    return [AppliedMigration(r["number"], r["name"], from_db(r["applied_at"])) for r in rows]
+
+
+def current_version(db: Database) -> int:
+    """The highest applied migration number (0 for an empty database)."""
+    applied = applied_migrations(db)
+    return applied[-1].number if applied else 0
+
+
+def apply_migrations(db: Database, migrations: list[Migration] | None = None) -> list[int]:
+    """Apply every migration newer than the database; return the numbers applied (empty: no-op).
+
+    Runs inside the transaction `Store.run` opened, so all pending steps land together or not at
+    all.
+    """
+    steps = MIGRATIONS if migrations is None else migrations
+    check_sequence(steps)
+    version = current_version(db)
+    known = steps[-1].number if steps else 0
+    if version > known:
+        raise SchemaTooNewError(f"database is at schema version {version}, this code knows {known}")
+    applied: list[int] = []
+    for migration in steps:
+        if migration.number <= version:
+            continue
+        if isinstance(migration.apply, str):
+            db.executescript(migration.apply)
+        else:
+            migration.apply(db)
+        execute(
+            db,
+            "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
+            (migration.number, migration.name, to_db(utcnow())),
+        )
+        applied.append(migration.number)
+    return applied
