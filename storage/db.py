@@ -9,6 +9,7 @@ this process; WAL mode and a busy timeout handle other processes (backups, the s
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,9 @@ Ts = TypeVarTuple("Ts")
 
 BUSY_TIMEOUT_MS = 5_000
 """How long a statement waits for another process's lock before failing with 'database is locked'."""
+
+ID_BYTES = 12
+"""Rooms, callers, calls and tokens get random ids: 96 bits, so none can be guessed from another."""
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
@@ -139,6 +143,11 @@ def insert(db: Database, sql: str, params: Params = ()) -> int:
     if rowid is None:  # pragma: no cover - SQLite always sets it after an INSERT
         raise RuntimeError("INSERT did not report a rowid")
     return rowid
+
+
+def new_id() -> str:
+    """A random, URL-safe id for runtime rows (rooms, callers, calls, token handles)."""
+    return secrets.token_urlsafe(ID_BYTES)
 
 
 def dump_json(value: object) -> str:

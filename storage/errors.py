@@ -29,3 +29,11 @@ class StoreClosedError(StorageError):
 
 class DatabaseNotEmptyError(StorageError):
     """Demo data is only ever seeded into an empty database."""
+
+
+class TokenRejectedError(StorageError):
+    """A room token that cannot be used; ``reason`` says why, for a clear page to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -64,15 +64,15 @@ async def test_rerun_is_a_noop(db_path: Path) -> None:
         assert await store.run(applied_migrations) == before
 
 
+def _insert_note(db: Database) -> None:
+    db.execute("INSERT INTO notes (id) VALUES (7)")
+
+
 async def test_new_migration_applies_on_top_and_only_once(store: Store) -> None:
     extra = [
         *MIGRATIONS,
         Migration(len(MIGRATIONS) + 1, "add notes", "CREATE TABLE notes (id INTEGER PRIMARY KEY);"),
-        Migration(
-            len(MIGRATIONS) + 2,
-            "python step",
-            lambda db: db.execute("INSERT INTO notes (id) VALUES (7)"),  # type: ignore[func-returns-value]
-        ),
+        Migration(len(MIGRATIONS) + 2, "python step", _insert_note),
     ]
     assert await store.run(apply_migrations, extra) == [len(MIGRATIONS) + 1, len(MIGRATIONS) + 2]
     assert await store.run(apply_migrations, extra) == []
