@@ -20,7 +20,7 @@ from actors.errors import Refusal
 from actors.kernel import Actor
 from actors.passwords import Passwords
 from actors.principal import Grant, Principal, Role, Scope
-from storage import health, sessions, staff, staff_views
+from storage import audit, health, sessions, staff, staff_views
 from storage.db import Store
 
 log = logging.getLogger(__name__)
@@ -167,8 +167,12 @@ class Directory(Actor):
             await staff.update_user(self.store, user_id, password_hash=new_hash)
         # A fresh random id at every sign-in: a session id planted before sign-in is worthless.
         created = await sessions.create_session(self.store, user_id)
-        await staff_views.record_staff_audit(
-            self.store, "staff.sign_in", user_id, msg.remote_addr, {}
+        await audit.append(
+            self.store,
+            audit.SIGN_IN,
+            actor_user_id=user_id,
+            subject=login.user.username,
+            remote_addr=msg.remote_addr,
         )
         principal = await self._principal(user_id, login.user.display_name)
         return SessionInfo(created.session_id, created.session.csrf_token, principal)
@@ -189,8 +193,8 @@ class Directory(Actor):
         if session is None:
             return
         await sessions.revoke_session(self.store, msg.session_id)
-        await staff_views.record_staff_audit(
-            self.store, "staff.sign_out", session.user_id, msg.remote_addr, {}
+        await audit.append(
+            self.store, audit.SIGN_OUT, actor_user_id=session.user_id, remote_addr=msg.remote_addr
         )
 
     async def _principal(self, user_id: int, display_name: str) -> Principal:

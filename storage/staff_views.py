@@ -1,7 +1,4 @@
-"""Read models the Directory needs beyond `storage.staff`: a user's organisation, their areas.
-
-Also the sign-in/sign-out audit rows, until a shared audit repository lands.
-"""
+"""Read models the Directory needs beyond `storage.staff`: a user's organisation, their areas."""
 
 from __future__ import annotations
 
@@ -9,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from storage.db import Store, dump_json, fetch_all, insert
-from storage.times import to_db, utcnow
+from storage.db import Store, fetch_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +71,6 @@ def _areas_for(db: Database, user_id: int) -> list[AreaListing]:
     ]
 
 
-def _audit(
-    db: Database, action: str, user_id: int, remote_addr: str, details: dict[str, object]
-) -> int:
-    return insert(
-        db,
-        "INSERT INTO audit_log (at, actor_kind, actor_user_id, action, subject, remote_addr,"
-        " details) VALUES (?, 'user', ?, ?, ?, ?, ?)",
-        (to_db(utcnow()), user_id, action, f"user/{user_id}", remote_addr, dump_json(details)),
-    )
-
-
 async def orgs_of_user(store: Store, user_id: int) -> list[int]:
     """Organisations the user holds any grant in (directly, or through a unit or an area)."""
     return await store.run(_orgs_of_user, user_id)
@@ -94,10 +79,3 @@ async def orgs_of_user(store: Store, user_id: int) -> list[int]:
 async def areas_for(store: Store, user_id: int) -> list[AreaListing]:
     """Waiting areas a staff user holds any grant for, directly or through their unit or org."""
     return await store.run(_areas_for, user_id)
-
-
-async def record_staff_audit(
-    store: Store, action: str, user_id: int, remote_addr: str, details: dict[str, object]
-) -> int:
-    """Append one staff action (sign-in, sign-out) to the audit log."""
-    return await store.run(_audit, action, user_id, remote_addr, details)
