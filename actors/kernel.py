@@ -101,13 +101,16 @@ class Mailbox:
     current actor instance. ``close()`` stops new messages; queued ones can still be drained.
     """
 
-    __slots__ = ("_receive", "_send", "address", "capacity", "closed")
+    __slots__ = ("_receive", "_send", "address", "capacity", "closed", "overflow")
 
     def __init__(self, address: str, capacity: int = DEFAULT_MAILBOX_SIZE) -> None:
         self.address = address
         self.capacity = capacity
         self._send, self._receive = trio.open_memory_channel[Envelope](capacity)
         self.closed = False
+        #: Set the first time a sender finds the mailbox full, for owners that must react (a
+        #: connection whose client does not read is closed rather than left missing events).
+        self.overflow = trio.Event()
 
     def put(self, envelope: Envelope) -> None:
         if self.closed:
@@ -115,6 +118,7 @@ class Mailbox:
         try:
             self._send.send_nowait(envelope)
         except trio.WouldBlock:
+            self.overflow.set()
             raise MailboxFull(self.address, self.capacity) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ActorNotFound(self.address) from None
@@ -132,7 +136,7 @@ class Mailbox:
         return self._send.statistics().current_buffer_used
 
     def close(self) -> None:
-        """Refuse further messages; pending asks still in the queue can be failed with ``drain_fail``."""
+        """Refuse further messages; pending asks still in the queue can be failed with ``fail_pending``."""
         self.closed = True
         self._send.close()
 

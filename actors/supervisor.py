@@ -58,7 +58,8 @@ class ChildSpec:
     address: str
     factory: Callable[[], Actor]
     restart: Restart = Restart.PERMANENT
-    mailbox_size: int = DEFAULT_MAILBOX_SIZE
+    #: Mailbox capacity; ``None`` takes the actor class's ``mailbox_size`` when the factory is a class.
+    mailbox_size: int | None = None
 
 
 class _Child:
@@ -128,7 +129,10 @@ class Supervisor:
             raise RuntimeError(f"supervisor {self.name} is not running")
         if spec.address in self._children:
             raise ValueError(f"{spec.address} is already supervised by {self.name}")
-        child = _Child(spec, Mailbox(spec.address, spec.mailbox_size))
+        capacity: int = spec.mailbox_size or getattr(
+            spec.factory, "mailbox_size", DEFAULT_MAILBOX_SIZE
+        )
+        child = _Child(spec, Mailbox(spec.address, capacity))
         self.registry.register(child.mailbox)
         self._children[spec.address] = child
         try:

@@ -1,0 +1,285 @@
+"""One client connection: an actor (``conn/<n>``) plus the reader that feeds the actors it addresses.
+
+The reader task owns the inbound side: it decodes each frame, applies the limits (frame size, rate,
+hello first), resolves the route and asks the target actor, then writes the reply. The actor side
+owns the outbound side: other actors ``tell`` it :class:`~actors.inbound.Push` events, which it writes
+to the socket. Both write through one lock, because a websocket carries one frame at a time.
+
+Overflow policy: the actor's mailbox is bounded; when an actor cannot queue an event for a client
+that does not read, the mailbox records the overflow and the connection is closed with 1013 (try
+again later) so the client reconnects and resynchronises instead of silently missing events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from actors.errors import (
+    ActorCrashed,
+    ActorError,
+    ActorNotFound,
+    AskTimeout,
+    MailboxFull,
+    Refusal,
+)
+from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
+from actors.kernel import Actor, Mailbox
+from actors.principal import Principal
+from actors.registry import Registry
+from gateway import protocol
+from gateway.auth import Authenticator
+from gateway.protocol import ProtocolError
+from gateway.ratelimit import TokenBucket
+from gateway.routes import resolve, validate_body
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+#: Websocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits; the defaults suit browsers, benchmarks raise ``rate``."""
+
+    #: Sustained client messages per second, and the burst allowed above it. A browser sends a few
+    #: per second at most (chat, toggles, signalling); 20/s leaves room and stops floods early.
+    rate: float = 20.0
+    burst: int = 60
+    #: After this many refused messages in a row the client is misbehaving: close 1008.
+    max_strikes: int = 200
+    #: The client must say hello this soon after connecting.
+    hello_timeout: float = 10.0
+    #: Clients send a heartbeat (``ping``) every 20 s; silence this long means the peer is gone.
+    idle_timeout: float = 60.0
+    #: Outbound events queued for one slow client before it is disconnected.
+    outbound_queue: int = 256
+    #: How long the gateway waits for an actor's reply.
+    ask_timeout: float = 10.0
+
+
+SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+class Connection(Actor):
+    """The outbound half: forwards events from actors to this client's websocket."""
+
+    def __init__(self, write: SendFrame, closer: Callable[[int, str], None]) -> None:
+        super().__init__()
+        self._write = write
+        self._close = closer
+
+    async def handle(self, message: object) -> object:
+        if type(message) is Push:
+            await self._write(protocol.encode_event(message.type, message.body))
+        elif isinstance(message, CloseConnection):
+            self._close(message.code, message.reason)
+        else:
+            return await super().handle(message)
+        return None
+
+
+class ClientSession:
+    """Everything about one websocket: identity, limits, the reader loop and the actor."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        authenticator: Authenticator,
+        write: SendFrame,
+        session_cookie: str | None,
+        remote_addr: str,
+        limits: Limits,
+    ) -> None:
+        self.registry = registry
+        self.authenticator = authenticator
+        self.address = f"conn/{next(_ids)}"
+        self.session_cookie = session_cookie
+        self.remote_addr = remote_addr
+        self.limits = limits
+        self.principal: Principal | None = None
+        self.version: int | None = None
+        self._write_raw = write
+        self._write_lock = trio.Lock()
+        self._bucket = TokenBucket(limits.rate, limits.burst)
+        self._strikes = 0
+        self._touched: set[str] = set()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._closed = trio.Event()
+        self.mailbox = Mailbox(self.address, limits.outbound_queue)
+
+    async def write(self, frame: bytes) -> None:
+        async with self._write_lock:
+            try:
+                await self._write_raw(frame)
+            except (trio.Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # the transport is gone; nothing more can be sent
+                self.request_close(CLOSE_GOING_AWAY, f"send failed ({type(exc).__name__})")
+
+    def request_close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._closed.set()
+
+    async def run(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
+        """Serve until the client goes, misbehaves past its limits, or is told to close.
+
+        ``frames`` returns the next client message, or ``None`` when the socket closed.
+        """
+        actor = Connection(self.write, self.request_close)
+        actor.address = self.address
+        actor.registry = self.registry
+        self.registry.register(self.mailbox)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_loop, frames)
+                nursery.start_soon(actor.run_loop, self.mailbox)
+                nursery.start_soon(self._watch_overflow)
+                await self._closed.wait()
+                nursery.cancel_scope.cancel(reason=f"connection closing: {self.close_reason}")
+        finally:
+            self.registry.unregister(self.mailbox)
+            self.mailbox.close()
+            self.mailbox.fail_pending()
+            self._announce_closed()
+
+    def _announce_closed(self) -> None:
+        if self.principal is None:
+            return
+        gone = ConnectionClosed(self.address, self.principal)
+        for address in self._touched:
+            # The actor may be gone or busy; it also notices failed pushes.
+            with contextlib.suppress(ActorError):
+                self.registry.ref(address).tell(gone)
+
+    async def _watch_overflow(self) -> None:
+        await self.mailbox.overflow.wait()
+        self.request_close(CLOSE_TRY_AGAIN, "client too slow to read events")
+
+    async def _read_loop(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
+        timeout = self.limits.hello_timeout
+        while True:
+            data: bytes | str | None = b""
+            with trio.move_on_after(timeout) as idle:
+                data = await frames()
+            if idle.cancelled_caught:
+                self.request_close(CLOSE_GOING_AWAY, "idle timeout")
+                return
+            if data is None:
+                self.request_close(CLOSE_NORMAL, "client closed")
+                return
+            timeout = self.limits.idle_timeout
+            await self._on_frame(data)
+
+    async def _on_frame(self, data: bytes | str) -> None:
+        try:
+            frame = protocol.decode(data)
+            if not self._bucket.take(trio.current_time()):
+                raise ProtocolError(
+                    "rate_limited", "too many messages; slow down", frame.request_id
+                )
+            if frame.type == "ping":
+                await self.write(protocol.encode_reply(frame.request_id, {"pong": True}))
+            elif frame.type == "hello":
+                await self._hello(frame)
+            elif self.principal is None:
+                raise ProtocolError("hello_required", "send hello first", frame.request_id)
+            else:
+                await self._route(frame)
+            self._strikes = 0
+        except ProtocolError as error:
+            await self.write(protocol.encode_error(error.request_id, error.code, error.detail))
+            self._strikes += 1
+            if self._strikes >= self.limits.max_strikes:
+                self.request_close(CLOSE_POLICY, "too many refused messages")
+
+    async def _hello(self, frame: protocol.ClientFrame) -> None:
+        if self.principal is not None:
+            raise ProtocolError(
+                "already_authenticated", "hello was already accepted", frame.request_id
+            )
+        versions = frame.body.get("versions", [1])
+        if not isinstance(versions, list):
+            raise ProtocolError("bad_field", "versions must be a list", frame.request_id)
+        common = [v for v in protocol.SUPPORTED_VERSIONS if v in versions]
+        if not common:
+            raise ProtocolError(
+                "unsupported_version",
+                f"this server speaks {protocol.SUPPORTED_VERSIONS}",
+                frame.request_id,
+            )
+        token = frame.body.get("token")
+        if token is not None and (not isinstance(token, str) or len(token) > 256):
+            raise ProtocolError("bad_field", "token must be a string", frame.request_id)
+        try:
+            principal = await self.authenticator.authenticate(
+                token, self.session_cookie, self.remote_addr
+            )
+        except Refusal as refusal:
+            raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
+        except ActorError as error:
+            raise ProtocolError(
+                "unavailable",
+                f"sign-in service unavailable ({type(error).__name__})",
+                frame.request_id,
+            ) from None
+        self.principal = principal
+        self.version = max(common)
+        await self.write(
+            protocol.encode_reply(
+                frame.request_id,
+                {
+                    "version": self.version,
+                    "conn": self.address,
+                    "kind": principal.kind,
+                    "name": principal.display_name,
+                    "room": principal.room_id,
+                    "heartbeat": self.limits.idle_timeout / 3,
+                },
+            )
+        )
+
+    async def _route(self, frame: protocol.ClientFrame) -> None:
+        assert self.principal is not None
+        route, address = resolve(frame.type, frame.to, self.principal, frame.request_id)
+        validate_body(route, frame.body, frame.request_id)
+        message = Inbound(frame.type, frame.body, self.principal, self.address, self.remote_addr)
+        try:
+            result: Any = await self.registry.ref(address).ask(
+                message, timeout=self.limits.ask_timeout
+            )
+        except Refusal as refusal:
+            raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
+        except ActorNotFound:
+            raise ProtocolError(
+                "not_found", f"{address} does not exist (any more)", frame.request_id
+            ) from None
+        except MailboxFull:
+            raise ProtocolError("busy", f"{address} is busy; try again", frame.request_id) from None
+        except AskTimeout:
+            raise ProtocolError(
+                "timeout", f"{address} did not answer in time", frame.request_id
+            ) from None
+        except ActorCrashed:
+            raise ProtocolError(
+                "internal", "the request failed; it was logged", frame.request_id
+            ) from None
+        self._touched.add(address)
+        await self.write(
+            protocol.encode_reply(frame.request_id, result if isinstance(result, dict) else {})
+        )

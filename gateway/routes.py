@@ -1,0 +1,107 @@
+"""Which client message goes to which kind of actor, who may send it, and what its body must hold.
+
+One table keyed by message type (no chain of ifs). The gateway checks here, before any actor sees a
+message, that the type is known, the sender's kind may send it, the ``to`` address is of the right
+kind and one this client may address, and the body's fields are present and well typed. The target
+actor then applies the business rules (roles in that area, the call's state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.principal import Principal
+from gateway.protocol import ProtocolError
+
+STAFF = frozenset({"staff"})
+ROOM_MEMBERS = frozenset({"staff", "caller", "guest"})
+ANYONE = frozenset({"staff", "caller", "guest"})
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type
+    required: bool = True
+    max_len: int = 256
+
+
+@dataclass(frozen=True)
+class Route:
+    target: str  # address kind: "area", "room", "system", ...
+    senders: frozenset[str]
+    fields: dict[str, Field] = field(default_factory=dict)
+
+
+_ID = Field(str, max_len=64)
+_SDP = Field(str, max_len=60_000)
+
+ROUTES: dict[str, Route] = {
+    # Diagnostics: a round trip through an actor (latency probes, benchmarks, the load tester).
+    "echo": Route("system", ANYONE, {"data": Field(object, required=False)}),
+    # Provider dashboard over one waiting area.
+    "area.watch": Route("area", STAFF),
+    "area.unwatch": Route("area", STAFF),
+    "caller.join": Route("area", STAFF, {"caller_id": _ID}),
+    "caller.hold": Route("area", STAFF, {"caller_id": _ID}),
+    "caller.transfer": Route("area", STAFF, {"caller_id": _ID, "target_area": _ID}),
+    "caller.end": Route("area", STAFF, {"caller_id": _ID}),
+    # Inside a room (a caller's private room, once joined a call).
+    "room.enter": Route("room", ROOM_MEMBERS),
+    "room.leave": Route("room", ROOM_MEMBERS),
+    "chat.send": Route("room", ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
+    "media.offer": Route("room", ROOM_MEMBERS, {"sdp": _SDP}),
+    "media.state": Route("room", ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}),
+    "call.invite": Route("room", STAFF, {"label": Field(str, required=False, max_len=80)}),
+    "call.hold": Route("room", STAFF),
+    "call.end": Route("room", STAFF),
+}
+
+
+def resolve(
+    route_type: str, to: str | None, principal: Principal, request_id: int | None
+) -> tuple[Route, str]:
+    """Return the route and the target address, or raise ``ProtocolError``."""
+    route = ROUTES.get(route_type)
+    if route is None:
+        raise ProtocolError("unknown_type", f"no message type {route_type!r}", request_id)
+    if principal.kind not in route.senders:
+        raise ProtocolError(
+            "forbidden", f"{principal.kind} clients may not send {route_type}", request_id
+        )
+    if route.target == "system":
+        return route, "system/echo"
+    if principal.kind != "staff":
+        # Service users and guests can only ever address their own room.
+        own = f"room/{principal.room_id}"
+        if to not in (None, own) or route.target != "room":
+            raise ProtocolError("forbidden", "you may only address your own room", request_id)
+        return route, own
+    if to is None or not to.startswith(route.target + "/") or len(to) <= len(route.target) + 1:
+        raise ProtocolError(
+            "bad_address", f"{route_type} must be addressed to a {route.target}/<id>", request_id
+        )
+    return route, to
+
+
+def validate_body(route: Route, body: dict[str, Any], request_id: int | None) -> None:
+    for name, spec in route.fields.items():
+        value = body.get(name)
+        if value is None:
+            if spec.required:
+                raise ProtocolError("missing_field", f"body field {name!r} is required", request_id)
+            continue
+        if spec.kind is object:
+            continue
+        if spec.kind is bool:
+            ok = isinstance(value, bool)
+        else:
+            ok = isinstance(value, spec.kind) and not isinstance(value, bool)
+        if not ok:
+            raise ProtocolError(
+                "bad_field", f"body field {name!r} must be {spec.kind.__name__}", request_id
+            )
+        if isinstance(value, str) and len(value) > spec.max_len:
+            raise ProtocolError(
+                "bad_field", f"body field {name!r} is longer than {spec.max_len}", request_id
+            )

@@ -1,0 +1,63 @@
+"""A gateway served by hypercorn on a loopback port, with a room actor that accepts one token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from actors import ChildSpec, Refusal, Registry, Supervisor
+from actors.inbound import Inbound, Push, RedeemToken
+from actors.kernel import Actor
+from actors.principal import Principal
+from actors.system import ECHO_ADDRESS, Echo
+from gateway.asgi import GatewayEndpoint
+from gateway.connection import Limits
+
+ROOM_SECRET = "s3cret-token"
+
+
+class TinyRoom(Actor):
+    """A real room-shaped actor: redeems one token and echoes chat to the sender's connection."""
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, RedeemToken):
+            if message.secret != ROOM_SECRET:
+                raise Refusal("invalid_token", "wrong token")
+            return Principal(kind="caller", display_name="Pat", room_id="r1", participant_id="p1")
+        if isinstance(message, Inbound) and message.type == "chat.send":
+            self.ref(message.conn).tell(Push("chat.message", {"text": message.body["text"]}))
+            return {"ok": True}
+        return await super().handle(message)
+
+
+@dataclass
+class GatewayServer:
+    url: str
+    registry: Registry
+    endpoint: GatewayEndpoint
+
+
+async def start_gateway(nursery: trio.Nursery, limits: Limits | None = None) -> GatewayServer:
+    registry = Registry()
+    root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
+    await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
+    await root.start_child(ChildSpec("room/r1", TinyRoom))
+    endpoint = GatewayEndpoint(registry, limits)
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.websocket_max_message_size = 64 * 1024
+    config.accesslog = None
+    config.errorlog = None
+    binds = await nursery.start(serve, endpoint, config)
+    url = binds[0].replace("http://", "ws://") + "/ws"
+    return GatewayServer(url, registry, endpoint)
+
+
+@pytest.fixture
+async def gateway_server(nursery: trio.Nursery) -> AsyncIterator[GatewayServer]:
+    yield await start_gateway(nursery)
