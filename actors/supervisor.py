@@ -129,9 +129,9 @@ class Supervisor:
             raise RuntimeError(f"supervisor {self.name} is not running")
         if spec.address in self._children:
             raise ValueError(f"{spec.address} is already supervised by {self.name}")
-        capacity: int = spec.mailbox_size or getattr(
-            spec.factory, "mailbox_size", DEFAULT_MAILBOX_SIZE
-        )
+        capacity = spec.mailbox_size
+        if capacity is None:
+            capacity = int(getattr(spec.factory, "mailbox_size", DEFAULT_MAILBOX_SIZE))
         child = _Child(spec, Mailbox(spec.address, capacity))
         self.registry.register(child.mailbox)
         self._children[spec.address] = child

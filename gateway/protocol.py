@@ -88,16 +88,21 @@ def decode(data: bytes | str) -> ClientFrame:
 _packer = msgpack.Packer(use_bin_type=True)
 
 
+def _pack(obj: object) -> bytes:
+    data: bytes = _packer.pack(obj)
+    return data
+
+
 def encode_reply(request_id: int | None, body: Mapping[str, Any]) -> bytes:
-    return _packer.pack({"t": "reply", "id": request_id, "b": body})
+    return _pack({"t": "reply", "id": request_id, "b": body})
 
 
 def encode_error(request_id: int | None, code: str, detail: str) -> bytes:
-    return _packer.pack({"t": "error", "id": request_id, "b": {"code": code, "detail": detail}})
+    return _pack({"t": "error", "id": request_id, "b": {"code": code, "detail": detail}})
 
 
 def encode_event(event_type: str, body: Mapping[str, Any]) -> bytes:
-    return _packer.pack({"t": event_type, "b": body})
+    return _pack({"t": event_type, "b": body})
 
 
 def encode_client(
@@ -109,7 +114,7 @@ def encode_client(
         frame["id"] = request_id
     if to is not None:
         frame["to"] = to
-    return _packer.pack(frame)
+    return _pack(frame)
 
 
 def decode_server(data: bytes) -> dict[str, Any]:
