@@ -1,0 +1,187 @@
+"""The append-only audit log: who did what, when (UTC), in which area, from which address.
+
+Append-only is enforced twice: this module has no update or delete function, and SQLite triggers
+(migration 1) abort any UPDATE or DELETE on ``audit_log`` whoever issues it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from storage.db import Row, Store, dump_json, fetch_all, fetch_required, insert, load_json
+from storage.times import from_db, to_db, utcnow
+
+ActorKind = Literal["user", "caller", "system"]
+
+DEFAULT_PAGE = 200
+MAX_PAGE = 1000
+
+_SECRET_KEY = re.compile(r"token|password|secret|session|csrf", re.IGNORECASE)
+"""Detail keys that suggest a credential: refused, so no token can ever reach the log."""
+
+# Suggested action names (dotted by subject, as the directory actor already writes them), so
+# pages and reports agree on spelling. Other names are allowed.
+SIGN_IN = "staff.sign_in"
+SIGN_IN_FAILED = "staff.sign_in_failed"
+SIGN_OUT = "staff.sign_out"
+ROLE_GRANTED = "staff.role_granted"
+ROLE_REVOKED = "staff.role_revoked"
+ARRIVAL = "caller.arrival"
+LEFT = "caller.left"
+JOIN = "call.join"
+INVITE = "call.invite"
+HOLD = "call.hold"
+TRANSFER = "call.transfer"
+END = "call.end"
+LINK_SENT = "area.link_sent"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_kind: ActorKind
+    actor_user_id: int | None
+    action: str
+    area_id: int | None
+    subject: str
+    remote_addr: str
+    details: dict[str, Any]
+
+
+def _entry(row: Row) -> AuditEntry:
+    return AuditEntry(
+        row["id"],
+        from_db(row["at"]),
+        row["actor_kind"],
+        row["actor_user_id"],
+        row["action"],
+        row["area_id"],
+        row["subject"],
+        row["remote_addr"],
+        load_json(row["details"]),
+    )
+
+
+def _check_details(details: dict[str, Any]) -> None:
+    for key, value in details.items():
+        if _SECRET_KEY.search(key):
+            raise ValueError(f"audit details must not carry credentials (key {key!r})")
+        if isinstance(value, dict):
+            _check_details(value)
+
+
+def _append(
+    db: Database,
+    action: str,
+    actor_kind: ActorKind,
+    actor_user_id: int | None,
+    area_id: int | None,
+    subject: str,
+    remote_addr: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> AuditEntry:
+    entry_id = insert(
+        db,
+        """INSERT INTO audit_log (at, actor_kind, actor_user_id, action, area_id, subject,
+               remote_addr, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            to_db(now),
+            actor_kind,
+            actor_user_id,
+            action,
+            area_id,
+            subject,
+            remote_addr,
+            dump_json(details),
+        ),
+    )
+    return _entry(fetch_required(db, "SELECT * FROM audit_log WHERE id = ?", (entry_id,), "entry"))
+
+
+def _list(
+    db: Database,
+    action: str | None,
+    area_id: int | None,
+    user_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[AuditEntry]:
+    since_text = None if since is None else to_db(since)
+    until_text = None if until is None else to_db(until)
+    rows = fetch_all(
+        db,
+        """SELECT * FROM audit_log
+           WHERE (:action IS NULL OR action = :action)
+             AND (:area IS NULL OR area_id = :area)
+             AND (:user IS NULL OR actor_user_id = :user)
+             AND (:since IS NULL OR at >= :since)
+             AND (:until IS NULL OR at < :until)
+             AND (:before IS NULL OR id < :before)
+           ORDER BY id DESC LIMIT :limit""",
+        {
+            "action": action,
+            "area": area_id,
+            "user": user_id,
+            "since": since_text,
+            "until": until_text,
+            "before": before_id,
+            "limit": limit,
+        },
+    )
+    return [_entry(r) for r in rows]
+
+
+async def append(
+    store: Store,
+    action: str,
+    *,
+    actor_kind: ActorKind = "user",
+    actor_user_id: int | None = None,
+    area_id: int | None = None,
+    subject: str = "",
+    remote_addr: str = "",
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEntry:
+    """Write one entry. ``subject`` names what was acted on (a caller id, a username), never
+    clinical details; ``details`` keys that look like credentials raise `ValueError`."""
+    payload = details or {}
+    _check_details(payload)
+    return await store.run(
+        _append,
+        action,
+        actor_kind,
+        actor_user_id,
+        area_id,
+        subject,
+        remote_addr,
+        payload,
+        now or utcnow(),
+    )
+
+
+async def list_entries(
+    store: Store,
+    *,
+    action: str | None = None,
+    area_id: int | None = None,
+    user_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> list[AuditEntry]:
+    """Entries matching every given filter, newest first; ``since`` inclusive, ``until``
+    exclusive. Page with ``before_id`` = the last id of the previous page."""
+    return await store.run(
+        _list, action, area_id, user_id, since, until, before_id, min(max(limit, 1), MAX_PAGE)
+    )

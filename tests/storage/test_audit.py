@@ -1,0 +1,124 @@
+"""The audit log is append-only at the SQL level and filterable; no credential gets in."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlite_utils import Database
+
+from storage import audit
+from storage.db import Store, fetch_all
+
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+
+
+async def _fill(store: Store) -> None:
+    await audit.append(
+        store, audit.SIGN_IN, actor_user_id=1, remote_addr="192.0.2.1", now=T0, subject="user/1"
+    )
+    await audit.append(
+        store,
+        audit.ARRIVAL,
+        actor_kind="caller",
+        area_id=10,
+        subject="caller/abc",
+        remote_addr="198.51.100.7",
+        now=T0 + timedelta(minutes=1),
+    )
+    await audit.append(
+        store,
+        audit.JOIN,
+        actor_user_id=1,
+        area_id=10,
+        subject="caller/abc",
+        details={"room": "r1"},
+        now=T0 + timedelta(minutes=2),
+    )
+    await audit.append(
+        store, audit.TRANSFER, actor_user_id=2, area_id=11, now=T0 + timedelta(minutes=3)
+    )
+
+
+async def test_append_and_filter(store: Store) -> None:
+    await _fill(store)
+    everything = await audit.list_entries(store)
+    assert [e.action for e in everything] == [
+        audit.TRANSFER,
+        audit.JOIN,
+        audit.ARRIVAL,
+        audit.SIGN_IN,
+    ]
+    join = everything[1]
+    assert (join.actor_kind, join.actor_user_id, join.area_id, join.details) == (
+        "user",
+        1,
+        10,
+        {"room": "r1"},
+    )
+    assert join.at == T0 + timedelta(minutes=2)
+    assert [e.action for e in await audit.list_entries(store, area_id=10)] == [
+        audit.JOIN,
+        audit.ARRIVAL,
+    ]
+    assert [e.action for e in await audit.list_entries(store, user_id=1)] == [
+        audit.JOIN,
+        audit.SIGN_IN,
+    ]
+    assert [e.action for e in await audit.list_entries(store, action=audit.ARRIVAL)] == [
+        audit.ARRIVAL
+    ]
+    window = await audit.list_entries(
+        store, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)
+    )
+    assert [e.action for e in window] == [audit.JOIN, audit.ARRIVAL]
+    page = await audit.list_entries(store, limit=2)
+    rest = await audit.list_entries(store, before_id=page[-1].id)
+    assert [e.id for e in page + rest] == [e.id for e in everything]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET action = 'nothing'",
+        "UPDATE audit_log SET details = '{}' WHERE id = 1",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_log WHERE id = 1",
+    ],
+)
+async def test_rows_cannot_be_altered_at_sql_level(store: Store, statement: str) -> None:
+    await _fill(store)
+    before = await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id")
+
+    def tamper(db: Database) -> None:
+        db.execute(statement)
+
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await store.run(tamper)
+    assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
+
+
+async def test_even_a_raw_connection_cannot_alter_rows(store: Store, db_path: object) -> None:
+    await _fill(store)
+    conn = sqlite3.connect(str(db_path))
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("DELETE FROM audit_log")
+    finally:
+        conn.close()
+    assert len(await audit.list_entries(store)) == 4
+
+
+def test_module_offers_no_update_or_delete() -> None:
+    public = [name for name in dir(audit) if not name.startswith("_")]
+    assert not [n for n in public if any(w in n for w in ("update", "delete", "remove", "edit"))]
+
+
+@pytest.mark.parametrize("key", ["token", "room_token", "password", "csrf", "Session_ID"])
+async def test_credentials_are_refused_in_details(store: Store, key: str) -> None:
+    with pytest.raises(ValueError, match="credentials"):
+        await audit.append(store, audit.INVITE, details={key: "x"})
+    with pytest.raises(ValueError, match="credentials"):
+        await audit.append(store, audit.INVITE, details={"nested": {key: "x"}})
+    assert await audit.list_entries(store) == []
