@@ -1,1 +1,1 @@
-"""storage package."""
+"""storage package: the only place with SQL (see docs/storage.md)."""
