@@ -16,6 +16,7 @@ from storage.errors import StoreClosedError
 SLOW_SECONDS = 0.3
 TICK_SECONDS = 0.01
 TASKS = 40
+MIN_TICKS = 5
 
 
 def _slow(db: Database, seconds: float) -> int:
@@ -38,8 +39,9 @@ async def test_store_does_not_block_event_loop(store: Store) -> None:
         nursery.start_soon(ticker, cancel)
         assert await store.run(_slow, SLOW_SECONDS) == 1
         cancel.cancel()
-    # A blocked loop would have ticked at most once; a free one ticks roughly 30 times.
-    assert ticks >= (SLOW_SECONDS / TICK_SECONDS) / 3
+    # A blocked loop ticks at most once; a free one about 30 times. A low bar keeps a busy
+    # shared machine from making this flaky.
+    assert ticks >= MIN_TICKS
 
 
 async def test_concurrent_tasks_all_land(store: Store) -> None:
