@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from storage.db import Row, Store, dump_json, fetch_all, fetch_required, insert, load_json
 from storage.times import from_db, to_db, utcnow
 
-ActorKind = Literal["user", "caller", "system"]
+ActorKind = Literal["user", "caller", "guest", "system"]
 
 DEFAULT_PAGE = 200
 MAX_PAGE = 1000

@@ -239,8 +239,45 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 """
 
+_AUDIT_GUEST_ACTORS = """
+CREATE TABLE audit_log_v2 (
+    id            INTEGER PRIMARY KEY,
+    at            TEXT NOT NULL,
+    actor_kind    TEXT NOT NULL CHECK (actor_kind IN ('user', 'caller', 'guest', 'system')),
+    actor_user_id INTEGER,
+    action        TEXT NOT NULL,
+    area_id       INTEGER,
+    subject       TEXT NOT NULL DEFAULT '',
+    remote_addr   TEXT NOT NULL DEFAULT '',
+    details       TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO audit_log_v2 (id, at, actor_kind, actor_user_id, action, area_id, subject,
+                          remote_addr, details)
+    SELECT id, at, actor_kind, actor_user_id, action, area_id, subject, remote_addr, details
+    FROM audit_log;
+DROP TABLE audit_log;
+ALTER TABLE audit_log_v2 RENAME TO audit_log;
+CREATE INDEX audit_by_at ON audit_log (at);
+CREATE INDEX audit_by_area ON audit_log (area_id, at);
+CREATE INDEX audit_by_action ON audit_log (action, at);
+CREATE INDEX audit_by_user ON audit_log (actor_user_id, at);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+"""
+"""Invited guests (interpreters, colleagues) act in calls too; SQLite cannot change a CHECK in
+place, so the table is rebuilt (rows copied with their ids) and its triggers recreated."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _INITIAL),
+    Migration(2, "audit actors include invited guests", _AUDIT_GUEST_ACTORS),
 ]
 """Every migration ever shipped, in order. Append only."""
 

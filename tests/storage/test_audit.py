@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
 
 from storage import audit
-from storage.db import Store, fetch_all
+from storage.db import Store, fetch_all, open_store
+from storage.migrations import MIGRATIONS, apply_migrations
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -99,7 +101,7 @@ async def test_rows_cannot_be_altered_at_sql_level(store: Store, statement: str)
     assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
 
 
-async def test_even_a_raw_connection_cannot_alter_rows(store: Store, db_path: object) -> None:
+async def test_even_a_raw_connection_cannot_alter_rows(store: Store, db_path: Path) -> None:
     await _fill(store)
     conn = sqlite3.connect(str(db_path))
     try:
@@ -122,3 +124,24 @@ async def test_credentials_are_refused_in_details(store: Store, key: str) -> Non
     with pytest.raises(ValueError, match="credentials"):
         await audit.append(store, audit.INVITE, details={"nested": {key: "x"}})
     assert await audit.list_entries(store) == []
+
+
+async def test_guest_actors_and_triggers_survive_migration_2(store: Store) -> None:
+    """Migration 2 rebuilt the table: guests can act, and append-only still holds."""
+    entry = await audit.append(store, "invite.claimed", actor_kind="guest", subject="room/x")
+    assert entry.actor_kind == "guest"
+
+    def tamper(db: Database) -> None:
+        db.execute("DELETE FROM audit_log")
+
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await store.run(tamper)
+
+
+async def test_migration_2_keeps_existing_rows(db_path: Path) -> None:
+    async with open_store(db_path, migrate=False) as store:
+        await store.run(apply_migrations, MIGRATIONS[:1])
+        await _fill(store)
+        before = await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id")
+        assert await store.run(apply_migrations) == [2]
+        assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
