@@ -1,20 +1,44 @@
-"""Start Waitroom's long-lived actors under the root supervisor, in dependency order.
+"""Start Waitroom's long-lived actors, in dependency order, under supervisors the server owns.
 
-The composition root (``waitroom.server``) calls :func:`start_actors` once storage is migrated; every
-other actor (rooms, connections, calls) is started on demand by the actors started here.
+The supervision tree::
+
+    root (one_for_one)            directory, system/echo, rooms, areas
+    rooms supervisor (one_for_one) room/<id> ... (transient: gone when their call ends)
+    areas supervisor (one_for_one) area/<id> ... (permanent: restored from storage on restart)
+
+The composition root (``waitroom.server``) calls :func:`start_actors` once storage is migrated; rooms
+and connections are started on demand afterwards.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
+from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
 from actors.directory import DIRECTORY_ADDRESS, Directory
+from actors.rooms import MediaPort, RoomHost
 from actors.supervisor import ChildSpec, Supervisor
+from actors.system import ECHO_ADDRESS, Echo
 
 if TYPE_CHECKING:
     from storage.db import Store
 
+#: Rooms restart quickly from storage; a handful of bad messages should not take every room down.
+ROOM_MAX_RESTARTS = 20
 
-async def start_actors(root: Supervisor, store: Store) -> None:
-    """Start the directory (sign-in, sessions, grants) and then the clinic actors."""
+
+async def start_actors(
+    nursery: trio.Nursery, root: Supervisor, store: Store, media: MediaPort | None = None
+) -> None:
+    """Start the directory, the echo probe, the room and area hosts (which restore the queues)."""
+    registry = root.registry
+    rooms: Supervisor = await nursery.start(
+        Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
+    )
+    areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
     await root.start_child(ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store)))
+    await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
+    await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
+    await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))

@@ -1,0 +1,173 @@
+"""Messages between the web pages, waiting areas and rooms (the gateway's are in ``inbound``).
+
+Kept in one module so both sides of every conversation import the same definitions. Replies are
+plain dataclasses or dicts (dicts when they go straight onto the wire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.principal import AreaPlace, Principal
+
+# -- the area host ("areas") -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindArea:
+    """Resolve a public link's slug to the area's address (``area/<id>``), or refuse not_found."""
+
+    slug: str
+
+
+@dataclass(frozen=True)
+class AreasFor:
+    """The waiting areas a staff member may work in (provider role), for their dashboard."""
+
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class AreaSummary:
+    id: int
+    name: str
+    unit_id: int
+    slug: str
+
+
+@dataclass(frozen=True)
+class ReloadArea:
+    """Start (or restart with fresh configuration) the actor of an area created or edited."""
+
+    area_id: int
+
+
+# -- a waiting area ("area/<id>") --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DescribeArea:
+    """Public facts for the arrival page: name, open now, next opening, form, consent."""
+
+
+@dataclass(frozen=True)
+class AreaPublic:
+    id: int
+    name: str
+    slug: str
+    unit_id: int
+    time_zone: str
+    open_now: bool
+    next_opening: str | None  # ISO-8601 UTC
+    form_fields: tuple[dict[str, Any], ...]
+    consent_text: str
+
+
+@dataclass(frozen=True)
+class Arrive:
+    """A service user submitted the arrival form. Persisted before the reply."""
+
+    details: dict[str, str]
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
+class ArrivalTicket:
+    caller_id: str
+    room_id: str
+    token: str  # "<room id>.<secret>": held by the caller's browser only
+
+
+@dataclass(frozen=True)
+class TransferIn:
+    """Another area hands over a caller; refused unless the sender is a referrer here."""
+
+    caller_id: str
+    room_id: str
+    details: dict[str, str]
+    arrived_at: float
+    from_area_id: int
+    from_area_name: str
+    from_unit_id: int
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class CallerUpdate:
+    """A room reports on its caller: presence, who is with them, status."""
+
+    caller_id: str
+    status: str | None = None
+    connected: bool | None = None
+    with_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CallerGone:
+    """The caller's room ended (``ended``) or the caller left for good (``left``)."""
+
+    caller_id: str
+    reason: str
+
+
+# -- a room ("room/<id>") ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenRoom:
+    """Asked of the room host: make sure ``room/<id>`` runs (it restores itself from storage)."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
+class ProviderJoining:
+    """The area marked the caller as joined by ``name``: the caller's page says someone is coming."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class HoldCaller:
+    """Back to the waiting area: staff leave the call, the caller waits (and gets no media)."""
+
+
+@dataclass(frozen=True)
+class EndRoom:
+    reason: str = "ended"
+
+
+@dataclass(frozen=True)
+class AreaChanged:
+    """After a transfer: the room now belongs to another area."""
+
+    area_id: int
+    area_name: str
+    place: AreaPlace
+
+
+@dataclass(frozen=True)
+class ClaimInvite:
+    """An invite link was opened: consume it (single use) and issue the guest's own token."""
+
+    secret: str
+    display_name: str
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
+class GuestPass:
+    token: str
+    room_id: str
+    area_name: str
+
+
+@dataclass
+class RoomSnapshot:
+    """What a room reports about itself (tests, the call page's first render)."""
+
+    room_id: str
+    state: str
+    area_id: int
+    participants: list[str] = field(default_factory=list)

@@ -1,0 +1,242 @@
+"""The composition root: storage, the actor tree, the web app and the gateway on one port.
+
+:func:`run_server` owns everything it opens, in this order, and closes it in reverse:
+
+1. the :class:`~storage.db.Store` (opened and migrated; an empty database gets the demo data);
+2. the root :class:`~actors.supervisor.Supervisor` and the long-lived actors
+   (:func:`actors.boot.start_actors`);
+3. one ASGI app served by Hypercorn's Trio worker: websocket upgrades to ``/ws`` go to the
+   gateway, everything else to the Quart pages.
+
+Shutdown (SIGINT/SIGTERM, :meth:`ServerInfo.shutdown`, or cancellation): Hypercorn stops accepting
+and gives open requests a grace period, then the actor tree is cancelled (every actor that holds
+something a user would miss has persisted it before acknowledging), then the store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from actors import Registry, Supervisor
+from actors.boot import start_actors
+from actors.passwords import Passwords
+from gateway.asgi import GatewayEndpoint
+from storage import seed
+from storage.db import Store, open_store
+from web.app import WebConfig, create_app
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DB_PATH = Path("waitroom.sqlite3")
+#: Where the media plane will listen for RTP/RTCP (one UDP port for every call, ICE-multiplexed).
+DEFAULT_MEDIA_PORT = 40000
+#: Websocket messages are small msgpack envelopes; anything bigger is an attack or a bug, and
+#: Hypercorn would otherwise buffer up to 16 MiB per connection before the gateway sees it.
+WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
+#: How long in-flight requests get to finish after a shutdown signal before they are cut.
+GRACEFUL_TIMEOUT = 5.0
+#: Random bytes of a generated demo password (printed once, on the first start).
+DEMO_PASSWORD_BYTES = 9
+GATEWAY_PATH = "/ws"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every ``waitroom serve`` option; the defaults run a local demo on the embedded database."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db_path: Path = DEFAULT_DB_PATH
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    #: The URL people use to reach this server (behind a proxy: the proxy's https URL).
+    public_url: str = ""
+    #: Address the media plane announces in ICE candidates (the host's public IP); "" = host.
+    media_announce_address: str = ""
+    media_udp_port: int = DEFAULT_MEDIA_PORT
+    #: Password for the demo users of a new database; random when empty.
+    demo_password: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+
+@dataclass(frozen=True)
+class DemoSignIn:
+    """What a newcomer needs to try the demo: the sign-ins and the waiting-area links."""
+
+    provider_username: str
+    admin_username: str
+    password: str
+    area_links: tuple[tuple[str, str], ...]  # (area name, absolute link)
+
+
+@dataclass
+class ServerInfo:
+    """Handed to whoever started the server once it accepts connections."""
+
+    url: str
+    registry: Registry
+    demo: DemoSignIn | None
+    _shutdown: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown (what SIGTERM does)."""
+        self._shutdown.set()
+
+
+class Router:
+    """The one ASGI app: websocket ``/ws`` to the gateway, everything else to the pages."""
+
+    def __init__(self, web: ASGIApp, gateway: ASGIApp) -> None:
+        self.web = web
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope.get("path") == GATEWAY_PATH:
+            await self.gateway(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+def hypercorn_config(config: ServerConfig) -> HypercornConfig:
+    hc = HypercornConfig()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hc.bind = [f"{host}:{config.port}"]
+    if config.certfile is not None:
+        hc.certfile = str(config.certfile)
+        hc.keyfile = None if config.keyfile is None else str(config.keyfile)
+    hc.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
+    hc.graceful_timeout = GRACEFUL_TIMEOUT
+    hc.include_server_header = False
+    # Our logging configuration decides where Hypercorn's messages go; no access log by default
+    # (it would record waiting-area slugs and invite links).
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.accesslog = None
+    return hc
+
+
+def browsable(url: str) -> str:
+    """A bound URL a person can open: the wildcard addresses become localhost."""
+    for wildcard in ("//0.0.0.0:", "//[::]:"):
+        url = url.replace(wildcard, "//localhost:")
+    return url
+
+
+async def _seed_if_empty(store: Store, password: str) -> seed.DemoInfo | None:
+    if not await seed.is_empty(store):
+        return None
+    password_hash = await Passwords().hash(password)
+    demo = await seed.seed_demo(store, password_hash)
+    log.info("new database: seeded the demo organisation %r", seed.DEMO_ORG)
+    return demo
+
+
+async def _stop_on_signal(info: ServerInfo, task_status: trio.TaskStatus[None]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            info.shutdown()
+            return
+
+
+async def run_server(
+    config: ServerConfig,
+    *,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until shut down; ``task_status.started`` gets a :class:`ServerInfo` once listening.
+
+    With ``port=0`` the OS picks a free port and ``ServerInfo.url`` names it. ``handle_signals``
+    turns SIGINT/SIGTERM into a graceful shutdown (only possible in the main thread). Cancellation
+    stops everything at once; :meth:`ServerInfo.shutdown` stops gracefully.
+    """
+    demo_password = config.demo_password or secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
+    info = ServerInfo("", Registry(), None)
+    async with trio.open_nursery() as outer:
+        if handle_signals:
+            # Installed first, so a signal during start-up is a clean stop too.
+            await outer.start(_stop_on_signal, info)
+        async with open_store(config.db_path) as store:
+            demo = await _seed_if_empty(store, demo_password)
+            async with trio.open_nursery() as nursery:
+                await _serve(nursery, config, store, info, demo, demo_password, task_status)
+        outer.cancel_scope.cancel(reason="server shut down")
+
+
+async def _serve(
+    nursery: trio.Nursery,
+    config: ServerConfig,
+    store: Store,
+    info: ServerInfo,
+    demo: seed.DemoInfo | None,
+    demo_password: str,
+    task_status: trio.TaskStatus[ServerInfo],
+) -> None:
+    root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
+    await start_actors(nursery, root, store)
+    gateway = GatewayEndpoint(info.registry)
+    web = create_app(
+        info.registry, WebConfig(public_url=config.public_url, gateway_ready=lambda: True)
+    )
+    served = trio.Event()
+
+    async def serve_until_shutdown(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await serve(
+                Router(web, gateway),
+                hypercorn_config(config),
+                shutdown_trigger=info._shutdown.wait,
+                task_status=task_status,
+            )
+        finally:
+            served.set()
+
+    binds: list[str] = await nursery.start(serve_until_shutdown)
+    info.url = binds[0]
+    base = config.public_url.rstrip("/") or browsable(info.url)
+    if demo is not None:
+        info.demo = DemoSignIn(
+            demo.provider_username,
+            demo.admin_username,
+            demo_password,
+            tuple((a.name, f"{base}/w/{a.slug}") for a in demo.areas),
+        )
+    log.info("serving on %s", info.url)
+    task_status.started(info)
+    await served.wait()
+    # No request is in flight any more: stop the actor tree (pending asks are answered with
+    # ActorStopped), then the store closes on the way out.
+    nursery.cancel_scope.cancel(reason="server shut down")
+
+
+def main_sync(config: ServerConfig, announce: Callable[[ServerInfo], None]) -> None:
+    """Run the server in a fresh Trio run (the CLI entry point); ``announce`` prints the banner."""
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            info: ServerInfo = await nursery.start(partial(run_server, config))
+            announce(info)
+
+    trio.run(main)
