@@ -1,0 +1,117 @@
+"""The Quart app factory: pages for staff and callers, static assets, ``/healthz``.
+
+The web layer never owns long-lived work and never touches storage: every view asks actors through
+the :class:`~actors.registry.Registry` it is given and renders the reply. Blueprints per area of
+the UI register here; other blueprints use :mod:`web.security` for sessions and CSRF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from quart import Response, render_template, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from actors import Registry
+from web import security
+
+#: Largest request body a page accepts: forms are a few KiB; nothing uploads files through pages.
+MAX_CONTENT_LENGTH = 256 * 1024
+
+#: Sent with every page: no framing by other sites, no MIME sniffing, no referrer leaking a link
+#: (waiting-area slugs and invite links are secrets), camera and microphone only for ourselves.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+
+
+def _always_ready() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What pages need to know about the deployment (the composition root fills it in)."""
+
+    #: Base URL people use to reach the server (links in pages, leaflets); "" means "as requested".
+    public_url: str = ""
+    service_name: str = "Waitroom"
+    #: Whether the websocket gateway is mounted and accepting connections, for ``/healthz``.
+    gateway_ready: Callable[[], bool] = field(default=_always_ready)
+
+
+def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
+    """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
+    from web import auth, health, home
+
+    cfg = config if config is not None else WebConfig()
+    app = QuartTrio(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        WAITROOM_PUBLIC_URL=cfg.public_url.rstrip("/"),
+        WAITROOM_SERVICE_NAME=cfg.service_name,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.extensions["waitroom.registry"] = registry
+    app.extensions["waitroom.config"] = cfg
+
+    app.before_request(security.load_session)
+    app.before_request(security.check_csrf)
+    app.after_request(security.remember_anonymous_token)
+    app.after_request(_security_headers)
+    app.add_template_global(security.csrf_field, "csrf_field")
+    app.add_template_global(security.current_principal, "current_principal")
+    app.add_template_global(public_url, "public_url")
+    app.register_error_handler(security.WebError, _web_error)
+    app.register_error_handler(security.SignInRequired, security.sign_in_required)
+    app.register_error_handler(HTTPException, _http_error)
+
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(home.blueprint)
+    app.register_blueprint(health.blueprint)
+    return app
+
+
+def public_url(path: str = "") -> str:
+    """An absolute URL for ``path``: the configured public URL, else the one this request used."""
+    from quart import current_app
+
+    base: str = current_app.config["WAITROOM_PUBLIC_URL"] or request.host_url.rstrip("/")
+    return base + path
+
+
+async def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path != "/healthz":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def _web_error(error: security.WebError) -> tuple[str, int]:
+    page = await render_template("error.html", title=error.title, detail=error.detail)
+    return page, error.status
+
+
+_MESSAGES = {
+    401: ("Please sign in", "This page is for signed-in staff."),
+    403: ("Not allowed", "Your account does not have access to this page."),
+    404: ("Page not found", "There is nothing at this address. Check the link and try again."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too much data", "The form sent more than Waitroom accepts."),
+}
+
+
+async def _http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    title, detail = _MESSAGES.get(status, (error.name, error.description or ""))
+    return await render_template("error.html", title=title, detail=detail), status

@@ -1,0 +1,77 @@
+"""Staff sign-in and sign-out pages: the only views that create or end a web session."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from quart import Blueprint, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from actors import Refusal
+from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn, SignOut
+from web import security
+
+blueprint = Blueprint("auth", __name__)
+
+#: Longest username a form may send; the Directory refuses longer ones anyway.
+MAX_USERNAME_LENGTH = 254
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after sign-in is a phishing tool."""
+    if not target:
+        return url_for("home.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("home.index")
+    if "\\" in target:
+        return url_for("home.index")
+    return target
+
+
+@blueprint.get("/sign-in")
+async def sign_in() -> str | WerkzeugResponse:
+    if security.current_principal() is not None:
+        return redirect(_safe_next(request.args.get("next")), code=303)
+    return await render_template(
+        "sign_in.html", next=request.args.get("next", ""), error=None, username=""
+    )
+
+
+@blueprint.post("/sign-in")
+async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
+    form = await request.form
+    username = form.get("username", "")[:MAX_USERNAME_LENGTH]
+    password = form.get("password", "")
+    target = form.get("next", "")
+    try:
+        info = await security.ask(
+            DIRECTORY_ADDRESS, SignIn(username, password, request.remote_addr or "")
+        )
+    except Refusal:
+        page = await render_template(
+            "sign_in.html",
+            next=target,
+            username=username,
+            error="The username or password is not right. Check them and try again.",
+        )
+        return page, 401
+    assert isinstance(info, SessionInfo)
+    # Whatever session this browser held before is over; the new one has a new id.
+    old = security.session_cookie()
+    if old:
+        await security.ask(DIRECTORY_ADDRESS, SignOut(old, request.remote_addr or ""))
+    g.session_view = None
+    response = redirect(_safe_next(target), code=303)
+    security.set_session_cookie(response, info.session_id)
+    return response
+
+
+@blueprint.post("/sign-out")
+async def sign_out() -> WerkzeugResponse:
+    session_id = security.session_cookie()
+    if session_id:
+        await security.ask(DIRECTORY_ADDRESS, SignOut(session_id, request.remote_addr or ""))
+    response = redirect(url_for("auth.sign_in", signed_out=1), code=303)
+    security.clear_session_cookie(response)
+    return response

@@ -1,0 +1,34 @@
+"""``GET /healthz``: 200 once actors, storage and the gateway are up; 503 saying what is not."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app
+
+from actors import ActorError
+from actors.directory import DIRECTORY_ADDRESS, ProbeStorage
+from web import security
+
+blueprint = Blueprint("health", __name__)
+
+#: A health probe must answer fast even when something is stuck: load balancers time out at ~2 s.
+PROBE_TIMEOUT = 1.0
+
+
+@blueprint.get("/healthz")
+async def healthz() -> tuple[dict[str, object], int]:
+    registry = security.registry()
+    actors_up = DIRECTORY_ADDRESS in registry
+    try:
+        await registry.ref(DIRECTORY_ADDRESS).ask(ProbeStorage(), timeout=PROBE_TIMEOUT)
+        storage = "ok"
+    except ActorError:
+        storage = "unavailable"
+    gateway = "ok" if current_app.extensions["waitroom.config"].gateway_ready() else "unavailable"
+    healthy = actors_up and storage == "ok" and gateway == "ok"
+    body: dict[str, object] = {
+        "status": "ok" if healthy else "degraded",
+        "actors": sum(1 for _ in registry.addresses()),
+        "storage": storage,
+        "gateway": gateway,
+    }
+    return body, 200 if healthy else 503
