@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -52,10 +52,9 @@ GRACEFUL_TIMEOUT = 5.0
 DEMO_PASSWORD_BYTES = 9
 GATEWAY_PATH = "/ws"
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: Quart, the gateway and Hypercorn each spell the ASGI types differently; the router only looks
+#: at ``scope["type"]`` and ``scope["path"]``, so it takes them as they come.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class Router:
         self.web = web
         self.gateway = gateway
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and scope.get("path") == GATEWAY_PATH:
             await self.gateway(scope, receive, send)
         else:
