@@ -1,0 +1,279 @@
+"""Producers, consumers and their per-subscriber rewriting state, sans-IO.
+
+Mediasoup's vocabulary: a *Producer* is one track a peer publishes; a *Consumer* is one track a
+subscriber receives (here: the audio or video line of one slot). A consumer has its own SSRC,
+sequence-number and timestamp space; when its slot is handed to another producer the numbering
+continues where it stopped, so the browser sees one long stream and never renegotiates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from media.rtp import SEQ_MASK, TS_MASK, seq_newer
+
+if TYPE_CHECKING:
+    from media.transport import Transport
+
+# About a second of video at the 30 fps, ~1 Mbit/s a browser sends: NACKs older than that are
+# useless anyway (the jitter buffer has given up on them).
+PACKET_CACHE_SIZE = 512
+PACKET_CACHE_MASK = PACKET_CACHE_SIZE - 1
+# At most one keyframe request per publisher per this many seconds (issue 4).
+KEYFRAME_INTERVAL = 0.5
+# A gap larger than this is a restart or a reordering storm, not loss worth NACKing.
+MAX_NACK_GAP = 32
+MIN_SLOT_SWITCH_TS_GAP = 1
+
+
+class PacketCache:
+    """The last PACKET_CACHE_SIZE plaintext packets of a producer, indexed by sequence number."""
+
+    __slots__ = ("packets",)
+
+    def __init__(self) -> None:
+        self.packets: list[bytes | None] = [None] * PACKET_CACHE_SIZE
+
+    def put(self, seq: int, packet: bytes) -> None:
+        self.packets[seq & PACKET_CACHE_MASK] = packet
+
+    def get(self, seq: int) -> bytes | None:
+        packet = self.packets[seq & PACKET_CACHE_MASK]
+        if packet is None or ((packet[2] << 8) | packet[3]) != seq:
+            return None
+        return packet
+
+
+class KeyframeLimiter:
+    """Coalesces keyframe requests: one sent now, later ones folded into one sent when allowed."""
+
+    __slots__ = ("last_sent", "pending")
+
+    def __init__(self) -> None:
+        self.last_sent = float("-inf")
+        self.pending = False
+
+    def request(self, now: float) -> bool:
+        """True if a request may go out now; otherwise remember that one is owed."""
+        if now - self.last_sent >= KEYFRAME_INTERVAL:
+            self.last_sent = now
+            self.pending = False
+            return True
+        self.pending = True
+        return False
+
+    def due(self, now: float) -> bool:
+        """True (once) when a coalesced request is owed and the interval has passed."""
+        if self.pending and now - self.last_sent >= KEYFRAME_INTERVAL:
+            self.last_sent = now
+            self.pending = False
+            return True
+        return False
+
+
+class Producer:
+    """One published track. `targets` is the fan-out the hot path walks: active consumers only."""
+
+    __slots__ = (
+        "base_seq",
+        "cache",
+        "clock_rate",
+        "consumers",
+        "cycles",
+        "expected_prior",
+        "ext_ids",
+        "keyframes",
+        "kind",
+        "last_seq",
+        "last_sr_at",
+        "last_sr_mid",
+        "last_ts",
+        "octets",
+        "packets",
+        "payload_type",
+        "received_prior",
+        "ssrc",
+        "started",
+        "targets",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        kind: str,
+        ssrc: int,
+        payload_type: int,
+        clock_rate: int,
+        ext_ids: dict[str, int],
+    ) -> None:
+        self.transport = transport
+        self.kind = kind
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.clock_rate = clock_rate
+        self.ext_ids = ext_ids
+        self.consumers: list[Consumer] = []
+        self.targets: tuple[Consumer, ...] = ()
+        self.cache: PacketCache | None = PacketCache() if kind == "video" else None
+        self.keyframes = KeyframeLimiter()
+        self.started = False
+        self.last_seq = 0
+        self.last_ts = 0
+        self.base_seq = 0
+        self.cycles = 0
+        self.packets = 0
+        self.octets = 0
+        self.expected_prior = 0
+        self.received_prior = 0
+        self.last_sr_mid = 0
+        self.last_sr_at = 0.0
+
+    def start(self, seq: int, ts: int, now: float) -> None:
+        """First packet: fix the numbering origin and sync consumers attached before it."""
+        self.started = True
+        self.last_seq = seq
+        self.last_ts = ts
+        self.base_seq = seq
+        for consumer in self.consumers:
+            if not consumer.synced:
+                consumer.sync(now)
+
+    def on_jump(self, seq: int, ts: int) -> list[int]:
+        """A packet that is not the successor of the last: returns sequence numbers to NACK."""
+        last = self.last_seq
+        if seq_newer(seq, last):
+            missing = (seq - last - 1) & SEQ_MASK
+            if seq < last:
+                self.cycles += 1
+            self.last_seq = seq
+            self.last_ts = ts
+            if 0 < missing <= MAX_NACK_GAP:
+                return [(last + 1 + i) & SEQ_MASK for i in range(missing)]
+        return []
+
+    @property
+    def extended_highest(self) -> int:
+        return (self.cycles << 16) | self.last_seq
+
+
+class Consumer:
+    """One subscriber line (a slot's audio or video): the subscriber's own numbering space."""
+
+    __slots__ = (
+        "addr",
+        "base_octets",
+        "base_packets",
+        "detached_at",
+        "ext_ids",
+        "ext_map",
+        "kind",
+        "last_out_seq",
+        "last_out_ts",
+        "payload_type",
+        "producer",
+        "protect",
+        "seq_off",
+        "slot",
+        "ssrc",
+        "sync_out_seq",
+        "synced",
+        "transport",
+        "ts_off",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        kind: str,
+        slot: int,
+        ssrc: int,
+        payload_type: int,
+        ext_ids: dict[str, int],
+    ) -> None:
+        self.transport = transport
+        self.kind = kind
+        self.slot = slot
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.ext_ids = ext_ids
+        self.producer: Producer | None = None
+        self.ext_map: dict[int, int] | None = None
+        self.seq_off = 0
+        self.ts_off = 0
+        self.synced = False
+        self.sync_out_seq = 0
+        self.last_out_seq: int | None = None
+        self.last_out_ts = 0
+        self.detached_at = 0.0
+        self.base_packets = 0
+        self.base_octets = 0
+        # Cached by Router.refresh for the hot path: the subscriber's protect and address.
+        self.protect: Callable[[bytes], bytes] = _not_ready
+        self.addr: tuple[str, int] = NO_ADDRESS
+
+    def attach(self, producer: Producer, now: float) -> None:
+        """Point this line at `producer`; numbering continues if the line carried another one."""
+        if self.producer is not None:
+            self.detach(now)
+        self.producer = producer
+        producer.consumers.append(self)
+        self.ext_map = extension_map(producer.ext_ids, self.ext_ids)
+        self.synced = False
+        if producer.started:
+            self.sync(now)
+
+    def sync(self, now: float) -> None:
+        p = self.producer
+        assert p is not None and p.started
+        if self.last_out_seq is None:
+            self.seq_off = 0
+            self.ts_off = 0
+        else:
+            gap = max(MIN_SLOT_SWITCH_TS_GAP, int((now - self.detached_at) * p.clock_rate))
+            self.seq_off = (self.last_out_seq - p.last_seq) & SEQ_MASK
+            self.ts_off = (self.last_out_ts + gap - p.last_ts) & TS_MASK
+        self.sync_out_seq = (p.last_seq + 1 + self.seq_off) & SEQ_MASK
+        self.base_packets = p.packets
+        self.base_octets = p.octets
+        self.synced = True
+
+    def detach(self, now: float) -> None:
+        p = self.producer
+        if p is None:
+            return
+        if p.started and self.synced:
+            self.last_out_seq = (p.last_seq + self.seq_off) & SEQ_MASK
+            self.last_out_ts = (p.last_ts + self.ts_off) & TS_MASK
+            self.detached_at = now
+        p.consumers.remove(self)
+        p.targets = tuple(c for c in p.targets if c is not self)
+        self.producer = None
+        self.synced = False
+
+    def original_seq(self, out_seq: int) -> int | None:
+        """The producer's sequence number behind `out_seq`, if it was sent since the last sync."""
+        if not self.synced or seq_newer(self.sync_out_seq, out_seq):
+            return None
+        return (out_seq - self.seq_off) & SEQ_MASK
+
+
+NO_ADDRESS = ("", 0)
+
+
+def _not_ready(packet: bytes) -> bytes:
+    raise RuntimeError("consumer used before its transport was ready")
+
+
+def extension_map(publisher: dict[str, int], subscriber: dict[str, int]) -> dict[int, int] | None:
+    """Publisher id -> subscriber id for shared extensions; None when no rewriting is needed."""
+    mapping = {pid: subscriber[uri] for uri, pid in publisher.items() if uri in subscriber}
+    if len(mapping) == len(publisher) and all(a == b for a, b in mapping.items()):
+        return None
+    return mapping
+
+
+def split_remb(total_bitrate: int, video_slots: int) -> int:
+    """A subscriber's REMB covers its whole downlink: each forwarded video gets an equal share."""
+    return total_bitrate // max(1, video_slots)

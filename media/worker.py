@@ -1,0 +1,764 @@
+"""The media worker: one UDP socket, every peer of every call placed on it, under Trio.
+
+The Trio parts are thin: a receive task that waits for readability and drains the non-blocking
+socket synchronously, a ticker for timers (consent, coalesced keyframe requests, RTCP reports),
+and one task per connecting transport that drives its DTLS retransmission timer inside a cancel
+scope. Everything a datagram triggers runs synchronously in `_on_datagram`: no await per packet,
+and `sendto` on a full buffer drops and counts instead of waiting.
+
+Ownership: the worker owns its socket (closed when `run` exits, on cancellation too), every
+transport and router; closing a transport cancels its task and frees its slots in the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pylibsrtp
+import trio
+
+from media import rtcp, stun
+from media.counters import Counters
+from media.dtls import Certificate, DtlsError, DtlsServer, DtlsState, make_context
+from media.forward import PACKET_CACHE_MASK, Consumer, Producer, split_remb
+from media.router import Router
+from media.rtcp import RtcpError
+from media.rtp import (
+    DTLS_FIRST_BYTE_MAX,
+    DTLS_FIRST_BYTE_MIN,
+    RTCP_PT_MAX,
+    RTCP_PT_MIN,
+    RTP_FIRST_BYTE_MAX,
+    RTP_FIRST_BYTE_MIN,
+    RTP_HEADER_LENGTH,
+    SEQ_MASK,
+    STUN_FIRST_BYTE_MAX,
+    TS_MASK,
+    RtpError,
+    rewrite_extension_ids,
+)
+from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
+from media.transport import Transport, TransportState
+
+log = logging.getLogger("waitroom.media")
+
+# Datagrams drained per wake-up before yielding to other tasks: bounds the latency the receive
+# loop adds to the ticker and control plane (64 x ~10 us) while amortising the epoll round trip.
+RECV_BATCH = 64
+# Larger than any sane path MTU; longer datagrams are truncated by the kernel and then fail
+# authentication, which counts them.
+MAX_DATAGRAM = 2048
+# Kernel buffers: a few hundred milliseconds of a six-party call at video rates.
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+TICK_SECONDS = 0.05
+REPORT_INTERVAL = 1.0
+# RFC 7675: consent expires 30 s after the last authenticated check.
+CONSENT_TIMEOUT = 30.0
+# A peer that answered but never completed ICE + DTLS within this is freed.
+CONNECT_TIMEOUT = 20.0
+# How often a handshaking transport looks at its DTLS timer when OpenSSL has none armed.
+DTLS_IDLE_POLL = 0.05
+# REMB sent to publishers is clamped: a floor so a bad estimate cannot starve a call, a ceiling
+# so one subscriber with a fat pipe does not let a publisher flood everyone else.
+REMB_MIN_BPS = 100_000
+REMB_MAX_BPS = 2_500_000
+
+_SSRC_AT = struct.Struct("!I").unpack_from
+_SEQ_TS_AT = struct.Struct("!HI").unpack_from
+_PACK_HEADER = struct.Struct("!BHII").pack_into
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """ICE and DTLS completed: media flows from now on."""
+
+    call_id: str
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """The worker closed a transport on its own (consent expiry, DTLS failure, timeout)."""
+
+    call_id: str
+    peer_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotsChanged:
+    """Which peer now fills which receive slot of `peer_id` (slot index -> peer id)."""
+
+    call_id: str
+    peer_id: str
+    slots: dict[int, str]
+
+
+MediaEvent = PeerConnected | PeerClosed | SlotsChanged
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    announced_address: str = "127.0.0.1"
+    bind_address: str = "0.0.0.0"
+    port: int = 0
+    consent_timeout: float = CONSENT_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+
+
+class MediaError(Exception):
+    """A control-plane request the worker refuses (bad offer, worker not running)."""
+
+
+class Worker:
+    """One UDP port serving many calls. Start with `await nursery.start(worker.run)`."""
+
+    def __init__(
+        self,
+        config: WorkerConfig | None = None,
+        on_event: Callable[[MediaEvent], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or WorkerConfig()
+        self.counters = Counters()
+        self.certificate = Certificate.generate()
+        self._context = make_context(self.certificate)
+        self._on_event = on_event
+        self._clock = clock
+        self._sock: socket.socket | None = None
+        self._nursery: trio.Nursery | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], int] = _not_running
+        self._routers: dict[str, Router] = {}
+        self._transports: dict[tuple[str, str], Transport] = {}
+        self._by_ufrag: dict[str, Transport] = {}
+        self._by_addr: dict[tuple[str, int], Transport] = {}
+        self._scopes: dict[Transport, trio.CancelScope] = {}
+        self.port = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind the socket, report ready, serve until cancelled; closes every peer on exit."""
+        family = socket.AF_INET6 if ":" in self.config.bind_address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+            sock.bind((self.config.bind_address, self.config.port))
+            self.port = sock.getsockname()[1]
+            self._sock = sock
+            self._sendto = sock.sendto
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._ticker)
+                task_status.started(self)
+                await self._receive_loop(sock)
+        finally:
+            for transport in list(self._transports.values()):
+                self._close(transport, "worker_stopped", notify=False)
+            self._nursery = None
+            self._sendto = _not_running
+            self._sock = None
+            sock.close()
+
+    async def _receive_loop(self, sock: socket.socket) -> None:
+        recvfrom = sock.recvfrom
+        on_datagram = self._on_datagram
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(RECV_BATCH):
+                try:
+                    data, addr = recvfrom(MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self.counters.dropped_send_error += 1
+                    continue
+                try:
+                    on_datagram(data, addr)
+                except Exception:
+                    self.counters.internal_errors += 1
+                    log.exception("media worker: datagram from %s", addr)
+            # wait_readable above is the checkpoint: it parks this task even when data is ready.
+
+    async def _ticker(self) -> None:
+        next_report = self._clock() + REPORT_INTERVAL
+        while True:
+            await trio.sleep(TICK_SECONDS)
+            now = self._clock()
+            try:
+                self._tick(now, now >= next_report)
+            except Exception:
+                self.counters.internal_errors += 1
+                log.exception("media worker: ticker")
+            if now >= next_report:
+                next_report = now + REPORT_INTERVAL
+
+    def _tick(self, now: float, report: bool) -> None:
+        for transport in list(self._transports.values()):
+            state = transport.state
+            if state is TransportState.NEW:
+                continue  # the connect timeout of its task covers it
+            if now - transport.last_consent > self.config.consent_timeout:
+                self.counters.consent_expired += 1
+                self._close(transport, "consent_expired")
+                continue
+            if state is not TransportState.CONNECTED:
+                continue
+            for producer in transport.publish.values():
+                if producer.keyframes.due(now):
+                    self._send_pli(producer)
+            if report:
+                self._send_reports(transport, now)
+
+    async def _drive_transport(
+        self, transport: Transport, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the DTLS retransmission timer until connected; close the peer on timeout."""
+        with trio.CancelScope() as scope:
+            self._scopes[transport] = scope
+            task_status.started()
+            try:
+                with trio.move_on_after(self.config.connect_timeout):
+                    while transport.state is not TransportState.CONNECTED:
+                        delay = transport.dtls.timeout()
+                        await trio.sleep(DTLS_IDLE_POLL if delay is None else delay)
+                        if transport.state is TransportState.CLOSED:
+                            return
+                        if delay is not None and transport.addr is not None:
+                            try:
+                                out = transport.dtls.handle_timeout()
+                            except DtlsError as exc:
+                                self._dtls_failed(transport, exc)
+                                return
+                            self._send_all(out, transport.addr)
+                    return
+                self.counters.dtls_timeouts += 1
+                self._close(transport, "connect_timeout")
+            except Exception:
+                self.counters.internal_errors += 1
+                log.exception("media worker: transport %s/%s", transport.call_id, transport.peer_id)
+                self._close(transport, "internal_error")
+            finally:
+                self._scopes.pop(transport, None)
+
+    # ---- control plane ------------------------------------------------------------------------
+
+    async def open_peer(self, call_id: str, peer_id: str, offer_sdp: str) -> str:
+        """Answer a peer's offer and place it in the call; an existing transport is replaced."""
+        if self._nursery is None:
+            raise MediaError("media worker is not running")
+        try:
+            offer = parse_offer(offer_sdp)
+        except SdpError as exc:
+            raise MediaError(str(exc)) from exc
+        old = self._transports.get((call_id, peer_id))
+        if old is not None:
+            self._close(old, "replaced", notify=False)
+        now = self._clock()
+        transport = Transport(
+            call_id, peer_id, offer, DtlsServer(self._context, offer.fingerprint), now
+        )
+        while transport.ufrag in self._by_ufrag:
+            transport = Transport(
+                call_id, peer_id, offer, DtlsServer(self._context, offer.fingerprint), now
+            )
+        plan = plan_offer(offer, transport.new_ssrc)
+        local = LocalParameters(
+            transport.ufrag,
+            transport.pwd,
+            self.certificate.fingerprint,
+            self.config.announced_address,
+            self.port,
+            cname=f"waitroom-{transport.ufrag}",
+        )
+        try:
+            answer = build_answer(offer, plan, local)
+        except SdpError as exc:
+            raise MediaError(str(exc)) from exc
+        transport.build(plan)
+        self._transports[(call_id, peer_id)] = transport
+        self._by_ufrag[transport.ufrag] = transport
+        router = self._routers.get(call_id)
+        if router is None:
+            router = self._routers[call_id] = Router(call_id)
+        changed, attached = router.add(transport, now)
+        self.counters.peers_opened += 1
+        await self._nursery.start(self._drive_transport, transport)
+        self._after_assignment(router, changed, attached, now)
+        return answer
+
+    def close_peer(self, call_id: str, peer_id: str) -> None:
+        """Remove a peer from its call at once; idempotent. No PeerClosed event is sent."""
+        transport = self._transports.get((call_id, peer_id))
+        if transport is not None:
+            self._close(transport, "closed", notify=False)
+
+    def close_call(self, call_id: str) -> None:
+        """Remove every peer of a call; idempotent."""
+        router = self._routers.get(call_id)
+        if router is not None:
+            for transport in list(router.transports.values()):
+                self._close(transport, "closed", notify=False)
+
+    def set_receiving(self, call_id: str, peer_id: str, on: bool) -> None:
+        """Stop (hold) or resume forwarding to a peer; takes effect with the next packet."""
+        transport = self._transports.get((call_id, peer_id))
+        if transport is None or transport.receiving == on:
+            return
+        transport.receiving = on
+        self._routers[call_id].refresh()
+        if on:
+            now = self._clock()
+            for consumer in transport.consumers.values():
+                if consumer.producer is not None:
+                    self._request_keyframe(consumer.producer, now)
+
+    def set_publishing(self, call_id: str, peer_id: str, on: bool) -> None:
+        """Stop or resume forwarding a peer's own media to everyone else."""
+        transport = self._transports.get((call_id, peer_id))
+        if transport is None or transport.publishing == on:
+            return
+        transport.publishing = on
+        self._routers[call_id].refresh()
+        if on:
+            now = self._clock()
+            for producer in transport.publish.values():
+                self._request_keyframe(producer, now)
+
+    def slots(self, call_id: str, peer_id: str) -> dict[int, str]:
+        """Slot index -> peer id of the peers `peer_id` currently receives."""
+        router = self._routers.get(call_id)
+        return router.slot_map(peer_id) if router is not None else {}
+
+    def peers(self, call_id: str) -> list[str]:
+        router = self._routers.get(call_id)
+        return list(router.transports) if router is not None else []
+
+    def peer_state(self, call_id: str, peer_id: str) -> str | None:
+        transport = self._transports.get((call_id, peer_id))
+        return transport.state.value if transport is not None else None
+
+    def stats(self) -> dict[str, int]:
+        """Counters plus gauges (peers, calls, connected peers) for a /metrics endpoint."""
+        out = self.counters.as_dict()
+        out["peers"] = len(self._transports)
+        out["peers_connected"] = sum(
+            1 for t in self._transports.values() if t.state is TransportState.CONNECTED
+        )
+        out["calls"] = len(self._routers)
+        return out
+
+    # ---- closing -------------------------------------------------------------------------------
+
+    def _close(self, transport: Transport, reason: str, *, notify: bool = True) -> None:
+        if transport.state is TransportState.CLOSED:
+            return
+        if transport.addr is not None:
+            self._send_all(transport.dtls.close(), transport.addr)
+        transport.state = TransportState.CLOSED
+        key = (transport.call_id, transport.peer_id)
+        if self._transports.get(key) is transport:
+            del self._transports[key]
+        if self._by_ufrag.get(transport.ufrag) is transport:
+            del self._by_ufrag[transport.ufrag]
+        for addr in transport.addrs:
+            if self._by_addr.get(addr) is transport:
+                del self._by_addr[addr]
+        scope = self._scopes.pop(transport, None)
+        if scope is not None:
+            scope.cancel()
+        self.counters.peers_closed += 1
+        router = self._routers.get(transport.call_id)
+        changed: set[str] = set()
+        if router is not None and router.transports.get(transport.peer_id) is transport:
+            changed = router.remove(transport.peer_id, self._clock())
+            if not router.transports:
+                del self._routers[transport.call_id]
+        if notify:
+            self._emit(PeerClosed(transport.call_id, transport.peer_id, reason))
+        if router is not None:
+            self._after_assignment(router, changed, [], self._clock())
+
+    def _after_assignment(
+        self, router: Router, changed: set[str], attached: list[Consumer], now: float
+    ) -> None:
+        for consumer in attached:
+            if consumer.transport.can_receive and consumer.producer is not None:
+                self._request_keyframe(consumer.producer, now)
+        for peer_id in sorted(changed):
+            if peer_id in router.transports:
+                self._emit(SlotsChanged(router.call_id, peer_id, router.slot_map(peer_id)))
+
+    def _emit(self, event: MediaEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            self.counters.internal_errors += 1
+            log.exception("media worker: event handler failed on %r", event)
+
+    # ---- datagrams -----------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Demultiplex one datagram by its first byte (RFC 7983) and handle it synchronously."""
+        counters = self.counters
+        counters.datagrams_in += 1
+        counters.bytes_in += len(data)
+        if not data:
+            counters.dropped_malformed += 1
+            return
+        b0 = data[0]
+        if RTP_FIRST_BYTE_MIN <= b0 <= RTP_FIRST_BYTE_MAX:
+            transport = self._by_addr.get(addr)
+            if transport is None:
+                counters.dropped_unbound += 1
+            elif len(data) < RTP_HEADER_LENGTH:
+                counters.dropped_malformed += 1
+            elif RTCP_PT_MIN <= data[1] <= RTCP_PT_MAX:
+                self._on_rtcp(transport, data)
+            else:
+                self._on_rtp(transport, data)
+        elif b0 <= STUN_FIRST_BYTE_MAX:
+            self._on_stun(data, addr)
+        elif DTLS_FIRST_BYTE_MIN <= b0 <= DTLS_FIRST_BYTE_MAX:
+            self._on_dtls(data, addr)
+        else:
+            counters.dropped_unknown_type += 1
+
+    def _on_rtp(self, transport: Transport, data: bytes) -> None:
+        """The hot path: unprotect once, rewrite and protect per subscriber, send synchronously."""
+        counters = self.counters
+        unprotect = transport.unprotect
+        if unprotect is None:
+            counters.dropped_not_ready += 1
+            return
+        producer = transport.producers.get(_SSRC_AT(data, 8)[0])
+        if producer is None:
+            counters.dropped_unknown_ssrc += 1
+            return
+        try:
+            plain = unprotect(data)
+        except (pylibsrtp.Error, ValueError):
+            counters.dropped_srtp_auth += 1
+            return
+        counters.rtp_in += 1
+        seq, ts = _SEQ_TS_AT(plain, 2)
+        if producer.started and seq == (producer.last_seq + 1) & SEQ_MASK:
+            if seq == 0:
+                producer.cycles += 1
+            producer.last_seq = seq
+            producer.last_ts = ts
+        elif producer.started:
+            lost = producer.on_jump(seq, ts)
+            if lost:
+                self._send_rtcp(
+                    transport, rtcp.build_nack(transport.rtcp_ssrc, producer.ssrc, lost)
+                )
+                counters.nack_upstream += 1
+        else:
+            producer.start(seq, ts, self._clock())
+        producer.packets += 1
+        producer.octets += len(plain) - RTP_HEADER_LENGTH
+        cache = producer.cache
+        if cache is not None:
+            cache.packets[seq & PACKET_CACHE_MASK] = plain
+        targets = producer.targets
+        if not targets:
+            return
+        buf = bytearray(plain)
+        marker = plain[1] & 0x80
+        sendto = self._sendto
+        sent = 0
+        for consumer in targets:
+            _PACK_HEADER(
+                buf,
+                1,
+                marker | consumer.payload_type,
+                (seq + consumer.seq_off) & SEQ_MASK,
+                (ts + consumer.ts_off) & TS_MASK,
+                consumer.ssrc,
+            )
+            if consumer.ext_map is None:
+                out = consumer.protect(bytes(buf))
+            else:
+                try:
+                    copy = bytearray(buf)
+                    rewrite_extension_ids(copy, consumer.ext_map)
+                except RtpError:
+                    counters.dropped_malformed += 1
+                    return
+                out = consumer.protect(bytes(copy))
+            try:
+                sendto(out, consumer.addr)
+            except BlockingIOError:
+                counters.dropped_send_buffer_full += 1
+                continue
+            except OSError:
+                counters.dropped_send_error += 1
+                continue
+            sent += 1
+        counters.forwarded += sent
+        counters.forwarded_bytes += sent * len(plain)
+
+    def _on_rtcp(self, transport: Transport, data: bytes) -> None:
+        counters = self.counters
+        srtp = transport.srtp
+        if srtp is None:
+            counters.dropped_not_ready += 1
+            return
+        try:
+            plain = srtp.rx.unprotect_rtcp(data)
+        except (pylibsrtp.Error, ValueError):
+            counters.dropped_srtcp_auth += 1
+            return
+        counters.rtcp_in += 1
+        now = self._clock()
+        try:
+            for pt, fmt, packet in rtcp.iter_packets(plain):
+                if pt == rtcp.PT_SR:
+                    report = rtcp.parse_sr(packet)
+                    producer = transport.producers.get(report.ssrc)
+                    if producer is not None:
+                        self._forward_sender_report(producer, report, now)
+                elif pt == rtcp.PT_RTPFB and fmt == rtcp.FMT_NACK:
+                    _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
+                    consumer = transport.consumers.get(media_ssrc)
+                    if consumer is not None:
+                        self._retransmit(consumer, rtcp.parse_nack(packet))
+                elif pt == rtcp.PT_PSFB:
+                    self._on_payload_feedback(transport, fmt, packet, now)
+        except RtcpError:
+            counters.dropped_malformed += 1
+
+    def _on_payload_feedback(
+        self, transport: Transport, fmt: int, packet: bytes, now: float
+    ) -> None:
+        if fmt == rtcp.FMT_PLI:
+            _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
+            self._keyframe_for(transport, media_ssrc, now)
+        elif fmt == rtcp.FMT_FIR:
+            for media_ssrc in rtcp.parse_fir_ssrcs(packet):
+                self._keyframe_for(transport, media_ssrc, now)
+        elif fmt == rtcp.FMT_AFB:
+            remb = rtcp.parse_remb(packet)
+            if remb is not None:
+                transport.remb_bitrate = remb[0]
+
+    def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
+        consumer = transport.consumers.get(media_ssrc)
+        if consumer is not None and consumer.producer is not None:
+            self._request_keyframe(consumer.producer, now)
+
+    def _on_stun(self, data: bytes, addr: tuple[str, int]) -> None:
+        counters = self.counters
+        counters.stun_in += 1
+        outcome = stun.handle_datagram(data, addr, self._password_of)
+        verdict = outcome.verdict
+        if verdict is stun.Verdict.ACCEPTED:
+            assert outcome.local_ufrag is not None
+            transport = self._by_ufrag[outcome.local_ufrag]
+            previous = self._by_addr.get(addr)
+            if previous is not None and previous is not transport:
+                previous.addrs.discard(addr)
+            self._by_addr[addr] = transport
+            if transport.bind(addr, outcome.nominated, self._clock()):
+                router = self._routers.get(transport.call_id)
+                if router is not None:
+                    router.refresh()
+            counters.stun_responses += 1
+        elif verdict is stun.Verdict.BAD_REQUEST:
+            counters.stun_bad_request += 1
+        elif verdict is stun.Verdict.UNAUTHORIZED:
+            counters.stun_unauthorized += 1
+        elif verdict is stun.Verdict.MALFORMED:
+            counters.dropped_malformed += 1
+        if outcome.response is not None:
+            self._send(outcome.response, addr)
+
+    def _password_of(self, ufrag: str) -> str | None:
+        transport = self._by_ufrag.get(ufrag)
+        return transport.pwd if transport is not None else None
+
+    def _on_dtls(self, data: bytes, addr: tuple[str, int]) -> None:
+        counters = self.counters
+        transport = self._by_addr.get(addr)
+        if transport is None:
+            counters.dropped_unbound += 1
+            return
+        counters.dtls_in += 1
+        try:
+            out = transport.dtls.receive(data)
+        except DtlsError as exc:
+            self._dtls_failed(transport, exc)
+            return
+        self._send_all(out, addr)
+        if transport.dtls.state is DtlsState.CONNECTED and transport.state is not (
+            TransportState.CONNECTED
+        ):
+            assert transport.dtls.srtp is not None
+            transport.connected(transport.dtls.srtp)
+            if transport.addr is None:
+                transport.addr = addr
+            counters.dtls_handshakes += 1
+            router = self._routers[transport.call_id]
+            router.refresh()
+            now = self._clock()
+            for consumer in transport.consumers.values():
+                if consumer.producer is not None:
+                    self._request_keyframe(consumer.producer, now)
+            self._emit(PeerConnected(transport.call_id, transport.peer_id))
+
+    def _dtls_failed(self, transport: Transport, exc: DtlsError) -> None:
+        if exc.reason == "fingerprint_mismatch":
+            self.counters.dtls_fingerprint_mismatch += 1
+        elif exc.reason != "closed_by_peer":
+            self.counters.dtls_failures += 1
+        self._close(transport, f"dtls_{exc.reason}")
+
+    # ---- RTCP the SFU writes --------------------------------------------------------------------
+
+    def _forward_sender_report(
+        self, producer: Producer, report: rtcp.SenderReport, now: float
+    ) -> None:
+        """Translate a publisher's SR into each subscriber's timestamp space (keeps lip-sync)."""
+        producer.last_sr_mid = rtcp.ntp_middle(report.ntp)
+        producer.last_sr_at = now
+        for consumer in producer.targets:
+            if not consumer.synced:
+                continue
+            packet = rtcp.build_sr(
+                consumer.ssrc,
+                report.ntp,
+                report.rtp_timestamp + consumer.ts_off,
+                producer.packets - consumer.base_packets,
+                producer.octets - consumer.base_octets,
+            )
+            self._send_rtcp(consumer.transport, packet)
+            self.counters.sr_forwarded += 1
+
+    def _retransmit(self, consumer: Consumer, lost: list[int]) -> None:
+        """Answer a subscriber's NACK from the producer's cache (RFC 4585 without RTX)."""
+        producer = consumer.producer
+        if producer is None or producer.cache is None or not consumer.transport.can_receive:
+            return
+        for out_seq in lost:
+            seq = consumer.original_seq(out_seq)
+            packet = producer.cache.get(seq) if seq is not None else None
+            if packet is None:
+                self.counters.nack_misses += 1
+                continue
+            buf = bytearray(packet)
+            ts = _SEQ_TS_AT(packet, 2)[1]
+            _PACK_HEADER(
+                buf,
+                1,
+                (packet[1] & 0x80) | consumer.payload_type,
+                out_seq,
+                (ts + consumer.ts_off) & TS_MASK,
+                consumer.ssrc,
+            )
+            if consumer.ext_map is not None:
+                try:
+                    rewrite_extension_ids(buf, consumer.ext_map)
+                except RtpError:
+                    continue
+            if self._send(consumer.protect(bytes(buf)), consumer.addr):
+                self.counters.nack_retransmits += 1
+
+    def _request_keyframe(self, producer: Producer, now: float) -> None:
+        """Ask the publisher for a keyframe, at most once per KEYFRAME_INTERVAL."""
+        if producer.kind != "video":
+            return
+        if producer.transport.state is not TransportState.CONNECTED:
+            producer.keyframes.pending = True  # flushed by the ticker once it connects
+            return
+        if producer.keyframes.request(now):
+            self._send_pli(producer)
+        else:
+            self.counters.keyframe_coalesced += 1
+
+    def _send_pli(self, producer: Producer) -> None:
+        transport = producer.transport
+        self._send_rtcp(transport, rtcp.build_pli(transport.rtcp_ssrc, producer.ssrc))
+        self.counters.keyframe_requests += 1
+
+    def _send_reports(self, transport: Transport, now: float) -> None:
+        """Receiver reports on each published track, and a REMB for its video."""
+        blocks = []
+        remb = b""
+        for producer in transport.publish.values():
+            if not producer.started:
+                continue
+            blocks.append(_report_block(producer, now))
+            if producer.kind == "video":
+                estimates = [
+                    split_remb(c.transport.remb_bitrate, c.transport.video_slots_in_use())
+                    for c in producer.targets
+                    if c.transport.remb_bitrate
+                ]
+                if estimates:
+                    bitrate = max(REMB_MIN_BPS, min(REMB_MAX_BPS, *estimates))
+                    remb = rtcp.build_remb(transport.rtcp_ssrc, bitrate, [producer.ssrc])
+                    self.counters.remb_sent += 1
+        if blocks:
+            self._send_rtcp(transport, rtcp.build_rr(transport.rtcp_ssrc, blocks) + remb)
+            self.counters.rr_sent += 1
+
+    # ---- sending --------------------------------------------------------------------------------
+
+    def _send_rtcp(self, transport: Transport, packet: bytes) -> None:
+        if transport.srtp is None or transport.addr is None:
+            return
+        if self._send(transport.srtp.tx.protect_rtcp(packet), transport.addr):
+            self.counters.rtcp_out += 1
+
+    def _send_all(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+        for datagram in datagrams:
+            self._send(datagram, addr)
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> bool:
+        try:
+            self._sendto(data, addr)
+        except BlockingIOError:
+            self.counters.dropped_send_buffer_full += 1
+            return False
+        except OSError:
+            self.counters.dropped_send_error += 1
+            return False
+        return True
+
+
+def _report_block(producer: Producer, now: float) -> rtcp.ReportBlock:
+    """RFC 3550 appendix A.3 loss figures for one published track (jitter is not computed)."""
+    highest = producer.extended_highest
+    expected = highest - producer.base_seq + 1
+    expected_interval = expected - producer.expected_prior
+    received_interval = producer.packets - producer.received_prior
+    producer.expected_prior = expected
+    producer.received_prior = producer.packets
+    lost_interval = expected_interval - received_interval
+    fraction = 0
+    if expected_interval > 0 and lost_interval > 0:
+        fraction = min(255, (lost_interval << 8) // expected_interval)
+    dlsr = int((now - producer.last_sr_at) * 65536) if producer.last_sr_at else 0
+    return rtcp.ReportBlock(
+        ssrc=producer.ssrc,
+        fraction_lost=fraction,
+        cumulative_lost=max(0, expected - producer.packets),
+        highest_seq=highest,
+        jitter=0,
+        lsr=producer.last_sr_mid,
+        dlsr=dlsr & 0xFFFFFFFF,
+    )
+
+
+def _not_running(data: bytes, addr: tuple[str, int]) -> int:
+    raise OSError("media worker is not running")
