@@ -51,7 +51,7 @@ class WebConfig:
 
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
     """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
-    from web import auth, health, home
+    from web import auth, dashboard, health, home, patient
 
     cfg = config if config is not None else WebConfig()
     app = QuartTrio(__name__)
@@ -78,6 +78,8 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(patient.blueprint)
+    app.register_blueprint(dashboard.blueprint)
     return app
 
 

@@ -1,0 +1,319 @@
+"""The waiting-area journey in headless Chromium against a real ``waitroom serve`` process.
+
+One server and one browser for the module (each person gets their own browser context, so cookies
+and storage are as separate as on two computers). The journey: two callers arrive through the demo
+link, a provider signs in and sees them live, joins one, invites an interpreter, transfers the other,
+and ends the call; the caller's page and the invite link then say so. Every websocket frame each
+caller's page receives is decoded and checked for the other caller's name and id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocket,
+    expect,
+    sync_playwright,
+)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+]
+PASSWORD = "browser-test-password"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+#: How long the server gets to print its banner on a busy shared machine.
+START_TIMEOUT = 30.0
+#: The issue's promise: a new arrival shows on the dashboard within one second.
+LIVE_UPDATE_MS = 1000
+#: Page-level waits (navigation, websocket hello); generous for 2 shared cores.
+STEP_MS = 10_000
+
+
+@dataclass
+class Server:
+    url: str
+    links: list[str]
+    process: subprocess.Popen[str]
+
+
+@dataclass
+class Person:
+    """One browser context and the server frames its pages received, decoded."""
+
+    context: BrowserContext
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, ws: WebSocket) -> None:
+        def on_frame(payload: str | bytes) -> None:
+            if isinstance(payload, bytes):
+                self.frames.append(msgpack.unpackb(payload, raw=False))
+
+        ws.on("framereceived", on_frame)
+
+    def page(self) -> Page:
+        page = self.context.new_page()
+        page.set_default_timeout(STEP_MS)
+        page.on("websocket", self.record)
+        return page
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("journey") / "waitroom.sqlite3"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "waitroom.cli", "serve", "--port", "0", "--db", str(db)),
+            *("--demo-password", PASSWORD, "--log-level", "WARNING"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    url, links = "", []
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("Serving on "):
+            url = line.split()[-1]
+        elif line.startswith("Demo waiting area"):
+            links.append(line.split()[-1])
+        elif line.startswith("Demo admin sign-in"):
+            break
+    try:
+        assert url and len(links) >= 2, "waitroom serve did not print its banner"
+        yield Server(url, links, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def person(browser: Browser) -> Person:
+    return Person(browser.new_context(permissions=["camera", "microphone"]))
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def arrive(page: Page, link: str, name: str, reason: str) -> None:
+    page.goto(link)
+    page.fill("#f-name", name)
+    page.fill("#f-reason", reason)
+    page.check("input[name=consent]")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/w/[^/]+/wait$"))
+
+
+def strings_in(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings_in(item)
+    elif value is not None:
+        yield str(value)
+
+
+def test_the_whole_journey(server: Server, browser: Browser) -> None:
+    general, physio = server.links[0], server.links[1]
+    ada, bob, provider, guest = (person(browser) for _ in range(4))
+    try:
+        # A provider signs in and opens the dashboard first, so arrivals are seen live.
+        dash = provider.page()
+        dash.goto(server.url + "/dashboard")
+        dash.fill("#username", "provider")
+        dash.fill("#password", PASSWORD)
+        dash.click("button[type=submit]")
+        dash.wait_for_url(re.compile(r"/dashboard$"))
+        general_list = dash.locator("section.queue").nth(0)
+        physio_list = dash.locator("section.queue").nth(1)
+        expect(general_list.locator("h2")).to_contain_text("General Practice")
+        expect(dash.locator("#dash-status")).to_have_text("")
+
+        # The caller opens the demo link, fills the form and waits.
+        ada_page = ada.page()
+        ada_page.goto(general)
+        shot(ada_page, "01-arrival-form")
+        arrive(ada_page, general, "Ada Lovelace", "Sore knee")
+        expect(general_list.get_by_text("Ada Lovelace")).to_be_visible(timeout=LIVE_UPDATE_MS)
+        expect(ada_page.locator("#waiting-title")).to_contain_text("General Practice")
+        expect(ada_page.locator("#device-check")).to_contain_text("working")
+        assert "Ada" not in ada_page.url and "." not in ada_page.url.rsplit("/", 1)[-1]
+        ada_page.wait_for_timeout(1100)
+        expect(ada_page.locator("#wait-timer")).not_to_have_text("0:00")
+        shot(ada_page, "02-waiting")
+
+        bob_page = bob.page()
+        arrive(bob_page, general, "Bob Byron", "Follow-up")
+        expect(general_list.get_by_text("Bob Byron")).to_be_visible(timeout=LIVE_UPDATE_MS)
+        rows = general_list.locator(".queue__caller")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("Ada Lovelace")  # longest wait first
+        expect(rows.nth(0)).to_contain_text("Sore knee")
+        ada_id = rows.nth(0).get_attribute("data-caller-id")
+        bob_id = rows.nth(1).get_attribute("data-caller-id")
+        assert ada_id and bob_id
+        shot(dash, "03-dashboard")
+
+        # Bob closes his tab and opens the link again: back in the same place, no new arrival.
+        bob_page.close()
+        bob_page = bob.page()
+        bob_page.goto(general)
+        bob_page.wait_for_url(re.compile(r"/wait$"))
+        expect(bob_page.locator("#waiting")).to_be_visible()
+        expect(rows).to_have_count(2)
+        expect(rows.nth(1)).not_to_contain_text("not connected")
+
+        # The provider joins Ada: both pages show the call.
+        rows.nth(0).get_by_role("button", name="Join").click()
+        dash.wait_for_url(re.compile(r"/call/[^/]+$"))
+        call = dash
+        expect(call.locator("#call")).to_be_visible()
+        expect(ada_page.locator("#call")).to_be_visible()
+        expect(ada_page.locator("#tiles figure")).to_have_count(2)
+        expect(call.locator("#tiles figure")).to_have_count(2)
+        expect(ada_page.locator("#tiles")).to_contain_text("Dr Demo Provider")
+
+        call.fill("#chat-text", "Hello Ada, can you hear me?")
+        call.press("#chat-text", "Enter")
+        expect(ada_page.locator("#chat-log")).to_contain_text("Hello Ada, can you hear me?")
+        ada_page.click("#toggle-cam")
+        expect(call.locator("#tiles")).to_contain_text("Camera off")
+        shot(call, "04-call-provider")
+        shot(ada_page, "05-call-caller")
+
+        # The provider invites an interpreter, whose page joins the same call.
+        call.click("#invite-open")
+        call.fill("#invite-label", "Interpreter")
+        call.click("#invite-form button[type=submit]")
+        invite_url = call.locator("#invite-url").input_value(timeout=STEP_MS)
+        expect(call.locator("#invite-url")).to_have_value(re.compile(r"/i/"))
+        invite_url = call.locator("#invite-url").input_value()
+        guest_page = guest.page()
+        guest_page.goto(invite_url)
+        shot(guest_page, "06-invite-landing")
+        guest_page.fill("#guest-name", "Olena (interpreter)")
+        guest_page.click("button[type=submit]")
+        expect(guest_page.locator("#call")).to_be_visible()
+        assert guest_page.url.endswith("/g")
+        for page in (guest_page, call, ada_page):
+            expect(page.locator("#tiles figure")).to_have_count(3)
+        expect(ada_page.locator("#tiles")).to_contain_text("Olena (interpreter)")
+        shot(guest_page, "07-call-guest")
+        # A second, unused invitation: it must be dead once the call ends.
+        call.click("#invite-form button[type=submit]")
+        expect(call.locator("#invite-url")).not_to_have_value(invite_url)
+        spare_invite = call.locator("#invite-url").input_value()
+
+        # Meanwhile, on a second dashboard tab, the provider transfers Bob to Physiotherapy.
+        dash2 = provider.page()
+        dash2.goto(server.url + "/dashboard")
+        general_list = dash2.locator("section.queue").nth(0)
+        physio_list = dash2.locator("section.queue").nth(1)
+        bob_row = general_list.locator(f'[data-caller-id="{bob_id}"]')
+        expect(general_list.locator(f'[data-caller-id="{ada_id}"]')).to_contain_text(
+            "In a call with Dr Demo Provider"
+        )
+        bob_row.locator("select").select_option(label="Physiotherapy")
+        bob_row.get_by_role("button", name="Transfer").click()
+        moved = physio_list.locator(f'[data-caller-id="{bob_id}"]')
+        expect(moved).to_contain_text("Bob Byron")
+        expect(moved).to_contain_text("Transferred from General Practice")
+        expect(bob_row).to_have_count(0)
+        expect(bob_page.locator("#waiting")).to_be_visible()
+        shot(dash2, "08-dashboard-transferred")
+        assert physio in server.links
+
+        # The provider ends the call: the caller's and the guest's pages say so.
+        call.click("#end-call")
+        expect(ada_page.locator("#ended")).to_be_visible()
+        expect(ada_page.locator("#ended")).to_contain_text("Your consultation has ended")
+        expect(guest_page.locator("#ended")).to_be_visible()
+        expect(general_list.locator(f'[data-caller-id="{ada_id}"]')).to_have_count(0)
+        shot(ada_page, "09-ended")
+        for link in (invite_url, spare_invite):
+            late = guest.page()
+            response = late.goto(link)
+            assert response is not None and response.status == 410
+            expect(late.locator("h1")).to_contain_text("This link has ended")
+        shot(late, "10-invite-ended")
+        # Coming back to the link after the end starts afresh, not in the ended room.
+        ada_page.goto(general)
+        expect(ada_page.locator("#f-name")).to_be_visible()
+    finally:
+        for someone in (ada, bob, provider, guest):
+            someone.context.close()
+
+    # On the wire: neither caller's page ever received the other's name or id.
+    ada_seen = " ".join(s for frame in ada.frames for s in strings_in(frame))
+    bob_seen = " ".join(s for frame in bob.frames for s in strings_in(frame))
+    assert ada.frames and bob.frames
+    assert "Bob" not in ada_seen and bob_id not in ada_seen
+    assert "Ada" not in bob_seen and ada_id not in bob_seen
+    assert any(f.get("t") == "room.state" for f in ada.frames)
+
+
+def test_unknown_and_invalid_links_get_calm_pages(server: Server, browser: Browser) -> None:
+    someone = person(browser)
+    try:
+        page = someone.page()
+        response = page.goto(server.url + "/w/no-such-area")
+        assert response is not None and response.status == 404
+        response = page.goto(server.url + "/i/nothing.here")
+        assert response is not None and response.status == 410
+        # A waiting page opened without a stored visit goes back to the arrival form.
+        page.goto(server.links[0] + "/wait")
+        page.wait_for_url(server.links[0])
+        expect(page.locator("#f-name")).to_be_visible()
+    finally:
+        someone.context.close()

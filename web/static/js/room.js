@@ -1,0 +1,386 @@
+/* The room page for callers (waiting then call), invited guests and staff: one script, three roles.
+ *
+ * Callers: the token arrives in the page once (data-token) after the arrival form; it is moved to
+ * localStorage for this area (so a closed tab comes back within the grace period) and the address
+ * bar is rewritten to the secret-free /w/<slug>/wait. Guests keep theirs in sessionStorage.
+ * Staff are recognised by their session cookie and enter room/<id> explicitly.
+ *
+ * Video: when web/static/js/media.js is present (window.WaitroomMedia), it is started with the wire
+ * and the tiles element; without it, the call still works: tiles, toggles, chat and state.
+ */
+(function () {
+  "use strict";
+
+  const page = document.getElementById("room-page");
+  if (!page) return;
+  const role = page.dataset.role;
+  const S = JSON.parse(document.getElementById("wr-strings").textContent);
+  const $ = (id) => document.getElementById(id);
+
+  const el = {
+    waiting: $("waiting"),
+    status: $("waiting-status"),
+    timer: $("wait-timer"),
+    preview: $("preview"),
+    deviceCheck: $("device-check"),
+    invalid: $("invalid"),
+    invalidText: $("invalid-text"),
+    call: $("call"),
+    note: $("call-note"),
+    tiles: $("tiles"),
+    ended: $("ended"),
+    chatLog: $("chat-log"),
+    chatForm: $("chat-form"),
+    chatText: $("chat-text"),
+    mic: $("toggle-mic"),
+    cam: $("toggle-cam"),
+    error: $("call-error"),
+  };
+
+  const state = { room: null, state: null, joining: null, participants: [], you: null };
+  let localStream = null;
+  let wire = null;
+  let media = null;
+  let audioOn = true;
+  let videoOn = true;
+
+  /* -- identity and storage ------------------------------------------------------------------ */
+  const visitKey = role === "caller" ? "waitroom.visit." + page.dataset.slug : null;
+  const GUEST_KEY = "waitroom.guest";
+
+  function loadToken() {
+    try {
+      if (role === "caller") {
+        if (page.dataset.token) {
+          const visit = { token: page.dataset.token, since: Date.now() };
+          window.localStorage.setItem(visitKey, JSON.stringify(visit));
+          window.history.replaceState(null, "", page.dataset.waitUrl);
+          return visit;
+        }
+        return JSON.parse(window.localStorage.getItem(visitKey) || "null");
+      }
+      if (role === "guest") {
+        if (page.dataset.token) {
+          window.sessionStorage.setItem(GUEST_KEY, page.dataset.token);
+          window.history.replaceState(null, "", page.dataset.homeUrl);
+        }
+        const token = window.sessionStorage.getItem(GUEST_KEY);
+        return token ? { token: token, since: Date.now() } : null;
+      }
+    } catch (error) {
+      if (page.dataset.token) return { token: page.dataset.token, since: Date.now() };
+    }
+    return null;
+  }
+
+  function forget() {
+    try {
+      if (visitKey) window.localStorage.removeItem(visitKey);
+      if (role === "guest") window.sessionStorage.removeItem(GUEST_KEY);
+    } catch (error) {
+      /* nothing stored */
+    }
+  }
+
+  /* -- rendering ------------------------------------------------------------------------------- */
+  function show(section) {
+    for (const s of [el.waiting, el.invalid, el.call, el.ended]) {
+      if (s) s.hidden = s !== section;
+    }
+  }
+
+  function showError(text) {
+    if (!el.error) return;
+    el.error.textContent = text || "";
+    el.error.hidden = !text;
+  }
+
+  function render() {
+    if (state.state === "ended") {
+      forget();
+      show(el.ended);
+      stopMedia();
+      if (wire) wire.close();
+      return;
+    }
+    const staffHere = state.participants.some((p) => p.kind === "staff");
+    if (role === "caller" && state.state !== "in_call") {
+      show(el.waiting);
+      if (el.status && state.state === "on_hold") el.status.textContent = S.on_hold;
+      return;
+    }
+    if (role === "caller" && state.state === "in_call" && !staffHere) {
+      /* A provider pressed Join: tell the caller, keep the waiting view until they arrive. */
+      show(el.waiting);
+      if (el.status && state.joining) el.status.textContent = fmt(S.joining, { name: state.joining });
+      return;
+    }
+    show(el.call);
+    renderTiles();
+    if (el.note) {
+      const alone = state.participants.length < 2;
+      el.note.hidden = !alone;
+      el.note.textContent = alone ? S.waiting_for : "";
+    }
+  }
+
+  function fmt(text, values) {
+    return text.replace(/%\((\w+)\)s/g, (_, key) => (key in values ? values[key] : ""));
+  }
+
+  function renderTiles() {
+    const seen = new Set();
+    for (const p of state.participants) {
+      seen.add(p.id);
+      let tile = el.tiles.querySelector('[data-peer="' + CSS.escape(p.id) + '"]');
+      if (!tile) {
+        tile = document.createElement("figure");
+        tile.className = "tile";
+        tile.dataset.peer = p.id;
+        const video = document.createElement("video");
+        video.autoplay = true;
+        video.playsInline = true;
+        if (p.id === state.you) {
+          video.muted = true;
+          tile.classList.add("tile--self");
+          if (localStream) video.srcObject = localStream;
+        }
+        const caption = document.createElement("figcaption");
+        tile.append(video, caption);
+        el.tiles.append(tile);
+      }
+      const caption = tile.querySelector("figcaption");
+      const name = p.id === state.you ? S.you + " (" + p.name + ")" : p.name;
+      caption.textContent = name + (p.audio ? "" : " · " + S.mic_off) + (p.video ? "" : " · " + S.cam_off);
+      tile.classList.toggle("tile--no-video", !p.video);
+    }
+    for (const tile of Array.from(el.tiles.children)) {
+      if (!seen.has(tile.dataset.peer)) tile.remove();
+    }
+  }
+
+  function addChat(message) {
+    const item = document.createElement("li");
+    const who = document.createElement("strong");
+    who.textContent = message.peer === state.you ? S.you : message.from;
+    const at = document.createElement("time");
+    const when = new Date((message.at || Date.now() / 1000) * 1000);
+    at.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const text = document.createElement("span");
+    text.textContent = message.text;
+    item.append(who, " ", at, " ", text);
+    el.chatLog.append(item);
+    el.chatLog.scrollTop = el.chatLog.scrollHeight;
+  }
+
+  /* -- devices --------------------------------------------------------------------------------- */
+  async function startDevices() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      if (el.deviceCheck) el.deviceCheck.textContent = S.camera_failed;
+      return;
+    }
+    try {
+      localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      if (el.preview) el.preview.srcObject = localStream;
+      const ok = localStream.getVideoTracks().length > 0 && localStream.getAudioTracks().length > 0;
+      if (el.deviceCheck) el.deviceCheck.textContent = ok ? S.camera_ok : S.camera_failed;
+      const self = state.you && el.tiles.querySelector('[data-peer="' + CSS.escape(state.you) + '"] video');
+      if (self) self.srcObject = localStream;
+    } catch (error) {
+      if (el.deviceCheck) el.deviceCheck.textContent = S.camera_failed;
+    }
+  }
+
+  function stopMedia() {
+    if (media && media.close) media.close();
+    media = null;
+    if (localStream) localStream.getTracks().forEach((t) => t.stop());
+  }
+
+  function startMediaPlane() {
+    const api = window.WaitroomMedia;
+    if (media || !api || typeof api.start !== "function") return;
+    try {
+      media = api.start({ wire: wire, tiles: el.tiles, localStream: localStream, you: state.you });
+    } catch (error) {
+      console.warn("waitroom: media plane unavailable", error);
+    }
+  }
+
+  function updateToggles() {
+    el.mic.textContent = audioOn ? S.mic_on : S.mic_off;
+    el.mic.setAttribute("aria-pressed", String(audioOn));
+    el.cam.textContent = videoOn ? S.cam_on : S.cam_off;
+    el.cam.setAttribute("aria-pressed", String(videoOn));
+    if (localStream) {
+      localStream.getAudioTracks().forEach((t) => (t.enabled = audioOn));
+      localStream.getVideoTracks().forEach((t) => (t.enabled = videoOn));
+    }
+    if (wire && wire.ready && state.you) {
+      wire.request("media.state", { audio: audioOn, video: videoOn }, roomAddress()).catch(() => {});
+    }
+  }
+
+  /* -- the wire -------------------------------------------------------------------------------- */
+  function roomAddress() {
+    return role === "staff" ? "room/" + page.dataset.room : undefined;
+  }
+
+  function applyState(body) {
+    if (body.state) state.state = body.state;
+    if ("joining" in body) state.joining = body.joining;
+    if (Array.isArray(body.participants)) state.participants = body.participants;
+    if (body.you) state.you = body.you;
+    if (role === "staff" && body.state === "on_hold") {
+      window.location.href = page.dataset.dashboardUrl;
+      return;
+    }
+    render();
+    if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+      startMediaPlane();
+    }
+  }
+
+  function invalid(text) {
+    forget();
+    stopMedia();
+    show(el.invalid);
+    if (el.invalidText) el.invalidText.textContent = text;
+  }
+
+  function connect(token) {
+    wire = WaitroomWire.connect({
+      token: token,
+      onStatus(status) {
+        if (el.note && status === "offline" && state.state !== "ended") {
+          el.note.hidden = false;
+          el.note.textContent = S.offline;
+        }
+      },
+      async onReady() {
+        try {
+          const view = await wire.request("room.enter", {}, roomAddress());
+          applyState(view);
+          if (!audioOn || !videoOn) updateToggles();
+        } catch (error) {
+          if (error.code === "offline" || error.code === "timeout") return;
+          invalid(error.detail);
+          wire.close();
+        }
+      },
+      onFatal(code, detail) {
+        if (code === "ended") {
+          state.state = "ended";
+          render();
+        } else if (state.state !== "ended") {
+          invalid(role === "staff" ? detail : S.invalid);
+        }
+      },
+    });
+    wire.on("room.state", applyState);
+    wire.on("room.participants", (body) => {
+      state.participants = body.participants || [];
+      render();
+      if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+        startMediaPlane();
+      }
+    });
+    wire.on("chat.message", addChat);
+  }
+
+  /* -- controls -------------------------------------------------------------------------------- */
+  el.mic.addEventListener("click", () => {
+    audioOn = !audioOn;
+    updateToggles();
+  });
+  el.cam.addEventListener("click", () => {
+    videoOn = !videoOn;
+    updateToggles();
+  });
+  el.chatForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = el.chatText.value.trim();
+    if (!text || !wire) return;
+    try {
+      await wire.request("chat.send", { text: text }, roomAddress());
+      el.chatText.value = "";
+    } catch (error) {
+      showError(error.detail);
+    }
+  });
+
+  if (role === "staff") {
+    const inviteForm = $("invite-form");
+    $("invite-open").addEventListener("click", () => {
+      inviteForm.hidden = !inviteForm.hidden;
+      if (!inviteForm.hidden) $("invite-label").focus();
+    });
+    inviteForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const reply = await wire.request(
+          "call.invite", { label: $("invite-label").value.trim() }, roomAddress()
+        );
+        $("invite-url").value = window.location.origin + reply.url;
+        $("invite-result").hidden = false;
+        $("invite-url").select();
+        showError("");
+      } catch (error) {
+        showError(error.detail);
+      }
+    });
+    $("invite-copy").addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText($("invite-url").value);
+      } catch (error) {
+        $("invite-url").select();
+        document.execCommand("copy");
+      }
+    });
+    $("hold").addEventListener("click", async () => {
+      try {
+        await wire.request("call.hold", {}, roomAddress());
+        window.location.href = page.dataset.dashboardUrl;
+      } catch (error) {
+        showError(error.detail);
+      }
+    });
+    $("end-call").addEventListener("click", async () => {
+      try {
+        await wire.request("call.end", {}, roomAddress());
+      } catch (error) {
+        if (error.code !== "offline") showError(error.detail);
+      }
+      state.state = "ended";
+      render();
+    });
+  }
+
+  /* -- start ----------------------------------------------------------------------------------- */
+  function tick(since) {
+    if (!el.timer) return;
+    const seconds = Math.max(0, Math.floor((Date.now() - since) / 1000));
+    const m = Math.floor(seconds / 60);
+    const s = String(seconds % 60).padStart(2, "0");
+    el.timer.textContent = m >= 60 ? Math.floor(m / 60) + ":" + String(m % 60).padStart(2, "0") + ":" + s : m + ":" + s;
+  }
+
+  const visit = role === "staff" ? { token: null, since: Date.now() } : loadToken();
+  if (!visit) {
+    if (role === "caller") {
+      window.location.replace(page.dataset.arriveUrl);
+    } else {
+      invalid(S.invalid);
+    }
+    return;
+  }
+  if (role === "caller") {
+    show(el.waiting);
+    tick(visit.since);
+    setInterval(() => tick(visit.since), 1000);
+  }
+  startDevices().finally(() => {
+    if (role !== "caller") updateToggles();
+  });
+  connect(visit.token);
+})();
