@@ -64,7 +64,8 @@ async def count_frames(
         if kind == "video":
             counts["video"][slot] = counts["video"].get(slot, 0) + 1
         else:
-            counts["audio"][slot] = counts["audio"].get(slot, 0) + frame.samples
+            samples = getattr(frame, "samples", 0)
+            counts["audio"][slot] = counts["audio"].get(slot, 0) + samples
 
 
 async def main() -> None:
