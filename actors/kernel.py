@@ -49,6 +49,10 @@ DEFAULT_MAILBOX_SIZE = 1024
 #: person at a browser gets an error instead of a spinner.
 DEFAULT_ASK_TIMEOUT = 5.0
 
+#: Messages handled so far, per address kind (``area``, ``room``, ``conn`` ...), for ``/metrics``.
+#: One dict increment per message: cheap enough to stay on the hot path.
+MESSAGES_HANDLED: dict[str, int] = {}
+
 
 class Reply:
     """A one-shot reply slot for ``ask``: the handler fills it, the asker waits on it."""
@@ -206,6 +210,7 @@ class Actor:
         self._stopping = False
         self._mailbox: Mailbox | None = None
         self.current_message: object = None
+        self._kind = ""
 
     # -- hooks -----------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -243,6 +248,7 @@ class Actor:
                 envelope.reply.set(None)
             return
         self.current_message = envelope.message
+        MESSAGES_HANDLED[self._kind] = MESSAGES_HANDLED.get(self._kind, 0) + 1
         try:
             result = await self.handle(envelope.message)
         except Refusal as refusal:
@@ -271,6 +277,7 @@ class Actor:
         actor) propagates; pending asks are then left for the next instance.
         """
         self._mailbox = mailbox
+        self._kind = mailbox.address.partition("/")[0]
         await self.on_start()
         task_status.started()
         idle = self.idle_timeout if self.idle_timeout is not None else math.inf

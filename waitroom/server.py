@@ -34,6 +34,7 @@ from actors.passwords import Passwords
 from gateway.asgi import GatewayEndpoint
 from storage import seed
 from storage.db import Store, open_store
+from waitroom.metrics import METRICS_PATH, LoopLag, Metrics, MetricsEndpoint
 from web.app import WebConfig, create_app
 
 log = logging.getLogger(__name__)
@@ -104,15 +105,23 @@ class ServerInfo:
 
 
 class Router:
-    """The one ASGI app: websocket ``/ws`` to the gateway, everything else to the pages."""
+    """The one ASGI app: websocket ``/ws`` to the gateway, ``/metrics`` to the metrics endpoint,
+    everything else to the pages."""
 
-    def __init__(self, web: ASGIApp, gateway: ASGIApp) -> None:
+    def __init__(self, web: ASGIApp, gateway: ASGIApp, metrics: ASGIApp | None = None) -> None:
         self.web = web
         self.gateway = gateway
+        self.metrics = metrics
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and scope.get("path") == GATEWAY_PATH:
             await self.gateway(scope, receive, send)
+        elif (
+            self.metrics is not None
+            and scope["type"] == "http"
+            and scope.get("path") == METRICS_PATH
+        ):
+            await self.metrics(scope, receive, send)
         else:
             await self.web(scope, receive, send)
 
@@ -196,6 +205,11 @@ async def _serve(
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
     await start_actors(nursery, root, store)
     gateway = GatewayEndpoint(info.registry)
+    lag = LoopLag()
+    nursery.start_soon(lag.run)
+    metrics = Metrics(
+        info.registry, lambda: (gateway.open_connections, gateway.total_connections), lag
+    )
     web = create_app(
         info.registry, WebConfig(public_url=config.public_url, gateway_ready=lambda: True)
     )
@@ -204,7 +218,7 @@ async def _serve(
     async def serve_until_shutdown(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
             await serve(
-                Router(web, gateway),
+                Router(web, gateway, MetricsEndpoint(metrics)),
                 hypercorn_config(config),
                 shutdown_trigger=info._shutdown.wait,
                 task_status=task_status,

@@ -1,0 +1,98 @@
+"""``/metrics`` over a real server: Prometheus text format, and figures that follow the traffic."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import trio
+
+from actors import Registry
+from tests.conftest import RunningServer
+from tests.httpclient import HttpClient
+from waitroom.loadtest.client import connect
+from waitroom.loadtest.http import parse_prometheus
+from waitroom.metrics import LoopLag, Metrics
+
+_SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+-]+$')
+
+
+def check_format(text: str) -> None:
+    """Every line is HELP, TYPE or a sample, and every sample's family was declared first."""
+    declared: set[str] = set()
+    for line in text.strip().splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert kind in ("gauge", "counter"), line
+            declared.add(name)
+            continue
+        assert _SAMPLE.match(line), line
+        assert line.split("{")[0].split(" ")[0] in declared, line
+
+
+async def scrape(server: RunningServer) -> dict[str, float]:
+    response = await HttpClient(server.base_url).get("/metrics")
+    assert response.status == 200
+    assert response.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+    check_format(response.text)
+    return parse_prometheus(response.text)
+
+
+async def test_metrics_follow_connections_and_messages(waitroom_server: RunningServer) -> None:
+    before = await scrape(waitroom_server)
+    for name in (
+        "waitroom_ws_connections",
+        "waitroom_event_loop_lag_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        'waitroom_actors{kind="area"}',
+        'waitroom_mailbox_depth{kind="area"}',
+    ):
+        assert name in before, name
+    assert before['waitroom_actors{kind="area"}'] == 2  # the demo's two areas
+    assert before["process_resident_memory_bytes"] > 1_000_000
+    assert "waitroom_rtp_packets_forwarded_total" not in before  # no media worker here
+    echoed = 'waitroom_messages_handled_total{kind="system"}'
+    ws_url = waitroom_server.base_url.replace("http://", "ws://") + "/ws"
+    # A room token is the only way in without a session: arrive through the real form first.
+    client = HttpClient(waitroom_server.base_url)
+    slug = waitroom_server.demo.area_links[0][1].rsplit("/", 1)[1]
+    form = await client.get(f"/w/{slug}")
+    page = await client.post(
+        f"/w/{slug}",
+        {"name": "Ada", "consent": "yes", "csrf_token": form.csrf_token()},
+    )
+    token = re.search(r'data-token="([^"]+)"', page.text)
+    assert token is not None
+    async with connect(ws_url, lambda _t, _b: None, token=token.group(1)) as ws:
+        for _ in range(3):
+            await ws.request("echo", {"data": 1})
+        during = await scrape(waitroom_server)
+        assert during["waitroom_ws_connections"] == before["waitroom_ws_connections"] + 1
+        assert during['waitroom_actors{kind="conn"}'] == 1
+        assert during.get(echoed, 0) >= before.get(echoed, 0) + 3
+    with trio.fail_after(5):
+        while (after := await scrape(waitroom_server))["waitroom_ws_connections"] != 0:  # noqa: ASYNC110 (polling the server over HTTP)
+            await trio.sleep(0.05)
+    assert after["waitroom_ws_connections_total"] == before["waitroom_ws_connections_total"] + 1
+
+
+async def test_media_counters_and_loop_lag_when_present() -> None:
+    lag = LoopLag(interval=0.01)
+    stats = {"forwarded": 10, "dropped_unbound": 2, "dropped_unknown_type": 1, "peers": 3}
+    metrics = Metrics(Registry(), lambda: (0, 0), lag, media_stats=lambda: stats)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lag.run)
+        await trio.sleep(0.02)
+        time.sleep(0.1)  # noqa: ASYNC251 (block the loop on purpose: the probe must see it)
+        await trio.sleep(0.03)
+        nursery.cancel_scope.cancel()
+    text = metrics.render()
+    check_format(text)
+    figures = parse_prometheus(text)
+    assert figures["waitroom_rtp_packets_forwarded_total"] == 10
+    assert figures["waitroom_rtp_packets_dropped_total"] == 3
+    assert figures["waitroom_media_peers"] == 3
+    assert figures["waitroom_event_loop_lag_max_seconds"] >= 0.05

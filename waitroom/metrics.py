@@ -1,0 +1,215 @@
+"""``GET /metrics``: what one node is doing, in the Prometheus text format (version 0.0.4).
+
+Raw ASGI beside the gateway rather than a Quart view: a scrape must stay cheap and must keep
+answering when the pages are slow, and it needs the gateway's and media plane's counters, which
+the web app does not hold. Everything here is read from in-process counters; nothing asks an
+actor, so a scrape never queues behind a busy mailbox.
+
+Only loopback clients are answered (operators scrape from the host or through their own tunnel):
+the figures are not secret, but a public server has no reason to describe its load to everyone.
+Behind a reverse proxy, do not forward ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import resource
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import trio
+
+from actors.kernel import MESSAGES_HANDLED
+from actors.registry import Registry
+
+METRICS_PATH = "/metrics"
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+#: How often the lag probe sleeps; the overshoot of each sleep is the event-loop lag.
+LAG_INTERVAL = 0.1
+#: Samples kept for the windowed maximum (5 s at the interval above).
+LAG_WINDOW = 50
+#: Media counters that are gauges (current values), not ever-increasing totals.
+MEDIA_GAUGES = frozenset({"peers", "peers_connected", "calls"})
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+GatewayCounts = Callable[[], tuple[int, int]]
+MediaStats = Callable[[], dict[str, int]]
+
+
+class LoopLag:
+    """Measures how late ``trio.sleep`` wakes up: the time every task waits for a busy loop."""
+
+    def __init__(self, interval: float = LAG_INTERVAL) -> None:
+        self.interval = interval
+        self.samples: deque[float] = deque(maxlen=LAG_WINDOW)
+        self.last = 0.0
+
+    async def run(self) -> None:
+        """Run until cancelled (start it in the server's nursery)."""
+        while True:
+            start = trio.current_time()
+            await trio.sleep(self.interval)
+            self.last = max(0.0, trio.current_time() - start - self.interval)
+            self.samples.append(self.last)
+
+    @property
+    def window_max(self) -> float:
+        return max(self.samples, default=0.0)
+
+
+def process_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def process_rss_bytes() -> int:
+    """Resident set size now (Linux ``/proc``), else the peak from ``getrusage``."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        number = float(value)
+        text = str(int(number)) if number.is_integer() else repr(number)
+        if labels:
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+            self.lines.append(f"{name}{{{inner}}} {text}")
+        else:
+            self.lines.append(f"{name} {text}")
+
+    def one(self, name: str, kind: str, help_text: str, value: float) -> None:
+        self.family(name, kind, help_text)
+        self.sample(name, value)
+
+
+class Metrics:
+    """Collects the figures at scrape time from the objects that already count them."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        gateway_counts: GatewayCounts,
+        lag: LoopLag,
+        media_stats: MediaStats | None = None,
+    ) -> None:
+        self.registry = registry
+        self.gateway_counts = gateway_counts
+        self.lag = lag
+        self.media_stats = media_stats
+        self.started = time.time()
+
+    def render(self) -> str:
+        out = _Writer()
+        open_now, total = self.gateway_counts()
+        out.one("waitroom_ws_connections", "gauge", "Open websocket connections.", open_now)
+        out.one(
+            "waitroom_ws_connections_total", "counter", "Websocket connections accepted.", total
+        )
+        out.family("waitroom_actors", "gauge", "Running actors by address kind.")
+        for kind, count in sorted(self.registry.count_by_kind().items()):
+            out.sample("waitroom_actors", count, kind=kind)
+        out.family("waitroom_mailbox_depth", "gauge", "Queued messages by actor kind.")
+        for kind, depth in sorted(self.registry.mailbox_depths().items()):
+            out.sample("waitroom_mailbox_depth", depth, kind=kind)
+        out.family("waitroom_messages_handled_total", "counter", "Messages handled by actor kind.")
+        for kind, handled in sorted(MESSAGES_HANDLED.items()):
+            out.sample("waitroom_messages_handled_total", handled, kind=kind or "unnamed")
+        out.one(
+            "waitroom_event_loop_lag_seconds",
+            "gauge",
+            "Overshoot of the last periodic trio.sleep.",
+            self.lag.last,
+        )
+        out.one(
+            "waitroom_event_loop_lag_max_seconds",
+            "gauge",
+            f"Largest overshoot over the last {LAG_WINDOW} probes.",
+            self.lag.window_max,
+        )
+        if self.media_stats is not None:
+            self._media(out, self.media_stats())
+        out.one(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time.",
+            process_cpu_seconds(),
+        )
+        out.one("process_resident_memory_bytes", "gauge", "Resident memory.", process_rss_bytes())
+        out.one("process_start_time_seconds", "gauge", "Start time (Unix epoch).", self.started)
+        return "\n".join(out.lines) + "\n"
+
+    @staticmethod
+    def _media(out: _Writer, stats: dict[str, int]) -> None:
+        out.one(
+            "waitroom_rtp_packets_forwarded_total",
+            "counter",
+            "RTP packets forwarded by the SFU.",
+            stats.get("forwarded", 0),
+        )
+        out.one(
+            "waitroom_rtp_packets_dropped_total",
+            "counter",
+            "Datagrams the SFU dropped (every dropped_* counter).",
+            sum(v for k, v in stats.items() if k.startswith("dropped_")),
+        )
+        for key, value in sorted(stats.items()):
+            if key in MEDIA_GAUGES:
+                out.one(f"waitroom_media_{key}", "gauge", f"Media plane {key}.", value)
+            else:
+                out.one(f"waitroom_media_{key}_total", "counter", f"Media plane {key}.", value)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MetricsEndpoint:
+    """ASGI app for ``GET /metrics`` (the router sends it only that path)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client") or ("", 0)
+        if not _is_loopback(str(client[0])):
+            status, body = 403, b"metrics are served to loopback clients only\n"
+        elif scope.get("method") not in ("GET", "HEAD"):
+            status, body = 405, b"GET only\n"
+        else:
+            status, body = 200, self.metrics.render().encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", CONTENT_TYPE),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
