@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from waitroom.loadtest import main as loadtest
 from waitroom.server import (
     DEFAULT_DB_PATH,
     DEFAULT_HOST,
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity on stderr (%(default)s)",
     )
+    loadtest_parser = commands.add_parser(
+        "loadtest",
+        help="drive a running server with simulated callers and providers",
+        description="Simulated callers and providers against URL; writes a report and a plot.",
+    )
+    loadtest.add_arguments(loadtest_parser)
     return parser
 
 
@@ -110,6 +117,8 @@ def announce(info: ServerInfo) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "loadtest":
+        return loadtest.run(args)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     config = config_from_args(args)
     main_sync(config, announce)

@@ -1,0 +1,1 @@
+"""``waitroom loadtest``: simulated callers and providers against a running server, with a report."""
