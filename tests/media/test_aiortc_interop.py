@@ -150,6 +150,8 @@ async def test_aiortc_processes_exchange_audio_and_video_join_leave_and_late_joi
         for p in peers:
             if p.process.returncode is None:
                 p.process.kill()
-    assert not [e for e in worker.events if isinstance(e, PeerClosed)], worker.events
+    # Only the goodbyes at the end (close_notify) closed peers on the worker's side.
+    closed = {e.reason for e in worker.events if isinstance(e, PeerClosed)}
+    assert closed <= {"dtls_closed_by_peer"}, worker.events
     stats = worker.stats()
     assert stats["dropped_srtp_auth"] == 0 and stats["internal_errors"] == 0, stats
