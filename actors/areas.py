@@ -21,6 +21,7 @@ from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.kernel import Actor
 from actors.messages import (
     AreaChanged,
+    AreaLeaflet,
     AreaPublic,
     AreasFor,
     AreaSummary,
@@ -29,6 +30,7 @@ from actors.messages import (
     CallerGone,
     CallerUpdate,
     DescribeArea,
+    DescribeForLeaflet,
     EndRoom,
     FindArea,
     HoldCaller,
@@ -130,6 +132,17 @@ class WaitingArea(Actor):
             return result
         if isinstance(message, DescribeArea):
             return self._describe()
+        if isinstance(message, DescribeForLeaflet):
+            self._require(message.principal)
+            return AreaLeaflet(
+                id=self.area_id,
+                name=self.config.name,
+                slug=self.config.slug,
+                time_zone=self.config.time_zone,
+                opening_hours=tuple(
+                    (h.weekday, h.opens, h.closes) for h in self.config.opening_hours
+                ),
+            )
         if isinstance(message, Arrive):
             return await self._arrive(message)
         if isinstance(message, CallerUpdate):

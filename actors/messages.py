@@ -65,6 +65,23 @@ class AreaPublic:
 
 
 @dataclass(frozen=True)
+class DescribeForLeaflet:
+    """What a printed caller leaflet shows; only for providers (or admins) of the area."""
+
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class AreaLeaflet:
+    id: int
+    name: str
+    slug: str
+    time_zone: str
+    #: (weekday 0 = Monday, opens "HH:MM", closes "HH:MM") in the area's time zone.
+    opening_hours: tuple[tuple[int, str, str], ...]
+
+
+@dataclass(frozen=True)
 class Arrive:
     """A service user submitted the arrival form. Persisted before the reply."""
 
