@@ -51,7 +51,7 @@ class WebConfig:
 
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
     """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
-    from web import auth, dashboard, health, home, patient
+    from web import auth, dashboard, health, home, i18n, leaflet, patient
 
     cfg = config if config is not None else WebConfig()
     app = QuartTrio(__name__)
@@ -75,11 +75,13 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_error_handler(security.SignInRequired, security.sign_in_required)
     app.register_error_handler(HTTPException, _http_error)
 
+    i18n.init_app(app)  # before the page blueprints: they render with gettext
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(patient.blueprint)
     app.register_blueprint(dashboard.blueprint)
+    app.register_blueprint(leaflet.blueprint)
     return app
 
 
