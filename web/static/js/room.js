@@ -5,8 +5,9 @@
  * bar is rewritten to the secret-free /w/<slug>/wait. Guests keep theirs in sessionStorage.
  * Staff are recognised by their session cookie and enter room/<id> explicitly.
  *
- * Video: when web/static/js/media.js is present (window.WaitroomMedia), it is started with the wire
- * and the tiles element; without it, the call still works: tiles, toggles, chat and state.
+ * Video: once someone from the clinic is in the call, media.js (the media engineer's ES module,
+ * data-media-url) is imported and joinMedia() signals over this wire; remote streams go into the
+ * participant tiles. Without it, or without an SFU, the call still works: tiles, toggles, chat.
  */
 (function () {
   "use strict";
@@ -105,6 +106,10 @@
     }
     const staffHere = state.participants.some((p) => p.kind === "staff");
     if (role === "caller" && state.state !== "in_call") {
+      if (stopMediaPlane()) {
+        localStream = null;
+        startDevices(); /* back in the waiting room: the preview comes back */
+      }
       show(el.waiting);
       if (el.status && state.state === "on_hold") el.status.textContent = S.on_hold;
       return;
@@ -192,19 +197,60 @@
   }
 
   function stopMedia() {
-    if (media && media.close) media.close();
-    media = null;
+    stopMediaPlane();
     if (localStream) localStream.getTracks().forEach((t) => t.stop());
   }
 
-  function startMediaPlane() {
-    const api = window.WaitroomMedia;
-    if (media || !api || typeof api.start !== "function") return;
-    try {
-      media = api.start({ wire: wire, tiles: el.tiles, localStream: localStream, you: state.you });
-    } catch (error) {
-      console.warn("waitroom: media plane unavailable", error);
+  /* The media plane (web/static/js/media.js, an ES module) is imported on first use; remote
+   * streams go into the participant tiles. Without it (or without an SFU) the call still works. */
+  function findRemoteTile(peerId) {
+    if (peerId) {
+      const tile = el.tiles.querySelector('[data-peer="' + CSS.escape(peerId) + '"]');
+      if (tile) return tile;
     }
+    for (const tile of el.tiles.querySelectorAll("figure.tile:not(.tile--self)")) {
+      if (!tile.querySelector("video").srcObject) return tile;
+    }
+    return null;
+  }
+
+  function startMediaPlane() {
+    if (media || !page.dataset.mediaUrl || !window.RTCPeerConnection) return;
+    media = { pending: true };
+    import(page.dataset.mediaUrl)
+      .then((module) =>
+        module.joinMedia({
+          signal: (type, body) => wire.request(type, body, roomAddress()),
+          stream: localStream || undefined,
+          onRemote({ stream, peerId }) {
+            const tile = findRemoteTile(peerId);
+            if (tile) tile.querySelector("video").srcObject = stream;
+          },
+          onRemoteGone({ peerId }) {
+            const tile = peerId && findRemoteTile(peerId);
+            if (tile) tile.querySelector("video").srcObject = null;
+          },
+        })
+      )
+      .then((call) => {
+        if (media && media.pending) {
+          media = call;
+          call.setMicrophone(audioOn);
+          call.setCamera(videoOn);
+        } else {
+          call.leave();
+        }
+      })
+      .catch((error) => {
+        console.warn("waitroom: video is unavailable in this call", error);
+      });
+  }
+
+  function stopMediaPlane() {
+    const had = media && media.leave;
+    if (had) media.leave(); /* this stops our camera too */
+    media = null;
+    return Boolean(had);
   }
 
   function updateToggles() {
