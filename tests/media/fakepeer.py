@@ -103,6 +103,8 @@ class FakePeer:
         self.server: tuple[str, int] = ("127.0.0.1", 0)
         self.answer: Answer | None = None
         self.srtp: SrtpSessions | None = None
+        self.srtp_profile = b""
+        self.key_material = b""
         self.seq = 0
 
     async def open(self, worker: Worker, call_id: str, peer_id: str, slots: int = 2) -> Answer:
@@ -169,6 +171,7 @@ class FakePeer:
         profile = conn.get_selected_srtp_profile()
         material = conn.export_keying_material(EXPORTER_LABEL, key_material_length(profile))
         self.srtp = srtp_sessions(profile, material, is_server=False)
+        self.srtp_profile, self.key_material = profile, material
 
     async def connect(self, worker: Worker, call_id: str, peer_id: str, slots: int = 2) -> None:
         await self.open(worker, call_id, peer_id, slots)

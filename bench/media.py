@@ -1,0 +1,299 @@
+"""Media plane benchmark: SRTP forwarding through the SFU beside raw UDP forwarding.
+
+    python bench/media.py            # 8 s per measurement
+    python bench/media.py --quick    # 2 s per measurement, under 30 s in all
+
+What is measured, in one run on one machine:
+  * sfu fan-out 1 and 5: one publisher (a child process, so its CPU is not counted) sends SRTP
+    video packets of 1,100 bytes to a running media worker; 1 or 5 subscribers are connected
+    through the real ICE/DTLS path. Reported: packets forwarded per second of worker CPU
+    ("per core") and microseconds of worker CPU per forwarded packet.
+  * raw fan-out 1 and 5: the same receive loop shape (wait_readable, drain, sendto) forwarding
+    the same packets with no SRTP and no rewriting: the floor set by Python and system calls.
+  * transcode: what an aiortc relay spends to decode and re-encode one 640x480 VP8 stream at
+    30 fps (codec work only, in a child process), as a share of one core.
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+import trio
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from media.dtls import srtp_sessions
+from media.worker import Worker, WorkerConfig
+from tests.media.fakepeer import FakePeer
+
+PAYLOAD_BYTES = 1100  # a typical full video packet
+# Outgoing packets/s each call's publisher aims for (divided by the fan-out): more than the
+# worker can forward, so the figures are taken near saturation.
+OFFERED_RATE = 60_000
+# Calls placed on the worker at once, each with its own publisher process: one Python publisher
+# protecting SRTP cannot saturate the worker alone.
+CALLS = 1
+BURST = 64
+RAW_BATCH = 64
+TRANSCODE_FPS = 30
+TRANSCODE_SIZE = (640, 480)
+
+
+def _publisher(
+    server: tuple[str, int],
+    username: str,
+    password: str,
+    profile: bytes,
+    material: bytes,
+    ssrc: int,
+    seconds: float,
+    rate: int,
+) -> None:
+    """Child process: authenticate with a STUN check (if given credentials), then blast RTP."""
+    from aioice import stun
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    protect = None
+    if username:
+        request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        request.attributes["USERNAME"] = username
+        request.attributes["USE-CANDIDATE"] = None
+        request.add_message_integrity(password.encode())
+        sock.sendto(bytes(request), server)
+        sock.settimeout(2)
+        sock.recvfrom(2048)
+        protect = srtp_sessions(profile, material, is_server=False).tx.protect
+    payload = b"\x10" + os.urandom(PAYLOAD_BYTES - 1)
+    seq = 0
+    start = time.monotonic()
+    sent = 0
+    while (now := time.monotonic()) - start < seconds:
+        if sent > (now - start) * rate:
+            time.sleep(0.0005)
+            continue
+        for _ in range(BURST):
+            seq = (seq + 1) & 0xFFFF
+            packet = struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, ssrc) + payload
+            sock.sendto(protect(packet) if protect else packet, server)
+        sent += BURST
+    sock.close()
+
+
+def _transcode(seconds: float, queue: Any) -> None:
+    """Child process: decode + re-encode 640x480 VP8 at 30 fps with aiortc's codecs."""
+    import fractions
+
+    import numpy
+    from aiortc.codecs import get_decoder, get_encoder
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from av import VideoFrame
+
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    source, relay_out = get_encoder(codec), get_encoder(codec)
+    decoder = get_decoder(codec)
+    width, height = TRANSCODE_SIZE
+    frames = []
+    for i in range(TRANSCODE_FPS):
+        image = numpy.zeros((height, width, 3), numpy.uint8)
+        image[:, (i * 8) % width : (i * 8) % width + 32, :] = 200
+        image[(i * 5) % height : (i * 5) % height + 24, :, 1] = 120
+        frame = VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
+        frames.append(frame)
+    # The relay's input: the source's encoded frames (not counted).
+    encoded = []
+    for i in range(TRANSCODE_FPS):
+        payloads, ts = source.encode(frames[i])
+        encoded.append((b"".join(p[1:] if False else p for p in payloads), payloads, ts))
+    from aiortc.codecs.vpx import vp8_depayload
+
+    units = [b"".join(vp8_depayload(p) for p in payloads) for _, payloads, _ in encoded]
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    n = 0
+    while time.monotonic() - wall0 < seconds:
+        i = n % TRANSCODE_FPS
+        for out in decoder.decode(JitterFrame(data=units[i], timestamp=encoded[i][2])):
+            relay_out.encode(out)
+        n += 1
+        time.sleep(max(0.0, wall0 + n / TRANSCODE_FPS - time.monotonic()))
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    queue.put({"transcode_core_share": cpu / wall, "transcode_fps": n / wall})
+
+
+async def _measure_sfu(fanout: int, seconds: float) -> dict[str, float]:
+    worker = Worker(WorkerConfig(bind_address="127.0.0.1"))
+    peers: list[FakePeer] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        try:
+            children = []
+            ctx = multiprocessing.get_context("spawn")
+            for call in range(CALLS):
+                publisher = FakePeer()
+                await publisher.connect(worker, f"bench{call}", "pub", slots=1)
+                peers.append(publisher)
+                for i in range(fanout):
+                    sub = FakePeer()
+                    await sub.connect(worker, f"bench{call}", f"sub{i}", slots=1)
+                    peers.append(sub)
+                answer = publisher.answer
+                assert answer is not None
+                children.append(
+                    ctx.Process(
+                        target=_publisher,
+                        args=(
+                            ("127.0.0.1", worker.port),
+                            f"{answer.ufrag}:{publisher.ufrag}",
+                            answer.pwd,
+                            publisher.srtp_profile,
+                            publisher.key_material,
+                            publisher.video_ssrc,
+                            seconds + 1.0,
+                            OFFERED_RATE // fanout,
+                        ),
+                    )
+                )
+            for child in children:
+                child.start()
+            await trio.sleep(0.5)  # child start-up and warm-up
+            before, cpu0, wall0 = worker.stats(), time.process_time(), time.monotonic()
+            await trio.sleep(seconds)
+            after, cpu, wall = worker.stats(), time.process_time() - cpu0, time.monotonic() - wall0
+            for child in children:
+                await trio.to_thread.run_sync(child.join)
+        finally:
+            for p in peers:
+                p.close()
+            nursery.cancel_scope.cancel()
+    forwarded = after["forwarded"] - before["forwarded"]
+    received = after["rtp_in"] - before["rtp_in"]
+    return {
+        "forwarded_per_s": forwarded / wall,
+        "forwarded_per_cpu_s": forwarded / cpu if cpu else 0.0,
+        "us_per_forwarded": 1e6 * cpu / forwarded if forwarded else 0.0,
+        "cpu_share": cpu / wall,
+        "received_per_s": received / wall,
+        "dropped_send_buffer_full": after["dropped_send_buffer_full"]
+        - before["dropped_send_buffer_full"],
+    }
+
+
+async def _measure_raw(fanout: int, seconds: float) -> dict[str, float]:
+    """The same loop shape as the worker's, forwarding bytes untouched."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind(("127.0.0.1", 0))
+    sinks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(fanout)]
+    for s in sinks:
+        s.bind(("127.0.0.1", 0))
+    targets = [s.getsockname() for s in sinks]
+    counts = {"forwarded": 0}
+
+    async def loop() -> None:
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(RAW_BATCH):
+                try:
+                    data, _addr = recvfrom(2048)
+                except BlockingIOError:
+                    break
+                for target in targets:
+                    try:
+                        sendto(data, target)
+                    except BlockingIOError:
+                        continue
+                    counts["forwarded"] += 1
+
+    ctx = multiprocessing.get_context("spawn")
+    args = (sock.getsockname(), "", "", b"", b"", 1, seconds + 1.0, OFFERED_RATE // fanout)
+    children = [ctx.Process(target=_publisher, args=args) for _ in range(CALLS)]
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(loop)
+            for child in children:
+                child.start()
+            await trio.sleep(0.5)
+            f0, cpu0, wall0 = counts["forwarded"], time.process_time(), time.monotonic()
+            await trio.sleep(seconds)
+            forwarded = counts["forwarded"] - f0
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            for child in children:
+                await trio.to_thread.run_sync(child.join)
+            nursery.cancel_scope.cancel()
+    finally:
+        sock.close()
+        for s in sinks:
+            s.close()
+    return {
+        "forwarded_per_s": forwarded / wall,
+        "forwarded_per_cpu_s": forwarded / cpu if cpu else 0.0,
+        "us_per_forwarded": 1e6 * cpu / forwarded if forwarded else 0.0,
+        "cpu_share": cpu / wall,
+    }
+
+
+def _measure_transcode(seconds: float) -> dict[str, float]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_transcode, args=(seconds, queue))
+    child.start()
+    result: dict[str, float] = queue.get(timeout=seconds + 60)
+    child.join()
+    return result
+
+
+async def main_async(seconds: float) -> dict[str, Any]:
+    results: dict[str, Any] = {"seconds_per_measurement": seconds, "payload_bytes": PAYLOAD_BYTES}
+    for fanout in (1, 5):
+        results[f"sfu_fanout{fanout}"] = await _measure_sfu(fanout, seconds)
+        results[f"raw_fanout{fanout}"] = await _measure_raw(fanout, seconds)
+    results["transcode"] = await trio.to_thread.run_sync(_measure_transcode, seconds)
+    # One stream forwarded to one subscriber at ~30 fps x ~3 packets/frame (about 1 Mbit/s).
+    packets_per_s = 100
+    sfu_share = packets_per_s * results["sfu_fanout1"]["us_per_forwarded"] / 1e6
+    results["forward_core_share_one_stream"] = sfu_share
+    results["transcode_vs_forward"] = (
+        results["transcode"]["transcode_core_share"] / sfu_share if sfu_share else None
+    )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, under 30 s in all")
+    args = parser.parse_args()
+    seconds = 2.0 if args.quick else 8.0
+    results = trio.run(main_async, seconds)
+    for name in ("sfu_fanout1", "raw_fanout1", "sfu_fanout5", "raw_fanout5"):
+        r = results[name]
+        print(
+            f"{name:12s} {r['forwarded_per_s']:10.0f} pkt/s  "
+            f"{r['forwarded_per_cpu_s']:10.0f} pkt/cpu-s  {r['us_per_forwarded']:6.2f} us/pkt  "
+            f"cpu {100 * r['cpu_share']:5.1f}%"
+        )
+    t = results["transcode"]
+    print(
+        f"transcode    {100 * t['transcode_core_share']:.1f}% of a core at {t['transcode_fps']:.1f} fps"
+    )
+    print(
+        f"forwarding one ~100 pkt/s stream: {100 * results['forward_core_share_one_stream']:.3f}% "
+        f"of a core; transcoding costs {results['transcode_vs_forward'] or 0:.0f}x more"
+    )
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
