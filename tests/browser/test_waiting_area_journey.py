@@ -274,6 +274,21 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         shot(dash2, "08-dashboard-transferred")
         assert physio in server.links
 
+        # Hold: the provider goes back to the dashboard, the caller waits again, the guest is
+        # told the call is paused; joining again brings everyone back into the same call.
+        call.click("#hold")
+        call.wait_for_url(re.compile(r"/dashboard$"))
+        expect(ada_page.locator("#waiting")).to_be_visible()
+        expect(ada_page.locator("#waiting-status")).to_contain_text("on hold")
+        expect(guest_page.locator("#call-note")).to_contain_text("paused")
+        held = call.locator(f'[data-caller-id="{ada_id}"]')
+        expect(held).to_contain_text("On hold")
+        held.get_by_role("button", name="Join").click()
+        call.wait_for_url(re.compile(r"/call/[^/]+$"))
+        for page in (guest_page, call, ada_page):
+            expect(page.locator("#tiles figure")).to_have_count(3)
+        expect(guest_page.locator("#call-note")).to_be_hidden()
+
         # The provider ends the call: the caller's and the guest's pages say so.
         call.click("#end-call")
         expect(ada_page.locator("#ended")).to_be_visible()

@@ -15,6 +15,8 @@
   const page = document.getElementById("room-page");
   if (!page) return;
   const role = page.dataset.role;
+  /* A guest set aside by "hold" re-enters the room this soon, to hear when the call resumes. */
+  const REENTER_MS = 500;
   const S = JSON.parse(document.getElementById("wr-strings").textContent);
   const $ = (id) => document.getElementById(id);
 
@@ -123,9 +125,10 @@
     show(el.call);
     renderTiles();
     if (el.note) {
+      const paused = state.state === "on_hold";
       const alone = state.participants.length < 2;
-      el.note.hidden = !alone;
-      el.note.textContent = alone ? S.waiting_for : "";
+      el.note.hidden = !(alone || paused);
+      el.note.textContent = paused ? S.paused : alone ? S.waiting_for : "";
     }
   }
 
@@ -279,6 +282,22 @@
     if (body.you) state.you = body.you;
     if (role === "staff" && body.state === "on_hold") {
       window.location.href = page.dataset.dashboardUrl;
+      return;
+    }
+    if (role === "guest" && body.state === "on_hold" && !Array.isArray(body.participants)) {
+      /* The room let go of us with the clinic: wait in the room for the call to resume. */
+      stopMediaPlane();
+      localStream = null;
+      startDevices();
+      state.participants = [];
+      render();
+      if (el.note) {
+        el.note.hidden = false;
+        el.note.textContent = S.paused;
+      }
+      setTimeout(() => {
+        wire.request("room.enter", {}).then(applyState).catch(() => {});
+      }, REENTER_MS);
       return;
     }
     render();
