@@ -224,6 +224,23 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         expect(call.locator("#tiles figure")).to_have_count(2)
         expect(ada_page.locator("#tiles")).to_contain_text("Dr Demo Provider")
 
+        # A second member of staff (the demo admin) tries to join too: a clear message, no call.
+        admin = person(browser)
+        try:
+            other = admin.page()
+            other.goto(server.url + "/dashboard")
+            other.fill("#username", "admin")
+            other.fill("#password", PASSWORD)
+            other.click("button[type=submit]")
+            other.wait_for_url(re.compile(r"/dashboard$"))
+            taken = other.locator(f'[data-caller-id="{ada_id}"]')
+            expect(taken).to_contain_text("In a call with Dr Demo Provider")
+            taken.get_by_role("button", name="Join").click()
+            expect(other.locator("#dash-error")).to_contain_text("already with this caller")
+            assert other.url.endswith("/dashboard")
+        finally:
+            admin.context.close()
+
         call.fill("#chat-text", "Hello Ada, can you hear me?")
         call.press("#chat-text", "Enter")
         expect(ada_page.locator("#chat-log")).to_contain_text("Hello Ada, can you hear me?")

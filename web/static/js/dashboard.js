@@ -138,9 +138,7 @@
     const actions = document.createElement("div");
     actions.className = "queue__actions";
     actions.append(
-      button(caller.status === "in_call" ? "Rejoin" : "Join", "button--primary", () =>
-        join(areaId, caller.id)
-      )
+      button("Join", "button--primary", () => join(areaId, caller.id))
     );
     const targets = areas.get(areaId).section.querySelector("[data-targets]");
     if (targets && targets.content.children.length) {
