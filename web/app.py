@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from actors import Registry
 from web import security
+from web.i18n import N_
 
 #: Largest request body a page accepts: forms are a few KiB; nothing uploads files through pages.
 MAX_CONTENT_LENGTH = 256 * 1024
@@ -107,11 +108,14 @@ async def _web_error(error: security.WebError) -> tuple[str, int]:
 
 
 _MESSAGES = {
-    401: ("Please sign in", "This page is for signed-in staff."),
-    403: ("Not allowed", "Your account does not have access to this page."),
-    404: ("Page not found", "There is nothing at this address. Check the link and try again."),
-    405: ("Not allowed", "This page cannot be used that way."),
-    413: ("Too much data", "The form sent more than Waitroom accepts."),
+    401: (N_("Please sign in"), N_("This page is for signed-in staff.")),
+    403: (N_("Not allowed"), N_("Your account does not have access to this page.")),
+    404: (
+        N_("Page not found"),
+        N_("There is nothing at this address. Check the link and try again."),
+    ),
+    405: (N_("Not allowed"), N_("This page cannot be used that way.")),
+    413: (N_("Too much data"), N_("The form sent more than Waitroom accepts.")),
 }
 
 

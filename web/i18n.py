@@ -189,6 +189,22 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 _ = gettext
 
 
+def N_(text: str) -> str:
+    """Mark ``text`` for the catalogue without translating it here; it is translated where shown
+    (``{{ _(title) }}`` in a template), so module-level constants can hold msgids."""
+    return text
+
+
+#: Arrival-form labels that storage's default form and the demo seed use: an area that keeps them
+#: shows them in the caller's language (labels an admin types are shown as typed).
+STANDARD_FIELD_LABELS = (
+    N_("Name"),
+    N_("Date of birth"),
+    N_("Phone number"),
+    N_("Reason for your visit"),
+)
+
+
 def _template_ngettext(singular: str, plural: str, n: int) -> str:
     """For Jinja's newstyle gettext, which fills the placeholders itself."""
     text: str = _translations().ungettext(singular, plural, n)

@@ -28,6 +28,7 @@ from actors.messages import (
     GuestPass,
 )
 from web import security
+from web.i18n import N_
 
 blueprint = Blueprint("patient", __name__)
 
@@ -58,16 +59,16 @@ def _install_gettext_fallback(state: Any) -> None:
 def _not_found() -> security.WebError:
     return security.WebError(
         404,
-        "Link not recognised",
-        "There is no waiting area at this link. Check the link your clinic sent you.",
+        N_("Link not recognised"),
+        N_("There is no waiting area at this link. Check the link your clinic sent you."),
     )
 
 
 def _gone() -> security.WebError:
     return security.WebError(
         GONE,
-        "This link has ended",
-        "This invitation has already been used, has expired, or the consultation has ended.",
+        N_("This link has ended"),
+        N_("This invitation has already been used, has expired, or the consultation has ended."),
     )
 
 
