@@ -90,6 +90,23 @@ async def connect(
 ) -> AsyncIterator[GatewayClient]:
     """Open ``/ws``, say hello (with a room token or a staff session cookie), yield the client."""
     headers = [(b"Cookie", cookie.encode())] if cookie else None
+    try:
+        async with _connected(ws_url, on_event, token, headers) as client:
+            yield client
+    except BaseExceptionGroup as group:
+        # A nursery wraps even a single failure; callers classify plain exceptions.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
+
+
+@asynccontextmanager
+async def _connected(
+    ws_url: str,
+    on_event: EventHandler,
+    token: str | None,
+    headers: list[tuple[bytes, bytes]] | None,
+) -> AsyncIterator[GatewayClient]:
     async with trio.open_nursery() as nursery:
         with trio.fail_after(CONNECT_TIMEOUT):
             ws = await connect_websocket_url(nursery, ws_url, extra_headers=headers)

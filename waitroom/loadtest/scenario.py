@@ -77,6 +77,9 @@ class Recorder:
     pending_dashboard: dict[str, float] = field(default_factory=dict)
     #: Room id -> monotonic time a dashboard first showed it, until the arrival POST returns.
     seen_first: dict[str, float] = field(default_factory=dict)
+    #: Rooms of callers this process brought: its providers join only these, so several
+    #: load-generator processes never join (and end) the same call.
+    own_rooms: set[str] = field(default_factory=set)
 
     def dashboard_seen(self, room: str) -> None:
         """A dashboard showed this room's caller (often before the arrival POST has returned)."""
@@ -87,6 +90,7 @@ class Recorder:
             self.seen_first[room] = time.monotonic()
 
     def arrival_posted(self, room: str, posted: float) -> None:
+        self.own_rooms.add(room)
         seen = self.seen_first.pop(room, None)
         if seen is not None:
             self.dashboard.append((self.now(), max(0.0, seen - posted)))
@@ -149,8 +153,12 @@ class Clinic:
                 if entry.caller_id == body.get("id"):
                     del self.queue[room]
 
-    def claim(self) -> tuple[str, Waiting] | None:
-        free = [(w.arrived_at, room) for room, w in self.queue.items() if room not in self.claimed]
+    def claim(self, mine: set[str]) -> tuple[str, Waiting] | None:
+        free = [
+            (w.arrived_at, room)
+            for room, w in self.queue.items()
+            if room in mine and room not in self.claimed
+        ]
         if not free:
             return None
         _, room = min(free)
@@ -232,15 +240,36 @@ async def caller(
                         nursery.cancel_scope.cancel()
             finally:
                 recorder.waiting -= 1
-    except GatewayRefused as refused:
-        recorder.error(f"caller_{refused.code}")
-    except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
-        recorder.error(f"caller_ws_{type(exc).__name__}")
-    except Exception as exc:  # trio-websocket's handshake errors have no common base
-        recorder.error(f"caller_ws_{type(exc).__name__}")
+    except Exception as exc:  # every failure is a figure in the report, never a crash of the run
+        recorder.error(classify("caller", exc))
+
+
+def classify(who: str, exc: BaseException) -> str:
+    """An error's type for the report: the server's error code, else the exception's name."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return classify(who, exc.exceptions[0])
+    if isinstance(exc, GatewayRefused):
+        return f"{who}_{exc.code}"
+    if isinstance(exc, HttpError):
+        return f"{who}_{exc.kind}"
+    return f"{who}_{type(exc).__name__}"
 
 
 async def provider(
+    scenario: Scenario,
+    recorder: Recorder,
+    clinic: Clinic,
+    browser: Browser,
+    areas: list[tuple[str, str]],
+    stop: trio.Event,
+) -> None:
+    try:
+        await _provider(scenario, recorder, clinic, browser, areas, stop)
+    except Exception as exc:
+        recorder.error(classify("dashboard", exc))
+
+
+async def _provider(
     scenario: Scenario,
     recorder: Recorder,
     clinic: Clinic,
@@ -260,7 +289,7 @@ async def provider(
             for entry in snapshot.get("callers", []):
                 on_event("queue.caller", {"area": area_id, "caller": entry})
         while not stop.is_set():
-            claimed = clinic.claim()
+            claimed = clinic.claim(recorder.own_rooms)
             if claimed is None:
                 with trio.move_on_after(IDLE_POLL):
                     await clinic.changed.wait()
@@ -290,10 +319,8 @@ async def _one_call(
             await trio.sleep(scenario.call_seconds)
             await call.request("call.end", {}, f"room/{reply.get('room', room)}")
             recorder.calls_ended += 1
-    except GatewayRefused as refused:
-        recorder.error(f"provider_{refused.code}")
-    except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
-        recorder.error(f"provider_ws_{type(exc).__name__}")
+    except Exception as exc:
+        recorder.error(classify("provider", exc))
 
 
 async def sample_metrics(scenario: Scenario, recorder: Recorder) -> dict[str, float]:
