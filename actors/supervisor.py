@@ -63,7 +63,7 @@ class ChildSpec:
 
 
 class _Child:
-    __slots__ = ("done", "instance", "mailbox", "restart_requested", "scope", "spec")
+    __slots__ = ("done", "instance", "mailbox", "restart_requested", "scope", "spec", "stopping")
 
     def __init__(self, spec: ChildSpec, mailbox: Mailbox) -> None:
         self.spec = spec
@@ -72,6 +72,8 @@ class _Child:
         self.done = trio.Event()
         self.instance: Actor | None = None
         self.restart_requested = False
+        #: Set by ``stop_child``: a clean stop asked for by the supervisor is never restarted.
+        self.stopping = False
 
 
 class Supervisor:
@@ -147,6 +149,7 @@ class Supervisor:
         child = self._children.get(address)
         if child is None:
             return
+        child.stopping = True
         try:
             child.mailbox.put(Envelope(Stop(), None))
         except Exception:
@@ -201,7 +204,7 @@ class Supervisor:
                     self._restart_siblings(child)
             elif not child.restart_requested:
                 # A clean stop: only permanent children come back.
-                if child.spec.restart is not Restart.PERMANENT:
+                if child.spec.restart is not Restart.PERMANENT or child.stopping:
                     break
                 if not self._count_restart():
                     break

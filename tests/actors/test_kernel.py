@@ -220,3 +220,14 @@ async def test_idle_actor_stops_itself(autojump_clock: trio.testing.MockClock) -
         assert "room/1" not in sup.registry
         assert sup.children() == []
         nursery.cancel_scope.cancel()
+
+
+async def test_stopping_a_permanent_child_does_not_restart_it() -> None:
+    async with trio.open_nursery() as nursery:
+        sup = await start(nursery, max_restarts=1)
+        await sup.start_child(ChildSpec("counter/a", Counter))
+        await sup.start_child(ChildSpec("counter/b", Counter))
+        await sup.stop()
+        assert sup.children() == []
+        assert sup.restart_count == 0
+        nursery.cancel_scope.cancel()
