@@ -2,7 +2,7 @@
 
 The supervision tree::
 
-    root (one_for_one)            directory, system/echo, rooms, areas
+    root (one_for_one)            directory, system/echo, rooms, areas, outbox
     rooms supervisor (one_for_one) room/<id> ... (transient: gone when their call ends)
     areas supervisor (one_for_one) area/<id> ... (permanent: restored from storage on restart)
 
@@ -18,21 +18,29 @@ import trio
 
 from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
 from actors.directory import DIRECTORY_ADDRESS, Directory
+from actors.outbox import OUTBOX_ADDRESS, OutboxActor
 from actors.rooms import MediaPort, RoomHost
 from actors.supervisor import ChildSpec, Supervisor
 from actors.system import ECHO_ADDRESS, Echo
 
 if TYPE_CHECKING:
+    from actors.sender import Sender
     from storage.db import Store
+    from storage.outbox import Channel
 
 #: Rooms restart quickly from storage; a handful of bad messages should not take every room down.
 ROOM_MAX_RESTARTS = 20
 
 
 async def start_actors(
-    nursery: trio.Nursery, root: Supervisor, store: Store, media: MediaPort | None = None
+    nursery: trio.Nursery,
+    root: Supervisor,
+    store: Store,
+    media: MediaPort | None = None,
+    senders: dict[Channel, Sender] | None = None,
 ) -> None:
-    """Start the directory, the echo probe, the room and area hosts (which restore the queues)."""
+    """Start the directory, the echo probe, the room and area hosts (which restore the queues) and
+    the outbox (``senders`` per channel; by default it only records, see :mod:`actors.sender`)."""
     registry = root.registry
     rooms: Supervisor = await nursery.start(
         Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
@@ -42,3 +50,4 @@ async def start_actors(
     await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
     await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))
+    await root.start_child(ChildSpec(OUTBOX_ADDRESS, lambda: OutboxActor(store, senders)))
