@@ -52,7 +52,7 @@ class WebConfig:
 
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
     """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
-    from web import auth, dashboard, health, home, i18n, leaflet, patient
+    from web import auth, dashboard, health, home, i18n, leaflet, patient, share
 
     cfg = config if config is not None else WebConfig()
     app = QuartTrio(__name__)
@@ -83,6 +83,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(patient.blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(leaflet.blueprint)
+    app.register_blueprint(share.blueprint)
     return app
 
 
