@@ -34,6 +34,7 @@ from actors.messages import (
 )
 from actors.principal import AreaPlace, Principal, Role
 from actors.supervisor import ChildSpec, Restart, Supervisor
+from media import MediaError, PeerClosed, PeerConnected, SlotsChanged
 from storage import areas as area_store
 from storage import audit, callers, calls, orgs
 from storage import rooms as room_store
@@ -66,6 +67,8 @@ class MediaPort(Protocol):
     def set_receiving(self, call_id: str, peer_id: str, on: bool) -> None: ...
 
     def set_publishing(self, call_id: str, peer_id: str, on: bool) -> None: ...
+
+    def slots(self, call_id: str, peer_id: str) -> dict[int, str]: ...
 
 
 @dataclass
@@ -157,6 +160,9 @@ class Room(Actor):
             return await self._claim_invite(message)
         if isinstance(message, ConnectionClosed):
             await self._gone(message.conn)
+            return None
+        if isinstance(message, (SlotsChanged, PeerClosed, PeerConnected)):
+            self._media_event(message)
             return None
         if isinstance(message, ProviderJoining):
             self.joining = message.name
@@ -352,11 +358,37 @@ class Room(Actor):
             raise Refusal("no_media", "this server runs without a media plane")
         try:
             answer = await self.media.open_peer(self.room_id, person.peer_id, msg.body["sdp"])
-        except ValueError as error:
+        except (MediaError, ValueError) as error:
             raise Refusal("bad_sdp", str(error)) from None
         if person.kind == "caller" and self.state != "in_call":
             self.media.set_receiving(self.room_id, person.peer_id, False)
-        return {"sdp": answer}
+        return {"sdp": answer, "slots": self._slot_names(person.peer_id)}
+
+    async def _media_leave(self, msg: Inbound) -> dict[str, Any]:
+        person = self._member(msg.conn)
+        if self.media is not None:
+            self.media.close_peer(self.room_id, person.peer_id)
+        return {}
+
+    def _slot_names(self, peer_id: str) -> dict[str, str]:
+        """Slot index -> the peer id filling it (``room.participants`` names each peer id)."""
+        if self.media is None:
+            return {}
+        return {str(slot): peer for slot, peer in self.media.slots(self.room_id, peer_id).items()}
+
+    def _media_event(self, event: SlotsChanged | PeerClosed | PeerConnected) -> None:
+        person = next((p for p in self.present.values() if p.peer_id == event.peer_id), None)
+        if person is None:
+            return
+        if isinstance(event, SlotsChanged):
+            body: dict[str, Any] = {"slots": self._slot_names(event.peer_id)}
+            kind = "media.slots"
+        elif isinstance(event, PeerClosed):
+            body, kind = {"reason": event.reason}, "media.closed"
+        else:
+            body, kind = {}, "media.connected"
+        with contextlib.suppress(ActorError):
+            self.ref(person.conn).tell(Push(kind, body))
 
     async def _media_state(self, msg: Inbound) -> dict[str, Any]:
         person = self._member(msg.conn)
@@ -446,6 +478,7 @@ class Room(Actor):
         "chat.send": _chat,
         "media.offer": _media_offer,
         "media.state": _media_state,
+        "media.leave": _media_leave,
         "call.invite": _invite,
         "call.hold": _call_hold,
         "call.end": _call_end,

@@ -51,6 +51,7 @@ ROUTES: dict[str, Route] = {
     "room.leave": Route("room", ROOM_MEMBERS),
     "chat.send": Route("room", ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
     "media.offer": Route("room", ROOM_MEMBERS, {"sdp": _SDP}),
+    "media.leave": Route("room", ROOM_MEMBERS),
     "media.state": Route("room", ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}),
     "call.invite": Route("room", STAFF, {"label": Field(str, required=False, max_len=80)}),
     "call.hold": Route("room", STAFF),

@@ -33,7 +33,7 @@ async def waitroom_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """The whole server (store, actors, pages, gateway) on 127.0.0.1 port 0 over a fresh demo
     database in ``tmp_path``; stopped and closed after the test."""
     db_path = tmp_path / "waitroom.sqlite3"
-    config = ServerConfig(port=0, db_path=db_path, demo_password=DEMO_PASSWORD)
+    config = ServerConfig(port=0, media_udp_port=0, db_path=db_path, demo_password=DEMO_PASSWORD)
     async with trio.open_nursery() as nursery:
         info: ServerInfo = await nursery.start(partial(run_server, config, handle_signals=False))
         assert info.demo is not None

@@ -15,6 +15,7 @@ something a user would miss has persisted it before acknowledging), then the sto
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import signal
@@ -30,8 +31,10 @@ from hypercorn.trio import serve
 
 from actors import Registry, Supervisor
 from actors.boot import start_actors
+from actors.errors import ActorError
 from actors.passwords import Passwords
 from gateway.asgi import GatewayEndpoint
+from media import MediaEvent, MediaService, WorkerConfig
 from storage import seed
 from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, LoopLag, Metrics, MetricsEndpoint
@@ -203,7 +206,8 @@ async def _serve(
     task_status: trio.TaskStatus[ServerInfo],
 ) -> None:
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
-    await start_actors(nursery, root, store)
+    media = await nursery.start(_run_media, config, info.registry)
+    await start_actors(nursery, root, store, media)
     gateway = GatewayEndpoint(info.registry)
     lag = LoopLag()
     nursery.start_soon(lag.run)
@@ -242,6 +246,33 @@ async def _serve(
     # No request is in flight any more: stop the actor tree (pending asks are answered with
     # ActorStopped), then the store closes on the way out.
     nursery.cancel_scope.cancel(reason="server shut down")
+
+
+async def _run_media(
+    config: ServerConfig, registry: Registry, *, task_status: trio.TaskStatus[MediaService]
+) -> None:
+    """Run the media worker; its events (a peer's slots changed, a transport died) go to the room.
+
+    A media failure must not take the clinic down: the worker isolates peers itself, and a room
+    that cannot be told (it ended) simply misses an event about a call that no longer exists.
+    """
+
+    def to_room(event: MediaEvent) -> None:
+        with contextlib.suppress(ActorError):
+            registry.ref(f"room/{event.call_id}").tell(event)
+
+    announced = config.media_announce_address or (
+        config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    )
+    service = MediaService(
+        WorkerConfig(
+            announced_address=announced,
+            bind_address=config.host or "0.0.0.0",
+            port=config.media_udp_port,
+        ),
+        on_event=to_room,
+    )
+    await service.run(task_status=task_status)
 
 
 def main_sync(config: ServerConfig, announce: Callable[[ServerInfo], None]) -> None:

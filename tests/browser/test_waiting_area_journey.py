@@ -89,12 +89,30 @@ class Person:
         return page
 
 
+#: Remote participants' tiles whose video element is playing decoded frames: at least ``n``.
+DECODING_REMOTE_VIDEO = """(n) => [...document.querySelectorAll('#tiles figure:not(.tile--self) video')]
+    .filter((v) => v.srcObject && v.videoWidth > 0 && v.currentTime > 0).length >= n"""
+#: Media starts within about a second on loopback; allow for a loaded 2-core machine.
+MEDIA_MS = 15_000
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("journey") / "waitroom.sqlite3"
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "waitroom.cli", "serve", "--port", "0", "--db", str(db)),
+            *(
+                sys.executable,
+                "-m",
+                "waitroom.cli",
+                "serve",
+                "--port",
+                "0",
+                "--media-port",
+                "0",
+                "--db",
+                str(db),
+            ),
             *("--demo-password", PASSWORD, "--log-level", "WARNING"),
         ],
         stdout=subprocess.PIPE,
@@ -229,6 +247,9 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         expect(ada_page.locator("#tiles figure")).to_have_count(2)
         expect(call.locator("#tiles figure")).to_have_count(2)
         expect(ada_page.locator("#tiles")).to_contain_text("Dr Demo Provider")
+        # Through the SFU: each side decodes the other's camera (the fake device's test pattern).
+        for page in (ada_page, call):
+            page.wait_for_function(DECODING_REMOTE_VIDEO, arg=1, timeout=MEDIA_MS)
 
         # A second member of staff (the demo admin) tries to join too: a clear message, no call.
         admin = person(browser)
@@ -272,6 +293,9 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         for page in (guest_page, call, ada_page):
             expect(page.locator("#tiles figure")).to_have_count(3)
         expect(ada_page.locator("#tiles")).to_contain_text("Olena (interpreter)")
+        # The interpreter receives both others' video; they receive the interpreter's.
+        guest_page.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
+        call.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
         shot(guest_page, "07-call-guest")
         # A second, unused invitation: it must be dead once the call ends.
         call.click("#invite-form button[type=submit]")

@@ -54,6 +54,7 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[ServerInfo]:
     certfile, keyfile = await trio.to_thread.run_sync(write_self_signed, tmp_path)
     config = ServerConfig(
         port=0,
+        media_udp_port=0,
         db_path=tmp_path / "tls.sqlite3",
         certfile=certfile,
         keyfile=keyfile,

@@ -351,6 +351,10 @@
       }
     });
     wire.on("chat.message", addChat);
+    /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
+    wire.on("media.slots", (body) => {
+      if (media && media.setSlots) media.setSlots(body.slots || {});
+    });
   }
 
   /* -- controls -------------------------------------------------------------------------------- */
