@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals")
     parser.add_argument("--providers", type=int, default=4, help="simulated providers")
     parser.add_argument("--call-seconds", type=float, default=3.0, help="length of each call")
+    parser.add_argument(
+        "--watch-only",
+        action="store_true",
+        help="providers watch their dashboards but join nobody (callers stay waiting)",
+    )
     parser.add_argument("--processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--username", default="provider", help="provider sign-in (demo: provider)")
     parser.add_argument("--password", default="", help="provider password (the demo's, printed)")
@@ -87,6 +92,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         username=args.username,
         password=args.password,
         areas=max(1, args.areas),
+        join=not args.watch_only,
         worker=args.worker or 0,
         workers=args.workers,
         **values,

@@ -45,6 +45,8 @@ class Scenario:
     providers: int = 1
     call_seconds: float = 2.0
     drain: float = DRAIN_SECONDS
+    #: False: providers only watch their dashboards (measures callers waiting at once).
+    join: bool = True
     #: For several processes: this worker's index and the count (arrivals are split round-robin).
     worker: int = 0
     workers: int = 1
@@ -288,6 +290,8 @@ async def _provider(
             snapshot = await dashboard.request("area.watch", {}, f"area/{area_id}")
             for entry in snapshot.get("callers", []):
                 on_event("queue.caller", {"area": area_id, "caller": entry})
+        if not scenario.join:
+            await stop.wait()
         while not stop.is_set():
             claimed = clinic.claim(recorder.own_rooms)
             if claimed is None:
@@ -389,7 +393,7 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
                 with trio.move_on_after(scenario.drain):
                     while clinic.queue or recorder.calls_started > recorder.calls_ended:
                         await trio.sleep(SAMPLE_INTERVAL / 4)
-                        if scenario.providers == 0:
+                        if scenario.providers == 0 or not scenario.join:
                             break
                 stop.set()
                 users.cancel_scope.deadline = trio.current_time() + scenario.drain
