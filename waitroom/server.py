@@ -212,7 +212,10 @@ async def _serve(
     lag = LoopLag()
     nursery.start_soon(lag.run)
     metrics = Metrics(
-        info.registry, lambda: (gateway.open_connections, gateway.total_connections), lag
+        info.registry,
+        lambda: (gateway.open_connections, gateway.total_connections),
+        lag,
+        media_stats=media.stats,
     )
     web = create_app(
         info.registry, WebConfig(public_url=config.public_url, gateway_ready=lambda: True)
