@@ -48,10 +48,18 @@ def _local_instant(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
     minutes = _minutes(hhmm)
     if minutes >= 24 * 60:
         return datetime.combine(day + timedelta(days=1), time(0, 0), zone)
-    # A wall-clock time skipped by a spring-forward change resolves to the instant after the gap
-    # (fold=0 maps forward through zoneinfo), which is when the door actually opens.
     naive = datetime.combine(day, time(minutes // 60, minutes % 60))
-    return naive.replace(tzinfo=zone)
+    instant = naive.replace(tzinfo=zone)
+    if instant.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return instant
+    # The wall-clock time was skipped by a spring-forward change: the door opens at the moment
+    # the clock jumps past it, which lies between the two readings of the skipped time.
+    earliest = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    latest = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    step = earliest
+    while step < latest and step.astimezone(zone).replace(tzinfo=None) < naive:
+        step += timedelta(minutes=1)
+    return step
 
 
 def next_opening(
