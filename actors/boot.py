@@ -2,7 +2,7 @@
 
 The supervision tree::
 
-    root (one_for_one)            directory, system/echo, rooms, areas, outbox
+    root (one_for_one)            directory, system/echo, rooms, areas, outbox, admin
     rooms supervisor (one_for_one) room/<id> ... (transient: gone when their call ends)
     areas supervisor (one_for_one) area/<id> ... (permanent: restored from storage on restart)
 
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from actors.admin import ADMIN_ADDRESS, AdminActor
 from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
 from actors.directory import DIRECTORY_ADDRESS, Directory
 from actors.outbox import OUTBOX_ADDRESS, OutboxActor
 from actors.rooms import MediaPort, RoomHost
-from actors.setup import SETUP_ADDRESS, SetupAdmin
 from actors.supervisor import ChildSpec, Supervisor
 from actors.system import ECHO_ADDRESS, Echo
 
@@ -51,5 +51,5 @@ async def start_actors(
     await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
     await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))
-    await root.start_child(ChildSpec(SETUP_ADDRESS, lambda: SetupAdmin(store)))
     await root.start_child(ChildSpec(OUTBOX_ADDRESS, lambda: OutboxActor(store, senders)))
+    await root.start_child(ChildSpec(ADMIN_ADDRESS, lambda: AdminActor(store)))

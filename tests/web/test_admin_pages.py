@@ -1,0 +1,54 @@
+"""Audit and report pages over the real server: administrators only, rows found for real actions,
+the CSV and the chart download, and no page that changes anything."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from tests.conftest import DEMO_PASSWORD, RunningServer
+from tests.httpclient import HttpClient
+from tests.web.test_pages import sign_in
+from tests.web.test_share import area_id
+
+
+async def test_audit_and_reports_for_administrators_only(waitroom_server: RunningServer) -> None:
+    demo = waitroom_server.demo
+    area, link = await area_id(waitroom_server)
+    caller = HttpClient(waitroom_server.base_url)
+    slug = link.rsplit("/", 1)[1]
+    form = await caller.get(f"/w/{slug}")
+    arrived = await caller.post(
+        f"/w/{slug}", {"csrf_token": form.csrf_token(), "name": "Ada", "consent": "yes"}
+    )
+    assert arrived.status == 200
+
+    provider = HttpClient(waitroom_server.base_url)
+    await sign_in(provider, demo.provider_username, DEMO_PASSWORD)
+    for path in ("/admin/audit", "/admin/reports", f"/admin/reports.csv?area={area}"):
+        assert (await provider.get(path)).status == 403, path
+
+    admin = HttpClient(waitroom_server.base_url)
+    await sign_in(admin, demo.admin_username, DEMO_PASSWORD)
+    sign_ins = await admin.get("/admin/audit?action=sign_in")
+    assert sign_ins.status == 200
+    assert sign_ins.text.count('data-action="sign_in"') == 2  # provider and admin
+    assert 'data-action="caller.arrived"' not in sign_ins.text
+    arrivals = await admin.get(f"/admin/audit?action=caller.arrived&area={area}")
+    assert arrivals.text.count('data-action="caller.arrived"') == 1
+    assert "Ada" not in arrivals.text  # no clinical or personal detail in the log
+
+    report = await admin.get(f"/admin/reports?area={area}")
+    assert report.status == 200
+    assert '<td data-measure="arrivals">1</td>' in report.text
+    download = await admin.get(f"/admin/reports.csv?area={area}")
+    assert (download.header("content-type") or "").startswith("text/csv")
+    rows = dict(csv.reader(io.StringIO(download.text)))
+    assert rows["arrivals"] == "1" and rows["left before being seen"] == "0"
+    chart = await admin.get(f"/admin/reports.png?area={area}")
+    assert chart.status == 200 and chart.header("content-type") == "image/png"
+
+    # Nothing under /admin accepts a change.
+    for path in ("/admin/audit", "/admin/reports"):
+        refused = await admin.post(path, {"csrf_token": sign_ins.csrf_token()})
+        assert refused.status == 405, path
