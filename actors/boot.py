@@ -21,6 +21,7 @@ from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
 from actors.directory import DIRECTORY_ADDRESS, Directory
 from actors.outbox import OUTBOX_ADDRESS, OutboxActor
 from actors.rooms import MediaPort, RoomHost
+from actors.setup import SETUP_ADDRESS, SetupAdmin
 from actors.supervisor import ChildSpec, Supervisor
 from actors.system import ECHO_ADDRESS, Echo
 
@@ -51,5 +52,6 @@ async def start_actors(
     await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
     await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))
+    await root.start_child(ChildSpec(SETUP_ADDRESS, lambda: SetupAdmin(store)))
     await root.start_child(ChildSpec(OUTBOX_ADDRESS, lambda: OutboxActor(store, senders)))
     await root.start_child(ChildSpec(ADMIN_ADDRESS, lambda: AdminActor(store)))
