@@ -37,6 +37,7 @@ from trio_websocket import (
     serve_websocket,
 )
 
+# The repository root goes before bench/ (where bench/media.py would shadow the media package).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors import ChildSpec, Refusal, Registry, Supervisor
