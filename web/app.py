@@ -52,6 +52,7 @@ class WebConfig:
 
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
     """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
+    import web.setup
     from web import admin, auth, dashboard, health, home, i18n, leaflet, patient, share
 
     cfg = config if config is not None else WebConfig()
@@ -84,6 +85,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(leaflet.blueprint)
     app.register_blueprint(share.blueprint)
+    app.register_blueprint(web.setup.blueprint)
     app.register_blueprint(admin.blueprint)
     return app
 
