@@ -13,7 +13,7 @@ from actors import Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.directory import DIRECTORY_ADDRESS, SignIn
-from actors.messages import ArrivalTicket, Arrive, FindArea
+from actors.messages import ArrivalTicket, Arrive, DescribeArea, FindArea
 from actors.passwords import Passwords
 from actors.principal import AreaPlace, Grant, Principal, Role, Scope
 from actors.setup import (
@@ -26,6 +26,7 @@ from actors.setup import (
     RevokeRole,
     SetupView,
     StaffEntry,
+    UpdateAreaHours,
 )
 from storage import areas as area_store
 from storage import audit, seed
@@ -135,3 +136,15 @@ async def test_new_staff_member_gets_the_provider_role_and_it_is_audited(clinic:
         ("nurse", area.id, "10.0.0.9")
     ]
     assert len(await audit.list_entries(clinic.store, action="role_revoked")) == 1
+
+
+async def test_admin_closes_an_area_by_changing_its_hours(clinic: Clinic) -> None:
+    area = clinic.demo.areas[0]
+    address = await clinic.registry.ref(AREAS_ADDRESS).ask(FindArea(area.slug))
+    assert (await clinic.registry.ref(address).ask(DescribeArea())).open_now
+    with pytest.raises(Refusal) as forbidden:
+        await clinic.ask(UpdateAreaHours(clinic.provider(), area.id, ()))
+    assert forbidden.value.code == "forbidden"
+    updated = await clinic.ask(UpdateAreaHours(clinic.admin(), area.id, ()))
+    assert isinstance(updated, AreaEntry) and updated.opening_hours == ()
+    assert not (await clinic.registry.ref(address).ask(DescribeArea())).open_now
