@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import trio
+
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.admin import (
     ADMIN_ADDRESS,
     AdminActor,
@@ -20,8 +22,6 @@ from actors.admin import (
     ReportFor,
     percentile,
 )
-
-from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.principal import Grant, Principal, Role, Scope
 from storage import areas, audit, callers, calls, orgs
 from storage.db import Store, open_store
