@@ -13,11 +13,16 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
+import trio
+
 from actors.registry import Registry
 from gateway.auth import Authenticator
 from gateway.connection import ClientSession, Limits
 
 log = logging.getLogger(__name__)
+
+#: How long a server-initiated close waits for the client's Close frame before letting go.
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 #: The web layer's session cookie; the gateway reads it to recognise signed-in staff.
 SESSION_COOKIE = "waitroom_session"
@@ -111,3 +116,9 @@ class GatewayEndpoint:
                     "reason": session.close_reason[:120],
                 }
             )
+            # Wait for the client's closing handshake before returning: if the app returns while
+            # Hypercorn is still answering the client's Close frame, its connection teardown races
+            # that send on the same socket (BusyResourceError), which ends the whole server.
+            with trio.move_on_after(CLOSE_HANDSHAKE_TIMEOUT):
+                while (await receive())["type"] != "websocket.disconnect":
+                    pass
