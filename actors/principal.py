@@ -68,7 +68,9 @@ class Principal:
             elif grant.scope is Scope.UNIT and grant.scope_id == place.unit_id:
                 if grant.role in (role, Role.UNIT_ADMIN):
                     return True
-            elif grant.scope is Scope.AREA and grant.scope_id == place.area_id and grant.role is role:
+            elif (
+                grant.scope is Scope.AREA and grant.scope_id == place.area_id and grant.role is role
+            ):
                 return True
         return False
 
