@@ -87,7 +87,18 @@ async def test_serve_prints_where_and_how_then_stops_cleanly_on_sigterm(tmp_path
 
 async def test_restart_on_an_existing_database_prints_no_demo(tmp_path: Path) -> None:
     db = tmp_path / "again.sqlite3"
-    command = [sys.executable, "-m", "waitroom.cli", "serve", "--port", "0", "--media-port", "0", "--db", str(db)]
+    command = [
+        sys.executable,
+        "-m",
+        "waitroom.cli",
+        "serve",
+        "--port",
+        "0",
+        "--media-port",
+        "0",
+        "--db",
+        str(db),
+    ]
     for expected_lines in (BANNER_LINES, 1):
         async with trio.open_nursery() as nursery:
             process: trio.Process = await nursery.start(
