@@ -206,7 +206,7 @@ class WaitingArea(Actor):
         arrival = await callers.register_arrival(self.store, self.area_id, details)
         await audit.append(
             self.store,
-            "caller.arrived",
+            audit.ARRIVAL,
             actor_kind="caller",
             area_id=self.area_id,
             subject=arrival.caller.id,
@@ -255,7 +255,7 @@ class WaitingArea(Actor):
             entry.status = "in_call"
         entry.with_names = tuple(dict.fromkeys((*entry.with_names, name)))
         self.ref(f"room/{entry.room_id}").tell(ProviderJoining(name))
-        await self._audit(msg, "call.joined", entry.id)
+        await self._audit(msg, audit.JOIN, entry.id)
         self._publish(entry)
         return {"room": entry.room_id, "url": f"/call/{entry.room_id}"}
 
@@ -268,7 +268,7 @@ class WaitingArea(Actor):
         entry.status = "on_hold"
         entry.with_names = ()
         self.ref(f"room/{entry.room_id}").tell(HoldCaller())
-        await self._audit(msg, "call.hold", entry.id)
+        await self._audit(msg, audit.HOLD, entry.id)
         self._publish(entry)
         return {}
 
@@ -278,7 +278,7 @@ class WaitingArea(Actor):
         with contextlib.suppress(ActorError):
             self.ref(f"room/{entry.room_id}").tell(EndRoom("ended"))
         await callers.set_status(self.store, entry.id, "ended")
-        await self._audit(msg, "call.ended", entry.id)
+        await self._audit(msg, audit.END, entry.id)
         self._remove(entry.id)
         return {}
 
@@ -307,7 +307,7 @@ class WaitingArea(Actor):
             raise
         except ActorError as error:
             raise Refusal("not_found", "that waiting area is not available") from error
-        await self._audit(msg, "caller.transferred", entry.id, {"to_area": int(target)})
+        await self._audit(msg, audit.TRANSFER, entry.id, {"to_area": int(target)})
         self._remove(entry.id)
         return {}
 

@@ -242,7 +242,7 @@ class Room(Actor):
         )
         await audit.append(
             self.store,
-            "invite.claimed",
+            audit.INVITE_CLAIMED,
             actor_kind="caller",
             area_id=self.area_id,
             subject=self.room_id,
@@ -427,7 +427,7 @@ class Room(Actor):
         )
         await audit.append(
             self.store,
-            "call.invited",
+            audit.INVITE,
             actor_user_id=int(msg.principal.user_id) if msg.principal.user_id else None,
             area_id=self.area_id,
             subject=self.room_id,
@@ -457,7 +457,7 @@ class Room(Actor):
                 await callers.set_status(self.store, self.caller_id, "ended")
         await audit.append(
             self.store,
-            "call.ended",
+            audit.END,
             actor_user_id=int(msg.principal.user_id) if msg.principal.user_id else None,
             area_id=self.area_id,
             subject=self.caller_id or self.room_id,

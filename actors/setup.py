@@ -34,10 +34,6 @@ MAX_PASSWORD = 1024
 #: The area host has to load the area from storage; a person is waiting for the page.
 RELOAD_TIMEOUT = 5.0
 
-AREA_CREATED = "area_created"
-AREA_UPDATED = "area_updated"
-STAFF_CREATED = "staff_created"
-
 ROLES = ("org_admin", "unit_admin", "provider", "referrer", "meeting_member")
 SCOPES = ("org", "unit", "area")
 
@@ -327,7 +323,7 @@ class SetupAdmin(Actor):
             raise Refusal("invalid", str(exc)) from exc
         await audit.append(
             self.store,
-            AREA_CREATED,
+            audit.AREA_CREATED,
             actor_user_id=self._actor_id(msg.principal),
             area_id=area.id,
             subject=area.name,
@@ -354,7 +350,7 @@ class SetupAdmin(Actor):
             raise Refusal("invalid", str(exc)) from exc
         await audit.append(
             self.store,
-            AREA_UPDATED,
+            audit.AREA_UPDATED,
             actor_user_id=self._actor_id(msg.principal),
             area_id=area.id,
             subject=area.name,
@@ -381,7 +377,7 @@ class SetupAdmin(Actor):
             raise Refusal("invalid", f"The username or email {username!r} is taken.") from exc
         await audit.append(
             self.store,
-            STAFF_CREATED,
+            audit.STAFF_CREATED,
             actor_user_id=self._actor_id(msg.principal),
             subject=user.username,
             remote_addr=msg.remote_addr,

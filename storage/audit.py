@@ -24,21 +24,45 @@ MAX_PAGE = 1000
 _SECRET_KEY = re.compile(r"token|password|secret|session|csrf", re.IGNORECASE)
 """Detail keys that suggest a credential: refused, so no token can ever reach the log."""
 
-# Suggested action names, so pages and reports agree on spelling (the directory actor and its
-# tests already use these exact values: do not rename). Other names are allowed.
-SIGN_IN = "sign_in"
-SIGN_IN_FAILED = "sign_in_failed"
-SIGN_OUT = "sign_out"
-ROLE_GRANTED = "role_granted"
-ROLE_REVOKED = "role_revoked"
-ARRIVAL = "arrival"
-LEFT = "left"
-JOIN = "join"
-INVITE = "invite"
-HOLD = "hold"
-TRANSFER = "transfer"
-END = "end"
-LINK_SENT = "link_sent"
+# The one vocabulary of action names: dotted, lower case, ``<what it is about>.<what happened>``.
+# Every writer uses these constants and the admin page's filter offers `ACTIONS`; rows written
+# before this vocabulary (plain names such as ``sign_in``) stay as they are: the log is append-only.
+SIGN_IN = "auth.sign_in"
+SIGN_IN_FAILED = "auth.sign_in_failed"
+SIGN_OUT = "auth.sign_out"
+ROLE_GRANTED = "role.granted"
+ROLE_REVOKED = "role.revoked"
+AREA_CREATED = "area.created"
+AREA_UPDATED = "area.updated"
+STAFF_CREATED = "staff.created"
+ARRIVAL = "caller.arrived"
+JOIN = "call.joined"
+INVITE = "call.invite_created"
+INVITE_CLAIMED = "call.invite_claimed"
+HOLD = "call.hold"
+TRANSFER = "caller.transferred"
+END = "call.ended"
+LINK_SENT = "link.sent"
+
+ACTIONS: tuple[str, ...] = (
+    SIGN_IN,
+    SIGN_IN_FAILED,
+    SIGN_OUT,
+    ARRIVAL,
+    JOIN,
+    INVITE,
+    INVITE_CLAIMED,
+    HOLD,
+    TRANSFER,
+    END,
+    LINK_SENT,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+    AREA_CREATED,
+    AREA_UPDATED,
+    STAFF_CREATED,
+)
+"""Every action name the application writes, in the order the admin filter lists them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,23 +20,9 @@ from web import security
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
-#: The audited actions, for the filter's choices (the names the actors write); any other name that
-#: looks like an action can still be typed into the URL.
-AUDIT_ACTIONS = (
-    audit.SIGN_IN,
-    audit.SIGN_IN_FAILED,
-    audit.SIGN_OUT,
-    audit.ROLE_GRANTED,
-    audit.ROLE_REVOKED,
-    "caller.arrived",
-    "call.joined",
-    "call.invited",
-    "invite.claimed",
-    "call.hold",
-    "caller.transferred",
-    "call.ended",
-    audit.LINK_SENT,
-)
+#: The audited actions, for the filter's choices (the one vocabulary in `storage.audit`); any other
+#: name that looks like an action can still be typed into the URL.
+AUDIT_ACTIONS = audit.ACTIONS
 _ACTION = re.compile(r"^[a-z_.]{1,40}$")
 #: A report covers the last 30 days unless the form says otherwise.
 DEFAULT_REPORT_DAYS = 30

@@ -27,7 +27,7 @@ from actors.directory import (
 )
 from actors.passwords import Passwords
 from actors.principal import AreaPlace, Role
-from storage import areas, orgs, staff
+from storage import areas, audit, orgs, staff
 from storage.db import Store, execute, fetch_all, open_store
 
 PASSWORD = "correct horse battery staple"
@@ -83,7 +83,7 @@ async def test_sign_in_returns_a_session_that_resolves_to_the_principal(world: W
     assert await world.directory.ask(ResolveSession(info.session_id)) == info.principal
     view = await world.directory.ask(DescribeSession(info.session_id))
     assert view == SessionView(info.principal, info.csrf_token)
-    assert await audit_actions(world.store) == ["sign_in"]
+    assert await audit_actions(world.store) == [audit.SIGN_IN]
 
 
 async def test_usernames_are_case_insensitive(world: World) -> None:
@@ -128,7 +128,7 @@ async def test_sign_out_ends_the_session_and_is_idempotent(world: World) -> None
     with pytest.raises(Refusal) as refused:
         await world.directory.ask(ResolveSession(info.session_id))
     assert refused.value.code == "unauthenticated"
-    assert await audit_actions(world.store) == ["sign_in", "sign_out"]
+    assert await audit_actions(world.store) == [audit.SIGN_IN, audit.SIGN_OUT]
 
 
 @pytest.mark.parametrize("session_id", ["", "not-a-session", "x" * 5000])

@@ -83,7 +83,7 @@ async def test_admin_creates_an_area_that_accepts_arrivals(clinic: Clinic) -> No
     view = await clinic.ask(ListSetup(clinic.admin()))
     assert isinstance(view, SetupView)
     assert "Dermatology" in [a.name for u in view.units for a in u.areas]
-    rows = await audit.list_entries(clinic.store, action="area_created")
+    rows = await audit.list_entries(clinic.store, action=audit.AREA_CREATED)
     assert [(r.area_id, r.subject) for r in rows] == [(created.id, "Dermatology")]
 
 
@@ -109,8 +109,8 @@ async def test_bad_input_is_invalid_and_a_provider_is_forbidden(clinic: Clinic) 
             await clinic.ask(message)
         assert forbidden.value.code == "forbidden"
     assert await area_store.list_areas(clinic.store) == before
-    assert await audit.list_entries(clinic.store, action="role_granted") == []
-    assert await audit.list_entries(clinic.store, action="staff_created") == []
+    assert await audit.list_entries(clinic.store, action=audit.ROLE_GRANTED) == []
+    assert await audit.list_entries(clinic.store, action=audit.STAFF_CREATED) == []
 
 
 async def test_new_staff_member_gets_the_provider_role_and_it_is_audited(clinic: Clinic) -> None:
@@ -128,14 +128,14 @@ async def test_new_staff_member_gets_the_provider_role_and_it_is_audited(clinic:
     place = AreaPlace(str(area.id), str(clinic.demo.unit_id), str(clinic.demo.org_id))
     assert session.principal.has_role(Role.PROVIDER, place)
     assert await clinic.ask(RevokeRole(admin, user.id, "provider", "area", area.id)) is True
-    created = await audit.list_entries(clinic.store, action="staff_created")
+    created = await audit.list_entries(clinic.store, action=audit.STAFF_CREATED)
     assert [r.subject for r in created] == ["nurse"]
     assert all("password" not in str(r.details) for r in created)
-    granted = await audit.list_entries(clinic.store, action="role_granted")
+    granted = await audit.list_entries(clinic.store, action=audit.ROLE_GRANTED)
     assert [(r.subject, r.area_id, r.remote_addr) for r in granted] == [
         ("nurse", area.id, "10.0.0.9")
     ]
-    assert len(await audit.list_entries(clinic.store, action="role_revoked")) == 1
+    assert len(await audit.list_entries(clinic.store, action=audit.ROLE_REVOKED)) == 1
 
 
 async def test_admin_closes_an_area_by_changing_its_hours(clinic: Clinic) -> None:

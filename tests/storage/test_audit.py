@@ -128,7 +128,7 @@ async def test_credentials_are_refused_in_details(store: Store, key: str) -> Non
 
 async def test_guest_actors_and_triggers_survive_migration_2(store: Store) -> None:
     """Migration 2 rebuilt the table: guests can act, and append-only still holds."""
-    entry = await audit.append(store, "invite.claimed", actor_kind="guest", subject="room/x")
+    entry = await audit.append(store, audit.INVITE_CLAIMED, actor_kind="guest", subject="room/x")
     assert entry.actor_kind == "guest"
 
     def tamper(db: Database) -> None:

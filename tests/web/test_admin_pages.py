@@ -30,9 +30,9 @@ async def test_audit_and_reports_for_administrators_only(waitroom_server: Runnin
 
     admin = HttpClient(waitroom_server.base_url)
     await sign_in(admin, demo.admin_username, DEMO_PASSWORD)
-    sign_ins = await admin.get("/admin/audit?action=sign_in")
+    sign_ins = await admin.get("/admin/audit?action=auth.sign_in")
     assert sign_ins.status == 200
-    assert sign_ins.text.count('data-action="sign_in"') == 2  # provider and admin
+    assert sign_ins.text.count('data-action="auth.sign_in"') == 2  # provider and admin
     assert 'data-action="caller.arrived"' not in sign_ins.text
     arrivals = await admin.get(f"/admin/audit?action=caller.arrived&area={area}")
     assert arrivals.text.count('data-action="caller.arrived"') == 1
