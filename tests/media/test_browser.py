@@ -15,25 +15,13 @@ from typing import Any
 import pytest
 import trio
 
+from tests.chromium import launch_persistent
 from tests.media.conftest import RecordingWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIA_JS = ROOT / "web" / "static" / "js" / "media.js"
 PAGE = Path(__file__).with_name("page.html")
 ORIGIN = "http://localhost"
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-]
 FLOW_DEADLINE = 5.0  # issue 4: media decoded within 5 s
 LATE_JOIN_DEADLINE = 2.0  # issue 4: a late joiner gets video within 2 s
 GROWTH_WINDOW = 1.0
@@ -111,9 +99,7 @@ def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
         return worker.slots(call_id, peer_id)
 
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp), executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS
-        )
+        context = launch_persistent(pw, tmp)
         try:
             context.route(f"{ORIGIN}/**", serve)
 

@@ -8,21 +8,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.chromium import launch_persistent
 from tests.conftest import RunningServer
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: Milliseconds Playwright waits for one expected thing on a loaded 2-core machine.
 WAIT_MS = 20_000
@@ -34,13 +22,7 @@ def walk(base_url: str, slug: str, profile: Path) -> dict[str, str]:
     seen: dict[str, str] = {}
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=BROWSER_ARGS,
-            locale="uk-UA",
-        )
+        context = launch_persistent(pw, profile, locale="uk-UA")
         try:
             page = context.new_page()
             page.set_default_timeout(WAIT_MS)
