@@ -30,6 +30,9 @@ DIRECTORY_ADDRESS = "directory"
 #: Longest username or password the Directory will even look at: argon2 would hash a megabyte
 #: happily, and an attacker would happily send one.
 MAX_CREDENTIAL_LENGTH = 1024
+#: How much of a username typed at a failed sign-in the audit log keeps: enough to recognise an
+#: attack on one account, not a pasted essay (or a password typed into the wrong field in full).
+AUDIT_USERNAME_CHARS = 64
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -152,6 +155,7 @@ class Directory(Actor):
     async def _sign_in(self, msg: SignIn) -> SessionInfo:
         refusal = Refusal("bad_credentials", "The username or password is not right.")
         if len(msg.username) > MAX_CREDENTIAL_LENGTH or len(msg.password) > MAX_CREDENTIAL_LENGTH:
+            await self._audit_failed_sign_in(msg, "too_long")
             raise refusal
         login = await staff.find_login(self.store, msg.username.strip()) if msg.username else None
         # Verify even when the user is unknown, so the reply takes as long either way.
@@ -160,6 +164,14 @@ class Directory(Actor):
         )
         if login is None or not verdict.ok or not login.user.active:
             log.info("sign-in refused from %s", msg.remote_addr or "an unknown address")
+            reason = (
+                "unknown_user"
+                if login is None
+                else "wrong_password"
+                if not verdict.ok
+                else "inactive"
+            )
+            await self._audit_failed_sign_in(msg, reason)
             raise refusal
         user_id = login.user.id
         if verdict.needs_rehash:
@@ -176,6 +188,19 @@ class Directory(Actor):
         )
         principal = await self._principal(user_id, login.user.display_name)
         return SessionInfo(created.session_id, created.session.csrf_token, principal)
+
+    async def _audit_failed_sign_in(self, msg: SignIn, reason: str) -> None:
+        """Who tried (the username as typed, cut short; never the password), from where, and why
+        it failed: for the administrators only. The client gets the same refusal whatever the
+        reason, and the row is written on every path, so neither reply nor timing tells them
+        whether the username exists."""
+        await audit.append(
+            self.store,
+            audit.SIGN_IN_FAILED,
+            subject=msg.username.strip()[:AUDIT_USERNAME_CHARS],
+            remote_addr=msg.remote_addr,
+            details={"reason": reason},
+        )
 
     async def _session(self, session_id: str, refusal: str = "unauthenticated") -> SessionView:
         if not session_id or len(session_id) > MAX_CREDENTIAL_LENGTH:

@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 
 from actors import ActorRef, ChildSpec, Refusal, Registry, Supervisor
 from actors.directory import (
+    AUDIT_USERNAME_CHARS,
     DIRECTORY_ADDRESS,
     AreaSummary,
     CheckCsrf,
@@ -93,17 +94,32 @@ async def test_usernames_are_case_insensitive(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("username", "password"),
-    [("dana", "wrong"), ("nobody", PASSWORD), ("", ""), ("dana", "x" * 5000)],
+    [("dana", "not-the-secret"), ("nobody", PASSWORD), ("", ""), ("dana", "x" * 5000)],
 )
-async def test_bad_credentials_are_one_refusal_and_leave_no_trace(
+async def test_bad_credentials_are_one_refusal_and_are_audited(
     world: World, username: str, password: str
 ) -> None:
     with pytest.raises(Refusal) as refused:
-        await world.directory.ask(SignIn(username, password))
+        await world.directory.ask(SignIn(username, password, remote_addr="198.51.100.7"))
     assert refused.value.code == "bad_credentials"
-    assert await audit_actions(world.store) == []
+    assert refused.value.detail == "The username or password is not right."
+    [row] = await audit.list_entries(world.store)
+    assert row.action == audit.SIGN_IN_FAILED
+    assert row.actor_user_id is None
+    assert row.subject == username
+    assert row.remote_addr == "198.51.100.7"
+    assert not password or password not in repr(row)
     sessions = await world.store.run(fetch_all, "SELECT * FROM web_sessions")
     assert sessions == []
+
+
+async def test_a_failed_sign_in_keeps_only_the_start_of_a_long_username(world: World) -> None:
+    typed = "  " + "m" * 2000 + "  "
+    with pytest.raises(Refusal):
+        await world.directory.ask(SignIn(typed, "x" * 12, remote_addr="203.0.113.9"))
+    [row] = await audit.list_entries(world.store, action=audit.SIGN_IN_FAILED)
+    assert row.subject == "m" * AUDIT_USERNAME_CHARS
+    assert row.details == {"reason": "too_long"}
 
 
 async def test_a_disabled_account_cannot_sign_in(world: World) -> None:

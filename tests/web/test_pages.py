@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import trio
 
 from actors import Refusal
 from actors.directory import DIRECTORY_ADDRESS, ResolveSession
+from storage import audit
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient, Response
 from web.security import ANON_CSRF_COOKIE, SESSION_COOKIE
@@ -51,18 +53,45 @@ async def test_home_page_sends_strangers_to_sign_in(waitroom_server: RunningServ
     assert response.header("location") == "/sign-in?next=/"
 
 
-async def test_wrong_password_is_refused_with_a_message_and_leaves_no_trace(
+def without_values(html: str) -> str:
+    return re.sub(r'value="[^"]*"', "", html)
+
+
+def failed_sign_ins(db_path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(db_path) as conn:
+        found = conn.execute(
+            "SELECT subject, remote_addr, details FROM audit_log WHERE action = ? ORDER BY id",
+            (audit.SIGN_IN_FAILED,),
+        ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in found]
+
+
+async def test_wrong_password_is_refused_with_a_message_and_audited(
     waitroom_server: RunningServer,
 ) -> None:
+    """A failed sign-in leaves an audit row (username typed, address; never the password) and
+    no session, and the client cannot tell a wrong password from an unknown username."""
     client = HttpClient(waitroom_server.base_url)
+    username = waitroom_server.demo.provider_username
     audit_before = await rows(waitroom_server, "audit_log")
-    response = await sign_in(client, waitroom_server.demo.provider_username, "not the password")
+    response = await sign_in(client, username, "not the password")
     assert response.status == 401
     assert "The username or password is not right" in response.text
     assert 'role="alert"' in response.text
     assert SESSION_COOKIE not in client.cookies
     assert await rows(waitroom_server, "web_sessions") == 0
-    assert await rows(waitroom_server, "audit_log") == audit_before
+    stranger = HttpClient(waitroom_server.base_url)
+    unknown = await sign_in(stranger, "nobody-here", "not the password")
+    assert unknown.status == response.status
+    # The same page but for the echoed username and the form's token.
+    assert without_values(unknown.text) == without_values(response.text)
+    assert await rows(waitroom_server, "audit_log") == audit_before + 2
+    failed = await trio.to_thread.run_sync(failed_sign_ins, waitroom_server.db_path)
+    assert [(subject, addr) for subject, addr, _ in failed] == [
+        (username, "127.0.0.1"),
+        ("nobody-here", "127.0.0.1"),
+    ]
+    assert all("not the password" not in details for _, _, details in failed)
 
 
 async def test_sign_in_sets_a_strict_cookie_and_a_fresh_id_every_time(
