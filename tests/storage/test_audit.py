@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,3 +146,34 @@ async def test_migration_2_keeps_existing_rows(db_path: Path) -> None:
         before = await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id")
         assert await store.run(apply_migrations) == [2]
         assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
+
+
+#: The packages that run in the server; migrations are the one place allowed to shape the table.
+APPLICATION_PACKAGES = ("actors", "gateway", "storage", "web", "waitroom")
+_ALTERS_AUDIT = re.compile(
+    r"\b(UPDATE|DELETE\s+FROM|REPLACE\s+INTO|INSERT\s+OR\s+REPLACE\s+INTO|DROP\s+TABLE"
+    r"|ALTER\s+TABLE)\s+(IF\s+EXISTS\s+)?audit_log\b",
+    re.IGNORECASE,
+)
+
+
+def test_no_application_code_path_can_alter_a_row() -> None:
+    """Besides the triggers: no statement outside the migrations updates, deletes, replaces,
+    alters or drops ``audit_log``."""
+    root = Path(__file__).resolve().parents[2]
+    sources = {
+        path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+        for package in APPLICATION_PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+        if path.name != "migrations.py"
+    }
+    assert "storage/audit.py" in sources
+    offenders = [
+        f"{name}: {match.group(0)}"
+        for name, text in sources.items()
+        for match in _ALTERS_AUDIT.finditer(text)
+    ]
+    assert offenders == []
+    # The pattern does catch what it is for.
+    assert _ALTERS_AUDIT.search("db.execute('delete  from audit_log where id = 1')")
+    assert _ALTERS_AUDIT.search('"""UPDATE audit_log SET action = ?"""')
