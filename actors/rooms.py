@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 MAX_PARTICIPANTS = 6
 #: A caller who closed the tab and comes back within this many seconds keeps their place.
 RECONNECT_GRACE = 120.0
+#: How often (seconds, at most) a quiet room checks whether its caller's grace period ran out.
+GRACE_CHECK_INTERVAL = 30.0
+#: A grace period shorter than a few check intervals is checked this many times per period.
+GRACE_CHECKS = 4
 #: An invite link stays usable this long (seconds) unless the call ends first.
 INVITE_LIFETIME = 24 * 3600
 #: Websocket close code sent to everyone when the room ends (4000-4999 are the application's).
@@ -99,13 +103,22 @@ class Present:
 class Room(Actor):
     """``room/<id>``: one caller's private room. See the module docstring."""
 
-    idle_timeout = 30.0
+    idle_timeout = GRACE_CHECK_INTERVAL
 
-    def __init__(self, store: Store, room_id: str, media: MediaPort | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        room_id: str,
+        media: MediaPort | None,
+        grace: float = RECONNECT_GRACE,
+    ) -> None:
         super().__init__()
         self.store = store
         self.room_id = room_id
         self.media = media
+        self.grace = grace
+        # Per room: a shorter grace (tests, a deployment's choice) is checked proportionally often.
+        self.idle_timeout = min(GRACE_CHECK_INTERVAL, grace / GRACE_CHECKS)  # type: ignore[misc]
         self.present: dict[str, Present] = {}
         self.state = "waiting"
         self.joining: str | None = None
@@ -194,7 +207,7 @@ class Room(Actor):
             return False
         if (
             self.caller_left_at is not None
-            and trio.current_time() - self.caller_left_at >= RECONNECT_GRACE
+            and trio.current_time() - self.caller_left_at >= self.grace
         ):
             with contextlib.suppress(ActorError):
                 await callers.set_status(self.store, self.caller_id, "left")
@@ -360,8 +373,8 @@ class Room(Actor):
             answer = await self.media.open_peer(self.room_id, person.peer_id, msg.body["sdp"])
         except (MediaError, ValueError) as error:
             raise Refusal("bad_sdp", str(error)) from None
-        if person.kind == "caller" and self.state != "in_call":
-            self.media.set_receiving(self.room_id, person.peer_id, False)
+        if self.state != "in_call":
+            self._gate_media(person)
         return {"sdp": answer, "slots": self._slot_names(person.peer_id)}
 
     async def _media_leave(self, msg: Inbound) -> dict[str, Any]:
@@ -490,8 +503,7 @@ class Room(Actor):
         self.joining = None
         for person in list(self.present.values()):
             if person.kind == "caller":
-                if self.media is not None:
-                    self.media.set_receiving(self.room_id, person.peer_id, False)
+                self._gate_media(person)
                 continue
             # Staff and guests leave the call; the caller waits again.
             with contextlib.suppress(ActorError):
@@ -527,10 +539,17 @@ class Room(Actor):
 
     def _push_state(self) -> None:
         self._broadcast(Push("room.state", self._state_view()))
+        for person in self.present.values():
+            self._gate_media(person)
+
+    def _gate_media(self, person: Present) -> None:
+        """Media flows only while the call is on: on hold (or waiting) the server forwards
+        nothing to or from anyone still connected, whatever their page does; the caller's
+        camera reaches no one and the caller hears no one, from the next packet on."""
         if self.media is not None:
-            for person in self.present.values():
-                if person.kind == "caller":
-                    self.media.set_receiving(self.room_id, person.peer_id, self.state == "in_call")
+            on = self.state == "in_call"
+            self.media.set_receiving(self.room_id, person.peer_id, on)
+            self.media.set_publishing(self.room_id, person.peer_id, on)
 
     def _push_participants(self) -> None:
         self._broadcast(
@@ -548,11 +567,18 @@ class Room(Actor):
 class RoomHost(Actor):
     """``rooms``: starts room actors on demand (they restore themselves from storage)."""
 
-    def __init__(self, store: Store, supervisor: Supervisor, media: MediaPort | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        supervisor: Supervisor,
+        media: MediaPort | None,
+        grace: float = RECONNECT_GRACE,
+    ) -> None:
         super().__init__()
         self.store = store
         self.supervisor = supervisor
         self.media = media
+        self.grace = grace
 
     async def handle(self, message: object) -> object:
         if isinstance(message, OpenRoom):
@@ -561,7 +587,9 @@ class RoomHost(Actor):
                 room_id = message.room_id
                 await self.supervisor.start_child(
                     ChildSpec(
-                        address, lambda: Room(self.store, room_id, self.media), Restart.TRANSIENT
+                        address,
+                        lambda: Room(self.store, room_id, self.media, self.grace),
+                        Restart.TRANSIENT,
                     )
                 )
             return address
