@@ -5,7 +5,8 @@
 * :class:`SmtpSender`: email through a configured SMTP server (plain, STARTTLS or implicit TLS,
   optional credentials), ``smtplib`` in a worker thread.
 * :class:`HttpSmsSender`: text messages through an HTTP SMS gateway configured by URL and key: a JSON
-  POST ``{"to", "text"}`` with ``Authorization: Bearer <key>``, any 2xx is success.
+  POST ``{"to", "text"}`` (and ``"from"`` when a sender id is set) with
+  ``Authorization: Bearer <key>``, any 2xx is success.
 
 A sender raises :class:`SendError` on failure; the outbox actor decides about retries.
 """
@@ -17,7 +18,7 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
@@ -60,7 +61,7 @@ class SmtpConfig:
     port: int = 587
     tls: TlsMode = "starttls"
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     from_address: str = "waitroom@localhost"
     timeout: float = SEND_TIMEOUT
 
@@ -107,8 +108,10 @@ class SmtpSender:
 @dataclass(frozen=True)
 class SmsGatewayConfig:
     url: str
-    key: str
+    key: str = field(repr=False)
     timeout: float = SEND_TIMEOUT
+    #: Who the text appears to come from (a short name or number), if the gateway allows it.
+    sender_id: str = ""
 
 
 @dataclass
@@ -118,10 +121,16 @@ class HttpSmsSender:
     config: SmsGatewayConfig
     channel: Channel = "sms"
 
+    def _payload(self, recipient: str, body: str) -> dict[str, str]:
+        payload = {"to": recipient, "text": body}
+        if self.config.sender_id:
+            payload["from"] = self.config.sender_id
+        return payload
+
     def _send_sync(self, recipient: str, body: str) -> None:
         request = urllib.request.Request(
             self.config.url,
-            data=json.dumps({"to": recipient, "text": body}).encode(),
+            data=json.dumps(self._payload(recipient, body)).encode(),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self.config.key}",

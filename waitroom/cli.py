@@ -8,12 +8,22 @@ scripts (and tests) without parsing log noise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from waitroom.loadtest import main as loadtest
+from waitroom.senders import (
+    ENV,
+    TLS_MODES,
+    SenderConfigError,
+    SenderSettings,
+    settings_from_env,
+    validate,
+)
 from waitroom.server import (
     DEFAULT_DB_PATH,
     DEFAULT_HOST,
@@ -67,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="password for the demo users of a new database (default: random, printed once)",
     )
+    add_sender_arguments(serve)
     serve.add_argument(
         "--log-level",
         default="INFO",
@@ -82,9 +93,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
+def add_sender_arguments(serve: argparse.ArgumentParser) -> None:
+    """Where shared links are delivered; each flag overrides its ``WAITROOM_*`` variable.
+    Passwords and API keys come from the environment only (``ps`` shows command lines)."""
+    group = serve.add_argument_group(
+        "sending links",
+        "Default: links are recorded in the outbox only. Secrets only from the environment: "
+        f"{ENV['smtp_password']}, {ENV['sms_api_key']}.",
+    )
+    group.add_argument("--smtp-host", help=f"SMTP server for email (${ENV['smtp_host']})")
+    group.add_argument(
+        "--smtp-port",
+        type=int,
+        help=f"SMTP port (${ENV['smtp_port']}; default 587, 465 for ssl, 25 for none)",
+    )
+    group.add_argument(
+        "--smtp-tls",
+        choices=TLS_MODES,
+        help=f"how the SMTP connection is protected (${ENV['smtp_tls']}; default starttls)",
+    )
+    group.add_argument("--smtp-username", help=f"SMTP login name (${ENV['smtp_username']})")
+    group.add_argument("--smtp-from", help=f"From address of the emails (${ENV['smtp_from']})")
+    group.add_argument(
+        "--sms-url", help=f"HTTP SMS gateway URL that takes a JSON POST (${ENV['sms_url']})"
+    )
+    group.add_argument(
+        "--sms-sender-id", help=f"name or number the texts come from (${ENV['sms_sender_id']})"
+    )
+
+
+def sender_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> SenderSettings:
+    """The environment's sender settings with the flags given on top, checked."""
+    try:
+        settings = settings_from_env(environ)
+        flags = {
+            "smtp_host": args.smtp_host,
+            "smtp_port": args.smtp_port,
+            "smtp_tls": args.smtp_tls,
+            "smtp_username": args.smtp_username,
+            "smtp_from": args.smtp_from,
+            "sms_url": args.sms_url,
+            "sms_sender_id": args.sms_sender_id,
+        }
+        given = {key: value for key, value in flags.items() if value is not None}
+        return validate(dataclasses.replace(settings, **given))
+    except SenderConfigError as error:
+        raise SystemExit(f"waitroom serve: {error}") from None
+
+
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """The server configuration from the flags and (for senders) the environment."""
     if (args.certfile is None) != (args.keyfile is None):
         raise SystemExit("waitroom serve: --certfile and --keyfile go together")
+    senders = sender_settings(args, os.environ if environ is None else environ)
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -95,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         media_announce_address=args.media_address,
         media_udp_port=args.media_port,
         demo_password=args.demo_password,
+        senders=senders,
     )
 
 

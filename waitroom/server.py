@@ -38,6 +38,8 @@ from media import MediaEvent, MediaService, WorkerConfig
 from storage import seed
 from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, LoopLag, Metrics, MetricsEndpoint
+from waitroom.senders import SenderSettings, build_senders
+from waitroom.senders import describe as describe_senders
 from web.app import WebConfig, create_app
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class ServerConfig:
     media_udp_port: int = DEFAULT_MEDIA_PORT
     #: Password for the demo users of a new database; random when empty.
     demo_password: str = ""
+    #: Where shared links are delivered (SMTP, SMS gateway); the default records them only.
+    senders: SenderSettings = field(default_factory=SenderSettings)
 
     @property
     def tls(self) -> bool:
@@ -207,7 +211,8 @@ async def _serve(
 ) -> None:
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
     media = await nursery.start(_run_media, config, info.registry)
-    await start_actors(nursery, root, store, media)
+    log.info(describe_senders(config.senders))
+    await start_actors(nursery, root, store, media, senders=build_senders(config.senders))
     gateway = GatewayEndpoint(info.registry)
     lag = LoopLag()
     nursery.start_soon(lag.run)
