@@ -104,9 +104,13 @@ class WaitingArea(Actor):
         self.queue: dict[str, QueuedCaller] = {}
         self.watchers: set[str] = set()
 
-    async def on_start(self) -> None:
+    async def _load_settings(self) -> None:
+        """Read name, hours, closures, form and active flag; the queue and watchers are untouched."""
         self.config: AreaConfig = await area_store.get_area(self.store, self.area_id)
         self.closures: list[Closure] = await area_store.list_closures(self.store, self.area_id)
+
+    async def on_start(self) -> None:
+        await self._load_settings()
         unit = await orgs.get_unit(self.store, self.config.unit_id)
         self.place = AreaPlace(str(self.area_id), str(unit.id), str(unit.org_id))
         for row in await callers.list_queue(self.store, self.area_id):
@@ -156,6 +160,11 @@ class WaitingArea(Actor):
         if isinstance(message, ConnectionClosed):
             self.watchers.discard(message.conn)
             return None
+        if isinstance(message, ReloadArea):
+            # Settings changed in storage: re-read them in place, so every waiting caller and every
+            # watching provider stays (a restart would drop the watchers).
+            await self._load_settings()
+            return None
         return await super().handle(message)
 
     # -- the public side --------------------------------------------------------------------------
@@ -182,6 +191,7 @@ class WaitingArea(Actor):
                 for f in self.config.form_fields
             ),
             consent_text=self.config.consent_text,
+            active=self.config.active,
         )
 
     def _clean_details(self, raw: dict[str, str]) -> dict[str, str]:
@@ -198,6 +208,8 @@ class WaitingArea(Actor):
         return details
 
     async def _arrive(self, msg: Arrive) -> ArrivalTicket:
+        if not self.config.active:
+            raise Refusal("inactive", "this waiting area is not taking callers at the moment")
         if not self._open_now():
             raise Refusal("closed", "this waiting area is closed now")
         if len(self.queue) >= MAX_QUEUE:
@@ -386,7 +398,10 @@ class WaitingArea(Actor):
 
 
 class AreaHost(Actor):
-    """``areas``: starts one actor per active area, resolves public slugs, lists areas per provider.
+    """``areas``: starts one actor per area, resolves public slugs, lists areas per provider.
+
+    Inactive areas run too: they refuse new arrivals (their page says they are not taking callers)
+    but providers keep serving the callers already waiting there.
 
     It is the placement authority for areas on this node; with several nodes, placement moves to a
     shared registry and this actor only starts the areas placed here.
@@ -400,7 +415,7 @@ class AreaHost(Actor):
         self.summaries: dict[int, AreaSummary] = {}
 
     async def on_start(self) -> None:
-        for config in await area_store.list_areas(self.store):
+        for config in await area_store.list_areas(self.store, include_inactive=True):
             await self._place(config.id)
 
     async def _place(self, area_id: int) -> None:
@@ -410,8 +425,9 @@ class AreaHost(Actor):
         self.summaries[area_id] = AreaSummary(area_id, config.name, config.unit_id, config.slug)
         address = area_address(area_id)
         if address in self.supervisor.children():
-            await self.supervisor.stop_child(address)
-        if config.active:
+            # Edited settings: the running actor re-reads them and keeps its queue and watchers.
+            await self.ref(address).ask(ReloadArea(area_id))
+        else:
             await self.supervisor.start_child(
                 ChildSpec(address, lambda: WaitingArea(self.store, area_id), Restart.PERMANENT)
             )

@@ -38,7 +38,11 @@ class AreaSummary:
 
 @dataclass(frozen=True)
 class ReloadArea:
-    """Start (or restart with fresh configuration) the actor of an area created or edited."""
+    """Start the actor of a new area, or have a running one re-read its edited settings in place.
+
+    Sent to the host (``areas``), which forwards it to a running ``area/<id>``: the queue and the
+    providers watching it survive a settings change.
+    """
 
     area_id: int
 
@@ -62,6 +66,8 @@ class AreaPublic:
     next_opening: str | None  # ISO-8601 UTC
     form_fields: tuple[dict[str, Any], ...]
     consent_text: str
+    #: False: an administrator switched the area off; it takes no callers, whatever the hours.
+    active: bool = True
 
 
 @dataclass(frozen=True)

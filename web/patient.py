@@ -131,7 +131,7 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
     try:
         ticket = await security.ask(address, Arrive(values, request.remote_addr or ""))
     except Refusal as refusal:
-        if refusal.code == "closed":
+        if refusal.code in ("closed", "inactive"):  # the page explains; no form to fill
             _, info = await _area(slug)
             return await _form_page(info, values, None, 409)
         return await _form_page(info, values, refusal.detail, 400)
