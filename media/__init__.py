@@ -1,9 +1,11 @@
 """The media plane: a Trio SFU that forwards RTP between WebRTC peers (docs/media.md).
 
-The control plane uses `MediaService` (one worker: one UDP port) and its events; peers and calls
-are opaque string ids. Nothing here knows about clinics, rooms or the gateway.
+The control plane uses `MediaService` (one worker: one UDP port, in this process) or `MediaPool`
+(N worker processes, one UDP port each, the same methods and events); peers and calls are opaque
+string ids. Nothing here knows about clinics, rooms or the gateway.
 """
 
+from media.pool import MediaPool
 from media.worker import (
     MediaError,
     MediaEvent,
@@ -14,12 +16,13 @@ from media.worker import (
     WorkerConfig,
 )
 
-#: The facade the room/call actors use. Today one service is one worker in this process.
+#: The facade the room/call actors use: one worker in this process (`MediaPool` for processes).
 MediaService = Worker
 
 __all__ = [
     "MediaError",
     "MediaEvent",
+    "MediaPool",
     "MediaService",
     "PeerClosed",
     "PeerConnected",
