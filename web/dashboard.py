@@ -22,6 +22,8 @@ _ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 @blueprint.get("/dashboard")
 async def dashboard() -> str:
+    from web.app import public_url  # web.app imports this module
+
     principal = await security.require_staff()
     reply = await security.ask(AREAS_ADDRESS, AreasFor(principal))
     areas = sorted(
@@ -31,7 +33,9 @@ async def dashboard() -> str:
     # Transfer targets: every area of the same unit this provider sees; the target area decides
     # (referrer role) whether the transfer is allowed.
     targets = {a.id: [b for b in areas if b.unit_id == a.unit_id and b.id != a.id] for a in areas}
-    return await render_template("staff/dashboard.html", areas=areas, targets=targets)
+    # Each area's public link, for its "Copy link" button (the "Share link" page sends it).
+    links = {a.id: public_url(f"/w/{a.slug}") for a in areas}
+    return await render_template("staff/dashboard.html", areas=areas, targets=targets, links=links)
 
 
 @blueprint.get("/call/<room_id>")

@@ -28,6 +28,24 @@
     box.hidden = !text;
   }
 
+  /* -- copy an area's link ---------------------------------------------------------------------- */
+  for (const button of root.querySelectorAll("[data-copy-link]")) {
+    button.addEventListener("click", async () => {
+      const box = button.parentElement;
+      const status = box.querySelector("[data-copy-status]");
+      try {
+        await navigator.clipboard.writeText(button.dataset.copyLink);
+        status.textContent = "Copied.";
+      } catch (error) {
+        /* No clipboard access (plain HTTP, or refused): show the link selected instead. */
+        const text = box.querySelector("[data-link-text]");
+        text.hidden = false;
+        text.select();
+        status.textContent = "Press Ctrl+C (⌘C on a Mac) to copy.";
+      }
+    });
+  }
+
   /* -- alerts ---------------------------------------------------------------------------------- */
   $("alerts").addEventListener("click", async () => {
     try {
