@@ -10,10 +10,11 @@ CSRF for these anonymous forms is the double-submit cookie of :mod:`web.security
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import dates
 from quart import Blueprint, render_template, request
 
 from actors import Refusal
@@ -27,7 +28,7 @@ from actors.messages import (
     FindArea,
     GuestPass,
 )
-from web import security
+from web import i18n, security
 from web.i18n import N_
 
 blueprint = Blueprint("patient", __name__)
@@ -88,16 +89,31 @@ async def _area(slug: str) -> tuple[str, AreaPublic]:
     return address, info
 
 
-def next_opening_text(info: AreaPublic) -> str | None:
-    """When the area opens next, in the area's own time zone, for a person to read."""
+def next_opening_text(
+    info: AreaPublic, locale: str | None = None, now: datetime | None = None
+) -> str | None:
+    """When the area opens next, as a sentence in the caller's language: the day and time on the
+    area's own clock, written the locale's way (Babel), and how long that is from now."""
     if info.next_opening is None:
         return None
+    zone = info.time_zone
     try:
-        zone = ZoneInfo(info.time_zone)
+        ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = datetime.fromisoformat(info.next_opening).astimezone(zone)
-    return f"{local:%A %d %B} at {local:%H:%M} ({info.time_zone})"
+        zone = "UTC"
+    code = locale or i18n.current_locale()
+    babel_code = i18n.DEFAULT_LOCALE if code == i18n.PSEUDO_LOCALE else code
+    opening = datetime.fromisoformat(info.next_opening)
+    ahead = max(opening - (now or datetime.now(UTC)), timedelta(0))
+    text: str = i18n.translations_for(code).ugettext(
+        "It opens next on %(day)s at %(time)s (%(zone)s), %(from_now)s."
+    )
+    return text % {
+        "day": i18n.format_date(opening, zone, code),
+        "time": i18n.format_time(opening, zone, code),
+        "zone": zone,
+        "from_now": dates.format_timedelta(ahead, add_direction=True, locale=babel_code),
+    }
 
 
 async def _form_page(

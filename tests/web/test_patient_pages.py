@@ -76,7 +76,20 @@ def test_next_opening_is_told_in_the_areas_time_zone() -> None:
         form_fields=(),
         consent_text="",
     )
-    assert next_opening_text(area) == "Monday 06 July at 08:00 (Europe/London)"
+    now = datetime(2026, 7, 3, 11, 0, tzinfo=UTC)  # a Friday: the opening is 2 days 20 h away
+    assert next_opening_text(area, "en", now) == (
+        "It opens next on Monday, July 6, 2026 at 8:00\u202fAM (Europe/London), in 3 days."
+    )
+    assert next_opening_text(area, "uk", now) == (
+        "Наступне відкриття: понеділок, 6 липня 2026\u202fр. о 08:00 (Europe/London), через 3 дні."
+    )
+    soon = datetime(2026, 7, 6, 6, 20, tzinfo=UTC)
+    assert str(next_opening_text(area, "uk", soon)).endswith("через 40 хвилин.")
+    assert str(next_opening_text(area, "en", soon)).endswith("in 40 minutes.")
+    # The pseudo-locale marks the sentence as translated; an unknown zone falls back to UTC.
+    assert str(next_opening_text(area, "xx", now)).startswith("[")
+    nowhere = AreaPublic(1, "GP", "s", 1, "Mars/Olympus", False, area.next_opening, (), "")
+    assert "at 7:00\u202fAM (UTC)" in str(next_opening_text(nowhere, "en", now))
     assert next_opening_text(AreaPublic(1, "GP", "s", 1, "UTC", False, None, (), "")) is None
 
 
@@ -101,8 +114,15 @@ async def test_a_closed_area_says_when_it_opens_and_takes_no_arrival(
     client = HttpClient(waitroom_server.base_url)
     page = await client.get(f"/w/{area.slug}")
     assert page.status == 200
-    assert "closed right now" in page.text and "It opens next on Sunday" in page.text
-    assert "at 09:00 (Europe/Kyiv)" in page.text and 'name="name"' not in page.text
+    assert "closed right now" in page.text and "It opens next on Sunday, " in page.text
+    assert "at 9:00\u202fAM (Europe/Kyiv), in " in page.text and 'name="name"' not in page.text
+    # The same sentence in Ukrainian once the caller switches language.
+    switched = await client.get(f"/lang/uk?next=/w/{area.slug}")
+    assert switched.status in (302, 303)
+    in_ukrainian = await client.get(f"/w/{area.slug}")
+    assert "Наступне відкриття: неділя, " in in_ukrainian.text
+    assert "о 09:00 (Europe/Kyiv), через " in in_ukrainian.text
+    await client.get(f"/lang/en?next=/w/{area.slug}")
     # A token from an open form (same browser), so the refusal is the area's, not CSRF's.
     token = (await client.get(slug_path(waitroom_server))).csrf_token()
     refused = await client.post(f"/w/{area.slug}", {"csrf_token": token, "name": "Ada"})
