@@ -68,6 +68,7 @@ class Person:
 
     def page(self) -> Page:
         page = self.context.new_page()
+        page.add_init_script(RECORD_PEER_CONNECTIONS)
         page.set_default_timeout(STEP_MS)
         page.on("websocket", self.record)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
@@ -83,6 +84,107 @@ DECODING_REMOTE_VIDEO = """(n) => [...document.querySelectorAll('#tiles figure:n
     .filter((v) => v.srcObject && v.videoWidth > 0 && v.currentTime > 0).length >= n"""
 #: Media starts within about a second on loopback; allow for a loaded 2-core machine.
 MEDIA_MS = 15_000
+
+#: Test instrumentation, run before any page script: keep every RTCPeerConnection the page makes
+#: (media.js's own, unchanged) so the test can read its getStats().
+RECORD_PEER_CONNECTIONS = """(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__pcs.push(this); }
+  };
+})();"""
+#: inbound-rtp of the page's open connections, summed per remote participant (tile data-peer):
+#: a receive track belongs to the tile whose <video> plays it (remembered once seen there).
+#: ``samples`` is totalSamplesReceived, which goes on growing with concealment (made-up audio)
+#: when packets stop; ``heard`` leaves the concealed samples out: what really arrived.
+INBOUND_BY_PEER = """async () => {
+  const peerOf = (window.__trackPeers ??= {});
+  for (const tile of document.querySelectorAll('#tiles figure:not(.tile--self)')) {
+    const stream = tile.querySelector('video').srcObject;
+    if (stream) for (const t of stream.getTracks()) peerOf[t.id] = tile.dataset.peer;
+  }
+  const out = {};
+  for (const pc of window.__pcs || []) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((r) => {
+      const peer = r.type === 'inbound-rtp' && peerOf[r.trackIdentifier];
+      if (!peer) return;
+      const e = (out[peer] ??= {frames: 0, videoPackets: 0, samples: 0, heard: 0, audioPackets: 0});
+      if (r.kind === 'video') {
+        e.frames += r.framesDecoded || 0;
+        e.videoPackets += r.packetsReceived || 0;
+      } else {
+        e.samples += r.totalSamplesReceived || 0;
+        e.heard += (r.totalSamplesReceived || 0) - (r.concealedSamples || 0);
+        e.audioPackets += r.packetsReceived || 0;
+      }
+    });
+  }
+  return out;
+}"""
+#: Counters that show a participant is seen (decoded video frames) and heard (audio samples).
+SEE_AND_HEAR = ("frames", "samples")
+#: issue 4: decoded frames and received samples grow within 5 s.
+GROWTH_S = 5.0
+#: "At once": media that should stop has stopped within this long after the click ...
+STOP_S = 1.0
+#: ... and then stays flat for this long.
+FLAT_S = 1.0
+#: getStats polling interval (short polls, not fixed sleeps).
+POLL_S = 0.1
+
+
+def remote_peer(page: Page, name: str) -> str:
+    """The peer id of the remote participant called ``name`` on this page."""
+    tile = page.locator("#tiles figure:not(.tile--self)", has_text=name)
+    peer = tile.get_attribute("data-peer")
+    assert peer, f"no tile for {name}"
+    return peer
+
+
+def inbound(page: Page) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = page.evaluate(INBOUND_BY_PEER)
+    return result
+
+
+def counters(page: Page, peers: list[str], keys: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    now = inbound(page)
+    return {(p, k): now.get(p, {}).get(k, 0) for p in peers for k in keys}
+
+
+def wait_growing(page: Page, peers: list[str], keys: tuple[str, ...], what: str) -> float:
+    """Every counter in ``keys`` from every one of ``peers`` grows within GROWTH_S; the time."""
+    start = time.monotonic()
+    first = counters(page, peers, keys)
+    while True:
+        now = counters(page, peers, keys)
+        if all(now[key] > first[key] for key in first):
+            return time.monotonic() - start
+        if time.monotonic() - start > GROWTH_S:
+            raise AssertionError(f"{what}: not growing within {GROWTH_S} s: {first} -> {now}")
+        time.sleep(POLL_S)
+
+
+def wait_flat(page: Page, peers: list[str], keys: tuple[str, ...], what: str) -> float:
+    """The counters stop changing within STOP_S and then stay flat for FLAT_S; when they stopped.
+
+    A connection the page closed reports nothing, which counts as stopped too.
+    """
+    start = time.monotonic()
+    last = counters(page, peers, keys)
+    since = 0.0
+    while True:
+        time.sleep(POLL_S)
+        now = counters(page, peers, keys)
+        elapsed = time.monotonic() - start
+        if now != last:
+            last, since = now, elapsed
+        if since > STOP_S:
+            raise AssertionError(f"{what}: still changing {since:.2f} s after: {now}")
+        if elapsed - since >= FLAT_S:
+            return since
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +280,7 @@ def strings_in(value: object) -> Iterator[str]:
 def test_the_whole_journey(server: Server, browser: Browser) -> None:
     general, physio = server.links[0], server.links[1]
     ada, bob, provider, guest = (person(browser) for _ in range(4))
+    timings: dict[str, float] = {}
     try:
         # A provider signs in and opens the dashboard first, so arrivals are seen live.
         dash = provider.page()
@@ -237,6 +340,15 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         # Through the SFU: each side decodes the other's camera (the fake device's test pattern).
         for page in (ada_page, call):
             page.wait_for_function(DECODING_REMOTE_VIDEO, arg=1, timeout=MEDIA_MS)
+        # ... and hears the other's microphone (the fake device's beep): getStats on each page.
+        ada_peer = remote_peer(call, "Ada Lovelace")
+        provider_peer = remote_peer(ada_page, "Dr Demo Provider")
+        timings["caller sees+hears provider"] = wait_growing(
+            ada_page, [provider_peer], SEE_AND_HEAR, "the caller sees and hears the provider"
+        )
+        timings["provider sees+hears caller"] = wait_growing(
+            call, [ada_peer], SEE_AND_HEAR, "the provider sees and hears the caller"
+        )
 
         # A second member of staff (the demo admin) tries to join too: a clear message, no call.
         admin = person(browser)
@@ -260,8 +372,28 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         expect(ada_page.locator("#chat-log")).to_contain_text("Hello Ada, can you hear me?")
         ada_page.click("#toggle-cam")
         expect(call.locator("#tiles")).to_contain_text("Camera off")
+        # Camera off sends nothing: the provider's frames and packets from Ada stop at once.
+        timings["camera off: video stops"] = wait_flat(
+            call, [ada_peer], ("frames", "videoPackets"), "the caller's camera is off"
+        )
         shot(call, "04-call-provider")
         shot(ada_page, "05-call-caller")
+        ada_page.click("#toggle-cam")
+        expect(call.locator("#tiles")).not_to_contain_text("Camera off")
+        timings["camera on: video resumes"] = wait_growing(
+            call, [ada_peer], ("frames",), "the caller's camera is on again"
+        )
+        # Microphone off: no audio packets and no new real samples from Ada; on: heard again.
+        ada_page.click("#toggle-mic")
+        expect(call.locator("#tiles")).to_contain_text("Microphone off")
+        timings["mic off: audio stops"] = wait_flat(
+            call, [ada_peer], ("audioPackets", "heard"), "the caller's microphone is off"
+        )
+        ada_page.click("#toggle-mic")
+        expect(call.locator("#tiles")).not_to_contain_text("Microphone off")
+        timings["mic on: audio resumes"] = wait_growing(
+            call, [ada_peer], ("audioPackets", "heard"), "the caller's microphone is on again"
+        )
 
         # The provider invites an interpreter, whose page joins the same call.
         call.click("#invite-open")
@@ -283,6 +415,14 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         # The interpreter receives both others' video; they receive the interpreter's.
         guest_page.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
         call.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
+        # All three see and hear each other.
+        guest_peer = remote_peer(call, "Olena (interpreter)")
+        in_guest = [remote_peer(guest_page, "Ada Lovelace"), remote_peer(guest_page, "Dr Demo")]
+        timings["interpreter sees+hears both"] = wait_growing(
+            guest_page, in_guest, SEE_AND_HEAR, "the interpreter sees and hears both"
+        )
+        wait_growing(call, [ada_peer, guest_peer], SEE_AND_HEAR, "the provider, both")
+        wait_growing(ada_page, [provider_peer, guest_peer], SEE_AND_HEAR, "the caller, both")
         shot(guest_page, "07-call-guest")
         # A second, unused invitation: it must be dead once the call ends.
         call.click("#invite-form button[type=submit]")
@@ -311,6 +451,13 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         # Hold: the provider goes back to the dashboard, the caller waits again, the guest is
         # told the call is paused; joining again brings everyone back into the same call.
         call.click("#hold")
+        # From the click on, the caller's page receives nothing more from either of them.
+        timings["hold: caller's media stops"] = wait_flat(
+            ada_page,
+            [provider_peer, guest_peer],
+            ("frames", "videoPackets", "heard", "audioPackets"),
+            "the caller on hold",
+        )
         call.wait_for_url(re.compile(r"/dashboard$"))
         expect(ada_page.locator("#waiting")).to_be_visible()
         expect(ada_page.locator("#waiting-status")).to_contain_text("on hold")
@@ -322,6 +469,12 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         for page in (guest_page, call, ada_page):
             expect(page.locator("#tiles figure")).to_have_count(3)
         expect(guest_page.locator("#call-note")).to_be_hidden()
+        # Back in the call, the caller sees and hears both again (the provider's page is new).
+        ada_page.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
+        provider_peer = remote_peer(ada_page, "Dr Demo Provider")
+        timings["re-join: caller's media resumes"] = wait_growing(
+            ada_page, [provider_peer, guest_peer], SEE_AND_HEAR, "the caller back in the call"
+        )
 
         # The provider ends the call: the caller's and the guest's pages say so.
         call.click("#end-call")
@@ -342,6 +495,7 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
     finally:
         for someone in (ada, bob, provider, guest):
             someone.context.close()
+        print("media timings (s)", {k: round(v, 2) for k, v in timings.items()})
 
     # No script errors and nothing blocked by the content security policy, on any page.
     # (The dead invite links answer 410 on purpose; Chromium logs that as a failed load.)

@@ -24,8 +24,13 @@ PAGE = Path(__file__).with_name("page.html")
 ORIGIN = "http://localhost"
 FLOW_DEADLINE = 5.0  # issue 4: media decoded within 5 s
 LATE_JOIN_DEADLINE = 2.0  # issue 4: a late joiner gets video within 2 s
-GROWTH_WINDOW = 1.0
+STOP_WITHIN = 1.0  # hold: forwarding stops "at once": counters stop within this long ...
+FLAT_FOR = 1.0  # ... and then stay flat for this long
 POLL = 0.1
+SEE_AND_HEAR = ("framesDecoded", "totalSamplesReceived")
+#: What arrives at all (audio and video packets, decoded frames). Not totalSamplesReceived: it goes
+#: on growing with concealment (made-up audio) after packets stop.
+ARRIVING = ("framesDecoded", "packetsReceived")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,16 +72,43 @@ def receiving_from(p: Participant, others: list[str]) -> bool:
     )
 
 
-def growing(p: Participant, others: list[str]) -> bool:
-    """Frames and samples from each of `others` keep increasing over GROWTH_WINDOW."""
-    before = p.slots_by_peer()
-    time.sleep(GROWTH_WINDOW)
-    after = p.slots_by_peer()
-    return all(
-        after[o]["framesDecoded"] > before[o]["framesDecoded"]
-        and after[o]["totalSamplesReceived"] > before[o]["totalSamplesReceived"]
-        for o in others
+def counters(p: Participant, others: list[str], keys: tuple[str, ...]) -> dict[str, int]:
+    by_peer = p.slots_by_peer()
+    return {f"{o}.{k}": by_peer.get(o, {}).get(k, 0) for o in others for k in keys}
+
+
+def growth_time(p: Participant, others: list[str], keys: tuple[str, ...] = SEE_AND_HEAR) -> float:
+    """Seconds until every counter in `keys` from each of `others` has grown (short polls)."""
+    before = counters(p, others, keys)
+    return wait_until(
+        lambda: all(v > before[k] for k, v in counters(p, others, keys).items()),
+        FLOW_DEADLINE,
+        f"{p.peer_id} receives more from {others}: {keys}",
     )
+
+
+def growing(p: Participant, others: list[str]) -> bool:
+    """Frames and samples from each of `others` keep increasing (within FLOW_DEADLINE)."""
+    growth_time(p, others)
+    return True
+
+
+def stop_time(p: Participant, others: list[str], keys: tuple[str, ...] = ARRIVING) -> float:
+    """Seconds until the counters stopped; they must stop within STOP_WITHIN, then stay flat
+    for FLAT_FOR."""
+    start = time.monotonic()
+    last = counters(p, others, keys)
+    since = 0.0
+    while True:
+        time.sleep(POLL)
+        now = counters(p, others, keys)
+        elapsed = time.monotonic() - start
+        if now != last:
+            last, since = now, elapsed
+        if since > STOP_WITHIN:
+            raise AssertionError(f"{p.peer_id} still receives from {others} after {since:.2f} s")
+        if elapsed - since >= FLAT_FOR:
+            return since
 
 
 def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
@@ -148,6 +180,8 @@ def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
                 FLOW_DEADLINE,
                 "three pages decode the two others",
             )
+            for p in (a, b, c):
+                assert growing(p, [o.peer_id for o in (a, b, c) if o is not p])
 
             b.page.evaluate("() => window.call.leave()")
             b.page.close()
@@ -167,6 +201,24 @@ def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
                 "late joiner decodes video",
             )
             timings["late_join_video"] = time.monotonic() - start
+            assert timings["late_join_video"] < LATE_JOIN_DEADLINE, timings
+            # The late joiner hears them too, and they see and hear the late joiner.
+            assert growing(d, ["alice", "carol"])
+            assert growing(a, ["carol", "dave"]) and growing(c, ["alice", "dave"])
+
+            # Hold, as the room actor does it: the server forwards nothing more to alice, at once,
+            # although her page keeps its connection open; the others go on; resuming resumes.
+            trio.from_thread.run_sync(worker.set_receiving, call_id, "alice", False)
+            timings["hold_stops"] = stop_time(a, ["carol", "dave"])
+            assert growing(c, ["alice", "dave"]) and growing(d, ["alice", "carol"])
+            trio.from_thread.run_sync(worker.set_receiving, call_id, "alice", True)
+            timings["hold_resumes"] = growth_time(a, ["carol", "dave"])
+            # And the other direction: nothing of carol's reaches anyone while she may not publish.
+            trio.from_thread.run_sync(worker.set_publishing, call_id, "carol", False)
+            timings["unpublish_stops"] = max(stop_time(a, ["carol"]), stop_time(d, ["carol"]))
+            assert growing(c, ["alice", "dave"])
+            trio.from_thread.run_sync(worker.set_publishing, call_id, "carol", True)
+            timings["republish_resumes"] = max(growth_time(a, ["carol"]), growth_time(d, ["carol"]))
             page_shot = ROOT / "test-artifacts" / "media-late-joiner.png"
             page_shot.parent.mkdir(exist_ok=True)
             d.page.screenshot(path=str(page_shot))

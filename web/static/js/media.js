@@ -37,24 +37,34 @@ class Slot {
 }
 
 export class MediaCall {
-  constructor(pc, localStream, slots, options) {
+  constructor(pc, localStream, slots, options, senders = {}) {
     this.pc = pc;
     this.localStream = localStream;
     this.slots = slots;
     this._options = options;
-    this._senders = {};
+    this._senders = senders; /* kind -> our RTCRtpSender */
   }
 
-  /** Turn the camera on or off (the track keeps its place; peers see black). */
+  /** Turn the camera on or off. Off sends nothing at all (no black frames): the sender's track
+   * is replaced by null, so not one RTP packet leaves; on puts the same track back. */
   setCamera(on) {
-    for (const t of this.localStream.getVideoTracks()) t.enabled = Boolean(on);
-    return Boolean(on);
+    return this._setSending("video", this.localStream.getVideoTracks(), Boolean(on));
   }
 
-  /** Mute or unmute the microphone. */
+  /** Mute or unmute the microphone; muted sends nothing (not even silence). */
   setMicrophone(on) {
-    for (const t of this.localStream.getAudioTracks()) t.enabled = Boolean(on);
-    return Boolean(on);
+    return this._setSending("audio", this.localStream.getAudioTracks(), Boolean(on));
+  }
+
+  _setSending(kind, tracks, on) {
+    for (const t of tracks) t.enabled = on; /* the self view goes dark too */
+    const sender = this._senders[kind];
+    if (sender && this.pc.connectionState !== "closed") {
+      sender.replaceTrack(on ? (tracks[0] ?? null) : null).catch((error) => {
+        console.warn("waitroom: could not switch the " + kind + " track", error);
+      });
+    }
+    return on;
   }
 
   get cameraOn() {
@@ -144,8 +154,12 @@ export async function joinMedia(options) {
   }
   // max-bundle: one transport for every line, which is all the SFU serves.
   const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  const senders = {};
   for (const track of localStream.getTracks()) {
-    pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+    senders[track.kind] = pc.addTransceiver(track, {
+      direction: "sendonly",
+      streams: [localStream],
+    }).sender;
   }
   const slots = [];
   const slotByTransceiver = new Map();
@@ -156,7 +170,7 @@ export async function joinMedia(options) {
       slotByTransceiver.set(pc.addTransceiver(kind, { direction: "recvonly" }), slot);
     }
   }
-  const call = new MediaCall(pc, localStream, slots, options);
+  const call = new MediaCall(pc, localStream, slots, options, senders);
 
   pc.addEventListener("track", (event) => {
     const slot = slotByTransceiver.get(event.transceiver);

@@ -265,6 +265,11 @@
       localStream.getAudioTracks().forEach((t) => (t.enabled = audioOn));
       localStream.getVideoTracks().forEach((t) => (t.enabled = videoOn));
     }
+    if (media && media.setCamera) {
+      /* Off means nothing is sent at all, not black frames or silence (media.js). */
+      media.setMicrophone(audioOn);
+      media.setCamera(videoOn);
+    }
     if (wire && wire.ready && state.you) {
       wire.request("media.state", { audio: audioOn, video: videoOn }, roomAddress()).catch(() => {});
     }
