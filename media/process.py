@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -216,11 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         consent_timeout=args.consent_timeout,
         connect_timeout=args.connect_timeout,
     )
+    # Ctrl-C in a terminal reaches the whole process group: the control plane decides when
+    # workers stop (it cancels, which terminates them), so they do not die under it mid-shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     process = WorkerProcess(config, control_in=os.dup(0), control_out=control_out)
-    try:
-        trio.run(process.serve)
-    except KeyboardInterrupt:
-        return 0
+    trio.run(process.serve)
     return 0
 
 

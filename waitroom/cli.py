@@ -35,6 +35,23 @@ from waitroom.server import (
 )
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: Environment variable for ``--media-workers`` (the flag wins).
+MEDIA_WORKERS_ENV = "WAITROOM_MEDIA_WORKERS"
+#: ``serve`` runs one media worker process per core unless told otherwise.
+DEFAULT_MEDIA_WORKERS = "auto"
+
+
+def media_workers(value: str) -> int:
+    """``auto`` (one per core), or a count: 0 keeps the one worker inside the server process."""
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"media workers must be 'auto' or a number, not {value!r}") from None
+    if count < 0:
+        raise ValueError(f"media workers must be 0 or more, not {count}")
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MEDIA_PORT,
         help="UDP port for call media (%(default)s)",
+    )
+    serve.add_argument(
+        "--media-workers",
+        default=None,
+        metavar="N|auto",
+        help=(
+            "media worker processes, one UDP port each from --media-port up; 0 runs media inside "
+            f"the server process (default: ${MEDIA_WORKERS_ENV} or {DEFAULT_MEDIA_WORKERS}: "
+            "one per core)"
+        ),
     )
     serve.add_argument(
         "--demo-password",
@@ -147,7 +174,13 @@ def config_from_args(
     """The server configuration from the flags and (for senders) the environment."""
     if (args.certfile is None) != (args.keyfile is None):
         raise SystemExit("waitroom serve: --certfile and --keyfile go together")
-    senders = sender_settings(args, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    senders = sender_settings(args, env)
+    workers = args.media_workers or env.get(MEDIA_WORKERS_ENV) or DEFAULT_MEDIA_WORKERS
+    try:
+        workers_count = media_workers(workers)
+    except ValueError as error:
+        raise SystemExit(f"waitroom serve: {error}") from None
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -157,6 +190,7 @@ def config_from_args(
         public_url=args.public_url,
         media_announce_address=args.media_address,
         media_udp_port=args.media_port,
+        media_workers=workers_count,
         demo_password=args.demo_password,
         senders=senders,
     )

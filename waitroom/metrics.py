@@ -32,13 +32,25 @@ LAG_INTERVAL = 0.1
 #: Samples kept for the windowed maximum (5 s at the interval above).
 LAG_WINDOW = 50
 #: Media counters that are gauges (current values), not ever-increasing totals.
-MEDIA_GAUGES = frozenset({"peers", "peers_connected", "calls"})
+MEDIA_GAUGES = frozenset({"peers", "peers_connected", "calls", "workers_up"})
+#: Per media worker (label ``worker``): metric suffix, kind, help, stats key (None: dropped_* sum).
+MEDIA_WORKER_FAMILIES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("rtp_packets_forwarded_total", "counter", "RTP packets this worker forwarded.", "forwarded"),
+    ("rtp_packets_dropped_total", "counter", "Datagrams this worker dropped.", None),
+    ("peers", "gauge", "Peers placed on this worker.", "peers"),
+    ("calls", "gauge", "Calls placed on this worker.", "calls"),
+    ("up", "gauge", "1 while the worker process runs.", "up"),
+    ("restarts_total", "counter", "Times the worker process was restarted.", "restarts"),
+    ("control_refused_total", "counter", "Control frames refused.", "control_refused"),
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 GatewayCounts = Callable[[], tuple[int, int]]
 MediaStats = Callable[[], dict[str, int]]
+#: Worker label -> that worker's stats (an in-process worker is worker "0").
+MediaWorkerStats = Callable[[], dict[str, dict[str, int]]]
 
 
 class LoopLag:
@@ -112,11 +124,13 @@ class Metrics:
         gateway_counts: GatewayCounts,
         lag: LoopLag,
         media_stats: MediaStats | None = None,
+        media_worker_stats: MediaWorkerStats | None = None,
     ) -> None:
         self.registry = registry
         self.gateway_counts = gateway_counts
         self.lag = lag
         self.media_stats = media_stats
+        self.media_worker_stats = media_worker_stats
         self.started = time.time()
 
     def render(self) -> str:
@@ -149,6 +163,8 @@ class Metrics:
         )
         if self.media_stats is not None:
             self._media(out, self.media_stats())
+        if self.media_worker_stats is not None:
+            _media_workers(out, self.media_worker_stats())
         out.one(
             "process_cpu_seconds_total",
             "counter",
@@ -178,6 +194,19 @@ class Metrics:
                 out.one(f"waitroom_media_{key}", "gauge", f"Media plane {key}.", value)
             else:
                 out.one(f"waitroom_media_{key}_total", "counter", f"Media plane {key}.", value)
+
+
+def _media_workers(out: _Writer, workers: dict[str, dict[str, int]]) -> None:
+    """The same figures per worker process, so one hot or restarting worker shows."""
+    for suffix, kind, help_text, key in MEDIA_WORKER_FAMILIES:
+        name = f"waitroom_media_worker_{suffix}"
+        out.family(name, kind, help_text)
+        for label, stats in sorted(workers.items()):
+            if key is None:
+                value = sum(v for k, v in stats.items() if k.startswith("dropped_"))
+            else:
+                value = stats.get(key, 1 if key == "up" else 0)
+            out.sample(name, value, worker=label)
 
 
 def _is_loopback(host: str) -> bool:

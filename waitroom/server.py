@@ -34,7 +34,7 @@ from actors.boot import start_actors
 from actors.errors import ActorError
 from actors.passwords import Passwords
 from gateway.asgi import GatewayEndpoint
-from media import MediaEvent, MediaService, WorkerConfig
+from media import MediaEvent, MediaPool, MediaService, WorkerConfig
 from storage import seed
 from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, LoopLag, Metrics, MetricsEndpoint
@@ -77,6 +77,9 @@ class ServerConfig:
     #: Address the media plane announces in ICE candidates (the host's public IP); "" = host.
     media_announce_address: str = ""
     media_udp_port: int = DEFAULT_MEDIA_PORT
+    #: Media worker processes, one UDP port each from ``media_udp_port`` up; 0 runs one worker
+    #: inside this process (what tests use: no child to start).
+    media_workers: int = 0
     #: Password for the demo users of a new database; random when empty.
     demo_password: str = ""
     #: Where shared links are delivered (SMTP, SMS gateway); the default records them only.
@@ -221,6 +224,9 @@ async def _serve(
         lambda: (gateway.open_connections, gateway.total_connections),
         lag,
         media_stats=media.stats,
+        media_worker_stats=(
+            media.worker_stats if isinstance(media, MediaPool) else lambda: {"0": media.stats()}
+        ),
     )
     web = create_app(
         info.registry, WebConfig(public_url=config.public_url, gateway_ready=lambda: True)
@@ -257,9 +263,13 @@ async def _serve(
 
 
 async def _run_media(
-    config: ServerConfig, registry: Registry, *, task_status: trio.TaskStatus[MediaService]
+    config: ServerConfig,
+    registry: Registry,
+    *,
+    task_status: trio.TaskStatus[MediaService | MediaPool],
 ) -> None:
-    """Run the media worker; its events (a peer's slots changed, a transport died) go to the room.
+    """Run the media plane: one worker in this process, or ``config.media_workers`` worker
+    processes placed per call; its events (a peer's slots changed, a transport died) go to the room.
 
     A media failure must not take the clinic down: the worker isolates peers itself, and a room
     that cannot be told (it ended) simply misses an event about a call that no longer exists.
@@ -272,15 +282,17 @@ async def _run_media(
     announced = config.media_announce_address or (
         config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     )
-    service = MediaService(
-        WorkerConfig(
-            announced_address=announced,
-            bind_address=config.host or "0.0.0.0",
-            port=config.media_udp_port,
-        ),
-        on_event=to_room,
+    worker_config = WorkerConfig(
+        announced_address=announced,
+        bind_address=config.host or "0.0.0.0",
+        port=config.media_udp_port,
     )
-    await service.run(task_status=task_status)
+    if config.media_workers > 0:
+        pool = MediaPool(worker_config, workers=config.media_workers, on_event=to_room)
+        log.info("media: %d worker processes", config.media_workers)
+        await pool.run(task_status=task_status)
+    else:
+        await MediaService(worker_config, on_event=to_room).run(task_status=task_status)
 
 
 def main_sync(config: ServerConfig, announce: Callable[[ServerInfo], None]) -> None:
