@@ -6,8 +6,9 @@ database, so a restarted Directory (or a restarted server) keeps every staff mem
 
 Expected "no"s are :class:`~actors.errors.Refusal` replies with stable codes:
 ``bad_credentials`` (wrong user, wrong password or disabled account: deliberately one code, so a
-sign-in form cannot be used to find out which usernames exist), ``unauthenticated`` (unknown,
-expired or revoked session) and ``bad_csrf``.
+sign-in form cannot be used to find out which usernames exist), ``too_many_attempts`` (this
+address failed too often lately; :mod:`actors.throttle`, the only state kept in memory),
+``unauthenticated`` (unknown, expired or revoked session) and ``bad_csrf``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from actors.errors import Refusal
 from actors.kernel import Actor
 from actors.passwords import Passwords
 from actors.principal import Grant, Principal, Role, Scope
+from actors.throttle import FailureThrottle
 from storage import audit, health, sessions, staff, staff_views
 from storage.db import Store
 
@@ -125,10 +127,16 @@ class ProbeStorage:
 class Directory(Actor):
     """Owns staff sign-in and sessions; see the module docstring."""
 
-    def __init__(self, store: Store, passwords: Passwords | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        passwords: Passwords | None = None,
+        throttle: FailureThrottle | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self.passwords = passwords if passwords is not None else Passwords()
+        self.throttle = throttle if throttle is not None else FailureThrottle()
 
     async def handle(self, message: object) -> object:
         match message:
@@ -154,7 +162,17 @@ class Directory(Actor):
 
     async def _sign_in(self, msg: SignIn) -> SessionInfo:
         refusal = Refusal("bad_credentials", "The username or password is not right.")
+        if self.throttle.blocked(msg.remote_addr):
+            # Not even checked: the same answer whether the username exists or the password is
+            # right. One audit row per block, not one per guess.
+            log.info("sign-in from %s refused: too many failures", msg.remote_addr)
+            if self.throttle.first_refusal(msg.remote_addr):
+                await self._audit_failed_sign_in(msg, "throttled")
+            raise Refusal(
+                "too_many_attempts", "Too many failed sign-ins from this address; wait a while."
+            )
         if len(msg.username) > MAX_CREDENTIAL_LENGTH or len(msg.password) > MAX_CREDENTIAL_LENGTH:
+            self.throttle.failed(msg.remote_addr)
             await self._audit_failed_sign_in(msg, "too_long")
             raise refusal
         login = await staff.find_login(self.store, msg.username.strip()) if msg.username else None
@@ -171,6 +189,7 @@ class Directory(Actor):
                 if not verdict.ok
                 else "inactive"
             )
+            self.throttle.failed(msg.remote_addr)
             await self._audit_failed_sign_in(msg, reason)
             raise refusal
         user_id = login.user.id

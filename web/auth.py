@@ -9,12 +9,15 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from actors import Refusal
 from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn, SignOut
+from actors.throttle import WINDOW_SECONDS
 from web import security
 
 blueprint = Blueprint("auth", __name__)
 
 #: Longest username a form may send; the Directory refuses longer ones anyway.
 MAX_USERNAME_LENGTH = 254
+UNAUTHORIZED = 401
+TOO_MANY_REQUESTS = 429
 
 
 def _safe_next(target: str | None) -> str:
@@ -48,14 +51,20 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
         info = await security.ask(
             DIRECTORY_ADDRESS, SignIn(username, password, request.remote_addr or "")
         )
-    except Refusal:
+    except Refusal as refusal:
+        throttled = refusal.code == "too_many_attempts"
         page = await render_template(
             "sign_in.html",
             next=target,
             username=username,
-            error="The username or password is not right. Check them and try again.",
+            error=(
+                "Too many failed sign-ins from your network. "
+                f"Wait {round(WINDOW_SECONDS / 60)} minutes and try again."
+                if throttled
+                else "The username or password is not right. Check them and try again."
+            ),
         )
-        return page, 401
+        return page, TOO_MANY_REQUESTS if throttled else UNAUTHORIZED
     assert isinstance(info, SessionInfo)
     # Whatever session this browser held before is over; the new one has a new id.
     old = security.session_cookie()

@@ -28,10 +28,14 @@ from actors.directory import (
 )
 from actors.passwords import Passwords
 from actors.principal import AreaPlace, Role
+from actors.throttle import FailureThrottle
 from storage import areas, audit, orgs, staff
 from storage.db import Store, execute, fetch_all, open_store
 
 PASSWORD = "correct horse battery staple"
+#: Long enough that a slow machine cannot age the test's failures out (time is tested in
+#: tests/actors/test_throttle.py with a mock clock).
+THROTTLE_WINDOW = 600.0
 
 
 @dataclass
@@ -111,6 +115,35 @@ async def test_bad_credentials_are_one_refusal_and_are_audited(
     assert not password or password not in repr(row)
     sessions = await world.store.run(fetch_all, "SELECT * FROM web_sessions")
     assert sessions == []
+
+
+async def test_an_address_that_keeps_failing_is_refused_for_a_while(
+    world: World, nursery: trio.Nursery
+) -> None:
+    """After its failures an address is refused even with the right password, with one audit
+    row for the block; another address is not affected."""
+    sup: Supervisor = await nursery.start(Supervisor(Registry(), "throttled").run)
+    throttled = await sup.start_child(
+        ChildSpec(
+            DIRECTORY_ADDRESS,
+            lambda: Directory(world.store, world.passwords, FailureThrottle(3, THROTTLE_WINDOW)),
+        )
+    )
+    guesser = "203.0.113.50"
+    for guess in ("a-guess-1", "a-guess-2", "a-guess-3"):
+        with pytest.raises(Refusal) as refused:
+            await throttled.ask(SignIn("dana", guess, guesser))
+        assert refused.value.code == "bad_credentials"
+    for _ in range(2):
+        with pytest.raises(Refusal) as refused:
+            await throttled.ask(SignIn("dana", PASSWORD, guesser))
+        assert refused.value.code == "too_many_attempts"
+    with pytest.raises(Refusal) as unknown:
+        await throttled.ask(SignIn("nobody-at-all", PASSWORD, guesser))
+    assert unknown.value.code == "too_many_attempts"  # the same answer for any username
+    assert isinstance(await throttled.ask(SignIn("dana", PASSWORD, "192.0.2.1")), SessionInfo)
+    failed = await audit.list_entries(world.store, action=audit.SIGN_IN_FAILED)
+    assert [e.details["reason"] for e in reversed(failed)] == ["wrong_password"] * 3 + ["throttled"]
 
 
 async def test_a_failed_sign_in_keeps_only_the_start_of_a_long_username(world: World) -> None:

@@ -11,6 +11,7 @@ import trio
 
 from actors import Refusal
 from actors.directory import DIRECTORY_ADDRESS, ResolveSession
+from actors.throttle import MAX_FAILURES
 from storage import audit
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient, Response
@@ -92,6 +93,21 @@ async def test_wrong_password_is_refused_with_a_message_and_audited(
         ("nobody-here", "127.0.0.1"),
     ]
     assert all("not the password" not in details for _, _, details in failed)
+
+
+async def test_repeated_failures_from_one_address_get_a_clear_429(
+    waitroom_server: RunningServer,
+) -> None:
+    client = HttpClient(waitroom_server.base_url)
+    username = waitroom_server.demo.provider_username
+    for attempt in range(MAX_FAILURES):
+        assert (await sign_in(client, username, f"guess number {attempt}")).status == 401
+    refused = await sign_in(client, username, DEMO_PASSWORD)
+    assert refused.status == 429
+    assert "Too many failed sign-ins" in refused.text and 'role="alert"' in refused.text
+    assert SESSION_COOKIE not in client.cookies
+    failed = await trio.to_thread.run_sync(failed_sign_ins, waitroom_server.db_path)
+    assert len(failed) == MAX_FAILURES + 1 and '"throttled"' in failed[-1][2]
 
 
 async def test_sign_in_sets_a_strict_cookie_and_a_fresh_id_every_time(
