@@ -50,3 +50,50 @@ def test_a_remote_target_is_refused_without_allow_remote() -> None:
     assert loadtest.run(args) == 2
     assert loadtest.is_loopback("http://127.0.0.1:8080")
     assert not loadtest.is_loopback("http://192.0.2.1:8080")
+
+
+async def test_media_scenario_forwards_with_low_loss_and_matches_metrics(
+    waitroom_server: RunningServer,
+) -> None:
+    """``--media``: two callers, one provider; both sides of each call publish Opus and VP8
+    through the SFU for a couple of seconds. Nearly everything forwarded arrives, in order, and
+    the report's packet counts agree with the server's own RTP counters."""
+    before = parse_prometheus((await HttpClient(waitroom_server.base_url).get("/metrics")).text)
+    spec = scenario.Scenario(
+        base_url=waitroom_server.base_url,
+        username=waitroom_server.demo.provider_username,
+        password=DEMO_PASSWORD,
+        callers=2,
+        rate=4.0,
+        duration=0.6,
+        providers=1,
+        call_seconds=2.0,
+        drain=8.0,
+        media=True,
+    )
+    recorder = await scenario.run(spec)
+    summary = report.summarise([recorder.to_json()], {"callers": 2, "media": True})
+    assert summary["errors"] == {}
+    assert summary["calls_started"] == summary["calls_ended"] == 2
+    media = summary["media"]
+    assert media is not None
+    assert media["peers_connected"] == 4  # a caller and the provider in each of the two calls
+    flows = media["flows"]
+    for direction in ("caller->provider", "provider->caller"):
+        audio, video = flows[f"{direction}/audio"], flows[f"{direction}/video"]
+        # Two calls of ~2 s at 50 Opus packets/s and ~2 VP8 packets x 30 frames/s per side.
+        assert audio["received"] > 100 and video["received"] > 100
+        assert audio["loss_percent"] < 1.0 and video["loss_percent"] < 1.0
+        assert audio["jitter_p95_ms"] is not None
+    assert media["srtp_errors"] == 0
+    # What the server says it forwarded is what the peers received (nothing else ran here);
+    # the server's counter moved by exactly the media of this run.
+    after = parse_prometheus((await HttpClient(waitroom_server.base_url).get("/metrics")).text)
+    forwarded = after["waitroom_rtp_packets_forwarded_total"] - before.get(
+        "waitroom_rtp_packets_forwarded_total", 0.0
+    )
+    assert media["server"]["forwarded"] == forwarded
+    assert media["received"] <= forwarded
+    assert media["received"] >= 0.99 * forwarded
+    assert forwarded <= after["waitroom_media_rtp_in_total"] <= media["sent"]
+    assert "media packets" in report.table(summary)

@@ -56,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not loopback"
     )
-    parser.add_argument("--media", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--media",
+        action="store_true",
+        help="both sides of each call publish Opus+VP8 through the SFU and count what arrives",
+    )
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -95,6 +99,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         join=not args.watch_only,
         worker=args.worker or 0,
         workers=args.workers,
+        media=args.media,
+        # With media, calls in progress get their whole length before the run is cut.
+        drain=scenario.DRAIN_SECONDS + (values["call_seconds"] if args.media else 0.0),
         **values,
     )
 
@@ -156,8 +163,6 @@ def run(args: argparse.Namespace) -> int:
             "loadtest: the target is not a loopback address; pass --allow-remote", file=sys.stderr
         )
         return 2
-    if args.media:
-        print("loadtest: --media is not implemented yet; running without media", file=sys.stderr)
     spec = scenario_from_args(args)
     if args.worker is not None:
         recorder = trio.run(scenario.run, spec, sys.stderr)

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from waitroom.loadtest import mediaload
+
 #: Latency target from the issue: arrival-to-dashboard p99 under this (seconds).
 DASHBOARD_P99_TARGET = 0.250
 #: Plot bucket width (seconds).
@@ -95,6 +97,7 @@ def summarise(runs: list[dict[str, Any]], scenario: dict[str, Any]) -> dict[str,
                 if key.startswith("waitroom_messages_handled_total{")
             },
         },
+        "media": mediaload.summarise(runs, server),
     }
 
 
@@ -119,6 +122,7 @@ def table(report: dict[str, Any]) -> str:
         ("server CPU", f"{server['cpu_seconds']} s ({server['cpu_percent']}%)"),
         ("server RSS (end)", f"{server['rss_mib_end']} MiB"),
         ("server loop lag max", f"{server['loop_lag_max_ms']} ms"),
+        *mediaload.table_rows(report.get("media")),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
@@ -136,7 +140,13 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     for t, lat in dashboard:
         buckets.setdefault(int(t // BUCKET), []).append(lat * _MS)
     times = sorted(buckets)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    with_media = any(r.get("media") for r in runs)
+    fig, axes = plt.subplots(
+        3 if with_media else 2, 1, figsize=(9, 9 if with_media else 6), sharex=True
+    )
+    top, bottom = axes[0], axes[1]
+    if with_media:
+        mediaload.plot(axes[2], runs)
     for fraction, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
         top.plot(
             [t * BUCKET for t in times],

@@ -22,6 +22,7 @@ import trio
 
 from waitroom.loadtest.client import GatewayRefused, connect
 from waitroom.loadtest.http import Browser, HttpError, parse_prometheus
+from waitroom.loadtest.mediaload import CallWatch, MediaLoad
 
 #: How often the progress line is printed and the server's /metrics sampled.
 SAMPLE_INTERVAL = 1.0
@@ -50,6 +51,8 @@ class Scenario:
     #: For several processes: this worker's index and the count (arrivals are split round-robin).
     worker: int = 0
     workers: int = 1
+    #: Both sides of every call publish and receive RTP through the SFU (``--media``).
+    media: bool = False
 
     @property
     def ws_url(self) -> str:
@@ -82,6 +85,8 @@ class Recorder:
     #: Rooms of callers this process brought: its providers join only these, so several
     #: load-generator processes never join (and end) the same call.
     own_rooms: set[str] = field(default_factory=set)
+    #: With ``--media``: this process's media peers, pump and counts.
+    media: MediaLoad | None = None
 
     def dashboard_seen(self, room: str) -> None:
         """A dashboard showed this room's caller (often before the arrival POST has returned)."""
@@ -119,6 +124,7 @@ class Recorder:
             "provider_connections": self.provider_connections,
             "server": self.server,
             "arrival_window": self.arrival_window,
+            "media": self.media.tally.to_json() if self.media else None,
         }
 
 
@@ -219,10 +225,12 @@ async def caller(
     recorder.arrival_http.append((recorder.now(), time.monotonic() - posted))
     recorder.arrivals += 1
     ended = trio.Event()
+    in_call = CallWatch()
 
     def on_event(event: str, body: dict[str, Any]) -> None:
         if event == "room.state" and body.get("state") == "ended":
             ended.set()
+        in_call.on_event(event, body)
 
     try:
         async with connect(scenario.ws_url, on_event, token=token) as client:
@@ -238,6 +246,10 @@ async def caller(
 
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(cancel_on_stop)
+                        if recorder.media is not None:
+                            nursery.start_soon(
+                                recorder.media.caller_side, room, client.request, in_call.started
+                            )
                         await ended.wait()
                         nursery.cancel_scope.cancel()
             finally:
@@ -320,7 +332,15 @@ async def _one_call(
             await call.request("room.enter", {}, f"room/{reply.get('room', room)}")
             recorder.join.append((recorder.now(), time.monotonic() - started))
             recorder.calls_started += 1
-            await trio.sleep(scenario.call_seconds)
+            if recorder.media is None:
+                await trio.sleep(scenario.call_seconds)
+            else:
+                address = f"room/{reply.get('room', room)}"
+
+                async def signal(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+                    return await call.request(kind, body, address)
+
+                await recorder.media.provider_side(room, signal, scenario.call_seconds)
             await call.request("call.end", {}, f"room/{reply.get('room', room)}")
             recorder.calls_ended += 1
     except Exception as exc:
@@ -360,6 +380,8 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
     clinic = Clinic()
     stop = trio.Event()
     browser, areas = await discover_areas(scenario, recorder)
+    if scenario.media:
+        recorder.media = await MediaLoad.create(recorder.now, recorder.error)
     await sample_metrics(scenario, recorder)
     hard_limit = scenario.duration + scenario.drain + 2 * SAMPLE_INTERVAL
     with trio.move_on_after(hard_limit):
@@ -373,6 +395,8 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
                         print(progress_line(recorder), file=progress, flush=True)
 
             nursery.start_soon(sampler)
+            if recorder.media is not None:
+                nursery.start_soon(recorder.media.run)
             async with trio.open_nursery() as users:
                 mine = [
                     i for i in range(scenario.callers) if i % scenario.workers == scenario.worker
