@@ -126,26 +126,24 @@ class Room(Actor):
         self.caller_left_at: float | None = None
 
     async def on_start(self) -> None:
-        room = await room_store.get_room(self.store, self.room_id)
-        if room.state != "open" or room.area_id is None:
+        # One storage round trip: every arrival starts a room, and under load each trip through
+        # the worker thread costs milliseconds of the room host's serial time (bench/README.md).
+        snap = await callers.load_room_snapshot(
+            self.store, self.room_id, caller_token_kind=_CALLER_TOKEN_KIND
+        )
+        room, caller, area, unit = snap.room, snap.caller, snap.area, snap.unit
+        if room.state != "open" or area is None or unit is None:
             raise Refusal("closed", "this room has ended")
-        tokens = await room_store.list_tokens(self.store, self.room_id)
-        caller_ids = [t.caller_id for t in tokens if t.kind == _CALLER_TOKEN_KIND and t.caller_id]
-        self.caller_id = caller_ids[0] if caller_ids else None
-        self.caller_name = ""
-        status = "waiting"
-        area_id = room.area_id
-        if self.caller_id is not None:
-            caller = await callers.get_caller(self.store, self.caller_id)
-            self.caller_name = caller.details.get("name", "")
-            status = caller.status
-            area_id = caller.area_id
-        await self._load_area(area_id)
+        self.caller_id = caller.id if caller is not None else None
+        self.caller_name = caller.details.get("name", "") if caller is not None else ""
+        status = caller.status if caller is not None else "waiting"
+        self.area_id = area.id
+        self.area_name = area.name
+        self.place = AreaPlace(str(area.id), str(unit.id), str(unit.org_id))
         self.state = (
             "in_call" if status == "in_call" else "on_hold" if status == "on_hold" else "waiting"
         )
-        active = await calls.active_call_for_room(self.store, self.room_id)
-        self.call_id = active.id if active else None
+        self.call_id = snap.active_call_id
         self.caller_left_at = trio.current_time()
 
     async def _load_area(self, area_id: int) -> None:

@@ -12,9 +12,20 @@ from typing import Literal, get_args
 
 from sqlite_utils import Database
 
+from storage import audit
+from storage.areas import WaitingArea, _get_area
+from storage.calls import _active_for_room
 from storage.db import Row, Store, dump_json, execute, fetch_all, fetch_required, load_json, new_id
 from storage.errors import InvalidTransitionError
-from storage.rooms import IssuedToken, Room, create_room_sync, get_room_sync, issue_token_sync
+from storage.orgs import Unit, _get_unit
+from storage.rooms import (
+    IssuedToken,
+    Room,
+    _list_tokens,
+    create_room_sync,
+    get_room_sync,
+    issue_token_sync,
+)
 from storage.times import from_db, opt_from_db, opt_to_db, to_db, utcnow
 
 CallerStatus = Literal["waiting", "in_call", "on_hold", "transferred", "left", "ended"]
@@ -57,6 +68,28 @@ class Arrival:
     caller: Caller
     room: Room
     token: IssuedToken
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalRequest:
+    """One arrival of a batch: the cleaned form answers and what the audit log records of it."""
+
+    details: dict[str, str]
+    audit_action: str
+    remote_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """What a room actor restores on start, read in one transaction (see `load_room_snapshot`)."""
+
+    room: Room
+    caller: Caller | None
+    """The caller bound to the room's caller token (the oldest one), if any."""
+    area: WaitingArea | None
+    """The caller's current area (else the room's); None for a room without an area."""
+    unit: Unit | None
+    active_call_id: str | None
 
 
 def _caller(row: Row) -> Caller:
@@ -116,6 +149,46 @@ def _register(
     _event(db, caller_id, area_id, "waiting", now)
     token = issue_token_sync(db, room.id, "caller", False, token_expires_at, caller_id, "", now)
     return Arrival(get_caller_sync(db, caller_id), room, token)
+
+
+def _register_many(
+    db: Database, area_id: int, batch: list[ArrivalRequest], now: datetime | None
+) -> list[Arrival]:
+    arrivals: list[Arrival] = []
+    for request in batch:
+        # Each its own time (unless one is given), so the restored queue keeps arrival order.
+        stamp = now or utcnow()
+        arrival = _register(db, area_id, request.details, None, None, stamp)
+        audit._append(
+            db,
+            request.audit_action,
+            "caller",
+            None,
+            area_id,
+            arrival.caller.id,
+            request.remote_addr,
+            {},
+            stamp,
+        )
+        arrivals.append(arrival)
+    return arrivals
+
+
+def _room_snapshot(db: Database, room_id: str, caller_token_kind: str) -> RoomSnapshot:
+    room = get_room_sync(db, room_id)
+    if room.state != "open" or room.area_id is None:
+        return RoomSnapshot(room, None, None, None, None)  # ended: nothing more to restore
+    caller_ids = [
+        t.caller_id
+        for t in _list_tokens(db, room_id)
+        if t.kind == caller_token_kind and t.caller_id
+    ]
+    caller = get_caller_sync(db, caller_ids[0]) if caller_ids else None
+    area_id = caller.area_id if caller is not None else room.area_id
+    area = _get_area(db, area_id) if area_id is not None else None
+    unit = _get_unit(db, area.unit_id) if area is not None else None
+    active = _active_for_room(db, room_id)
+    return RoomSnapshot(room, caller, area, unit, active.id if active else None)
 
 
 def _set_status(db: Database, caller_id: str, status: CallerStatus, now: datetime) -> Caller:
@@ -220,6 +293,27 @@ async def register_arrival(
     bound to them. Returns once committed, so the arrival can be acknowledged safely.
     Validating ``details`` against the area's form is the caller's job."""
     return await store.run(_register, area_id, details, room_id, token_expires_at, now or utcnow())
+
+
+async def register_arrivals(
+    store: Store, area_id: int, batch: list[ArrivalRequest], *, now: datetime | None = None
+) -> list[Arrival]:
+    """Persist several arrivals to one area and their audit entries in one transaction (one
+    commit, one fsync), in order; like `register_arrival` for each, but all or nothing. Returns
+    once committed. A waiting-area actor uses it to admit the arrivals queued in its mailbox
+    together (validating the details is its job; an audit ``remote_addr`` may be empty)."""
+    if not batch:
+        return []
+    return await store.run(_register_many, area_id, list(batch), now)
+
+
+async def load_room_snapshot(
+    store: Store, room_id: str, *, caller_token_kind: str = "caller"
+) -> RoomSnapshot:
+    """The room, its caller, the caller's area and unit and the active call, in one read: a room
+    actor starting (for every arrival) makes one storage round trip instead of six.
+    Raises `NotFoundError` for an unknown room."""
+    return await store.run(_room_snapshot, room_id, caller_token_kind)
 
 
 async def get_caller(store: Store, caller_id: str) -> Caller:

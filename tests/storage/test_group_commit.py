@@ -1,0 +1,127 @@
+"""Group commit: concurrent `Store.run` calls share a transaction, yet each succeeds or fails alone."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from sqlite_utils import Database
+
+from storage import audit, callers
+from storage.db import Store, fetch_all, open_store
+from storage.seed import seed_demo
+
+CALLS = 30
+SLOW_SECONDS = 0.05
+
+
+def _insert_org(db: Database, name: str) -> str:
+    db.execute(
+        "INSERT INTO organisations (name, created_at) VALUES (?, '2026-01-01T00:00:00.000000Z')",
+        (name,),
+    )
+    return name
+
+
+def _fail_after_insert(db: Database, name: str) -> None:
+    _insert_org(db, name)
+    raise ValueError("refused")
+
+
+def _destroy_transaction(db: Database) -> None:
+    db.conn.execute("ROLLBACK")  # what a RAISE(ROLLBACK) trigger does to the whole batch
+    raise RuntimeError("transaction gone")
+
+
+def _slow(db: Database) -> None:
+    time.sleep(SLOW_SECONDS)
+
+
+async def _names(store: Store) -> list[str]:
+    rows = await store.run(fetch_all, "SELECT name FROM organisations ORDER BY name")
+    return [r["name"] for r in rows]
+
+
+async def test_concurrent_calls_share_commits_and_all_land(store: Store) -> None:
+    before_calls, before_batches = store.calls, store.batches
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, _slow)  # holds the connection while the others queue
+        for i in range(CALLS):
+            nursery.start_soon(store.run, _insert_org, f"org {i:02}")
+    assert await _names(store) == [f"org {i:02}" for i in range(CALLS)]
+    calls, batches = store.calls - before_calls, store.batches - before_batches
+    assert calls == CALLS + 2
+    assert batches < calls / 2  # the queued calls went through in a few batches
+
+
+async def test_a_failing_call_rolls_back_alone(store: Store) -> None:
+    results: dict[str, object] = {}
+
+    async def one(name: str, fail: bool) -> None:
+        try:
+            if fail:
+                await store.run(_fail_after_insert, name)
+            else:
+                results[name] = await store.run(_insert_org, name)
+        except ValueError as error:
+            results[name] = error
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, _slow)
+        for i in range(6):
+            nursery.start_soon(one, f"org {i}", i % 2 == 1)
+    assert await _names(store) == ["org 0", "org 2", "org 4"]
+    assert all(isinstance(results[f"org {i}"], ValueError) for i in (1, 3, 5))
+    assert [results[f"org {i}"] for i in (0, 2, 4)] == ["org 0", "org 2", "org 4"]
+
+
+async def test_work_lost_with_the_transaction_is_redone(store: Store) -> None:
+    async def destroy() -> None:
+        with pytest.raises(RuntimeError):
+            await store.run(_destroy_transaction)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, _slow)
+        nursery.start_soon(store.run, _insert_org, "before")
+        nursery.start_soon(destroy)
+        nursery.start_soon(store.run, _insert_org, "after")
+    assert await _names(store) == ["after", "before"]
+
+
+async def test_a_call_cancelled_before_it_starts_does_nothing(store: Store) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, _slow)
+        await trio.sleep(SLOW_SECONDS / 5)  # the slow call is in the worker thread now
+        with trio.move_on_after(0):
+            await store.run(_insert_org, "never")
+    assert await _names(store) == []
+
+
+async def test_an_acknowledged_batch_is_on_disk(db_path: Path) -> None:
+    """What `run` returned is committed: another connection sees every arrival of a batch."""
+    async with open_store(db_path) as store:
+        demo = await seed_demo(store, "not-a-real-hash")
+        area = demo.areas[0].id
+        batch = [
+            callers.ArrivalRequest({"name": f"Caller {i}"}, audit.ARRIVAL, "127.0.0.1")
+            for i in range(3)
+        ]
+        arrivals = await callers.register_arrivals(store, area, batch)
+        other = sqlite3.connect(db_path)
+        try:
+            stored = {row[0] for row in other.execute("SELECT id FROM callers")}
+            audited = {row[0] for row in other.execute("SELECT subject FROM audit_log")}
+        finally:
+            other.close()
+        ids = {a.caller.id for a in arrivals}
+        assert stored == ids
+        assert ids <= audited
+        queue = await callers.list_waiting(store, area)
+        assert [c.details["name"] for c in queue] == ["Caller 0", "Caller 1", "Caller 2"]
+        snapshot = await callers.load_room_snapshot(store, arrivals[1].room.id)
+        assert snapshot.caller is not None and snapshot.caller.id == arrivals[1].caller.id
+        assert snapshot.area is not None and snapshot.area.id == area
+        assert snapshot.active_call_id is None
