@@ -4,17 +4,25 @@ link to that area's share page and a button that copies the area's public link."
 from __future__ import annotations
 
 import html
+from pathlib import Path
+
+import pytest
+import trio
 
 from actors.areas import AREAS_ADDRESS
 from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn
 from actors.messages import FindArea
 from actors.setup import SETUP_ADDRESS, CreateStaff, GrantRole, StaffEntry
+from tests.chromium import launch_persistent
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
 from tests.web.test_pages import sign_in
 from tests.web.test_share import area_id
 
 ONE_AREA_PASSWORD = "one-area-provider-pw"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: Milliseconds Playwright waits for one expected thing on a loaded 2-core machine.
+WAIT_MS = 20_000
 
 
 async def test_each_area_of_the_provider_has_share_and_copy(
@@ -60,3 +68,50 @@ async def test_areas_of_others_get_no_share_link(waitroom_server: RunningServer)
     assert f'href="/areas/{mine}/share" data-share-page' in text
     assert f'data-copy-link="{my_link}"' in text
     assert other_link not in text
+
+
+def copy_from_dashboard(base_url: str, username: str, profile: Path) -> dict[str, str]:
+    """Sign in, press the first area's "Copy link", read the clipboard, follow "Share link"."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, str] = {}
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        context = launch_persistent(pw, profile, permissions=["clipboard-read", "clipboard-write"])
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base_url}/sign-in?next=/dashboard")
+            page.fill("input[name=username]", username)
+            page.fill("input[name=password]", DEMO_PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/dashboard")
+            section = page.locator("section.queue").nth(0)
+            section.get_by_role("button", name="Copy link").click()
+            status = section.locator("[data-copy-status]")
+            status.filter(has_text="Copied.").wait_for()
+            seen["status"] = status.inner_text()
+            seen["clipboard"] = str(page.evaluate("navigator.clipboard.readText()"))
+            page.screenshot(path=str(ARTIFACTS / "dashboard-share.png"), full_page=True)
+            section.get_by_role("link", name="Share link").click()
+            page.wait_for_selector("#copy-link")
+            seen["share_url"] = page.url
+        finally:
+            context.close()
+    return seen
+
+
+@pytest.mark.browser
+async def test_copy_link_puts_the_areas_link_on_the_clipboard(
+    waitroom_server: RunningServer, tmp_path: Path
+) -> None:
+    area, link = await area_id(waitroom_server)
+    seen = await trio.to_thread.run_sync(
+        copy_from_dashboard,
+        waitroom_server.base_url,
+        waitroom_server.demo.provider_username,
+        tmp_path / "profile",
+    )
+    assert seen["status"] == "Copied."
+    assert seen["clipboard"] == link
+    assert seen["share_url"] == f"{waitroom_server.base_url}/areas/{area}/share"
