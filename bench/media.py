@@ -2,6 +2,7 @@
 
     python bench/media.py            # 8 s per measurement
     python bench/media.py --quick    # 1.5 s per measurement, under 30 s in all
+    python bench/media.py --workers 2 [--quick]   # 1 worker process vs 2, same offered load
 
 What is measured, in one run on one machine:
   * sfu fan-out 1 and 5: one publisher (a child process, so its CPU is not counted) sends SRTP
@@ -12,6 +13,10 @@ What is measured, in one run on one machine:
     the same packets with no SRTP and no rewriting: the floor set by Python and system calls.
   * transcode: what an aiortc relay spends to decode and re-encode one 640x480 VP8 stream at
     30 fps (codec work only, in a child process), as a share of one core.
+With `--workers N` it measures only the multi-process media plane instead: a `MediaPool` of 1
+worker process, then one of N, each carrying `WORKER_CALLS` calls of fan-out `WORKER_FANOUT`
+(one publisher process per call, offering more than one process can forward). Reported: the
+aggregate forwarded packets/s of all workers, their CPU (from /proc), and the ratio N : 1.
 The last line printed is one JSON object with every figure.
 """
 
@@ -33,6 +38,7 @@ import trio
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from media.dtls import srtp_sessions
+from media.pool import MediaPool
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import FakePeer
 
@@ -44,9 +50,16 @@ OFFERED_RATE = 60_000
 # protecting SRTP cannot saturate the worker alone.
 CALLS = 1
 STARTUP_TIMEOUT = 20.0
+STUN_RETRY = 1.0
+STUN_ATTEMPTS = 10
 WARMUP = 0.3
 BURST = 64
 RAW_BATCH = 64
+#: `--workers`: calls spread over the pool (an even number, so 2 workers get one half each) and
+#: the fan-out of each (a six-party call's shape: the cheapest packets per publisher packet).
+WORKER_CALLS = 4
+WORKER_FANOUT = 5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRANSCODE_FPS = 30
 TRANSCODE_SIZE = (640, 480)
 
@@ -72,9 +85,16 @@ def _publisher(
         request.attributes["USERNAME"] = username
         request.attributes["USE-CANDIDATE"] = None
         request.add_message_integrity(password.encode())
-        sock.sendto(bytes(request), server)
-        sock.settimeout(2)
-        sock.recvfrom(2048)
+        sock.settimeout(STUN_RETRY)
+        for _ in range(STUN_ATTEMPTS):  # a loaded machine may lose or delay the first check
+            sock.sendto(bytes(request), server)
+            try:
+                sock.recvfrom(2048)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise RuntimeError("the worker never answered the publisher's STUN check")
         protect = srtp_sessions(profile, material, is_server=False).tx.protect
     payload = b"\x10" + os.urandom(PAYLOAD_BYTES - 1)
     seq = 0
@@ -258,6 +278,103 @@ async def _measure_raw(fanout: int, seconds: float) -> dict[str, float]:
     }
 
 
+def _process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(") ", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
+    """Aggregate forwarding of a pool of `workers` processes under the same offered load."""
+    pool = MediaPool(WorkerConfig(bind_address="127.0.0.1"), workers=workers)
+    peers: list[FakePeer] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        try:
+            children = []
+            ctx = multiprocessing.get_context("spawn")
+            for call in range(WORKER_CALLS):
+                publisher = FakePeer()
+                await publisher.connect(pool, f"bench{call}", "pub", slots=1)  # type: ignore[arg-type]
+                peers.append(publisher)
+                for i in range(WORKER_FANOUT):
+                    sub = FakePeer()
+                    await sub.connect(pool, f"bench{call}", f"sub{i}", slots=1)  # type: ignore[arg-type]
+                    peers.append(sub)
+                answer = publisher.answer
+                assert answer is not None
+                children.append(
+                    ctx.Process(
+                        target=_publisher,
+                        args=(
+                            publisher.server,
+                            f"{answer.ufrag}:{publisher.ufrag}",
+                            answer.pwd,
+                            publisher.srtp_profile,
+                            publisher.key_material,
+                            publisher.video_ssrc,
+                            seconds + 1.0,
+                            OFFERED_RATE // WORKER_FANOUT,
+                        ),
+                    )
+                )
+            placements = [pool.placement(f"bench{call}") for call in range(WORKER_CALLS)]
+            pids = [pid for pid in pool.worker_pids() if pid is not None]
+            for child in children:
+                child.start()
+            for _ in range(int(STARTUP_TIMEOUT / 0.1)):
+                if all(s.get("rtp_in", 0) > 0 for s in (await pool.refresh_stats()).values()):
+                    break
+                await trio.sleep(0.1)
+            await trio.sleep(WARMUP)
+            before, cpu0, wall0 = await pool.refresh_stats(), _process_cpu(pids), time.monotonic()
+            await trio.sleep(seconds)
+            after, cpu = await pool.refresh_stats(), _process_cpu(pids) - cpu0
+            wall = time.monotonic() - wall0
+            for child in children:
+                await trio.to_thread.run_sync(child.join)
+        finally:
+            for p in peers:
+                p.close()
+            nursery.cancel_scope.cancel()
+    per_worker = {
+        label: (after[label]["forwarded"] - before[label].get("forwarded", 0)) / wall
+        for label in after
+    }
+    forwarded = sum(per_worker.values()) * wall
+    return {
+        "workers": workers,
+        "calls_per_worker": [placements.count(i) for i in range(workers)],
+        "forwarded_per_s": forwarded / wall,
+        "forwarded_per_s_by_worker": per_worker,
+        "workers_cpu_share": cpu / wall,
+        "us_per_forwarded": 1e6 * cpu / forwarded if forwarded else 0.0,
+    }
+
+
+async def workers_async(workers: int, seconds: float) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    one = await _measure_pool(1, seconds)
+    many = await _measure_pool(workers, seconds)
+    return {
+        "seconds_per_measurement": seconds,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "calls": WORKER_CALLS,
+        "fanout": WORKER_FANOUT,
+        "pool_1": one,
+        f"pool_{workers}": many,
+        "ratio": many["forwarded_per_s"] / one["forwarded_per_s"]
+        if one["forwarded_per_s"]
+        else None,
+    }
+
+
 def _measure_transcode(seconds: float) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -287,8 +404,30 @@ async def main_async(seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, under 30 s in all")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only compare a pool of 1 media worker process with one of N (N >= 2)",
+    )
     args = parser.parse_args()
     seconds = 1.5 if args.quick else 8.0
+    if args.workers:
+        if args.workers < 2:
+            parser.error("--workers compares 1 process with N: give N >= 2")
+        report = trio.run(workers_async, args.workers, seconds)
+        for key in ("pool_1", f"pool_{args.workers}"):
+            r = report[key]
+            print(
+                f"{r['workers']} worker process(es): {r['forwarded_per_s']:10.0f} pkt/s forwarded "
+                f"(by worker {[round(v) for v in r['forwarded_per_s_by_worker'].values()]}), "
+                f"workers' CPU {100 * r['workers_cpu_share']:5.1f}% of a core, "
+                f"{r['us_per_forwarded']:.2f} us/pkt"
+            )
+        print(f"ratio {args.workers}:1 = {report['ratio']:.2f}; load {report['loadavg_before']}")
+        print(json.dumps(report, sort_keys=True))
+        return
     results = trio.run(main_async, seconds)
     for name in ("sfu_fanout1", "raw_fanout1", "sfu_fanout5", "raw_fanout5"):
         r = results[name]
