@@ -265,6 +265,7 @@ async def test_wrong_roles_and_bad_input_are_refused_and_change_nothing(clinic: 
         ),
         (clinic.settings(admin, name="   "), "area name"),
         (clinic.settings(admin, name="x" * 121), "area name"),
+        (clinic.settings(admin, name="Physiotherapy"), "already has an area called"),
         (clinic.settings(admin, consent_text="y" * (MAX_CONSENT + 1)), "consent"),
         (clinic.settings(admin, form_fields=(("dob", "Born", "dob", True),)), "name"),
         (clinic.settings(admin, form_fields=(("name", "Name", "name", False),)), "name"),
