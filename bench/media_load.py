@@ -1,0 +1,391 @@
+"""Media load: N concurrent two-party calls through the SFU beside a raw UDP relay of the same packets.
+
+    python bench/media_load.py                      # ramp 10, 25, 50, 100 calls
+    python bench/media_load.py --calls 10,25 --hold 10 --processes 2
+    python bench/media_load.py --quick              # 5 calls, 4 s held: under 60 s in all
+
+For each step N, in one run on one machine:
+  * sfu: ``waitroom serve`` (a child process, fresh database) and ``waitroom loadtest --media``
+    with N callers and N providers: callers arrive through the real form at ``--rate``, each
+    provider joins one, and both sides publish the pre-encoded Opus + VP8 clip over ICE, DTLS and
+    SRTP for the call (``call_seconds`` = time for all N to arrive + ``--hold``, so all N calls
+    overlap for at least ``--hold`` seconds). Loss (sequence gaps) and jitter (RFC 3550) come
+    from the receivers; server CPU and RTP forwarded/dropped from the server's ``/metrics``.
+  * raw: the same clip, the same pump, the same N pairs of peers in the same number of
+    load-generator processes, through a minimal UDP relay (its own process, the worker's receive
+    loop shape: ``wait_readable``, drain, ``sendto`` to the partner) with no ICE, DTLS or SRTP,
+    held for ``--hold`` seconds.
+CPU of each side (server or relay, and the load generators) is process CPU time over wall time;
+``udp_rcvbuf_errors`` is the host-wide kernel count of datagrams dropped on full receive buffers
+during the step (other people's programs on the host add to it). The last line printed is one
+JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+# The repository root first, so the checkout's packages are imported, not an installed copy.
+sys.path.insert(0, str(ROOT))
+
+from waitroom.loadtest import mediaload  # noqa: E402
+from waitroom.loadtest.mediapeer import MediaPeer, MediaPump, MediaTally, make_clip  # noqa: E402
+
+PASSWORD = "media-load-bench"
+STARTUP_TIMEOUT = 60.0
+#: Arrivals per second offered by the load test (the server sustains about 20/s, bench/README).
+ARRIVAL_RATE = 10.0
+RELAY_BATCH = 64
+RELAY_BUFFER = 4 * 1024 * 1024
+PAIR_HELLO = b"PAIR"
+STOP = b"STOP"
+REGISTER_WAIT = 0.5
+#: Extra time a step may take beyond its planned length before it is abandoned.
+STEP_GRACE = 120.0
+_SERVING = re.compile(r"Serving on (http://\S+)")
+
+
+def udp_rcvbuf_errors() -> int:
+    """Host-wide count of UDP datagrams dropped because a receive buffer was full."""
+    lines = [
+        ln.split()
+        for ln in Path("/proc/net/snmp").read_text().splitlines()
+        if ln.startswith("Udp:")
+    ]
+    header, values = lines[0], lines[1]
+    return int(values[header.index("RcvbufErrors")])
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# -- the SFU side --------------------------------------------------------------------------------
+
+
+class Server:
+    """``waitroom serve`` in a child process on free ports, with a fresh demo database."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Server:
+        command = [
+            sys.executable,
+            "-m",
+            "waitroom.cli",
+            "serve",
+            "--port",
+            "0",
+            "--media-port",
+            "0",
+            "--db",
+            str(self.workdir / "bench.sqlite3"),
+            "--demo-password",
+            PASSWORD,
+            "--log-level",
+            "WARNING",
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=sys.stderr, text=True
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            match = _SERVING.search(line)
+            if match:
+                self.url = match.group(1)
+                return self
+        self.__exit__()
+        raise RuntimeError("waitroom serve did not start")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) -> dict[str, Any]:
+    arrive_seconds = calls / ARRIVAL_RATE
+    call_seconds = round(arrive_seconds + hold, 1)
+    command = [
+        sys.executable,
+        "-m",
+        "waitroom.loadtest.main",
+        server.url,
+        "--password",
+        PASSWORD,
+        "--media",
+        "--areas",
+        "2",
+        "--callers",
+        str(calls),
+        "--providers",
+        str(calls),
+        "--rate",
+        str(ARRIVAL_RATE),
+        "--duration",
+        str(arrive_seconds + 1),
+        "--call-seconds",
+        str(call_seconds),
+        "--processes",
+        str(processes),
+        "--out",
+        str(out),
+    ]
+    cpu0, wall0, drops0 = children_cpu(), time.monotonic(), udp_rcvbuf_errors()
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=call_seconds + arrive_seconds + STEP_GRACE,
+        check=False,
+    )
+    cpu, wall, drops = children_cpu() - cpu0, time.monotonic() - wall0, udp_rcvbuf_errors() - drops0
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"loadtest printed no report:\n{done.stdout}\n{done.stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(lines[-1])
+    media = report.get("media") or {}
+    server_stats = report["server"]
+    return {
+        "calls": calls,
+        "call_seconds": call_seconds,
+        "calls_started": report["calls_started"],
+        "calls_ended": report["calls_ended"],
+        "errors": report["errors"],
+        "media": media,
+        "loss_percent": media.get("loss_percent"),
+        "jitter_p50_ms": media.get("jitter_p50_ms"),
+        "jitter_p95_ms": media.get("jitter_p95_ms"),
+        "server_cpu_percent": server_stats["cpu_percent"],
+        "server_loop_lag_max_ms": server_stats["loop_lag_max_ms"],
+        "tester_cpu_percent": round(100 * cpu / wall, 1),
+        "udp_rcvbuf_errors": drops,
+        "table": "\n".join(
+            ln for ln in done.stdout.splitlines() if not ln.startswith("{") and "report:" not in ln
+        ),
+    }
+
+
+# -- the raw reference ---------------------------------------------------------------------------
+
+
+def _relay(port_queue: Any, result_queue: Any) -> None:
+    """Child process: forward each registered address's datagrams to its partner, untouched."""
+
+    async def main() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RELAY_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RELAY_BUFFER)
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        port_queue.put(sock.getsockname()[1])
+        partner: dict[tuple[str, int], tuple[str, int]] = {}
+        waiting: dict[bytes, tuple[str, int]] = {}
+        forwarded = dropped = 0
+        cpu0 = wall0 = 0.0
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(RELAY_BATCH):
+                try:
+                    data, addr = recvfrom(2048)
+                except BlockingIOError:
+                    break
+                target = partner.get(addr)
+                if target is not None:
+                    try:
+                        sendto(data, target)
+                        forwarded += 1
+                    except BlockingIOError:
+                        dropped += 1
+                elif data.startswith(PAIR_HELLO):
+                    if not partner and not waiting:
+                        cpu0, wall0 = time.process_time(), time.monotonic()
+                    other = waiting.pop(data, None)
+                    if other is None:
+                        waiting[data] = addr
+                    else:
+                        partner[addr], partner[other] = other, addr
+                elif data == STOP:
+                    result_queue.put(
+                        {
+                            "forwarded": forwarded,
+                            "dropped": dropped,
+                            "cpu_seconds": time.process_time() - cpu0,
+                            "wall_seconds": time.monotonic() - wall0,
+                        }
+                    )
+                    sock.close()
+                    return
+
+    trio.run(main)
+
+
+def _raw_driver(relay_port: int, first: int, pairs: int, hold: float, queue: Any) -> None:
+    """Child process: ``pairs`` caller/provider peer pairs through the relay for ``hold`` s."""
+
+    async def main() -> dict[str, Any]:
+        clip = make_clip()
+        start = time.time()
+        tally = MediaTally(lambda: time.time() - start)
+        pump = MediaPump(clip, tally)
+        peers: list[MediaPeer] = []
+        relay = ("127.0.0.1", relay_port)
+        for n in range(first, first + pairs):
+            for role in ("caller", "provider"):
+                peer = MediaPeer(role, secure=False)
+                peer.bind()
+                peer.attach_raw(relay, PAIR_HELLO + str(n).encode())
+                peers.append(peer)
+        await trio.sleep(REGISTER_WAIT)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump.run)
+            for peer in peers:
+                nursery.start_soon(peer.receive, tally)
+                pump.add(peer)
+
+            async def sampler() -> None:
+                while True:
+                    await trio.sleep(mediaload.SAMPLE_INTERVAL)
+                    tally.sample()
+
+            nursery.start_soon(sampler)
+            await trio.sleep(hold)
+            for peer in peers:
+                peer.publishing = False
+            await trio.sleep(mediaload.MEDIA_DRAIN)
+            for peer in peers:
+                pump.remove(peer)
+            nursery.cancel_scope.cancel()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        for peer in peers:
+            peer.close()
+        return {"media": tally.to_json(), "cpu_seconds": cpu, "wall_seconds": wall}
+
+    queue.put(trio.run(main))
+
+
+def run_raw(calls: int, hold: float, processes: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    port_queue, relay_queue, driver_queue = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    relay = ctx.Process(target=_relay, args=(port_queue, relay_queue))
+    relay.start()
+    drops0 = udp_rcvbuf_errors()
+    try:
+        port = port_queue.get(timeout=STARTUP_TIMEOUT)
+        shares = [
+            calls // processes + (1 if i < calls % processes else 0) for i in range(processes)
+        ]
+        firsts = [sum(shares[:i]) for i in range(processes)]
+        drivers = [
+            ctx.Process(target=_raw_driver, args=(port, first, share, hold, driver_queue))
+            for first, share in zip(firsts, shares, strict=True)
+            if share
+        ]
+        for driver in drivers:
+            driver.start()
+        results = [driver_queue.get(timeout=hold + STEP_GRACE) for _ in drivers]
+        for driver in drivers:
+            driver.join()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+            control.sendto(STOP, ("127.0.0.1", port))
+        relayed = relay_queue.get(timeout=STARTUP_TIMEOUT)
+    finally:
+        relay.join(timeout=10)
+        if relay.is_alive():
+            relay.kill()
+    drops = udp_rcvbuf_errors() - drops0
+    media = mediaload.summarise([{"media": r["media"]} for r in results], []) or {}
+    tester_cpu = sum(r["cpu_seconds"] for r in results)
+    tester_wall = max(r["wall_seconds"] for r in results)
+    return {
+        "calls": calls,
+        "media": media,
+        "loss_percent": media.get("loss_percent"),
+        "jitter_p50_ms": media.get("jitter_p50_ms"),
+        "jitter_p95_ms": media.get("jitter_p95_ms"),
+        "relay_cpu_percent": round(100 * relayed["cpu_seconds"] / relayed["wall_seconds"], 1),
+        "relay_forwarded": relayed["forwarded"],
+        "relay_dropped": relayed["dropped"],
+        "tester_cpu_percent": round(100 * tester_cpu / tester_wall, 1),
+        "udp_rcvbuf_errors": drops,
+    }
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", default="10,25,50,100", help="steps, comma-separated")
+    parser.add_argument("--hold", type=float, default=15.0, help="seconds all calls overlap")
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--quick", action="store_true", help="one small step")
+    args = parser.parse_args()
+    steps = [5] if args.quick else [int(c) for c in args.calls.split(",")]
+    hold = 4.0 if args.quick else args.hold
+    results: dict[str, Any] = {
+        "hold_seconds": hold,
+        "processes": args.processes,
+        "arrival_rate": ARRIVAL_RATE,
+        "load_average_start": load_average(),
+        "clip": make_clip().stats(),
+        "steps": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp, Server(Path(tmp)) as server:
+        for calls in steps:
+            sfu = run_sfu(server, calls, hold, args.processes, Path(tmp) / f"sfu-{calls}")
+            raw = run_raw(calls, hold, args.processes)
+            step = {"calls": calls, "sfu": sfu, "raw": raw, "load_average": load_average()}
+            results["steps"].append(step)
+            print(sfu.pop("table"), file=sys.stderr)
+            print(
+                f"{calls:4d} calls | sfu loss {sfu['loss_percent']}% jitter p50/p95 "
+                f"{sfu['jitter_p50_ms']}/{sfu['jitter_p95_ms']} ms server CPU "
+                f"{sfu['server_cpu_percent']}% tester CPU {sfu['tester_cpu_percent']}% "
+                f"rcvbuf drops {sfu['udp_rcvbuf_errors']} | raw loss {raw['loss_percent']}% "
+                f"jitter {raw['jitter_p50_ms']}/{raw['jitter_p95_ms']} ms relay CPU "
+                f"{raw['relay_cpu_percent']}% tester CPU {raw['tester_cpu_percent']}% "
+                f"rcvbuf drops {raw['udp_rcvbuf_errors']} | load {step['load_average']}",
+                flush=True,
+            )
+    results["load_average_end"] = load_average()
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
