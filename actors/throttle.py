@@ -4,6 +4,10 @@ while, whatever username it tries next.
 The count is per address, never per username, so the refusal tells nobody whether a username
 exists, and an attacker cannot lock a colleague out from elsewhere. It lives in memory (a restart
 forgets it) and tracks a bounded number of addresses, dropping the stalest first.
+
+The loopback address is never counted: behind a reverse proxy on the same host every request
+comes from it, and counting it would let a stranger lock every colleague out. Such deployments
+rate-limit sign-in in the proxy (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ MAX_FAILURES = 10
 WINDOW_SECONDS = 15 * 60.0
 #: Addresses remembered at once; beyond this the least recently failing one is forgotten.
 MAX_TRACKED = 10_000
+#: Where a same-host reverse proxy connects from: never counted (see the module docstring). ""
+#: is an in-process caller, not a client.
+NEVER_COUNTED = frozenset({"", "127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 class FailureThrottle:
@@ -50,9 +57,8 @@ class FailureThrottle:
         return times
 
     def blocked(self, address: str) -> bool:
-        """True while ``address`` has used up its failures in the window ("" is never blocked:
-        it is an in-process caller, not a client)."""
-        if not address:
+        """True while ``address`` has used up its failures in the window."""
+        if address in NEVER_COUNTED:
             return False
         times = self._recent(address, trio.current_time())
         if times is not None and len(times) >= self.max_failures:
@@ -69,7 +75,7 @@ class FailureThrottle:
 
     def failed(self, address: str) -> None:
         """Count one failed sign-in from ``address``."""
-        if not address:
+        if address in NEVER_COUNTED:
             return
         now = trio.current_time()
         times = self._recent(address, now)

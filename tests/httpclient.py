@@ -55,6 +55,8 @@ class HttpClient:
 
     base_url: str
     cookies: dict[str, str] = field(default_factory=dict)
+    #: Connect from this local address (e.g. "127.0.0.2": another client on loopback).
+    source_address: str | None = None
 
     async def get(self, path: str) -> Response:
         return await self.request("GET", path)
@@ -96,7 +98,10 @@ class HttpClient:
             )
         else:
             conn = http.client.HTTPConnection(
-                parts.hostname or "", parts.port, timeout=REQUEST_TIMEOUT
+                parts.hostname or "",
+                parts.port,
+                timeout=REQUEST_TIMEOUT,
+                source_address=None if self.source_address is None else (self.source_address, 0),
             )
         try:
             all_headers = {"Accept": "text/html", **(headers or {})}

@@ -29,10 +29,12 @@ async def test_an_address_is_blocked_after_its_failures_and_freed_by_time(
     assert throttle.first_refusal("198.51.100.1")  # a new block is reported again
 
 
-def test_in_process_callers_are_never_counted() -> None:
+@pytest.mark.parametrize("address", ["", "127.0.0.1", "::1"])
+def test_in_process_callers_and_a_local_proxy_are_never_counted(address: str) -> None:
     throttle = FailureThrottle(max_failures=1)
-    throttle.failed("")
-    assert not throttle.blocked("")
+    throttle.failed(address)
+    throttle.failed(address)
+    assert not throttle.blocked(address)
 
 
 async def test_memory_is_bounded_by_dropping_the_stalest_address() -> None:

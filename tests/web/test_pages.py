@@ -98,7 +98,8 @@ async def test_wrong_password_is_refused_with_a_message_and_audited(
 async def test_repeated_failures_from_one_address_get_a_clear_429(
     waitroom_server: RunningServer,
 ) -> None:
-    client = HttpClient(waitroom_server.base_url)
+    # 127.0.0.1 is never throttled (a same-host proxy); this client is another loopback address.
+    client = HttpClient(waitroom_server.base_url, source_address="127.0.0.2")
     username = waitroom_server.demo.provider_username
     for attempt in range(MAX_FAILURES):
         assert (await sign_in(client, username, f"guess number {attempt}")).status == 401
@@ -108,6 +109,10 @@ async def test_repeated_failures_from_one_address_get_a_clear_429(
     assert SESSION_COOKIE not in client.cookies
     failed = await trio.to_thread.run_sync(failed_sign_ins, waitroom_server.db_path)
     assert len(failed) == MAX_FAILURES + 1 and '"throttled"' in failed[-1][2]
+    assert {address for _, address, _ in failed} == {"127.0.0.2"}
+    # Everyone else, including a proxy on this host, still signs in.
+    colleague = HttpClient(waitroom_server.base_url)
+    assert (await sign_in(colleague, username, DEMO_PASSWORD)).status == 303
 
 
 async def test_sign_in_sets_a_strict_cookie_and_a_fresh_id_every_time(
