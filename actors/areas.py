@@ -399,6 +399,8 @@ class WaitingArea(Actor):
             raise Refusal("other_unit", "callers can only move between areas of the same unit")
         if not msg.principal.has_role(Role.REFERRER, self.place):
             raise Refusal("forbidden", f"you are not a service referrer in {self.config.name}")
+        if not self.config.active:
+            raise Refusal("inactive", f"{self.config.name} is not taking callers at the moment")
         row = await callers.transfer_caller(self.store, msg.caller_id, self.area_id)
         entry = QueuedCaller(
             msg.caller_id,

@@ -332,3 +332,28 @@ async def test_a_closure_today_closes_the_area_until_it_is_removed(clinic: Clini
         today.isoformat(),
         (today + timedelta(days=1)).isoformat(),
     ]
+
+
+async def test_an_inactive_area_takes_no_transfers_either(clinic: Clinic) -> None:
+    other = clinic.demo.areas[1]
+    await clinic.setup(
+        clinic.settings(
+            clinic.org_admin(), area_id=other.id, name=other.name, time_zone="UTC", active=False
+        )
+    )
+    ada = await clinic.arrive({"name": "Ada"})
+    referrer = clinic.staff(
+        Grant(Role.PROVIDER, Scope.AREA, str(clinic.area_id)),
+        Grant(Role.REFERRER, Scope.AREA, str(other.id)),
+    )
+    with pytest.raises(Refusal) as refused:
+        await clinic.registry.ref(clinic.area).ask(
+            Inbound(
+                "caller.transfer",
+                {"caller_id": ada.caller_id, "target_area": str(other.id)},
+                referrer,
+                "c/r",
+            )
+        )
+    assert refused.value.code == "inactive" and other.name in refused.value.detail
+    assert await clinic.watch("conn/dash") == ["Ada"]
