@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+from storage import audit
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
 from tests.web.test_pages import sign_in
@@ -33,6 +34,10 @@ async def test_audit_and_reports_for_administrators_only(waitroom_server: Runnin
     sign_ins = await admin.get("/admin/audit?action=auth.sign_in")
     assert sign_ins.status == 200
     assert sign_ins.text.count('data-action="auth.sign_in"') == 2  # provider and admin
+    # The filter offers the one vocabulary of actions, the chosen one selected.
+    for action in audit.ACTIONS:
+        assert f'<option value="{action}"' in sign_ins.text, action
+    assert f'<option value="{audit.SIGN_IN}" selected>' in sign_ins.text
     assert 'data-action="caller.arrived"' not in sign_ins.text
     arrivals = await admin.get(f"/admin/audit?action=caller.arrived&area={area}")
     assert arrivals.text.count('data-action="caller.arrived"') == 1
