@@ -364,6 +364,16 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
             taken.get_by_role("button", name="Join").click()
             expect(other.locator("#dash-error")).to_contain_text("already with this caller")
             assert other.url.endswith("/dashboard")
+            # An admin's header leads to clinic setup and each area's settings (a provider's
+            # header has no such link).
+            expect(dash.locator("#nav-setup")).to_have_count(0)
+            other.locator("#nav-setup").click()
+            expect(other.locator("h1")).to_have_text("Clinic setup")
+            shot(other, "11-clinic-setup")
+            other.get_by_role("link", name="Settings of Physiotherapy").click()
+            expect(other.locator("h1")).to_have_text("Settings: Physiotherapy")
+            expect(other.locator("#s-tz")).to_have_value("UTC")
+            shot(other, "12-area-settings")
         finally:
             admin.context.close()
 
