@@ -14,9 +14,10 @@ What is measured, in one run on one machine:
   * transcode: what an aiortc relay spends to decode and re-encode one 640x480 VP8 stream at
     30 fps (codec work only, in a child process), as a share of one core.
 With `--workers N` it measures only the multi-process media plane instead: a `MediaPool` of 1
-worker process, then one of N, each carrying `WORKER_CALLS` calls of fan-out `WORKER_FANOUT`
-(one publisher process per call, offering more than one process can forward). Reported: the
-aggregate forwarded packets/s of all workers, their CPU (from /proc), and the ratio N : 1.
+worker process, then one of N (alternately, `WORKER_ROUNDS` times; once with --quick), each
+carrying `WORKER_CALLS` calls of fan-out `WORKER_FANOUT` (one publisher process per call, sending
+packets it SRTP-protected beforehand, offering more than one process can forward). Reported: the
+aggregate forwarded packets/s of all workers, their CPU (from /proc), and the median ratio N : 1.
 The last line printed is one JSON object with every figure.
 """
 
@@ -27,6 +28,7 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -59,6 +61,7 @@ RAW_BATCH = 64
 #: the fan-out of each (a six-party call's shape: the cheapest packets per publisher packet).
 WORKER_CALLS = 4
 WORKER_FANOUT = 5
+WORKER_ROUNDS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRANSCODE_FPS = 30
 TRANSCODE_SIZE = (640, 480)
@@ -288,15 +291,65 @@ def _process_cpu(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def _blaster(
+    server: tuple[str, int],
+    username: str,
+    password: str,
+    profile: bytes,
+    material: bytes,
+    ssrc: int,
+    seconds: float,
+    rate: int,
+) -> None:
+    """Child process for `--workers`: SRTP-protect every packet of the run first, then only
+    send them, so the publishers' own CPU (on a shared 2-core machine) limits the worker less."""
+    from aioice import stun
+
+    protect = srtp_sessions(profile, material, is_server=False).tx.protect
+    payload = b"\x10" + os.urandom(PAYLOAD_BYTES - 1)
+    packets = [
+        protect(struct.pack("!BBHII", 0x80, 96, n & 0xFFFF, n * 3000, ssrc) + payload)
+        for n in range(1, int(rate * seconds) + 1)
+    ]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    request.attributes["USERNAME"] = username
+    request.attributes["USE-CANDIDATE"] = None
+    request.add_message_integrity(password.encode())
+    sock.settimeout(STUN_RETRY)
+    for _ in range(STUN_ATTEMPTS):
+        sock.sendto(bytes(request), server)
+        try:
+            sock.recvfrom(2048)
+            break
+        except TimeoutError:
+            continue
+    else:
+        raise RuntimeError("the worker never answered the publisher's STUN check")
+    sendto = sock.sendto
+    start = time.monotonic()
+    for index in range(0, len(packets), BURST):
+        ahead = index / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+        for packet in packets[index : index + BURST]:
+            try:
+                sendto(packet, server)
+            except BlockingIOError:
+                continue
+    sock.close()
+
+
 async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
     """Aggregate forwarding of a pool of `workers` processes under the same offered load."""
     pool = MediaPool(WorkerConfig(bind_address="127.0.0.1"), workers=workers)
     peers: list[FakePeer] = []
+    ctx = multiprocessing.get_context("spawn")
     async with trio.open_nursery() as nursery:
         await nursery.start(pool.run)
         try:
             children = []
-            ctx = multiprocessing.get_context("spawn")
             for call in range(WORKER_CALLS):
                 publisher = FakePeer()
                 await publisher.connect(pool, f"bench{call}", "pub", slots=1)  # type: ignore[arg-type]
@@ -309,7 +362,7 @@ async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
                 assert answer is not None
                 children.append(
                     ctx.Process(
-                        target=_publisher,
+                        target=_blaster,
                         args=(
                             publisher.server,
                             f"{answer.ufrag}:{publisher.ufrag}",
@@ -317,19 +370,24 @@ async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
                             publisher.srtp_profile,
                             publisher.key_material,
                             publisher.video_ssrc,
-                            seconds + 1.0,
+                            seconds + 2 * WARMUP + 1.0,
                             OFFERED_RATE // WORKER_FANOUT,
                         ),
                     )
                 )
             placements = [pool.placement(f"bench{call}") for call in range(WORKER_CALLS)]
             pids = [pid for pid in pool.worker_pids() if pid is not None]
+            # Each publisher's STUN check comes once its packets are ready: then it sends.
+            checks = sum(s["stun_responses"] for s in (await pool.refresh_stats()).values())
             for child in children:
                 child.start()
             for _ in range(int(STARTUP_TIMEOUT / 0.1)):
-                if all(s.get("rtp_in", 0) > 0 for s in (await pool.refresh_stats()).values()):
+                stats = await pool.refresh_stats()
+                if sum(s["stun_responses"] for s in stats.values()) >= checks + WORKER_CALLS:
                     break
                 await trio.sleep(0.1)
+            else:
+                raise RuntimeError("the publisher processes never started sending")
             await trio.sleep(WARMUP)
             before, cpu0, wall0 = await pool.refresh_stats(), _process_cpu(pids), time.monotonic()
             await trio.sleep(seconds)
@@ -341,37 +399,54 @@ async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
             for p in peers:
                 p.close()
             nursery.cancel_scope.cancel()
-    per_worker = {
-        label: (after[label]["forwarded"] - before[label].get("forwarded", 0)) / wall
-        for label in after
-    }
+
+    def rate(key: str, label: str) -> float:
+        return (after[label].get(key, 0) - before[label].get(key, 0)) / wall
+
+    per_worker = {label: rate("forwarded", label) for label in after}
     forwarded = sum(per_worker.values()) * wall
     return {
         "workers": workers,
         "calls_per_worker": [placements.count(i) for i in range(workers)],
         "forwarded_per_s": forwarded / wall,
         "forwarded_per_s_by_worker": per_worker,
+        "received_per_s": sum(rate("rtp_in", label) for label in after),
         "workers_cpu_share": cpu / wall,
         "us_per_forwarded": 1e6 * cpu / forwarded if forwarded else 0.0,
     }
 
 
-async def workers_async(workers: int, seconds: float) -> dict[str, Any]:
+async def workers_async(workers: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """1 process and N processes measured alternately, `rounds` times each (the machine is
+    shared: alternating spreads other people's load over both sides)."""
     load_before = os.getloadavg()
-    one = await _measure_pool(1, seconds)
-    many = await _measure_pool(workers, seconds)
+    ones, manys = [], []
+    for _ in range(rounds):
+        ones.append(await _measure_pool(1, seconds))
+        manys.append(await _measure_pool(workers, seconds))
+
+    def median(runs: list[dict[str, Any]]) -> float:
+        return float(statistics.median(r["forwarded_per_s"] for r in runs))
+
+    one, many = median(ones), median(manys)
     return {
         "seconds_per_measurement": seconds,
+        "rounds": rounds,
         "cpu_count": os.cpu_count(),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "calls": WORKER_CALLS,
         "fanout": WORKER_FANOUT,
-        "pool_1": one,
-        f"pool_{workers}": many,
-        "ratio": many["forwarded_per_s"] / one["forwarded_per_s"]
-        if one["forwarded_per_s"]
-        else None,
+        "offered_forwards_per_s": WORKER_CALLS * (OFFERED_RATE // WORKER_FANOUT) * WORKER_FANOUT,
+        "pool_1": ones,
+        f"pool_{workers}": manys,
+        "median_forwarded_per_s_1": one,
+        f"median_forwarded_per_s_{workers}": many,
+        "ratio": many / one if one else None,
+        "round_ratios": [
+            m["forwarded_per_s"] / o["forwarded_per_s"] if o["forwarded_per_s"] else None
+            for o, m in zip(ones, manys, strict=True)
+        ],
     }
 
 
@@ -416,16 +491,23 @@ def main() -> None:
     if args.workers:
         if args.workers < 2:
             parser.error("--workers compares 1 process with N: give N >= 2")
-        report = trio.run(workers_async, args.workers, seconds)
-        for key in ("pool_1", f"pool_{args.workers}"):
-            r = report[key]
-            print(
-                f"{r['workers']} worker process(es): {r['forwarded_per_s']:10.0f} pkt/s forwarded "
-                f"(by worker {[round(v) for v in r['forwarded_per_s_by_worker'].values()]}), "
-                f"workers' CPU {100 * r['workers_cpu_share']:5.1f}% of a core, "
-                f"{r['us_per_forwarded']:.2f} us/pkt"
-            )
-        print(f"ratio {args.workers}:1 = {report['ratio']:.2f}; load {report['loadavg_before']}")
+        rounds = 1 if args.quick else WORKER_ROUNDS
+        report = trio.run(workers_async, args.workers, seconds, rounds)
+        for round_ in range(rounds):
+            for key in ("pool_1", f"pool_{args.workers}"):
+                r = report[key][round_]
+                print(
+                    f"{r['workers']} worker process(es): {r['forwarded_per_s']:8.0f} pkt/s "
+                    f"forwarded (by worker "
+                    f"{[round(v) for v in r['forwarded_per_s_by_worker'].values()]}), "
+                    f"{r['received_per_s']:6.0f} in/s, workers' CPU "
+                    f"{100 * r['workers_cpu_share']:5.1f}% of a core, "
+                    f"{r['us_per_forwarded']:.2f} us/pkt"
+                )
+        print(
+            f"median ratio {args.workers}:1 = {report['ratio'] or 0:.2f}; "
+            f"load {report['loadavg_before']} -> {report['loadavg_after']}"
+        )
         print(json.dumps(report, sort_keys=True))
         return
     results = trio.run(main_async, seconds)

@@ -183,6 +183,45 @@ async def test_cancelling_the_pool_leaves_no_worker_process() -> None:
     assert all_exited(pids)
 
 
+CONTROL_PLANE = """
+import sys, trio
+from media.pool import MediaPool
+from media.worker import WorkerConfig
+
+async def main():
+    pool = MediaPool(WorkerConfig(bind_address="127.0.0.1"), workers=2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        print(*pool.worker_pids(), flush=True)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+async def test_a_killed_control_plane_leaves_no_orphan_worker() -> None:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", CONTROL_PLANE], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(CHILD_TIMEOUT * 2):
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1024)
+                assert chunk, "the control plane exited before its workers started"
+                line += chunk
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == WORKERS
+        process.kill()  # no cleanup code runs: only the closed pipes tell the workers
+        await wait_until(lambda: all_exited(pids), CHILD_TIMEOUT, "orphaned workers exit")
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.move_on_after(CHILD_TIMEOUT):
+            await process.wait()
+
+
 async def test_a_worker_that_cannot_bind_fails_the_start() -> None:
     taken = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     await taken.bind(("127.0.0.1", 0))
