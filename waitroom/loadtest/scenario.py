@@ -371,7 +371,7 @@ def progress_line(recorder: Recorder) -> str:
         f"errors={sum(recorder.errors.values())} "
         f"server_ws={last.get('waitroom_ws_connections', 0):.0f} "
         f"lag={last.get('waitroom_event_loop_lag_max_seconds', 0) * 1000:.0f}ms"
-    )
+    ) + (recorder.media.progress() if recorder.media is not None else "")
 
 
 async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
