@@ -35,6 +35,7 @@ from actors.messages import (
     FindArea,
     HoldCaller,
     OpenRoom,
+    OpenRooms,
     ProviderJoining,
     ReloadArea,
     TransferIn,
@@ -263,11 +264,12 @@ class WaitingArea(Actor):
             accepted.append((index, details))
             requests.append(callers.ArrivalRequest(details, audit.ARRIVAL, arrival.remote_addr))
         registered = await callers.register_arrivals(self.store, self.area_id, requests)
-        for (index, details), stored in zip(accepted, registered, strict=True):
+        if registered:
+            await self.ref(ROOMS_ADDRESS).ask(OpenRooms(tuple(snap for _, snap in registered)))
+        for (index, details), (stored, _) in zip(accepted, registered, strict=True):
             stamp = _epoch(stored.caller.arrived_at)
             entry = QueuedCaller(stored.caller.id, stored.room.id, details, "waiting", stamp, stamp)
             self.queue[entry.id] = entry
-            await self.ref(ROOMS_ADDRESS).ask(OpenRoom(stored.room.id))
             self._publish(entry)
             outcomes[index] = ArrivalTicket(
                 entry.id, stored.room.id, f"{stored.room.id}.{stored.token.raw}"

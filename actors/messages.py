@@ -7,9 +7,12 @@ plain dataclasses or dicts (dicts when they go straight onto the wire).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.principal import AreaPlace, Principal
+
+if TYPE_CHECKING:
+    from storage.callers import RoomRestore
 
 # -- the area host ("areas") -------------------------------------------------------------------
 
@@ -142,6 +145,15 @@ class OpenRoom:
     """Asked of the room host: make sure ``room/<id>`` runs (it restores itself from storage)."""
 
     room_id: str
+
+
+@dataclass(frozen=True)
+class OpenRooms:
+    """Asked of the room host by an area that admitted a batch of arrivals: start their new rooms
+    together, each from the snapshot the arrival's transaction just wrote (no storage read; a
+    room that restarts later restores itself from storage as always)."""
+
+    snapshots: tuple[RoomRestore, ...]
 
 
 @dataclass(frozen=True)

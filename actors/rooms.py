@@ -29,6 +29,7 @@ from actors.messages import (
     GuestPass,
     HoldCaller,
     OpenRoom,
+    OpenRooms,
     ProviderJoining,
     RoomSnapshot,
 )
@@ -111,12 +112,15 @@ class Room(Actor):
         room_id: str,
         media: MediaPort | None,
         grace: float = RECONNECT_GRACE,
+        snapshot: callers.RoomRestore | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.room_id = room_id
         self.media = media
         self.grace = grace
+        #: A new room's state as its arrival just wrote it: the first start needs no storage read.
+        self._snapshot = snapshot
         # Per room: a shorter grace (tests, a deployment's choice) is checked proportionally often.
         self.idle_timeout = min(GRACE_CHECK_INTERVAL, grace / GRACE_CHECKS)  # type: ignore[misc]
         self.present: dict[str, Present] = {}
@@ -128,9 +132,10 @@ class Room(Actor):
     async def on_start(self) -> None:
         # One storage round trip: every arrival starts a room, and under load each trip through
         # the worker thread costs milliseconds of the room host's serial time (bench/README.md).
-        snap = await callers.load_room_snapshot(
+        snap = self._snapshot or await callers.load_room_restore(
             self.store, self.room_id, caller_token_kind=_CALLER_TOKEN_KIND
         )
+        self._snapshot = None
         room, caller, area, unit = snap.room, snap.caller, snap.area, snap.unit
         if room.state != "open" or area is None or unit is None:
             raise Refusal("closed", "this room has ended")
@@ -580,18 +585,28 @@ class RoomHost(Actor):
 
     async def handle(self, message: object) -> object:
         if isinstance(message, OpenRoom):
-            address = f"room/{message.room_id}"
-            if address not in self.registry:
-                room_id = message.room_id
-                await self.supervisor.start_child(
-                    ChildSpec(
-                        address,
-                        lambda: Room(self.store, room_id, self.media, self.grace),
-                        Restart.TRANSIENT,
-                    )
-                )
-            return address
+            return await self._open(message.room_id, None)
+        if isinstance(message, OpenRooms):
+            # Started side by side: one room host serves every area, so starting a batch's rooms
+            # one after another would make it the node's arrival bottleneck.
+            async with trio.open_nursery() as nursery:
+                for snapshot in message.snapshots:
+                    nursery.start_soon(self._open, snapshot.room.id, snapshot)
+            return None
         return await super().handle(message)
+
+    async def _open(self, room_id: str, snapshot: callers.RoomRestore | None) -> str:
+        address = f"room/{room_id}"
+        if address not in self.registry:
+            first = [snapshot] if snapshot is not None else []  # a restart reads storage
+
+            def new_room() -> Room:
+                return Room(
+                    self.store, room_id, self.media, self.grace, first.pop() if first else None
+                )
+
+            await self.supervisor.start_child(ChildSpec(address, new_room, Restart.TRANSIENT))
+        return address
 
 
 def new_secret() -> str:

@@ -80,8 +80,8 @@ class ArrivalRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class RoomSnapshot:
-    """What a room actor restores on start, read in one transaction (see `load_room_snapshot`)."""
+class RoomRestore:
+    """What a room actor restores on start, read in one transaction (see `load_room_restore`)."""
 
     room: Room
     caller: Caller | None
@@ -153,8 +153,10 @@ def _register(
 
 def _register_many(
     db: Database, area_id: int, batch: list[ArrivalRequest], now: datetime | None
-) -> list[Arrival]:
-    arrivals: list[Arrival] = []
+) -> list[tuple[Arrival, RoomRestore]]:
+    area = _get_area(db, area_id)
+    unit = _get_unit(db, area.unit_id)
+    arrivals: list[tuple[Arrival, RoomRestore]] = []
     for request in batch:
         # Each its own time (unless one is given), so the restored queue keeps arrival order.
         stamp = now or utcnow()
@@ -170,14 +172,15 @@ def _register_many(
             {},
             stamp,
         )
-        arrivals.append(arrival)
+        snapshot = RoomRestore(arrival.room, arrival.caller, area, unit, None)
+        arrivals.append((arrival, snapshot))
     return arrivals
 
 
-def _room_snapshot(db: Database, room_id: str, caller_token_kind: str) -> RoomSnapshot:
+def _room_snapshot(db: Database, room_id: str, caller_token_kind: str) -> RoomRestore:
     room = get_room_sync(db, room_id)
     if room.state != "open" or room.area_id is None:
-        return RoomSnapshot(room, None, None, None, None)  # ended: nothing more to restore
+        return RoomRestore(room, None, None, None, None)  # ended: nothing more to restore
     caller_ids = [
         t.caller_id
         for t in _list_tokens(db, room_id)
@@ -188,7 +191,7 @@ def _room_snapshot(db: Database, room_id: str, caller_token_kind: str) -> RoomSn
     area = _get_area(db, area_id) if area_id is not None else None
     unit = _get_unit(db, area.unit_id) if area is not None else None
     active = _active_for_room(db, room_id)
-    return RoomSnapshot(room, caller, area, unit, active.id if active else None)
+    return RoomRestore(room, caller, area, unit, active.id if active else None)
 
 
 def _set_status(db: Database, caller_id: str, status: CallerStatus, now: datetime) -> Caller:
@@ -297,19 +300,20 @@ async def register_arrival(
 
 async def register_arrivals(
     store: Store, area_id: int, batch: list[ArrivalRequest], *, now: datetime | None = None
-) -> list[Arrival]:
+) -> list[tuple[Arrival, RoomRestore]]:
     """Persist several arrivals to one area and their audit entries in one transaction (one
     commit, one fsync), in order; like `register_arrival` for each, but all or nothing. Returns
-    once committed. A waiting-area actor uses it to admit the arrivals queued in its mailbox
-    together (validating the details is its job; an audit ``remote_addr`` may be empty)."""
+    once committed, with each new room's snapshot as `load_room_restore` would read it, so the
+    room can start without reading it back. A waiting-area actor uses it to admit the arrivals
+    queued in its mailbox together (validating the details is its job)."""
     if not batch:
         return []
     return await store.run(_register_many, area_id, list(batch), now)
 
 
-async def load_room_snapshot(
+async def load_room_restore(
     store: Store, room_id: str, *, caller_token_kind: str = "caller"
-) -> RoomSnapshot:
+) -> RoomRestore:
     """The room, its caller, the caller's area and unit and the active call, in one read: a room
     actor starting (for every arrival) makes one storage round trip instead of six.
     Raises `NotFoundError` for an unknown room."""

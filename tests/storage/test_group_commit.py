@@ -109,7 +109,8 @@ async def test_an_acknowledged_batch_is_on_disk(db_path: Path) -> None:
             callers.ArrivalRequest({"name": f"Caller {i}"}, audit.ARRIVAL, "127.0.0.1")
             for i in range(3)
         ]
-        arrivals = await callers.register_arrivals(store, area, batch)
+        admitted = await callers.register_arrivals(store, area, batch)
+        arrivals = [arrival for arrival, _ in admitted]
         other = sqlite3.connect(db_path)
         try:
             stored = {row[0] for row in other.execute("SELECT id FROM callers")}
@@ -121,7 +122,11 @@ async def test_an_acknowledged_batch_is_on_disk(db_path: Path) -> None:
         assert ids <= audited
         queue = await callers.list_waiting(store, area)
         assert [c.details["name"] for c in queue] == ["Caller 0", "Caller 1", "Caller 2"]
-        snapshot = await callers.load_room_snapshot(store, arrivals[1].room.id)
+        snapshot = await callers.load_room_restore(store, arrivals[1].room.id)
         assert snapshot.caller is not None and snapshot.caller.id == arrivals[1].caller.id
         assert snapshot.area is not None and snapshot.area.id == area
         assert snapshot.active_call_id is None
+        # What a new room starts from without reading storage is what storage holds.
+        assert [await callers.load_room_restore(store, a.room.id) for a in arrivals] == [
+            written for _, written in admitted
+        ]
