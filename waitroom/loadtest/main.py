@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import resource
 import socket
 import sys
 import time
@@ -156,6 +157,14 @@ async def _run_process(command: list[str]) -> None:
     await trio.run_process(command, check=False, stdout=sys.stderr.fileno())
 
 
+def _own_cpu_seconds() -> float:
+    """CPU time of this process and its finished worker processes: the load tester's own cost,
+    so a report shows whether the client or the server was the limit on shared cores."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of the ``loadtest`` subcommand; returns the exit status."""
     if not args.allow_remote and not is_loopback(args.url):
@@ -171,10 +180,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out: Path = args.out / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    started, cpu_before = time.monotonic(), _own_cpu_seconds()
     runs = trio.run(_run_workers, args, spec, out)
     summary_scenario = {k: v for k, v in asdict(spec).items() if k != "password"}
     summary_scenario["processes"] = args.processes
     summary = report.summarise(runs, summary_scenario)
+    summary["client"] = report.client_cpu(
+        _own_cpu_seconds() - cpu_before, time.monotonic() - started, args.processes
+    )
     paths = report.write(runs, summary, out)
     print(report.table(summary))
     print(f"report: {paths['report']}  plot: {paths['plot']}")

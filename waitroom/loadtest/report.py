@@ -122,10 +122,32 @@ def table(report: dict[str, Any]) -> str:
         ("server CPU", f"{server['cpu_seconds']} s ({server['cpu_percent']}%)"),
         ("server RSS (end)", f"{server['rss_mib_end']} MiB"),
         ("server loop lag max", f"{server['loop_lag_max_ms']} ms"),
+        *_client_rows(report.get("client")),
         *mediaload.table_rows(report.get("media")),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def client_cpu(cpu_seconds: float, wall_seconds: float, processes: int) -> dict[str, Any]:
+    """The load tester's own CPU (all its processes) over the run, beside the server's figure."""
+    return {
+        "processes": processes,
+        "cpu_seconds": round(cpu_seconds, 2),
+        "cpu_percent": round(100 * cpu_seconds / wall_seconds, 1) if wall_seconds else None,
+    }
+
+
+def _client_rows(client: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not client:
+        return []
+    return [
+        (
+            "load tester CPU",
+            f"{client['cpu_seconds']} s ({client['cpu_percent']}% of one core, "
+            f"{client['processes']} processes)",
+        )
+    ]
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
