@@ -27,7 +27,8 @@ LATE_JOIN_DEADLINE = 2.0  # issue 4: a late joiner gets video within 2 s
 STOP_WITHIN = 1.0  # hold: forwarding stops "at once": counters stop within this long ...
 FLAT_FOR = 1.0  # ... and then stay flat for this long
 POLL = 0.1
-SEE_AND_HEAR = ("framesDecoded", "totalSamplesReceived")
+#: Decoded video; audio samples (as issue 4 asks) and of those the ones that really arrived.
+SEE_AND_HEAR = ("framesDecoded", "totalSamplesReceived", "heardSamples")
 #: What arrives at all (audio and video packets, decoded frames). Not totalSamplesReceived: it goes
 #: on growing with concealment (made-up audio) after packets stop.
 ARRIVING = ("framesDecoded", "packetsReceived")
@@ -47,8 +48,11 @@ class Participant:
         return result
 
     def slots_by_peer(self) -> dict[str, dict[str, Any]]:
+        """Receive figures per remote peer, with ``heardSamples``: samples not concealed."""
         return {
-            s["peerId"]: s for s in self.stats()["slots"].values() if s.get("peerId") is not None
+            s["peerId"]: {**s, "heardSamples": s["totalSamplesReceived"] - s["concealedSamples"]}
+            for s in self.stats()["slots"].values()
+            if s.get("peerId") is not None
         }
 
 

@@ -15,7 +15,7 @@
 //   });
 //   call.setCamera(false); call.setMicrophone(true);   // toggles; return the new state
 //   call.setSlots({0: "peer-b", 1: "peer-c"});          // from the server's slot event
-//   await call.stats();   // {slots: {0: {framesDecoded, totalSamplesReceived, peerId}}, ...}
+//   await call.stats();   // {slots: {0: {framesDecoded, totalSamplesReceived, concealedSamples, peerId}}, ...}
 //   call.leave();         // stops tracks, closes the connection (signal "media.leave" too)
 
 export const DEFAULT_SLOTS = 5;
@@ -108,11 +108,16 @@ export class MediaCall {
         peerId: slot.peerId,
         framesDecoded: 0,
         totalSamplesReceived: 0,
+        concealedSamples: 0,
         packetsReceived: 0,
       });
       entry.packetsReceived += r.packetsReceived ?? 0;
       if (r.kind === "video") entry.framesDecoded += r.framesDecoded ?? 0;
-      if (r.kind === "audio") entry.totalSamplesReceived += r.totalSamplesReceived ?? 0;
+      if (r.kind === "audio") {
+        // totalSamplesReceived includes concealment (made-up audio after packets stop).
+        entry.totalSamplesReceived += r.totalSamplesReceived ?? 0;
+        entry.concealedSamples += r.concealedSamples ?? 0;
+      }
     });
     return out;
   }
