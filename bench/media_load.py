@@ -2,7 +2,7 @@
 
     python bench/media_load.py                      # ramp 10, 25, 50, 100 calls
     python bench/media_load.py --calls 10,25 --hold 10 --processes 2
-    python bench/media_load.py --quick              # 5 calls, 4 s held: under 60 s in all
+    python bench/media_load.py --quick              # 5 calls, 4 s held, about a minute
 
 For each step N, in one run on one machine:
   * sfu: ``waitroom serve`` (a child process, fresh database) and ``waitroom loadtest --media``
@@ -10,12 +10,15 @@ For each step N, in one run on one machine:
     provider joins one, and both sides publish the pre-encoded Opus + VP8 clip over ICE, DTLS and
     SRTP for the call (``call_seconds`` = time for all N to arrive + ``--hold``, so all N calls
     overlap for at least ``--hold`` seconds). Loss (sequence gaps) and jitter (RFC 3550) come
-    from the receivers; server CPU and RTP forwarded/dropped from the server's ``/metrics``.
-  * raw: the same clip, the same pump, the same N pairs of peers in the same number of
-    load-generator processes, through a minimal UDP relay (its own process, the worker's receive
-    loop shape: ``wait_readable``, drain, ``sendto`` to the partner) with no ICE, DTLS or SRTP,
-    held for ``--hold`` seconds.
-CPU of each side (server or relay, and the load generators) is process CPU time over wall time;
+    from the receivers; RTP forwarded/dropped from the server's ``/metrics``; server CPU from
+    /proc for the server and its media worker processes together.
+  * worker: the same clip, the same pump, the same N pairs of peers in the same number of
+    load-generator processes, straight to the SFU's media worker (``media.worker.Worker`` in its
+    own process: offer, ICE, DTLS, SRTP, forwarding) with no gateway, actors or storage, held for
+    ``--hold`` seconds: the media plane alone.
+  * raw: the same peers through a minimal UDP relay (its own process, the worker's receive loop
+    shape: ``wait_readable``, drain, ``sendto`` to the partner) with no ICE, DTLS or SRTP.
+CPU of each side (server, worker or relay, and the load generators) is process CPU time over wall;
 ``udp_rcvbuf_errors`` is the host-wide kernel count of datagrams dropped on full receive buffers
 during the step (other people's programs on the host add to it). The last line printed is one
 JSON object with every figure.
@@ -54,6 +57,8 @@ RELAY_BATCH = 64
 RELAY_BUFFER = 4 * 1024 * 1024
 PAIR_HELLO = b"PAIR"
 STOP = b"STOP"
+#: A driver sends this once its peers are connected: the worker's CPU is counted from the last.
+MARK = b"MARK"
 REGISTER_WAIT = 0.5
 #: Extra time a step may take beyond its planned length before it is abandoned.
 STEP_GRACE = 120.0
@@ -280,8 +285,46 @@ def _relay(port_queue: Any, result_queue: Any) -> None:
     trio.run(main)
 
 
-def _raw_driver(relay_port: int, first: int, pairs: int, hold: float, queue: Any) -> None:
-    """Child process: ``pairs`` caller/provider peer pairs through the relay for ``hold`` s."""
+def _sfu_worker(port_queue: Any, result_queue: Any, requests: Any, replies: list[Any]) -> None:
+    """Child process: the SFU's media worker alone (no gateway, no actors) answering offers."""
+    from media.worker import Worker, WorkerConfig
+
+    async def main() -> None:
+        worker = Worker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            port_queue.put(worker.port)
+            cpu0, wall0, base = time.process_time(), time.monotonic(), 0
+            while True:
+                request = await trio.to_thread.run_sync(requests.get)
+                if request == MARK:
+                    cpu0, wall0 = time.process_time(), time.monotonic()
+                    base = worker.stats()["forwarded"]
+                    continue
+                if request == STOP:
+                    stats = worker.stats()
+                    result_queue.put(
+                        {
+                            "forwarded": stats["forwarded"] - base,
+                            "dropped": sum(v for k, v in stats.items() if k.startswith("dropped_")),
+                            "cpu_seconds": time.process_time() - cpu0,
+                            "wall_seconds": time.monotonic() - wall0,
+                        }
+                    )
+                    nursery.cancel_scope.cancel()
+                    return
+                driver, call_id, peer_id, offer = request
+                replies[driver].put(await worker.open_peer(call_id, peer_id, offer))
+
+    trio.run(main)
+
+
+def _driver(
+    mode: str, port: int, index: int, first: int, pairs: int, hold: float, queues: Any
+) -> None:
+    """Child process: ``pairs`` caller/provider peer pairs for ``hold`` s, through the relay
+    (``raw``: plain RTP) or the bare media worker (``worker``: offer, ICE, DTLS, SRTP)."""
+    requests, replies, results = queues
 
     async def main() -> dict[str, Any]:
         clip = load_clip()
@@ -289,14 +332,21 @@ def _raw_driver(relay_port: int, first: int, pairs: int, hold: float, queue: Any
         tally = MediaTally(lambda: time.time() - start)
         pump = MediaPump(clip, tally)
         peers: list[MediaPeer] = []
-        relay = ("127.0.0.1", relay_port)
+        target = ("127.0.0.1", port)
         for n in range(first, first + pairs):
             for role in ("caller", "provider"):
-                peer = MediaPeer(role, secure=False)
+                peer = MediaPeer(role, secure=mode == "worker")
                 peer.bind()
-                peer.attach_raw(relay, PAIR_HELLO + str(n).encode())
+                if mode == "raw":
+                    peer.attach_raw(target, PAIR_HELLO + str(n).encode())
+                else:
+                    requests.put((index, f"call{n}", role, peer.offer()))
+                    peer.accept(await trio.to_thread.run_sync(replies[index].get))
+                    await peer.establish()
                 peers.append(peer)
         await trio.sleep(REGISTER_WAIT)
+        if mode == "worker":
+            requests.put(MARK)
         cpu0, wall0 = time.process_time(), time.monotonic()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump.run)
@@ -322,14 +372,22 @@ def _raw_driver(relay_port: int, first: int, pairs: int, hold: float, queue: Any
             peer.close()
         return {"media": tally.to_json(), "cpu_seconds": cpu, "wall_seconds": wall}
 
-    queue.put(trio.run(main))
+    results.put(trio.run(main))
 
 
-def run_raw(calls: int, hold: float, processes: int) -> dict[str, Any]:
+def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, Any]:
+    """N pairs of peers through the raw relay or the bare media worker (its own process)."""
     ctx = multiprocessing.get_context("spawn")
-    port_queue, relay_queue, driver_queue = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    relay = ctx.Process(target=_relay, args=(port_queue, relay_queue))
-    relay.start()
+    port_queue, forwarder_queue, driver_queue = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    requests = ctx.Queue()
+    replies = [ctx.Queue() for _ in range(processes)]
+    if mode == "raw":
+        forwarder = ctx.Process(target=_relay, args=(port_queue, forwarder_queue))
+    else:
+        forwarder = ctx.Process(
+            target=_sfu_worker, args=(port_queue, forwarder_queue, requests, replies)
+        )
+    forwarder.start()
     drops0 = udp_rcvbuf_errors()
     try:
         port = port_queue.get(timeout=STARTUP_TIMEOUT)
@@ -337,9 +395,10 @@ def run_raw(calls: int, hold: float, processes: int) -> dict[str, Any]:
             calls // processes + (1 if i < calls % processes else 0) for i in range(processes)
         ]
         firsts = [sum(shares[:i]) for i in range(processes)]
+        queues = (requests, replies, driver_queue)
         drivers = [
-            ctx.Process(target=_raw_driver, args=(port, first, share, hold, driver_queue))
-            for first, share in zip(firsts, shares, strict=True)
+            ctx.Process(target=_driver, args=(mode, port, i, first, share, hold, queues))
+            for i, (first, share) in enumerate(zip(firsts, shares, strict=True))
             if share
         ]
         for driver in drivers:
@@ -347,13 +406,16 @@ def run_raw(calls: int, hold: float, processes: int) -> dict[str, Any]:
         results = [driver_queue.get(timeout=hold + STEP_GRACE) for _ in drivers]
         for driver in drivers:
             driver.join()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
-            control.sendto(STOP, ("127.0.0.1", port))
-        relayed = relay_queue.get(timeout=STARTUP_TIMEOUT)
+        if mode == "raw":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+                control.sendto(STOP, ("127.0.0.1", port))
+        else:
+            requests.put(STOP)
+        relayed = forwarder_queue.get(timeout=STARTUP_TIMEOUT)
     finally:
-        relay.join(timeout=10)
-        if relay.is_alive():
-            relay.kill()
+        forwarder.join(timeout=10)
+        if forwarder.is_alive():
+            forwarder.kill()
     drops = udp_rcvbuf_errors() - drops0
     media = mediaload.summarise([{"media": r["media"]} for r in results], []) or {}
     tester_cpu = sum(r["cpu_seconds"] for r in results)
@@ -364,7 +426,10 @@ def run_raw(calls: int, hold: float, processes: int) -> dict[str, Any]:
         "loss_percent": media.get("loss_percent"),
         "jitter_p50_ms": media.get("jitter_p50_ms"),
         "jitter_p95_ms": media.get("jitter_p95_ms"),
-        "relay_cpu_percent": round(100 * relayed["cpu_seconds"] / relayed["wall_seconds"], 1),
+        "forwarder_cpu_percent": round(100 * relayed["cpu_seconds"] / relayed["wall_seconds"], 1),
+        "forwarder_us_per_packet": round(1e6 * relayed["cpu_seconds"] / relayed["forwarded"], 2)
+        if relayed["forwarded"]
+        else None,
         "relay_forwarded": relayed["forwarded"],
         "relay_dropped": relayed["dropped"],
         "tester_cpu_percent": round(100 * tester_cpu / tester_wall, 1),
@@ -395,20 +460,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Server(Path(tmp)) as server:
         for calls in steps:
             sfu = run_sfu(server, calls, hold, args.processes, Path(tmp) / f"sfu-{calls}")
-            raw = run_raw(calls, hold, args.processes)
-            step = {"calls": calls, "sfu": sfu, "raw": raw, "load_average": load_average()}
+            worker = run_direct("worker", calls, hold, args.processes)
+            raw = run_direct("raw", calls, hold, args.processes)
+            step = {
+                "calls": calls,
+                "sfu": sfu,
+                "worker": worker,
+                "raw": raw,
+                "load_average": load_average(),
+            }
             results["steps"].append(step)
             print(sfu.pop("table"), file=sys.stderr)
-            print(
-                f"{calls:4d} calls | sfu loss {sfu['loss_percent']}% jitter p50/p95 "
-                f"{sfu['jitter_p50_ms']}/{sfu['jitter_p95_ms']} ms server CPU "
-                f"{sfu['server_cpu_percent']}% (main {sfu['server_main_cpu_percent']}%) tester CPU {sfu['tester_cpu_percent']}% "
-                f"rcvbuf drops {sfu['udp_rcvbuf_errors']} | raw loss {raw['loss_percent']}% "
-                f"jitter {raw['jitter_p50_ms']}/{raw['jitter_p95_ms']} ms relay CPU "
-                f"{raw['relay_cpu_percent']}% tester CPU {raw['tester_cpu_percent']}% "
-                f"rcvbuf drops {raw['udp_rcvbuf_errors']} | load {step['load_average']}",
-                flush=True,
-            )
+            for name, r in (("sfu", sfu), ("worker", worker), ("raw", raw)):
+                cpu = r.get("server_cpu_percent", r.get("forwarder_cpu_percent"))
+                print(
+                    f"{calls:4d} calls {name:6s} loss {r['loss_percent']}% "
+                    f"jitter p50/p95 {r['jitter_p50_ms']}/{r['jitter_p95_ms']} ms "
+                    f"forwarder CPU {cpu}% tester CPU {r['tester_cpu_percent']}% "
+                    f"rcvbuf drops {r['udp_rcvbuf_errors']}",
+                    flush=True,
+                )
+            print(f"load average {step['load_average']}", flush=True)
     results["load_average_end"] = load_average()
     print(json.dumps(results, sort_keys=True))
 

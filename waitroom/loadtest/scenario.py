@@ -30,6 +30,9 @@ SAMPLE_INTERVAL = 1.0
 DRAIN_SECONDS = 5.0
 #: A provider with nobody to join looks again after this long (events usually wake it first).
 IDLE_POLL = 0.5
+#: With media, the last /metrics sample waits this long: the server's media worker processes
+#: report their counters once a second.
+MEDIA_STATS_SETTLE = 1.5
 _TOKEN = re.compile(r'data-token="([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
 _AREA = re.compile(r'data-area-id="(\d+)".*?/w/([A-Za-z0-9_\-]+)"', re.S)
 
@@ -422,5 +425,8 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
                 stop.set()
                 users.cancel_scope.deadline = trio.current_time() + scenario.drain
             nursery.cancel_scope.cancel()
+    if recorder.media is not None:
+        # Media worker processes report their counters to the server once a second.
+        await trio.sleep(MEDIA_STATS_SETTLE)
     await sample_metrics(scenario, recorder)
     return recorder
