@@ -9,8 +9,10 @@ caller's page receives is decoded and checked for the other caller's name and id
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -135,6 +137,34 @@ STOP_S = 1.0
 FLAT_S = 1.0
 #: getStats polling interval (short polls, not fixed sleeps).
 POLL_S = 0.1
+#: Media worker processes the server runs (the journey kills the one carrying the call).
+MEDIA_WORKERS = 2
+#: The UDP port of the SFU a page's newest connection uses (its answer's host candidate).
+SFU_PORT = r"""() => Number(window.__pcs.at(-1).remoteDescription.sdp
+    .match(/a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host/i)[1])"""
+#: The page has a newer connection than the ``n`` it had, and it is connected.
+NEW_CONNECTION = """(n) => window.__pcs.length > n
+    && window.__pcs.at(-1).connectionState === 'connected'"""
+
+
+def kill_media_worker(server: subprocess.Popen[str], port: int) -> int:
+    """SIGKILL the server's media worker process that owns UDP ``port``; its pid."""
+    inodes = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    # Each thread lists the children it started (trio may start them from a worker thread).
+    tasks = Path(f"/proc/{server.pid}/task").iterdir()
+    children = {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
+    for pid in children:
+        fds = Path(f"/proc/{pid}/fd")
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in fds.iterdir()):
+                os.kill(pid, signal.SIGKILL)
+                return pid
+    raise AssertionError(f"no media worker of the server owns UDP port {port}")
 
 
 def remote_peer(page: Page, name: str) -> str:
@@ -206,6 +236,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 str(db),
             ),
             *("--demo-password", PASSWORD, "--log-level", "WARNING"),
+            # Two media worker processes, whatever the core count: one can die, the other serves.
+            *("--media-workers", str(MEDIA_WORKERS)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -486,6 +518,19 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         timings["re-join: caller's media resumes"] = wait_growing(
             ada_page, [provider_peer, guest_peer], SEE_AND_HEAR, "the caller back in the call"
         )
+
+        # The media worker process carrying the call dies: the server tells every page, each
+        # offers again (landing on the other worker) and they see and hear each other again.
+        pages = (ada_page, call, guest_page)
+        before = [page.evaluate("() => window.__pcs.length") for page in pages]
+        killed_at = time.monotonic()
+        kill_media_worker(server.process, ada_page.evaluate(SFU_PORT))
+        for page, n in zip(pages, before, strict=True):
+            page.wait_for_function(NEW_CONNECTION, arg=n, timeout=MEDIA_MS)
+        ada_peer = remote_peer(call, "Ada Lovelace")
+        wait_growing(ada_page, [provider_peer, guest_peer], SEE_AND_HEAR, "the caller, again")
+        wait_growing(call, [ada_peer, guest_peer], SEE_AND_HEAR, "the provider, again")
+        timings["worker killed: media back"] = time.monotonic() - killed_at
 
         # The provider ends the call: the caller's and the guest's pages say so.
         call.click("#end-call")

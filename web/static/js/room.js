@@ -17,6 +17,10 @@
   const role = page.dataset.role;
   /* A guest set aside by "hold" re-enters the room this soon, to hear when the call resumes. */
   const REENTER_MS = 500;
+  /* When the server closes our media (its worker restarted, say) the page offers again, but at
+   * most this many times per window, so a peer the server keeps refusing does not loop. */
+  const REOFFER_LIMIT = 3;
+  const REOFFER_WINDOW_MS = 60000;
   const S = JSON.parse(document.getElementById("wr-strings").textContent);
   const $ = (id) => document.getElementById(id);
 
@@ -46,6 +50,7 @@
   let media = null;
   let audioOn = true;
   let videoOn = true;
+  let reoffers = [];
 
   /* -- identity and storage ------------------------------------------------------------------ */
   const visitKey = role === "caller" ? "waitroom.visit." + page.dataset.slug : null;
@@ -246,7 +251,25 @@
       })
       .catch((error) => {
         console.warn("waitroom: video is unavailable in this call", error);
+        if (media && media.pending) media = null; /* a later media.closed may try again */
       });
+  }
+
+  /* The SFU closed our connection (not we): leave what is left of it and offer afresh. */
+  function reofferMedia() {
+    const now = Date.now();
+    reoffers = reoffers.filter((at) => now - at < REOFFER_WINDOW_MS);
+    if (reoffers.length >= REOFFER_LIMIT) {
+      console.warn("waitroom: video stopped and could not be restarted");
+      return;
+    }
+    reoffers.push(now);
+    if (stopMediaPlane()) localStream = null; /* leave() stopped our camera */
+    startDevices().finally(() => {
+      if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+        startMediaPlane();
+      }
+    });
   }
 
   function stopMediaPlane() {
@@ -359,6 +382,9 @@
     /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
     wire.on("media.slots", (body) => {
       if (media && media.setSlots) media.setSlots(body.slots || {});
+    });
+    wire.on("media.closed", () => {
+      if (media && media.leave) reofferMedia();
     });
   }
 
