@@ -27,6 +27,7 @@ JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -95,6 +96,42 @@ def tree_cpu(pid: int) -> float:
         total += table.get(current, (0, 0.0))[1]
         todo += [child for child, (parent, _) in table.items() if parent == current]
     return total
+
+
+def udp_drops_of_tree(pid: int) -> int:
+    """Kernel drops (receive buffer full) summed over the UDP sockets a process tree holds."""
+    inodes: set[str] = set()
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{member}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    drops += int(fields[-1])
+    return drops
+
+
+def _tree(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+    members, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        members.append(current)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return members
 
 
 def children_cpu() -> float:
@@ -189,7 +226,7 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
         str(out),
     ]
     assert server.process is not None
-    server0 = tree_cpu(server.process.pid)
+    server0, server_drops0 = tree_cpu(server.process.pid), udp_drops_of_tree(server.process.pid)
     cpu0, wall0, drops0 = children_cpu(), time.monotonic(), udp_rcvbuf_errors()
     done = subprocess.run(
         command,
@@ -201,6 +238,7 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
     )
     cpu, wall, drops = children_cpu() - cpu0, time.monotonic() - wall0, udp_rcvbuf_errors() - drops0
     server_cpu = tree_cpu(server.process.pid) - server0
+    server_drops = udp_drops_of_tree(server.process.pid) - server_drops0
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"loadtest printed no report:\n{done.stdout}\n{done.stderr[-2000:]}")
@@ -224,6 +262,8 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
         "server_loop_lag_max_ms": server_stats["loop_lag_max_ms"],
         "tester_cpu_percent": round(100 * cpu / wall, 1),
         "udp_rcvbuf_errors": drops,
+        "forwarder_socket_drops": server_drops,
+        "receiver_socket_drops": media.get("receiver_socket_drops"),
         "table": "\n".join(
             ln for ln in done.stdout.splitlines() if not ln.startswith("{") and "report:" not in ln
         ),
@@ -406,6 +446,7 @@ def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, 
         results = [driver_queue.get(timeout=hold + STEP_GRACE) for _ in drivers]
         for driver in drivers:
             driver.join()
+        forwarder_drops = udp_drops_of_tree(forwarder.pid) if forwarder.pid else 0
         if mode == "raw":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
                 control.sendto(STOP, ("127.0.0.1", port))
@@ -434,6 +475,8 @@ def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, 
         "relay_dropped": relayed["dropped"],
         "tester_cpu_percent": round(100 * tester_cpu / tester_wall, 1),
         "udp_rcvbuf_errors": drops,
+        "forwarder_socket_drops": forwarder_drops,
+        "receiver_socket_drops": media.get("receiver_socket_drops"),
     }
 
 
@@ -477,7 +520,8 @@ def main() -> None:
                     f"{calls:4d} calls {name:6s} loss {r['loss_percent']}% "
                     f"jitter p50/p95 {r['jitter_p50_ms']}/{r['jitter_p95_ms']} ms "
                     f"forwarder CPU {cpu}% tester CPU {r['tester_cpu_percent']}% "
-                    f"rcvbuf drops {r['udp_rcvbuf_errors']}",
+                    f"socket drops forwarder {r['forwarder_socket_drops']} "
+                    f"receivers {r['receiver_socket_drops']} (host {r['udp_rcvbuf_errors']})",
                     flush=True,
                 )
             print(f"load average {step['load_average']}", flush=True)

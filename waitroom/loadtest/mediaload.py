@@ -252,6 +252,8 @@ def summarise(
         "setup_p95_ms": _round(_ms(_percentile(setup, 0.95)), 1),
         "send_dropped": sum(f["send_dropped"] for f in flows.values()),
         "srtp_errors": sum(t["srtp_errors"] for t in tallies),
+        # Loss the load generator caused itself: its sockets' receive buffers overflowed.
+        "receiver_socket_drops": sum(t.get("socket_drops", 0) for t in tallies),
         "rtcp_in": sum(t["rtcp_in"] for t in tallies),
         "peak_live_peers": max((live for t in tallies for *_, live in t["timeline"]), default=0),
         "server": {
@@ -291,6 +293,11 @@ def table_rows(media: dict[str, Any] | None) -> list[tuple[str, str]]:
             "media peers",
             f"{media['peers_connected']} connected (peak live {media['peak_live_peers']}), "
             f"setup p50={media['setup_p50_ms']} p95={media['setup_p95_ms']} ms",
+        ),
+        (
+            "media tester drops",
+            f"{media['receiver_socket_drops']} datagrams dropped at the load generator's own "
+            f"sockets; {media['send_dropped']} sends refused",
         ),
     ]
     for key, f in media["flows"].items():

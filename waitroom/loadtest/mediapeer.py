@@ -73,8 +73,20 @@ _RTP_FIRST_BYTE = range(128, 192)
 _RTCP_PT = range(192, 224)
 _STUN_FIRST_BYTE = range(0, 4)
 _DTLS_FIRST_BYTE = range(20, 64)
+#: Linux getsockopt(SOL_SOCKET, SO_MEMINFO): nine u32 counters, the last the socket's drops.
+_SO_MEMINFO = 55
+_MEMINFO = struct.Struct("9I")
 #: The PRIORITY a browser's host candidate carries (type preference 126).
 _CHECK_PRIORITY = 1853824767
+
+
+def socket_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped on this socket (receive buffer full); 0 where unknown."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+        return int(_MEMINFO.unpack(raw)[8])
+    except (OSError, struct.error):
+        return 0
 
 
 class MediaPeerError(Exception):
@@ -344,6 +356,8 @@ class MediaTally:
         self.rtcp_in = 0
         self.stun_in = 0
         self.srtp_errors = 0
+        #: Datagrams the kernel dropped at our peers' sockets: the load generator fell behind.
+        self.socket_drops = 0
         #: (t, sent, received, live peers): running totals for the plot.
         self.timeline: list[tuple[float, int, int, int]] = []
         self.now = now
@@ -367,6 +381,7 @@ class MediaTally:
     def retire(self, peer: MediaPeer) -> None:
         """A peer stopped: fold its streams' expected counts into the flows."""
         self.live.discard(peer)
+        self.socket_drops += socket_drops(peer.raw)
         for stream in peer.streams.values():
             flow = self.flow(stream.key)
             flow.expected += stream.expected
@@ -384,6 +399,7 @@ class MediaTally:
             "rtcp_in": self.rtcp_in,
             "stun_in": self.stun_in,
             "srtp_errors": self.srtp_errors,
+            "socket_drops": self.socket_drops,
             "timeline": self.timeline,
         }
 
