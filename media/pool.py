@@ -67,6 +67,8 @@ RESTART_BACKOFF_MAX = 5.0
 #: A worker that ran this long before dying restarts after the shortest backoff again.
 STABLE_SECONDS = 30.0
 PEER_CLOSED_WORKER_DIED = "worker_died"
+#: How long a stopping worker gets after SIGTERM before SIGKILL.
+KILL_AFTER = 1.0
 
 
 @dataclass
@@ -248,6 +250,7 @@ class MediaPool:
                     check=False,
                     cwd=ROOT,
                     env=env,
+                    deliver_cancel=_terminate,
                 )
             )
             assert process.stdin is not None and process.stdout is not None
@@ -603,6 +606,13 @@ class MediaPool:
         except Exception:
             self.internal_errors += 1
             log.exception("media pool: event handler failed on %r", event)
+
+
+async def _terminate(process: trio.Process) -> None:
+    """SIGTERM, then SIGKILL for a worker that is stuck or stopped (a worker keeps no state)."""
+    process.terminate()
+    await trio.sleep(KILL_AFTER)
+    process.kill()
 
 
 def _int_stats(stats: dict[object, object]) -> dict[str, int]:

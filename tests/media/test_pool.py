@@ -173,6 +173,77 @@ async def test_a_killed_worker_closes_its_peers_restarts_and_takes_new_calls(
             peer.close()
 
 
+async def test_an_open_answered_after_a_close_does_not_bring_the_peer_back(
+    pool: RecordingPool,
+) -> None:
+    a, b = await connected_pair(pool, "call-race")
+    late = FakePeer()
+    try:
+        index = pool.placement("call-race")
+        assert index is not None
+        pid = pool.worker_pids()[index]
+        assert pid is not None
+        answers: list[str] = []
+        os.kill(pid, signal.SIGSTOP)  # the worker answers nothing until SIGCONT
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def open_late() -> None:
+                    late.bind()
+                    answers.append(await pool.open_peer("call-race", "late", late.offer(2)))
+
+                nursery.start_soon(open_late)
+                await trio.sleep(0.2)
+                pool.close_peer("call-race", "late")  # sent after the open, before its answer
+                pool.close_peer("call-race", "a")
+                pool.close_peer("call-race", "b")
+                assert pool.placement("call-race") == index  # an open is still under way
+                os.kill(pid, signal.SIGCONT)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert answers and "a=ice-lite" in answers[0]
+        assert pool.peers("call-race") == [] and pool.slots("call-race", "late") == {}
+        assert pool.placement("call-race") is None
+        stats = await pool.refresh_stats()
+        assert stats[str(index)]["peers"] == 0  # the worker agrees: the close won there too
+    finally:
+        for peer in (a, b, late):
+            peer.close()
+
+
+async def test_a_stuck_worker_is_restarted_and_its_peers_closed() -> None:
+    events: list[MediaEvent] = []
+    pool = MediaPool(
+        WorkerConfig(bind_address="127.0.0.1"), workers=1, on_event=events.append, health_timeout=1
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        a, b = await connected_pair(pool, "call-stuck")
+        try:
+            stuck = pool.worker_pids()[0]
+            assert stuck is not None
+            os.kill(stuck, signal.SIGSTOP)
+            await wait_until(
+                lambda: PeerClosed("call-stuck", "a", PEER_CLOSED_WORKER_DIED) in events,
+                RESTART_DEADLINE,
+                "the stuck worker's peers are closed",
+            )
+            await wait_until(
+                lambda: pool.worker_pids()[0] not in (None, stuck),
+                RESTART_DEADLINE,
+                "a new worker runs",
+            )
+            assert all_exited([stuck])  # killed, not left stopped
+            a2, b2 = await connected_pair(pool, "call-stuck")
+            await exchange(a2, b2, pool, "call-stuck")
+            a2.close()
+            b2.close()
+        finally:
+            a.close()
+            b.close()
+            nursery.cancel_scope.cancel()
+
+
 async def test_cancelling_the_pool_leaves_no_worker_process() -> None:
     pool = MediaPool(WorkerConfig(bind_address="127.0.0.1"), workers=WORKERS)
     async with trio.open_nursery() as nursery:
