@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
 import trio
 
+from media.dtls import Certificate
+from media.worker import Worker, WorkerConfig
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
 from waitroom.loadtest import main as loadtest
 from waitroom.loadtest import report, scenario
 from waitroom.loadtest.http import parse_prometheus
+from waitroom.loadtest.mediapeer import VIDEO_CLOCK, MediaPeer, MediaPeerError, ReceiveStream
 
 CALLERS = 4
 FORWARDED = "waitroom_rtp_packets_forwarded_total"
@@ -124,3 +128,38 @@ async def _settled_metrics(base_url: str) -> dict[str, float]:
             return now
         last = now
     return last
+
+
+def test_receive_stream_counts_loss_across_the_sequence_wrap_and_jitter() -> None:
+    """Loss is expected minus received over extended sequence numbers (RFC 3550 A.1); jitter
+    is zero at a constant transit time and grows when one packet comes late (A.8)."""
+    stream = ReceiveStream("caller->provider/video", VIDEO_CLOCK)
+    frame = VIDEO_CLOCK // 30
+    for index, seq in enumerate([65533, 65534, 65535, 1, 2]):  # 0 never arrives
+        stream.on_packet(seq, index * frame, 100.0 + index / 30)
+    assert (stream.expected, stream.received) == (6, 5)
+    assert stream.jitter_ms == pytest.approx(0.0, abs=1e-6)
+    stream.on_packet(3, 5 * frame, 100.0 + 5 / 30 + 0.016)  # 16 ms late
+    assert stream.jitter_ms == pytest.approx(1.0, rel=0.01)  # 16 ms / 16
+    stream.on_packet(65534, 1 * frame, 100.3)  # a stale duplicate does not move the highest
+    assert stream.expected == 7
+
+
+async def test_media_peer_refuses_a_server_whose_certificate_is_not_the_answers() -> None:
+    """The peer checks the server's DTLS certificate against the answer's fingerprint, as a
+    browser does: another certificate is refused and no SRTP keys are derived."""
+    worker = Worker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        peer = MediaPeer("caller")
+        try:
+            peer.bind()
+            answer = peer.accept(await worker.open_peer("call", "caller", peer.offer()))
+            answer.fingerprint = Certificate.generate().fingerprint
+            with pytest.raises(MediaPeerError) as refused:
+                await peer.establish()
+            assert refused.value.kind == "dtls_refused"
+            assert peer.srtp is None
+        finally:
+            peer.close()
+            nursery.cancel_scope.cancel()
