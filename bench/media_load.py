@@ -489,7 +489,13 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=15.0, help="seconds all calls overlap")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--quick", action="store_true", help="one small step")
+    parser.add_argument(
+        "--variants", default="sfu,worker,raw", help="which of sfu, worker, raw to run"
+    )
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if not variants or set(variants) - {"sfu", "worker", "raw"}:
+        parser.error("--variants: a comma-separated subset of sfu,worker,raw")
     steps = [5] if args.quick else [int(c) for c in args.calls.split(",")]
     hold = 4.0 if args.quick else args.hold
     results: dict[str, Any] = {
@@ -500,21 +506,23 @@ def main() -> None:
         "clip": load_clip().stats(),
         "steps": [],
     }
-    with tempfile.TemporaryDirectory() as tmp, Server(Path(tmp)) as server:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        server = stack.enter_context(Server(Path(tmp))) if "sfu" in variants else None
         for calls in steps:
-            sfu = run_sfu(server, calls, hold, args.processes, Path(tmp) / f"sfu-{calls}")
-            worker = run_direct("worker", calls, hold, args.processes)
-            raw = run_direct("raw", calls, hold, args.processes)
-            step = {
-                "calls": calls,
-                "sfu": sfu,
-                "worker": worker,
-                "raw": raw,
-                "load_average": load_average(),
-            }
+            step: dict[str, Any] = {"calls": calls}
+            for name in variants:
+                if name == "sfu":
+                    assert server is not None
+                    sfu = run_sfu(server, calls, hold, args.processes, Path(tmp) / f"sfu-{calls}")
+                    print(sfu.pop("table"), file=sys.stderr)
+                    step[name] = sfu
+                else:
+                    step[name] = run_direct(name, calls, hold, args.processes)
+            step["load_average"] = load_average()
             results["steps"].append(step)
-            print(sfu.pop("table"), file=sys.stderr)
-            for name, r in (("sfu", sfu), ("worker", worker), ("raw", raw)):
+            for name in variants:
+                r = step[name]
                 cpu = r.get("server_cpu_percent", r.get("forwarder_cpu_percent"))
                 print(
                     f"{calls:4d} calls {name:6s} loss {r['loss_percent']}% "
