@@ -118,6 +118,15 @@ def udp_drops_of_tree(pid: int) -> int:
     return drops
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the main threads of a process tree spent runnable but waiting for a CPU."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{member}/schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def _tree(pid: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -227,6 +236,7 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
     ]
     assert server.process is not None
     server0, server_drops0 = tree_cpu(server.process.pid), udp_drops_of_tree(server.process.pid)
+    server_wait0 = runqueue_wait(server.process.pid)
     cpu0, wall0, drops0 = children_cpu(), time.monotonic(), udp_rcvbuf_errors()
     done = subprocess.run(
         command,
@@ -239,6 +249,7 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
     cpu, wall, drops = children_cpu() - cpu0, time.monotonic() - wall0, udp_rcvbuf_errors() - drops0
     server_cpu = tree_cpu(server.process.pid) - server0
     server_drops = udp_drops_of_tree(server.process.pid) - server_drops0
+    server_wait = runqueue_wait(server.process.pid) - server_wait0
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"loadtest printed no report:\n{done.stdout}\n{done.stderr[-2000:]}")
@@ -263,6 +274,8 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
         "tester_cpu_percent": round(100 * cpu / wall, 1),
         "udp_rcvbuf_errors": drops,
         "forwarder_socket_drops": server_drops,
+        # Summed over the server's processes: above 100 % means more than one waited at a time.
+        "forwarder_runqueue_wait_percent": round(100 * server_wait / wall, 1),
         "receiver_socket_drops": media.get("receiver_socket_drops"),
         "table": "\n".join(
             ln for ln in done.stdout.splitlines() if not ln.startswith("{") and "report:" not in ln
@@ -431,6 +444,7 @@ def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, 
     drops0 = udp_rcvbuf_errors()
     try:
         port = port_queue.get(timeout=STARTUP_TIMEOUT)
+        wait0, wall0 = runqueue_wait(forwarder.pid or 0), time.monotonic()
         shares = [
             calls // processes + (1 if i < calls % processes else 0) for i in range(processes)
         ]
@@ -447,6 +461,8 @@ def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, 
         for driver in drivers:
             driver.join()
         forwarder_drops = udp_drops_of_tree(forwarder.pid) if forwarder.pid else 0
+        wait = runqueue_wait(forwarder.pid or 0) - wait0
+        wall = time.monotonic() - wall0
         if mode == "raw":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
                 control.sendto(STOP, ("127.0.0.1", port))
@@ -476,6 +492,8 @@ def run_direct(mode: str, calls: int, hold: float, processes: int) -> dict[str, 
         "tester_cpu_percent": round(100 * tester_cpu / tester_wall, 1),
         "udp_rcvbuf_errors": drops,
         "forwarder_socket_drops": forwarder_drops,
+        # Time the forwarder was runnable but had no CPU: the host, not the code, held it back.
+        "forwarder_runqueue_wait_percent": round(100 * wait / wall, 1),
         "receiver_socket_drops": media.get("receiver_socket_drops"),
     }
 
@@ -527,7 +545,8 @@ def main() -> None:
                 print(
                     f"{calls:4d} calls {name:6s} loss {r['loss_percent']}% "
                     f"jitter p50/p95 {r['jitter_p50_ms']}/{r['jitter_p95_ms']} ms "
-                    f"forwarder CPU {cpu}% tester CPU {r['tester_cpu_percent']}% "
+                    f"forwarder CPU {cpu}% (waiting for a CPU "
+                    f"{r['forwarder_runqueue_wait_percent']}%) tester CPU {r['tester_cpu_percent']}% "
                     f"socket drops forwarder {r['forwarder_socket_drops']} "
                     f"receivers {r['receiver_socket_drops']} (host {r['udp_rcvbuf_errors']})",
                     flush=True,
