@@ -237,7 +237,9 @@ async def caller(
 
     try:
         async with connect(scenario.ws_url, on_event, token=token) as client:
-            await client.request("room.enter", {}, f"room/{room}")
+            entered = await client.request("room.enter", {}, f"room/{room}")
+            # A provider may have joined before this caller connected: the reply says so.
+            in_call.on_event("room.state", entered)
             recorder.callers_connected += 1
             recorder.waiting += 1
             try:
