@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from actors.errors import ActorCrashed, ActorError, Refusal
+from actors.errors import ActorCrashed, ActorError, AskTimeout, Refusal
 from actors.hours import is_open, next_opening
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.kernel import MESSAGES_HANDLED, Actor, Envelope, Reply
@@ -265,7 +265,16 @@ class WaitingArea(Actor):
             requests.append(callers.ArrivalRequest(details, audit.ARRIVAL, arrival.remote_addr))
         registered = await callers.register_arrivals(self.store, self.area_id, requests)
         if registered:
-            await self.ref(ROOMS_ADDRESS).ask(OpenRooms(tuple(snap for _, snap in registered)))
+            try:
+                await self.ref(ROOMS_ADDRESS).ask(OpenRooms(tuple(s for _, s in registered)))
+            except AskTimeout:
+                # The room host is behind (an overloaded node), not gone: the request stays in
+                # its mailbox and the rooms start when it gets there. The arrivals are committed,
+                # so they are acknowledged; crashing here would restart the area for nothing
+                # and, area after area, take the whole node down.
+                log.warning(
+                    "area/%s: room host slow to open %d rooms", self.area_id, len(registered)
+                )
         for (index, details), (stored, _) in zip(accepted, registered, strict=True):
             stamp = _epoch(stored.caller.arrived_at)
             entry = QueuedCaller(stored.caller.id, stored.room.id, details, "waiting", stamp, stamp)

@@ -133,6 +133,7 @@ class Server:
 
     def __init__(self, build: Build, workdir: Path, areas: int) -> None:
         self.build = build
+        workdir.mkdir(parents=True, exist_ok=True)
         self.db = workdir / "waitroom.sqlite3"
         prepare_database(build, self.db, areas)
         port = free_port()

@@ -15,6 +15,9 @@ from gateway.protocol import decode_server, encode_client
 #: Bounds the websocket handshake and every request's reply.
 CONNECT_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 10.0
+#: Seconds between pings, as the browser's wire.js sends them: the server closes a connection
+#: silent for its idle timeout (60 s), so a simulated caller waiting longer must ping too.
+HEARTBEAT_SECONDS = 20.0
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -57,6 +60,15 @@ class GatewayClient:
             raise GatewayRefused(str(error.get("code")), str(error.get("detail")))
         body_out: dict[str, Any] = frame.get("b") or {}
         return body_out
+
+    async def heartbeat(self) -> None:
+        """Ping every `HEARTBEAT_SECONDS` until the connection closes (cancelled with it)."""
+        while not self.closed.is_set():
+            await trio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.request("ping", {})
+            except (GatewayRefused, ConnectionClosed):
+                return
 
     async def read_loop(self) -> None:
         try:
@@ -117,6 +129,7 @@ async def _connected(
             if token:
                 hello["token"] = token
             await client.request("hello", hello)
+            nursery.start_soon(client.heartbeat)
             yield client
         finally:
             with trio.move_on_after(1) as cleanup:

@@ -308,8 +308,21 @@ async def _provider(
             for entry in snapshot.get("callers", []):
                 on_event("queue.caller", {"area": area_id, "caller": entry})
         if not scenario.join:
-            await stop.wait()
+            # Only watch, until the run ends or the server closes the dashboard (counted below).
+            async with trio.open_nursery() as watching:
+
+                async def until_stop() -> None:
+                    await stop.wait()
+                    watching.cancel_scope.cancel()
+
+                watching.start_soon(until_stop)
+                await dashboard.closed.wait()
+                watching.cancel_scope.cancel()
         while not stop.is_set():
+            if dashboard.closed.is_set():
+                # The server closed the dashboard (1013: too slow to read its events). One error
+                # for it, not one per caller this provider would have tried to join without it.
+                raise GatewayRefused("closed", "the dashboard connection was closed")
             claimed = clinic.claim(recorder.own_rooms)
             if claimed is None:
                 with trio.move_on_after(IDLE_POLL):
