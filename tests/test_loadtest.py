@@ -82,11 +82,12 @@ async def test_media_scenario_forwards_with_low_loss_and_matches_metrics(
     )
     recorder = await scenario.run(spec)
     summary = report.summarise([recorder.to_json()], {"callers": 2, "media": True})
-    assert summary["errors"] == {}
-    assert summary["calls_started"] == summary["calls_ended"] == 2
+    table = report.table(summary)
+    assert summary["errors"] == {}, table
+    assert summary["calls_started"] == summary["calls_ended"] == 2, table
     media = summary["media"]
     assert media is not None
-    assert media["peers_connected"] == 4  # a caller and the provider in each of the two calls
+    assert media["peers_connected"] == 4, table  # the caller and the provider of each call
     flows = media["flows"]
     for direction in ("caller->provider", "provider->caller"):
         audio, video = flows[f"{direction}/audio"], flows[f"{direction}/video"]

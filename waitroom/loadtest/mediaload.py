@@ -45,23 +45,29 @@ Signal = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class CallWatch:
-    """The caller page's rule (room.js): start media once the call is on and staff are in it."""
+    """The caller page's rule (room.js): start media once the call is on and staff are in it.
+
+    Both facts are latched: the room.enter reply can be handled after newer events (the reply
+    and the events race to the caller's task), so a stale "waiting" must not undo an "in_call"
+    already seen. A simulated caller has one call, so nothing needs to reset.
+    """
 
     def __init__(self) -> None:
         self.started = trio.Event()
-        self._state = "waiting"
+        self._in_call = False
         self._staff = False
 
     def on_event(self, event: str, body: dict[str, Any]) -> None:
         if event not in ("room.state", "room.participants"):
             return
-        self._state = str(body.get("state", self._state))
+        if body.get("state") == "in_call":
+            self._in_call = True
         participants = body.get("participants")
-        if isinstance(participants, list):
-            self._staff = any(
-                isinstance(p, dict) and p.get("kind") == "staff" for p in participants
-            )
-        if self._state == "in_call" and self._staff:
+        if isinstance(participants, list) and any(
+            isinstance(p, dict) and p.get("kind") == "staff" for p in participants
+        ):
+            self._staff = True
+        if self._in_call and self._staff:
             self.started.set()
 
 
@@ -110,13 +116,18 @@ class MediaLoad:
         peer.bind()
         try:
             started = time.monotonic()
-            with trio.fail_after(SETUP_TIMEOUT):
-                reply = await signal("media.offer", {"sdp": peer.offer()})
-                sdp = reply.get("sdp")
-                if not isinstance(sdp, str):
-                    raise MediaPeerError("no_answer")
-                peer.accept(sdp)
-                await peer.establish()
+            try:
+                with trio.fail_after(SETUP_TIMEOUT):
+                    reply = await signal("media.offer", {"sdp": peer.offer()})
+                    sdp = reply.get("sdp")
+                    if not isinstance(sdp, str):
+                        raise MediaPeerError("no_answer")
+                    peer.accept(sdp)
+                    await peer.establish()
+            except trio.Cancelled:
+                # The call ended (or the run did) before media connected: a figure, not silence.
+                self.on_error("media_setup_cancelled")
+                raise
             self.tally.connected += 1
             self.tally.connect_latency.append((self.tally.now(), time.monotonic() - started))
             async with trio.open_nursery() as nursery:
