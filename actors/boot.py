@@ -22,6 +22,7 @@ from actors.directory import DIRECTORY_ADDRESS, Directory
 from actors.outbox import OUTBOX_ADDRESS, OutboxActor
 from actors.rooms import MediaPort, RoomHost
 from actors.setup import SETUP_ADDRESS, SetupAdmin
+from actors.signin import SIGN_IN_ADDRESS, SignInDesk
 from actors.supervisor import ChildSpec, Supervisor
 from actors.system import ECHO_ADDRESS, Echo
 
@@ -41,7 +42,7 @@ async def start_actors(
     media: MediaPort | None = None,
     senders: dict[Channel, Sender] | None = None,
 ) -> None:
-    """Start the directory, the echo probe, the room and area hosts (which restore the queues) and
+    """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which restore the queues) and
     the outbox (``senders`` per channel; by default it only records, see :mod:`actors.sender`)."""
     registry = root.registry
     rooms: Supervisor = await nursery.start(
@@ -49,6 +50,7 @@ async def start_actors(
     )
     areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
     await root.start_child(ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store)))
+    await root.start_child(ChildSpec(SIGN_IN_ADDRESS, lambda: SignInDesk(store)))
     await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
     await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))

@@ -8,7 +8,8 @@ from quart import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from actors import Refusal
-from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn, SignOut
+from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignOut
+from actors.signin import SIGN_IN_ADDRESS, SignIn
 from actors.throttle import WINDOW_SECONDS
 from web import security
 
@@ -49,7 +50,7 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
     target = form.get("next", "")
     try:
         info = await security.ask(
-            DIRECTORY_ADDRESS, SignIn(username, password, request.remote_addr or "")
+            SIGN_IN_ADDRESS, SignIn(username, password, request.remote_addr or "")
         )
     except Refusal as refusal:
         throttled = refusal.code == "too_many_attempts"

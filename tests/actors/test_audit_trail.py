@@ -16,12 +16,13 @@ import trio
 from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
-from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn
+from actors.directory import SessionInfo
 from actors.inbound import Inbound
 from actors.messages import ArrivalTicket, Arrive, FindArea
 from actors.outbox import OUTBOX_ADDRESS, SendLink
 from actors.passwords import Passwords
 from actors.setup import SETUP_ADDRESS, GrantRole, RevokeRole
+from actors.signin import SIGN_IN_ADDRESS, SignIn
 from storage import audit, seed
 from storage.audit import AuditEntry
 from storage.db import Store, open_store
@@ -90,17 +91,17 @@ async def run_scenario(nursery: trio.Nursery, store: Store, db_path: Path) -> Sc
     gp, physio = demo.areas
     gp_address = await registry.ref(AREAS_ADDRESS).ask(FindArea(gp.slug))
     physio_address = await registry.ref(AREAS_ADDRESS).ask(FindArea(physio.slug))
-    directory = registry.ref(DIRECTORY_ADDRESS)
+    desk = registry.ref(SIGN_IN_ADDRESS)
     started = utcnow()
 
-    provider: SessionInfo = await directory.ask(
+    provider: SessionInfo = await desk.ask(
         SignIn(demo.provider_username, PASSWORD, ADDR["sign_in"])
     )
-    admin: SessionInfo = await directory.ask(
+    admin: SessionInfo = await desk.ask(
         SignIn(demo.admin_username, PASSWORD, ADDR["admin_sign_in"])
     )
     with pytest.raises(Refusal):
-        await directory.ask(SignIn(demo.provider_username, "guessed-wrong", ADDR["failed"]))
+        await desk.ask(SignIn(demo.provider_username, "guessed-wrong", ADDR["failed"]))
 
     gp_area = registry.ref(gp_address)
     first: ArrivalTicket = await gp_area.ask(Arrive(dict(CALLER), ADDR["arrive"]))

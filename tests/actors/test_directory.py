@@ -1,4 +1,5 @@
-"""The Directory actor over a real SQLite store: sign-in, sessions, CSRF, rehash, area listing."""
+"""The Directory and the sign-in desk over a real SQLite store: sign-in, sessions, CSRF, rehash,
+area listing."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from argon2 import PasswordHasher
 
 from actors import ActorRef, ChildSpec, Refusal, Registry, Supervisor
 from actors.directory import (
-    AUDIT_USERNAME_CHARS,
     DIRECTORY_ADDRESS,
     AreaSummary,
     CheckCsrf,
@@ -23,11 +24,11 @@ from actors.directory import (
     ResolveSession,
     SessionInfo,
     SessionView,
-    SignIn,
     SignOut,
 )
 from actors.passwords import Passwords
 from actors.principal import AreaPlace, Role
+from actors.signin import AUDIT_USERNAME_CHARS, SIGN_IN_ADDRESS, SignIn, SignInDesk
 from actors.throttle import FailureThrottle
 from storage import areas, audit, orgs, staff
 from storage.db import Store, execute, fetch_all, open_store
@@ -42,6 +43,7 @@ THROTTLE_WINDOW = 600.0
 class World:
     store: Store
     directory: ActorRef
+    desk: ActorRef
     passwords: Passwords
     user_id: int
     area_id: int
@@ -60,15 +62,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         user = await staff.create_user(store, "dana", "Dr Dana", await passwords.hash(PASSWORD))
         await staff.grant_role(store, user.id, "provider", "area", area.id)
         sup: Supervisor = await nursery.start(Supervisor(Registry(), "root").run)
-        ref = await sup.start_child(
-            ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store, passwords))
+        ref = await sup.start_child(ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store)))
+        desk = await sup.start_child(
+            ChildSpec(SIGN_IN_ADDRESS, lambda: SignInDesk(store, passwords))
         )
-        yield World(store, ref, passwords, user.id, area.id, unit.id, org.id)
+        yield World(store, ref, desk, passwords, user.id, area.id, unit.id, org.id)
         nursery.cancel_scope.cancel()
 
 
 async def sign_in(world: World, password: str = PASSWORD, username: str = "dana") -> SessionInfo:
-    info = await world.directory.ask(SignIn(username, password, "192.0.2.1"))
+    info = await world.desk.ask(SignIn(username, password, "192.0.2.1"))
     assert isinstance(info, SessionInfo)
     return info
 
@@ -104,7 +107,7 @@ async def test_bad_credentials_are_one_refusal_and_are_audited(
     world: World, username: str, password: str
 ) -> None:
     with pytest.raises(Refusal) as refused:
-        await world.directory.ask(SignIn(username, password, remote_addr="198.51.100.7"))
+        await world.desk.ask(SignIn(username, password, remote_addr="198.51.100.7"))
     assert refused.value.code == "bad_credentials"
     assert refused.value.detail == "The username or password is not right."
     [row] = await audit.list_entries(world.store)
@@ -125,8 +128,8 @@ async def test_an_address_that_keeps_failing_is_refused_for_a_while(
     sup: Supervisor = await nursery.start(Supervisor(Registry(), "throttled").run)
     throttled = await sup.start_child(
         ChildSpec(
-            DIRECTORY_ADDRESS,
-            lambda: Directory(world.store, world.passwords, FailureThrottle(3, THROTTLE_WINDOW)),
+            SIGN_IN_ADDRESS,
+            lambda: SignInDesk(world.store, world.passwords, FailureThrottle(3, THROTTLE_WINDOW)),
         )
     )
     guesser = "203.0.113.50"
@@ -149,7 +152,7 @@ async def test_an_address_that_keeps_failing_is_refused_for_a_while(
 async def test_a_failed_sign_in_keeps_only_the_start_of_a_long_username(world: World) -> None:
     typed = "  " + "m" * 2000 + "  "
     with pytest.raises(Refusal):
-        await world.directory.ask(SignIn(typed, "x" * 12, remote_addr="203.0.113.9"))
+        await world.desk.ask(SignIn(typed, "x" * 12, remote_addr="203.0.113.9"))
     [row] = await audit.list_entries(world.store, action=audit.SIGN_IN_FAILED)
     assert row.subject == "m" * AUDIT_USERNAME_CHARS
     assert row.details == {"reason": "too_long"}
@@ -235,3 +238,35 @@ async def test_areas_listed_are_the_granted_ones(world: World) -> None:
 
 async def test_storage_probe_reports_the_schema_version(world: World) -> None:
     assert await world.directory.ask(ProbeStorage()) >= 1
+
+
+#: argon2 parameters that make one verify take a noticeable while (hundreds of milliseconds).
+SLOW_TIME_COST = 6
+SLOW_MEMORY_KIB = 65_536
+
+
+async def test_session_lookups_do_not_wait_behind_a_slow_sign_in(
+    world: World, nursery: trio.Nursery
+) -> None:
+    """While the desk checks a costly password, the Directory still answers: a lookup sent after
+    the sign-in started is answered before the sign-in is (in one mailbox it would queue behind)."""
+    info = await sign_in(world)
+    slow = PasswordHasher(time_cost=SLOW_TIME_COST, memory_cost=SLOW_MEMORY_KIB, parallelism=1)
+    slow_hash = await trio.to_thread.run_sync(slow.hash, PASSWORD)
+    await staff.create_user(world.store, "slowpoke", "Dr Slow", slow_hash)
+    answered: list[str] = []
+    signed_in = trio.Event()
+
+    async def slow_sign_in() -> None:
+        await world.desk.ask(SignIn("slowpoke", PASSWORD, "192.0.2.2"), timeout=60)
+        answered.append("sign-in")
+        signed_in.set()
+
+    nursery.start_soon(slow_sign_in)
+    # Every task is blocked: the desk is waiting for its hashing thread.
+    await trio.testing.wait_all_tasks_blocked()
+    assert await world.directory.ask(ResolveSession(info.session_id)) == info.principal
+    answered.append("lookup")
+    with trio.fail_after(60):
+        await signed_in.wait()
+    assert answered == ["lookup", "sign-in"]

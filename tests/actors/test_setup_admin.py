@@ -12,7 +12,6 @@ import trio
 from actors import Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
-from actors.directory import DIRECTORY_ADDRESS, SignIn
 from actors.messages import ArrivalTicket, Arrive, DescribeArea, FindArea
 from actors.passwords import Passwords
 from actors.principal import AreaPlace, Grant, Principal, Role, Scope
@@ -28,6 +27,7 @@ from actors.setup import (
     StaffEntry,
     UpdateAreaHours,
 )
+from actors.signin import SIGN_IN_ADDRESS, SignIn
 from storage import areas as area_store
 from storage import audit, seed
 from storage.db import Store, open_store
@@ -122,7 +122,7 @@ async def test_new_staff_member_gets_the_provider_role_and_it_is_audited(clinic:
     assert taken.value.code == "invalid"
     area = clinic.demo.areas[0]
     await clinic.ask(GrantRole(admin, user.id, "provider", "area", area.id, "10.0.0.9"))
-    session = await clinic.registry.ref(DIRECTORY_ADDRESS).ask(
+    session = await clinic.registry.ref(SIGN_IN_ADDRESS).ask(
         SignIn("nurse", "a good long password")
     )
     place = AreaPlace(str(area.id), str(clinic.demo.unit_id), str(clinic.demo.org_id))

@@ -10,9 +10,10 @@ import pytest
 import trio
 
 from actors.areas import AREAS_ADDRESS
-from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignIn
+from actors.directory import SessionInfo
 from actors.messages import FindArea
 from actors.setup import SETUP_ADDRESS, CreateStaff, GrantRole, StaffEntry
+from actors.signin import SIGN_IN_ADDRESS, SignIn
 from tests.chromium import launch_persistent
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
@@ -47,7 +48,7 @@ async def test_each_area_of_the_provider_has_share_and_copy(
 async def test_areas_of_others_get_no_share_link(waitroom_server: RunningServer) -> None:
     """A provider of the first demo area only sees the share link of that area, not the other."""
     registry = waitroom_server.registry
-    admin: SessionInfo = await registry.ref(DIRECTORY_ADDRESS).ask(
+    admin: SessionInfo = await registry.ref(SIGN_IN_ADDRESS).ask(
         SignIn(waitroom_server.demo.admin_username, DEMO_PASSWORD)
     )
     created: StaffEntry = await registry.ref(SETUP_ADDRESS).ask(
