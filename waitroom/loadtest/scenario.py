@@ -73,6 +73,9 @@ class Recorder:
     join: list[tuple[float, float]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     arrivals: int = 0
+    #: Callers between opening the form and their arrival being acknowledged (or failing): the
+    #: run does not stop while one of them may still show up on a dashboard.
+    arriving: int = 0
     calls_started: int = 0
     calls_ended: int = 0
     callers_connected: int = 0
@@ -200,13 +203,26 @@ async def discover_areas(
 async def caller(
     scenario: Scenario, recorder: Recorder, slug: str, index: int, stop: trio.Event
 ) -> None:
+    recorder.arriving += 1
+    try:
+        token = await _arrive(scenario, recorder, slug, index)
+    finally:
+        recorder.arriving -= 1
+    if token is None:
+        return
+    room = token.partition(".")[0]
+    await _wait_in_room(scenario, recorder, room, token, stop)
+
+
+async def _arrive(scenario: Scenario, recorder: Recorder, slug: str, index: int) -> str | None:
+    """Fill in and post the arrival form; the room token, or None (an error is counted)."""
     browser = Browser(scenario.base_url)
     try:
         form_page = await browser.get(f"/w/{slug}")
         csrf = form_page.csrf_token()
         if form_page.status != 200 or csrf is None:
             recorder.error(f"arrive_form_{form_page.status}")
-            return
+            return None
         form = {
             "name": f"Load {scenario.worker}-{index}",
             "reason": "load test",
@@ -217,16 +233,22 @@ async def caller(
         page = await browser.post_form(f"/w/{slug}", form)
     except HttpError as error:
         recorder.error(error.kind)
-        return
+        return None
     match = _TOKEN.search(page.text)
     if page.status != 200 or match is None:
         recorder.error(f"arrive_{page.status}")
-        return
+        return None
     token = match.group(1)
-    room = token.partition(".")[0]
-    recorder.arrival_posted(room, posted)
+    recorder.arrival_posted(token.partition(".")[0], posted)
     recorder.arrival_http.append((recorder.now(), time.monotonic() - posted))
     recorder.arrivals += 1
+    return token
+
+
+async def _wait_in_room(
+    scenario: Scenario, recorder: Recorder, room: str, token: str, stop: trio.Event
+) -> None:
+    """Connect with the room token and wait (in a call, once joined) until the room ends."""
     ended = trio.Event()
     in_call = CallWatch()
 
@@ -433,7 +455,11 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
                 recorder.arrival_window = trio.current_time() - begin
                 # Let the last arrivals and calls in progress finish, then everyone leaves.
                 with trio.move_on_after(scenario.drain):
-                    while clinic.queue or recorder.calls_started > recorder.calls_ended:
+                    while (
+                        recorder.arriving
+                        or clinic.queue
+                        or recorder.calls_started > recorder.calls_ended
+                    ):
                         await trio.sleep(SAMPLE_INTERVAL / 4)
                         if scenario.providers == 0 or not scenario.join:
                             break
