@@ -5,9 +5,13 @@ hello first), resolves the route and asks the target actor, then writes the repl
 owns the outbound side: other actors ``tell`` it :class:`~actors.inbound.Push` events, which it writes
 to the socket. Both write through one lock, because a websocket carries one frame at a time.
 
-Overflow policy: the actor's mailbox is bounded; when an actor cannot queue an event for a client
-that does not read, the mailbox records the overflow and the connection is closed with 1013 (try
-again later) so the client reconnects and resynchronises instead of silently missing events.
+Overflow policy: the outbound queue keeps the latest state, not every event. A queue event
+(``queue.caller``, ``queue.removed``) still waiting to be written is replaced by a newer one for the
+same caller, so a dashboard that falls behind while its clinic is busy catches up with the current
+queue instead of a backlog. The queue is bounded by distinct entries (callers changed plus other
+events); when an actor cannot queue one more for a client that does not read, the mailbox records
+the overflow and the connection is closed with 1013 (try again later) so the client reconnects and
+resynchronises instead of silently missing events.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +35,7 @@ from actors.errors import (
     Refusal,
 )
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
-from actors.kernel import Actor, Mailbox
+from actors.kernel import Actor, Envelope, Mailbox
 from actors.principal import Principal
 from actors.registry import Registry
 from gateway import protocol
@@ -64,13 +69,88 @@ class Limits:
     hello_timeout: float = 10.0
     #: Clients send a heartbeat (``ping``) every 20 s; silence this long means the peer is gone.
     idle_timeout: float = 60.0
-    #: Outbound events queued for one slow client before it is disconnected.
-    outbound_queue: int = 256
+    #: Distinct outbound entries queued for one slow client before it is disconnected. Queue events
+    #: for the same caller count once (the newest replaces the older), so this bounds the state
+    #: a dashboard is behind on (callers changed, about 1 KiB each), not the events of a busy
+    #: clinic: a burst of thousands of arrivals fits, a client that never reads is still closed.
+    outbound_queue: int = 4096
     #: How long the gateway waits for an actor's reply.
     ask_timeout: float = 10.0
 
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+def coalescing_key(message: object) -> Hashable | None:
+    """Events that only say "this is the state of caller X now": a newer one supersedes older ones.
+
+    ``queue.caller`` (an upsert) and ``queue.removed`` of the same caller in the same area share a
+    key, so the last one queued is the one that counts; everything else is delivered as sent.
+    """
+    if type(message) is not Push:
+        return None
+    if message.type == "queue.caller":
+        caller = message.body.get("caller")
+        if isinstance(caller, dict):
+            return ("queue", message.body.get("area"), caller.get("id"))
+    elif message.type == "queue.removed":
+        return ("queue", message.body.get("area"), message.body.get("id"))
+    return None
+
+
+class OutboundMailbox(Mailbox):
+    """A connection's mailbox: in order, bounded by distinct entries, superseded queue events dropped.
+
+    While the connection keeps up it behaves like any mailbox (each event is written as it comes).
+    When it falls behind (the loop stalled, the client reads slowly), a queue event for a caller
+    who already has one waiting replaces it and moves to the back, so what the client receives
+    when it catches up is the current state of each caller, once, in the order of their last
+    change. Asks and other events are never merged.
+    """
+
+    __slots__ = ("_entries", "_lot", "_serial")
+
+    def __init__(self, address: str, capacity: int) -> None:
+        super().__init__(address, capacity)
+        self._entries: OrderedDict[Hashable, Envelope] = OrderedDict()
+        self._lot = trio.lowlevel.ParkingLot()
+        self._serial = itertools.count()
+
+    def put(self, envelope: Envelope) -> None:
+        if self.closed:
+            raise ActorNotFound(self.address)
+        key = coalescing_key(envelope.message) if envelope.reply is None else None
+        if key is not None and key in self._entries:
+            self._entries[key] = envelope
+            self._entries.move_to_end(key)
+            return
+        if len(self._entries) >= self.capacity:
+            self.overflow.set()
+            raise MailboxFull(self.address, self.capacity)
+        self._entries[key if key is not None else next(self._serial)] = envelope
+        self._lot.unpark()
+
+    async def get(self) -> Envelope:
+        while not self._entries:
+            if self.closed:
+                raise trio.EndOfChannel
+            await self._lot.park()
+        await trio.lowlevel.checkpoint()  # like a channel receive: let other tasks run
+        if not self._entries:  # taken while we yielded (one reader in practice)
+            return await self.get()
+        return self._entries.popitem(last=False)[1]
+
+    def get_nowait(self) -> Envelope | None:
+        if not self._entries:
+            return None
+        return self._entries.popitem(last=False)[1]
+
+    def depth(self) -> int:
+        return len(self._entries)
+
+    def close(self) -> None:
+        super().close()
+        self._lot.unpark_all()
 
 
 class Connection(Actor):
@@ -119,7 +199,7 @@ class ClientSession:
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = trio.Event()
-        self.mailbox = Mailbox(self.address, limits.outbound_queue)
+        self.mailbox = OutboundMailbox(self.address, limits.outbound_queue)
 
     async def write(self, frame: bytes) -> None:
         async with self._write_lock:
