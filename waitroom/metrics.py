@@ -12,12 +12,14 @@ Behind a reverse proxy, do not forward ``/metrics``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
 import os
 import resource
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import trio
@@ -31,6 +33,8 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 LAG_INTERVAL = 0.1
 #: Samples kept for the windowed maximum (5 s at the interval above).
 LAG_WINDOW = 50
+#: Cyclic-GC collections whose pause is remembered for the windowed maximum.
+GC_WINDOW = 50
 #: Media counters that are gauges (current values), not ever-increasing totals.
 MEDIA_GAUGES = frozenset({"peers", "peers_connected", "calls", "workers_up"})
 #: Per media worker (label ``worker``): metric suffix, kind, help, stats key (None: dropped_* sum).
@@ -72,6 +76,40 @@ class LoopLag:
     @property
     def window_max(self) -> float:
         return max(self.samples, default=0.0)
+
+
+class GcPauses:
+    """Times each cyclic-GC collection: a full one walks the whole heap while the loop waits.
+
+    With thousands of open connections that walk takes seconds (bench/README.md, "Loop stalls"),
+    so the pause is exported beside the loop lag it causes.
+    """
+
+    def __init__(self) -> None:
+        self._began = 0.0
+        self.total = 0.0
+        self.recent: deque[float] = deque(maxlen=GC_WINDOW)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._began
+            self.total += pause
+            self.recent.append(pause)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[GcPauses]:
+        """Time collections while the block runs (gc callbacks are process-wide)."""
+        gc.callbacks.append(self._callback)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self._callback)
+
+    @property
+    def recent_max(self) -> float:
+        return max(self.recent, default=0.0)
 
 
 def process_cpu_seconds() -> float:
@@ -125,10 +163,12 @@ class Metrics:
         lag: LoopLag,
         media_stats: MediaStats | None = None,
         media_worker_stats: MediaWorkerStats | None = None,
+        gc_pauses: GcPauses | None = None,
     ) -> None:
         self.registry = registry
         self.gateway_counts = gateway_counts
         self.lag = lag
+        self.gc_pauses = gc_pauses
         self.media_stats = media_stats
         self.media_worker_stats = media_worker_stats
         self.started = time.time()
@@ -161,6 +201,7 @@ class Metrics:
             f"Largest overshoot over the last {LAG_WINDOW} probes.",
             self.lag.window_max,
         )
+        self._gc(out)
         if self.media_stats is not None:
             self._media(out, self.media_stats())
         if self.media_worker_stats is not None:
@@ -174,6 +215,38 @@ class Metrics:
         out.one("process_resident_memory_bytes", "gauge", "Resident memory.", process_rss_bytes())
         out.one("process_start_time_seconds", "gauge", "Start time (Unix epoch).", self.started)
         return "\n".join(out.lines) + "\n"
+
+    def _gc(self, out: _Writer) -> None:
+        stats = gc.get_stats()
+        out.family("python_gc_collections_total", "counter", "Cyclic-GC collections by generation.")
+        for generation, figures in enumerate(stats):
+            out.sample(
+                "python_gc_collections_total", figures["collections"], generation=str(generation)
+            )
+        out.family(
+            "python_gc_objects_collected_total",
+            "counter",
+            "Objects the cyclic GC freed, by generation.",
+        )
+        for generation, figures in enumerate(stats):
+            out.sample(
+                "python_gc_objects_collected_total",
+                figures["collected"],
+                generation=str(generation),
+            )
+        if self.gc_pauses is not None:
+            out.one(
+                "waitroom_gc_pause_seconds_total",
+                "counter",
+                "Time the event loop spent stopped in cyclic-GC collections.",
+                self.gc_pauses.total,
+            )
+            out.one(
+                "waitroom_gc_pause_max_seconds",
+                "gauge",
+                f"Longest of the last {GC_WINDOW} cyclic-GC collections.",
+                self.gc_pauses.recent_max,
+            )
 
     @staticmethod
     def _media(out: _Writer, stats: dict[str, int]) -> None:
