@@ -81,6 +81,13 @@ class Person:
         return page
 
 
+#: True when the page's own stream (its self view) holds exactly ``n`` live camera tracks.
+LIVE_CAMERA_TRACKS = """(n) => {
+    const video = document.querySelector('figure.tile--self video');
+    const stream = video && video.srcObject;
+    return Boolean(stream)
+        && stream.getVideoTracks().filter((t) => t.readyState === 'live').length === n;
+}"""
 #: Remote participants' tiles whose video element is playing decoded frames: at least ``n``.
 DECODING_REMOTE_VIDEO = """(n) => [...document.querySelectorAll('#tiles figure:not(.tile--self) video')]
     .filter((v) => v.srcObject && v.videoWidth > 0 && v.currentTime > 0).length >= n"""
@@ -419,10 +426,13 @@ def test_the_whole_journey(server: Server, browser: Browser) -> None:
         timings["camera off: video stops"] = wait_flat(
             call, [ada_peer], ("frames", "videoPackets"), "the caller's camera is off"
         )
+        # ... and the camera itself is released (its light goes out): no live video track.
+        ada_page.wait_for_function(LIVE_CAMERA_TRACKS, arg=0, timeout=STEP_MS)
         shot(call, "04-call-provider")
         shot(ada_page, "05-call-caller")
         ada_page.click("#toggle-cam")
         expect(call.locator("#tiles")).not_to_contain_text("Camera off")
+        ada_page.wait_for_function(LIVE_CAMERA_TRACKS, arg=1, timeout=STEP_MS)
         timings["camera on: video resumes"] = wait_growing(
             call, [ada_peer], ("frames",), "the caller's camera is on again"
         )

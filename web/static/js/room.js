@@ -194,11 +194,42 @@
     }
     try {
       localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-      if (el.preview) el.preview.srcObject = localStream;
       const ok = localStream.getVideoTracks().length > 0 && localStream.getAudioTracks().length > 0;
       if (el.deviceCheck) el.deviceCheck.textContent = ok ? S.camera_ok : S.camera_failed;
-      const self = state.you && el.tiles.querySelector('[data-peer="' + CSS.escape(state.you) + '"] video');
-      if (self) self.srcObject = localStream;
+      if (!videoOn) releaseCamera(); /* turned off before (a re-offer after a worker restart) */
+      showSelf();
+    } catch (error) {
+      if (el.deviceCheck) el.deviceCheck.textContent = S.camera_failed;
+    }
+  }
+
+  function showSelf() {
+    if (el.preview) el.preview.srcObject = localStream;
+    const self = state.you && el.tiles.querySelector('[data-peer="' + CSS.escape(state.you) + '"] video');
+    if (self) self.srcObject = localStream;
+  }
+
+  /* Camera off releases the camera, so its light goes out: a disabled track keeps the device
+   * open, and a patient who turns the camera off expects it to be off. On asks for it again. */
+  function releaseCamera() {
+    if (!localStream) return;
+    for (const track of localStream.getVideoTracks()) {
+      track.stop();
+      localStream.removeTrack(track);
+    }
+  }
+
+  async function reacquireCamera() {
+    if (!localStream || localStream.getVideoTracks().length > 0) return;
+    try {
+      const fresh = await navigator.mediaDevices.getUserMedia({ video: true });
+      const [track] = fresh.getVideoTracks();
+      if (!videoOn || !localStream) {
+        track.stop(); /* switched off again (or the call ended) while we asked */
+        return;
+      }
+      localStream.addTrack(track);
+      showSelf();
     } catch (error) {
       if (el.deviceCheck) el.deviceCheck.textContent = S.camera_failed;
     }
@@ -393,9 +424,11 @@
     audioOn = !audioOn;
     updateToggles();
   });
-  el.cam.addEventListener("click", () => {
+  el.cam.addEventListener("click", async () => {
     videoOn = !videoOn;
-    updateToggles();
+    if (videoOn) await reacquireCamera();
+    updateToggles(); /* off: the sender stops first ... */
+    if (!videoOn) releaseCamera(); /* ... then the camera is let go */
   });
   el.chatForm.addEventListener("submit", async (event) => {
     event.preventDefault();
