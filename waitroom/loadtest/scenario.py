@@ -76,6 +76,9 @@ class Recorder:
     #: Callers between opening the form and their arrival being acknowledged (or failing): the
     #: run does not stop while one of them may still show up on a dashboard.
     arriving: int = 0
+    #: Calls a provider has claimed and not finished (joining, in the call or ending it): the
+    #: run does not stop in the gap between claiming a caller and the call being counted.
+    calls_in_progress: int = 0
     calls_started: int = 0
     calls_ended: int = 0
     callers_connected: int = 0
@@ -203,7 +206,7 @@ async def discover_areas(
 async def caller(
     scenario: Scenario, recorder: Recorder, slug: str, index: int, stop: trio.Event
 ) -> None:
-    recorder.arriving += 1
+    # ``arriving`` was counted by whoever started this task, before it first ran.
     try:
         token = await _arrive(scenario, recorder, slug, index)
     finally:
@@ -363,6 +366,7 @@ async def _one_call(
     waiting: Waiting,
 ) -> None:
     started = time.monotonic()
+    recorder.calls_in_progress += 1
     try:
         reply = await dashboard.request(
             "caller.join", {"caller_id": waiting.caller_id}, waiting.area
@@ -385,6 +389,8 @@ async def _one_call(
             recorder.calls_ended += 1
     except Exception as exc:
         recorder.error(classify("provider", exc))
+    finally:
+        recorder.calls_in_progress -= 1
 
 
 async def sample_metrics(scenario: Scenario, recorder: Recorder) -> dict[str, float]:
@@ -451,15 +457,14 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
                     for n, index in enumerate(mine):
                         await trio.sleep_until(begin + n * scenario.workers / scenario.rate)
                         _, slug = areas[index % len(areas)]
+                        # Counted now, not when the task first runs: the drain below may look
+                        # before it does.
+                        recorder.arriving += 1
                         users.start_soon(caller, scenario, recorder, slug, index, stop)
                 recorder.arrival_window = trio.current_time() - begin
                 # Let the last arrivals and calls in progress finish, then everyone leaves.
                 with trio.move_on_after(scenario.drain):
-                    while (
-                        recorder.arriving
-                        or clinic.queue
-                        or recorder.calls_started > recorder.calls_ended
-                    ):
+                    while recorder.arriving or clinic.queue or recorder.calls_in_progress:
                         await trio.sleep(SAMPLE_INTERVAL / 4)
                         if scenario.providers == 0 or not scenario.join:
                             break
