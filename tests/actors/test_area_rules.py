@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
-from actors.inbound import Inbound, Push, RedeemToken
+from actors.inbound import Inbound, RedeemToken
 from actors.messages import (
     ArrivalTicket,
     Arrive,
@@ -34,15 +34,9 @@ from storage import areas as area_store
 from storage import audit, callers, orgs, seed
 from storage import rooms as room_store
 from storage.db import Store, open_store
+from tests.actors.inbox import Inbox
 
 ALL_WEEK = tuple(area_store.OpeningInterval(d, "00:00", "24:00") for d in range(7))
-
-
-class Inbox(Actor):
-    """A stand-in for a client connection: a real actor that ignores what is pushed to it."""
-
-    async def handle(self, message: object) -> object:
-        return None if isinstance(message, Push) else await super().handle(message)
 
 
 @dataclass

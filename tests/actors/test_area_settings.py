@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.inbound import Inbound, Push
@@ -37,6 +37,7 @@ from actors.setup import (
 from storage import areas as area_store
 from storage import audit, orgs, seed
 from storage.db import Store, open_store
+from tests.actors.inbox import Inbox
 
 ALL_WEEK = tuple((day, "00:00", "24:00") for day in range(7))
 FORM: Fields = (
@@ -47,19 +48,6 @@ FORM: Fields = (
 )
 POLL = 0.02
 EVENT_TIMEOUT = 15.0
-
-
-class Inbox(Actor):
-    """A stand-in for a provider's connection: records what the area pushes to it."""
-
-    def __init__(self, events: list[Push]) -> None:
-        super().__init__()
-        self.events = events
-
-    async def handle(self, message: object) -> object:
-        if isinstance(message, Push):
-            self.events.append(message)
-        return None
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.directory import SessionInfo
@@ -27,6 +27,7 @@ from storage import audit, seed
 from storage.audit import AuditEntry
 from storage.db import Store, open_store
 from storage.times import utcnow
+from tests.actors.inbox import Inbox
 
 PASSWORD = "demo-password-for-audit"
 #: Every personal or clinical value the scenario types in; none may reach the log.
@@ -60,13 +61,6 @@ ADDR = {
     "revoke": "198.51.100.27",
     "grant": "198.51.100.28",
 }
-
-
-class Inbox(Actor):
-    """A real connection-shaped actor that accepts pushes (the room pushes state to members)."""
-
-    async def handle(self, message: object) -> object:
-        return None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Registry, Supervisor
+from actors import ChildSpec, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.inbound import Inbound, RedeemToken
@@ -27,6 +27,7 @@ from actors.principal import Grant, Principal, Role, Scope
 from media import MediaEvent, Worker, WorkerConfig
 from storage import seed
 from storage.db import open_store
+from tests.actors.inbox import Inbox
 from tests.media.fakepeer import FakePeer
 
 #: Bound on every wait for a packet or a state change.
@@ -109,13 +110,6 @@ async def eventually(condition: Callable[[], bool]) -> None:
             return
         await trio.sleep(POLL)
     raise AssertionError("not within the timeout")
-
-
-class Inbox(Actor):
-    """A connection's stand-in: the room pushes events to it (and drops a conn it cannot reach)."""
-
-    async def handle(self, message: object) -> object:
-        return None
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.messages import ArrivalTicket, Arrive, FindArea
@@ -28,6 +28,7 @@ from storage import callers, reports, seed
 from storage import rooms as room_store
 from storage.db import Store, open_store
 from storage.errors import TokenRejectedError
+from tests.actors.inbox import Inbox
 
 #: Short enough to wait out in a test, long enough that an immediate reconnect is well within it.
 GRACE = 1.0
@@ -36,19 +37,6 @@ WITHIN = GRACE / 10
 #: Bounds every wait for an event: generous for a loaded 2-core machine.
 EVENT_TIMEOUT = 15.0
 POLL = 0.02
-
-
-class Inbox(Actor):
-    """A stand-in for a client connection: a real actor that records the events pushed to it."""
-
-    def __init__(self, events: list[Push]) -> None:
-        super().__init__()
-        self.events = events
-
-    async def handle(self, message: object) -> object:
-        if isinstance(message, Push):
-            self.events.append(message)
-        return None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import Actor, ChildSpec, Refusal, Registry, Supervisor
+from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.inbound import Inbound, Push, RedeemToken
@@ -18,19 +18,7 @@ from actors.passwords import Passwords
 from actors.principal import Grant, Principal, Role, Scope
 from storage import seed
 from storage.db import Store, open_store
-
-
-class Inbox(Actor):
-    """A stand-in for a client connection: a real actor that records the events pushed to it."""
-
-    def __init__(self, events: list[Push]) -> None:
-        super().__init__()
-        self.events = events
-
-    async def handle(self, message: object) -> object:
-        if isinstance(message, Push):
-            self.events.append(message)
-        return None
+from tests.actors.inbox import Inbox
 
 
 @dataclass
