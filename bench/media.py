@@ -67,6 +67,26 @@ TRANSCODE_FPS = 30
 TRANSCODE_SIZE = (640, 480)
 
 
+def _stun_check(sock: socket.socket, server: tuple[str, int], username: str, password: str) -> None:
+    """Bind this socket at the worker with an authenticated STUN check (ICE-lite: ours to send),
+    retried because a loaded machine may lose or delay the first one."""
+    from aioice import stun
+
+    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    request.attributes["USERNAME"] = username
+    request.attributes["USE-CANDIDATE"] = None
+    request.add_message_integrity(password.encode())
+    sock.settimeout(STUN_RETRY)
+    for _ in range(STUN_ATTEMPTS):
+        sock.sendto(bytes(request), server)
+        try:
+            sock.recvfrom(2048)
+            return
+        except TimeoutError:
+            continue
+    raise RuntimeError("the worker never answered the publisher's STUN check")
+
+
 def _publisher(
     server: tuple[str, int],
     username: str,
@@ -78,26 +98,12 @@ def _publisher(
     rate: int,
 ) -> None:
     """Child process: authenticate with a STUN check (if given credentials), then blast RTP."""
-    from aioice import stun
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     protect = None
     if username:
-        request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-        request.attributes["USERNAME"] = username
-        request.attributes["USE-CANDIDATE"] = None
-        request.add_message_integrity(password.encode())
-        sock.settimeout(STUN_RETRY)
-        for _ in range(STUN_ATTEMPTS):  # a loaded machine may lose or delay the first check
-            sock.sendto(bytes(request), server)
-            try:
-                sock.recvfrom(2048)
-                break
-            except TimeoutError:
-                continue
-        else:
-            raise RuntimeError("the worker never answered the publisher's STUN check")
+        _stun_check(sock, server, username, password)
         protect = srtp_sessions(profile, material, is_server=False).tx.protect
     payload = b"\x10" + os.urandom(PAYLOAD_BYTES - 1)
     seq = 0
@@ -303,7 +309,6 @@ def _blaster(
 ) -> None:
     """Child process for `--workers`: SRTP-protect every packet of the run first, then only
     send them, so the publishers' own CPU (on a shared 2-core machine) limits the worker less."""
-    from aioice import stun
 
     protect = srtp_sessions(profile, material, is_server=False).tx.protect
     payload = b"\x10" + os.urandom(PAYLOAD_BYTES - 1)
@@ -313,20 +318,7 @@ def _blaster(
     ]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-    request.attributes["USERNAME"] = username
-    request.attributes["USE-CANDIDATE"] = None
-    request.add_message_integrity(password.encode())
-    sock.settimeout(STUN_RETRY)
-    for _ in range(STUN_ATTEMPTS):
-        sock.sendto(bytes(request), server)
-        try:
-            sock.recvfrom(2048)
-            break
-        except TimeoutError:
-            continue
-    else:
-        raise RuntimeError("the worker never answered the publisher's STUN check")
+    _stun_check(sock, server, username, password)
     sendto = sock.sendto
     start = time.monotonic()
     for index in range(0, len(packets), BURST):
