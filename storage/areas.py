@@ -16,7 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from storage.db import Row, Store, dump_json, execute, fetch_all, fetch_required, insert, load_json
+from storage.db import (
+    Row,
+    Store,
+    dump_json,
+    execute,
+    fetch_all,
+    fetch_required,
+    insert,
+    load_json,
+    update_by_id,
+)
 from storage.errors import ConflictError, NotFoundError
 from storage.times import date_from_db, date_to_db, from_db, to_db, utcnow
 
@@ -212,16 +222,7 @@ def _list_areas(db: Database, unit_id: int | None, include_inactive: bool) -> li
 
 def _update_area(db: Database, area_id: int, changes: dict[str, Any]) -> WaitingArea:
     _get_area(db, area_id)
-    if changes:
-        assignments = ", ".join(f"{column} = :{column}" for column in changes)
-        try:
-            execute(
-                db,
-                f"UPDATE waiting_areas SET {assignments} WHERE id = :id",
-                {**changes, "id": area_id},
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(f"waiting area {area_id}: {exc}") from exc
+    update_by_id(db, "waiting_areas", area_id, changes, f"waiting area {area_id}")
     return _get_area(db, area_id)
 
 

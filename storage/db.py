@@ -27,7 +27,7 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 import trio
 from sqlite_utils import Database
 
-from storage.errors import NotFoundError, StoreClosedError
+from storage.errors import ConflictError, NotFoundError, StoreClosedError
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -264,6 +264,18 @@ def fetch_required(db: Database, sql: str, params: Params, what: str) -> Row:
 def execute(db: Database, sql: str, params: Params = ()) -> sqlite3.Cursor:
     """Run a statement inside the current transaction."""
     return db.execute(sql, params)
+
+
+def update_by_id(db: Database, table: str, row_id: int, changes: dict[str, Any], what: str) -> None:
+    """Set ``changes`` (column -> value; column names come from code, never from input) on one
+    row; a broken constraint (a taken name) is a `ConflictError` naming ``what``."""
+    if not changes:
+        return
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    try:
+        db.execute(f"UPDATE {table} SET {assignments} WHERE id = :id", {**changes, "id": row_id})
+    except sqlite3.IntegrityError as exc:
+        raise ConflictError(f"{what}: {exc}") from exc
 
 
 def insert(db: Database, sql: str, params: Params = ()) -> int:

@@ -13,7 +13,16 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from storage.db import Row, Store, execute, fetch_all, fetch_one, fetch_required, insert
+from storage.db import (
+    Row,
+    Store,
+    execute,
+    fetch_all,
+    fetch_one,
+    fetch_required,
+    insert,
+    update_by_id,
+)
 from storage.errors import ConflictError, NotFoundError
 from storage.times import from_db, to_db, utcnow
 
@@ -119,16 +128,7 @@ def _list_users(db: Database, include_inactive: bool) -> list[StaffUser]:
 
 def _update_user(db: Database, user_id: int, changes: dict[str, Any]) -> StaffUser:
     _get_user(db, user_id)
-    if changes:
-        assignments = ", ".join(f"{column} = :{column}" for column in changes)
-        try:
-            execute(
-                db,
-                f"UPDATE staff_users SET {assignments} WHERE id = :id",
-                {**changes, "id": user_id},
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(f"staff user {user_id}: {exc}") from exc
+    update_by_id(db, "staff_users", user_id, changes, f"staff user {user_id}")
     return _get_user(db, user_id)
 
 
