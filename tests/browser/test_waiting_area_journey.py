@@ -33,6 +33,7 @@ from playwright.sync_api import (
 )
 
 from tests.chromium import launch
+from tests.polling import seconds_until_flat, seconds_until_grown
 
 pytestmark = pytest.mark.browser
 
@@ -194,15 +195,7 @@ def counters(page: Page, peers: list[str], keys: tuple[str, ...]) -> dict[tuple[
 
 def wait_growing(page: Page, peers: list[str], keys: tuple[str, ...], what: str) -> float:
     """Every counter in ``keys`` from every one of ``peers`` grows within GROWTH_S; the time."""
-    start = time.monotonic()
-    first = counters(page, peers, keys)
-    while True:
-        now = counters(page, peers, keys)
-        if all(now[key] > first[key] for key in first):
-            return time.monotonic() - start
-        if time.monotonic() - start > GROWTH_S:
-            raise AssertionError(f"{what}: not growing within {GROWTH_S} s: {first} -> {now}")
-        time.sleep(POLL_S)
+    return seconds_until_grown(lambda: counters(page, peers, keys), GROWTH_S, POLL_S, what)
 
 
 def wait_flat(page: Page, peers: list[str], keys: tuple[str, ...], what: str) -> float:
@@ -210,19 +203,7 @@ def wait_flat(page: Page, peers: list[str], keys: tuple[str, ...], what: str) ->
 
     A connection the page closed reports nothing, which counts as stopped too.
     """
-    start = time.monotonic()
-    last = counters(page, peers, keys)
-    since = 0.0
-    while True:
-        time.sleep(POLL_S)
-        now = counters(page, peers, keys)
-        elapsed = time.monotonic() - start
-        if now != last:
-            last, since = now, elapsed
-        if since > STOP_S:
-            raise AssertionError(f"{what}: still changing {since:.2f} s after: {now}")
-        if elapsed - since >= FLAT_S:
-            return since
+    return seconds_until_flat(lambda: counters(page, peers, keys), STOP_S, FLAT_S, POLL_S, what)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import trio
 
 from tests.chromium import launch_persistent
 from tests.media.conftest import RecordingWorker
+from tests.polling import seconds_until, seconds_until_flat
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIA_JS = ROOT / "web" / "static" / "js" / "media.js"
@@ -58,13 +59,7 @@ class Participant:
 
 def wait_until(predicate: Callable[[], bool], deadline: float, what: str) -> float:
     """Poll `predicate` (in the Playwright thread) until true; returns the seconds it took."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > deadline:
-            raise AssertionError(f"not within {deadline} s: {what}")
-        time.sleep(POLL)
+    return seconds_until(predicate, deadline, POLL, what)
 
 
 def receiving_from(p: Participant, others: list[str]) -> bool:
@@ -100,19 +95,13 @@ def growing(p: Participant, others: list[str]) -> bool:
 def stop_time(p: Participant, others: list[str], keys: tuple[str, ...] = ARRIVING) -> float:
     """Seconds until the counters stopped; they must stop within STOP_WITHIN, then stay flat
     for FLAT_FOR."""
-    start = time.monotonic()
-    last = counters(p, others, keys)
-    since = 0.0
-    while True:
-        time.sleep(POLL)
-        now = counters(p, others, keys)
-        elapsed = time.monotonic() - start
-        if now != last:
-            last, since = now, elapsed
-        if since > STOP_WITHIN:
-            raise AssertionError(f"{p.peer_id} still receives from {others} after {since:.2f} s")
-        if elapsed - since >= FLAT_FOR:
-            return since
+    return seconds_until_flat(
+        lambda: counters(p, others, keys),
+        STOP_WITHIN,
+        FLAT_FOR,
+        POLL,
+        f"{p.peer_id} still receives from {others}",
+    )
 
 
 def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
