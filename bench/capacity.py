@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from procstat import cpu_seconds  # bench/, the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "capacity-bench-password"
 #: Latency target of issue 6: arrival-to-dashboard p99 under this (ms).
@@ -168,8 +170,7 @@ class Server:
         raise RuntimeError(f"{build.name}: the server did not start (see {workdir}/serve.log)")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -39,6 +39,8 @@ import trio
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from procstat import cpu_seconds
+
 from media.dtls import srtp_sessions
 from media.pool import MediaPool
 from media.worker import Worker, WorkerConfig
@@ -62,7 +64,6 @@ RAW_BATCH = 64
 WORKER_CALLS = 4
 WORKER_FANOUT = 5
 WORKER_ROUNDS = 3
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRANSCODE_FPS = 30
 TRANSCODE_SIZE = (640, 480)
 
@@ -287,16 +288,6 @@ async def _measure_raw(fanout: int, seconds: float) -> dict[str, float]:
     }
 
 
-def _process_cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(") ", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
-
-
 def _blaster(
     server: tuple[str, int],
     username: str,
@@ -381,9 +372,9 @@ async def _measure_pool(workers: int, seconds: float) -> dict[str, Any]:
             else:
                 raise RuntimeError("the publisher processes never started sending")
             await trio.sleep(WARMUP)
-            before, cpu0, wall0 = await pool.refresh_stats(), _process_cpu(pids), time.monotonic()
+            before, cpu0, wall0 = await pool.refresh_stats(), cpu_seconds(*pids), time.monotonic()
             await trio.sleep(seconds)
-            after, cpu = await pool.refresh_stats(), _process_cpu(pids) - cpu0
+            after, cpu = await pool.refresh_stats(), cpu_seconds(*pids) - cpu0
             wall = time.monotonic() - wall0
             for child in children:
                 await trio.to_thread.run_sync(child.join)

@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The repository root first, so the checkout's packages are imported, not an installed copy.
 sys.path.insert(0, str(ROOT))
 
+from procstat import process_tree, tree_cpu_seconds  # noqa: E402  (bench/, the script's folder)
+
 from waitroom.loadtest import mediaload  # noqa: E402
 from waitroom.loadtest.mediapeer import MediaPeer, MediaPump, MediaTally, load_clip  # noqa: E402
 
@@ -77,31 +79,10 @@ def udp_rcvbuf_errors() -> int:
     return int(values[header.index("RcvbufErrors")])
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live descendants (the server and its media workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    table: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        # After the command name: state, ppid, ... utime and stime are fields 14 and 15.
-        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += table.get(current, (0, 0.0))[1]
-        todo += [child for child, (parent, _) in table.items() if parent == current]
-    return total
-
-
 def udp_drops_of_tree(pid: int) -> int:
     """Kernel drops (receive buffer full) summed over the UDP sockets a process tree holds."""
     inodes: set[str] = set()
-    for member in _tree(pid):
+    for member in process_tree(pid):
         with contextlib.suppress(OSError):
             for fd in Path(f"/proc/{member}/fd").iterdir():
                 with contextlib.suppress(OSError):
@@ -121,26 +102,10 @@ def udp_drops_of_tree(pid: int) -> int:
 def runqueue_wait(pid: int) -> float:
     """Seconds the main threads of a process tree spent runnable but waiting for a CPU."""
     total = 0
-    for member in _tree(pid):
+    for member in process_tree(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
             total += int(Path(f"/proc/{member}/schedstat").read_text().split()[1])
     return total / 1e9
-
-
-def _tree(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-                )
-    members, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        members.append(current)
-        todo += [child for child, parent in parents.items() if parent == current]
-    return members
 
 
 def children_cpu() -> float:
@@ -235,7 +200,10 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
         str(out),
     ]
     assert server.process is not None
-    server0, server_drops0 = tree_cpu(server.process.pid), udp_drops_of_tree(server.process.pid)
+    server0, server_drops0 = (
+        tree_cpu_seconds(server.process.pid),
+        udp_drops_of_tree(server.process.pid),
+    )
     server_wait0 = runqueue_wait(server.process.pid)
     cpu0, wall0, drops0 = children_cpu(), time.monotonic(), udp_rcvbuf_errors()
     done = subprocess.run(
@@ -247,7 +215,7 @@ def run_sfu(server: Server, calls: int, hold: float, processes: int, out: Path) 
         check=False,
     )
     cpu, wall, drops = children_cpu() - cpu0, time.monotonic() - wall0, udp_rcvbuf_errors() - drops0
-    server_cpu = tree_cpu(server.process.pid) - server0
+    server_cpu = tree_cpu_seconds(server.process.pid) - server0
     server_drops = udp_drops_of_tree(server.process.pid) - server_drops0
     server_wait = runqueue_wait(server.process.pid) - server_wait0
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
