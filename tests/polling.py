@@ -29,9 +29,17 @@ def seconds_until_grown(
 ) -> float:
     """Every counter ``read`` returns grows past its first value within ``deadline``."""
     first = read()
-    return seconds_until(
-        lambda: all(value > first[key] for key, value in read().items()), deadline, poll, what
-    )
+    last = first
+
+    def grown() -> bool:
+        nonlocal last
+        last = read()
+        return all(value > first[key] for key, value in last.items())
+
+    try:
+        return seconds_until(grown, deadline, poll, what)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}: {dict(first)} -> {dict(last)}") from None
 
 
 def seconds_until_flat(
