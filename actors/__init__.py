@@ -1,39 +1,9 @@
-"""Actors: the runtime kernel (mailboxes, refs, supervisors, registry) and Waitroom's own actors.
+"""Waitroom's actors, one folder per domain; they stand on ``runtime/`` (the actor kernel).
 
-Import the runtime from here: ``from actors import Actor, ActorRef, Registry, Supervisor, ChildSpec``.
+* ``calls/``: the call core every kind of call runs on;
+* ``waiting/``: waiting areas, their opening hours and the caller rooms they open;
+* ``staff/``: the directory (sessions, who may see what) and the sign-in desk;
+* ``admin/``: clinic set-up, reports and audit, the outbox that sends links;
+* top level: the supervision tree (``boot``), who is sending (``principal``) and the message
+  vocabularies shared by several domains (``inbound`` with the gateway, ``messages`` with pages).
 """
-
-from actors.errors import (
-    ActorCrashed,
-    ActorError,
-    ActorNotFound,
-    ActorStopped,
-    AskTimeout,
-    MailboxFull,
-    Refusal,
-    RestartIntensityExceeded,
-)
-from actors.kernel import Actor, ActorRef, Envelope, Mailbox, Stop
-from actors.registry import Registry
-from actors.supervisor import ChildSpec, Restart, Strategy, Supervisor
-
-__all__ = [
-    "Actor",
-    "ActorCrashed",
-    "ActorError",
-    "ActorNotFound",
-    "ActorRef",
-    "ActorStopped",
-    "AskTimeout",
-    "ChildSpec",
-    "Envelope",
-    "Mailbox",
-    "MailboxFull",
-    "Refusal",
-    "Registry",
-    "Restart",
-    "RestartIntensityExceeded",
-    "Stop",
-    "Strategy",
-    "Supervisor",
-]

@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from actors.admin import ADMIN_ADDRESS, AdminActor
-from actors.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
-from actors.directory import DIRECTORY_ADDRESS, Directory
-from actors.outbox import OUTBOX_ADDRESS, OutboxActor
-from actors.rooms import MediaPort, RoomHost
-from actors.setup import SETUP_ADDRESS, SetupAdmin
-from actors.signin import SIGN_IN_ADDRESS, SignInDesk
-from actors.supervisor import ChildSpec, Supervisor
+from actors.admin.outbox import OUTBOX_ADDRESS, OutboxActor
+from actors.admin.reports import ADMIN_ADDRESS, AdminActor
+from actors.admin.setup import SETUP_ADDRESS, SetupAdmin
+from actors.staff.directory import DIRECTORY_ADDRESS, Directory
+from actors.staff.signin import SIGN_IN_ADDRESS, SignInDesk
 from actors.system import ECHO_ADDRESS, Echo
+from actors.waiting.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
+from actors.waiting.rooms import MediaPort, RoomHost
+from runtime.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
-    from actors.sender import Sender
+    from services.sender import Sender
     from storage.db import Store
     from storage.outbox import Channel
 
@@ -43,7 +43,7 @@ async def start_actors(
     senders: dict[Channel, Sender] | None = None,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which restore the queues) and
-    the outbox (``senders`` per channel; by default it only records, see :mod:`actors.sender`)."""
+    the outbox (``senders`` per channel; by default it only records, see :mod:`services.sender`)."""
     registry = root.registry
     rooms: Supervisor = await nursery.start(
         Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run

@@ -7,7 +7,7 @@ exactly what every routed request does (gateway -> actor ask -> reply) and nothi
 from __future__ import annotations
 
 from actors.inbound import Inbound
-from actors.kernel import Actor
+from runtime.kernel import Actor
 
 ECHO_ADDRESS = "system/echo"
 

@@ -98,7 +98,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 async def _prepare(db: str, areas: int, password: str) -> None:
-    from actors.passwords import Passwords
+    from services.passwords import Passwords
     from storage import areas as area_store
     from storage import seed, staff
     from storage.db import open_store

@@ -40,14 +40,14 @@ from trio_websocket import (
 # The repository root goes before bench/ (where bench/media.py would shadow the media package).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.inbound import RedeemToken
-from actors.kernel import Actor
 from actors.principal import Principal
 from actors.system import ECHO_ADDRESS, Echo
 from gateway.asgi import GatewayEndpoint
 from gateway.connection import Limits
 from gateway.protocol import decode_server, encode_client
+from runtime import ChildSpec, Refusal, Registry, Supervisor
+from runtime.kernel import Actor
 
 #: Rate limits out of the way: the benchmark measures the cost per message, not the policy.
 BENCH_LIMITS = Limits(rate=1e9, burst=1_000_000_000, idle_timeout=600.0, hello_timeout=60.0)

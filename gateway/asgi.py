@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import trio
 
-from actors.registry import Registry
 from gateway.auth import Authenticator
 from gateway.connection import ClientSession, Limits
+from runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ there against a hash. Staff sessions are resolved by the directory actor.
 
 from __future__ import annotations
 
-from actors.directory import DIRECTORY_ADDRESS, ResolveSession
-from actors.errors import ActorNotFound, Refusal
 from actors.inbound import RedeemToken
 from actors.principal import Principal
-from actors.registry import Registry
+from actors.staff.directory import DIRECTORY_ADDRESS, ResolveSession
+from runtime.errors import ActorNotFound, Refusal
+from runtime.registry import Registry
 
 #: Bounds a hello's wait for the directory or a room actor.
 AUTH_TIMEOUT = 5.0

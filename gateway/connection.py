@@ -26,7 +26,14 @@ from typing import Any
 
 import trio
 
-from actors.errors import (
+from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
+from actors.principal import Principal
+from gateway import protocol
+from gateway.auth import Authenticator
+from gateway.protocol import ProtocolError
+from gateway.ratelimit import TokenBucket
+from gateway.routes import resolve, validate_body
+from runtime.errors import (
     ActorCrashed,
     ActorError,
     ActorNotFound,
@@ -34,15 +41,8 @@ from actors.errors import (
     MailboxFull,
     Refusal,
 )
-from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
-from actors.kernel import Actor, Envelope, Mailbox
-from actors.principal import Principal
-from actors.registry import Registry
-from gateway import protocol
-from gateway.auth import Authenticator
-from gateway.protocol import ProtocolError
-from gateway.ratelimit import TokenBucket
-from gateway.routes import resolve, validate_body
+from runtime.kernel import Actor, Envelope, Mailbox
+from runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 

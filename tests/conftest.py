@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import Registry
+from runtime import Registry
 from waitroom.server import DemoSignIn, ServerConfig, ServerInfo, run_server
 
 #: The demo users' password in tests (a new database otherwise gets a random one).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from actors.registry import Registry
+from runtime.registry import Registry
 from waitroom.metrics import GcPauses, LoopLag, Metrics
 from waitroom.server import GC_THRESHOLDS, tune_gc
 

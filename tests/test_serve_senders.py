@@ -17,8 +17,8 @@ import pytest
 import trio
 from aiosmtpd.controller import Controller
 
-from actors.sender import HttpSmsSender, RecordOnlySender, SmtpSender
-from tests.actors.test_outbox import Received, free_port
+from services.sender import HttpSmsSender, RecordOnlySender, SmtpSender
+from tests.actors.admin.test_outbox import Received, free_port
 from tests.conftest import RunningServer
 from tests.httpclient import HttpClient
 from tests.web.test_pages import sign_in

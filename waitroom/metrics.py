@@ -24,8 +24,8 @@ from typing import Any
 
 import trio
 
-from actors.kernel import MESSAGES_HANDLED
-from actors.registry import Registry
+from runtime.kernel import MESSAGES_HANDLED
+from runtime.registry import Registry
 
 METRICS_PATH = "/metrics"
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"

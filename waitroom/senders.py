@@ -3,7 +3,7 @@ for text messages, each from ``WAITROOM_*`` environment variables or ``--smtp-*`
 
 Nothing configured means the embedded default: every link is recorded in the outbox (an admin
 page lists it) and nothing leaves the building. A channel that is configured gets the real sender
-from :mod:`actors.sender`; the other channel stays record-only. Passwords and API keys are read
+from :mod:`services.sender`; the other channel stays record-only. Passwords and API keys are read
 from the environment only (a command line is visible to every user of the machine in ``ps``).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import cast, get_args
 from urllib.parse import urlsplit
 
-from actors.sender import (
+from services.sender import (
     HttpSmsSender,
     RecordOnlySender,
     Sender,

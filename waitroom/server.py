@@ -3,7 +3,7 @@
 :func:`run_server` owns everything it opens, in this order, and closes it in reverse:
 
 1. the :class:`~storage.db.Store` (opened and migrated; an empty database gets the demo data);
-2. the root :class:`~actors.supervisor.Supervisor` and the long-lived actors
+2. the root :class:`~runtime.supervisor.Supervisor` and the long-lived actors
    (:func:`actors.boot.start_actors`);
 3. one ASGI app served by Hypercorn's Trio worker: websocket upgrades to ``/ws`` go to the
    gateway, everything else to the Quart pages.
@@ -30,12 +30,12 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from actors import Registry, Supervisor
 from actors.boot import start_actors
-from actors.errors import ActorError
-from actors.passwords import Passwords
 from gateway.asgi import GatewayEndpoint
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
+from runtime import Registry, Supervisor
+from runtime.errors import ActorError
+from services.passwords import Passwords
 from storage import seed
 from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import trio
 from quart import Blueprint, Response, render_template, request
 
-from actors import Refusal
-from actors.admin import ADMIN_ADDRESS, ListAudit, ListReportAreas, ReportFigures, ReportFor
+from actors.admin.reports import ADMIN_ADDRESS, ListAudit, ListReportAreas, ReportFigures, ReportFor
 from actors.principal import Principal
+from runtime import Refusal
 from storage import audit
 from web import security
 

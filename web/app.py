@@ -1,7 +1,7 @@
 """The Quart app factory: pages for staff and callers, static assets, ``/healthz``.
 
 The web layer never owns long-lived work and never touches storage: every view asks actors through
-the :class:`~actors.registry.Registry` it is given and renders the reply. Blueprints per area of
+the :class:`~runtime.registry.Registry` it is given and renders the reply. Blueprints per area of
 the UI register here; other blueprints use :mod:`web.security` for sessions and CSRF.
 """
 
@@ -14,7 +14,7 @@ from quart import Response, render_template, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from actors import Registry
+from runtime import Registry
 from web import security
 from web.i18n import N_
 

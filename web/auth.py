@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 from quart import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from actors import Refusal
-from actors.directory import DIRECTORY_ADDRESS, SessionInfo, SignOut
-from actors.signin import SIGN_IN_ADDRESS, SignIn
-from actors.throttle import WINDOW_SECONDS
+from actors.staff.directory import DIRECTORY_ADDRESS, SessionInfo, SignOut
+from actors.staff.signin import SIGN_IN_ADDRESS, SignIn
+from runtime import Refusal
+from services.throttle import WINDOW_SECONDS
 from web import security
 
 blueprint = Blueprint("auth", __name__)

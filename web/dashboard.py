@@ -11,8 +11,8 @@ import re
 
 from quart import Blueprint, render_template
 
-from actors.areas import AREAS_ADDRESS
 from actors.messages import AreasFor, AreaSummary
+from actors.waiting.areas import AREAS_ADDRESS
 from web import security
 
 blueprint = Blueprint("dashboard", __name__)

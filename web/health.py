@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, current_app
 
-from actors import ActorError
-from actors.directory import DIRECTORY_ADDRESS, ProbeStorage
+from actors.staff.directory import DIRECTORY_ADDRESS, ProbeStorage
+from runtime import ActorError
 from web import security
 
 blueprint = Blueprint("health", __name__)

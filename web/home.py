@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, g, render_template
 
-from actors.directory import DIRECTORY_ADDRESS, AreaSummary, ListMyAreas
+from actors.staff.directory import DIRECTORY_ADDRESS, AreaSummary, ListMyAreas
 from web import security
 
 blueprint = Blueprint("home", __name__)

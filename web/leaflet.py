@@ -20,10 +20,10 @@ from babel import dates
 from fpdf import FPDF
 from quart import Blueprint, Response, current_app, request
 
-from actors import Refusal
-from actors.areas import area_address
-from actors.errors import ActorNotFound
 from actors.messages import AreaLeaflet, DescribeForLeaflet
+from actors.waiting.areas import area_address
+from runtime import Refusal
+from runtime.errors import ActorNotFound
 from web import i18n, security
 
 #: Debian's fonts-dejavu-core (``./manage`` installs it): the glyphs for Ukrainian and more.

@@ -17,8 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import dates
 from quart import Blueprint, render_template, request
 
-from actors import Refusal
-from actors.areas import AREAS_ADDRESS
 from actors.messages import (
     AreaPublic,
     ArrivalTicket,
@@ -28,6 +26,8 @@ from actors.messages import (
     FindArea,
     GuestPass,
 )
+from actors.waiting.areas import AREAS_ADDRESS
+from runtime import Refusal
 from web import i18n, security
 from web.i18n import N_
 

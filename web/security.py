@@ -25,9 +25,9 @@ from markupsafe import Markup, escape
 from quart import Response, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from actors import ActorError, ActorRef, Refusal, Registry
-from actors.directory import DIRECTORY_ADDRESS, CheckCsrf, DescribeSession, SessionView
 from actors.principal import Principal
+from actors.staff.directory import DIRECTORY_ADDRESS, CheckCsrf, DescribeSession, SessionView
+from runtime import ActorError, ActorRef, Refusal, Registry
 
 SESSION_COOKIE = "waitroom_session"
 ANON_CSRF_COOKIE = "waitroom_csrf"

@@ -1,6 +1,6 @@
 """The clinic setup pages: create waiting areas and staff, grant and revoke roles, edit an area.
 
-Every rule lives in the setup actor (:mod:`actors.setup`); this page only turns forms into messages.
+Every rule lives in the setup actor (:mod:`actors.admin.setup`); this page only turns forms into messages.
 A success redirects back with a fixed message key (so reloading does not submit twice); a refusal
 re-renders the page with the reason, status 400 (invalid) or 403 (forbidden).
 """
@@ -17,9 +17,7 @@ from quart import Blueprint, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from actors import Refusal
-from actors.principal import Principal
-from actors.setup import (
+from actors.admin.setup import (
     DEFAULT_FIELDS,
     MAX_CONSENT,
     MAX_LABEL,
@@ -41,6 +39,8 @@ from actors.setup import (
     SetupView,
     UpdateAreaSettings,
 )
+from actors.principal import Principal
+from runtime import Refusal
 from web import security
 
 blueprint = Blueprint("setup", __name__)

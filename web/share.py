@@ -12,11 +12,11 @@ import re
 
 from quart import Blueprint, render_template, request
 
-from actors import Refusal
-from actors.areas import area_address
-from actors.errors import ActorNotFound
+from actors.admin.outbox import OUTBOX_ADDRESS, ListOutbox, SendLink
 from actors.messages import AreaLeaflet, DescribeForLeaflet
-from actors.outbox import OUTBOX_ADDRESS, ListOutbox, SendLink
+from actors.waiting.areas import area_address
+from runtime import Refusal
+from runtime.errors import ActorNotFound
 from storage.outbox import Channel, OutboxMessage, OutboxStatus
 from web import i18n, security
 

@@ -4,7 +4,7 @@ to it and, given a list, records each push in it."""
 from __future__ import annotations
 
 from actors.inbound import Push
-from actors.kernel import Actor
+from runtime.kernel import Actor
 
 
 class Inbox(Actor):

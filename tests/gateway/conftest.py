@@ -10,13 +10,13 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from actors import ChildSpec, Refusal, Registry, Supervisor
 from actors.inbound import Inbound, Push, RedeemToken
-from actors.kernel import Actor
 from actors.principal import Principal
 from actors.system import ECHO_ADDRESS, Echo
 from gateway.asgi import GatewayEndpoint
 from gateway.connection import Limits
+from runtime import ChildSpec, Refusal, Registry, Supervisor
+from runtime.kernel import Actor
 
 ROOM_SECRET = "s3cret-token"
 

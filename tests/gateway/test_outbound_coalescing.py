@@ -18,16 +18,16 @@ import msgpack
 import pytest
 import trio
 
-from actors import Registry, Supervisor
-from actors.areas import AREAS_ADDRESS
 from actors.boot import start_actors
 from actors.inbound import Inbound, Push
-from actors.kernel import Envelope
 from actors.messages import Arrive, CallerGone, CallerUpdate, FindArea
-from actors.passwords import Passwords
 from actors.principal import Grant, Principal, Role, Scope
+from actors.waiting.areas import AREAS_ADDRESS
 from gateway.auth import Authenticator
 from gateway.connection import CLOSE_TRY_AGAIN, ClientSession, Limits, OutboundMailbox
+from runtime import Registry, Supervisor
+from runtime.kernel import Envelope
+from services.passwords import Passwords
 from storage import seed
 from storage.db import open_store
 

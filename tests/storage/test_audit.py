@@ -149,7 +149,7 @@ async def test_migration_2_keeps_existing_rows(db_path: Path) -> None:
 
 
 #: The packages that run in the server; migrations are the one place allowed to shape the table.
-APPLICATION_PACKAGES = ("actors", "gateway", "storage", "web", "waitroom")
+APPLICATION_PACKAGES = ("runtime", "services", "actors", "gateway", "storage", "web", "waitroom")
 _ALTERS_AUDIT = re.compile(
     r"\b(UPDATE|DELETE\s+FROM|REPLACE\s+INTO|INSERT\s+OR\s+REPLACE\s+INTO|DROP\s+TABLE"
     r"|ALTER\s+TABLE)\s+(IF\s+EXISTS\s+)?audit_log\b",

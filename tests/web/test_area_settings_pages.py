@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from actors.setup import MAX_CONSENT
+from actors.admin.setup import MAX_CONSENT
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient, Response
 from tests.web.test_pages import sign_in

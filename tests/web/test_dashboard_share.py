@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.areas import AREAS_ADDRESS
-from actors.directory import SessionInfo
+from actors.admin.setup import SETUP_ADDRESS, CreateStaff, GrantRole, StaffEntry
 from actors.messages import FindArea
-from actors.setup import SETUP_ADDRESS, CreateStaff, GrantRole, StaffEntry
-from actors.signin import SIGN_IN_ADDRESS, SignIn
+from actors.staff.directory import SessionInfo
+from actors.staff.signin import SIGN_IN_ADDRESS, SignIn
+from actors.waiting.areas import AREAS_ADDRESS
 from tests.chromium import launch_persistent
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient

@@ -14,8 +14,8 @@ from pyzbar.pyzbar import decode
 from quart.typing import TestClientProtocol as QuartClient
 from quart_trio import QuartTrio
 
-from actors.areas import AREAS_ADDRESS
 from actors.messages import FindArea
+from actors.waiting.areas import AREAS_ADDRESS
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from web import i18n, leaflet
 from web.app import WebConfig, create_app

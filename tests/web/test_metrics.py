@@ -7,7 +7,7 @@ import time
 
 import trio
 
-from actors import Registry
+from runtime import Registry
 from tests.conftest import RunningServer
 from tests.httpclient import HttpClient
 from waitroom.loadtest.client import connect

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import Refusal
-from actors.directory import DIRECTORY_ADDRESS, ResolveSession
-from actors.throttle import MAX_FAILURES
+from actors.staff.directory import DIRECTORY_ADDRESS, ResolveSession
+from runtime import Refusal
+from services.throttle import MAX_FAILURES
 from storage import audit
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient, Response

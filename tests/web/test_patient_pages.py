@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from actors.areas import AREAS_ADDRESS
 from actors.messages import AreaPublic, ReloadArea
+from actors.waiting.areas import AREAS_ADDRESS
 from storage import areas as area_store
 from storage.areas import OpeningInterval
 from storage.db import open_store

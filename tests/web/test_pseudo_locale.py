@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 
 from quart.typing import TestClientProtocol as QuartClient
 
-from actors.areas import AREAS_ADDRESS
 from actors.messages import AreaPublic, DescribeArea, FindArea
+from actors.waiting.areas import AREAS_ADDRESS
 from tests.conftest import RunningServer
 from web import i18n
 from web.app import WebConfig, create_app

@@ -1,12 +1,12 @@
 """The "Share link" page and the outbox page over a real server and HTTP client (the default outbox
-records without delivering; SMTP itself is proven in tests/actors/test_outbox.py)."""
+records without delivering; SMTP itself is proven in tests/actors/admin/test_outbox.py)."""
 
 from __future__ import annotations
 
 import html
 
-from actors.areas import AREAS_ADDRESS
 from actors.messages import FindArea
+from actors.waiting.areas import AREAS_ADDRESS
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
 from tests.web.test_pages import sign_in

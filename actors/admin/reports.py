@@ -1,0 +1,157 @@
+"""``admin``: read-only questions administrators ask: the audit log and the per-area reports.
+
+Only organisation administrators get answers, and only about their own organisation's areas. Nothing
+here writes: the audit log is append-only and the admin pages only read it. Report statistics
+(median, 90th percentile, longest) are computed here from storage's raw figures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+
+from actors.principal import Principal, Role
+from runtime.errors import Refusal
+from runtime.kernel import Actor
+from storage import areas as area_store
+from storage import audit, orgs, reports
+from storage.audit import AuditEntry
+from storage.db import Store
+
+ADMIN_ADDRESS = "admin"
+#: The percentile the reports show next to the median: "most callers waited less than this".
+PERCENTILE = 90
+
+
+@dataclass(frozen=True)
+class ListAudit:
+    principal: Principal
+    action: str | None = None
+    area_id: int | None = None
+    user_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = audit.DEFAULT_PAGE
+
+
+@dataclass(frozen=True)
+class ListReportAreas:
+    """The waiting areas of the administrator's organisation: (id, name), for the report form."""
+
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class ReportFor:
+    principal: Principal
+    area_id: int
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, 90th percentile and longest of a list of seconds (None when there are none)."""
+
+    count: int
+    median: float | None
+    p90: float | None
+    longest: float | None
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    area_id: int
+    area_name: str
+    since: datetime
+    until: datetime
+    arrivals: int
+    transfers_in: int
+    calls: int
+    left_before_seen: int
+    wait: Summary
+    call_duration: Summary
+    #: Seconds each seen caller waited, in order of arrival (for the chart).
+    waits: tuple[float, ...]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``pct`` % of values at or below."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarise(values: list[float]) -> Summary:
+    if not values:
+        return Summary(0, None, None, None)
+    return Summary(
+        len(values), statistics.median(values), percentile(values, PERCENTILE), max(values)
+    )
+
+
+def _is_org_admin(principal: Principal) -> bool:
+    return principal.is_staff and any(
+        g.role is Role.ORG_ADMIN and g.scope_id == principal.org_id for g in principal.grants
+    )
+
+
+class AdminActor(Actor):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, ListAudit | ListReportAreas | ReportFor) and not _is_org_admin(
+            message.principal
+        ):
+            raise Refusal("forbidden", "only administrators see this")
+        if isinstance(message, ListAudit):
+            return await self._audit(message)
+        if isinstance(message, ListReportAreas):
+            return [(a.id, a.name) for a in await self._org_areas(message.principal)]
+        if isinstance(message, ReportFor):
+            return await self._report(message)
+        return await super().handle(message)
+
+    async def _org_areas(self, principal: Principal) -> list[area_store.WaitingArea]:
+        org_id = int(principal.org_id or 0)
+        units = {u.id for u in await orgs.list_units(self.store, org_id)}
+        return [
+            a
+            for a in await area_store.list_areas(self.store, include_inactive=True)
+            if a.unit_id in units
+        ]
+
+    async def _audit(self, msg: ListAudit) -> list[AuditEntry]:
+        return await audit.list_entries(
+            self.store,
+            action=msg.action,
+            area_id=msg.area_id,
+            user_id=msg.user_id,
+            since=msg.since,
+            until=msg.until,
+            limit=msg.limit,
+        )
+
+    async def _report(self, msg: ReportFor) -> ReportFigures:
+        areas = {a.id: a for a in await self._org_areas(msg.principal)}
+        area = areas.get(msg.area_id)
+        if area is None:
+            raise Refusal("not_found", "no such waiting area in your organisation")
+        raw = await reports.area_report(self.store, msg.area_id, msg.since, msg.until)
+        return ReportFigures(
+            area_id=area.id,
+            area_name=area.name,
+            since=msg.since,
+            until=msg.until,
+            arrivals=raw.arrivals,
+            transfers_in=raw.transfers_in,
+            calls=raw.call_count,
+            left_before_seen=raw.left_before_seen,
+            wait=summarise(raw.wait_seconds),
+            call_duration=summarise(raw.call_durations),
+            waits=tuple(raw.wait_seconds),
+        )

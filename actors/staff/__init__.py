@@ -1,0 +1,1 @@
+"""Staff: the directory (sessions, CSRF, who may see what) and the sign-in desk."""

@@ -1,0 +1,1 @@
+"""Waiting areas, their opening hours and the caller rooms they open."""

@@ -1,0 +1,537 @@
+"""Waiting areas: one actor per area (``area/<id>``) and the host that places them (``areas``).
+
+A waiting area owns its queue: who waits, since when, with whom they are, who watches the list.
+Arrivals are written to storage before they are acknowledged, and a restarted area actor rebuilds
+its queue from storage, so a crash or a server restart loses no waiting caller. Providers watching
+the area get one event per change (``queue.caller`` upserts, ``queue.removed``); callers never get
+anything from here: each one only ever hears from their own room.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.inbound import ConnectionClosed, Inbound, Push
+from actors.messages import (
+    AreaChanged,
+    AreaLeaflet,
+    AreaPublic,
+    AreasFor,
+    AreaSummary,
+    ArrivalTicket,
+    Arrive,
+    CallerGone,
+    CallerUpdate,
+    DescribeArea,
+    DescribeForLeaflet,
+    EndRoom,
+    FindArea,
+    HoldCaller,
+    OpenRoom,
+    OpenRooms,
+    ProviderJoining,
+    ReloadArea,
+    TransferIn,
+)
+from actors.principal import AreaPlace, Principal, Role
+from actors.waiting.hours import is_open, next_opening
+from runtime.errors import ActorCrashed, ActorError, AskTimeout, Refusal
+from runtime.kernel import MESSAGES_HANDLED, Actor, Envelope, Reply
+from runtime.supervisor import ChildSpec, Restart, Supervisor
+from storage import areas as area_store
+from storage import audit, callers, orgs
+from storage.areas import Closure
+from storage.areas import WaitingArea as AreaConfig
+from storage.db import Store
+
+log = logging.getLogger(__name__)
+
+AREAS_ADDRESS = "areas"
+ROOMS_ADDRESS = "rooms"
+
+#: Longest value accepted in one arrival-form field; a name or a reason for visit, not a letter.
+MAX_FIELD_LENGTH = 500
+#: How long a ticket's room waits for its caller's first connection (seconds) is the room's business;
+#: the area only needs to bound how many callers one area holds, so a flood cannot exhaust memory.
+MAX_QUEUE = 2000
+#: Most arrivals admitted together (one transaction): bounds the first one's wait for the rest.
+MAX_ARRIVAL_BATCH = 32
+
+
+def area_address(area_id: int) -> str:
+    return f"area/{area_id}"
+
+
+@dataclass
+class QueuedCaller:
+    id: str
+    room_id: str
+    details: dict[str, str]
+    status: str
+    arrived_at: float
+    queued_at: float
+    transferred_from: str | None = None
+    connected: bool = False
+    with_names: tuple[str, ...] = ()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "room": self.room_id,
+            "name": self.details.get("name", ""),
+            "details": self.details,
+            "status": self.status,
+            "arrived_at": self.arrived_at,
+            "queued_at": self.queued_at,
+            "transferred_from": self.transferred_from,
+            "connected": self.connected,
+            "with": list(self.with_names),
+        }
+
+
+def _epoch(value: datetime) -> float:
+    return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
+
+
+class WaitingArea(Actor):
+    """``area/<id>``: the queue of one waiting area and the providers watching it."""
+
+    def __init__(self, store: Store, area_id: int) -> None:
+        super().__init__()
+        self.store = store
+        self.area_id = area_id
+        self.queue: dict[str, QueuedCaller] = {}
+        self.watchers: set[str] = set()
+        #: A message an arrival batch took out of the mailbox; `_dispatch` handles it next.
+        self._held: Envelope | None = None
+
+    async def _load_settings(self) -> None:
+        """Read name, hours, closures, form and active flag; the queue and watchers are untouched."""
+        self.config: AreaConfig = await area_store.get_area(self.store, self.area_id)
+        self.closures: list[Closure] = await area_store.list_closures(self.store, self.area_id)
+
+    async def on_start(self) -> None:
+        await self._load_settings()
+        unit = await orgs.get_unit(self.store, self.config.unit_id)
+        self.place = AreaPlace(str(self.area_id), str(unit.id), str(unit.org_id))
+        for row in await callers.list_queue(self.store, self.area_id):
+            assert row.room_id is not None
+            self.queue[row.id] = QueuedCaller(
+                row.id,
+                row.room_id,
+                row.details,
+                row.status,
+                _epoch(row.arrived_at),
+                _epoch(row.queued_at),
+            )
+            # Rooms restore themselves; make sure each waiting caller's room is running again.
+            await self.ref(ROOMS_ADDRESS).ask(OpenRoom(row.room_id))
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    async def handle(self, message: object) -> object:
+        if type(message) is Inbound:
+            handler = self._inbound.get(message.type)
+            if handler is None:
+                raise Refusal("unknown_type", f"a waiting area does not handle {message.type}")
+            result: object = await handler(self, message)
+            return result
+        if isinstance(message, DescribeArea):
+            return self._describe()
+        if isinstance(message, DescribeForLeaflet):
+            self._require(message.principal)
+            return AreaLeaflet(
+                id=self.area_id,
+                name=self.config.name,
+                slug=self.config.slug,
+                time_zone=self.config.time_zone,
+                opening_hours=tuple(
+                    (h.weekday, h.opens, h.closes) for h in self.config.opening_hours
+                ),
+            )
+        if isinstance(message, Arrive):
+            return await self._arrive(message)
+        if isinstance(message, CallerUpdate):
+            self._caller_update(message)
+            return None
+        if isinstance(message, CallerGone):
+            self._remove(message.caller_id)
+            return None
+        if isinstance(message, TransferIn):
+            return await self._transfer_in(message)
+        if isinstance(message, ConnectionClosed):
+            self.watchers.discard(message.conn)
+            return None
+        if isinstance(message, ReloadArea):
+            # Settings changed in storage: re-read them in place, so every waiting caller and every
+            # watching provider stays (a restart would drop the watchers).
+            await self._load_settings()
+            return None
+        return await super().handle(message)
+
+    # -- the public side --------------------------------------------------------------------------
+    def _open_now(self) -> bool:
+        return self.config.active and is_open(
+            datetime.now(UTC), self.config.time_zone, self.config.opening_hours, self.closures
+        )
+
+    def _describe(self) -> AreaPublic:
+        now = datetime.now(UTC)
+        upcoming = next_opening(
+            now, self.config.time_zone, self.config.opening_hours, self.closures
+        )
+        return AreaPublic(
+            id=self.area_id,
+            name=self.config.name,
+            slug=self.config.slug,
+            unit_id=self.config.unit_id,
+            time_zone=self.config.time_zone,
+            open_now=self._open_now(),
+            next_opening=upcoming.isoformat() if upcoming else None,
+            form_fields=tuple(
+                {"key": f.key, "label": f.label, "kind": f.kind, "required": f.required}
+                for f in self.config.form_fields
+            ),
+            consent_text=self.config.consent_text,
+            active=self.config.active,
+        )
+
+    def _clean_details(self, raw: dict[str, str]) -> dict[str, str]:
+        details: dict[str, str] = {}
+        for spec in self.config.form_fields:
+            value = str(raw.get(spec.key, "")).strip()
+            if len(value) > MAX_FIELD_LENGTH:
+                raise Refusal("bad_field", f"{spec.label} is too long")
+            if not value:
+                if spec.required:
+                    raise Refusal("missing_field", f"{spec.label} is required")
+                continue
+            details[spec.key] = value
+        return details
+
+    async def _arrive(self, msg: Arrive) -> ArrivalTicket:
+        """Admit this arrival and every arrival queued right behind it as one batch.
+
+        The batch is persisted in one transaction (one commit, one fsync) before any of them is
+        acknowledged, so an acknowledged arrival survives a restart; under load that one commit
+        per batch instead of two per arrival is what lets an area keep up (bench/README.md).
+        """
+        batch: list[tuple[Arrive, Reply | None]] = [(msg, None)]
+        mailbox = self._mailbox
+        while mailbox is not None and len(batch) < MAX_ARRIVAL_BATCH:
+            envelope = mailbox.get_nowait()
+            if envelope is None:
+                break
+            if type(envelope.message) is not Arrive:
+                self._held = envelope  # handled next, in order, by _dispatch
+                break
+            MESSAGES_HANDLED[self._kind] = MESSAGES_HANDLED.get(self._kind, 0) + 1
+            batch.append((envelope.message, envelope.reply))
+        try:
+            outcomes = await self._admit([arrive for arrive, _ in batch])
+        except Exception:
+            for _, reply in batch[1:]:
+                if reply is not None:
+                    reply.fail(ActorCrashed(self.address, msg))
+            raise
+        for (_, reply), outcome in zip(batch[1:], outcomes[1:], strict=True):
+            if reply is None:
+                continue
+            if isinstance(outcome, Refusal):
+                reply.fail(outcome)
+            else:
+                reply.set(outcome)
+        first = outcomes[0]
+        if isinstance(first, Refusal):
+            raise first
+        return first
+
+    async def _admit(self, arrivals: list[Arrive]) -> list[ArrivalTicket | Refusal]:
+        """Check each arrival, persist the accepted ones together, open their rooms, publish."""
+        outcomes: list[ArrivalTicket | Refusal | None] = []
+        accepted: list[tuple[int, dict[str, str]]] = []
+        requests: list[callers.ArrivalRequest] = []
+        for index, arrival in enumerate(arrivals):
+            try:
+                details = self._check_arrival(arrival, len(self.queue) + len(accepted))
+            except Refusal as refusal:
+                outcomes.append(refusal)
+                continue
+            outcomes.append(None)
+            accepted.append((index, details))
+            requests.append(callers.ArrivalRequest(details, audit.ARRIVAL, arrival.remote_addr))
+        registered = await callers.register_arrivals(self.store, self.area_id, requests)
+        if registered:
+            try:
+                await self.ref(ROOMS_ADDRESS).ask(OpenRooms(tuple(s for _, s in registered)))
+            except AskTimeout:
+                # The room host is behind (an overloaded node), not gone: the request stays in
+                # its mailbox and the rooms start when it gets there. The arrivals are committed,
+                # so they are acknowledged; crashing here would restart the area for nothing
+                # and, area after area, take the whole node down.
+                log.warning(
+                    "area/%s: room host slow to open %d rooms", self.area_id, len(registered)
+                )
+        for (index, details), (stored, _) in zip(accepted, registered, strict=True):
+            stamp = _epoch(stored.caller.arrived_at)
+            entry = QueuedCaller(stored.caller.id, stored.room.id, details, "waiting", stamp, stamp)
+            self.queue[entry.id] = entry
+            self._publish(entry)
+            outcomes[index] = ArrivalTicket(
+                entry.id, stored.room.id, f"{stored.room.id}.{stored.token.raw}"
+            )
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _check_arrival(self, msg: Arrive, queued: int) -> dict[str, str]:
+        """The cleaned form answers, or a `Refusal` saying why this arrival cannot wait here."""
+        if not self.config.active:
+            raise Refusal("inactive", "this waiting area is not taking callers at the moment")
+        if not self._open_now():
+            raise Refusal("closed", "this waiting area is closed now")
+        if queued >= MAX_QUEUE:
+            raise Refusal("full", "this waiting area cannot take more callers right now")
+        return self._clean_details(msg.details)
+
+    async def _dispatch(self, envelope: Envelope) -> None:
+        """The kernel's dispatch, then the message an arrival batch took out of the mailbox."""
+        try:
+            await super()._dispatch(envelope)
+        except Exception:
+            held, self._held = self._held, None
+            if held is not None and self._mailbox is not None:
+                # Not lost with this instance: the restarted actor inherits the mailbox.
+                try:
+                    self._mailbox.put(held)
+                except ActorError:
+                    if held.reply is not None:
+                        held.reply.fail(ActorCrashed(self.address, held.message))
+            raise
+        while self._held is not None:
+            held, self._held = self._held, None
+            await super()._dispatch(held)
+
+    # -- the providers' side ----------------------------------------------------------------------
+    def _require(self, principal: Principal, role: Role = Role.PROVIDER) -> None:
+        if not principal.has_role(role, self.place):
+            raise Refusal("forbidden", f"you are not a {role.value} in {self.config.name}")
+
+    def _caller(self, caller_id: str) -> QueuedCaller:
+        entry = self.queue.get(caller_id)
+        if entry is None:
+            raise Refusal("not_found", "that caller is no longer in this waiting area")
+        return entry
+
+    async def _watch(self, msg: Inbound) -> dict[str, Any]:
+        self._require(msg.principal)
+        self.watchers.add(msg.conn)
+        return {
+            "area": {"id": self.area_id, "name": self.config.name, "open": self._open_now()},
+            "callers": [c.view() for c in self.queue.values()],
+        }
+
+    async def _unwatch(self, msg: Inbound) -> dict[str, Any]:
+        self.watchers.discard(msg.conn)
+        return {}
+
+    async def _join(self, msg: Inbound) -> dict[str, Any]:
+        self._require(msg.principal)
+        entry = self._caller(msg.body["caller_id"])
+        name = msg.principal.display_name
+        if entry.status == "in_call" and entry.with_names and name not in entry.with_names:
+            raise Refusal(
+                "already_joined", f"{', '.join(entry.with_names)} is already with this caller"
+            )
+        if entry.status != "in_call":
+            await callers.set_status(self.store, entry.id, "in_call")
+            entry.status = "in_call"
+        entry.with_names = tuple(dict.fromkeys((*entry.with_names, name)))
+        self.ref(f"room/{entry.room_id}").tell(ProviderJoining(name))
+        await self._audit(msg, audit.JOIN, entry.id)
+        self._publish(entry)
+        return {"room": entry.room_id, "url": f"/call/{entry.room_id}"}
+
+    async def _hold(self, msg: Inbound) -> dict[str, Any]:
+        self._require(msg.principal)
+        entry = self._caller(msg.body["caller_id"])
+        if entry.status != "in_call":
+            raise Refusal("not_in_call", "only a caller in a call can be put on hold")
+        await callers.set_status(self.store, entry.id, "on_hold")
+        entry.status = "on_hold"
+        entry.with_names = ()
+        self.ref(f"room/{entry.room_id}").tell(HoldCaller())
+        await self._audit(msg, audit.HOLD, entry.id)
+        self._publish(entry)
+        return {}
+
+    async def _end(self, msg: Inbound) -> dict[str, Any]:
+        self._require(msg.principal)
+        entry = self._caller(msg.body["caller_id"])
+        with contextlib.suppress(ActorError):
+            self.ref(f"room/{entry.room_id}").tell(EndRoom("ended"))
+        await callers.set_status(self.store, entry.id, "ended")
+        await self._audit(msg, audit.END, entry.id)
+        self._remove(entry.id)
+        return {}
+
+    async def _transfer(self, msg: Inbound) -> dict[str, Any]:
+        self._require(msg.principal)
+        entry = self._caller(msg.body["caller_id"])
+        target = str(msg.body["target_area"])
+        if not target.isdigit() or int(target) == self.area_id:
+            raise Refusal("bad_target", "choose another waiting area of this unit")
+        if entry.status == "in_call":
+            raise Refusal("in_call", "put the caller on hold or end the call before transferring")
+        try:
+            await self.ref(area_address(int(target))).ask(
+                TransferIn(
+                    entry.id,
+                    entry.room_id,
+                    entry.details,
+                    entry.arrived_at,
+                    self.area_id,
+                    self.config.name,
+                    self.config.unit_id,
+                    msg.principal,
+                )
+            )
+        except Refusal:
+            raise
+        except ActorError as error:
+            raise Refusal("not_found", "that waiting area is not available") from error
+        await self._audit(msg, audit.TRANSFER, entry.id, {"to_area": int(target)})
+        self._remove(entry.id)
+        return {}
+
+    async def _transfer_in(self, msg: TransferIn) -> dict[str, Any]:
+        if msg.from_unit_id != self.config.unit_id:
+            raise Refusal("other_unit", "callers can only move between areas of the same unit")
+        if not msg.principal.has_role(Role.REFERRER, self.place):
+            raise Refusal("forbidden", f"you are not a service referrer in {self.config.name}")
+        if not self.config.active:
+            raise Refusal("inactive", f"{self.config.name} is not taking callers at the moment")
+        row = await callers.transfer_caller(self.store, msg.caller_id, self.area_id)
+        entry = QueuedCaller(
+            msg.caller_id,
+            msg.room_id,
+            msg.details,
+            row.status,
+            msg.arrived_at,
+            _epoch(row.queued_at),
+            transferred_from=msg.from_area_name,
+            connected=True,
+        )
+        self.queue[entry.id] = entry
+        self.ref(f"room/{msg.room_id}").tell(
+            AreaChanged(self.area_id, self.config.name, self.place)
+        )
+        self._publish(entry)
+        return {}
+
+    _inbound = {
+        "area.watch": _watch,
+        "area.unwatch": _unwatch,
+        "caller.join": _join,
+        "caller.hold": _hold,
+        "caller.end": _end,
+        "caller.transfer": _transfer,
+    }
+
+    # -- room reports -----------------------------------------------------------------------------
+    def _caller_update(self, msg: CallerUpdate) -> None:
+        entry = self.queue.get(msg.caller_id)
+        if entry is None:
+            return
+        if msg.status is not None:
+            entry.status = msg.status
+        if msg.connected is not None:
+            entry.connected = msg.connected
+        if msg.with_names is not None:
+            entry.with_names = msg.with_names
+        self._publish(entry)
+
+    def _remove(self, caller_id: str) -> None:
+        if self.queue.pop(caller_id, None) is not None:
+            self._broadcast(Push("queue.removed", {"area": self.area_id, "id": caller_id}))
+
+    def _publish(self, entry: QueuedCaller) -> None:
+        self._broadcast(Push("queue.caller", {"area": self.area_id, "caller": entry.view()}))
+
+    def _broadcast(self, event: Push) -> None:
+        for conn in list(self.watchers):
+            try:
+                self.ref(conn).tell(event)
+            except ActorError:
+                # Gone, or too slow to read (its connection closes itself): stop pushing to it.
+                self.watchers.discard(conn)
+
+    async def _audit(
+        self, msg: Inbound, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> None:
+        await audit.append(
+            self.store,
+            action,
+            actor_user_id=int(msg.principal.user_id) if msg.principal.user_id else None,
+            area_id=self.area_id,
+            subject=subject,
+            remote_addr=msg.remote_addr,
+            details=details,
+        )
+
+
+class AreaHost(Actor):
+    """``areas``: starts one actor per area, resolves public slugs, lists areas per provider.
+
+    Inactive areas run too: they refuse new arrivals (their page says they are not taking callers)
+    but providers keep serving the callers already waiting there.
+
+    It is the placement authority for areas on this node; with several nodes, placement moves to a
+    shared registry and this actor only starts the areas placed here.
+    """
+
+    def __init__(self, store: Store, supervisor: Supervisor) -> None:
+        super().__init__()
+        self.store = store
+        self.supervisor = supervisor
+        self.by_slug: dict[str, int] = {}
+        self.summaries: dict[int, AreaSummary] = {}
+
+    async def on_start(self) -> None:
+        for config in await area_store.list_areas(self.store, include_inactive=True):
+            await self._place(config.id)
+
+    async def _place(self, area_id: int) -> None:
+        config = await area_store.get_area(self.store, area_id)
+        self.by_slug = {s: i for s, i in self.by_slug.items() if i != area_id}
+        self.by_slug[config.slug] = area_id
+        self.summaries[area_id] = AreaSummary(area_id, config.name, config.unit_id, config.slug)
+        address = area_address(area_id)
+        if address in self.supervisor.children():
+            # Edited settings: the running actor re-reads them and keeps its queue and watchers.
+            await self.ref(address).ask(ReloadArea(area_id))
+        else:
+            await self.supervisor.start_child(
+                ChildSpec(address, lambda: WaitingArea(self.store, area_id), Restart.PERMANENT)
+            )
+
+    async def handle(self, message: object) -> object:
+        if isinstance(message, FindArea):
+            area_id = self.by_slug.get(message.slug)
+            if area_id is None:
+                raise Refusal("not_found", "there is no waiting area at this link")
+            return area_address(area_id)
+        if isinstance(message, AreasFor):
+            units = {u.id: u.org_id for u in await orgs.list_units(self.store)}
+            return [
+                s
+                for s in self.summaries.values()
+                if message.principal.has_role(
+                    Role.PROVIDER, AreaPlace(str(s.id), str(s.unit_id), str(units.get(s.unit_id)))
+                )
+            ]
+        if isinstance(message, ReloadArea):
+            await self._place(message.area_id)
+            return None
+        return await super().handle(message)

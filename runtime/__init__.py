@@ -1,0 +1,41 @@
+"""The actor runtime: mailboxes, references, supervisors and the registry that resolves names.
+
+The ground floor of Waitroom. It imports Trio and the standard library only and knows nothing of
+clinics, calls or the web: ``actors/``, ``gateway/`` and ``media/`` stand on it.
+Import it from here: ``from runtime import Actor, ActorRef, Registry, Supervisor, ChildSpec``.
+"""
+
+from runtime.errors import (
+    ActorCrashed,
+    ActorError,
+    ActorNotFound,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    Refusal,
+    RestartIntensityExceeded,
+)
+from runtime.kernel import Actor, ActorRef, Envelope, Mailbox, Stop
+from runtime.registry import Registry
+from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
+
+__all__ = [
+    "Actor",
+    "ActorCrashed",
+    "ActorError",
+    "ActorNotFound",
+    "ActorRef",
+    "ActorStopped",
+    "AskTimeout",
+    "ChildSpec",
+    "Envelope",
+    "Mailbox",
+    "MailboxFull",
+    "Refusal",
+    "Registry",
+    "Restart",
+    "RestartIntensityExceeded",
+    "Stop",
+    "Strategy",
+    "Supervisor",
+]

@@ -1,0 +1,264 @@
+"""Supervisors: own a nursery of children, restart them when they crash, fail upward when they must.
+
+Vocabulary from Erlang/OTP:
+
+* strategy ``ONE_FOR_ONE`` restarts only the crashed child; ``ONE_FOR_ALL`` restarts every child
+  (for children whose state only makes sense together);
+* restart type ``PERMANENT`` (always restarted), ``TRANSIENT`` (restarted after a crash, gone after a
+  clean stop: a room that empties), ``TEMPORARY`` (never restarted);
+* restart intensity: more than ``max_restarts`` restarts within ``period`` seconds means something is
+  deeply wrong, so the supervisor stops all its children and raises
+  :class:`~runtime.errors.RestartIntensityExceeded` to whoever runs it (its own supervisor, or the
+  server's root nursery);
+* shutdown: ask the child to stop (it drains its mailbox), wait a bounded time, then cancel it.
+
+A crash is logged with the child's address and the message that caused it. Siblings keep running
+and keep their mailboxes; the restarted child inherits its predecessor's mailbox.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from runtime.errors import RestartIntensityExceeded
+from runtime.kernel import DEFAULT_MAILBOX_SIZE, Actor, ActorRef, Envelope, Mailbox, Stop
+from runtime.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: OTP's default intensity is 1 restart in 5 s; Waitroom actors restore from storage quickly, and a
+#: burst of a few bad messages should not take a whole subtree down, so allow a little more.
+DEFAULT_MAX_RESTARTS = 3
+DEFAULT_PERIOD = 5.0
+#: How long a child gets to drain its mailbox on a clean stop before it is cancelled.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+
+
+class Strategy(enum.Enum):
+    ONE_FOR_ONE = "one_for_one"
+    ONE_FOR_ALL = "one_for_all"
+
+
+class Restart(enum.Enum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    TEMPORARY = "temporary"
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to (re)create one child: a fresh instance from ``factory`` at every restart."""
+
+    address: str
+    factory: Callable[[], Actor]
+    restart: Restart = Restart.PERMANENT
+    #: Mailbox capacity; ``None`` takes the actor class's ``mailbox_size`` when the factory is a class.
+    mailbox_size: int | None = None
+
+
+class _Child:
+    __slots__ = ("done", "instance", "mailbox", "restart_requested", "scope", "spec", "stopping")
+
+    def __init__(self, spec: ChildSpec, mailbox: Mailbox) -> None:
+        self.spec = spec
+        self.mailbox = mailbox
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.instance: Actor | None = None
+        self.restart_requested = False
+        #: Set by ``stop_child``: a clean stop asked for by the supervisor is never restarted.
+        self.stopping = False
+
+
+class Supervisor:
+    """Runs children in its own nursery; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        period: float = DEFAULT_PERIOD,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self.registry = registry
+        self.name = name
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.period = period
+        self.shutdown_timeout = shutdown_timeout
+        self._children: dict[str, _Child] = {}
+        self._restarts: deque[float] = deque()
+        self._nursery: trio.Nursery | None = None
+        self._escalation: RestartIntensityExceeded | None = None
+        self.restart_count = 0
+
+    # -- running ----------------------------------------------------------------------------------
+    async def run(
+        self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Supervise until cancelled; raise ``RestartIntensityExceeded`` when intensity is exceeded.
+
+        Owns its children: on cancellation or escalation every child is cancelled and its mailbox
+        closed, and queued asks are answered with ``ActorStopped``.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            for child in list(self._children.values()):
+                self._forget(child)
+        if self._escalation is not None:
+            raise self._escalation
+
+    async def start_child(self, spec: ChildSpec) -> ActorRef:
+        """Start a child and return its reference once its ``on_start`` has finished.
+
+        An exception from the first ``on_start`` propagates to the caller and nothing is registered.
+        """
+        if self._nursery is None:
+            raise RuntimeError(f"supervisor {self.name} is not running")
+        if spec.address in self._children:
+            raise ValueError(f"{spec.address} is already supervised by {self.name}")
+        capacity = spec.mailbox_size
+        if capacity is None:
+            capacity = int(getattr(spec.factory, "mailbox_size", DEFAULT_MAILBOX_SIZE))
+        child = _Child(spec, Mailbox(spec.address, capacity))
+        self.registry.register(child.mailbox)
+        self._children[spec.address] = child
+        try:
+            await self._nursery.start(self._supervise, child)
+        except BaseException:
+            self._forget(child)
+            raise
+        return ActorRef(self.registry, spec.address)
+
+    async def stop_child(self, address: str, timeout: float | None = None) -> None:
+        """Stop a child cleanly (it drains its mailbox), cancelling it after ``timeout``."""
+        child = self._children.get(address)
+        if child is None:
+            return
+        child.stopping = True
+        try:
+            child.mailbox.put(Envelope(Stop(), None))
+        except Exception:
+            child.scope.cancel()
+        with trio.move_on_after(self.shutdown_timeout if timeout is None else timeout):
+            await child.done.wait()
+        if not child.done.is_set():
+            child.scope.cancel()
+            await child.done.wait()
+
+    async def stop(self) -> None:
+        """Stop every child cleanly, in parallel, then return; the supervisor keeps running."""
+        async with trio.open_nursery() as nursery:
+            for address in list(self._children):
+                nursery.start_soon(self.stop_child, address)
+
+    def children(self) -> list[str]:
+        return list(self._children)
+
+    def instance(self, address: str) -> Actor | None:
+        """The live instance of a child: for tests and introspection only, never for messaging."""
+        child = self._children.get(address)
+        return child.instance if child is not None else None
+
+    # -- internals --------------------------------------------------------------------------------
+    def _new_instance(self, child: _Child) -> Actor:
+        actor = child.spec.factory()
+        actor.address = child.spec.address
+        actor.registry = self.registry
+        child.instance = actor
+        return actor
+
+    async def _supervise(self, child: _Child, task_status: trio.TaskStatus[None]) -> None:
+        # The first start is not protected: a child that cannot start is the caller's error.
+        actor = self._new_instance(child)
+        crash: Exception | None = None
+        with child.scope:
+            try:
+                await actor.run_loop(child.mailbox, task_status=task_status)
+            except Exception as exc:
+                crash = exc
+        while True:
+            if child.scope.cancelled_caught and not child.restart_requested:
+                break  # killed: shutdown or stop_child timeout
+            if crash is not None:
+                self._log_crash(child, actor, crash)
+                if child.spec.restart is Restart.TEMPORARY:
+                    break
+                if not self._count_restart():
+                    break
+                if self.strategy is Strategy.ONE_FOR_ALL:
+                    self._restart_siblings(child)
+            elif not child.restart_requested:
+                # A clean stop: only permanent children come back.
+                if child.spec.restart is not Restart.PERMANENT or child.stopping:
+                    break
+                if not self._count_restart():
+                    break
+                child.mailbox = Mailbox(child.spec.address, child.mailbox.capacity)
+                self.registry.register(child.mailbox)
+            child.restart_requested = False
+            child.scope = trio.CancelScope()
+            actor = self._new_instance(child)
+            crash = None
+            with child.scope:
+                try:
+                    await actor.run_loop(child.mailbox)
+                except Exception as exc:
+                    crash = exc
+        self._forget(child)
+
+    def _restart_siblings(self, crashed: _Child) -> None:
+        for other in self._children.values():
+            if other is not crashed and other.spec.restart is not Restart.TEMPORARY:
+                other.restart_requested = True
+                other.scope.cancel(
+                    reason=f"one_for_all restart after {crashed.spec.address} crashed"
+                )
+
+    def _count_restart(self) -> bool:
+        """Record a restart; on exceeding the intensity, escalate and return False."""
+        now = trio.current_time()
+        self._restarts.append(now)
+        while self._restarts and now - self._restarts[0] > self.period:
+            self._restarts.popleft()
+        if len(self._restarts) > self.max_restarts:
+            self._escalation = RestartIntensityExceeded(self.name, self.max_restarts, self.period)
+            log.error("%s", self._escalation)
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel(reason=str(self._escalation))
+            return False
+        self.restart_count += 1
+        return True
+
+    def _log_crash(self, child: _Child, actor: Actor, exc: Exception) -> None:
+        log.error(
+            "actor %s crashed handling %r; %s restarts it (%s)",
+            child.spec.address,
+            actor.current_message,
+            self.name,
+            self.strategy.value,
+            exc_info=exc,
+        )
+
+    def _forget(self, child: _Child) -> None:
+        if self._children.get(child.spec.address) is child:
+            del self._children[child.spec.address]
+        self.registry.unregister(child.mailbox)
+        if not child.mailbox.closed:
+            child.mailbox.close()
+        child.mailbox.fail_pending()
+        child.done.set()
