@@ -8,6 +8,9 @@ actor keeps running (let it crash is for everything else).
 
 from __future__ import annotations
 
+#: The one refusal code the runtime itself gives: an actor has no handler for a message's type.
+UNKNOWN_MESSAGE = "unknown_message"
+
 
 class ActorError(Exception):
     """Base of every runtime error a sender can see."""

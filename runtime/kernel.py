@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import trio
 
 from runtime.errors import (
+    UNKNOWN_MESSAGE,
     ActorCrashed,
     ActorNotFound,
     ActorStopped,
@@ -251,7 +252,7 @@ class Actor:
         handler = self._handlers.get(type(message))
         if handler is None:
             raise Refusal(
-                "unknown_message", f"{type(self).__name__} does not handle {type(message).__name__}"
+                UNKNOWN_MESSAGE, f"{type(self).__name__} does not handle {type(message).__name__}"
             )
         return await handler(self, message)
 

@@ -1,0 +1,47 @@
+"""Every actor address Waitroom uses, and the only place that builds one.
+
+Kinds with an id (one actor each): ``area/<id>``, ``room/<id>``, ``call/<id>``, ``conn/<n>``.
+Fixed names (one actor per node): the directory, the sign-in desk, the hosts, set-up, reports, the
+outbox and the echo probe. Pages, the gateway and actors call these constructors; nobody spells
+``f"room/{...}"`` by hand.
+"""
+
+from __future__ import annotations
+
+from runtime.address import Address
+
+AREA = "area"
+ROOM = "room"
+CALL = "call"
+CONN = "conn"
+SYSTEM = "system"
+
+
+def area(area_id: object) -> Address:
+    """A waiting area's actor (``area/12``)."""
+    return Address.of(AREA, area_id)
+
+
+def room(room_id: str) -> Address:
+    """A caller's room: the call actor a caller, their providers and guests talk to."""
+    return Address.of(ROOM, room_id)
+
+
+def call(call_id: str) -> Address:
+    """A call by its own id (the media plane's events are keyed by it)."""
+    return Address.of(CALL, call_id)
+
+
+def conn(number: object) -> Address:
+    """One websocket connection's actor in the gateway."""
+    return Address.of(CONN, number)
+
+
+DIRECTORY = Address.named("directory")
+SIGN_IN = Address.named("sign-in")
+AREAS = Address.named("areas")
+ROOMS = Address.named("rooms")
+SETUP = Address.of("admin", "setup")
+ADMIN = Address.named("admin")
+OUTBOX = Address.named("outbox")
+ECHO = Address.of(SYSTEM, "echo")

@@ -1,0 +1,54 @@
+"""Every refusal code a client or a page can receive, as named constants.
+
+A refusal is an expected "no": the actor keeps running and the asker gets the code unchanged
+(``error.code`` on the websocket, a page's message on the web). Codes are stable strings that clients
+may branch on; each one is explained in ``docs/protocol.md`` (section "Refusal codes"). Use these
+names, never the literal strings, so a new code is added here and documented in one go.
+"""
+
+from __future__ import annotations
+
+# -- the gateway: the frame itself is wrong ----------------------------------------------------------
+MALFORMED = "malformed"  #: not a msgpack map of the envelope's shape
+BINARY_REQUIRED = "binary_required"  #: a text frame; the protocol is binary msgpack
+FRAME_TOO_LARGE = "frame_too_large"  #: over the frame size limit
+HELLO_REQUIRED = "hello_required"  #: anything but hello before hello
+UNKNOWN_TYPE = "unknown_type"  #: no such message type (or the target does not handle it)
+MISSING_FIELD = "missing_field"  #: a required body field is absent
+BAD_FIELD = "bad_field"  #: a body field has the wrong type or an unusable value
+BAD_ADDRESS = "bad_address"  #: ``to`` is not an address of the kind the type needs
+BUSY = "busy"  #: rate limit or a full mailbox: try again shortly
+UNAVAILABLE = "unavailable"  #: the addressed actor is gone or did not answer in time
+
+# -- who is asking ---------------------------------------------------------------------------------
+UNAUTHENTICATED = "unauthenticated"  #: no valid session or token
+FORBIDDEN = "forbidden"  #: authenticated, but this principal may not do this
+BAD_CSRF = "bad_csrf"  #: a form without its CSRF token
+BAD_CREDENTIALS = "bad_credentials"  #: wrong username or password (never says which)
+TOO_MANY_ATTEMPTS = "too_many_attempts"  #: too many failed sign-ins from this address
+INVALID_TOKEN = "invalid_token"  #: a room, guest or invite link that is unknown, used or revoked
+
+# -- waiting areas and callers ---------------------------------------------------------------------
+CLOSED = "closed"  #: the area is outside its opening hours (or the room has ended)
+INACTIVE = "inactive"  #: the area has been switched off by an administrator
+NOT_FOUND = "not_found"  #: no such area, caller, user or message in this organisation
+IN_CALL = "in_call"  #: the caller is already in a call
+ALREADY_JOINED = "already_joined"  #: another provider joined this caller first
+BAD_TARGET = "bad_target"  #: a transfer to an area that cannot take the caller
+OTHER_UNIT = "other_unit"  #: a transfer to an area of another organisational unit
+FULL = "full"  #: the area's queue is at its limit
+
+# -- calls -----------------------------------------------------------------------------------------
+NOT_IN_ROOM = "not_in_room"  #: a call message before ``room.enter``
+NOT_IN_CALL = "not_in_call"  #: the caller is not in a call
+NOT_JOINED = "not_joined"  #: staff must join the caller from the list first
+CALL_FULL = "call_full"  #: the call holds its most people (invitations included)
+NO_CALLER = "no_caller"  #: the call has no caller to act on
+NO_MEDIA = "no_media"  #: the server runs without a media plane
+BAD_SDP = "bad_sdp"  #: the offer could not be answered
+ENDED = "ended"  #: the call has ended
+
+# -- set-up and forms ------------------------------------------------------------------------------
+INVALID = "invalid"  #: a form value failed validation (the detail says which)
+
+__all__ = [name for name in dir() if name.isupper()]
