@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import trio
 
+from actors import addresses
 from waitroom.loadtest.client import GatewayRefused, connect
 from waitroom.loadtest.http import Browser, HttpError, parse_prometheus
 from waitroom.loadtest.mediaload import CallWatch, MediaLoad
@@ -159,7 +160,9 @@ class Clinic:
             recorder.dashboard_seen(room)
             if caller.get("status") == "waiting":
                 self.queue[room] = Waiting(
-                    str(caller.get("id")), f"area/{body.get('area')}", float(caller["arrived_at"])
+                    str(caller.get("id")),
+                    addresses.area(body.get("area")),
+                    float(caller["arrived_at"]),
                 )
             else:
                 self.queue.pop(room, None)
@@ -262,7 +265,7 @@ async def _wait_in_room(
 
     try:
         async with connect(scenario.ws_url, on_event, token=token) as client:
-            entered = await client.request("room.enter", {}, f"room/{room}")
+            entered = await client.request("room.enter", {}, addresses.room(room))
             # A provider may have joined before this caller connected: the reply says so.
             in_call.on_event("room.state", entered)
             recorder.callers_connected += 1
@@ -329,7 +332,7 @@ async def _provider(
     async with connect(scenario.ws_url, on_event, cookie=cookie) as dashboard:
         recorder.provider_connections += 1
         for area_id, _ in areas:
-            snapshot = await dashboard.request("area.watch", {}, f"area/{area_id}")
+            snapshot = await dashboard.request("area.watch", {}, addresses.area(area_id))
             for entry in snapshot.get("callers", []):
                 on_event("queue.caller", {"area": area_id, "caller": entry})
         if not scenario.join:
@@ -373,19 +376,19 @@ async def _one_call(
         )
         async with connect(scenario.ws_url, lambda _e, _b: None, cookie=cookie) as call:
             recorder.provider_connections += 1
-            await call.request("room.enter", {}, f"room/{reply.get('room', room)}")
+            await call.request("room.enter", {}, addresses.room(reply.get("room", room)))
             recorder.join.append((recorder.now(), time.monotonic() - started))
             recorder.calls_started += 1
             if recorder.media is None:
                 await trio.sleep(scenario.call_seconds)
             else:
-                address = f"room/{reply.get('room', room)}"
+                address = addresses.room(reply.get("room", room))
 
                 async def signal(kind: str, body: dict[str, Any]) -> dict[str, Any]:
                     return await call.request(kind, body, address)
 
                 await recorder.media.provider_side(room, signal, scenario.call_seconds)
-            await call.request("call.end", {}, f"room/{reply.get('room', room)}")
+            await call.request("call.end", {}, addresses.room(reply.get("room", room)))
             recorder.calls_ended += 1
     except Exception as exc:
         recorder.error(classify("provider", exc))
