@@ -3,21 +3,52 @@
 The control plane uses `MediaService` (one worker: one UDP port, in this process) or `MediaPool`
 (N worker processes, one UDP port each, the same methods and events); peers and calls are opaque
 string ids. Nothing here knows about clinics, rooms or the gateway.
+
+The names below are loaded on first use, so that importing a pure protocol module (`media.rtp`,
+`media.rtcp`, `media.stun`, `media.sdp`) does not load Trio, OpenSSL or the worker with it.
 """
 
-from media.pool import MediaPool
-from media.worker import (
-    MediaError,
-    MediaEvent,
-    PeerClosed,
-    PeerConnected,
-    SlotsChanged,
-    Worker,
-    WorkerConfig,
-)
+from __future__ import annotations
 
-#: The facade the room/call actors use: one worker in this process (`MediaPool` for processes).
-MediaService = Worker
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from media.pool import MediaPool
+    from media.worker import (
+        MediaError,
+        MediaEvent,
+        PeerClosed,
+        PeerConnected,
+        SlotsChanged,
+        Worker,
+        WorkerConfig,
+    )
+
+    #: The facade the room/call actors use: one worker in this process (`MediaPool` for processes).
+    MediaService = Worker
+
+_HOMES = {
+    "MediaError": "media.worker",
+    "MediaEvent": "media.worker",
+    "MediaPool": "media.pool",
+    "PeerClosed": "media.worker",
+    "PeerConnected": "media.worker",
+    "SlotsChanged": "media.worker",
+    "Worker": "media.worker",
+    "WorkerConfig": "media.worker",
+    "MediaService": "media.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'media' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), "Worker" if name == "MediaService" else name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MediaError",

@@ -46,7 +46,7 @@ log = logging.getLogger("waitroom.media.pool")
 
 #: The repository root: the children import `media` from here whatever the parent's cwd.
 ROOT = Path(__file__).resolve().parent.parent
-#: A child imports aiortc, OpenSSL and pylibsrtp and makes a certificate: about a second idle,
+#: A child imports Trio, OpenSSL and pylibsrtp and makes a certificate: about a second idle,
 #: several on a loaded machine.
 START_TIMEOUT = 30.0
 #: An offer is answered in milliseconds; this covers a loaded machine, not a normal one.

@@ -1,8 +1,9 @@
 """Reading browser offers and writing the SFU's answers, sans-IO.
 
-Offers are parsed with `aiortc.sdp`; answers are written as text because the SFU needs exact
-control over a few lines aiortc does not write the way Chrome wants them (`a=ice-lite`,
-`a=setup:passive`, one codec per m-line, declared SSRCs on the slots it sends).
+Offers are parsed here, only as far as the SFU needs (standard library only, so a media worker
+does not load aiortc and its asyncio machinery); answers are written as text for exact control
+over the lines Chrome needs (`a=ice-lite`, `a=setup:passive`, one codec per m-line, declared
+SSRCs on the slots it sends).
 
 The slot model (see docs/media.md): an m-line the peer sends on is a *publish* line (at most one
 audio and one video); every further m-line the peer can receive on is a *slot* line; the n-th audio
@@ -15,8 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from aiortc import sdp as aiortc_sdp
 
 OPUS = ("opus", 48000)
 VP8 = ("vp8", 90000)
@@ -34,6 +33,11 @@ RECEIVING_DIRECTIONS = frozenset({"sendrecv", "recvonly"})
 # RFC 8445 section 5.1.2.1 recommended host candidate priority for a single component.
 HOST_CANDIDATE_PRIORITY = 2130706431
 _FINGERPRINT_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")
+_MLINE_RE = re.compile(r"^m=([^ ]+) [0-9]+ [A-Z/]+ (.+)$")
+_DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
+PAYLOAD_TYPE_MAX = 255
+# RFC 5761 section 4: payload types that collide with RTCP packet types once the marker is set.
+_FORBIDDEN_PAYLOAD_TYPES = range(72, 77)
 
 
 class SdpError(ValueError):
@@ -85,58 +89,179 @@ class Plan:
 def parse_offer(text: str) -> Offer:
     """Parse an offer; raise SdpError for anything the SFU cannot or will not answer."""
     try:
-        session = aiortc_sdp.SessionDescription.parse(text)
-    except Exception as exc:  # aiortc asserts and raises assorted errors on bad input
+        session = _parse_session(text)
+    except (ValueError, IndexError) as exc:
         raise SdpError(f"unparseable offer: {exc!r}") from exc
-    if not session.media:
+    if not session:
         raise SdpError("offer has no m-lines")
-    first = session.media[0]
-    if first.ice is None or not first.ice.usernameFragment or not first.ice.password:
+    first = session[0]
+    if not first.ice_ufrag or not first.ice_pwd:
         raise SdpError("offer lacks ICE credentials")
     fingerprint = None
-    if first.dtls is not None:
-        for fp in first.dtls.fingerprints:
-            if fp.algorithm.lower() == "sha-256":
-                fingerprint = fp.value.upper()
+    if first.setup is not None:
+        for algorithm, value in first.fingerprints:
+            if algorithm.lower() == "sha-256":
+                fingerprint = value.upper()
     if fingerprint is None or not _FINGERPRINT_RE.match(fingerprint):
         raise SdpError("offer lacks a SHA-256 DTLS fingerprint")
-    offer = Offer(first.ice.usernameFragment, first.ice.password, fingerprint)
-    for index, m in enumerate(session.media):
+    offer = Offer(first.ice_ufrag, first.ice_pwd, fingerprint)
+    for index, m in enumerate(session):
         offer.media.append(_reduce_media(index, m))
     return offer
 
 
-def _reduce_media(index: int, m: aiortc_sdp.MediaDescription) -> OfferedMedia:
+@dataclass(slots=True)
+class _Codec:
+    payload_type: int
+    name: str  # lower case
+    clock_rate: int
+    parameters: dict[str, str | None] = field(default_factory=dict)
+    feedback: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Section:
+    """One m-line with the attributes the SFU reads (session-level ICE and DTLS inherited)."""
+
+    kind: str
+    formats: list[str]
+    ice_ufrag: str | None
+    ice_pwd: str | None
+    fingerprints: list[tuple[str, str]]
+    setup: str | None
+    mid: str | None = None
+    direction: str | None = None
+    codecs: list[_Codec] = field(default_factory=list)
+    extensions: list[tuple[int, str]] = field(default_factory=list)
+    ssrcs: list[int] = field(default_factory=list)
+    ssrc_groups: list[tuple[str, list[int]]] = field(default_factory=list)
+
+
+def _attribute(line: str) -> tuple[str, str]:
+    name, _, value = line[2:].partition(":")
+    return name, value
+
+
+def _parse_session(text: str) -> list[_Section]:
+    """The m-lines of an SDP (RFC 8866), reduced to what `_reduce_media` reads."""
+    ufrag = pwd = setup = None
+    fingerprints: list[tuple[str, str]] = []
+    sections: list[_Section] = []
+    bodies: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("m="):
+            match = _MLINE_RE.match(line)
+            if match is None:
+                raise ValueError(f"bad m-line {line!r}")
+            kind, formats = match.group(1), match.group(2).split()
+            if kind in CODEC_FOR_KIND:
+                for fmt in formats:
+                    pt = int(fmt)
+                    if not 0 <= pt <= PAYLOAD_TYPE_MAX or pt in _FORBIDDEN_PAYLOAD_TYPES:
+                        raise ValueError(f"bad payload type {pt}")
+            sections.append(_Section(kind, formats, ufrag, pwd, list(fingerprints), setup))
+            bodies.append([])
+        elif bodies:
+            bodies[-1].append(line)
+        elif line.startswith("a="):
+            name, value = _attribute(line)
+            if name == "ice-ufrag":
+                ufrag = value
+            elif name == "ice-pwd":
+                pwd = value
+            elif name == "fingerprint":
+                algorithm, digest = value.split()
+                fingerprints.append((algorithm, digest))
+            elif name == "setup":
+                setup = value
+    for section, body in zip(sections, bodies, strict=True):
+        _parse_section(section, body)
+    return sections
+
+
+def _parse_section(m: _Section, body: list[str]) -> None:
+    codecs: dict[int, _Codec] = {}
+    attributes = [_attribute(line) for line in body if line.startswith("a=")]
+    for name, value in attributes:
+        if name == "ice-ufrag":
+            m.ice_ufrag = value
+        elif name == "ice-pwd":
+            m.ice_pwd = value
+        elif name == "fingerprint":
+            algorithm, digest = value.split()
+            m.fingerprints.append((algorithm, digest))
+        elif name == "setup":
+            m.setup = value
+        elif name == "mid":
+            m.mid = value
+        elif name in _DIRECTIONS:
+            m.direction = name
+        elif name == "rtpmap":
+            pt, description = value.split(" ", 1)
+            bits = description.split("/")
+            codec = _Codec(int(pt), bits[0].lower(), int(bits[1]))
+            codecs[codec.payload_type] = codec
+            m.codecs.append(codec)
+        elif name == "extmap":
+            ext_id, uri = value.split()[:2]
+            m.extensions.append((int(ext_id.split("/")[0]), uri))
+        elif name == "ssrc":
+            ssrc = int(value.split(" ", 1)[0])
+            if ssrc not in m.ssrcs:
+                m.ssrcs.append(ssrc)
+        elif name == "ssrc-group":
+            semantic, *items = value.split()
+            m.ssrc_groups.append((semantic, [int(item) for item in items]))
+    # fmtp and rtcp-fb refer to codecs, which may be declared after them.
+    for name, value in attributes:
+        if name == "fmtp":
+            pt, parameters = value.split(" ", 1)
+            target = codecs.get(int(pt))
+            if target is not None:
+                target.parameters = _fmtp_parameters(parameters)
+        elif name == "rtcp-fb":
+            bits = value.split(" ", 2)
+            for codec in m.codecs:
+                if bits[0] in ("*", str(codec.payload_type)):
+                    codec.feedback.append((bits[1], bits[2] if len(bits) > 2 else None))
+
+
+def _fmtp_parameters(text: str) -> dict[str, str | None]:
+    parameters: dict[str, str | None] = {}
+    for param in text.split(";"):
+        key, sep, value = param.partition("=")
+        parameters[key] = value if sep else None
+    return parameters
+
+
+def _reduce_media(index: int, m: _Section) -> OfferedMedia:
     kind = m.kind
     wanted = CODEC_FOR_KIND.get(kind)
     payload_type = None
     fmtp = None
     feedback: list[tuple[str, str | None]] = []
     if wanted is not None:
-        for codec in m.rtp.codecs:
-            name = codec.mimeType.split("/", 1)[1].lower()
-            if (name, codec.clockRate) == wanted:
-                payload_type = codec.payloadType
+        for codec in m.codecs:
+            if (codec.name, codec.clock_rate) == wanted:
+                payload_type = codec.payload_type
                 fmtp = ";".join(
                     f"{k}={v}" if v is not None else k for k, v in codec.parameters.items()
                 )
-                feedback = [(fb.type, fb.parameter) for fb in codec.rtcpFeedback]
+                feedback = list(codec.feedback)
                 break
     extensions = {
-        ext.uri: ext.id
-        for ext in m.rtp.headerExtensions
-        if ext.uri in EXTENSIONS_FOR_KIND.get(kind, ())
+        uri: ext_id for ext_id, uri in m.extensions if uri in EXTENSIONS_FOR_KIND.get(kind, ())
     }
     ssrc = rtx_ssrc = None
-    for group in m.ssrc_group:
-        if group.semantic == "FID" and len(group.items) >= 2:
-            ssrc, rtx_ssrc = int(group.items[0]), int(group.items[1])
-    if ssrc is None and m.ssrc:
-        ssrc = m.ssrc[0].ssrc
+    for semantic, items in m.ssrc_groups:
+        if semantic == "FID" and len(items) >= 2:
+            ssrc, rtx_ssrc = items[0], items[1]
+    if ssrc is None and m.ssrcs:
+        ssrc = m.ssrcs[0]
     return OfferedMedia(
         index=index,
         kind=kind,
-        mid=m.rtp.muxId or str(index),
+        mid=m.mid or str(index),
         direction=m.direction or "sendrecv",
         payload_type=payload_type,
         fmtp=fmtp or None,
