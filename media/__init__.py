@@ -14,27 +14,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
     from media.pool import MediaPool
-    from media.worker import (
-        MediaError,
-        MediaEvent,
-        PeerClosed,
-        PeerConnected,
-        SlotsChanged,
-        Worker,
-        WorkerConfig,
-    )
+    from media.worker import Worker, WorkerConfig
 
     #: The facade the room/call actors use: one worker in this process (`MediaPool` for processes).
     MediaService = Worker
 
 _HOMES = {
-    "MediaError": "media.worker",
-    "MediaEvent": "media.worker",
+    "MediaError": "media.events",
+    "MediaEvent": "media.events",
     "MediaPool": "media.pool",
-    "PeerClosed": "media.worker",
-    "PeerConnected": "media.worker",
-    "SlotsChanged": "media.worker",
+    "PeerClosed": "media.events",
+    "PeerConnected": "media.events",
+    "SlotsChanged": "media.events",
     "Worker": "media.worker",
     "WorkerConfig": "media.worker",
     "MediaService": "media.worker",

@@ -33,14 +33,8 @@ from pathlib import Path
 import trio
 
 from media.control import ControlError, Frame, FrameReader, Refused, encode, text
-from media.worker import (
-    MediaError,
-    MediaEvent,
-    PeerClosed,
-    PeerConnected,
-    SlotsChanged,
-    WorkerConfig,
-)
+from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.worker import WorkerConfig
 
 log = logging.getLogger("waitroom.media.pool")
 

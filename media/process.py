@@ -30,17 +30,8 @@ from media.control import (
     request_id,
     text,
 )
-from media.worker import (
-    CONNECT_TIMEOUT,
-    CONSENT_TIMEOUT,
-    MediaError,
-    MediaEvent,
-    PeerClosed,
-    PeerConnected,
-    SlotsChanged,
-    Worker,
-    WorkerConfig,
-)
+from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.worker import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Worker, WorkerConfig
 
 log = logging.getLogger("waitroom.media.process")
 

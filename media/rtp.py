@@ -2,25 +2,14 @@
 
 The forwarder touches only the fixed header (payload type, sequence number, timestamp, SSRC) and,
 when two peers negotiated different ids, the one-byte header-extension ids. Nothing here allocates
-on the forwarding path except what a caller asks for explicitly.
+on the forwarding path except what a caller asks for explicitly. Which datagrams are RTP at all
+is `media.demux`'s to say.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-# RFC 7983 demultiplexing by the first byte of a datagram.
-STUN_FIRST_BYTE_MAX = 3
-DTLS_FIRST_BYTE_MIN = 20
-DTLS_FIRST_BYTE_MAX = 63
-RTP_FIRST_BYTE_MIN = 128
-RTP_FIRST_BYTE_MAX = 191
-
-# RFC 5761: RTCP packet types 192..223 share the RTP port; RTP payload types avoid that range
-# once the marker bit is included in the second byte.
-RTCP_PT_MIN = 192
-RTCP_PT_MAX = 223
 
 RTP_VERSION = 2
 RTP_HEADER_LENGTH = 12
@@ -32,7 +21,18 @@ ONE_BYTE_EXTENSION_PROFILE = 0xBEDE
 # RFC 8285: id 15 in a one-byte header means "stop parsing", id 0 is padding.
 ONE_BYTE_STOP_ID = 15
 
+EXTENSION_BIT = 0x10
+CSRC_COUNT_MASK = 0x0F
+SEQ_OFFSET = 2
+SSRC_OFFSET = 8
+#: Byte 1 onwards of the fixed header: marker|payload type, sequence, timestamp, SSRC.
+REWRITE_OFFSET = 1
+
 _HEADER = struct.Struct("!BBHII")
+#: The structs of the forwarding path, bound once by its callers (`unpack_from`, `pack_into`).
+SSRC = struct.Struct("!I")
+SEQ_TS = struct.Struct("!HI")
+REWRITE = struct.Struct("!BHII")
 
 
 class RtpError(ValueError):
@@ -50,11 +50,6 @@ class RtpHeader:
     ssrc: int
     header_length: int
     extensions: dict[int, bytes]
-
-
-def is_rtcp(data: bytes) -> bool:
-    """True if a datagram with an RTP/RTCP first byte carries RTCP (RFC 5761 section 4)."""
-    return len(data) > 1 and RTCP_PT_MIN <= data[1] <= RTCP_PT_MAX
 
 
 def header_length(data: bytes | bytearray) -> int:

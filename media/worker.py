@@ -6,6 +6,10 @@ and one task per connecting transport that drives its DTLS retransmission timer 
 scope. Everything a datagram triggers runs synchronously in `_on_datagram`: no await per packet,
 and `sendto` on a full buffer drops and counts instead of waiting.
 
+This module keeps the socket loop, the dispatch by first byte (ranges from `media.demux`), ICE
+(STUN) and DTLS set-up, timers and the control plane. The per-packet RTP path and all sending are
+`media.datapath`'s, RTCP handling is `media.feedback`'s.
+
 Ownership: the worker owns its socket (closed when `run` exits, on cancellation too), every
 transport and router; closing a transport cancels its task and frees its slots in the call.
 """
@@ -14,36 +18,44 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pylibsrtp
 import trio
 
-from media import rtcp, stun
+from media import stun
 from media.counters import Counters
-from media.dtls import Certificate, DtlsError, DtlsServer, DtlsState, make_context
-from media.forward import PACKET_CACHE_MASK, Consumer, Producer, split_remb
-from media.router import Router
-from media.rtcp import RtcpError
-from media.rtp import (
+from media.datapath import DataPath, not_running
+from media.demux import (
     DTLS_FIRST_BYTE_MAX,
     DTLS_FIRST_BYTE_MIN,
     RTCP_PT_MAX,
     RTCP_PT_MIN,
     RTP_FIRST_BYTE_MAX,
     RTP_FIRST_BYTE_MIN,
-    RTP_HEADER_LENGTH,
-    SEQ_MASK,
     STUN_FIRST_BYTE_MAX,
-    TS_MASK,
-    RtpError,
-    rewrite_extension_ids,
 )
+from media.dtls import Certificate, DtlsError, DtlsServer, DtlsState, make_context
+from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.feedback import Feedback
+from media.forward import Consumer
+from media.router import Router
+from media.rtp import RTP_HEADER_LENGTH
 from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
 from media.transport import Transport, TransportState
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "CONSENT_TIMEOUT",
+    "MediaError",
+    "MediaEvent",
+    "PeerClosed",
+    "PeerConnected",
+    "SlotsChanged",
+    "Worker",
+    "WorkerConfig",
+]
 
 log = logging.getLogger("waitroom.media")
 
@@ -63,43 +75,6 @@ CONSENT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 20.0
 # How often a handshaking transport looks at its DTLS timer when OpenSSL has none armed.
 DTLS_IDLE_POLL = 0.05
-# REMB sent to publishers is clamped: a floor so a bad estimate cannot starve a call, a ceiling
-# so one subscriber with a fat pipe does not let a publisher flood everyone else.
-REMB_MIN_BPS = 100_000
-REMB_MAX_BPS = 2_500_000
-
-_SSRC_AT = struct.Struct("!I").unpack_from
-_SEQ_TS_AT = struct.Struct("!HI").unpack_from
-_PACK_HEADER = struct.Struct("!BHII").pack_into
-
-
-@dataclass(frozen=True, slots=True)
-class PeerConnected:
-    """ICE and DTLS completed: media flows from now on."""
-
-    call_id: str
-    peer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeerClosed:
-    """The worker closed a transport on its own (consent expiry, DTLS failure, timeout)."""
-
-    call_id: str
-    peer_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SlotsChanged:
-    """Which peer now fills which receive slot of `peer_id` (slot index -> peer id)."""
-
-    call_id: str
-    peer_id: str
-    slots: dict[int, str]
-
-
-MediaEvent = PeerConnected | PeerClosed | SlotsChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +84,6 @@ class WorkerConfig:
     port: int = 0
     consent_timeout: float = CONSENT_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
-
-
-class MediaError(Exception):
-    """A control-plane request the worker refuses (bad offer, worker not running)."""
 
 
 class Worker:
@@ -132,7 +103,14 @@ class Worker:
         self._clock = clock
         self._sock: socket.socket | None = None
         self._nursery: trio.Nursery | None = None
-        self._sendto: Callable[[bytes, tuple[str, int]], int] = _not_running
+        self._datapath = DataPath(self.counters, clock)
+        self._feedback = Feedback(self._datapath, self.counters, clock)
+        # Bound once: the receive path calls these per datagram.
+        self._on_rtp = self._datapath.on_rtp
+        self._on_rtcp = self._feedback.on_rtcp
+        self._send = self._datapath.send
+        self._send_all = self._datapath.send_all
+        self._request_keyframe = self._feedback.request_keyframe
         self._routers: dict[str, Router] = {}
         self._transports: dict[tuple[str, str], Transport] = {}
         self._by_ufrag: dict[str, Transport] = {}
@@ -153,7 +131,7 @@ class Worker:
             sock.bind((self.config.bind_address, self.config.port))
             self.port = sock.getsockname()[1]
             self._sock = sock
-            self._sendto = sock.sendto
+            self._datapath.sendto = sock.sendto
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._ticker)
@@ -163,7 +141,7 @@ class Worker:
             for transport in list(self._transports.values()):
                 self._close(transport, "worker_stopped", notify=False)
             self._nursery = None
-            self._sendto = _not_running
+            self._datapath.sendto = not_running
             self._sock = None
             sock.close()
 
@@ -213,9 +191,9 @@ class Worker:
                 continue
             for producer in transport.publish.values():
                 if producer.keyframes.due(now):
-                    self._send_pli(producer)
+                    self._feedback.send_pli(producer)
             if report:
-                self._send_reports(transport, now)
+                self._feedback.send_reports(transport, now)
 
     async def _drive_transport(
         self, transport: Transport, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -433,130 +411,6 @@ class Worker:
         else:
             counters.dropped_unknown_type += 1
 
-    def _on_rtp(self, transport: Transport, data: bytes) -> None:
-        """The hot path: unprotect once, rewrite and protect per subscriber, send synchronously."""
-        counters = self.counters
-        unprotect = transport.unprotect
-        if unprotect is None:
-            counters.dropped_not_ready += 1
-            return
-        producer = transport.producers.get(_SSRC_AT(data, 8)[0])
-        if producer is None:
-            counters.dropped_unknown_ssrc += 1
-            return
-        try:
-            plain = unprotect(data)
-        except (pylibsrtp.Error, ValueError):
-            counters.dropped_srtp_auth += 1
-            return
-        counters.rtp_in += 1
-        seq, ts = _SEQ_TS_AT(plain, 2)
-        if producer.started and seq == (producer.last_seq + 1) & SEQ_MASK:
-            if seq == 0:
-                producer.cycles += 1
-            producer.last_seq = seq
-            producer.last_ts = ts
-        elif producer.started:
-            lost = producer.on_jump(seq, ts)
-            if lost:
-                self._send_rtcp(
-                    transport, rtcp.build_nack(transport.rtcp_ssrc, producer.ssrc, lost)
-                )
-                counters.nack_upstream += 1
-        else:
-            producer.start(seq, ts, self._clock())
-        producer.packets += 1
-        producer.octets += len(plain) - RTP_HEADER_LENGTH
-        cache = producer.cache
-        if cache is not None:
-            cache.packets[seq & PACKET_CACHE_MASK] = plain
-        targets = producer.targets
-        if not targets:
-            return
-        buf = bytearray(plain)
-        marker = plain[1] & 0x80
-        sendto = self._sendto
-        sent = 0
-        for consumer in targets:
-            _PACK_HEADER(
-                buf,
-                1,
-                marker | consumer.payload_type,
-                (seq + consumer.seq_off) & SEQ_MASK,
-                (ts + consumer.ts_off) & TS_MASK,
-                consumer.ssrc,
-            )
-            if consumer.ext_map is None:
-                out = consumer.protect(bytes(buf))
-            else:
-                try:
-                    copy = bytearray(buf)
-                    rewrite_extension_ids(copy, consumer.ext_map)
-                except RtpError:
-                    counters.dropped_malformed += 1
-                    return
-                out = consumer.protect(bytes(copy))
-            try:
-                sendto(out, consumer.addr)
-            except BlockingIOError:
-                counters.dropped_send_buffer_full += 1
-                continue
-            except OSError:
-                counters.dropped_send_error += 1
-                continue
-            sent += 1
-        counters.forwarded += sent
-        counters.forwarded_bytes += sent * len(plain)
-
-    def _on_rtcp(self, transport: Transport, data: bytes) -> None:
-        counters = self.counters
-        srtp = transport.srtp
-        if srtp is None:
-            counters.dropped_not_ready += 1
-            return
-        try:
-            plain = srtp.rx.unprotect_rtcp(data)
-        except (pylibsrtp.Error, ValueError):
-            counters.dropped_srtcp_auth += 1
-            return
-        counters.rtcp_in += 1
-        now = self._clock()
-        try:
-            for pt, fmt, packet in rtcp.iter_packets(plain):
-                if pt == rtcp.PT_SR:
-                    report = rtcp.parse_sr(packet)
-                    producer = transport.producers.get(report.ssrc)
-                    if producer is not None:
-                        self._forward_sender_report(producer, report, now)
-                elif pt == rtcp.PT_RTPFB and fmt == rtcp.FMT_NACK:
-                    _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
-                    consumer = transport.consumers.get(media_ssrc)
-                    if consumer is not None:
-                        self._retransmit(consumer, rtcp.parse_nack(packet))
-                elif pt == rtcp.PT_PSFB:
-                    self._on_payload_feedback(transport, fmt, packet, now)
-        except RtcpError:
-            counters.dropped_malformed += 1
-
-    def _on_payload_feedback(
-        self, transport: Transport, fmt: int, packet: bytes, now: float
-    ) -> None:
-        if fmt == rtcp.FMT_PLI:
-            _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
-            self._keyframe_for(transport, media_ssrc, now)
-        elif fmt == rtcp.FMT_FIR:
-            for media_ssrc in rtcp.parse_fir_ssrcs(packet):
-                self._keyframe_for(transport, media_ssrc, now)
-        elif fmt == rtcp.FMT_AFB:
-            remb = rtcp.parse_remb(packet)
-            if remb is not None:
-                transport.remb_bitrate = remb[0]
-
-    def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
-        consumer = transport.consumers.get(media_ssrc)
-        if consumer is not None and consumer.producer is not None:
-            self._request_keyframe(consumer.producer, now)
-
     def _on_stun(self, data: bytes, addr: tuple[str, int]) -> None:
         counters = self.counters
         counters.stun_in += 1
@@ -622,143 +476,3 @@ class Worker:
         elif exc.reason != "closed_by_peer":
             self.counters.dtls_failures += 1
         self._close(transport, f"dtls_{exc.reason}")
-
-    # ---- RTCP the SFU writes --------------------------------------------------------------------
-
-    def _forward_sender_report(
-        self, producer: Producer, report: rtcp.SenderReport, now: float
-    ) -> None:
-        """Translate a publisher's SR into each subscriber's timestamp space (keeps lip-sync)."""
-        producer.last_sr_mid = rtcp.ntp_middle(report.ntp)
-        producer.last_sr_at = now
-        for consumer in producer.targets:
-            if not consumer.synced:
-                continue
-            packet = rtcp.build_sr(
-                consumer.ssrc,
-                report.ntp,
-                report.rtp_timestamp + consumer.ts_off,
-                producer.packets - consumer.base_packets,
-                producer.octets - consumer.base_octets,
-            )
-            self._send_rtcp(consumer.transport, packet)
-            self.counters.sr_forwarded += 1
-
-    def _retransmit(self, consumer: Consumer, lost: list[int]) -> None:
-        """Answer a subscriber's NACK from the producer's cache (RFC 4585 without RTX)."""
-        producer = consumer.producer
-        if producer is None or producer.cache is None or not consumer.transport.can_receive:
-            return
-        for out_seq in lost:
-            seq = consumer.original_seq(out_seq)
-            packet = producer.cache.get(seq) if seq is not None else None
-            if packet is None:
-                self.counters.nack_misses += 1
-                continue
-            buf = bytearray(packet)
-            ts = _SEQ_TS_AT(packet, 2)[1]
-            _PACK_HEADER(
-                buf,
-                1,
-                (packet[1] & 0x80) | consumer.payload_type,
-                out_seq,
-                (ts + consumer.ts_off) & TS_MASK,
-                consumer.ssrc,
-            )
-            if consumer.ext_map is not None:
-                try:
-                    rewrite_extension_ids(buf, consumer.ext_map)
-                except RtpError:
-                    continue
-            if self._send(consumer.protect(bytes(buf)), consumer.addr):
-                self.counters.nack_retransmits += 1
-
-    def _request_keyframe(self, producer: Producer, now: float) -> None:
-        """Ask the publisher for a keyframe, at most once per KEYFRAME_INTERVAL."""
-        if producer.kind != "video":
-            return
-        if producer.transport.state is not TransportState.CONNECTED:
-            producer.keyframes.pending = True  # flushed by the ticker once it connects
-            return
-        if producer.keyframes.request(now):
-            self._send_pli(producer)
-        else:
-            self.counters.keyframe_coalesced += 1
-
-    def _send_pli(self, producer: Producer) -> None:
-        transport = producer.transport
-        self._send_rtcp(transport, rtcp.build_pli(transport.rtcp_ssrc, producer.ssrc))
-        self.counters.keyframe_requests += 1
-
-    def _send_reports(self, transport: Transport, now: float) -> None:
-        """Receiver reports on each published track, and a REMB for its video."""
-        blocks = []
-        remb = b""
-        for producer in transport.publish.values():
-            if not producer.started:
-                continue
-            blocks.append(_report_block(producer, now))
-            if producer.kind == "video":
-                estimates = [
-                    split_remb(c.transport.remb_bitrate, c.transport.video_slots_in_use())
-                    for c in producer.targets
-                    if c.transport.remb_bitrate
-                ]
-                if estimates:
-                    bitrate = max(REMB_MIN_BPS, min(REMB_MAX_BPS, *estimates))
-                    remb = rtcp.build_remb(transport.rtcp_ssrc, bitrate, [producer.ssrc])
-                    self.counters.remb_sent += 1
-        if blocks:
-            self._send_rtcp(transport, rtcp.build_rr(transport.rtcp_ssrc, blocks) + remb)
-            self.counters.rr_sent += 1
-
-    # ---- sending --------------------------------------------------------------------------------
-
-    def _send_rtcp(self, transport: Transport, packet: bytes) -> None:
-        if transport.srtp is None or transport.addr is None:
-            return
-        if self._send(transport.srtp.tx.protect_rtcp(packet), transport.addr):
-            self.counters.rtcp_out += 1
-
-    def _send_all(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
-        for datagram in datagrams:
-            self._send(datagram, addr)
-
-    def _send(self, data: bytes, addr: tuple[str, int]) -> bool:
-        try:
-            self._sendto(data, addr)
-        except BlockingIOError:
-            self.counters.dropped_send_buffer_full += 1
-            return False
-        except OSError:
-            self.counters.dropped_send_error += 1
-            return False
-        return True
-
-
-def _report_block(producer: Producer, now: float) -> rtcp.ReportBlock:
-    """RFC 3550 appendix A.3 loss figures for one published track (jitter is not computed)."""
-    highest = producer.extended_highest
-    expected = highest - producer.base_seq + 1
-    expected_interval = expected - producer.expected_prior
-    received_interval = producer.packets - producer.received_prior
-    producer.expected_prior = expected
-    producer.received_prior = producer.packets
-    lost_interval = expected_interval - received_interval
-    fraction = 0
-    if expected_interval > 0 and lost_interval > 0:
-        fraction = min(255, (lost_interval << 8) // expected_interval)
-    dlsr = int((now - producer.last_sr_at) * 65536) if producer.last_sr_at else 0
-    return rtcp.ReportBlock(
-        ssrc=producer.ssrc,
-        fraction_lost=fraction,
-        cumulative_lost=max(0, expected - producer.packets),
-        highest_seq=highest,
-        jitter=0,
-        lsr=producer.last_sr_mid,
-        dlsr=dlsr & 0xFFFFFFFF,
-    )
-
-
-def _not_running(data: bytes, addr: tuple[str, int]) -> int:
-    raise OSError("media worker is not running")

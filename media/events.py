@@ -1,0 +1,43 @@
+"""What the media plane tells the control plane, in one vocabulary for a `Worker` and a `MediaPool`.
+
+Events are reported through the `on_event` callback (in pipe order for a pool); `MediaError` is
+how a request is refused. Kept apart from the worker so the pool and the rooms use these names
+without loading the worker's socket code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """ICE and DTLS completed: media flows from now on."""
+
+    call_id: str
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """The worker closed a transport on its own (consent expiry, DTLS failure, timeout)."""
+
+    call_id: str
+    peer_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotsChanged:
+    """Which peer now fills which receive slot of `peer_id` (slot index -> peer id)."""
+
+    call_id: str
+    peer_id: str
+    slots: dict[int, str]
+
+
+MediaEvent = PeerConnected | PeerClosed | SlotsChanged
+
+
+class MediaError(Exception):
+    """A control-plane request the media plane refuses (bad offer, worker not running)."""

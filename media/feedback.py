@@ -1,0 +1,171 @@
+"""RTCP the SFU reads and writes: sender reports, NACK, keyframe requests, receiver reports, REMB.
+
+Kept apart from the RTP data path because it is not per media packet: it runs for the few RTCP
+packets a browser sends and on the worker's ticker. Subscribers' feedback is answered here
+(NACKs from the cache, PLI/FIR coalesced into one request to the publisher, REMB split and
+clamped); publishers get receiver reports and a REMB; SRs are translated per subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pylibsrtp
+
+from media import rtcp
+from media.counters import Counters
+from media.datapath import DataPath
+from media.forward import Producer, split_remb
+from media.rtcp import RtcpError
+from media.transport import Transport, TransportState
+
+# REMB sent to publishers is clamped: a floor so a bad estimate cannot starve a call, a ceiling
+# so one subscriber with a fat pipe does not let a publisher flood everyone else.
+REMB_MIN_BPS = 100_000
+REMB_MAX_BPS = 2_500_000
+NTP_FRACTION = 65536  # DLSR is in units of 1/65536 s
+U32_MASK = 0xFFFFFFFF
+FRACTION_LOST_MAX = 255
+
+
+class Feedback:
+    """One worker's RTCP handling; sends through the worker's `DataPath`."""
+
+    __slots__ = ("clock", "counters", "datapath")
+
+    def __init__(self, datapath: DataPath, counters: Counters, clock: Callable[[], float]) -> None:
+        self.datapath = datapath
+        self.counters = counters
+        self.clock = clock
+
+    def on_rtcp(self, transport: Transport, data: bytes) -> None:
+        """One SRTCP datagram from a peer: unprotect, then act on each packet of the compound."""
+        counters = self.counters
+        srtp = transport.srtp
+        if srtp is None:
+            counters.dropped_not_ready += 1
+            return
+        try:
+            plain = srtp.rx.unprotect_rtcp(data)
+        except (pylibsrtp.Error, ValueError):
+            counters.dropped_srtcp_auth += 1
+            return
+        counters.rtcp_in += 1
+        now = self.clock()
+        try:
+            for pt, fmt, packet in rtcp.iter_packets(plain):
+                if pt == rtcp.PT_SR:
+                    report = rtcp.parse_sr(packet)
+                    producer = transport.producers.get(report.ssrc)
+                    if producer is not None:
+                        self._forward_sender_report(producer, report, now)
+                elif pt == rtcp.PT_RTPFB and fmt == rtcp.FMT_NACK:
+                    _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
+                    consumer = transport.consumers.get(media_ssrc)
+                    if consumer is not None:
+                        self.datapath.retransmit(consumer, rtcp.parse_nack(packet))
+                elif pt == rtcp.PT_PSFB:
+                    self._on_payload_feedback(transport, fmt, packet, now)
+        except RtcpError:
+            counters.dropped_malformed += 1
+
+    def _on_payload_feedback(
+        self, transport: Transport, fmt: int, packet: bytes, now: float
+    ) -> None:
+        if fmt == rtcp.FMT_PLI:
+            _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
+            self._keyframe_for(transport, media_ssrc, now)
+        elif fmt == rtcp.FMT_FIR:
+            for media_ssrc in rtcp.parse_fir_ssrcs(packet):
+                self._keyframe_for(transport, media_ssrc, now)
+        elif fmt == rtcp.FMT_AFB:
+            remb = rtcp.parse_remb(packet)
+            if remb is not None:
+                transport.remb_bitrate = remb[0]
+
+    def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
+        consumer = transport.consumers.get(media_ssrc)
+        if consumer is not None and consumer.producer is not None:
+            self.request_keyframe(consumer.producer, now)
+
+    def _forward_sender_report(
+        self, producer: Producer, report: rtcp.SenderReport, now: float
+    ) -> None:
+        """Translate a publisher's SR into each subscriber's timestamp space (keeps lip-sync)."""
+        producer.last_sr_mid = rtcp.ntp_middle(report.ntp)
+        producer.last_sr_at = now
+        for consumer in producer.targets:
+            if not consumer.synced:
+                continue
+            packet = rtcp.build_sr(
+                consumer.ssrc,
+                report.ntp,
+                report.rtp_timestamp + consumer.ts_off,
+                producer.packets - consumer.base_packets,
+                producer.octets - consumer.base_octets,
+            )
+            self.datapath.send_rtcp(consumer.transport, packet)
+            self.counters.sr_forwarded += 1
+
+    def request_keyframe(self, producer: Producer, now: float) -> None:
+        """Ask the publisher for a keyframe, at most once per KEYFRAME_INTERVAL."""
+        if producer.kind != "video":
+            return
+        if producer.transport.state is not TransportState.CONNECTED:
+            producer.keyframes.pending = True  # flushed by the ticker once it connects
+            return
+        if producer.keyframes.request(now):
+            self.send_pli(producer)
+        else:
+            self.counters.keyframe_coalesced += 1
+
+    def send_pli(self, producer: Producer) -> None:
+        transport = producer.transport
+        self.datapath.send_rtcp(transport, rtcp.build_pli(transport.rtcp_ssrc, producer.ssrc))
+        self.counters.keyframe_requests += 1
+
+    def send_reports(self, transport: Transport, now: float) -> None:
+        """Receiver reports on each published track, and a REMB for its video."""
+        blocks = []
+        remb = b""
+        for producer in transport.publish.values():
+            if not producer.started:
+                continue
+            blocks.append(report_block(producer, now))
+            if producer.kind == "video":
+                estimates = [
+                    split_remb(c.transport.remb_bitrate, c.transport.video_slots_in_use())
+                    for c in producer.targets
+                    if c.transport.remb_bitrate
+                ]
+                if estimates:
+                    bitrate = max(REMB_MIN_BPS, min(REMB_MAX_BPS, *estimates))
+                    remb = rtcp.build_remb(transport.rtcp_ssrc, bitrate, [producer.ssrc])
+                    self.counters.remb_sent += 1
+        if blocks:
+            self.datapath.send_rtcp(transport, rtcp.build_rr(transport.rtcp_ssrc, blocks) + remb)
+            self.counters.rr_sent += 1
+
+
+def report_block(producer: Producer, now: float) -> rtcp.ReportBlock:
+    """RFC 3550 appendix A.3 loss figures for one published track (jitter is not computed)."""
+    highest = producer.extended_highest
+    expected = highest - producer.base_seq + 1
+    expected_interval = expected - producer.expected_prior
+    received_interval = producer.packets - producer.received_prior
+    producer.expected_prior = expected
+    producer.received_prior = producer.packets
+    lost_interval = expected_interval - received_interval
+    fraction = 0
+    if expected_interval > 0 and lost_interval > 0:
+        fraction = min(FRACTION_LOST_MAX, (lost_interval << 8) // expected_interval)
+    dlsr = int((now - producer.last_sr_at) * NTP_FRACTION) if producer.last_sr_at else 0
+    return rtcp.ReportBlock(
+        ssrc=producer.ssrc,
+        fraction_lost=fraction,
+        cumulative_lost=max(0, expected - producer.packets),
+        highest_seq=highest,
+        jitter=0,
+        lsr=producer.last_sr_mid,
+        dlsr=dlsr & U32_MASK,
+    )
