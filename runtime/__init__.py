@@ -15,7 +15,7 @@ from runtime.errors import (
     Refusal,
     RestartIntensityExceeded,
 )
-from runtime.kernel import Actor, ActorRef, Envelope, Mailbox, Stop
+from runtime.kernel import Actor, ActorRef, Envelope, Mailbox, Pending, Stop, Timer, handles
 from runtime.registry import Registry
 from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
 
@@ -31,6 +31,7 @@ __all__ = [
     "Envelope",
     "Mailbox",
     "MailboxFull",
+    "Pending",
     "Refusal",
     "Registry",
     "Restart",
@@ -38,4 +39,6 @@ __all__ = [
     "Stop",
     "Strategy",
     "Supervisor",
+    "Timer",
+    "handles",
 ]

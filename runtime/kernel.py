@@ -14,6 +14,22 @@ Two ways to talk to an actor:
   crashes the actor (its supervisor restarts it) and the asker gets
   :class:`~runtime.errors.ActorCrashed`.
 
+What a handler can do besides returning:
+
+* ``self.send_after(delay, msg)``: a :class:`Timer` that puts ``msg`` in the actor's own mailbox when
+  it is due; ``timer.cancel()`` before it is handled and it never is.
+* ``self.spawn(fn, *args)``: work in the actor's own nursery (a media offer, a slow lookup) that
+  reports back by telling the actor a message, so state changes stay in the mailbox loop. A
+  spawned task that raises crashes the actor.
+* ``self.defer_reply()``: answer this ask later through the returned :class:`Pending`, without
+  blocking the mailbox meanwhile.
+* ``self.take_queued(type, limit)``: take the messages of one type queued right behind this one, to
+  handle them as a batch (one commit for many arrivals).
+
+Timers, tasks and unanswered asks belong to one actor instance: when it stops, crashes or is killed
+its timers and tasks are cancelled and every ask it still owes is answered with
+:class:`~runtime.errors.ActorCrashed` (crash) or :class:`~runtime.errors.ActorStopped`.
+
 The mailbox belongs to the supervisor's child slot, not to one actor instance: messages queued while an
 actor restarts are handled by its successor, so a crash loses only the message that caused it.
 """
@@ -21,15 +37,15 @@ actor restarts are handled by its successor, so a crash loses only the message t
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, TypeVarTuple
 
 import trio
 
 from runtime.errors import (
     UNKNOWN_MESSAGE,
     ActorCrashed,
+    ActorError,
     ActorNotFound,
     ActorStopped,
     AskTimeout,
@@ -50,9 +66,16 @@ DEFAULT_MAILBOX_SIZE = 1024
 #: person at a browser gets an error instead of a spinner.
 DEFAULT_ASK_TIMEOUT = 5.0
 
+#: How long a due timer waits before trying again when its own actor's mailbox is full: a timer
+#: message is state (a grace period ending), so it is delayed, never dropped.
+TIMER_RETRY_DELAY = 0.01
+
 #: Messages handled so far, per address kind (``area``, ``room``, ``conn`` ...), for ``/metrics``.
 #: One dict increment per message: cheap enough to stay on the hot path.
 MESSAGES_HANDLED: dict[str, int] = {}
+
+M = TypeVar("M")
+_Args = TypeVarTuple("_Args")
 
 
 class Reply:
@@ -104,15 +127,18 @@ class Mailbox:
 
     The send side is shared by every sender through the registry; the receive side is read by the
     current actor instance. ``close()`` stops new messages; queued ones can still be drained.
+    ``front`` is one envelope handled before the channel's head: the message that ended a
+    ``take_queued`` batch waits there, so it keeps its place even across a restart.
     """
 
-    __slots__ = ("_receive", "_send", "address", "capacity", "closed", "overflow")
+    __slots__ = ("_receive", "_send", "address", "capacity", "closed", "front", "overflow")
 
     def __init__(self, address: str, capacity: int = DEFAULT_MAILBOX_SIZE) -> None:
         self.address = address
         self.capacity = capacity
         self._send, self._receive = trio.open_memory_channel[Envelope](capacity)
         self.closed = False
+        self.front: Envelope | None = None
         #: Set the first time a sender finds the mailbox full, for owners that must react (a
         #: connection whose client does not read is closed rather than left missing events).
         self.overflow = trio.Event()
@@ -138,7 +164,7 @@ class Mailbox:
             return None
 
     def depth(self) -> int:
-        return self._send.statistics().current_buffer_used
+        return self._send.statistics().current_buffer_used + (self.front is not None)
 
     def close(self) -> None:
         """Refuse further messages; pending asks still in the queue can be failed with ``fail_pending``."""
@@ -147,9 +173,13 @@ class Mailbox:
 
     def fail_pending(self) -> None:
         """Answer every queued ask with ``ActorStopped`` so no asker waits for a reply that never comes."""
-        while (env := self.get_nowait()) is not None:
-            if env.reply is not None:
-                env.reply.fail(ActorStopped(self.address))
+        envelope, self.front = self.front, None
+        if envelope is None:
+            envelope = self.get_nowait()
+        while envelope is not None:
+            if envelope.reply is not None:
+                envelope.reply.fail(ActorStopped(self.address))
+            envelope = self.get_nowait()
 
 
 class Stop:
@@ -207,13 +237,91 @@ def handles(*message_types: type) -> Callable[[_Method], _Method]:
     return mark
 
 
+class Pending(Generic[M]):
+    """An ask the actor answers later (``defer_reply``, ``take_queued``), or a tell (answers do nothing).
+
+    Answer once: the first ``reply`` or ``refuse`` wins, later ones are ignored, and so is an answer
+    after the actor instance ended (its asker was already told ``ActorCrashed`` or ``ActorStopped``).
+    """
+
+    __slots__ = ("_actor", "_reply", "message")
+
+    def __init__(self, actor: Actor, message: M, reply: Reply | None) -> None:
+        self._actor = actor
+        self._reply = reply
+        self.message = message
+
+    @property
+    def is_ask(self) -> bool:
+        """True when somebody waits for the answer (an ``ask``), False for a ``tell``."""
+        return self._reply is not None
+
+    @property
+    def answered(self) -> bool:
+        return self._reply is None or self._reply.done
+
+    def reply(self, value: object) -> None:
+        """Send ``value`` to the asker."""
+        if self._reply is not None:
+            self._reply.set(value)
+            self._actor._actor_outstanding.discard(self)
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Raise ``refusal`` at the asker (an expected "no"; the actor keeps running)."""
+        self.fail(refusal)
+
+    def fail(self, error: ActorError) -> None:
+        """Raise ``error`` at the asker."""
+        if self._reply is not None:
+            self._reply.fail(error)
+            self._actor._actor_outstanding.discard(self)
+
+
+class Timer:
+    """A message an actor sent itself for later (``send_after``). Cancel it and it never arrives.
+
+    ``active`` is True from ``send_after`` until the message is handled or the timer is cancelled,
+    including while the message already waits in the mailbox (a cancel then still wins).
+    """
+
+    __slots__ = ("_actor", "_scope", "active", "deadline", "message")
+
+    def __init__(self, actor: Actor, message: object, deadline: float) -> None:
+        self._actor = actor
+        self._scope = trio.CancelScope()
+        self.message = message
+        self.deadline = deadline
+        self.active = True
+
+    def cancel(self) -> None:
+        """Make sure the message is never handled; harmless after it fired or was cancelled."""
+        if self.active:
+            self.active = False
+            self._scope.cancel(reason="timer cancelled")
+            self._actor._actor_timers.discard(self)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "done"
+        return f"Timer({self.message!r}, deadline={self.deadline:g}, {state})"
+
+
+class _TimerFired:
+    """What a due timer puts in the mailbox: the kernel unwraps it, or skips it if cancelled."""
+
+    __slots__ = ("timer",)
+
+    def __init__(self, timer: Timer) -> None:
+        self.timer = timer
+
+
 class Actor:
     """Base class: subclass and mark handlers with :func:`handles` (and optionally the lifecycle hooks).
 
     Lifecycle: ``on_start`` runs before the actor is considered started (restore state from storage
-    here: it runs again after every restart); then messages are handled one at a time; ``stop()`` or
-    an idle timeout ends the loop after the current message, the mailbox is closed and drained
-    (queued messages are still handled), and ``on_stop`` runs.
+    here: it runs again after every restart; timers and tasks may be started here); then messages
+    are handled one at a time; ``stop()`` or an idle timeout ends the loop after the current
+    message, the mailbox is closed and drained (queued messages are still handled), ``on_stop``
+    runs, and then the actor's timers and tasks are cancelled.
     """
 
     #: Mailbox capacity for this kind of actor.
@@ -242,6 +350,15 @@ class Actor:
         self._mailbox: Mailbox | None = None
         self.current_message: object = None
         self._kind = ""
+        self._actor_nursery: trio.Nursery | None = None
+        #: The envelope being handled, and its deferred answer if the handler asked for one.
+        self._actor_envelope: Envelope | None = None
+        self._actor_deferred: Pending[object] | None = None
+        #: Asks this instance took on (deferred or taken) and has not answered yet.
+        self._actor_outstanding: set[Pending[Any]] = set()
+        self._actor_timers: set[Timer] = set()
+        #: The first exception of a spawned task: it crashes the actor.
+        self._actor_crash: Exception | None = None
 
     # -- hooks -----------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -276,29 +393,144 @@ class Actor:
     def self_ref(self) -> ActorRef:
         return ActorRef(self.registry, self.address)
 
+    def send_after(self, delay: float, message: object) -> Timer:
+        """Deliver ``message`` to this actor's own mailbox in ``delay`` seconds (a tell).
+
+        The timer dies with this actor instance: cancelled when it stops, crashes or is killed.
+        """
+        nursery = self._actor_running_nursery()
+        timer = Timer(self, message, trio.current_time() + delay)
+        self._actor_timers.add(timer)
+        nursery.start_soon(self._actor_run_timer, timer, name=f"{self.address} timer")
+        return timer
+
+    def spawn(self, async_fn: Callable[[*_Args], Awaitable[object]], *args: *_Args) -> None:
+        """Run ``async_fn(*args)`` in this actor's nursery, beside the mailbox loop.
+
+        The task must not touch the actor's state: it reports back with ``self.self_ref.tell``.
+        It is cancelled when the actor stops or crashes; if it raises, the actor crashes.
+        """
+        nursery = self._actor_running_nursery()
+        name = getattr(async_fn, "__qualname__", repr(async_fn))
+        nursery.start_soon(self._actor_guard, async_fn, args, name=f"{self.address} {name}")
+
+    def defer_reply(self) -> Pending[object]:
+        """Inside a handler: the kernel does not reply when it returns; answer through the Pending.
+
+        For a tell the Pending's answers do nothing. Calling it twice returns the same Pending. A
+        Refusal raised by the handler after deferring still reaches the asker.
+        """
+        envelope = self._actor_envelope
+        if envelope is None:
+            raise RuntimeError("defer_reply is only possible inside a handler")
+        pending = self._actor_deferred
+        if pending is None:
+            pending = self._actor_deferred = Pending(self, envelope.message, envelope.reply)
+            if envelope.reply is not None:
+                self._actor_outstanding.add(pending)
+        return pending
+
+    def take_queued(self, message_type: type[M], limit: int) -> list[Pending[M]]:
+        """Inside a handler: take up to ``limit`` messages of exactly ``message_type`` queued next.
+
+        Never waits. The first message of another type stays at the head of the mailbox and is
+        handled next, in order (also by the restarted instance if this one crashes). The handler
+        answers each Pending; asks it leaves unanswered get ``ActorCrashed`` if the actor crashes
+        (``ActorStopped`` if it stops) before answering them.
+        """
+        mailbox = self._mailbox
+        if mailbox is None or self._actor_envelope is None:
+            raise RuntimeError("take_queued is only possible inside a handler")
+        taken: list[Pending[M]] = []
+        if mailbox.front is not None:
+            return taken
+        kind = self._kind
+        while len(taken) < limit:
+            envelope = mailbox.get_nowait()
+            if envelope is None:
+                break
+            if type(envelope.message) is not message_type:
+                mailbox.front = envelope
+                break
+            MESSAGES_HANDLED[kind] = MESSAGES_HANDLED.get(kind, 0) + 1
+            pending: Pending[M] = Pending(self, envelope.message, envelope.reply)  # type: ignore[arg-type]
+            if envelope.reply is not None:
+                self._actor_outstanding.add(pending)
+            taken.append(pending)
+        return taken
+
+    # -- internals --------------------------------------------------------------------------------
+    def _actor_running_nursery(self) -> trio.Nursery:
+        if self._actor_nursery is None:
+            raise RuntimeError(f"actor {getattr(self, 'address', '?')} is not running")
+        return self._actor_nursery
+
+    async def _actor_run_timer(self, timer: Timer) -> None:
+        mailbox = self._mailbox
+        assert mailbox is not None
+        with timer._scope:
+            await trio.sleep_until(timer.deadline)
+            while True:
+                try:
+                    mailbox.put(Envelope(_TimerFired(timer), None))
+                    return
+                except MailboxFull:
+                    await trio.sleep(TIMER_RETRY_DELAY)
+                except ActorNotFound:  # the mailbox closed: the actor is stopping
+                    timer.cancel()
+                    return
+
+    async def _actor_guard(
+        self, async_fn: Callable[[*_Args], Awaitable[object]], args: tuple[*_Args]
+    ) -> None:
+        try:
+            await async_fn(*args)
+        except Exception as exc:
+            if self._actor_crash is None:
+                self._actor_crash = exc
+            if self._actor_nursery is not None:
+                name = getattr(async_fn, "__qualname__", repr(async_fn))
+                self._actor_nursery.cancel_scope.cancel(
+                    reason=f"{self.address}: spawned task {name} crashed"
+                )
+
     # -- the loop ---------------------------------------------------------------------------------
     async def _dispatch(self, envelope: Envelope) -> None:
-        if type(envelope.message) is Stop:
+        message = envelope.message
+        kind = type(message)
+        if kind is Stop:
             self._stopping = True
             if envelope.reply is not None:
                 envelope.reply.set(None)
             return
-        self.current_message = envelope.message
+        if kind is _TimerFired:
+            timer = message.timer  # type: ignore[attr-defined]
+            if not timer.active:
+                return  # cancelled after it fell due, or set by a previous instance
+            timer.active = False
+            self._actor_timers.discard(timer)
+            message = timer.message
+        self.current_message = message
+        self._actor_envelope = envelope
+        self._actor_deferred = None
         MESSAGES_HANDLED[self._kind] = MESSAGES_HANDLED.get(self._kind, 0) + 1
         try:
-            result = await self.handle(envelope.message)
+            result = await self.handle(message)
         except Refusal as refusal:
             if envelope.reply is not None:
-                envelope.reply.fail(refusal)
+                if self._actor_deferred is not None:
+                    self._actor_deferred.refuse(refusal)
+                else:
+                    envelope.reply.fail(refusal)
             else:
                 log.info("%s refused a tell: %s", self.address, refusal)
-        except Exception:
-            if envelope.reply is not None:
-                envelope.reply.fail(ActorCrashed(self.address, envelope.message))
-            raise
+        # Any other exception crashes the actor: ``_actor_end`` answers this ask (and every other
+        # one the instance owes) with ActorCrashed once the instance is gone, so the supervisor has
+        # logged the crash before the asker hears of it.
         else:
-            if envelope.reply is not None:
+            if envelope.reply is not None and self._actor_deferred is None:
                 envelope.reply.set(result)
+        self._actor_envelope = None
         # Left set after a crash, so the supervisor can log the message that caused it.
         self.current_message = None
 
@@ -309,27 +541,79 @@ class Actor:
     ) -> None:
         """Run until stopped; return normally on a clean stop, raise on a crash.
 
-        Called by the supervisor, which owns ``mailbox``. Cancellation (the supervisor killing the
-        actor) propagates; pending asks are then left for the next instance.
+        Called by the supervisor, which owns ``mailbox``. Opens the nursery of the actor's timers
+        and spawned tasks, and cancels it when the instance ends, however it ends. Cancellation
+        (the supervisor killing the actor) propagates; queued messages are left for the next
+        instance.
         """
         self._mailbox = mailbox
         self._kind = mailbox.address.partition("/")[0]
-        await self.on_start()
-        task_status.started()
-        idle = self.idle_timeout if self.idle_timeout is not None else math.inf
+        self._actor_crash = None
+        ended = "stopped"
+        try:
+            async with trio.open_nursery() as nursery:
+                self._actor_nursery = nursery
+                try:
+                    await self.on_start()
+                    task_status.started()
+                    await self._actor_serve(mailbox)
+                except Exception as exc:
+                    if self._actor_crash is None:
+                        self._actor_crash = exc
+                    ended = "crashed"
+                nursery.cancel_scope.cancel(reason=f"{self.address} {ended}")
+        finally:
+            self._actor_nursery = None
+            self._actor_end()
+        if self._actor_crash is not None:
+            raise self._actor_crash
+
+    async def _actor_serve(self, mailbox: Mailbox) -> None:
+        idle = self.idle_timeout
         while not self._stopping:
-            envelope: Envelope | None = None
-            with trio.move_on_after(idle):
+            envelope = mailbox.front
+            if envelope is not None:
+                mailbox.front = None
+            elif idle is None:
                 envelope = await mailbox.get()
-            if envelope is None:
-                if await self.on_idle():
-                    self._stopping = True
-                continue
+            else:
+                with trio.move_on_after(idle):
+                    envelope = await mailbox.get()
+                if envelope is None:
+                    if await self.on_idle():
+                        self._stopping = True
+                    continue
             await self._dispatch(envelope)
         mailbox.close()
-        while (envelope := mailbox.get_nowait()) is not None:
+        while True:
+            envelope = mailbox.front
+            if envelope is not None:
+                mailbox.front = None
+            elif (envelope := mailbox.get_nowait()) is None:
+                break
             await self._dispatch(envelope)
         await self.on_stop()
+
+    def _actor_end(self) -> None:
+        """The instance is gone: its timers never fire, the asks it owes are answered now."""
+        for timer in list(self._actor_timers):
+            timer.cancel()
+        crashed = self._actor_crash is not None
+        envelope = self._actor_envelope
+        if envelope is not None and envelope.reply is not None and self._actor_deferred is None:
+            # Killed (or a spawned task crashed) in the middle of a handler.
+            envelope.reply.fail(
+                ActorCrashed(self.address, envelope.message)
+                if crashed
+                else ActorStopped(self.address)
+            )
+        self._actor_envelope = None
+        for pending in list(self._actor_outstanding):
+            pending.fail(
+                ActorCrashed(self.address, pending.message)
+                if crashed
+                else ActorStopped(self.address)
+            )
 
 
 ActorFactory = Callable[[], Actor]
