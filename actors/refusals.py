@@ -17,8 +17,13 @@ UNKNOWN_TYPE = "unknown_type"  #: no such message type (or the target does not h
 MISSING_FIELD = "missing_field"  #: a required body field is absent
 BAD_FIELD = "bad_field"  #: a body field has the wrong type or an unusable value
 BAD_ADDRESS = "bad_address"  #: ``to`` is not an address of the kind the type needs
-BUSY = "busy"  #: rate limit or a full mailbox: try again shortly
-UNAVAILABLE = "unavailable"  #: the addressed actor is gone or did not answer in time
+RATE_LIMITED = "rate_limited"  #: over the connection's message rate: slow down
+UNSUPPORTED_VERSION = "unsupported_version"  #: hello lists no protocol version the server speaks
+ALREADY_AUTHENTICATED = "already_authenticated"  #: a second hello on the same connection
+BUSY = "busy"  #: the addressed actor's mailbox is full: try again shortly
+TIMEOUT = "timeout"  #: the addressed actor did not answer in time
+INTERNAL = "internal"  #: the request crashed its actor (logged; the actor restarts)
+UNAVAILABLE = "unavailable"  #: a service the request needs (sign-in, a sender) is not there
 
 # -- who is asking ---------------------------------------------------------------------------------
 UNAUTHENTICATED = "unauthenticated"  #: no valid session or token

@@ -7,9 +7,11 @@ there against a hash. Staff sessions are resolved by the directory actor.
 
 from __future__ import annotations
 
+from actors import addresses, refusals
 from actors.inbound import RedeemToken
 from actors.principal import Principal
-from actors.staff.directory import DIRECTORY_ADDRESS, ResolveSession
+from actors.staff.directory import ResolveSession
+from runtime.address import SEPARATOR
 from runtime.errors import ActorNotFound, Refusal
 from runtime.registry import Registry
 
@@ -26,20 +28,20 @@ class Authenticator:
     ) -> Principal:
         if token:
             room_id, _, secret = token.partition(".")
-            if not room_id or not secret or "/" in room_id:
-                raise Refusal("invalid_token", "this link is not valid")
+            if not room_id or not secret or SEPARATOR in room_id:
+                raise Refusal(refusals.INVALID_TOKEN, "this link is not valid")
             try:
-                principal: Principal = await self.registry.ref(f"room/{room_id}").ask(
+                principal: Principal = await self.registry.ref(addresses.room(room_id)).ask(
                     RedeemToken(secret, remote_addr), timeout=AUTH_TIMEOUT
                 )
             except ActorNotFound:
                 raise Refusal(
-                    "invalid_token", "this call has ended or the link is not valid"
+                    refusals.INVALID_TOKEN, "this call has ended or the link is not valid"
                 ) from None
             return principal
         if session_cookie:
-            staff: Principal = await self.registry.ref(DIRECTORY_ADDRESS).ask(
+            staff: Principal = await self.registry.ref(addresses.DIRECTORY).ask(
                 ResolveSession(session_cookie), timeout=AUTH_TIMEOUT
             )
             return staff
-        raise Refusal("unauthenticated", "sign in, or open the link you were sent")
+        raise Refusal(refusals.UNAUTHENTICATED, "sign in, or open the link you were sent")

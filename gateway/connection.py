@@ -5,6 +5,10 @@ hello first), resolves the route and asks the target actor, then writes the repl
 owns the outbound side: other actors ``tell`` it :class:`~actors.inbound.Push` events, which it writes
 to the socket. Both write through one lock, because a websocket carries one frame at a time.
 
+An actor that closes the connection (a room that ends) does so while the request that ended it may
+still be on its way back: the close waits for that reply to be written, so the client that sent
+``call.end`` gets its reply before the 4001 close, as ``docs/protocol.md`` promises.
+
 Overflow policy: the outbound queue keeps the latest state, not every event. A queue event
 (``queue.caller``, ``queue.removed``) still waiting to be written is replaced by a newer one for the
 same caller, so a dashboard that falls behind while its clinic is busy catches up with the current
@@ -26,6 +30,7 @@ from typing import Any
 
 import trio
 
+from actors import addresses, refusals
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
 from actors.principal import Principal
 from gateway import protocol
@@ -33,6 +38,7 @@ from gateway.auth import Authenticator
 from gateway.protocol import ProtocolError
 from gateway.ratelimit import TokenBucket
 from gateway.routes import resolve, validate_body
+from runtime.address import Address
 from runtime.errors import (
     ActorCrashed,
     ActorError,
@@ -41,7 +47,7 @@ from runtime.errors import (
     MailboxFull,
     Refusal,
 )
-from runtime.kernel import Actor, Envelope, Mailbox
+from runtime.kernel import Actor, Envelope, Mailbox, handles
 from runtime.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,8 @@ class Limits:
     burst: int = 60
     #: After this many refused messages in a row the client is misbehaving: close 1008.
     max_strikes: int = 200
-    #: The client must say hello this soon after connecting.
+    #: The client must have said hello (successfully) this soon after connecting; pings and
+    #: refused frames before it do not extend the deadline.
     hello_timeout: float = 10.0
     #: Clients send a heartbeat (``ping``) every 20 s; silence this long means the peer is gone.
     idle_timeout: float = 60.0
@@ -161,14 +168,13 @@ class Connection(Actor):
         self._write = write
         self._close = closer
 
-    async def handle(self, message: object) -> object:
-        if type(message) is Push:
-            await self._write(protocol.encode_event(message.type, message.body))
-        elif isinstance(message, CloseConnection):
-            self._close(message.code, message.reason)
-        else:
-            return await super().handle(message)
-        return None
+    @handles(Push)
+    async def _push(self, message: Push) -> None:
+        await self._write(protocol.encode_event(message.type, message.body))
+
+    @handles(CloseConnection)
+    async def _close_connection(self, message: CloseConnection) -> None:
+        self._close(message.code, message.reason)
 
 
 class ClientSession:
@@ -185,7 +191,7 @@ class ClientSession:
     ) -> None:
         self.registry = registry
         self.authenticator = authenticator
-        self.address = f"conn/{next(_ids)}"
+        self.address: Address = addresses.conn(next(_ids))
         self.session_cookie = session_cookie
         self.remote_addr = remote_addr
         self.limits = limits
@@ -199,6 +205,9 @@ class ClientSession:
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = trio.Event()
+        #: A request is with an actor; an actor's close waits for its reply (see the module doc).
+        self._in_flight = False
+        self._close_after_reply: tuple[int, str] | None = None
         self.mailbox = OutboundMailbox(self.address, limits.outbound_queue)
 
     async def write(self, frame: bytes) -> None:
@@ -216,12 +225,20 @@ class ClientSession:
             self.close_reason = reason
         self._closed.set()
 
+    def close_for_actor(self, code: int, reason: str) -> None:
+        """An actor's :class:`CloseConnection`: after the reply to a request in flight, if any."""
+        if self._in_flight:
+            if self._close_after_reply is None:
+                self._close_after_reply = (code, reason)
+        else:
+            self.request_close(code, reason)
+
     async def run(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
         """Serve until the client goes, misbehaves past its limits, or is told to close.
 
         ``frames`` returns the next client message, or ``None`` when the socket closed.
         """
-        actor = Connection(self.write, self.request_close)
+        actor = Connection(self.write, self.close_for_actor)
         actor.address = self.address
         actor.registry = self.registry
         self.registry.register(self.mailbox)
@@ -252,18 +269,22 @@ class ClientSession:
         self.request_close(CLOSE_TRY_AGAIN, "client too slow to read events")
 
     async def _read_loop(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
-        timeout = self.limits.hello_timeout
+        hello_deadline = trio.current_time() + self.limits.hello_timeout
         while True:
             data: bytes | str | None = b""
-            with trio.move_on_after(timeout) as idle:
+            idle_deadline = trio.current_time() + self.limits.idle_timeout
+            deadline = (
+                idle_deadline if self.principal is not None else min(hello_deadline, idle_deadline)
+            )
+            with trio.move_on_at(deadline) as idle:
                 data = await frames()
             if idle.cancelled_caught:
-                self.request_close(CLOSE_GOING_AWAY, "idle timeout")
+                reason = "idle timeout" if self.principal is not None else "no hello in time"
+                self.request_close(CLOSE_GOING_AWAY, reason)
                 return
             if data is None:
                 self.request_close(CLOSE_NORMAL, "client closed")
                 return
-            timeout = self.limits.idle_timeout
             await self._on_frame(data)
 
     async def _on_frame(self, data: bytes | str) -> None:
@@ -271,41 +292,48 @@ class ClientSession:
             frame = protocol.decode(data)
             if not self._bucket.take(trio.current_time()):
                 raise ProtocolError(
-                    "rate_limited", "too many messages; slow down", frame.request_id
+                    refusals.RATE_LIMITED, "too many messages; slow down", frame.request_id
                 )
-            if frame.type == "ping":
+            if frame.type == protocol.PING:  # before hello too: a heartbeat needs no identity
                 await self.write(protocol.encode_reply(frame.request_id, {"pong": True}))
-            elif frame.type == "hello":
+            elif frame.type == protocol.HELLO:
                 await self._hello(frame)
             elif self.principal is None:
-                raise ProtocolError("hello_required", "send hello first", frame.request_id)
+                raise ProtocolError(refusals.HELLO_REQUIRED, "send hello first", frame.request_id)
             else:
-                await self._route(frame)
+                self._in_flight = True
+                try:
+                    await self._route(frame)
+                finally:
+                    self._in_flight = False
             self._strikes = 0
         except ProtocolError as error:
             await self.write(protocol.encode_error(error.request_id, error.code, error.detail))
             self._strikes += 1
             if self._strikes >= self.limits.max_strikes:
                 self.request_close(CLOSE_POLICY, "too many refused messages")
+        finally:
+            if self._close_after_reply is not None:
+                self.request_close(*self._close_after_reply)
 
     async def _hello(self, frame: protocol.ClientFrame) -> None:
         if self.principal is not None:
             raise ProtocolError(
-                "already_authenticated", "hello was already accepted", frame.request_id
+                refusals.ALREADY_AUTHENTICATED, "hello was already accepted", frame.request_id
             )
         versions = frame.body.get("versions", [1])
         if not isinstance(versions, list):
-            raise ProtocolError("bad_field", "versions must be a list", frame.request_id)
+            raise ProtocolError(refusals.BAD_FIELD, "versions must be a list", frame.request_id)
         common = [v for v in protocol.SUPPORTED_VERSIONS if v in versions]
         if not common:
             raise ProtocolError(
-                "unsupported_version",
+                refusals.UNSUPPORTED_VERSION,
                 f"this server speaks {protocol.SUPPORTED_VERSIONS}",
                 frame.request_id,
             )
         token = frame.body.get("token")
         if token is not None and (not isinstance(token, str) or len(token) > 256):
-            raise ProtocolError("bad_field", "token must be a string", frame.request_id)
+            raise ProtocolError(refusals.BAD_FIELD, "token must be a string", frame.request_id)
         try:
             principal = await self.authenticator.authenticate(
                 token, self.session_cookie, self.remote_addr
@@ -314,7 +342,7 @@ class ClientSession:
             raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
         except ActorError as error:
             raise ProtocolError(
-                "unavailable",
+                refusals.UNAVAILABLE,
                 f"sign-in service unavailable ({type(error).__name__})",
                 frame.request_id,
             ) from None
@@ -347,17 +375,19 @@ class ClientSession:
             raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
         except ActorNotFound:
             raise ProtocolError(
-                "not_found", f"{address} does not exist (any more)", frame.request_id
+                refusals.NOT_FOUND, f"{address} does not exist (any more)", frame.request_id
             ) from None
         except MailboxFull:
-            raise ProtocolError("busy", f"{address} is busy; try again", frame.request_id) from None
+            raise ProtocolError(
+                refusals.BUSY, f"{address} is busy; try again", frame.request_id
+            ) from None
         except AskTimeout:
             raise ProtocolError(
-                "timeout", f"{address} did not answer in time", frame.request_id
+                refusals.TIMEOUT, f"{address} did not answer in time", frame.request_id
             ) from None
         except ActorCrashed:
             raise ProtocolError(
-                "internal", "the request failed; it was logged", frame.request_id
+                refusals.INTERNAL, "the request failed; it was logged", frame.request_id
             ) from None
         self._touched.add(address)
         await self.write(

@@ -18,11 +18,22 @@ from typing import Any
 
 import msgpack
 
+from actors import refusals
+
 #: Protocol versions this server speaks; negotiated in ``hello``.
 SUPPORTED_VERSIONS = (1,)
 #: Largest accepted frame. An SDP offer with six participants' slots is about 12 KiB; chat and
 #: arrival forms are far smaller. Anything bigger is an error, not a buffer to grow.
 MAX_FRAME_BYTES = 64 * 1024
+#: The websocket server's own message limit (Hypercorn's ``websocket_max_message_size``). It sits
+#: above :data:`MAX_FRAME_BYTES` so that a frame a little too large gets the protocol's
+#: ``frame_too_large`` error and the connection stays open; only a frame beyond this makes the
+#: transport close with 1009 (it will not buffer more than this for one message).
+TRANSPORT_MAX_MESSAGE_BYTES = 2 * MAX_FRAME_BYTES
+#: The two types the connection answers itself, before any route: ``hello`` (identify) and
+#: ``ping`` (heartbeat; answered before hello too, so a client may check the link while it signs in).
+HELLO = "hello"
+PING = "ping"
 #: Nesting and size limits for msgpack decoding, so a hostile frame cannot build huge structures.
 _MAX_ITEMS = 4096
 
@@ -48,9 +59,11 @@ class ClientFrame:
 def decode(data: bytes | str) -> ClientFrame:
     """Decode and validate one client frame's envelope (not its body's fields: see routes)."""
     if isinstance(data, str):
-        raise ProtocolError("binary_required", "frames are binary msgpack, not text")
+        raise ProtocolError(refusals.BINARY_REQUIRED, "frames are binary msgpack, not text")
     if len(data) > MAX_FRAME_BYTES:
-        raise ProtocolError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+        raise ProtocolError(
+            refusals.FRAME_TOO_LARGE, f"frames are limited to {MAX_FRAME_BYTES} bytes"
+        )
     try:
         obj = msgpack.unpackb(
             data,
@@ -63,25 +76,29 @@ def decode(data: bytes | str) -> ClientFrame:
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise ProtocolError("malformed", f"not a msgpack frame ({type(exc).__name__})") from None
+        raise ProtocolError(
+            refusals.MALFORMED, f"not a msgpack frame ({type(exc).__name__})"
+        ) from None
     if not isinstance(obj, dict):
-        raise ProtocolError("malformed", "a frame is a msgpack map")
+        raise ProtocolError(refusals.MALFORMED, "a frame is a msgpack map")
     request_id = obj.get("id")
     if request_id is not None and (
         not isinstance(request_id, int)
         or isinstance(request_id, bool)
         or not 0 <= request_id < 2**53
     ):
-        raise ProtocolError("malformed", "id must be a non-negative integer")
+        raise ProtocolError(refusals.MALFORMED, "id must be a non-negative integer")
     msg_type = obj.get("t")
     if not isinstance(msg_type, str) or not msg_type or len(msg_type) > 64:
-        raise ProtocolError("malformed", "t (the message type) must be a short string", request_id)
+        raise ProtocolError(
+            refusals.MALFORMED, "t (the message type) must be a short string", request_id
+        )
     to = obj.get("to")
     if to is not None and (not isinstance(to, str) or len(to) > 128):
-        raise ProtocolError("malformed", "to must be an actor address string", request_id)
+        raise ProtocolError(refusals.MALFORMED, "to must be an actor address string", request_id)
     body = obj.get("b", {})
     if not isinstance(body, dict):
-        raise ProtocolError("malformed", "b (the body) must be a map", request_id)
+        raise ProtocolError(refusals.MALFORMED, "b (the body) must be a map", request_id)
     return ClientFrame(msg_type, request_id, to, body)
 
 

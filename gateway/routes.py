@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors import addresses, refusals
 from actors.principal import Principal
 from gateway.protocol import ProtocolError
+from runtime.address import Address
 
 STAFF = frozenset({"staff"})
 ROOM_MEMBERS = frozenset({"staff", "caller", "guest"})
@@ -28,7 +30,7 @@ class Field:
 
 @dataclass(frozen=True)
 class Route:
-    target: str  # address kind: "area", "room", "system", ...
+    target: str  # address kind: addresses.AREA, addresses.ROOM, addresses.SYSTEM
     senders: frozenset[str]
     fields: dict[str, Field] = field(default_factory=dict)
 
@@ -38,51 +40,58 @@ _SDP = Field(str, max_len=60_000)
 
 ROUTES: dict[str, Route] = {
     # Diagnostics: a round trip through an actor (latency probes, benchmarks, the load tester).
-    "echo": Route("system", ANYONE, {"data": Field(object, required=False)}),
+    "echo": Route(addresses.SYSTEM, ANYONE, {"data": Field(object, required=False)}),
     # Provider dashboard over one waiting area.
-    "area.watch": Route("area", STAFF),
-    "area.unwatch": Route("area", STAFF),
-    "caller.join": Route("area", STAFF, {"caller_id": _ID}),
-    "caller.hold": Route("area", STAFF, {"caller_id": _ID}),
-    "caller.transfer": Route("area", STAFF, {"caller_id": _ID, "target_area": _ID}),
-    "caller.end": Route("area", STAFF, {"caller_id": _ID}),
+    "area.watch": Route(addresses.AREA, STAFF),
+    "area.unwatch": Route(addresses.AREA, STAFF),
+    "caller.join": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
+    "caller.hold": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
+    "caller.transfer": Route(addresses.AREA, STAFF, {"caller_id": _ID, "target_area": _ID}),
+    "caller.end": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
     # Inside a room (a caller's private room, once joined a call).
-    "room.enter": Route("room", ROOM_MEMBERS),
-    "room.leave": Route("room", ROOM_MEMBERS),
-    "chat.send": Route("room", ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
-    "media.offer": Route("room", ROOM_MEMBERS, {"sdp": _SDP}),
-    "media.leave": Route("room", ROOM_MEMBERS),
-    "media.state": Route("room", ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}),
-    "call.invite": Route("room", STAFF, {"label": Field(str, required=False, max_len=80)}),
-    "call.hold": Route("room", STAFF),
-    "call.end": Route("room", STAFF),
+    "room.enter": Route(addresses.ROOM, ROOM_MEMBERS),
+    "room.leave": Route(addresses.ROOM, ROOM_MEMBERS),
+    "chat.send": Route(addresses.ROOM, ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
+    "media.offer": Route(addresses.ROOM, ROOM_MEMBERS, {"sdp": _SDP}),
+    "media.leave": Route(addresses.ROOM, ROOM_MEMBERS),
+    "media.state": Route(
+        addresses.ROOM, ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}
+    ),
+    "call.invite": Route(addresses.ROOM, STAFF, {"label": Field(str, required=False, max_len=80)}),
+    "call.hold": Route(addresses.ROOM, STAFF),
+    "call.end": Route(addresses.ROOM, STAFF),
 }
 
 
 def resolve(
     route_type: str, to: str | None, principal: Principal, request_id: int | None
-) -> tuple[Route, str]:
+) -> tuple[Route, Address]:
     """Return the route and the target address, or raise ``ProtocolError``."""
     route = ROUTES.get(route_type)
     if route is None:
-        raise ProtocolError("unknown_type", f"no message type {route_type!r}", request_id)
+        raise ProtocolError(refusals.UNKNOWN_TYPE, f"no message type {route_type!r}", request_id)
     if principal.kind not in route.senders:
         raise ProtocolError(
-            "forbidden", f"{principal.kind} clients may not send {route_type}", request_id
+            refusals.FORBIDDEN, f"{principal.kind} clients may not send {route_type}", request_id
         )
-    if route.target == "system":
-        return route, "system/echo"
+    if route.target == addresses.SYSTEM:
+        return route, addresses.ECHO
     if principal.kind != "staff":
         # Service users and guests can only ever address their own room.
-        own = f"room/{principal.room_id}"
-        if to not in (None, own) or route.target != "room":
-            raise ProtocolError("forbidden", "you may only address your own room", request_id)
+        own = addresses.room(str(principal.room_id))
+        if to not in (None, own) or route.target != addresses.ROOM:
+            raise ProtocolError(
+                refusals.FORBIDDEN, "you may only address your own room", request_id
+            )
         return route, own
-    if to is None or not to.startswith(route.target + "/") or len(to) <= len(route.target) + 1:
+    address = Address(to) if to is not None else None
+    if address is None or not address.is_kind(route.target):
         raise ProtocolError(
-            "bad_address", f"{route_type} must be addressed to a {route.target}/<id>", request_id
+            refusals.BAD_ADDRESS,
+            f"{route_type} must be addressed to a {route.target}/<id>",
+            request_id,
         )
-    return route, to
+    return route, address
 
 
 def validate_body(route: Route, body: dict[str, Any], request_id: int | None) -> None:
@@ -90,7 +99,9 @@ def validate_body(route: Route, body: dict[str, Any], request_id: int | None) ->
         value = body.get(name)
         if value is None:
             if spec.required:
-                raise ProtocolError("missing_field", f"body field {name!r} is required", request_id)
+                raise ProtocolError(
+                    refusals.MISSING_FIELD, f"body field {name!r} is required", request_id
+                )
             continue
         if spec.kind is object:
             continue
@@ -100,9 +111,9 @@ def validate_body(route: Route, body: dict[str, Any], request_id: int | None) ->
             ok = isinstance(value, spec.kind) and not isinstance(value, bool)
         if not ok:
             raise ProtocolError(
-                "bad_field", f"body field {name!r} must be {spec.kind.__name__}", request_id
+                refusals.BAD_FIELD, f"body field {name!r} must be {spec.kind.__name__}", request_id
             )
         if isinstance(value, str) and len(value) > spec.max_len:
             raise ProtocolError(
-                "bad_field", f"body field {name!r} is longer than {spec.max_len}", request_id
+                refusals.BAD_FIELD, f"body field {name!r} is longer than {spec.max_len}", request_id
             )

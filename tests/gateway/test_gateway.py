@@ -9,10 +9,13 @@ import random
 import msgpack
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from gateway import protocol
-from gateway.connection import Limits
+from gateway.auth import Authenticator
+from gateway.connection import CLOSE_GOING_AWAY, ClientSession, Limits
+from runtime import Registry
 from tests.gateway.conftest import ROOM_SECRET, GatewayServer, start_gateway
 
 
@@ -145,12 +148,26 @@ async def test_rate_limit_refuses_floods_then_recovers() -> None:
         nursery.cancel_scope.cancel()
 
 
-# trio-websocket leaves its client socket to the garbage collector after a 1009 close from the server.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-async def test_oversized_frame_closes_with_1009(gateway_server: GatewayServer) -> None:
+async def test_frame_over_the_protocol_limit_is_refused_and_the_socket_stays(
+    gateway_server: GatewayServer,
+) -> None:
+    """The transport's limit is above the protocol's, so the documented error is what a client sees."""
     async with open_websocket_url(gateway_server.url, max_message_size=10**6) as ws:
         await hello(ws)
-        await ws.send_message(b"\x00" * (65 * 1024))
+        await ws.send_message(b"\x00" * (protocol.MAX_FRAME_BYTES + 1))
+        refused = protocol.decode_server(await ws.get_message())
+        assert refused["t"] == "error" and refused["b"]["code"] == "frame_too_large"  # type: ignore[index]
+        assert (await call(ws, "echo", {"data": 1}, 7))["b"] == {"data": 1}
+
+
+# trio-websocket leaves its client socket to the garbage collector after a 1009 close from the server.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_frame_beyond_the_transport_limit_closes_with_1009(
+    gateway_server: GatewayServer,
+) -> None:
+    async with open_websocket_url(gateway_server.url, max_message_size=10**6) as ws:
+        await hello(ws)
+        await ws.send_message(b"\x00" * (protocol.TRANSPORT_MAX_MESSAGE_BYTES + 1))
         try:
             with trio.fail_after(5):
                 while True:
@@ -172,3 +189,38 @@ async def test_silent_client_is_dropped_after_idle_timeout() -> None:
                 assert closed.reason.code == 1001
         assert server.endpoint.open_connections == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_ping_is_answered_before_hello_but_does_not_postpone_the_hello_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """docs/protocol.md: ping works before hello; a hello must succeed within 10 s of opening."""
+    registry = Registry()
+    written: list[dict[str, object]] = []
+
+    async def write(frame: bytes) -> None:
+        written.append(protocol.decode_server(frame))
+
+    limits = Limits()
+    session = ClientSession(registry, Authenticator(registry), write, None, "127.0.0.1", limits)
+    send, receive = trio.open_memory_channel[bytes](10)
+
+    async def frames() -> bytes | None:
+        try:
+            return await receive.receive()
+        except trio.EndOfChannel:
+            return None
+
+    start = trio.current_time()
+    pings = 4
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.run, frames)
+        for i in range(pings):  # at 0, 3, 6 and 9 s: well inside the idle limit each time
+            await send.send(protocol.encode_client("ping", {}, i))
+            await trio.sleep(3)
+        await send.send(protocol.encode_client("echo", {}, 99))
+    assert written[:pings] == [{"t": "reply", "id": i, "b": {"pong": True}} for i in range(pings)]
+    assert session.close_code == CLOSE_GOING_AWAY
+    assert session.close_reason == "no hello in time"
+    assert trio.current_time() - start >= limits.hello_timeout
+    assert len(written) == pings  # closed at 10 s: the echo at 12 s was never read
