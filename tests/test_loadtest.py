@@ -14,7 +14,9 @@ from tests.httpclient import HttpClient
 from waitroom.loadtest import main as loadtest
 from waitroom.loadtest import report, scenario
 from waitroom.loadtest.http import parse_prometheus
-from waitroom.loadtest.mediapeer import VIDEO_CLOCK, MediaPeer, MediaPeerError, ReceiveStream
+from waitroom.loadtest.mediapeer import MediaPeer
+from waitroom.loadtest.peersdp import VIDEO_CLOCK, MediaPeerError
+from waitroom.loadtest.tally import ReceiveStream
 
 CALLERS = 4
 FORWARDED = "waitroom_rtp_packets_forwarded_total"

@@ -7,15 +7,8 @@ tester, which drives it through the gateway; here the tests skip signalling and 
 from __future__ import annotations
 
 from media.worker import Worker
-from waitroom.loadtest.mediapeer import (
-    AUDIO_PT,
-    RECV_TIMEOUT,
-    VIDEO_PT,
-    Answer,
-    MediaPeer,
-    offer_sdp,
-    parse_answer,
-)
+from waitroom.loadtest.mediapeer import RECV_TIMEOUT, MediaPeer
+from waitroom.loadtest.peersdp import AUDIO_PT, VIDEO_PT, Answer, offer_sdp, parse_answer
 
 __all__ = [
     "AUDIO_PT",

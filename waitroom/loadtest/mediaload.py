@@ -19,14 +19,11 @@ from typing import Any
 
 import trio
 
-from waitroom.loadtest.mediapeer import (
-    Clip,
-    MediaPeer,
-    MediaPeerError,
-    MediaPump,
-    MediaTally,
-    load_clip,
-)
+from waitroom.loadtest.clip import Clip, load_clip
+from waitroom.loadtest.mediapeer import MediaPeer
+from waitroom.loadtest.pacer import MediaPump
+from waitroom.loadtest.peersdp import MediaPeerError
+from waitroom.loadtest.tally import MediaTally
 
 #: Time for packets in flight to arrive after sending stops, before the call is ended.
 MEDIA_DRAIN = 0.3

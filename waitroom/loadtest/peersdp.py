@@ -1,0 +1,108 @@
+"""What a browser's call page says in SDP: the slot-model offer it sends, the answer it reads.
+
+The offer is the one ``web/static/js/media.js`` sends (own audio and video ``sendonly``, then
+``slots`` receive-only audio/video pairs, max-bundle). Kept apart from the peer's sockets so the
+media tests can write offers and read answers without opening one. The payload types, clock
+rates and pacing constants of the simulated media live here too, as the offer declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiortc import sdp as aiortc_sdp
+
+AUDIO_PT = 111
+VIDEO_PT = 96
+AUDIO_CLOCK = 48000
+VIDEO_CLOCK = 90000
+AUDIO_PTIME = 0.020
+AUDIO_TS_STEP = int(AUDIO_CLOCK * AUDIO_PTIME)
+FRAME_RATE = 30
+VIDEO_TS_STEP = VIDEO_CLOCK // FRAME_RATE
+#: What the browser offers by default (media.js DEFAULT_SLOTS).
+DEFAULT_SLOTS = 5
+
+
+class MediaPeerError(Exception):
+    """Setting up media failed; ``kind`` names the step (for the load test's error table)."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+@dataclass
+class Answer:
+    ufrag: str
+    pwd: str
+    host: str
+    port: int
+    fingerprint: str
+    slot_ssrcs: dict[tuple[int, str], int] = field(default_factory=dict)
+
+
+def offer_sdp(
+    ufrag: str, pwd: str, fingerprint: str, audio: int, video: int, slots: int = DEFAULT_SLOTS
+) -> str:
+    """A Chrome-shaped offer: sendonly audio+video, then `slots` recvonly audio/video pairs."""
+    mids = list(range(2 + 2 * slots))
+    lines = [
+        "v=0",
+        "o=- 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE " + " ".join(map(str, mids)),
+        "a=msid-semantic: WMS *",
+    ]
+    kinds: list[tuple[str, str, int | None]] = [
+        ("audio", "sendonly", audio),
+        ("video", "sendonly", video),
+    ]
+    kinds += [(k, "recvonly", None) for _ in range(slots) for k in ("audio", "video")]
+    for mid, (kind, direction, ssrc) in zip(mids, kinds, strict=True):
+        pt = AUDIO_PT if kind == "audio" else VIDEO_PT
+        codec = "opus/48000/2" if kind == "audio" else "VP8/90000"
+        lines += [
+            f"m={kind} 9 UDP/TLS/RTP/SAVPF {pt}",
+            "c=IN IP4 0.0.0.0",
+            f"a=mid:{mid}",
+            f"a={direction}",
+            f"a=ice-ufrag:{ufrag}",
+            f"a=ice-pwd:{pwd}",
+            f"a=fingerprint:sha-256 {fingerprint}",
+            "a=setup:actpass",
+            "a=rtcp-mux",
+            f"a=rtpmap:{pt} {codec}",
+        ]
+        if kind == "video":
+            lines += [f"a=rtcp-fb:{pt} nack", f"a=rtcp-fb:{pt} nack pli"]
+        if ssrc is not None:
+            lines.append(f"a=ssrc:{ssrc} cname:fake")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def parse_answer(text: str) -> Answer:
+    """The SFU's answer: ICE credentials, its candidate, its DTLS fingerprint, slot SSRCs."""
+    try:
+        session = aiortc_sdp.SessionDescription.parse(text)
+    except (ValueError, KeyError, IndexError) as error:
+        raise MediaPeerError("bad_answer", str(error)) from None
+    first = next((m for m in session.media if m.port), None)
+    if first is None or first.ice is None or first.dtls is None:
+        raise MediaPeerError("bad_answer", "no accepted media line with ICE and DTLS")
+    fingerprint = next(
+        (f.value.upper() for f in first.dtls.fingerprints if f.algorithm == "sha-256"), ""
+    )
+    candidate = first.ice_candidates[0] if first.ice_candidates else None
+    host = candidate.ip if candidate is not None else "127.0.0.1"
+    port = candidate.port if candidate is not None else first.port
+    answer = Answer(
+        str(first.ice.usernameFragment), str(first.ice.password), host, port, fingerprint
+    )
+    slot = {"audio": 0, "video": 0}
+    for m in session.media:
+        if m.direction == "sendonly" and m.ssrc:
+            answer.slot_ssrcs[(slot[m.kind], m.kind)] = m.ssrc[0].ssrc
+            slot[m.kind] += 1
+    return answer
