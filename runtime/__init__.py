@@ -17,7 +17,7 @@ from runtime.errors import (
 )
 from runtime.kernel import Actor, ActorRef, Envelope, Mailbox, Pending, Stop, Timer, handles
 from runtime.registry import Registry
-from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
+from runtime.supervisor import ChildSpec, Restart, RestartIntensity, Strategy, Supervisor
 
 __all__ = [
     "Actor",
@@ -35,6 +35,7 @@ __all__ = [
     "Refusal",
     "Registry",
     "Restart",
+    "RestartIntensity",
     "RestartIntensityExceeded",
     "Stop",
     "Strategy",

@@ -62,6 +62,39 @@ class ChildSpec:
     mailbox_size: int | None = None
 
 
+class RestartIntensity:
+    """At most ``max_restarts`` restarts within any ``period`` seconds (OTP's restart intensity).
+
+    Anything that restarts things on failure can use it: supervisors, the media worker pool.
+    """
+
+    __slots__ = ("_times", "max_restarts", "period")
+
+    def __init__(self, max_restarts: int = DEFAULT_MAX_RESTARTS, period: float = DEFAULT_PERIOD):
+        if max_restarts < 0 or period <= 0:
+            raise ValueError("restart intensity needs max_restarts >= 0 and a positive period")
+        self.max_restarts = max_restarts
+        self.period = period
+        self._times: deque[float] = deque()
+
+    def record(self, now: float) -> bool:
+        """Record a restart at ``now``; False when that makes more than allowed in the period."""
+        times = self._times
+        times.append(now)
+        while now - times[0] > self.period:
+            times.popleft()
+        return len(times) <= self.max_restarts
+
+    def reset(self) -> None:
+        """Forget past restarts (a supervisor that was itself restarted starts afresh)."""
+        self._times.clear()
+
+    @property
+    def recent(self) -> int:
+        """Restarts recorded within the period up to the last ``record``."""
+        return len(self._times)
+
+
 class _Child:
     __slots__ = ("done", "instance", "mailbox", "restart_requested", "scope", "spec", "stopping")
 
@@ -92,14 +125,20 @@ class Supervisor:
         self.registry = registry
         self.name = name
         self.strategy = strategy
-        self.max_restarts = max_restarts
-        self.period = period
+        self.intensity = RestartIntensity(max_restarts, period)
         self.shutdown_timeout = shutdown_timeout
         self._children: dict[str, _Child] = {}
-        self._restarts: deque[float] = deque()
         self._nursery: trio.Nursery | None = None
         self._escalation: RestartIntensityExceeded | None = None
         self.restart_count = 0
+
+    @property
+    def max_restarts(self) -> int:
+        return self.intensity.max_restarts
+
+    @property
+    def period(self) -> float:
+        return self.intensity.period
 
     # -- running ----------------------------------------------------------------------------------
     async def run(
@@ -231,12 +270,10 @@ class Supervisor:
 
     def _count_restart(self) -> bool:
         """Record a restart; on exceeding the intensity, escalate and return False."""
-        now = trio.current_time()
-        self._restarts.append(now)
-        while self._restarts and now - self._restarts[0] > self.period:
-            self._restarts.popleft()
-        if len(self._restarts) > self.max_restarts:
-            self._escalation = RestartIntensityExceeded(self.name, self.max_restarts, self.period)
+        if not self.intensity.record(trio.current_time()):
+            self._escalation = RestartIntensityExceeded(
+                self.name, self.intensity.max_restarts, self.intensity.period
+            )
             log.error("%s", self._escalation)
             if self._nursery is not None:
                 self._nursery.cancel_scope.cancel(reason=str(self._escalation))

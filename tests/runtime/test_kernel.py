@@ -18,6 +18,7 @@ from runtime import (
     Refusal,
     Registry,
     Restart,
+    RestartIntensity,
     RestartIntensityExceeded,
     Stop,
     Strategy,
@@ -231,3 +232,22 @@ async def test_stopping_a_permanent_child_does_not_restart_it() -> None:
         assert sup.children() == []
         assert sup.restart_count == 0
         nursery.cancel_scope.cancel()
+
+
+def test_restart_intensity_counts_restarts_within_a_sliding_period() -> None:
+    intensity = RestartIntensity(max_restarts=2, period=5.0)
+    assert intensity.record(0.0)
+    assert intensity.record(1.0)
+    assert not intensity.record(2.0)  # three within 5 s
+    assert intensity.record(7.5)  # 0, 1 and 2 left the window
+    assert intensity.record(7.6)
+    assert not intensity.record(7.7)
+    assert intensity.record(20.0)
+    intensity.reset()
+    assert intensity.recent == 0
+
+
+@pytest.mark.parametrize("args", [(-1, 5.0), (1, 0.0)])
+def test_restart_intensity_refuses_nonsense(args: tuple[int, float]) -> None:
+    with pytest.raises(ValueError):
+        RestartIntensity(*args)
