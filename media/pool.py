@@ -12,7 +12,7 @@ never longer than `REQUEST_TIMEOUT`. Replies and events of one worker come over 
 order the worker produced them, and the mirror is updated in that order by the pipe's reader.
 
 Supervision: a worker that exits, stops answering the periodic stats request, or stops reading
-its pipe is killed and restarted (with backoff). Every peer it carried gets
+its pipe is killed and restarted, paced by the runtime's restart intensity. Every peer it carried gets
 `PeerClosed(reason="worker_died")`, so the room tells the browser, which offers again and lands
 on a running worker. Children die with the pool: cancellation kills them, and a child exits by
 itself when its stdin pipe closes (the control plane exited or crashed).
@@ -35,6 +35,7 @@ import trio
 from media.control import ControlError, Frame, FrameReader, Refused, encode, text
 from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
 from media.worker import WorkerConfig
+from runtime.supervisor import RestartIntensity
 
 log = logging.getLogger("waitroom.media.pool")
 
@@ -56,10 +57,13 @@ READ_CHUNK = 65536
 #: How long `open_peer` waits for some worker to be running (all of them restarting).
 PLACE_TIMEOUT = 10.0
 PLACE_POLL = 0.05
-RESTART_BACKOFF_MIN = 0.2
-RESTART_BACKOFF_MAX = 5.0
-#: A worker that ran this long before dying restarts after the shortest backoff again.
-STABLE_SECONDS = 30.0
+#: Restart intensity (runtime.supervisor.RestartIntensity): this many restarts of one worker in
+#: this many seconds are restarted after RESTART_DELAY; more mean a crash loop, retried every
+#: RESTART_BACKOFF so it does not burn a core.
+RESTART_MAX = 3
+RESTART_PERIOD = 30.0
+RESTART_DELAY = 0.2
+RESTART_BACKOFF = 5.0
 PEER_CLOSED_WORKER_DIED = "worker_died"
 #: How long a stopping worker gets after SIGTERM before SIGKILL.
 KILL_AFTER = 1.0
@@ -188,9 +192,11 @@ class MediaPool:
         return call.worker.index if call is not None else None
 
     async def _supervise(self, slot: _WorkerSlot) -> None:
-        backoff = RESTART_BACKOFF_MIN
+        """Run the slot's worker, restarting it whenever it goes: at once within the restart
+        intensity, after RESTART_BACKOFF beyond it (never giving up: the other workers' calls
+        and the server go on, and a worker that comes back takes new calls again)."""
+        intensity = RestartIntensity(RESTART_MAX, RESTART_PERIOD)
         while True:
-            started = trio.current_time()
             try:
                 await self._incarnation(slot)
                 log.warning("media worker %d (pid %s) exited", slot.index, slot.pid)
@@ -205,10 +211,17 @@ class MediaPool:
                 raise MediaError(f"media worker {slot.index} exited before it was ready")
             self._lost(slot)
             slot.restarts += 1
-            if trio.current_time() - started > STABLE_SECONDS:
-                backoff = RESTART_BACKOFF_MIN
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+            if intensity.record(trio.current_time()):
+                await trio.sleep(RESTART_DELAY)
+            else:
+                log.error(
+                    "media worker %d restarted more than %d times in %g s: next try in %g s",
+                    slot.index,
+                    RESTART_MAX,
+                    RESTART_PERIOD,
+                    RESTART_BACKOFF,
+                )
+                await trio.sleep(RESTART_BACKOFF)
 
     async def _incarnation(self, slot: _WorkerSlot) -> None:
         """One child process, from spawn to exit; returns (or raises) when it is gone."""
@@ -353,9 +366,8 @@ class MediaPool:
             slot.live.set()
             log.info("media worker %d (pid %s) on UDP port %d", slot.index, slot.pid, port)
         elif event == "refused":
+            # A command without an id (a request's refusal comes back as its reply).
             log.warning("media worker %d refused a command: %r", slot.index, frame.get("reason"))
-            if "id" in frame:
-                self._on_reply(slot, {**frame, "ok": False, "error": str(frame.get("reason"))})
         else:
             call_id, peer_id = text(frame, "call"), text(frame, "peer")
             call = self._calls.get(call_id)

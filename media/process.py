@@ -5,7 +5,8 @@ events on stdout, in the framed msgpack of `media.control`. Python's stdout is p
 first, so a stray print can never corrupt the pipe. The process ends when stdin reaches end of
 file (the control plane closed the pipe or died), on a `shutdown` command, or on SIGTERM: it can
 never outlive the control plane. A bad frame is refused, counted (`control_refused`) and
-answered with a `refused` event; it never stops the worker.
+answered: a request (a frame with an id) with its one reply, not ok, anything else with a
+`refused` event. It never stops the worker.
 """
 
 from __future__ import annotations
@@ -161,13 +162,14 @@ class WorkerProcess:
             self._send({"id": rid, "ok": ok, **fields})
 
     def _refuse(self, reason: str, rid: int | None) -> None:
+        """Count and answer a frame that cannot be used: a request gets its one reply (not ok)."""
         self.refused += 1
         if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th...: a flood cannot fill logs
             log.warning("media worker: refused control frame #%d: %s", self.refused, reason)
-        message: Frame = {"ev": "refused", "reason": reason}
         if rid is not None:
-            message["id"] = rid
-        self._send(message)
+            self._reply(rid, ok=False, error=reason, refused=True)
+        else:
+            self._send({"ev": "refused", "reason": reason})
 
     def _send(self, message: Frame) -> None:
         try:
