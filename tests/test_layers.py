@@ -62,21 +62,18 @@ def _verdicts(output: str) -> dict[str, str]:
     return verdicts
 
 
+def _not_python(folder: str, names: list[str]) -> list[str]:
+    """What `shutil.copytree` leaves out: everything but folders and Python files."""
+    kept = [
+        n for n in names if n != "__pycache__" and (Path(folder, n).is_dir() or n.endswith(".py"))
+    ]
+    return [n for n in names if n not in kept]
+
+
 def _copy_tree(target: Path) -> Path:
     """The project's packages (Python files only) and pyproject.toml, copied to ``target``."""
     for package in _config()["root_packages"]:
-        shutil.copytree(
-            ROOT / package,
-            target / package,
-            ignore=lambda folder, names: (
-                [
-                    name
-                    for name in names
-                    if not (Path(folder, name).is_dir() or name.endswith(".py"))
-                ]
-                + ["__pycache__"]
-            ),
-        )
+        shutil.copytree(ROOT / package, target / package, ignore=_not_python)
     shutil.copy(ROOT / "pyproject.toml", target / "pyproject.toml")
     return target
 
@@ -90,9 +87,8 @@ def test_a_runtime_module_importing_actors_breaks_the_runtime_contract(tmp_path:
     runtime_alone = _contract_name("runtime-alone")
     layers = _contract_name("layers")
 
-    code, output = _lint(clean)
+    _, output = _lint(clean)
     assert _verdicts(output)[runtime_alone] == "KEPT", output
-    clean_verdicts = _verdicts(output)
 
     code, output = _lint(broken)
     assert code != 0, output
@@ -100,10 +96,6 @@ def test_a_runtime_module_importing_actors_breaks_the_runtime_contract(tmp_path:
     assert verdicts[runtime_alone] == "BROKEN", output
     assert verdicts[layers] == "BROKEN", output
     assert f"runtime.{module.stem} -> actors" in output  # the copy was analysed, not the install
-    # Nothing else changed verdict: the one import broke exactly these two.
-    assert {n: v for n, v in verdicts.items() if n not in (runtime_alone, layers)} == {
-        n: v for n, v in clean_verdicts.items() if n not in (runtime_alone, layers)
-    }
 
 
 def test_every_contract_holds_on_the_tree() -> None:
