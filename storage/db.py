@@ -11,6 +11,18 @@ mode and a busy timeout handle other processes (backups, the sqlite3 shell).
 Why batches: with one transaction per thread hop, each call cost an fsync plus two trips through
 a busy event loop (hand the connection on, deliver the result), and under load the loop trips,
 not SQLite, capped the server's arrival rate (see bench/README.md, "Load test").
+
+Virtual time: under Trio's virtual clock (`trio.testing.MockClock`, the ``autojump_clock`` of
+pytest-trio) the store does its work inline, in the Trio thread, instead of in a worker thread.
+The virtual clock jumps to the next deadline as soon as every task is blocked, and a task waiting
+for a worker thread counts as blocked: with a thread, every call would move time on to the next
+timer while SQLite works (a 5 s ask timeout around a write fires, an actor's 60 s timer goes off
+early). Inline, the work takes no virtual time, like any other code between two checkpoints, and
+the order in which tasks run is the same on every run. Nothing else changes: each batch still ends
+with a checkpoint (where the thread hop would be), so calls arriving meanwhile queue for the next
+batch as they do behind a thread. The real clock, in the server and in every other test, always
+gets the thread. Only a test that needs the loop to run *while* SQLite works (a job blocking on
+the Trio side) needs the real clock.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -43,6 +56,27 @@ MAX_BATCH = 64
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
+
+
+def _clock_is_virtual() -> bool:
+    """True under `trio.testing.MockClock` (a clock that only moves when every task waits).
+
+    Looked up without importing `trio.testing` (a tenth of a second at start-up): a MockClock
+    exists only once something imported it, and the server's own clock is never one.
+    """
+    testing = sys.modules.get("trio.testing")
+    return testing is not None and isinstance(trio.lowlevel.current_clock(), testing.MockClock)
+
+
+async def _blocking(fn: Callable[[*Ts], T], *args: *Ts) -> T:
+    """Run the blocking ``fn(*args)`` in a worker thread, or inline under a virtual clock (see the
+    module docstring); either way the caller passes one checkpoint that does not raise Cancelled,
+    as waiting for an unabandonable thread does not."""
+    if _clock_is_virtual():
+        value = fn(*args)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return value
+    return await trio.to_thread.run_sync(fn, *args)
 
 
 def connect(path: str | Path) -> Database:
@@ -106,7 +140,7 @@ class Store:
         """Connect (in a thread: opening a file can block) and bring the schema up to date."""
         from storage.migrations import apply_migrations
 
-        db = await trio.to_thread.run_sync(connect, path)
+        db = await _blocking(connect, path)
         store = cls(db)
         if migrate:
             await store.run(apply_migrations)
@@ -158,7 +192,7 @@ class Store:
                     for job in batch:
                         job.finish(None, StoreClosedError("the store has been closed"))
                 else:
-                    await trio.to_thread.run_sync(_group_commit, db, batch)
+                    await _blocking(_group_commit, db, batch)
         finally:
             self._busy = False
             finished, self._batch_done = self._batch_done, trio.Event()
@@ -171,7 +205,7 @@ class Store:
                 await self._batch_done.wait()
             db, self._db = self._db, None
             if db is not None:
-                await trio.to_thread.run_sync(db.close)
+                await _blocking(db.close)
 
     def _require_open(self) -> Database:
         if self._db is None:
