@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
-import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from sqlite_utils import Database
 
 from storage import audit, callers
 from storage.db import Store, fetch_all, open_store
 from storage.seed import seed_demo
+from tests.storage.held import HeldJob
 
 CALLS = 30
-SLOW_SECONDS = 0.05
 
 
 def _insert_org(db: Database, name: str) -> str:
@@ -36,25 +38,33 @@ def _destroy_transaction(db: Database) -> None:
     raise RuntimeError("transaction gone")
 
 
-def _slow(db: Database) -> None:
-    time.sleep(SLOW_SECONDS)
-
-
 async def _names(store: Store) -> list[str]:
     rows = await store.run(fetch_all, "SELECT name FROM organisations ORDER BY name")
     return [r["name"] for r in rows]
 
 
+async def _behind_a_held_call(store: Store, *calls: Callable[[], Awaitable[object]]) -> None:
+    """Start ``calls`` one by one while a held call has the connection, each queued before the
+    next starts, then let the held call finish: they form the next batch, in that order."""
+    held = HeldJob()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, held)
+        await held.started.wait()
+        for call in calls:
+            nursery.start_soon(call)
+            await trio.testing.wait_all_tasks_blocked()
+        held.release()
+
+
 async def test_concurrent_calls_share_commits_and_all_land(store: Store) -> None:
     before_calls, before_batches = store.calls, store.batches
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(store.run, _slow)  # holds the connection while the others queue
-        for i in range(CALLS):
-            nursery.start_soon(store.run, _insert_org, f"org {i:02}")
+    await _behind_a_held_call(
+        store, *[partial(store.run, _insert_org, f"org {i:02}") for i in range(CALLS)]
+    )
     assert await _names(store) == [f"org {i:02}" for i in range(CALLS)]
     calls, batches = store.calls - before_calls, store.batches - before_batches
     assert calls == CALLS + 2
-    assert batches < calls / 2  # the queued calls went through in a few batches
+    assert batches == 3  # the held call, every queued call in one batch, the read
 
 
 async def test_a_failing_call_rolls_back_alone(store: Store) -> None:
@@ -69,10 +79,7 @@ async def test_a_failing_call_rolls_back_alone(store: Store) -> None:
         except ValueError as error:
             results[name] = error
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(store.run, _slow)
-        for i in range(6):
-            nursery.start_soon(one, f"org {i}", i % 2 == 1)
+    await _behind_a_held_call(store, *[partial(one, f"org {i}", i % 2 == 1) for i in range(6)])
     assert await _names(store) == ["org 0", "org 2", "org 4"]
     assert all(isinstance(results[f"org {i}"], ValueError) for i in (1, 3, 5))
     assert [results[f"org {i}"] for i in (0, 2, 4)] == ["org 0", "org 2", "org 4"]
@@ -83,20 +90,25 @@ async def test_work_lost_with_the_transaction_is_redone(store: Store) -> None:
         with pytest.raises(RuntimeError):
             await store.run(_destroy_transaction)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(store.run, _slow)
-        nursery.start_soon(store.run, _insert_org, "before")
-        nursery.start_soon(destroy)
-        nursery.start_soon(store.run, _insert_org, "after")
+    await _behind_a_held_call(
+        store,
+        partial(store.run, _insert_org, "before"),
+        destroy,
+        partial(store.run, _insert_org, "after"),
+    )
     assert await _names(store) == ["after", "before"]
 
 
 async def test_a_call_cancelled_before_it_starts_does_nothing(store: Store) -> None:
+    held = HeldJob()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(store.run, _slow)
-        await trio.sleep(SLOW_SECONDS / 5)  # the slow call is in the worker thread now
-        with trio.move_on_after(0):
+        nursery.start_soon(store.run, held)
+        await held.started.wait()  # the held call is in the worker thread now
+        with trio.CancelScope() as cancelled:
+            cancelled.cancel()
             await store.run(_insert_org, "never")
+        held.release()
+    assert cancelled.cancelled_caught
     assert await _names(store) == []
 
 

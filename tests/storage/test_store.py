@@ -7,41 +7,28 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from sqlite_utils import Database
 
 from storage import audit, orgs
 from storage.db import Store, fetch_all, open_store
 from storage.errors import StoreClosedError
+from tests.storage.held import HeldJob
 
-SLOW_SECONDS = 0.3
-TICK_SECONDS = 0.01
 TASKS = 40
-MIN_TICKS = 5
-
-
-def _slow(db: Database, seconds: float) -> int:
-    time.sleep(seconds)  # stands in for a long query; it runs in the worker thread
-    return 1
 
 
 async def test_store_does_not_block_event_loop(store: Store) -> None:
-    ticks = 0
+    """The job in the worker thread can only finish if a task runs on the loop meanwhile."""
+    held = HeldJob()
 
-    async def ticker(cancel: trio.CancelScope) -> None:
-        nonlocal ticks
-        with cancel:
-            while True:
-                await trio.sleep(TICK_SECONDS)
-                ticks += 1
+    async def release_once_started() -> None:
+        await held.started.wait()
+        held.release()
 
-    cancel = trio.CancelScope()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ticker, cancel)
-        assert await store.run(_slow, SLOW_SECONDS) == 1
-        cancel.cancel()
-    # A blocked loop ticks at most once; a free one about 30 times. A low bar keeps a busy
-    # shared machine from making this flaky.
-    assert ticks >= MIN_TICKS
+        nursery.start_soon(release_once_started)
+        assert await store.run(held) == "released"
 
 
 async def test_concurrent_tasks_all_land(store: Store) -> None:
@@ -88,14 +75,24 @@ async def test_failed_run_rolls_back(store: Store) -> None:
 async def test_cancelled_caller_still_commits_consistently(store: Store) -> None:
     """Cancelling the waiting task never abandons the thread mid-transaction."""
 
-    def slow_insert(db: Database) -> None:
-        time.sleep(0.1)
+    held = HeldJob()
+
+    def held_insert(db: Database) -> None:
+        held(db)
         db.execute(
             "INSERT INTO organisations (name, created_at) VALUES ('late', '2026-01-01T00:00:00.000000Z')"
         )
 
-    with trio.move_on_after(0.02):
-        await store.run(slow_insert)
+    async def cancel_while_it_works(scope: trio.CancelScope) -> None:
+        await held.started.wait()
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()  # cancelled, the caller still waits for it
+        held.release()
+
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as scope:
+            nursery.start_soon(cancel_while_it_works, scope)
+            await store.run(held_insert)
     names = [o.name for o in await orgs.list_organisations(store)]
     assert names == ["late"]
 
