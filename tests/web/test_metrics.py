@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 
 import trio
+import trio.testing
 
 from runtime import Registry
 from tests.conftest import RunningServer
@@ -13,6 +13,13 @@ from tests.httpclient import HttpClient
 from waitroom.loadtest.client import connect
 from waitroom.loadtest.http import parse_prometheus
 from waitroom.metrics import LoopLag, Metrics
+
+LAG_INTERVAL = 0.01
+"""The loop-lag probe's interval in the virtual-clock test."""
+BLOCKED = 0.1
+"""How long that test keeps the loop from running."""
+EPSILON = 1e-9
+"""Float slack for sums of virtual times."""
 
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+-]+$')
 
@@ -81,15 +88,17 @@ async def test_metrics_follow_connections_and_messages(waitroom_server: RunningS
     assert after["waitroom_ws_connections_total"] == before["waitroom_ws_connections_total"] + 1
 
 
-async def test_media_counters_and_loop_lag_when_present() -> None:
-    lag = LoopLag(interval=0.01)
+async def test_media_counters_and_loop_lag_when_present(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lag = LoopLag(interval=LAG_INTERVAL)
     stats = {"forwarded": 10, "dropped_unbound": 2, "dropped_unknown_type": 1, "peers": 3}
     metrics = Metrics(Registry(), lambda: (0, 0), lag, media_stats=lambda: stats)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lag.run)
-        await trio.sleep(0.02)
-        time.sleep(0.1)  # noqa: ASYNC251 (block the loop on purpose: the probe must see it)
-        await trio.sleep(0.03)
+        await trio.sleep(2 * LAG_INTERVAL)
+        autojump_clock.jump(BLOCKED)  # time passes with no checkpoint: the loop is blocked
+        await trio.sleep(3 * LAG_INTERVAL)
         nursery.cancel_scope.cancel()
     text = metrics.render()
     check_format(text)
@@ -97,4 +106,6 @@ async def test_media_counters_and_loop_lag_when_present() -> None:
     assert figures["waitroom_rtp_packets_forwarded_total"] == 10
     assert figures["waitroom_rtp_packets_dropped_total"] == 3
     assert figures["waitroom_media_peers"] == 3
-    assert figures["waitroom_event_loop_lag_max_seconds"] >= 0.05
+    # The probe sees the whole block, less the part of its interval it had already slept.
+    worst = figures["waitroom_event_loop_lag_max_seconds"]
+    assert BLOCKED - LAG_INTERVAL - EPSILON <= worst <= BLOCKED + EPSILON
