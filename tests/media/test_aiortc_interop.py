@@ -86,6 +86,7 @@ async def start_peer(
 
 
 async def wait_for(predicate: Any, deadline: float, what: str) -> float:
+    """Poll in real time: the peers are aiortc processes, outside Trio's clock."""
     start = trio.current_time()
     for _ in range(int(deadline / POLL) + 1):
         if predicate():
@@ -131,7 +132,7 @@ async def test_aiortc_processes_exchange_audio_and_video_join_leave_and_late_joi
             await b.quit()
             slot_of_c = {v: k for k, v in worker.slots(call_id, "a").items()}["c"]
             before = a.slot_counts(slot_of_c)
-            await trio.sleep(1.0)
+            await trio.sleep(1.0)  # real: aiortc peers are asyncio processes sending in real time
             after = a.slot_counts(slot_of_c)
             assert after[0] > before[0] and after[1] > before[1], (before, after)
 

@@ -9,17 +9,21 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trio
+import trio.testing
 from aioice import stun
 
 from media.dtls import Certificate
-from media.worker import PeerClosed, PeerConnected
+from media.events import MediaEvent, PeerClosed, PeerConnected
+from media.worker import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Worker, WorkerConfig
 from tests.media.conftest import RecordingWorker
 from tests.media.fakepeer import FakePeer
+from waitroom.loadtest.pacer import CONSENT_INTERVAL
 
 CALL = "call-hostile"
 
 
 async def eventually(predicate: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Poll for what real sockets bring (real time: the datagrams travel through the kernel)."""
     for _ in range(int(seconds / 0.01)):
         if predicate():
             return
@@ -188,23 +192,73 @@ async def test_held_caller_stops_receiving_at_once_and_resumes(
     worker.set_receiving(CALL, "b", False)
     forwarded = worker.stats()["forwarded"]
     await a.send_media(5)
-    await trio.sleep(0.2)
+    await trio.sleep(0.2)  # real time: long enough for loopback datagrams to have been forwarded
     assert worker.stats()["forwarded"] == forwarded, "nothing forwarded to a held peer"
     worker.set_receiving(CALL, "b", True)
     await assert_flows(a, b)
 
 
-async def test_consent_expiry_frees_a_silent_peer(
-    worker: RecordingWorker, pair: tuple[FakePeer, FakePeer]
+def virtual_worker(events: list[MediaEvent]) -> Worker:
+    """A worker that reads Trio's clock, so a test on the virtual clock moves its timers too."""
+    return Worker(
+        WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"),
+        on_event=events.append,
+        clock=trio.current_time,
+    )
+
+
+async def test_a_peer_that_never_connects_is_freed_after_the_connect_timeout(
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    a, _b = pair
-    object.__setattr__(worker.config, "consent_timeout", 0.3)
-    # a keeps refreshing consent; b goes silent.
-    for _ in range(30):
-        if worker.peer_state(CALL, "b") is None:
-            break
-        await a.check()
-        await trio.sleep(0.1)
+    events: list[MediaEvent] = []
+    worker = virtual_worker(events)
+    peer = FakePeer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        try:
+            await peer.open(worker, CALL, "silent")  # answered, but no check and no DTLS
+            opened = trio.current_time()
+            await trio.sleep(CONNECT_TIMEOUT - 1)
+            assert worker.peer_state(CALL, "silent") == "new"
+            await trio.sleep(2)
+        finally:
+            peer.close()
+        nursery.cancel_scope.cancel()
+    assert worker.peer_state(CALL, "silent") is None
+    assert trio.current_time() - opened >= CONNECT_TIMEOUT
+    assert [(e.peer_id, e.reason) for e in events if isinstance(e, PeerClosed)] == [
+        ("silent", "connect_timeout")
+    ]
+    assert worker.stats()["dtls_timeouts"] == 1
+
+
+async def test_consent_expiry_frees_a_silent_peer(autojump_clock: trio.testing.MockClock) -> None:
+    """On Trio's virtual clock the real 30 s consent timeout passes at once.
+
+    The sockets are real loopback sockets: a datagram is queued by `sendto` itself, so the worker
+    sees it before the clock may jump (Trio polls I/O before jumping to the next deadline).
+    """
+    events: list[MediaEvent] = []
+    worker = virtual_worker(events)
+    a, b = FakePeer(), FakePeer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        try:
+            await a.connect(worker, CALL, "a")
+            await b.connect(worker, CALL, "b")
+            started = trio.current_time()
+            # a keeps refreshing consent as a browser does; b goes silent.
+            while worker.peer_state(CALL, "b") is not None:
+                assert trio.current_time() - started < CONSENT_TIMEOUT + 2 * CONSENT_INTERVAL
+                await a.check()
+                await trio.sleep(CONSENT_INTERVAL)
+        finally:
+            a.close()
+            b.close()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() - started >= CONSENT_TIMEOUT
     assert worker.stats()["consent_expired"] == 1
-    assert worker.peer_state(CALL, "a") == "connected"
+    assert [(e.peer_id, e.reason) for e in events if isinstance(e, PeerClosed)] == [
+        ("b", "consent_expired")
+    ]
     assert worker.slots(CALL, "a") == {}

@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from media import rtcp, stun
+from media.demux import Kind, classify
 from media.dtls import split_records
 from media.forward import KEYFRAME_INTERVAL, Consumer, KeyframeLimiter, PacketCache, Producer
 from media.rtcp import RtcpError
@@ -202,3 +203,13 @@ def test_fuzz_worker_dispatch_never_raises(datagrams: list[bytes]) -> None:
     stats = worker.stats()
     assert stats["internal_errors"] == 0
     assert stats["forwarded"] == 0
+
+
+def test_demux_classifies_by_rfc7983_first_byte_and_rfc5761_packet_type() -> None:
+    assert classify(b"") is Kind.UNKNOWN
+    assert [classify(bytes([b, 0])) for b in (0, 3)] == [Kind.STUN, Kind.STUN]
+    assert [classify(bytes([b, 0])) for b in (4, 19, 64, 127, 192, 255)] == [Kind.UNKNOWN] * 6
+    assert [classify(bytes([b, 0])) for b in (20, 63)] == [Kind.DTLS, Kind.DTLS]
+    assert classify(bytes([128, 96])) is Kind.RTP
+    assert classify(bytes([191, 96 | 0x80])) is Kind.RTP  # marker set, payload type 96
+    assert [classify(bytes([0x80, pt])) for pt in (200, 205, 206)] == [Kind.RTCP] * 3

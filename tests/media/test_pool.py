@@ -1,4 +1,8 @@
-"""Media worker processes: placement, media through a child, supervision, a hostile pipe."""
+"""Media worker processes: placement, media through a child, supervision, a hostile pipe.
+
+Real time throughout: the workers are child processes, whose start, death and answers come
+through real pipes and sockets, which Trio's virtual clock cannot move (it would jump past them).
+"""
 
 from __future__ import annotations
 
@@ -193,7 +197,7 @@ async def test_an_open_answered_after_a_close_does_not_bring_the_peer_back(
                     answers.append(await pool.open_peer("call-race", "late", late.offer(2)))
 
                 nursery.start_soon(open_late)
-                await trio.sleep(0.2)
+                await trio.sleep(0.2)  # real: the open must be on the child's pipe, unanswered
                 pool.close_peer("call-race", "late")  # sent after the open, before its answer
                 pool.close_peer("call-race", "a")
                 pool.close_peer("call-race", "b")

@@ -64,4 +64,4 @@ async def test_server_with_two_media_workers_exports_each_and_leaves_no_orphans(
         info.shutdown()
     with trio.fail_after(STOP_TIMEOUT):
         while media_children():  # noqa: ASYNC110 (processes, not Trio tasks)
-            await trio.sleep(0.05)
+            await trio.sleep(0.05)  # real time: OS processes exiting, not a Trio timer
