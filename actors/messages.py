@@ -137,6 +137,19 @@ class CallerGone:
     reason: str
 
 
+@dataclass(frozen=True)
+class HoldFromCall:
+    """A call puts its caller on hold: the same rules and effects as a provider's ``caller.hold``.
+
+    Sent by the call to its area instead of forging a client frame; ``principal`` is the staff member
+    who pressed hold in the call, ``remote_addr`` their address for the audit trail.
+    """
+
+    caller_id: str
+    principal: Principal
+    remote_addr: str = ""
+
+
 # -- a room ("room/<id>") ----------------------------------------------------------------------
 
 

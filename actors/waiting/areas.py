@@ -31,6 +31,7 @@ from actors.messages import (
     EndRoom,
     FindArea,
     HoldCaller,
+    HoldFromCall,
     OpenRoom,
     OpenRooms,
     ProviderJoining,
@@ -162,6 +163,10 @@ class WaitingArea(Actor):
             return None
         if isinstance(message, TransferIn):
             return await self._transfer_in(message)
+        if isinstance(message, HoldFromCall):
+            return await self._hold_caller(
+                message.principal, message.caller_id, message.remote_addr
+            )
         if isinstance(message, ConnectionClosed):
             self.watchers.discard(message.conn)
             return None
@@ -354,15 +359,21 @@ class WaitingArea(Actor):
         return {"room": entry.room_id, "url": f"/call/{entry.room_id}"}
 
     async def _hold(self, msg: Inbound) -> dict[str, Any]:
-        self._require(msg.principal)
-        entry = self._caller(msg.body["caller_id"])
+        return await self._hold_caller(msg.principal, msg.body["caller_id"], msg.remote_addr)
+
+    async def _hold_caller(
+        self, principal: Principal, caller_id: str, remote_addr: str
+    ) -> dict[str, Any]:
+        """Put a caller in a call on hold: from the provider's list or from inside the call."""
+        self._require(principal)
+        entry = self._caller(caller_id)
         if entry.status != "in_call":
             raise Refusal("not_in_call", "only a caller in a call can be put on hold")
         await callers.set_status(self.store, entry.id, "on_hold")
         entry.status = "on_hold"
         entry.with_names = ()
         self.ref(f"room/{entry.room_id}").tell(HoldCaller())
-        await self._audit(msg, audit.HOLD, entry.id)
+        await self._record(principal, remote_addr, audit.HOLD, entry.id)
         self._publish(entry)
         return {}
 
@@ -470,13 +481,23 @@ class WaitingArea(Actor):
     async def _audit(
         self, msg: Inbound, action: str, subject: str, details: dict[str, Any] | None = None
     ) -> None:
+        await self._record(msg.principal, msg.remote_addr, action, subject, details)
+
+    async def _record(
+        self,
+        principal: Principal,
+        remote_addr: str,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         await audit.append(
             self.store,
             action,
-            actor_user_id=int(msg.principal.user_id) if msg.principal.user_id else None,
+            actor_user_id=int(principal.user_id) if principal.user_id else None,
             area_id=self.area_id,
             subject=subject,
-            remote_addr=msg.remote_addr,
+            remote_addr=remote_addr,
             details=details,
         )
 

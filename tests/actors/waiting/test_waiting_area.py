@@ -11,12 +11,19 @@ import trio
 
 from actors.boot import start_actors
 from actors.inbound import Inbound, Push, RedeemToken
-from actors.messages import ArrivalTicket, Arrive, ClaimInvite, DescribeArea, FindArea
+from actors.messages import (
+    ArrivalTicket,
+    Arrive,
+    ClaimInvite,
+    DescribeArea,
+    FindArea,
+    HoldFromCall,
+)
 from actors.principal import Grant, Principal, Role, Scope
 from actors.waiting.areas import AREAS_ADDRESS
 from runtime import ChildSpec, Refusal, Registry, Supervisor
 from services.passwords import Passwords
-from storage import seed
+from storage import audit, callers, seed
 from storage.db import Store, open_store
 from tests.actors.inbox import Inbox
 
@@ -202,3 +209,32 @@ async def test_ending_the_call_revokes_tokens_and_invites(clinic: Clinic) -> Non
     assert room not in clinic.registry
     queue = await clinic.send(clinic.area, "area.watch", {}, provider, "conn/p")
     assert queue["callers"] == []
+
+
+async def test_hold_from_the_call_has_the_rules_and_effects_of_the_providers_hold(
+    clinic: Clinic,
+) -> None:
+    """A call asks its area with a typed message, not a forged client frame; same outcome."""
+    area_id = clinic.area.split("/")[1]
+    provider = clinic.provider((Role.PROVIDER, area_id))
+    stranger = clinic.provider((Role.PROVIDER, "99999"))
+    ticket = await clinic.arrive("Ada")
+    area = clinic.registry.ref(clinic.area)
+    with pytest.raises(Refusal) as not_in_call:
+        await area.ask(HoldFromCall(ticket.caller_id, provider, "10.0.0.9"))
+    assert not_in_call.value.code == "not_in_call"
+    await clinic.send(clinic.area, "caller.join", {"caller_id": ticket.caller_id}, provider, "c/1")
+    with pytest.raises(Refusal) as forbidden:
+        await area.ask(HoldFromCall(ticket.caller_id, stranger, "10.0.0.9"))
+    assert forbidden.value.code == "forbidden"
+    with pytest.raises(Refusal) as unknown:
+        await area.ask(HoldFromCall("nobody", provider, "10.0.0.9"))
+    assert unknown.value.code == "not_found"
+
+    assert await area.ask(HoldFromCall(ticket.caller_id, provider, "10.0.0.9")) == {}
+    queue = await clinic.send(clinic.area, "area.watch", {}, provider, "c/1")
+    held = queue["callers"][0]  # type: ignore[index]
+    assert held["status"] == "on_hold" and held["with"] == []
+    assert (await callers.get_caller(clinic.store, ticket.caller_id)).status == "on_hold"
+    entries = [e for e in await audit.list_entries(clinic.store) if e.action == audit.HOLD]
+    assert [(e.subject, e.remote_addr) for e in entries] == [(ticket.caller_id, "10.0.0.9")]
