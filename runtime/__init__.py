@@ -15,7 +15,17 @@ from runtime.errors import (
     Refusal,
     RestartIntensityExceeded,
 )
-from runtime.kernel import Actor, ActorRef, Envelope, Mailbox, Pending, Stop, Timer, handles
+from runtime.kernel import (
+    Actor,
+    ActorRef,
+    Envelope,
+    Failure,
+    Mailbox,
+    Pending,
+    Stop,
+    Timer,
+    handles,
+)
 from runtime.registry import Registry
 from runtime.supervisor import ChildSpec, Restart, RestartIntensity, Strategy, Supervisor
 
@@ -29,6 +39,7 @@ __all__ = [
     "AskTimeout",
     "ChildSpec",
     "Envelope",
+    "Failure",
     "Mailbox",
     "MailboxFull",
     "Pending",

@@ -12,7 +12,9 @@ Two ways to talk to an actor:
 * ``await ref.ask(msg, timeout=...)``: request/reply. The handler's return value is the reply; a
   :class:`~runtime.errors.Refusal` raised by the handler is re-raised at the asker; any other exception
   crashes the actor (its supervisor restarts it) and the asker gets
-  :class:`~runtime.errors.ActorCrashed`.
+  :class:`~runtime.errors.ActorCrashed`. The envelope carries a reply *address*
+  (``reply_to``), not a waiting object: the outcome is delivered with ``Registry.reply``, so an
+  ask can cross a node without its sender changing.
 
 What a handler can do besides returning:
 
@@ -36,6 +38,7 @@ actor restarts are handled by its successor, so a crash loses only the message t
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, TypeVarTuple
@@ -78,8 +81,26 @@ M = TypeVar("M")
 _Args = TypeVarTuple("_Args")
 
 
+class Failure:
+    """An ask's outcome that is an error (a Refusal, ActorCrashed ...), as delivered to a reply address.
+
+    Any other outcome is the reply value itself, so the common case allocates nothing extra.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ActorError) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Failure({self.error!r})"
+
+
 class Reply:
-    """A one-shot reply slot for ``ask``: the handler fills it, the asker waits on it."""
+    """A one-shot reply slot for ``ask``, kept by the registry under the ask's reply address.
+
+    The handler's outcome reaches it through ``Registry.reply``; the asker waits on it.
+    """
 
     __slots__ = ("_error", "_event", "_value")
 
@@ -98,6 +119,13 @@ class Reply:
             self._error = error
             self._event.set()
 
+    def resolve(self, outcome: object) -> None:
+        """Fill the slot with a reply value, or with ``outcome.error`` for a :class:`Failure`."""
+        if type(outcome) is Failure:
+            self.fail(outcome.error)
+        else:
+            self.set(outcome)
+
     @property
     def done(self) -> bool:
         return self._event.is_set()
@@ -112,14 +140,56 @@ class Reply:
         return self._value
 
 
+#: The registry of the actor running in this task, for :class:`_LegacyReply`.
+_CURRENT_REGISTRY: contextvars.ContextVar[Registry] = contextvars.ContextVar("actor_registry")
+
+
+class _LegacyReply(Reply):
+    """``envelope.reply`` as it was (``set``/``fail``), answering through the reply address."""
+
+    __slots__ = ("_address",)
+
+    def __init__(self, address: str) -> None:  # no slot of its own: the registry holds it
+        self._address = address
+
+    def set(self, value: object) -> None:
+        _CURRENT_REGISTRY.get().reply(self._address, value)
+
+    def fail(self, error: BaseException) -> None:
+        assert isinstance(error, ActorError)
+        _CURRENT_REGISTRY.get().reply(self._address, Failure(error))
+
+    @property
+    def done(self) -> bool:
+        return False
+
+
 class Envelope:
-    """A message in a mailbox, with the reply slot of an ``ask`` (``None`` for a ``tell``)."""
+    """A message in a mailbox, with the reply address of an ``ask`` (``None`` for a ``tell``).
 
-    __slots__ = ("message", "reply")
+    The reply address is a plain string resolved by the registry, like any address: an ask can
+    cross a node without its sender changing.
+    """
 
-    def __init__(self, message: object, reply: Reply | None) -> None:
+    __slots__ = ("message", "reply_to")
+
+    def __init__(self, message: object, reply_to: str | None = None) -> None:
         self.message = message
-        self.reply = reply
+        self.reply_to = reply_to
+
+    @property
+    def reply(self) -> Reply | None:
+        """Deprecated: a handle on ``reply_to`` for code that still answers envelopes itself.
+
+        ``None`` for a tell. Only valid inside the actor that received the envelope; use
+        ``take_queued`` and :class:`Pending` instead. Goes once the waiting area has switched.
+        """
+        if self.reply_to is None:
+            return None
+        return _LegacyReply(self.reply_to)
+
+    def __repr__(self) -> str:
+        return f"Envelope({self.message!r}, reply_to={self.reply_to!r})"
 
 
 class Mailbox:
@@ -131,7 +201,16 @@ class Mailbox:
     ``take_queued`` batch waits there, so it keeps its place even across a restart.
     """
 
-    __slots__ = ("_receive", "_send", "address", "capacity", "closed", "front", "overflow")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "address",
+        "capacity",
+        "closed",
+        "front",
+        "overflow",
+        "registry",
+    )
 
     def __init__(self, address: str, capacity: int = DEFAULT_MAILBOX_SIZE) -> None:
         self.address = address
@@ -139,6 +218,9 @@ class Mailbox:
         self._send, self._receive = trio.open_memory_channel[Envelope](capacity)
         self.closed = False
         self.front: Envelope | None = None
+        #: The registry that routes to this mailbox (set by ``Registry.register``): where the
+        #: asks still queued at the end are answered.
+        self.registry: Registry | None = None
         #: Set the first time a sender finds the mailbox full, for owners that must react (a
         #: connection whose client does not read is closed rather than left missing events).
         self.overflow = trio.Event()
@@ -176,9 +258,10 @@ class Mailbox:
         envelope, self.front = self.front, None
         if envelope is None:
             envelope = self.get_nowait()
+        registry = self.registry
         while envelope is not None:
-            if envelope.reply is not None:
-                envelope.reply.fail(ActorStopped(self.address))
+            if envelope.reply_to is not None and registry is not None:
+                registry.reply(envelope.reply_to, Failure(ActorStopped(self.address)))
             envelope = self.get_nowait()
 
 
@@ -204,11 +287,18 @@ class ActorRef:
     async def ask(self, message: object, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send ``message`` and wait at most ``timeout`` seconds for the handler's return value.
 
-        On cancellation the wait is abandoned; the message may still be handled later.
+        The reply comes to a reply address the registry holds only while this call waits: on a
+        timeout or cancellation the wait is abandoned, the message may still be handled later,
+        and its reply is then dropped.
         """
-        reply = Reply()
-        self.registry.deliver(self.address, Envelope(message, reply))
-        return await reply.wait(self.address, timeout)
+        registry = self.registry
+        reply_to, slot = registry.open_reply()
+        try:
+            registry.deliver(self.address, Envelope(message, reply_to))
+            return await slot.wait(self.address, timeout)
+        finally:
+            if not slot.done:
+                registry.close_reply(reply_to)
 
     def __repr__(self) -> str:
         return f"ActorRef({self.address!r})"
@@ -244,37 +334,39 @@ class Pending(Generic[M]):
     after the actor instance ended (its asker was already told ``ActorCrashed`` or ``ActorStopped``).
     """
 
-    __slots__ = ("_actor", "_reply", "message")
+    __slots__ = ("_actor", "answered", "message", "reply_to")
 
-    def __init__(self, actor: Actor, message: M, reply: Reply | None) -> None:
+    def __init__(self, actor: Actor, message: M, reply_to: str | None) -> None:
         self._actor = actor
-        self._reply = reply
         self.message = message
+        self.reply_to = reply_to
+        #: True once answered; a tell counts as answered from the start.
+        self.answered = reply_to is None
 
     @property
     def is_ask(self) -> bool:
         """True when somebody waits for the answer (an ``ask``), False for a ``tell``."""
-        return self._reply is not None
-
-    @property
-    def answered(self) -> bool:
-        return self._reply is None or self._reply.done
+        return self.reply_to is not None
 
     def reply(self, value: object) -> None:
         """Send ``value`` to the asker."""
-        if self._reply is not None:
-            self._reply.set(value)
-            self._actor._actor_outstanding.discard(self)
+        self._answer(value)
 
     def refuse(self, refusal: Refusal) -> None:
         """Raise ``refusal`` at the asker (an expected "no"; the actor keeps running)."""
-        self.fail(refusal)
+        self._answer(Failure(refusal))
 
     def fail(self, error: ActorError) -> None:
         """Raise ``error`` at the asker."""
-        if self._reply is not None:
-            self._reply.fail(error)
-            self._actor._actor_outstanding.discard(self)
+        self._answer(Failure(error))
+
+    def _answer(self, outcome: object) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        actor = self._actor
+        actor._actor_outstanding.discard(self)
+        actor.registry.reply(self.reply_to, outcome)  # type: ignore[arg-type]
 
 
 class Timer:
@@ -359,6 +451,8 @@ class Actor:
         self._actor_timers: set[Timer] = set()
         #: The first exception of a spawned task: it crashes the actor.
         self._actor_crash: Exception | None = None
+        #: True once ``on_start`` finished in the current run.
+        self._actor_started = False
 
     # -- hooks -----------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -425,8 +519,8 @@ class Actor:
             raise RuntimeError("defer_reply is only possible inside a handler")
         pending = self._actor_deferred
         if pending is None:
-            pending = self._actor_deferred = Pending(self, envelope.message, envelope.reply)
-            if envelope.reply is not None:
+            pending = self._actor_deferred = Pending(self, envelope.message, envelope.reply_to)
+            if envelope.reply_to is not None:
                 self._actor_outstanding.add(pending)
         return pending
 
@@ -453,8 +547,8 @@ class Actor:
                 mailbox.front = envelope
                 break
             MESSAGES_HANDLED[kind] = MESSAGES_HANDLED.get(kind, 0) + 1
-            pending: Pending[M] = Pending(self, envelope.message, envelope.reply)  # type: ignore[arg-type]
-            if envelope.reply is not None:
+            pending: Pending[M] = Pending(self, envelope.message, envelope.reply_to)  # type: ignore[arg-type]
+            if envelope.reply_to is not None:
                 self._actor_outstanding.add(pending)
             taken.append(pending)
         return taken
@@ -486,13 +580,15 @@ class Actor:
         try:
             await async_fn(*args)
         except Exception as exc:
-            if self._actor_crash is None:
-                self._actor_crash = exc
-            if self._actor_nursery is not None:
-                name = getattr(async_fn, "__qualname__", repr(async_fn))
-                self._actor_nursery.cancel_scope.cancel(
-                    reason=f"{self.address}: spawned task {name} crashed"
-                )
+            name = getattr(async_fn, "__qualname__", repr(async_fn))
+            self._actor_fail(exc, f"spawned task {name} crashed")
+
+    def _actor_fail(self, exc: Exception, why: str) -> None:
+        """Crash this instance from outside its handler (a task): the supervisor sees ``exc``."""
+        if self._actor_crash is None:
+            self._actor_crash = exc
+        if self._actor_nursery is not None:
+            self._actor_nursery.cancel_scope.cancel(reason=f"{self.address}: {why}")
 
     # -- the loop ---------------------------------------------------------------------------------
     async def _dispatch(self, envelope: Envelope) -> None:
@@ -500,8 +596,8 @@ class Actor:
         kind = type(message)
         if kind is Stop:
             self._stopping = True
-            if envelope.reply is not None:
-                envelope.reply.set(None)
+            if envelope.reply_to is not None:
+                self.registry.reply(envelope.reply_to, None)
             return
         if kind is _TimerFired:
             timer = message.timer  # type: ignore[attr-defined]
@@ -517,19 +613,19 @@ class Actor:
         try:
             result = await self.handle(message)
         except Refusal as refusal:
-            if envelope.reply is not None:
+            if envelope.reply_to is not None:
                 if self._actor_deferred is not None:
                     self._actor_deferred.refuse(refusal)
                 else:
-                    envelope.reply.fail(refusal)
+                    self.registry.reply(envelope.reply_to, Failure(refusal))
             else:
                 log.info("%s refused a tell: %s", self.address, refusal)
         # Any other exception crashes the actor: ``_actor_end`` answers this ask (and every other
         # one the instance owes) with ActorCrashed once the instance is gone, so the supervisor has
         # logged the crash before the asker hears of it.
         else:
-            if envelope.reply is not None and self._actor_deferred is None:
-                envelope.reply.set(result)
+            if envelope.reply_to is not None and self._actor_deferred is None:
+                self.registry.reply(envelope.reply_to, result)
         self._actor_envelope = None
         # Left set after a crash, so the supervisor can log the message that caused it.
         self.current_message = None
@@ -549,12 +645,15 @@ class Actor:
         self._mailbox = mailbox
         self._kind = mailbox.address.partition("/")[0]
         self._actor_crash = None
+        self._actor_started = False
+        _CURRENT_REGISTRY.set(self.registry)
         ended = "stopped"
         try:
             async with trio.open_nursery() as nursery:
                 self._actor_nursery = nursery
                 try:
                     await self.on_start()
+                    self._actor_started = True
                     task_status.started()
                     await self._actor_serve(mailbox)
                 except Exception as exc:
@@ -600,13 +699,14 @@ class Actor:
             timer.cancel()
         crashed = self._actor_crash is not None
         envelope = self._actor_envelope
-        if envelope is not None and envelope.reply is not None and self._actor_deferred is None:
-            # Killed (or a spawned task crashed) in the middle of a handler.
-            envelope.reply.fail(
+        if envelope is not None and envelope.reply_to is not None and self._actor_deferred is None:
+            # Crashed, or killed, in the middle of a handler.
+            error: ActorError = (
                 ActorCrashed(self.address, envelope.message)
                 if crashed
                 else ActorStopped(self.address)
             )
+            self.registry.reply(envelope.reply_to, Failure(error))
         self._actor_envelope = None
         for pending in list(self._actor_outstanding):
             pending.fail(

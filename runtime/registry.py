@@ -5,6 +5,12 @@ Addresses are plain strings with a kind prefix: ``area/<id>``, ``room/<id>``, ``
 Today every name resolves to a local mailbox; when rooms are placed across nodes (through Redis or
 Valkey), a :class:`RemoteTransport` is consulted for names that are not local, and senders do not
 change.
+
+An ask's reply goes to an address too: ``reply/<n>`` (``reply/<node>/<n>`` on a named node), a
+one-shot slot the registry holds only while the asker waits. The handler's outcome is delivered with
+:meth:`Registry.reply`, locally or through the transport; a reply nobody waits for any more (the
+asker timed out or was cancelled) is dropped. Slots are a plain dict, not mailboxes: every ask opens
+and closes one, so they must stay cheap.
 """
 
 from __future__ import annotations
@@ -13,30 +19,50 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Protocol
 
+from runtime.address import SEPARATOR
 from runtime.errors import ActorNotFound
-from runtime.kernel import ActorRef, Envelope, Mailbox
+from runtime.kernel import ActorRef, Envelope, Mailbox, Reply
+
+#: The address kind of reply slots.
+REPLY_KIND = "reply"
 
 
 class RemoteTransport(Protocol):
-    """What a cross-node transport must offer the registry (not implemented on a single node)."""
+    """What a cross-node transport must offer the registry (not implemented on a single node).
+
+    ``owns`` answers for actor addresses and for reply addresses of other nodes alike. An envelope
+    carries its reply address as a string, so ``deliver`` can send it as it is; the node that
+    handles it answers with ``reply``, which this transport carries back to the asker's node,
+    where it is handed to that node's ``Registry.reply``. Outcomes are the reply value or a
+    :class:`~runtime.kernel.Failure` holding a runtime error, to be serialised by the transport.
+    """
 
     def owns(self, address: str) -> bool: ...
 
     def deliver(self, address: str, envelope: Envelope) -> None: ...
 
+    def reply(self, address: str, outcome: object) -> None: ...
+
 
 class Registry:
-    """Maps actor addresses to mailboxes; the single place where a name becomes a destination."""
+    """Maps actor addresses to mailboxes; the single place where a name becomes a destination.
 
-    def __init__(self, remote: RemoteTransport | None = None) -> None:
+    ``node`` names this node in its reply addresses, so that a transport can route a reply home.
+    """
+
+    def __init__(self, remote: RemoteTransport | None = None, node: str = "") -> None:
         self._local: dict[str, Mailbox] = {}
         self._remote = remote
+        self._replies: dict[str, Reply] = {}
+        self._reply_prefix = REPLY_KIND + SEPARATOR + (node + SEPARATOR if node else "")
+        self._reply_serial = 0
 
     def register(self, mailbox: Mailbox) -> None:
         current = self._local.get(mailbox.address)
         if current is not None and current is not mailbox and not current.closed:
             raise ValueError(f"address {mailbox.address} is already registered")
         self._local[mailbox.address] = mailbox
+        mailbox.registry = self
 
     def unregister(self, mailbox: Mailbox) -> None:
         if self._local.get(mailbox.address) is mailbox:
@@ -50,6 +76,30 @@ class Registry:
             self._remote.deliver(address, envelope)
         else:
             raise ActorNotFound(address)
+
+    # -- replies ----------------------------------------------------------------------------------
+    def open_reply(self) -> tuple[str, Reply]:
+        """A new reply address and its slot; the asker closes it when it stops waiting."""
+        self._reply_serial += 1
+        address = self._reply_prefix + str(self._reply_serial)
+        slot = self._replies[address] = Reply()
+        return address, slot
+
+    def close_reply(self, address: str) -> None:
+        """Forget a reply address: a reply that still comes is dropped."""
+        self._replies.pop(address, None)
+
+    def reply(self, address: str, outcome: object) -> None:
+        """Deliver an ask's outcome (a value, or a ``Failure``); dropped if nobody waits any more."""
+        slot = self._replies.pop(address, None)
+        if slot is not None:
+            slot.resolve(outcome)
+        elif self._remote is not None and self._remote.owns(address):
+            self._remote.reply(address, outcome)
+
+    def waiting_replies(self) -> int:
+        """Reply slots open now (asks waiting for an answer), for tests and metrics."""
+        return len(self._replies)
 
     def ref(self, address: str) -> ActorRef:
         return ActorRef(self, address)

@@ -10,10 +10,17 @@ Vocabulary from Erlang/OTP:
   deeply wrong, so the supervisor stops all its children and raises
   :class:`~runtime.errors.RestartIntensityExceeded` to whoever runs it (its own supervisor, or the
   server's root nursery);
-* shutdown: ask the child to stop (it drains its mailbox), wait a bounded time, then cancel it.
+* shutdown: ask the child to stop (it drains its mailbox), wait a bounded time, then cancel it;
+* supervisors form a tree: ``await parent.start_supervisor(name, ...)`` runs a child supervisor as
+  one of ``parent``'s children (at ``supervisor/<name>``). When the child supervisor exceeds its
+  intensity, that is a crash of that child: ``parent`` restarts it per its restart type (its
+  non-temporary children come back from their specs) or, past its own intensity, escalates in
+  turn.
 
 A crash is logged with the child's address and the message that caused it. Siblings keep running
-and keep their mailboxes; the restarted child inherits its predecessor's mailbox.
+and keep their mailboxes; the restarted child inherits its predecessor's mailbox. Every child,
+supervisor or actor, runs the one actor loop (:meth:`~runtime.kernel.Actor.run_loop`) under the one
+restart loop here, and every cancellation says why.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 
 import trio
 
+from runtime.address import Address
 from runtime.errors import RestartIntensityExceeded
 from runtime.kernel import DEFAULT_MAILBOX_SIZE, Actor, ActorRef, Envelope, Mailbox, Stop
 from runtime.registry import Registry
@@ -38,6 +46,8 @@ DEFAULT_MAX_RESTARTS = 3
 DEFAULT_PERIOD = 5.0
 #: How long a child gets to drain its mailbox on a clean stop before it is cancelled.
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: The address kind under which a child supervisor sits in its parent (``supervisor/rooms``).
+SUPERVISOR_KIND = "supervisor"
 
 
 class Strategy(enum.Enum):
@@ -130,6 +140,8 @@ class Supervisor:
         self._children: dict[str, _Child] = {}
         self._nursery: trio.Nursery | None = None
         self._escalation: RestartIntensityExceeded | None = None
+        #: Specs of the children to bring back when this supervisor is run again.
+        self._restore: list[ChildSpec] = []
         self.restart_count = 0
 
     @property
@@ -147,16 +159,25 @@ class Supervisor:
         """Supervise until cancelled; raise ``RestartIntensityExceeded`` when intensity is exceeded.
 
         Owns its children: on cancellation or escalation every child is cancelled and its mailbox
-        closed, and queued asks are answered with ``ActorStopped``.
+        closed, and queued asks are answered with ``ActorStopped``. Run again (a child supervisor
+        restarted by its parent), it starts afresh with the non-temporary children it had.
         """
+        self._escalation = None
+        self.intensity.reset()
+        restore, self._restore = self._restore, []
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for spec in restore:
+                    await self.start_child(spec)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
             self._nursery = None
-            for child in list(self._children.values()):
+            children = list(self._children.values())
+            if self._escalation is None:  # else kept as it was when the intensity was exceeded
+                self._restore = self._restorable()
+            for child in children:
                 self._forget(child)
         if self._escalation is not None:
             raise self._escalation
@@ -183,6 +204,35 @@ class Supervisor:
             raise
         return ActorRef(self.registry, spec.address)
 
+    async def start_supervisor(
+        self,
+        name: str,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        period: float = DEFAULT_PERIOD,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        restart: Restart = Restart.PERMANENT,
+    ) -> Supervisor:
+        """Start a child supervisor under this one and return it, running, to start children on.
+
+        It is this supervisor's child ``supervisor/<name>`` with restart type ``restart``: its
+        escalation is that child's crash, restarted (or escalated further) by this supervisor.
+        ``stop_child("supervisor/<name>")`` stops its children cleanly, then it.
+        """
+        child = Supervisor(
+            self.registry,
+            name,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            period=period,
+            shutdown_timeout=shutdown_timeout,
+        )
+        await self.start_child(
+            ChildSpec(Address.of(SUPERVISOR_KIND, name), lambda: SupervisorActor(child), restart)
+        )
+        return child
+
     async def stop_child(self, address: str, timeout: float | None = None) -> None:
         """Stop a child cleanly (it drains its mailbox), cancelling it after ``timeout``."""
         child = self._children.get(address)
@@ -192,11 +242,11 @@ class Supervisor:
         try:
             child.mailbox.put(Envelope(Stop(), None))
         except Exception:
-            child.scope.cancel()
+            child.scope.cancel(reason=f"{self.name}: stopping {address}, its mailbox is shut")
         with trio.move_on_after(self.shutdown_timeout if timeout is None else timeout):
             await child.done.wait()
         if not child.done.is_set():
-            child.scope.cancel()
+            child.scope.cancel(reason=f"{self.name}: {address} did not stop in time")
             await child.done.wait()
 
     async def stop(self) -> None:
@@ -222,15 +272,21 @@ class Supervisor:
         return actor
 
     async def _supervise(self, child: _Child, task_status: trio.TaskStatus[None]) -> None:
-        # The first start is not protected: a child that cannot start is the caller's error.
-        actor = self._new_instance(child)
-        crash: Exception | None = None
-        with child.scope:
-            try:
-                await actor.run_loop(child.mailbox, task_status=task_status)
-            except Exception as exc:
-                crash = exc
+        """The one restart loop: run an instance, decide from how it ended whether to run another."""
+        status: trio.TaskStatus[None] = task_status
         while True:
+            actor = self._new_instance(child)
+            crash: Exception | None = None
+            with child.scope:
+                try:
+                    await actor.run_loop(child.mailbox, task_status=status)
+                except Exception as exc:
+                    if status is task_status and not actor._actor_started:
+                        # The first start is not protected: a child that cannot start is the
+                        # caller's error (start_child raises it).
+                        raise
+                    crash = exc
+            status = trio.TASK_STATUS_IGNORED
             if child.scope.cancelled_caught and not child.restart_requested:
                 break  # killed: shutdown or stop_child timeout
             if crash is not None:
@@ -251,13 +307,6 @@ class Supervisor:
                 self.registry.register(child.mailbox)
             child.restart_requested = False
             child.scope = trio.CancelScope()
-            actor = self._new_instance(child)
-            crash = None
-            with child.scope:
-                try:
-                    await actor.run_loop(child.mailbox)
-                except Exception as exc:
-                    crash = exc
         self._forget(child)
 
     def _restart_siblings(self, crashed: _Child) -> None:
@@ -275,11 +324,16 @@ class Supervisor:
                 self.name, self.intensity.max_restarts, self.intensity.period
             )
             log.error("%s", self._escalation)
+            self._restore = self._restorable()
             if self._nursery is not None:
                 self._nursery.cancel_scope.cancel(reason=str(self._escalation))
             return False
         self.restart_count += 1
         return True
+
+    def _restorable(self) -> list[ChildSpec]:
+        """The children a restart of this supervisor brings back: all but the temporary ones."""
+        return [c.spec for c in self._children.values() if c.spec.restart is not Restart.TEMPORARY]
 
     def _log_crash(self, child: _Child, actor: Actor, exc: Exception) -> None:
         log.error(
@@ -299,3 +353,27 @@ class Supervisor:
             child.mailbox.close()
         child.mailbox.fail_pending()
         child.done.set()
+
+
+class SupervisorActor(Actor):
+    """A child supervisor as its parent sees it: an actor whose life is the supervisor's ``run``.
+
+    Its escalation crashes this actor, which is how the parent learns of it; a clean stop first
+    stops the supervisor's children cleanly.
+    """
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        super().__init__()
+        self.supervisor = supervisor
+
+    async def on_start(self) -> None:
+        await self._actor_running_nursery().start(self._run)
+
+    async def _run(self, task_status: trio.TaskStatus[Supervisor]) -> None:
+        try:
+            await self.supervisor.run(task_status=task_status)
+        except RestartIntensityExceeded as exc:
+            self._actor_fail(exc, f"supervisor {self.supervisor.name} escalated")
+
+    async def on_stop(self) -> None:
+        await self.supervisor.stop()
