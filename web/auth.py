@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 from quart import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from actors.staff.directory import DIRECTORY_ADDRESS, SessionInfo, SignOut
-from actors.staff.signin import SIGN_IN_ADDRESS, SignIn
+from actors import addresses, refusals
+from actors.staff.directory import SessionInfo, SignOut
+from actors.staff.signin import SignIn
 from runtime import Refusal
 from services.throttle import WINDOW_SECONDS
 from web import security
@@ -50,10 +51,10 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
     target = form.get("next", "")
     try:
         info = await security.ask(
-            SIGN_IN_ADDRESS, SignIn(username, password, request.remote_addr or "")
+            addresses.SIGN_IN, SignIn(username, password, request.remote_addr or "")
         )
     except Refusal as refusal:
-        throttled = refusal.code == "too_many_attempts"
+        throttled = refusal.code == refusals.TOO_MANY_ATTEMPTS
         page = await render_template(
             "sign_in.html",
             next=target,
@@ -70,7 +71,7 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
     # Whatever session this browser held before is over; the new one has a new id.
     old = security.session_cookie()
     if old:
-        await security.ask(DIRECTORY_ADDRESS, SignOut(old, request.remote_addr or ""))
+        await security.ask(addresses.DIRECTORY, SignOut(old, request.remote_addr or ""))
     g.session_view = None
     response = redirect(_safe_next(target), code=303)
     security.set_session_cookie(response, info.session_id)
@@ -81,7 +82,7 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
 async def sign_out() -> WerkzeugResponse:
     session_id = security.session_cookie()
     if session_id:
-        await security.ask(DIRECTORY_ADDRESS, SignOut(session_id, request.remote_addr or ""))
+        await security.ask(addresses.DIRECTORY, SignOut(session_id, request.remote_addr or ""))
     response = redirect(url_for("auth.sign_in", signed_out=1), code=303)
     security.clear_session_cookie(response)
     return response

@@ -11,8 +11,8 @@ import re
 
 from quart import Blueprint, render_template
 
+from actors import addresses
 from actors.messages import AreasFor, AreaSummary
-from actors.waiting.areas import AREAS_ADDRESS
 from web import security
 
 blueprint = Blueprint("dashboard", __name__)
@@ -25,7 +25,7 @@ async def dashboard() -> str:
     from web.app import public_url  # web.app imports this module
 
     principal = await security.require_staff()
-    reply = await security.ask(AREAS_ADDRESS, AreasFor(principal))
+    reply = await security.ask(addresses.AREAS, AreasFor(principal))
     areas = sorted(
         (a for a in reply if isinstance(a, AreaSummary)) if isinstance(reply, list) else [],
         key=lambda a: (a.unit_id, a.name),

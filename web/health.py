@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, current_app
 
-from actors.staff.directory import DIRECTORY_ADDRESS, ProbeStorage
+from actors import addresses
+from actors.staff.directory import ProbeStorage
 from runtime import ActorError
 from web import security
 
@@ -17,9 +18,9 @@ PROBE_TIMEOUT = 1.0
 @blueprint.get("/healthz")
 async def healthz() -> tuple[dict[str, object], int]:
     registry = security.registry()
-    actors_up = DIRECTORY_ADDRESS in registry
+    actors_up = addresses.DIRECTORY in registry
     try:
-        await registry.ref(DIRECTORY_ADDRESS).ask(ProbeStorage(), timeout=PROBE_TIMEOUT)
+        await registry.ref(addresses.DIRECTORY).ask(ProbeStorage(), timeout=PROBE_TIMEOUT)
         storage = "ok"
     except ActorError:
         storage = "unavailable"

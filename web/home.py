@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, g, render_template
 
-from actors.staff.directory import DIRECTORY_ADDRESS, AreaSummary, ListMyAreas
+from actors import addresses
+from actors.staff.directory import AreaSummary, ListMyAreas
 from web import security
 
 blueprint = Blueprint("home", __name__)
@@ -13,6 +14,6 @@ blueprint = Blueprint("home", __name__)
 @blueprint.get("/")
 @security.staff_required
 async def index() -> str:
-    reply = await security.ask(DIRECTORY_ADDRESS, ListMyAreas(g.principal))
+    reply = await security.ask(addresses.DIRECTORY, ListMyAreas(g.principal))
     areas = [a for a in reply if isinstance(a, AreaSummary)] if isinstance(reply, tuple) else []
     return await render_template("home.html", areas=areas)

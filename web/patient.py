@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import dates
 from quart import Blueprint, render_template, request
 
+from actors import addresses, refusals
 from actors.messages import (
     AreaPublic,
     ArrivalTicket,
@@ -26,7 +27,6 @@ from actors.messages import (
     FindArea,
     GuestPass,
 )
-from actors.waiting.areas import AREAS_ADDRESS
 from runtime import Refusal
 from web import i18n, security
 from web.i18n import N_
@@ -77,7 +77,7 @@ async def _area(slug: str) -> tuple[str, AreaPublic]:
     if not _TOKEN_PART.match(slug):
         raise _not_found()
     try:
-        address = await security.ask(AREAS_ADDRESS, FindArea(slug))
+        address = await security.ask(addresses.AREAS, FindArea(slug))
     except Refusal:
         raise _not_found() from None
     assert isinstance(address, str)
@@ -147,7 +147,10 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
     try:
         ticket = await security.ask(address, Arrive(values, request.remote_addr or ""))
     except Refusal as refusal:
-        if refusal.code in ("closed", "inactive"):  # the page explains; no form to fill
+        if refusal.code in (
+            refusals.CLOSED,
+            refusals.INACTIVE,
+        ):  # the page explains; no form to fill
             _, info = await _area(slug)
             return await _form_page(info, values, None, 409)
         return await _form_page(info, values, refusal.detail, 400)
@@ -168,7 +171,7 @@ def _invite_room(token: str) -> tuple[str, str]:
     room_id, _, secret = token.partition(".")
     if not _TOKEN_PART.match(room_id) or not _TOKEN_PART.match(secret):
         raise _gone()
-    if f"room/{room_id}" not in security.registry():
+    if addresses.room(room_id) not in security.registry():
         raise _gone()
     return room_id, secret
 
@@ -193,7 +196,7 @@ async def invite_claim(token: str) -> tuple[str, int]:
         return page, 400
     try:
         guest = await security.ask(
-            f"room/{room_id}", ClaimInvite(secret, name, request.remote_addr or "")
+            addresses.room(room_id), ClaimInvite(secret, name, request.remote_addr or "")
         )
     except Refusal:
         raise _gone() from None

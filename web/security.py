@@ -25,8 +25,9 @@ from markupsafe import Markup, escape
 from quart import Response, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from actors import addresses
 from actors.principal import Principal
-from actors.staff.directory import DIRECTORY_ADDRESS, CheckCsrf, DescribeSession, SessionView
+from actors.staff.directory import CheckCsrf, DescribeSession, SessionView
 from runtime import ActorError, ActorRef, Refusal, Registry
 
 SESSION_COOKIE = "waitroom_session"
@@ -70,7 +71,7 @@ def registry() -> Registry:
 
 
 def directory() -> ActorRef:
-    return registry().ref(DIRECTORY_ADDRESS)
+    return registry().ref(addresses.DIRECTORY)
 
 
 async def ask(address: str, message: object, timeout: float = DIRECTORY_TIMEOUT) -> object:
@@ -119,7 +120,7 @@ async def load_session() -> None:
     session_id = session_cookie()
     if session_id:
         try:
-            view = await ask(DIRECTORY_ADDRESS, DescribeSession(session_id))
+            view = await ask(addresses.DIRECTORY, DescribeSession(session_id))
         except Refusal:
             view = None
         g.session_view = view if isinstance(view, SessionView) else None
@@ -214,7 +215,7 @@ async def check_csrf() -> None:
     view: SessionView | None = g.get("session_view")
     if view is not None:
         try:
-            await ask(DIRECTORY_ADDRESS, CheckCsrf(session_cookie(), submitted))
+            await ask(addresses.DIRECTORY, CheckCsrf(session_cookie(), submitted))
         except Refusal as refusal:
             raise _csrf_refused() from refusal
         return
