@@ -1,9 +1,11 @@
 """Start Waitroom's long-lived actors, in dependency order, under supervisors the server owns.
 
-The supervision tree::
+The supervision tree (``docs/lifecycle.md`` draws it with the server's own tasks)::
 
-    root (one_for_one)            directory, system/echo, rooms, areas, outbox, admin
-    rooms supervisor (one_for_one) room/<id> ... (transient: gone when their call ends)
+    root (one_for_one)             directory, sign-in, system/echo, rooms, areas, admin/setup,
+                                   outbox, admin
+    rooms supervisor (one_for_one) room/<id> ... (transient: gone when their call ends), each
+                                   also reachable as call/<call id>
     areas supervisor (one_for_one) area/<id> ... (permanent: restored from storage on restart)
 
 The composition root (``waitroom.server``) calls :func:`start_actors` once storage is migrated; rooms
@@ -16,14 +18,16 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from actors.admin.outbox import OUTBOX_ADDRESS, OutboxActor
-from actors.admin.reports import ADMIN_ADDRESS, AdminActor
-from actors.admin.setup import SETUP_ADDRESS, SetupAdmin
-from actors.staff.directory import DIRECTORY_ADDRESS, Directory
-from actors.staff.signin import SIGN_IN_ADDRESS, SignInDesk
-from actors.system import ECHO_ADDRESS, Echo
-from actors.waiting.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
-from actors.waiting.rooms import MediaPort, RoomHost
+from actors import addresses
+from actors.admin.outbox import OutboxActor
+from actors.admin.reports import AdminActor
+from actors.admin.setup import SetupAdmin
+from actors.calls.media import MediaPort
+from actors.staff.directory import Directory
+from actors.staff.signin import SignInDesk
+from actors.system import Echo
+from actors.waiting.areas import AreaHost
+from actors.waiting.rooms import RoomHost
 from runtime.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
@@ -42,18 +46,19 @@ async def start_actors(
     media: MediaPort | None = None,
     senders: dict[Channel, Sender] | None = None,
 ) -> None:
-    """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which restore the queues) and
-    the outbox (``senders`` per channel; by default it only records, see :mod:`services.sender`)."""
+    """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
+    restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
+    see :mod:`services.sender`) and the admin reports."""
     registry = root.registry
     rooms: Supervisor = await nursery.start(
         Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
     )
     areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
-    await root.start_child(ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store)))
-    await root.start_child(ChildSpec(SIGN_IN_ADDRESS, lambda: SignInDesk(store)))
-    await root.start_child(ChildSpec(ECHO_ADDRESS, Echo))
-    await root.start_child(ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, media)))
-    await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))
-    await root.start_child(ChildSpec(SETUP_ADDRESS, lambda: SetupAdmin(store)))
-    await root.start_child(ChildSpec(OUTBOX_ADDRESS, lambda: OutboxActor(store, senders)))
-    await root.start_child(ChildSpec(ADMIN_ADDRESS, lambda: AdminActor(store)))
+    await root.start_child(ChildSpec(addresses.DIRECTORY, lambda: Directory(store)))
+    await root.start_child(ChildSpec(addresses.SIGN_IN, lambda: SignInDesk(store)))
+    await root.start_child(ChildSpec(addresses.ECHO, Echo))
+    await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, media)))
+    await root.start_child(ChildSpec(addresses.AREAS, lambda: AreaHost(store, areas)))
+    await root.start_child(ChildSpec(addresses.SETUP, lambda: SetupAdmin(store)))
+    await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store, senders)))
+    await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))

@@ -30,6 +30,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from actors import addresses
 from actors.boot import start_actors
 from gateway.asgi import GatewayEndpoint
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
@@ -273,15 +274,16 @@ async def _run_media(
     task_status: trio.TaskStatus[MediaService | MediaPool],
 ) -> None:
     """Run the media plane: one worker in this process, or ``config.media_workers`` worker
-    processes placed per call; its events (a peer's slots changed, a transport died) go to the room.
+    processes placed per call; its events (a peer's slots changed, a transport died) go to the call
+    they name, at ``call/<call id>``.
 
-    A media failure must not take the clinic down: the worker isolates peers itself, and a room
+    A media failure must not take the clinic down: the worker isolates peers itself, and a call
     that cannot be told (it ended) simply misses an event about a call that no longer exists.
     """
 
-    def to_room(event: MediaEvent) -> None:
+    def to_call(event: MediaEvent) -> None:
         with contextlib.suppress(ActorError):
-            registry.ref(f"room/{event.call_id}").tell(event)
+            registry.ref(addresses.call(event.call_id)).tell(event)
 
     announced = config.media_announce_address or (
         config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -292,11 +294,11 @@ async def _run_media(
         port=config.media_udp_port,
     )
     if config.media_workers > 0:
-        pool = MediaPool(worker_config, workers=config.media_workers, on_event=to_room)
+        pool = MediaPool(worker_config, workers=config.media_workers, on_event=to_call)
         log.info("media: %d worker processes", config.media_workers)
         await pool.run(task_status=task_status)
     else:
-        await MediaService(worker_config, on_event=to_room).run(task_status=task_status)
+        await MediaService(worker_config, on_event=to_call).run(task_status=task_status)
 
 
 #: Cyclic-GC thresholds for the serving process (Python's defaults are 700, 10, 10). The heap

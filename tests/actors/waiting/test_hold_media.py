@@ -5,6 +5,9 @@ room through its ``media.offer`` as the call page does. The caller's page here n
 real page does; this one stands for a modified or stuck one): on hold nothing is forwarded to it or
 from it, not even to the interpreter who stays in the room and offers media again; when the
 provider joins again, media flows again on the same connection.
+
+No sleeps: waits end when what they wait for is seen (a state in the worker, packets counted in).
+The media plane knows the call by the call's own id, not the room's.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import Any, cast
 
 import pytest
 import trio
+import trio.testing
 
+from actors import addresses
 from actors.boot import start_actors
+from actors.calls.routing import call_id_for
 from actors.inbound import Inbound, RedeemToken
 from actors.messages import Arrive, ClaimInvite, FindArea
 from actors.principal import Grant, Principal, Role, Scope
-from actors.waiting.areas import AREAS_ADDRESS
 from media import MediaEvent, Worker, WorkerConfig
 from runtime import ChildSpec, Registry, Supervisor
 from services.passwords import Passwords
@@ -34,10 +39,6 @@ from tests.media.fakepeer import FakePeer
 TIMEOUT = 5.0
 #: Packets a peer sends when the test checks that none of them is forwarded.
 PROBE_PACKETS = 5
-#: Polling interval for state the test waits on.
-POLL = 0.01
-#: Time the worker gets to forward (or, rightly, not forward) those packets.
-SETTLE = 0.2
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Call:
     worker: Worker
     room: str
     room_id: str
+    call_id: str
     provider: Principal
     area: str
     caller_id: str
@@ -63,12 +65,12 @@ class Call:
         # FakePeer offers to whatever has ``open_peer``; here that is the room's media.offer.
         signalling = cast(Worker, RoomSignalling(self, who, conn))
         with trio.fail_after(TIMEOUT):
-            await peer.connect(signalling, self.room_id, conn.replace("/", "-"))
+            await peer.connect(signalling, self.call_id, conn.replace("/", "-"))
         return peer
 
     def slot_ssrc(self, receiver: str, sender: str, receiving: FakePeer) -> int:
         """The SSRC ``receiving`` (peer id ``receiver``) gets ``sender``'s video on."""
-        slots = self.worker.slots(self.room_id, receiver)
+        slots = self.worker.slots(self.call_id, receiver)
         slot = next(s for s, owner in slots.items() if owner == sender)
         assert receiving.answer is not None
         return receiving.answer.slot_ssrcs[(slot, "video")]
@@ -97,19 +99,20 @@ async def flows(call: Call, sender: FakePeer, receiver: FakePeer, sid: str, rid:
 
 
 async def forwards_nothing(worker: Worker, *senders: FakePeer) -> None:
-    before = worker.stats()["forwarded"]
+    """The worker takes in every probe packet (they are counted in) and forwards none of them."""
+    before = worker.stats()
     for peer in senders:
         await peer.send_media(PROBE_PACKETS)
-    await trio.sleep(SETTLE)
-    assert worker.stats()["forwarded"] == before
+    arrived = before["rtp_in"] + PROBE_PACKETS * len(senders)
+    await eventually(lambda: worker.stats()["rtp_in"] >= arrived)
+    assert worker.stats()["forwarded"] == before["forwarded"]
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
-    for _ in range(int(TIMEOUT / POLL)):
-        if condition():
-            return
-        await trio.sleep(POLL)
-    raise AssertionError("not within the timeout")
+    """Wait until ``condition()`` holds, looking again each time every task has had its turn."""
+    with trio.fail_after(TIMEOUT):
+        while not condition():
+            await trio.testing.wait_all_tasks_blocked()
 
 
 @pytest.fixture
@@ -127,7 +130,7 @@ async def call(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Call]:
         await start_actors(nursery, root, store, media=worker)
         for conn in ("conn/caller", "conn/p", "conn/g", "conn/p2", "c/p"):
             await root.start_child(ChildSpec(conn, Inbox))
-        area = await registry.ref(AREAS_ADDRESS).ask(FindArea(demo.areas[0].slug))
+        area = await registry.ref(addresses.AREAS).ask(FindArea(demo.areas[0].slug))
         provider = Principal(
             kind="staff",
             display_name="Dr Demo",
@@ -139,8 +142,9 @@ async def call(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Call]:
         yield Call(
             registry,
             worker,
-            f"room/{ticket.room_id}",
+            addresses.room(ticket.room_id),
             ticket.room_id,
+            call_id_for(addresses.room(ticket.room_id)),
             provider,
             area,
             ticket.caller_id,
@@ -174,7 +178,7 @@ async def test_hold_cuts_media_both_ways_until_the_provider_joins_again(call: Ca
             call.area, "caller.hold", {"caller_id": call.caller_id}, call.provider, "c/p"
         )
         # The caller's connection is still open; the provider's and the guest's are closed.
-        await eventually(lambda: call.worker.peers(call.room_id) == ["conn-caller"])
+        await eventually(lambda: call.worker.peers(call.call_id) == ["conn-caller"])
         # The guest waits in the room and offers media again: nothing passes either way.
         await call.send(room, "room.enter", {}, guest, "conn/g")
         olena.close()

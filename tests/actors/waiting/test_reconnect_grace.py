@@ -1,8 +1,10 @@
-"""Reconnection within and after the grace period, at actor level, in real (short) time.
+"""Reconnection within and after the grace period, at actor level, on a virtual clock.
 
-The rooms host is built with a one-second grace instead of 120 s (the constructor parameter the
-server leaves at its default), so the tests run the real idle check of a real room actor over a real
-SQLite store: no mocked clock, no sleeping for two minutes.
+The room's grace is a timer. The clock here (pytest-trio's ``mock_clock``) stands still until the
+test moves it, so the storage thread (real SQLite, real time) never races it: each step runs to
+completion at one virtual instant, then the test jumps the clock. So the tests use the server's
+own two minutes, and see the caller dropped at exactly the grace, not at the next idle check.
+Waits for pushes are unbounded on a clock that only the test moves; pytest's timeout bounds them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
+from actors import addresses
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.messages import ArrivalTicket, Arrive, FindArea
 from actors.principal import Grant, Principal, Role, Scope
-from actors.waiting.areas import AREAS_ADDRESS, ROOMS_ADDRESS, AreaHost
+from actors.waiting.areas import AreaHost
 from actors.waiting.rooms import RECONNECT_GRACE, Room, RoomHost
 from gateway.auth import Authenticator
 from runtime import ChildSpec, Refusal, Registry, Supervisor
@@ -28,15 +32,14 @@ from storage import callers, reports, seed
 from storage import rooms as room_store
 from storage.db import Store, open_store
 from storage.errors import TokenRejectedError
-from tests.actors.inbox import Inbox
+from tests.actors.inbox import Inbox, Pushes
 
-#: Short enough to wait out in a test, long enough that an immediate reconnect is well within it.
-GRACE = 1.0
-#: A reconnect "within the grace period" comes back after this fraction of it.
-WITHIN = GRACE / 10
-#: Bounds every wait for an event: generous for a loaded 2-core machine.
-EVENT_TIMEOUT = 15.0
-POLL = 0.02
+GRACE = RECONNECT_GRACE
+#: The last step before the grace runs out (an exact binary fraction: the sums stay exact).
+STEP = 1.0
+#: Real seconds during which nothing may run for the room to count as settled: every message
+#: and storage call that one virtual instant set off has been handled (a commit takes milliseconds).
+SETTLE = 0.05
 
 
 @dataclass
@@ -51,8 +54,8 @@ class Clinic:
         grant = Grant(Role.PROVIDER, Scope.AREA, str(self.area_id))
         return Principal("staff", "Dr Demo", "1", None, frozenset({grant}))
 
-    async def inbox(self, name: str) -> list[Push]:
-        events: list[Push] = []
+    async def inbox(self, name: str) -> Pushes:
+        events = Pushes()
         await self.root.start_child(ChildSpec(name, lambda: Inbox(events)))
         return events
 
@@ -64,7 +67,7 @@ class Clinic:
         """What the gateway does for a caller's tab: redeem the token, then enter the room."""
         who = await Authenticator(self.registry).authenticate(ticket.token, None, "127.0.0.1")
         await self.inbox(conn)
-        reply: dict[str, object] = await self.registry.ref(f"room/{ticket.room_id}").ask(
+        reply: dict[str, object] = await self.registry.ref(addresses.room(ticket.room_id)).ask(
             Inbound("room.enter", {}, who, conn)
         )
         return reply
@@ -72,7 +75,7 @@ class Clinic:
     def disconnect(self, ticket: ArrivalTicket, conn: str) -> None:
         """What the gateway tells the room when the tab closes."""
         who = Principal("caller", "", room_id=ticket.room_id)
-        self.registry.ref(f"room/{ticket.room_id}").tell(ConnectionClosed(conn, who))
+        self.registry.ref(addresses.room(ticket.room_id)).tell(ConnectionClosed(conn, who))
 
     async def queue(self) -> list[dict[str, object]]:
         reply = await self.registry.ref(self.area).ask(
@@ -80,6 +83,9 @@ class Clinic:
         )
         callers_now: list[dict[str, object]] = reply["callers"]
         return callers_now
+
+    async def names(self) -> list[object]:
+        return [c["name"] for c in await self.queue()]
 
 
 @pytest.fixture
@@ -90,31 +96,16 @@ async def clinic(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Clinic]
         root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
         rooms: Supervisor = await nursery.start(Supervisor(registry, "rooms").run)
         areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
-        await root.start_child(
-            ChildSpec(ROOMS_ADDRESS, lambda: RoomHost(store, rooms, None, grace=GRACE))
-        )
-        await root.start_child(ChildSpec(AREAS_ADDRESS, lambda: AreaHost(store, areas)))
-        area = await registry.ref(AREAS_ADDRESS).ask(FindArea(demo.areas[0].slug))
+        await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, None)))
+        await root.start_child(ChildSpec(addresses.AREAS, lambda: AreaHost(store, areas)))
+        area = await registry.ref(addresses.AREAS).ask(FindArea(demo.areas[0].slug))
         yield Clinic(registry, root, store, area, demo.areas[0].id)
         nursery.cancel_scope.cancel()
 
 
-async def wait_for(events: list[Push], matches: Callable[[Push], bool], start: int = 0) -> Push:
-    """The first event from ``events[start:]`` that matches, waiting for it if need be."""
-    with trio.fail_after(EVENT_TIMEOUT):
-        while True:
-            found = [e for e in events[start:] if matches(e)]
-            if found:
-                return found[0]
-            await trio.sleep(POLL)
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    with trio.fail_after(EVENT_TIMEOUT):
-        while True:
-            if condition():
-                return
-            await trio.sleep(POLL)
+async def settle() -> None:
+    """Let everything the current virtual instant set off run to its end."""
+    await trio.testing.wait_all_tasks_blocked(SETTLE)
 
 
 def presence(caller_id: str, connected: bool) -> Callable[[Push], bool]:
@@ -125,13 +116,19 @@ def presence(caller_id: str, connected: bool) -> Callable[[Push], bool]:
     )
 
 
+def removed(caller_id: str) -> Callable[[Push], bool]:
+    return lambda e: e.type == "queue.removed" and e.body["id"] == caller_id
+
+
 def test_the_server_default_grace_is_two_minutes() -> None:
     assert RECONNECT_GRACE == 120.0
     assert inspect.signature(RoomHost).parameters["grace"].default == RECONNECT_GRACE
     assert inspect.signature(Room).parameters["grace"].default == RECONNECT_GRACE
 
 
-async def test_reconnect_within_grace_keeps_the_same_place_and_room(clinic: Clinic) -> None:
+async def test_reconnect_within_grace_keeps_the_same_place_and_room(
+    clinic: Clinic, mock_clock: trio.testing.MockClock
+) -> None:
     dashboard = await clinic.inbox("conn/dash")
     await clinic.queue()  # the provider watches
     tickets = [await clinic.arrive(name) for name in ("Ada", "Bob", "Cy")]
@@ -140,28 +137,32 @@ async def test_reconnect_within_grace_keeps_the_same_place_and_room(clinic: Clin
     before = await clinic.queue()
     ada = tickets[0]
 
-    clinic.disconnect(ada, "conn/tab-0")  # Ada closes her tab ...
-    await wait_for(dashboard, presence(ada.caller_id, connected=False))
     mark = len(dashboard)
-    await trio.sleep(WITHIN)
-    entered = await clinic.connect(ada, "conn/tab-0-again")  # ... and comes back with her token
+    clinic.disconnect(ada, "conn/tab-0")  # Ada closes her tab ...
+    await dashboard.wait_for(presence(ada.caller_id, connected=False), start=mark)
+    mark = len(dashboard)
+    mock_clock.jump(GRACE - STEP)  # ... and comes back in the grace's last second, with her token
+    entered = await clinic.connect(ada, "conn/tab-0-again")
 
     assert entered["room"] == ada.room_id and entered["state"] == "waiting"
-    await wait_for(dashboard, presence(ada.caller_id, connected=True), start=mark)
+    await dashboard.wait_for(presence(ada.caller_id, connected=True), start=mark)
     after = await clinic.queue()
     assert [c["name"] for c in after] == ["Ada", "Bob", "Cy"]
     assert [(c["id"], c["room"], c["queued_at"]) for c in after] == [
         (c["id"], c["room"], c["queued_at"]) for c in before
     ]
     assert after[0]["connected"] is True
+    # Connected callers are never timed out, however long they wait; her first grace was cancelled.
+    mock_clock.jump(2 * GRACE)
+    await settle()
+    assert await clinic.names() == ["Ada", "Bob", "Cy"]
     assert not [e for e in dashboard if e.type == "queue.removed"]
-    # Connected callers are never timed out, however long they wait.
-    await trio.sleep(2 * GRACE)
-    assert [c["name"] for c in await clinic.queue()] == ["Ada", "Bob", "Cy"]
     assert (await callers.get_caller(clinic.store, ada.caller_id)).status == "waiting"
 
 
-async def test_after_grace_the_caller_has_left_and_the_room_is_gone(clinic: Clinic) -> None:
+async def test_after_grace_the_caller_has_left_and_the_room_is_gone(
+    clinic: Clinic, mock_clock: trio.testing.MockClock
+) -> None:
     dashboard = await clinic.inbox("conn/dash")
     await clinic.queue()
     ada, bob = await clinic.arrive("Ada"), await clinic.arrive("Bob")
@@ -169,19 +170,23 @@ async def test_after_grace_the_caller_has_left_and_the_room_is_gone(clinic: Clin
     await clinic.connect(bob, "conn/bob")
     since = datetime.now(UTC) - timedelta(minutes=1)
 
+    mark = len(dashboard)
     clinic.disconnect(ada, "conn/ada")
     left_at = trio.current_time()
-    await wait_for(dashboard, presence(ada.caller_id, connected=False))
-    removed = await wait_for(
-        dashboard, lambda e: e.type == "queue.removed" and e.body["id"] == ada.caller_id
-    )
-    assert trio.current_time() - left_at >= GRACE  # not before the grace period ran out
+    await dashboard.wait_for(presence(ada.caller_id, connected=False), start=mark)
+    mock_clock.jump(GRACE - STEP)
+    await settle()
+    assert await clinic.names() == ["Ada", "Bob"]  # not before the grace ran out ...
+    mock_clock.jump(STEP)
+    gone = await dashboard.wait_for(removed(ada.caller_id))
+    assert trio.current_time() - left_at == GRACE  # ... and when it did, not up to 30 s later
 
     # The providers' lists: Ada is gone, Bob (still connected) keeps his place.
-    assert removed.body["area"] == clinic.area_id
-    assert [c["name"] for c in await clinic.queue()] == ["Bob"]
+    assert gone.body["area"] == clinic.area_id
+    assert await clinic.names() == ["Bob"]
     # Her room and its token are dead: the gateway refuses the token with a typed error.
-    await wait_until(lambda: f"room/{ada.room_id}" not in clinic.registry)
+    await settle()
+    assert addresses.room(ada.room_id) not in clinic.registry
     with pytest.raises(Refusal) as refused:
         await Authenticator(clinic.registry).authenticate(ada.token, None, "127.0.0.1")
     assert refused.value.code == "invalid_token"
@@ -196,3 +201,43 @@ async def test_after_grace_the_caller_has_left_and_the_room_is_gone(clinic: Clin
     )
     assert report.left_before_seen == 1
     assert (await callers.get_caller(clinic.store, bob.caller_id)).status == "waiting"
+
+
+async def test_coming_back_cancels_the_grace_and_leaving_again_starts_a_new_one(
+    clinic: Clinic, mock_clock: trio.testing.MockClock
+) -> None:
+    dashboard = await clinic.inbox("conn/dash")
+    await clinic.queue()
+    ada = await clinic.arrive("Ada")
+    await clinic.connect(ada, "conn/ada")
+
+    mark = len(dashboard)
+    clinic.disconnect(ada, "conn/ada")
+    await dashboard.wait_for(presence(ada.caller_id, connected=False), start=mark)
+    mock_clock.jump(GRACE / 2)
+    await clinic.connect(ada, "conn/ada-2")  # back: the first grace is cancelled
+    mark = len(dashboard)
+    clinic.disconnect(ada, "conn/ada-2")
+    left_again_at = trio.current_time()
+    await dashboard.wait_for(presence(ada.caller_id, connected=False), start=mark)
+
+    mock_clock.jump(GRACE - STEP)  # well past where the first grace would have ended
+    await settle()
+    assert await clinic.names() == ["Ada"]
+    mock_clock.jump(STEP)
+    await dashboard.wait_for(removed(ada.caller_id))
+    assert trio.current_time() - left_again_at == GRACE
+
+
+async def test_a_caller_who_never_connects_is_gone_after_the_grace(
+    clinic: Clinic, mock_clock: trio.testing.MockClock
+) -> None:
+    """A ticket's room waits the grace for its caller's first connection (a closed arrival tab)."""
+    dashboard = await clinic.inbox("conn/dash")
+    await clinic.queue()
+    arrived_at = trio.current_time()
+    ada = await clinic.arrive("Ada")
+    mock_clock.jump(GRACE)
+    await dashboard.wait_for(removed(ada.caller_id))
+    assert trio.current_time() - arrived_at == GRACE
+    assert (await callers.get_caller(clinic.store, ada.caller_id)).status == "left"
