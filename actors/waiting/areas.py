@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from actors import addresses, refusals
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.messages import (
     AreaChanged,
@@ -40,8 +41,8 @@ from actors.messages import (
 )
 from actors.principal import AreaPlace, Principal, Role
 from actors.waiting.hours import is_open, next_opening
-from runtime.errors import ActorCrashed, ActorError, AskTimeout, Refusal
-from runtime.kernel import MESSAGES_HANDLED, Actor, Envelope, Reply
+from runtime.errors import ActorError, AskTimeout, Refusal
+from runtime.kernel import Actor, handles
 from runtime.supervisor import ChildSpec, Restart, Supervisor
 from storage import areas as area_store
 from storage import audit, callers, orgs
@@ -51,8 +52,9 @@ from storage.db import Store
 
 log = logging.getLogger(__name__)
 
-AREAS_ADDRESS = "areas"
-ROOMS_ADDRESS = "rooms"
+#: Old names, kept importable for pages and tests: the addresses live in ``actors.addresses``.
+AREAS_ADDRESS = addresses.AREAS
+ROOMS_ADDRESS = addresses.ROOMS
 
 #: Longest value accepted in one arrival-form field; a name or a reason for visit, not a letter.
 MAX_FIELD_LENGTH = 500
@@ -64,7 +66,8 @@ MAX_ARRIVAL_BATCH = 32
 
 
 def area_address(area_id: int) -> str:
-    return f"area/{area_id}"
+    """Kept for other modules that import it; the constructor is ``addresses.area``."""
+    return addresses.area(area_id)
 
 
 @dataclass
@@ -107,8 +110,6 @@ class WaitingArea(Actor):
         self.area_id = area_id
         self.queue: dict[str, QueuedCaller] = {}
         self.watchers: set[str] = set()
-        #: A message an arrival batch took out of the mailbox; `_dispatch` handles it next.
-        self._held: Envelope | None = None
 
     async def _load_settings(self) -> None:
         """Read name, hours, closures, form and active flag; the queue and watchers are untouched."""
@@ -130,52 +131,53 @@ class WaitingArea(Actor):
                 _epoch(row.queued_at),
             )
             # Rooms restore themselves; make sure each waiting caller's room is running again.
-            await self.ref(ROOMS_ADDRESS).ask(OpenRoom(row.room_id))
+            await self.ref(addresses.ROOMS).ask(OpenRoom(row.room_id))
 
     # -- dispatch ---------------------------------------------------------------------------------
-    async def handle(self, message: object) -> object:
-        if type(message) is Inbound:
-            handler = self._inbound.get(message.type)
-            if handler is None:
-                raise Refusal("unknown_type", f"a waiting area does not handle {message.type}")
-            result: object = await handler(self, message)
-            return result
-        if isinstance(message, DescribeArea):
-            return self._describe()
-        if isinstance(message, DescribeForLeaflet):
-            self._require(message.principal)
-            return AreaLeaflet(
-                id=self.area_id,
-                name=self.config.name,
-                slug=self.config.slug,
-                time_zone=self.config.time_zone,
-                opening_hours=tuple(
-                    (h.weekday, h.opens, h.closes) for h in self.config.opening_hours
-                ),
-            )
-        if isinstance(message, Arrive):
-            return await self._arrive(message)
-        if isinstance(message, CallerUpdate):
-            self._caller_update(message)
-            return None
-        if isinstance(message, CallerGone):
-            self._remove(message.caller_id)
-            return None
-        if isinstance(message, TransferIn):
-            return await self._transfer_in(message)
-        if isinstance(message, HoldFromCall):
-            return await self._hold_caller(
-                message.principal, message.caller_id, message.remote_addr
-            )
-        if isinstance(message, ConnectionClosed):
-            self.watchers.discard(message.conn)
-            return None
-        if isinstance(message, ReloadArea):
-            # Settings changed in storage: re-read them in place, so every waiting caller and every
-            # watching provider stays (a restart would drop the watchers).
-            await self._load_settings()
-            return None
-        return await super().handle(message)
+    @handles(Inbound)
+    async def _on_inbound(self, message: Inbound) -> object:
+        handler = self._inbound.get(message.type)
+        if handler is None:
+            raise Refusal(refusals.UNKNOWN_TYPE, f"a waiting area does not handle {message.type}")
+        result: object = await handler(self, message)
+        return result
+
+    @handles(DescribeArea)
+    async def _on_describe(self, message: DescribeArea) -> AreaPublic:
+        return self._describe()
+
+    @handles(DescribeForLeaflet)
+    async def _on_leaflet(self, message: DescribeForLeaflet) -> AreaLeaflet:
+        self._require(message.principal)
+        return AreaLeaflet(
+            id=self.area_id,
+            name=self.config.name,
+            slug=self.config.slug,
+            time_zone=self.config.time_zone,
+            opening_hours=tuple((h.weekday, h.opens, h.closes) for h in self.config.opening_hours),
+        )
+
+    @handles(CallerUpdate)
+    async def _on_caller_update(self, message: CallerUpdate) -> None:
+        self._caller_update(message)
+
+    @handles(CallerGone)
+    async def _on_caller_gone(self, message: CallerGone) -> None:
+        self._remove(message.caller_id)
+
+    @handles(HoldFromCall)
+    async def _on_hold_from_call(self, message: HoldFromCall) -> dict[str, Any]:
+        return await self._hold_caller(message.principal, message.caller_id, message.remote_addr)
+
+    @handles(ConnectionClosed)
+    async def _on_connection_closed(self, message: ConnectionClosed) -> None:
+        self.watchers.discard(message.conn)
+
+    @handles(ReloadArea)
+    async def _on_reload(self, message: ReloadArea) -> None:
+        # Settings changed in storage: re-read them in place, so every waiting caller and every
+        # watching provider stays (a restart would drop the watchers).
+        await self._load_settings()
 
     # -- the public side --------------------------------------------------------------------------
     def _open_now(self) -> bool:
@@ -209,46 +211,31 @@ class WaitingArea(Actor):
         for spec in self.config.form_fields:
             value = str(raw.get(spec.key, "")).strip()
             if len(value) > MAX_FIELD_LENGTH:
-                raise Refusal("bad_field", f"{spec.label} is too long")
+                raise Refusal(refusals.BAD_FIELD, f"{spec.label} is too long")
             if not value:
                 if spec.required:
-                    raise Refusal("missing_field", f"{spec.label} is required")
+                    raise Refusal(refusals.MISSING_FIELD, f"{spec.label} is required")
                 continue
             details[spec.key] = value
         return details
 
+    @handles(Arrive)
     async def _arrive(self, msg: Arrive) -> ArrivalTicket:
         """Admit this arrival and every arrival queued right behind it as one batch.
 
         The batch is persisted in one transaction (one commit, one fsync) before any of them is
         acknowledged, so an acknowledged arrival survives a restart; under load that one commit
-        per batch instead of two per arrival is what lets an area keep up (bench/README.md).
+        per batch instead of two per arrival is what lets an area keep up (bench/README.md). The
+        first message of another kind stays queued and is handled next, in order; if admitting
+        crashes, the runtime answers the taken arrivals with ``ActorCrashed``.
         """
-        batch: list[tuple[Arrive, Reply | None]] = [(msg, None)]
-        mailbox = self._mailbox
-        while mailbox is not None and len(batch) < MAX_ARRIVAL_BATCH:
-            envelope = mailbox.get_nowait()
-            if envelope is None:
-                break
-            if type(envelope.message) is not Arrive:
-                self._held = envelope  # handled next, in order, by _dispatch
-                break
-            MESSAGES_HANDLED[self._kind] = MESSAGES_HANDLED.get(self._kind, 0) + 1
-            batch.append((envelope.message, envelope.reply))
-        try:
-            outcomes = await self._admit([arrive for arrive, _ in batch])
-        except Exception:
-            for _, reply in batch[1:]:
-                if reply is not None:
-                    reply.fail(ActorCrashed(self.address, msg))
-            raise
-        for (_, reply), outcome in zip(batch[1:], outcomes[1:], strict=True):
-            if reply is None:
-                continue
+        batch = self.take_queued(Arrive, MAX_ARRIVAL_BATCH - 1)
+        outcomes = await self._admit([msg, *(pending.message for pending in batch)])
+        for pending, outcome in zip(batch, outcomes[1:], strict=True):
             if isinstance(outcome, Refusal):
-                reply.fail(outcome)
+                pending.refuse(outcome)
             else:
-                reply.set(outcome)
+                pending.reply(outcome)
         first = outcomes[0]
         if isinstance(first, Refusal):
             raise first
@@ -271,7 +258,7 @@ class WaitingArea(Actor):
         registered = await callers.register_arrivals(self.store, self.area_id, requests)
         if registered:
             try:
-                await self.ref(ROOMS_ADDRESS).ask(OpenRooms(tuple(s for _, s in registered)))
+                await self.ref(addresses.ROOMS).ask(OpenRooms(tuple(s for _, s in registered)))
             except AskTimeout:
                 # The room host is behind (an overloaded node), not gone: the request stays in
                 # its mailbox and the rooms start when it gets there. The arrivals are committed,
@@ -293,40 +280,24 @@ class WaitingArea(Actor):
     def _check_arrival(self, msg: Arrive, queued: int) -> dict[str, str]:
         """The cleaned form answers, or a `Refusal` saying why this arrival cannot wait here."""
         if not self.config.active:
-            raise Refusal("inactive", "this waiting area is not taking callers at the moment")
+            raise Refusal(
+                refusals.INACTIVE, "this waiting area is not taking callers at the moment"
+            )
         if not self._open_now():
-            raise Refusal("closed", "this waiting area is closed now")
+            raise Refusal(refusals.CLOSED, "this waiting area is closed now")
         if queued >= MAX_QUEUE:
-            raise Refusal("full", "this waiting area cannot take more callers right now")
+            raise Refusal(refusals.FULL, "this waiting area cannot take more callers right now")
         return self._clean_details(msg.details)
-
-    async def _dispatch(self, envelope: Envelope) -> None:
-        """The kernel's dispatch, then the message an arrival batch took out of the mailbox."""
-        try:
-            await super()._dispatch(envelope)
-        except Exception:
-            held, self._held = self._held, None
-            if held is not None and self._mailbox is not None:
-                # Not lost with this instance: the restarted actor inherits the mailbox.
-                try:
-                    self._mailbox.put(held)
-                except ActorError:
-                    if held.reply is not None:
-                        held.reply.fail(ActorCrashed(self.address, held.message))
-            raise
-        while self._held is not None:
-            held, self._held = self._held, None
-            await super()._dispatch(held)
 
     # -- the providers' side ----------------------------------------------------------------------
     def _require(self, principal: Principal, role: Role = Role.PROVIDER) -> None:
         if not principal.has_role(role, self.place):
-            raise Refusal("forbidden", f"you are not a {role.value} in {self.config.name}")
+            raise Refusal(refusals.FORBIDDEN, f"you are not a {role.value} in {self.config.name}")
 
     def _caller(self, caller_id: str) -> QueuedCaller:
         entry = self.queue.get(caller_id)
         if entry is None:
-            raise Refusal("not_found", "that caller is no longer in this waiting area")
+            raise Refusal(refusals.NOT_FOUND, "that caller is no longer in this waiting area")
         return entry
 
     async def _watch(self, msg: Inbound) -> dict[str, Any]:
@@ -347,13 +318,14 @@ class WaitingArea(Actor):
         name = msg.principal.display_name
         if entry.status == "in_call" and entry.with_names and name not in entry.with_names:
             raise Refusal(
-                "already_joined", f"{', '.join(entry.with_names)} is already with this caller"
+                refusals.ALREADY_JOINED,
+                f"{', '.join(entry.with_names)} is already with this caller",
             )
         if entry.status != "in_call":
             await callers.set_status(self.store, entry.id, "in_call")
             entry.status = "in_call"
         entry.with_names = tuple(dict.fromkeys((*entry.with_names, name)))
-        self.ref(f"room/{entry.room_id}").tell(ProviderJoining(name))
+        self.ref(addresses.room(entry.room_id)).tell(ProviderJoining(name))
         await self._audit(msg, audit.JOIN, entry.id)
         self._publish(entry)
         return {"room": entry.room_id, "url": f"/call/{entry.room_id}"}
@@ -368,11 +340,11 @@ class WaitingArea(Actor):
         self._require(principal)
         entry = self._caller(caller_id)
         if entry.status != "in_call":
-            raise Refusal("not_in_call", "only a caller in a call can be put on hold")
+            raise Refusal(refusals.NOT_IN_CALL, "only a caller in a call can be put on hold")
         await callers.set_status(self.store, entry.id, "on_hold")
         entry.status = "on_hold"
         entry.with_names = ()
-        self.ref(f"room/{entry.room_id}").tell(HoldCaller())
+        self.ref(addresses.room(entry.room_id)).tell(HoldCaller())
         await self._record(principal, remote_addr, audit.HOLD, entry.id)
         self._publish(entry)
         return {}
@@ -381,7 +353,7 @@ class WaitingArea(Actor):
         self._require(msg.principal)
         entry = self._caller(msg.body["caller_id"])
         with contextlib.suppress(ActorError):
-            self.ref(f"room/{entry.room_id}").tell(EndRoom("ended"))
+            self.ref(addresses.room(entry.room_id)).tell(EndRoom("ended"))
         await callers.set_status(self.store, entry.id, "ended")
         await self._audit(msg, audit.END, entry.id)
         self._remove(entry.id)
@@ -392,11 +364,13 @@ class WaitingArea(Actor):
         entry = self._caller(msg.body["caller_id"])
         target = str(msg.body["target_area"])
         if not target.isdigit() or int(target) == self.area_id:
-            raise Refusal("bad_target", "choose another waiting area of this unit")
+            raise Refusal(refusals.BAD_TARGET, "choose another waiting area of this unit")
         if entry.status == "in_call":
-            raise Refusal("in_call", "put the caller on hold or end the call before transferring")
+            raise Refusal(
+                refusals.IN_CALL, "put the caller on hold or end the call before transferring"
+            )
         try:
-            await self.ref(area_address(int(target))).ask(
+            await self.ref(addresses.area(int(target))).ask(
                 TransferIn(
                     entry.id,
                     entry.room_id,
@@ -411,18 +385,25 @@ class WaitingArea(Actor):
         except Refusal:
             raise
         except ActorError as error:
-            raise Refusal("not_found", "that waiting area is not available") from error
+            raise Refusal(refusals.NOT_FOUND, "that waiting area is not available") from error
         await self._audit(msg, audit.TRANSFER, entry.id, {"to_area": int(target)})
         self._remove(entry.id)
         return {}
 
+    @handles(TransferIn)
     async def _transfer_in(self, msg: TransferIn) -> dict[str, Any]:
         if msg.from_unit_id != self.config.unit_id:
-            raise Refusal("other_unit", "callers can only move between areas of the same unit")
+            raise Refusal(
+                refusals.OTHER_UNIT, "callers can only move between areas of the same unit"
+            )
         if not msg.principal.has_role(Role.REFERRER, self.place):
-            raise Refusal("forbidden", f"you are not a service referrer in {self.config.name}")
+            raise Refusal(
+                refusals.FORBIDDEN, f"you are not a service referrer in {self.config.name}"
+            )
         if not self.config.active:
-            raise Refusal("inactive", f"{self.config.name} is not taking callers at the moment")
+            raise Refusal(
+                refusals.INACTIVE, f"{self.config.name} is not taking callers at the moment"
+            )
         row = await callers.transfer_caller(self.store, msg.caller_id, self.area_id)
         entry = QueuedCaller(
             msg.caller_id,
@@ -435,7 +416,7 @@ class WaitingArea(Actor):
             connected=True,
         )
         self.queue[entry.id] = entry
-        self.ref(f"room/{msg.room_id}").tell(
+        self.ref(addresses.room(msg.room_id)).tell(
             AreaChanged(self.area_id, self.config.name, self.place)
         )
         self._publish(entry)
@@ -528,7 +509,7 @@ class AreaHost(Actor):
         self.by_slug = {s: i for s, i in self.by_slug.items() if i != area_id}
         self.by_slug[config.slug] = area_id
         self.summaries[area_id] = AreaSummary(area_id, config.name, config.unit_id, config.slug)
-        address = area_address(area_id)
+        address = addresses.area(area_id)
         if address in self.supervisor.children():
             # Edited settings: the running actor re-reads them and keeps its queue and watchers.
             await self.ref(address).ask(ReloadArea(area_id))
@@ -537,22 +518,24 @@ class AreaHost(Actor):
                 ChildSpec(address, lambda: WaitingArea(self.store, area_id), Restart.PERMANENT)
             )
 
-    async def handle(self, message: object) -> object:
-        if isinstance(message, FindArea):
-            area_id = self.by_slug.get(message.slug)
-            if area_id is None:
-                raise Refusal("not_found", "there is no waiting area at this link")
-            return area_address(area_id)
-        if isinstance(message, AreasFor):
-            units = {u.id: u.org_id for u in await orgs.list_units(self.store)}
-            return [
-                s
-                for s in self.summaries.values()
-                if message.principal.has_role(
-                    Role.PROVIDER, AreaPlace(str(s.id), str(s.unit_id), str(units.get(s.unit_id)))
-                )
-            ]
-        if isinstance(message, ReloadArea):
-            await self._place(message.area_id)
-            return None
-        return await super().handle(message)
+    @handles(FindArea)
+    async def _find(self, message: FindArea) -> str:
+        area_id = self.by_slug.get(message.slug)
+        if area_id is None:
+            raise Refusal(refusals.NOT_FOUND, "there is no waiting area at this link")
+        return addresses.area(area_id)
+
+    @handles(AreasFor)
+    async def _areas_for(self, message: AreasFor) -> list[AreaSummary]:
+        units = {u.id: u.org_id for u in await orgs.list_units(self.store)}
+        return [
+            s
+            for s in self.summaries.values()
+            if message.principal.has_role(
+                Role.PROVIDER, AreaPlace(str(s.id), str(s.unit_id), str(units.get(s.unit_id)))
+            )
+        ]
+
+    @handles(ReloadArea)
+    async def _reload(self, message: ReloadArea) -> None:
+        await self._place(message.area_id)
