@@ -73,6 +73,13 @@ class GraceOver:
     """What a call's grace timer tells the call when it is due (never, if it was cancelled)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Told to itself when a push to ``person`` failed: they are out; the policy is told next."""
+
+    person: Present
+
+
 class Call(Actor):
     """One call. ``room_id`` is the id clients address it by (``room/<room_id>``); ``call_id``
     its own (the media plane's) id. See the module docstring."""
@@ -408,7 +415,24 @@ class Call(Actor):
             try:
                 self.ref(person.conn).tell(event)
             except ActorError:
-                self.presence.remove(person.conn)
+                self._drop(person)
+
+    def _drop(self, person: Present) -> None:
+        """A connection that cannot be told any more leaves as if its socket had closed: at once
+        for pushes, media and the grace; the policy hears of it next, in the mailbox."""
+        if self.presence.get(person.conn) is not person:
+            return
+        self.presence.remove(person.conn)
+        self.signalling.close_peer(person.peer_id)
+        self._watch_grace()
+        if self._state is not CallState.ENDED:
+            with contextlib.suppress(ActorError):
+                self.self_ref.tell(Dropped(person))
+
+    @handles(Dropped)
+    async def _dropped(self, message: Dropped) -> None:
+        await self.policy.left(self, message.person)
+        self.push_participants()
 
 
 Call._wire = _wire_table(Call)
