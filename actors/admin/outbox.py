@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from actors import addresses, refusals
 from actors.messages import DescribeForLeaflet
 from actors.principal import Principal, Role
-from actors.waiting.areas import area_address
 from runtime.errors import Refusal
-from runtime.kernel import Actor
+from runtime.kernel import Actor, handles
 from services.sender import RecordOnlySender, Sender, SendError
 from storage import audit
 from storage import outbox as outbox_store
@@ -28,7 +28,8 @@ from storage.times import utcnow
 
 log = logging.getLogger(__name__)
 
-OUTBOX_ADDRESS = "outbox"
+#: Kept importable; the address lives in ``actors.addresses``.
+OUTBOX_ADDRESS = addresses.OUTBOX
 #: Delays before the 2nd, 3rd, ... attempts; after the last one a message is marked failed.
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0)
 #: How often an idle outbox looks for messages due a retry.
@@ -89,31 +90,34 @@ class OutboxActor(Actor):
         await self._deliver_due(utcnow())
         return False
 
-    async def handle(self, message: object) -> object:
-        if isinstance(message, SendLink):
-            return await self._send_link(message)
-        if isinstance(message, DeliverDue):
-            return await self._deliver_due(message.now or utcnow())
-        if isinstance(message, ListOutbox):
-            if not message.principal.is_staff or not any(
-                g.role is Role.ORG_ADMIN for g in message.principal.grants
-            ):
-                raise Refusal("forbidden", "only administrators see the outbox")
-            return await outbox_store.list_messages(
-                self.store, status=message.status, limit=message.limit
-            )
-        return await super().handle(message)
+    @handles(SendLink)
+    async def _on_send_link(self, message: SendLink) -> object:
+        return await self._send_link(message)
+
+    @handles(DeliverDue)
+    async def _on_deliver_due(self, message: DeliverDue) -> object:
+        return await self._deliver_due(message.now or utcnow())
+
+    @handles(ListOutbox)
+    async def _list(self, message: ListOutbox) -> object:
+        if not message.principal.is_staff or not any(
+            g.role is Role.ORG_ADMIN for g in message.principal.grants
+        ):
+            raise Refusal(refusals.FORBIDDEN, "only administrators see the outbox")
+        return await outbox_store.list_messages(
+            self.store, status=message.status, limit=message.limit
+        )
 
     async def _send_link(self, msg: SendLink) -> OutboxMessage:
         # The area decides who is a provider there (it refuses everyone else).
-        await self.ref(area_address(msg.area_id)).ask(
+        await self.ref(addresses.area(msg.area_id)).ask(
             DescribeForLeaflet(msg.principal), timeout=AREA_TIMEOUT
         )
         recipient = msg.recipient.strip()
         if not recipient or len(recipient) > MAX_RECIPIENT or len(msg.body) > MAX_BODY:
-            raise Refusal("invalid", "the address or the message is not valid")
+            raise Refusal(refusals.INVALID, "the address or the message is not valid")
         if msg.channel not in self.senders:
-            raise Refusal("unavailable", f"sending by {msg.channel} is not set up")
+            raise Refusal(refusals.UNAVAILABLE, f"sending by {msg.channel} is not set up")
         user_id = int(msg.principal.user_id) if msg.principal.user_id else None
         queued = await outbox_store.enqueue(
             self.store,

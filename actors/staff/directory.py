@@ -17,15 +17,17 @@ import hmac
 import logging
 from dataclasses import dataclass
 
+from actors import addresses, refusals
 from actors.principal import Grant, Principal, Role, Scope
 from runtime.errors import Refusal
-from runtime.kernel import Actor
+from runtime.kernel import Actor, handles
 from storage import audit, health, sessions, staff, staff_views
 from storage.db import Store
 
 log = logging.getLogger(__name__)
 
-DIRECTORY_ADDRESS = "directory"
+#: Kept importable; the address lives in ``actors.addresses``.
+DIRECTORY_ADDRESS = addresses.DIRECTORY
 
 #: Longest username or password the Directory will even look at: argon2 would hash a megabyte
 #: happily, and an attacker would happily send one.
@@ -130,27 +132,35 @@ class Directory(Actor):
         super().__init__()
         self.store = store
 
-    async def handle(self, message: object) -> object:
-        match message:
-            case ResolveSession(session_id=session_id):
-                return (await self._session(session_id)).principal
-            case DescribeSession(session_id=session_id):
-                return await self._session(session_id)
-            case SignOut():
-                await self._sign_out(message)
-                return None
-            case CheckCsrf(session_id=session_id, token=token):
-                view = await self._session(session_id, refusal="bad_csrf")
-                if not hmac.compare_digest(view.csrf_token.encode(), token.encode()):
-                    raise Refusal("bad_csrf", "the form's security token does not match")
-                return None
-            case ListMyAreas(principal=principal):
-                return await self._areas(principal)
-            case ProbeStorage():
-                return await health.probe(self.store)
-        return await super().handle(message)
+    @handles(ResolveSession)
+    async def _resolve(self, message: ResolveSession) -> Principal:
+        return (await self._session(message.session_id)).principal
 
-    async def _session(self, session_id: str, refusal: str = "unauthenticated") -> SessionView:
+    @handles(DescribeSession)
+    async def _describe(self, message: DescribeSession) -> SessionView:
+        return await self._session(message.session_id)
+
+    @handles(SignOut)
+    async def _on_sign_out(self, message: SignOut) -> None:
+        await self._sign_out(message)
+
+    @handles(CheckCsrf)
+    async def _check_csrf(self, message: CheckCsrf) -> None:
+        view = await self._session(message.session_id, refusal=refusals.BAD_CSRF)
+        if not hmac.compare_digest(view.csrf_token.encode(), message.token.encode()):
+            raise Refusal(refusals.BAD_CSRF, "the form's security token does not match")
+
+    @handles(ListMyAreas)
+    async def _my_areas(self, message: ListMyAreas) -> tuple[AreaSummary, ...]:
+        return await self._areas(message.principal)
+
+    @handles(ProbeStorage)
+    async def _probe(self, message: ProbeStorage) -> object:
+        return await health.probe(self.store)
+
+    async def _session(
+        self, session_id: str, refusal: str = refusals.UNAUTHENTICATED
+    ) -> SessionView:
         if not session_id or len(session_id) > MAX_CREDENTIAL_LENGTH:
             raise Refusal(refusal, "no session")
         session = await sessions.get_valid_session(self.store, session_id)
@@ -174,7 +184,7 @@ class Directory(Actor):
 
     async def _areas(self, principal: Principal) -> tuple[AreaSummary, ...]:
         if not principal.is_staff or principal.user_id is None:
-            raise Refusal("forbidden", "only staff have waiting areas")
+            raise Refusal(refusals.FORBIDDEN, "only staff have waiting areas")
         listings = await staff_views.areas_for(self.store, int(principal.user_id))
         return tuple(
             AreaSummary(

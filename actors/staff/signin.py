@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from actors import addresses, refusals
 from actors.staff.directory import MAX_CREDENTIAL_LENGTH, SessionInfo, principal_of
 from runtime.errors import Refusal
-from runtime.kernel import Actor
+from runtime.kernel import Actor, handles
 from services.passwords import Passwords
 from services.throttle import FailureThrottle
 from storage import audit, sessions, staff
@@ -26,7 +27,8 @@ from storage.db import Store
 
 log = logging.getLogger(__name__)
 
-SIGN_IN_ADDRESS = "sign-in"
+#: Kept importable; the address lives in ``actors.addresses``.
+SIGN_IN_ADDRESS = addresses.SIGN_IN
 
 #: How much of a username typed at a failed sign-in the audit log keeps: enough to recognise an
 #: attack on one account, not a pasted essay (or a password typed into the wrong field in full).
@@ -56,13 +58,9 @@ class SignInDesk(Actor):
         self.passwords = passwords if passwords is not None else Passwords()
         self.throttle = throttle if throttle is not None else FailureThrottle()
 
-    async def handle(self, message: object) -> object:
-        if isinstance(message, SignIn):
-            return await self._sign_in(message)
-        return await super().handle(message)
-
+    @handles(SignIn)
     async def _sign_in(self, msg: SignIn) -> SessionInfo:
-        refusal = Refusal("bad_credentials", "The username or password is not right.")
+        refusal = Refusal(refusals.BAD_CREDENTIALS, "The username or password is not right.")
         if self.throttle.blocked(msg.remote_addr):
             # Not even checked: the same answer whether the username exists or the password is
             # right. One audit row per block, not one per guess.
@@ -70,7 +68,8 @@ class SignInDesk(Actor):
             if self.throttle.first_refusal(msg.remote_addr):
                 await self._audit_failed_sign_in(msg, "throttled")
             raise Refusal(
-                "too_many_attempts", "Too many failed sign-ins from this address; wait a while."
+                refusals.TOO_MANY_ATTEMPTS,
+                "Too many failed sign-ins from this address; wait a while.",
             )
         if len(msg.username) > MAX_CREDENTIAL_LENGTH or len(msg.password) > MAX_CREDENTIAL_LENGTH:
             self.throttle.failed(msg.remote_addr)
