@@ -45,7 +45,7 @@ from actors.principal import Principal
 from actors.system import ECHO_ADDRESS, Echo
 from gateway.asgi import GatewayEndpoint
 from gateway.connection import Limits
-from gateway.protocol import decode_server, encode_client
+from gateway.protocol import TRANSPORT_MAX_MESSAGE_BYTES, decode_server, encode_client
 from runtime import ChildSpec, Refusal, Registry, Supervisor
 from runtime.kernel import Actor
 
@@ -58,7 +58,6 @@ CONNECT_TIMEOUT = 30.0
 #: Seconds idle connections sit before RSS is read, so lazily allocated buffers are counted.
 IDLE_SETTLE = 1.0
 BENCH_TOKEN = "bench.secret"
-WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
 
 
 class BenchRoom(Actor):
@@ -88,7 +87,7 @@ async def serve_gateway() -> None:
         await root.start_child(ChildSpec("room/bench", BenchRoom))
         config = Config()
         config.bind = ["127.0.0.1:0"]
-        config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
+        config.websocket_max_message_size = TRANSPORT_MAX_MESSAGE_BYTES
         config.accesslog = None
         config.errorlog = None
         binds = await nursery.start(serve, GatewayEndpoint(registry, BENCH_LIMITS), config)
@@ -111,7 +110,7 @@ async def serve_plain() -> None:
                 "127.0.0.1",
                 0,
                 ssl_context=None,
-                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                max_message_size=TRANSPORT_MAX_MESSAGE_BYTES,
                 task_status=task_status,
             )
         )

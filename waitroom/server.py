@@ -32,6 +32,7 @@ from hypercorn.trio import serve
 
 from actors import addresses
 from actors.boot import start_actors
+from gateway import protocol
 from gateway.asgi import GatewayEndpoint
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
 from runtime import Registry, Supervisor
@@ -52,8 +53,9 @@ DEFAULT_DB_PATH = Path("waitroom.sqlite3")
 #: Where the media plane will listen for RTP/RTCP (one UDP port for every call, ICE-multiplexed).
 DEFAULT_MEDIA_PORT = 40000
 #: Websocket messages are small msgpack envelopes; anything bigger is an attack or a bug, and
-#: Hypercorn would otherwise buffer up to 16 MiB per connection before the gateway sees it.
-WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
+#: Hypercorn would otherwise buffer up to 16 MiB per connection before the gateway sees it. The
+#: transport limit sits above the protocol's frame limit so a client gets ``frame_too_large``.
+WEBSOCKET_MAX_MESSAGE_SIZE = protocol.TRANSPORT_MAX_MESSAGE_BYTES
 #: How long in-flight requests get to finish after a shutdown signal before they are cut.
 GRACEFUL_TIMEOUT = 5.0
 #: Random bytes of a generated demo password (printed once, on the first start).

@@ -280,12 +280,6 @@ async def test_connecting_as_the_document_says(waitroom_server: RunningServer) -
         assert await client.error("chat.send", {"text": 5}) == "bad_field"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waitroom/server.py still sets Hypercorn's websocket_max_message_size to 64 KiB (the "
-    "protocol's own limit), so the transport closes with 1009 first; it should set "
-    "gateway.protocol.TRANSPORT_MAX_MESSAGE_BYTES. Remove this mark when it does.",
-)
 async def test_a_frame_over_64_kib_gets_frame_too_large_and_the_socket_stays(
     waitroom_server: RunningServer,
 ) -> None:
