@@ -12,17 +12,22 @@ from datetime import UTC, date, datetime, time, timedelta
 import trio
 from quart import Blueprint, Response, render_template, request
 
-from actors.admin.reports import ADMIN_ADDRESS, ListAudit, ListReportAreas, ReportFigures, ReportFor
+from actors import addresses
+from actors.admin.reports import (
+    AUDIT_ACTIONS,
+    ListAudit,
+    ListReportAreas,
+    ReportFigures,
+    ReportFor,
+)
 from actors.principal import Principal
 from runtime import Refusal
-from storage import audit
 from web import security
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
-#: The audited actions, for the filter's choices (the one vocabulary in `storage.audit`); any other
-#: name that looks like an action can still be typed into the URL.
-AUDIT_ACTIONS = audit.ACTIONS
+#: The filter's choices are the admin actor's AUDIT_ACTIONS; any other name that looks like an
+#: action can still be typed into the URL.
 _ACTION = re.compile(r"^[a-z_.]{1,40}$")
 #: A report covers the last 30 days unless the form says otherwise.
 DEFAULT_REPORT_DAYS = 30
@@ -34,7 +39,7 @@ SECONDS_PER_MINUTE = 60
 
 async def _ask(message: object) -> object:
     try:
-        return await security.ask(ADMIN_ADDRESS, message)
+        return await security.ask(addresses.ADMIN, message)
     except Refusal as refusal:
         if refusal.code == "not_found":
             raise security.WebError(404, "Page not found", refusal.detail) from refusal

@@ -17,6 +17,7 @@ from quart import Blueprint, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from actors import addresses
 from actors.admin.setup import (
     DEFAULT_FIELDS,
     MAX_CONSENT,
@@ -24,7 +25,6 @@ from actors.admin.setup import (
     MAX_NAME,
     ROLES,
     SCOPES,
-    SETUP_ADDRESS,
     WEEKDAY_NAMES,
     AddAreaClosure,
     AreaSettings,
@@ -73,7 +73,7 @@ def _int(value: str) -> int:
 
 async def _page(principal: Principal, error: str = "", status: int = 200) -> tuple[str, int]:
     try:
-        view = await security.ask(SETUP_ADDRESS, ListSetup(principal, _remote()))
+        view = await security.ask(addresses.SETUP, ListSetup(principal, _remote()))
     except Refusal as refusal:
         raise security.WebError(
             HTTP_FORBIDDEN, "Not allowed", "Only administrators can set up the clinic."
@@ -99,7 +99,7 @@ async def setup_page() -> tuple[str, int]:
 
 
 async def _submit(principal: Principal, message: object, done: str) -> WerkzeugResponse:
-    reply = await security.ask(SETUP_ADDRESS, message)
+    reply = await security.ask(addresses.SETUP, message)
     if reply is False:
         done = "nothing"
     return redirect(url_for("setup.setup_page", done=done), code=303)
@@ -314,7 +314,7 @@ def _parse_fields(draft: Draft) -> Fields:
 
 async def _area_settings(principal: Principal, area_id: int) -> AreaSettings:
     try:
-        settings = await security.ask(SETUP_ADDRESS, GetAreaSettings(principal, area_id))
+        settings = await security.ask(addresses.SETUP, GetAreaSettings(principal, area_id))
     except Refusal as refusal:
         raise security.WebError(
             HTTP_FORBIDDEN,
@@ -382,7 +382,7 @@ async def save_area_settings(area_id: int) -> WerkzeugResponse | tuple[str, int]
             draft.active,
             _remote(),
         )
-        await security.ask(SETUP_ADDRESS, message)
+        await security.ask(addresses.SETUP, message)
     except FormError as problem:
         return await _settings_page(
             principal, area_id, draft=draft, error=str(problem), status=HTTP_BAD_REQUEST
@@ -406,7 +406,7 @@ async def add_area_closure(area_id: int) -> WerkzeugResponse | tuple[str, int]:
         except ValueError:
             raise FormError("Give the closure's first and last day as dates.") from None
         await security.ask(
-            SETUP_ADDRESS,
+            addresses.SETUP,
             AddAreaClosure(principal, area_id, starts_on, ends_on, typed["reason"], _remote()),
         )
     except FormError as problem:
@@ -429,7 +429,7 @@ async def remove_area_closure(area_id: int, closure_id: int) -> WerkzeugResponse
     principal = await security.require_staff()
     try:
         await security.ask(
-            SETUP_ADDRESS, RemoveAreaClosure(principal, area_id, closure_id, _remote())
+            addresses.SETUP, RemoveAreaClosure(principal, area_id, closure_id, _remote())
         )
     except Refusal as refusal:
         return await _settings_page(

@@ -12,12 +12,11 @@ import re
 
 from quart import Blueprint, render_template, request
 
-from actors.admin.outbox import OUTBOX_ADDRESS, ListOutbox, SendLink
+from actors import addresses
+from actors.admin.outbox import Channel, ListOutbox, OutboxMessage, OutboxStatus, SendLink
 from actors.messages import AreaLeaflet, DescribeForLeaflet
-from actors.waiting.areas import area_address
 from runtime import Refusal
 from runtime.errors import ActorNotFound
-from storage.outbox import Channel, OutboxMessage, OutboxStatus
 from web import i18n, security
 
 blueprint = Blueprint("share", __name__)
@@ -34,7 +33,7 @@ _STATUSES: dict[str, OutboxStatus] = {"queued": "queued", "sent": "sent", "faile
 async def _area(area_id: int) -> AreaLeaflet:
     principal = await security.require_staff()
     try:
-        reply = await security.ask(area_address(area_id), DescribeForLeaflet(principal))
+        reply = await security.ask(addresses.area(area_id), DescribeForLeaflet(principal))
     except Refusal as refusal:
         raise security.WebError(
             403, "Not allowed", "You are not a provider in this waiting area."
@@ -128,7 +127,7 @@ async def send(area_id: int) -> tuple[str, int]:
     subject, _default = default_message(area, link, locale)
     try:
         result = await security.ask(
-            OUTBOX_ADDRESS,
+            addresses.OUTBOX,
             SendLink(
                 principal,
                 area.id,
@@ -152,7 +151,7 @@ async def outbox() -> str:
     wanted = request.args.get("status", "")
     status: OutboxStatus | None = _STATUSES.get(wanted)
     try:
-        messages = await security.ask(OUTBOX_ADDRESS, ListOutbox(principal, status))
+        messages = await security.ask(addresses.OUTBOX, ListOutbox(principal, status))
     except Refusal as refusal:
         raise security.WebError(
             403, "Not allowed", "Only administrators can see the outbox."

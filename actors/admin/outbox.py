@@ -23,7 +23,12 @@ from services.sender import RecordOnlySender, Sender, SendError
 from storage import audit
 from storage import outbox as outbox_store
 from storage.db import Store
-from storage.outbox import Channel, OutboxMessage, OutboxStatus
+
+# Re-exported: the outbox's channels, statuses and messages are what pages show and send, and pages
+# take them from this actor's module, never from storage.
+from storage.outbox import Channel as Channel
+from storage.outbox import OutboxMessage as OutboxMessage
+from storage.outbox import OutboxStatus as OutboxStatus
 from storage.times import utcnow
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,9 @@ from storage.db import Store
 
 #: Kept importable; the address lives in ``actors.addresses``.
 ADMIN_ADDRESS = addresses.ADMIN
+#: The audited actions (the one vocabulary, kept with the audit log in storage), for pages that
+#: filter the log: they take it from here, never from storage.
+AUDIT_ACTIONS: tuple[str, ...] = audit.ACTIONS
 #: The percentile the reports show next to the median: "most callers waited less than this".
 PERCENTILE = 90
 
