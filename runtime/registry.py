@@ -52,6 +52,8 @@ class Registry:
 
     def __init__(self, remote: RemoteTransport | None = None, node: str = "") -> None:
         self._local: dict[str, Mailbox] = {}
+        #: Second names: ``call/<id>`` -> the address of the actor that runs the call.
+        self._aliases: dict[str, str] = {}
         self._remote = remote
         self._replies: dict[str, Reply] = {}
         self._reply_prefix = REPLY_KIND + SEPARATOR + (node + SEPARATOR if node else "")
@@ -74,8 +76,35 @@ class Registry:
             mailbox.put(envelope)
         elif self._remote is not None and self._remote.owns(address):
             self._remote.deliver(address, envelope)
+        elif (target := self._aliases.get(address)) is not None:
+            # Looked up only when the name is no actor's own: the hot path pays nothing for it.
+            try:
+                self.deliver(target, envelope)
+            except ActorNotFound:
+                self._aliases.pop(address, None)  # its actor is gone
+                raise ActorNotFound(address) from None
         else:
             raise ActorNotFound(address)
+
+    # -- aliases ----------------------------------------------------------------------------------
+    def alias(self, name: str, target: str) -> None:
+        """Let ``name`` reach the actor at ``target`` too (resolved at send time, like any name).
+
+        An actor answers at more than one name this way: a call runs at its room's address for
+        the wire and is known by its own id to the media plane. Re-aliasing moves the name.
+        """
+        if name in self._local:
+            raise ValueError(f"{name} is an actor's own address")
+        self._aliases[name] = target
+
+    def unalias(self, name: str, target: str | None = None) -> None:
+        """Forget ``name`` (only if it still points at ``target``, when given); idempotent."""
+        if target is None or self._aliases.get(name) == target:
+            self._aliases.pop(name, None)
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and its target, for tests and introspection."""
+        return dict(self._aliases)
 
     # -- replies ----------------------------------------------------------------------------------
     def open_reply(self) -> tuple[str, Reply]:

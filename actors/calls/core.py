@@ -132,7 +132,7 @@ class Call(Actor):
 
     def _forget_alias(self) -> None:
         if self._alias is not None:
-            unalias(self.registry, self._alias)
+            unalias(self.registry, self._alias, self.address)
             self._alias = None
 
     # -- dispatch ---------------------------------------------------------------------------------

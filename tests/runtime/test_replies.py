@@ -231,3 +231,30 @@ async def test_an_ask_crosses_to_another_node_and_its_reply_comes_home(
         assert isinstance(wire.replies[1][1], Failure)
         assert here.waiting_replies() == 0 and there.waiting_replies() == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_an_alias_reaches_its_target_and_is_forgotten_when_the_target_is_gone() -> None:
+    registry = Registry()
+    async with trio.open_nursery() as nursery:
+        supervisor = await nursery.start(Supervisor(registry, "root").run)
+        await supervisor.start_child(ChildSpec("room/r1", _AliasEcho))
+        registry.alias("call/c1", "room/r1")
+        assert await registry.ref("call/c1").ask("hi") == ("room/r1", "hi")
+        assert "call/c1" not in registry  # an alias is no actor: metrics do not count it
+        with pytest.raises(ValueError):
+            registry.alias("room/r1", "room/r2")
+        await supervisor.stop_child("room/r1")
+        with pytest.raises(ActorNotFound):
+            registry.ref("call/c1").tell("late")
+        assert registry.aliases() == {}
+        registry.alias("call/c2", "room/r9")
+        registry.unalias("call/c2", "room/other")  # moved elsewhere since: left alone
+        assert registry.aliases() == {"call/c2": "room/r9"}
+        registry.unalias("call/c2")
+        assert registry.aliases() == {}
+        nursery.cancel_scope.cancel(reason="test over")
+
+
+class _AliasEcho(Actor):
+    async def handle(self, message: object) -> object:
+        return (self.address, message)
