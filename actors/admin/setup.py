@@ -17,10 +17,11 @@ import itertools
 from dataclasses import dataclass
 from datetime import date
 
+from actors import addresses, refusals
 from actors.messages import ReloadArea
 from actors.principal import Principal
 from runtime.errors import Refusal
-from runtime.kernel import Actor
+from runtime.kernel import Actor, handles
 from services.passwords import Passwords
 from storage import areas as area_store
 from storage import audit, orgs, staff
@@ -30,7 +31,8 @@ from storage.errors import ConflictError, NotFoundError
 from storage.orgs import Unit
 
 #: Not ``admin``: that address is the audit/reports actor of :mod:`actors.admin.reports`.
-SETUP_ADDRESS = "admin/setup"
+#: Kept importable; the address lives in ``actors.addresses``.
+SETUP_ADDRESS = addresses.SETUP
 AREAS_HOST = "areas"
 
 #: Names and usernames people type; longer is a mistake or an attack.
@@ -240,7 +242,7 @@ class SetupView:
 
 
 def _forbidden() -> Refusal:
-    return Refusal("forbidden", "You are not an administrator here.")
+    return Refusal(refusals.FORBIDDEN, "You are not an administrator here.")
 
 
 def _area_entry(area: area_store.WaitingArea) -> AreaEntry:
@@ -259,7 +261,7 @@ def _hours(hours: Hours) -> tuple[OpeningInterval, ...]:
     try:
         return tuple(OpeningInterval(int(d), o, c) for d, o, c in hours)
     except ValueError as exc:
-        raise Refusal("invalid", str(exc)) from exc
+        raise Refusal(refusals.INVALID, str(exc)) from exc
 
 
 def _fields(fields: Fields) -> tuple[FormField, ...]:
@@ -273,7 +275,7 @@ def _fields(fields: Fields) -> tuple[FormField, ...]:
         }
         return tuple(FormField(k, label, kinds[kind], req) for k, label, kind, req in fields)
     except (KeyError, ValueError) as exc:
-        raise Refusal("invalid", f"bad form field: {exc}") from exc
+        raise Refusal(refusals.INVALID, f"bad form field: {exc}") from exc
 
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -285,11 +287,13 @@ def _weekly_hours(hours: Hours) -> tuple[OpeningInterval, ...]:
     for day, name in enumerate(WEEKDAY_NAMES):
         today = sorted((i for i in intervals if i.weekday == day), key=lambda i: i.opens)
         if len(today) > MAX_INTERVALS_PER_DAY:
-            raise Refusal("invalid", f"{name}: at most {MAX_INTERVALS_PER_DAY} opening intervals.")
+            raise Refusal(
+                refusals.INVALID, f"{name}: at most {MAX_INTERVALS_PER_DAY} opening intervals."
+            )
         for before, after in itertools.pairwise(today):
             if after.opens < before.closes:
                 raise Refusal(
-                    "invalid",
+                    refusals.INVALID,
                     f"{name}: {before.opens}-{before.closes} overlaps "
                     f"{after.opens}-{after.closes}.",
                 )
@@ -299,17 +303,21 @@ def _weekly_hours(hours: Hours) -> tuple[OpeningInterval, ...]:
 def _form(fields: Fields) -> tuple[FormField, ...]:
     """Typed arrival-form fields: exactly one required name, short labels, a short form."""
     if len(fields) > MAX_FIELDS:
-        raise Refusal("invalid", f"An arrival form has at most {MAX_FIELDS} fields.")
+        raise Refusal(refusals.INVALID, f"An arrival form has at most {MAX_FIELDS} fields.")
     typed = _fields(tuple((k, label.strip(), kind, req) for k, label, kind, req in fields))
     for field in typed:
         if not field.label or len(field.label) > MAX_LABEL:
-            raise Refusal("invalid", f"Every field needs a label of 1 to {MAX_LABEL} characters.")
+            raise Refusal(
+                refusals.INVALID, f"Every field needs a label of 1 to {MAX_LABEL} characters."
+            )
     names = [f for f in typed if f.kind == "name"]
     if len(names) != 1 or not names[0].required:
-        raise Refusal("invalid", "The arrival form always asks for the name, and requires it.")
+        raise Refusal(
+            refusals.INVALID, "The arrival form always asks for the name, and requires it."
+        )
     keys = [f.key for f in typed]
     if len(set(keys)) != len(keys):
-        raise Refusal("invalid", "Two arrival-form fields have the same key.")
+        raise Refusal(refusals.INVALID, "Two arrival-form fields have the same key.")
     return typed
 
 
@@ -320,7 +328,7 @@ def _closure_entry(closure: area_store.Closure) -> ClosureEntry:
 def _name(value: str, what: str) -> str:
     cleaned = value.strip()
     if not cleaned or len(cleaned) > MAX_NAME:
-        raise Refusal("invalid", f"The {what} must be 1 to {MAX_NAME} characters.")
+        raise Refusal(refusals.INVALID, f"The {what} must be 1 to {MAX_NAME} characters.")
     return cleaned
 
 
@@ -332,30 +340,14 @@ class SetupAdmin(Actor):
         self.store = store
         self.passwords = passwords if passwords is not None else Passwords()
 
-    async def handle(self, message: object) -> object:
-        match message:
-            case ListSetup():
-                return await self._list(message.principal)
-            case CreateArea():
-                return await self._create_area(message)
-            case UpdateAreaHours():
-                return await self._update_hours(message)
-            case GetAreaSettings():
-                area = await self._area_for_admin(message.principal, message.area_id)
-                return await self._settings(area)
-            case UpdateAreaSettings():
-                return await self._update_settings(message)
-            case AddAreaClosure():
-                return await self._add_closure(message)
-            case RemoveAreaClosure():
-                return await self._remove_closure(message)
-            case CreateStaff():
-                return await self._create_staff(message)
-            case GrantRole():
-                return await self._grant(message)
-            case RevokeRole():
-                return await self._revoke(message)
-        return await super().handle(message)
+    @handles(ListSetup)
+    async def _on_list(self, message: ListSetup) -> object:
+        return await self._list(message.principal)
+
+    @handles(GetAreaSettings)
+    async def _on_get_settings(self, message: GetAreaSettings) -> object:
+        area = await self._area_for_admin(message.principal, message.area_id)
+        return await self._settings(area)
 
     # -- permission helpers --
 
@@ -391,7 +383,7 @@ class SetupAdmin(Actor):
     ) -> None:
         """Refuse unless the sender administers the scope and the role fits the scope."""
         if role not in ROLES or scope not in SCOPES:
-            raise Refusal("invalid", f"Unknown role {role!r} or scope {scope!r}.")
+            raise Refusal(refusals.INVALID, f"Unknown role {role!r} or scope {scope!r}.")
         if scope == "org":
             if not principal.is_staff or not principal.is_org_admin(str(scope_id)):
                 raise _forbidden()
@@ -404,9 +396,11 @@ class SetupAdmin(Actor):
                 raise _forbidden() from exc
             await self._unit_for_admin(principal, area.unit_id)
         if role == "org_admin" and scope != "org":
-            raise Refusal("invalid", "The organisation admin role is granted on an organisation.")
+            raise Refusal(
+                refusals.INVALID, "The organisation admin role is granted on an organisation."
+            )
         if role == "unit_admin" and scope != "unit":
-            raise Refusal("invalid", "The unit admin role is granted on a unit.")
+            raise Refusal(refusals.INVALID, "The unit admin role is granted on a unit.")
 
     def _actor_id(self, principal: Principal) -> int | None:
         return int(principal.user_id) if principal.user_id is not None else None
@@ -447,6 +441,7 @@ class SetupAdmin(Actor):
             )
         return SetupView(tuple(entries), tuple(people), org_ids)
 
+    @handles(CreateArea)
     async def _create_area(self, msg: CreateArea) -> AreaEntry:
         unit = await self._unit_for_admin(msg.principal, msg.unit_id)
         name = _name(msg.name, "area name")
@@ -461,7 +456,7 @@ class SetupAdmin(Actor):
                 consent_text=msg.consent_text.strip(),
             )
         except (ValueError, ConflictError) as exc:
-            raise Refusal("invalid", str(exc)) from exc
+            raise Refusal(refusals.INVALID, str(exc)) from exc
         await audit.append(
             self.store,
             audit.AREA_CREATED,
@@ -474,6 +469,7 @@ class SetupAdmin(Actor):
         await self.ref(AREAS_HOST).ask(ReloadArea(area.id), timeout=RELOAD_TIMEOUT)
         return _area_entry(area)
 
+    @handles(UpdateAreaHours)
     async def _update_hours(self, msg: UpdateAreaHours) -> AreaEntry:
         try:
             current = await area_store.get_area(self.store, msg.area_id)
@@ -488,7 +484,7 @@ class SetupAdmin(Actor):
                 time_zone=msg.time_zone,
             )
         except (ValueError, ConflictError) as exc:
-            raise Refusal("invalid", str(exc)) from exc
+            raise Refusal(refusals.INVALID, str(exc)) from exc
         await audit.append(
             self.store,
             audit.AREA_UPDATED,
@@ -512,18 +508,23 @@ class SetupAdmin(Actor):
             tuple(_closure_entry(c) for c in closures),
         )
 
+    @handles(UpdateAreaSettings)
     async def _update_settings(self, msg: UpdateAreaSettings) -> AreaSettings:
         current = await self._area_for_admin(msg.principal, msg.area_id)
         # Every check before the single write: a refusal changes nothing.
         name = _name(msg.name, "area name")
         zone = msg.time_zone.strip()
         if not zone:
-            raise Refusal("invalid", "Choose the area's time zone, for example Europe/London.")
+            raise Refusal(
+                refusals.INVALID, "Choose the area's time zone, for example Europe/London."
+            )
         hours = _weekly_hours(msg.opening_hours)
         form = _form(msg.form_fields)
         consent = msg.consent_text.strip()
         if len(consent) > MAX_CONSENT:
-            raise Refusal("invalid", f"The consent text must be at most {MAX_CONSENT} characters.")
+            raise Refusal(
+                refusals.INVALID, f"The consent text must be at most {MAX_CONSENT} characters."
+            )
         wanted = {
             "name": (current.name, name),
             "time_zone": (current.time_zone, zone),
@@ -547,23 +548,26 @@ class SetupAdmin(Actor):
                 active=msg.active,
             )
         except ConflictError as exc:
-            raise Refusal("invalid", f"The unit already has an area called {name!r}.") from exc
+            raise Refusal(
+                refusals.INVALID, f"The unit already has an area called {name!r}."
+            ) from exc
         except ValueError as exc:
-            raise Refusal("invalid", str(exc)) from exc
+            raise Refusal(refusals.INVALID, str(exc)) from exc
         await self._audit_area_update(msg.principal, area, msg.remote_addr, {"changed": changed})
         await self.ref(AREAS_HOST).ask(ReloadArea(area.id), timeout=RELOAD_TIMEOUT)
         return await self._settings(area)
 
+    @handles(AddAreaClosure)
     async def _add_closure(self, msg: AddAreaClosure) -> ClosureEntry:
         area = await self._area_for_admin(msg.principal, msg.area_id)
         reason = msg.reason.strip()
         if len(reason) > MAX_LABEL:
-            raise Refusal("invalid", f"The reason must be at most {MAX_LABEL} characters.")
+            raise Refusal(refusals.INVALID, f"The reason must be at most {MAX_LABEL} characters.")
         if msg.ends_on < msg.starts_on:
-            raise Refusal("invalid", "A closure cannot end before it starts.")
+            raise Refusal(refusals.INVALID, "A closure cannot end before it starts.")
         if (msg.ends_on - msg.starts_on).days >= MAX_CLOSURE_DAYS:
             raise Refusal(
-                "invalid",
+                refusals.INVALID,
                 f"A closure lasts at most {MAX_CLOSURE_DAYS} days; to stop taking callers for "
                 "longer, make the area inactive.",
             )
@@ -582,12 +586,13 @@ class SetupAdmin(Actor):
         await self.ref(AREAS_HOST).ask(ReloadArea(area.id), timeout=RELOAD_TIMEOUT)
         return _closure_entry(closure)
 
+    @handles(RemoveAreaClosure)
     async def _remove_closure(self, msg: RemoveAreaClosure) -> bool:
         area = await self._area_for_admin(msg.principal, msg.area_id)
         closures = {c.id: c for c in await area_store.list_closures(self.store, area.id)}
         closure = closures.get(msg.closure_id)
         if closure is None:
-            raise Refusal("invalid", "This area has no such closure.")
+            raise Refusal(refusals.INVALID, "This area has no such closure.")
         await area_store.remove_closure(self.store, closure.id)
         await self._audit_area_update(
             msg.principal,
@@ -618,13 +623,16 @@ class SetupAdmin(Actor):
             details=details,
         )
 
+    @handles(CreateStaff)
     async def _create_staff(self, msg: CreateStaff) -> StaffEntry:
         if not await self._admin_units(msg.principal):
             raise _forbidden()
         username = _name(msg.username, "username")
         display_name = _name(msg.display_name, "display name")
         if not MIN_PASSWORD <= len(msg.password) <= MAX_PASSWORD:
-            raise Refusal("invalid", f"The password must be at least {MIN_PASSWORD} characters.")
+            raise Refusal(
+                refusals.INVALID, f"The password must be at least {MIN_PASSWORD} characters."
+            )
         email = (msg.email or "").strip() or None
         password_hash = await self.passwords.hash(msg.password)
         try:
@@ -632,7 +640,9 @@ class SetupAdmin(Actor):
                 self.store, username, display_name, password_hash, email=email
             )
         except ConflictError as exc:
-            raise Refusal("invalid", f"The username or email {username!r} is taken.") from exc
+            raise Refusal(
+                refusals.INVALID, f"The username or email {username!r} is taken."
+            ) from exc
         await audit.append(
             self.store,
             audit.STAFF_CREATED,
@@ -643,6 +653,7 @@ class SetupAdmin(Actor):
         )
         return StaffEntry(user.id, user.username, user.display_name, user.email, user.active, ())
 
+    @handles(GrantRole)
     async def _grant(self, msg: GrantRole) -> GrantEntry:
         await self._check_scope(msg.principal, msg.role, msg.scope_type, msg.scope_id)
         try:
@@ -655,16 +666,17 @@ class SetupAdmin(Actor):
                 msg.scope_id,
             )
         except NotFoundError as exc:
-            raise Refusal("invalid", str(exc)) from exc
+            raise Refusal(refusals.INVALID, str(exc)) from exc
         await self._audit_role(audit.ROLE_GRANTED, msg.principal, user.username, msg)
         return GrantEntry(msg.role, msg.scope_type, msg.scope_id, "")
 
+    @handles(RevokeRole)
     async def _revoke(self, msg: RevokeRole) -> bool:
         await self._check_scope(msg.principal, msg.role, msg.scope_type, msg.scope_id)
         try:
             user = await staff.get_user(self.store, msg.user_id)
         except NotFoundError as exc:
-            raise Refusal("invalid", str(exc)) from exc
+            raise Refusal(refusals.INVALID, str(exc)) from exc
         removed = await staff.revoke_role(
             self.store,
             user.id,
