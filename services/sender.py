@@ -24,8 +24,9 @@ from typing import Literal, Protocol
 
 import trio
 
-from storage.outbox import Channel
-
+#: How a link leaves: the same two words the outbox stores (``storage.outbox.Channel``); spelled
+#: here because services stand beside storage, not on it.
+Channel = Literal["email", "sms"]
 TlsMode = Literal["none", "starttls", "ssl"]
 #: Seconds one delivery attempt may take before it counts as failed (then it is retried later).
 SEND_TIMEOUT = 15.0
