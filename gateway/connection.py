@@ -126,7 +126,7 @@ class OutboundMailbox(Mailbox):
     def put(self, envelope: Envelope) -> None:
         if self.closed:
             raise ActorNotFound(self.address)
-        key = coalescing_key(envelope.message) if envelope.reply is None else None
+        key = coalescing_key(envelope.message) if envelope.reply_to is None else None
         if key is not None and key in self._entries:
             self._entries[key] = envelope
             self._entries.move_to_end(key)

@@ -38,7 +38,6 @@ actor restarts are handled by its successor, so a crash loses only the message t
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, TypeVarTuple
@@ -140,30 +139,6 @@ class Reply:
         return self._value
 
 
-#: The registry of the actor running in this task, for :class:`_LegacyReply`.
-_CURRENT_REGISTRY: contextvars.ContextVar[Registry] = contextvars.ContextVar("actor_registry")
-
-
-class _LegacyReply(Reply):
-    """``envelope.reply`` as it was (``set``/``fail``), answering through the reply address."""
-
-    __slots__ = ("_address",)
-
-    def __init__(self, address: str) -> None:  # no slot of its own: the registry holds it
-        self._address = address
-
-    def set(self, value: object) -> None:
-        _CURRENT_REGISTRY.get().reply(self._address, value)
-
-    def fail(self, error: BaseException) -> None:
-        assert isinstance(error, ActorError)
-        _CURRENT_REGISTRY.get().reply(self._address, Failure(error))
-
-    @property
-    def done(self) -> bool:
-        return False
-
-
 class Envelope:
     """A message in a mailbox, with the reply address of an ``ask`` (``None`` for a ``tell``).
 
@@ -176,17 +151,6 @@ class Envelope:
     def __init__(self, message: object, reply_to: str | None = None) -> None:
         self.message = message
         self.reply_to = reply_to
-
-    @property
-    def reply(self) -> Reply | None:
-        """Deprecated: a handle on ``reply_to`` for code that still answers envelopes itself.
-
-        ``None`` for a tell. Only valid inside the actor that received the envelope; use
-        ``take_queued`` and :class:`Pending` instead. Goes once the waiting area has switched.
-        """
-        if self.reply_to is None:
-            return None
-        return _LegacyReply(self.reply_to)
 
     def __repr__(self) -> str:
         return f"Envelope({self.message!r}, reply_to={self.reply_to!r})"
@@ -646,7 +610,6 @@ class Actor:
         self._kind = mailbox.address.partition("/")[0]
         self._actor_crash = None
         self._actor_started = False
-        _CURRENT_REGISTRY.set(self.registry)
         ended = "stopped"
         try:
             async with trio.open_nursery() as nursery:
