@@ -26,6 +26,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import trio
@@ -245,7 +246,7 @@ class ClientSession:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_loop, frames)
-                nursery.start_soon(actor.run_loop, self.mailbox)
+                nursery.start_soon(partial(actor.run_loop, self.mailbox, tasks=nursery))
                 nursery.start_soon(self._watch_overflow)
                 await self._closed.wait()
                 nursery.cancel_scope.cancel(reason=f"connection closing: {self.close_reason}")

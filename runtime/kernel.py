@@ -38,6 +38,7 @@ actor restarts are handled by its successor, so a crash loses only the message t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, TypeVarTuple
@@ -329,7 +330,8 @@ class Pending(Generic[M]):
             return
         self.answered = True
         actor = self._actor
-        actor._actor_outstanding.discard(self)
+        if actor._actor_outstanding is not None:
+            actor._actor_outstanding.discard(self)
         actor.registry.reply(self.reply_to, outcome)  # type: ignore[arg-type]
 
 
@@ -354,11 +356,21 @@ class Timer:
         if self.active:
             self.active = False
             self._scope.cancel(reason="timer cancelled")
-            self._actor._actor_timers.discard(self)
+            if self._actor._actor_timers is not None:
+                self._actor._actor_timers.discard(self)
 
     def __repr__(self) -> str:
         state = "active" if self.active else "done"
         return f"Timer({self.message!r}, deadline={self.deadline:g}, {state})"
+
+
+class _TaskFailed:
+    """Put in the mailbox by a spawned task that raised, to wake an idle loop: the actor crashes."""
+
+    __slots__ = ()
+
+
+_TASK_FAILED = _TaskFailed()
 
 
 class _TimerFired:
@@ -406,13 +418,19 @@ class Actor:
         self._mailbox: Mailbox | None = None
         self.current_message: object = None
         self._kind = ""
+        #: Where this instance's timers and tasks run: the nursery of whoever runs the loop (the
+        #: supervisor), so an actor that never uses them costs no nursery of its own.
         self._actor_nursery: trio.Nursery | None = None
+        #: Cancel scopes of the spawned tasks still running, cancelled when the instance ends.
+        self._actor_tasks: set[trio.CancelScope] | None = None
         #: The envelope being handled, and its deferred answer if the handler asked for one.
         self._actor_envelope: Envelope | None = None
         self._actor_deferred: Pending[object] | None = None
         #: Asks this instance took on (deferred or taken) and has not answered yet.
-        self._actor_outstanding: set[Pending[Any]] = set()
-        self._actor_timers: set[Timer] = set()
+        self._actor_outstanding: set[Pending[Any]] | None = None
+        #: (All three sets are made on first use: most actors, a connection's among them, never
+        #: need them, and an empty set per actor is memory per waiting caller.)
+        self._actor_timers: set[Timer] | None = None
         #: The first exception of a spawned task: it crashes the actor.
         self._actor_crash: Exception | None = None
         #: True once ``on_start`` finished in the current run.
@@ -458,6 +476,8 @@ class Actor:
         """
         nursery = self._actor_running_nursery()
         timer = Timer(self, message, trio.current_time() + delay)
+        if self._actor_timers is None:
+            self._actor_timers = set()
         self._actor_timers.add(timer)
         nursery.start_soon(self._actor_run_timer, timer, name=f"{self.address} timer")
         return timer
@@ -470,7 +490,11 @@ class Actor:
         """
         nursery = self._actor_running_nursery()
         name = getattr(async_fn, "__qualname__", repr(async_fn))
-        nursery.start_soon(self._actor_guard, async_fn, args, name=f"{self.address} {name}")
+        scope = trio.CancelScope()
+        if self._actor_tasks is None:
+            self._actor_tasks = set()
+        self._actor_tasks.add(scope)
+        nursery.start_soon(self._actor_guard, scope, async_fn, args, name=f"{self.address} {name}")
 
     def defer_reply(self) -> Pending[object]:
         """Inside a handler: the kernel does not reply when it returns; answer through the Pending.
@@ -485,6 +509,8 @@ class Actor:
         if pending is None:
             pending = self._actor_deferred = Pending(self, envelope.message, envelope.reply_to)
             if envelope.reply_to is not None:
+                if self._actor_outstanding is None:
+                    self._actor_outstanding = set()
                 self._actor_outstanding.add(pending)
         return pending
 
@@ -513,6 +539,8 @@ class Actor:
             MESSAGES_HANDLED[kind] = MESSAGES_HANDLED.get(kind, 0) + 1
             pending: Pending[M] = Pending(self, envelope.message, envelope.reply_to)  # type: ignore[arg-type]
             if envelope.reply_to is not None:
+                if self._actor_outstanding is None:
+                    self._actor_outstanding = set()
                 self._actor_outstanding.add(pending)
             taken.append(pending)
         return taken
@@ -539,20 +567,32 @@ class Actor:
                     return
 
     async def _actor_guard(
-        self, async_fn: Callable[[*_Args], Awaitable[object]], args: tuple[*_Args]
+        self,
+        scope: trio.CancelScope,
+        async_fn: Callable[[*_Args], Awaitable[object]],
+        args: tuple[*_Args],
     ) -> None:
         try:
-            await async_fn(*args)
+            with scope:
+                await async_fn(*args)
         except Exception as exc:
-            name = getattr(async_fn, "__qualname__", repr(async_fn))
-            self._actor_fail(exc, f"spawned task {name} crashed")
+            self._actor_fail(exc)
+        finally:
+            if self._actor_tasks is not None:
+                self._actor_tasks.discard(scope)
 
-    def _actor_fail(self, exc: Exception, why: str) -> None:
-        """Crash this instance from outside its handler (a task): the supervisor sees ``exc``."""
-        if self._actor_crash is None:
-            self._actor_crash = exc
-        if self._actor_nursery is not None:
-            self._actor_nursery.cancel_scope.cancel(reason=f"{self.address}: {why}")
+    def _actor_fail(self, exc: Exception) -> None:
+        """Crash this instance from outside its handler (a task): the supervisor sees ``exc``.
+
+        The loop raises it at its next message boundary: at once when it waits for mail (the
+        wake-up below), or when the handler running now returns.
+        """
+        if self._actor_crash is not None or self._actor_nursery is None:
+            return
+        self._actor_crash = exc
+        if self._mailbox is not None:
+            with contextlib.suppress(ActorError):
+                self._mailbox.put(Envelope(_TASK_FAILED, None))
 
     # -- the loop ---------------------------------------------------------------------------------
     async def _dispatch(self, envelope: Envelope) -> None:
@@ -563,12 +603,15 @@ class Actor:
             if envelope.reply_to is not None:
                 self.registry.reply(envelope.reply_to, None)
             return
+        if kind is _TaskFailed:
+            return  # only a wake-up: the loop raises the task's exception
         if kind is _TimerFired:
             timer = message.timer  # type: ignore[attr-defined]
             if not timer.active:
                 return  # cancelled after it fell due, or set by a previous instance
             timer.active = False
-            self._actor_timers.discard(timer)
+            if self._actor_timers is not None:
+                self._actor_timers.discard(timer)
             message = timer.message
         self.current_message = message
         self._actor_envelope = envelope
@@ -598,35 +641,45 @@ class Actor:
         self,
         mailbox: Mailbox,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+        *,
+        tasks: trio.Nursery | None = None,
     ) -> None:
         """Run until stopped; return normally on a clean stop, raise on a crash.
 
-        Called by the supervisor, which owns ``mailbox``. Opens the nursery of the actor's timers
-        and spawned tasks, and cancels it when the instance ends, however it ends. Cancellation
-        (the supervisor killing the actor) propagates; queued messages are left for the next
-        instance.
+        Called by the supervisor, which owns ``mailbox`` and lends its nursery (``tasks``) for the
+        actor's timers and spawned tasks; each has its own cancel scope, cancelled when the
+        instance ends, however it ends. Without ``tasks`` the loop opens a nursery of its own.
+        Cancellation (the supervisor killing the actor) propagates; queued messages are left for
+        the next instance.
         """
+        if tasks is None:
+            async with trio.open_nursery() as own:
+                try:
+                    await self.run_loop(mailbox, task_status, tasks=own)
+                finally:
+                    own.cancel_scope.cancel(reason=f"{mailbox.address} ended")
+            return
         self._mailbox = mailbox
         self._kind = mailbox.address.partition("/")[0]
         self._actor_crash = None
         self._actor_started = False
-        ended = "stopped"
+        self._actor_nursery = tasks
         try:
-            async with trio.open_nursery() as nursery:
-                self._actor_nursery = nursery
-                try:
-                    await self.on_start()
-                    self._actor_started = True
-                    task_status.started()
-                    await self._actor_serve(mailbox)
-                except Exception as exc:
-                    if self._actor_crash is None:
-                        self._actor_crash = exc
-                    ended = "crashed"
-                nursery.cancel_scope.cancel(reason=f"{self.address} {ended}")
+            await self.on_start()
+            self._actor_started = True
+            self._actor_raise_task_crash()
+            task_status.started()
+            await self._actor_serve(mailbox)
+        except Exception as exc:
+            if self._actor_crash is None:
+                self._actor_crash = exc
         finally:
             self._actor_nursery = None
             self._actor_end()
+        if self._actor_crash is not None:
+            raise self._actor_crash
+
+    def _actor_raise_task_crash(self) -> None:
         if self._actor_crash is not None:
             raise self._actor_crash
 
@@ -646,6 +699,8 @@ class Actor:
                         self._stopping = True
                     continue
             await self._dispatch(envelope)
+            if self._actor_crash is not None:
+                raise self._actor_crash
         mailbox.close()
         while True:
             envelope = mailbox.front
@@ -654,12 +709,18 @@ class Actor:
             elif (envelope := mailbox.get_nowait()) is None:
                 break
             await self._dispatch(envelope)
+            if self._actor_crash is not None:
+                raise self._actor_crash
         await self.on_stop()
 
     def _actor_end(self) -> None:
-        """The instance is gone: its timers never fire, the asks it owes are answered now."""
-        for timer in list(self._actor_timers):
+        """The instance is gone: its timers never fire, its tasks are cancelled, the asks it owes
+        are answered now."""
+        for timer in list(self._actor_timers or ()):
             timer.cancel()
+        for scope in list(self._actor_tasks or ()):
+            scope.cancel(reason=f"{self.address} ended")
+        self._actor_tasks = None
         crashed = self._actor_crash is not None
         envelope = self._actor_envelope
         if envelope is not None and envelope.reply_to is not None and self._actor_deferred is None:
@@ -671,7 +732,7 @@ class Actor:
             )
             self.registry.reply(envelope.reply_to, Failure(error))
         self._actor_envelope = None
-        for pending in list(self._actor_outstanding):
+        for pending in list(self._actor_outstanding or ()):
             pending.fail(
                 ActorCrashed(self.address, pending.message)
                 if crashed

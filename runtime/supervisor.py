@@ -279,7 +279,7 @@ class Supervisor:
             crash: Exception | None = None
             with child.scope:
                 try:
-                    await actor.run_loop(child.mailbox, task_status=status)
+                    await actor.run_loop(child.mailbox, task_status=status, tasks=self._nursery)
                 except Exception as exc:
                     if status is task_status and not actor._actor_started:
                         # The first start is not protected: a child that cannot start is the
@@ -367,13 +367,22 @@ class SupervisorActor(Actor):
         self.supervisor = supervisor
 
     async def on_start(self) -> None:
-        await self._actor_running_nursery().start(self._run)
+        # Runs where the actor's tasks run, under a scope the instance cancels when it ends.
+        scope = trio.CancelScope()
+        if self._actor_tasks is None:
+            self._actor_tasks = set()
+        self._actor_tasks.add(scope)
+        await self._actor_running_nursery().start(self._run, scope)
 
-    async def _run(self, task_status: trio.TaskStatus[Supervisor]) -> None:
+    async def _run(self, scope: trio.CancelScope, task_status: trio.TaskStatus[Supervisor]) -> None:
         try:
-            await self.supervisor.run(task_status=task_status)
+            with scope:
+                await self.supervisor.run(task_status=task_status)
         except RestartIntensityExceeded as exc:
-            self._actor_fail(exc, f"supervisor {self.supervisor.name} escalated")
+            self._actor_fail(exc)
+        finally:
+            if self._actor_tasks is not None:
+                self._actor_tasks.discard(scope)
 
     async def on_stop(self) -> None:
         await self.supervisor.stop()
