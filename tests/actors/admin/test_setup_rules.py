@@ -176,7 +176,11 @@ class Clinic:
     def admin(self) -> Principal:
         grant = Grant(Role.ORG_ADMIN, Scope.ORG, str(self.demo.org_id))
         return Principal(
-            "staff", "Admin", str(self.demo.admin_user_id), str(self.demo.org_id), {grant}
+            "staff",
+            "Admin",
+            str(self.demo.admin_user_id),
+            str(self.demo.org_id),
+            frozenset({grant}),
         )
 
     async def outcome(self, message: object) -> tuple[str, str]:
