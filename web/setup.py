@@ -1,6 +1,6 @@
 """The clinic setup pages: create waiting areas and staff, grant and revoke roles, edit an area.
 
-Every rule lives in the setup actor (:mod:`actors.admin.setup`); this page only turns forms into messages.
+Every rule lives in the set-up rules (:mod:`actors.admin.setup_rules`), applied by the set-up actor; this page only turns forms into messages.
 A success redirects back with a fixed message key (so reloading does not submit twice); a refusal
 re-renders the page with the reason, status 400 (invalid) or 403 (forbidden).
 """
