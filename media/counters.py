@@ -1,6 +1,10 @@
 """Counters the worker increments on the hot path and exposes for /metrics.
 
 Plain attributes on a slotted object: an increment is one attribute store, no dict lookup.
+Every datagram the worker receives and neither forwards nor answers is counted once under a
+`dropped_<reason>` name; /metrics exports them by reason (`waitroom_media_datagrams_dropped_total`).
+`stun_bad_request` and `stun_unauthorized` count failed checks, answered or not
+(`stun_errors_sent` the answered ones, `dropped_stun_rate_limited` the others).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ COUNTER_NAMES = (
     "stun_responses",
     "stun_bad_request",
     "stun_unauthorized",
+    "stun_errors_sent",
     "dtls_handshakes",
     "dtls_failures",
     "dtls_fingerprint_mismatch",
@@ -34,6 +39,11 @@ COUNTER_NAMES = (
     "dropped_unbound",
     "dropped_unknown_type",
     "dropped_malformed",
+    "dropped_stun_no_credentials",
+    "dropped_stun_rate_limited",
+    "dropped_stun_unsolicited",
+    "dropped_stun_indication",
+    "dropped_stun_method",
     "dropped_srtp_auth",
     "dropped_srtcp_auth",
     "dropped_unknown_ssrc",
@@ -71,6 +81,7 @@ class Counters:
     stun_responses: int
     stun_bad_request: int
     stun_unauthorized: int
+    stun_errors_sent: int
     dtls_handshakes: int
     dtls_failures: int
     dtls_fingerprint_mismatch: int
@@ -79,6 +90,11 @@ class Counters:
     dropped_unbound: int
     dropped_unknown_type: int
     dropped_malformed: int
+    dropped_stun_no_credentials: int
+    dropped_stun_rate_limited: int
+    dropped_stun_unsolicited: int
+    dropped_stun_indication: int
+    dropped_stun_method: int
     dropped_srtp_auth: int
     dropped_srtcp_auth: int
     dropped_unknown_ssrc: int

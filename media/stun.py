@@ -4,6 +4,12 @@ The few attributes ICE needs are parsed and written here (standard library only)
 worker does not load aioice and its asyncio machinery. A lite agent never sends checks: it answers
 authenticated binding requests, and the address of each authenticated request becomes an address
 the peer may send media from.
+
+Facing the internet, the responder is built not to be a cheap target: the cheap checks (length,
+magic cookie, class and method, a known username prefix) come before the CRC and the HMAC; a
+request without credentials is never answered (a 20-byte request from a forged source must not
+buy a reply); error replies are as small as they can be, carry no SOFTWARE, and are sent at a
+bounded rate per source address and in all (`ReplyLimiter`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from enum import Enum
 # RFC 8489 section 14.8 error codes.
 ERROR_BAD_REQUEST = 400
 ERROR_UNAUTHORIZED = 401
-SOFTWARE = "waitroom-sfu"
+
+# Error replies to failed checks (ReplyLimiter). A browser whose check fails retries a handful of
+# times, so a small burst per source keeps it informed; a flood gets the refill rate at most.
+REPLY_BURST = 4
+REPLY_RATE = 2.0  # tokens per second per source
+# Forged sources each bring a fresh bucket: this bounds the replies to all of them together.
+REPLY_GLOBAL_BURST = 64
+REPLY_GLOBAL_RATE = 200.0
+# Sources remembered; the least recently seen is forgotten first (a forgotten source starts full,
+# which the global bucket bounds).
+REPLY_TABLE_SIZE = 4096
 
 HEADER_LENGTH = 20
 MAGIC_COOKIE = 0x2112A442
@@ -56,6 +72,9 @@ FAMILY_IPV6 = 2
 _HEADER = struct.Struct("!HHI12s")
 _ATTR = struct.Struct("!HH")
 _U32 = struct.Struct("!I")
+_MAGIC_COOKIE_BYTES = _U32.pack(MAGIC_COOKIE)
+# Header, ERROR-CODE without a reason phrase, FINGERPRINT: every error reply has this length.
+ERROR_LENGTH = HEADER_LENGTH + 2 * ATTR_HEADER_LENGTH + 4 + 4
 
 
 class StunError(ValueError):
@@ -191,10 +210,13 @@ class Verdict(Enum):
     """What became of one STUN datagram."""
 
     ACCEPTED = "accepted"  # authenticated binding request, answered with success
-    BAD_REQUEST = "bad_request"  # answered 400 (USERNAME or MESSAGE-INTEGRITY missing)
-    UNAUTHORIZED = "unauthorized"  # answered 401 (unknown username or wrong integrity)
-    MALFORMED = "malformed"  # unparseable or bad FINGERPRINT: dropped without an answer
-    IGNORED = "ignored"  # indications and responses: a lite agent has nothing to say
+    BAD_REQUEST = "bad_request"  # 400 (USERNAME present, MESSAGE-INTEGRITY missing)
+    UNAUTHORIZED = "unauthorized"  # 401 (unknown username or wrong integrity)
+    NO_CREDENTIALS = "no_credentials"  # no USERNAME, or a 400 larger than the request: no answer
+    MALFORMED = "malformed"  # unparseable, bad cookie or FINGERPRINT: dropped without an answer
+    UNSOLICITED = "unsolicited"  # a response or error response: a lite agent sends no requests
+    INDICATION = "indication"  # nothing to answer
+    UNSUPPORTED_METHOD = "method"  # a known method other than binding (TURN's, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,32 +226,133 @@ class StunOutcome:
     local_ufrag: str | None = None
     remote_ufrag: str | None = None
     nominated: bool = False
+    limited: bool = False  # a failed check left unanswered by the ReplyLimiter
+
+
+class ReplyLimiter:
+    """Token buckets for error replies: one small bucket per source address and one for all.
+
+    The table of sources is bounded (`table_size`); the least recently seen source is forgotten.
+    Time is passed in (`now`, seconds), so the limiter is sans-IO and testable on any clock.
+    """
+
+    def __init__(
+        self,
+        burst: int = REPLY_BURST,
+        rate: float = REPLY_RATE,
+        global_burst: float = REPLY_GLOBAL_BURST,
+        global_rate: float = REPLY_GLOBAL_RATE,
+        table_size: int = REPLY_TABLE_SIZE,
+    ) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.global_burst = global_burst
+        self.global_rate = global_rate
+        self.table_size = table_size
+        # source -> [tokens, time of the last refill]; dict order is least recently seen first.
+        self._buckets: dict[tuple[str, int], list[float]] = {}
+        self._global = [float(global_burst), 0.0]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, source: object) -> bool:
+        return source in self._buckets
+
+    def allow(self, source: tuple[str, int], now: float) -> bool:
+        """Take a token from `source`'s bucket and the global one; False if either is empty."""
+        buckets = self._buckets
+        bucket = buckets.pop(source, None)
+        if bucket is None:
+            if len(buckets) >= self.table_size:
+                del buckets[next(iter(buckets))]
+            bucket = [float(self.burst), now]
+        else:
+            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket[1] = now
+        buckets[source] = bucket  # re-inserted: now the most recently seen
+        shared = self._global
+        shared[0] = min(self.global_burst, shared[0] + (now - shared[1]) * self.global_rate)
+        shared[1] = now
+        if bucket[0] < 1.0 or shared[0] < 1.0:
+            return False
+        bucket[0] -= 1.0
+        shared[0] -= 1.0
+        return True
+
+
+def _credentials(data: bytes) -> tuple[bytes | None, bool]:
+    """USERNAME (the first, before MESSAGE-INTEGRITY) and whether MESSAGE-INTEGRITY follows.
+
+    Walks the attribute headers only: no CRC, no HMAC, no dict.
+    """
+    username: bytes | None = None
+    pos = HEADER_LENGTH
+    end = len(data)
+    while pos <= end - ATTR_HEADER_LENGTH:
+        attr_type, attr_len = _ATTR.unpack_from(data, pos)
+        if attr_type == ATTR_MESSAGE_INTEGRITY:
+            return username, True  # what follows is not authenticated
+        if attr_type == ATTR_USERNAME and username is None:
+            username = data[pos + ATTR_HEADER_LENGTH : pos + ATTR_HEADER_LENGTH + attr_len]
+        pos += ATTR_HEADER_LENGTH + attr_len + _padding(attr_len)
+    return username, False
 
 
 def handle_datagram(
-    data: bytes, source: tuple[str, int], password_of: Callable[[str], str | None]
+    data: bytes,
+    source: tuple[str, int],
+    password_of: Callable[[str], str | None],
+    *,
+    limiter: ReplyLimiter | None = None,
+    now: float = 0.0,
 ) -> StunOutcome:
     """Answer one STUN datagram received from `source`.
 
     `password_of(local_ufrag)` returns the local ICE password of the transport that owns that
-    username fragment, or None if no transport does.
+    username fragment, or None if no transport does. Error replies are sent only while
+    `limiter` (if given) allows one to `source` at `now`, and only if no larger than `data`.
     """
-    try:
-        message = parse(data)
-        username = message.text(ATTR_USERNAME)
-    except (StunError, UnicodeDecodeError):
+    # Cheap checks first: a flood of junk costs a few comparisons, not a CRC and an HMAC.
+    length = len(data)
+    if (
+        length < HEADER_LENGTH
+        or length != HEADER_LENGTH + ((data[2] << 8) | data[3])
+        or length % 4
+        or data[4:8] != _MAGIC_COOKIE_BYTES
+    ):
         return StunOutcome(Verdict.MALFORMED)
-    if message.method != METHOD_BINDING or message.klass != CLASS_REQUEST:
-        return StunOutcome(Verdict.IGNORED)
+    message_type = (data[0] << 8) | data[1]
+    method = message_type & METHOD_MASK
+    if method not in KNOWN_METHODS:
+        return StunOutcome(Verdict.MALFORMED)
+    klass = message_type & CLASS_MASK
+    if klass == CLASS_INDICATION:
+        return StunOutcome(Verdict.INDICATION)
+    if klass != CLASS_REQUEST:
+        return StunOutcome(Verdict.UNSOLICITED)
+    if method != METHOD_BINDING:
+        return StunOutcome(Verdict.UNSUPPORTED_METHOD)
 
-    if username is None or ATTR_MESSAGE_INTEGRITY not in message.attributes:
-        return StunOutcome(Verdict.BAD_REQUEST, _error(message, ERROR_BAD_REQUEST, "Bad Request"))
+    raw_username, has_integrity = _credentials(data)
+    if raw_username is None:
+        return StunOutcome(Verdict.NO_CREDENTIALS)  # never answered: a reflector's food
+    if not has_integrity:
+        return _refuse(data, source, ERROR_BAD_REQUEST, limiter, now)
+    try:
+        username = raw_username.decode("utf-8")
+    except UnicodeDecodeError:
+        return StunOutcome(Verdict.MALFORMED)
     local_ufrag, _, remote_ufrag = username.partition(":")
     password = password_of(local_ufrag)
-    if password is None or not message.check_integrity(password.encode()):
-        return StunOutcome(
-            Verdict.UNAUTHORIZED, _error(message, ERROR_UNAUTHORIZED, "Unauthorized")
-        )
+    if password is None:  # unknown ufrag: refused without the CRC or an HMAC
+        return _refuse(data, source, ERROR_UNAUTHORIZED, limiter, now)
+    try:
+        message = parse(data)
+    except StunError:
+        return StunOutcome(Verdict.MALFORMED)
+    if not message.check_integrity(password.encode()):
+        return _refuse(data, source, ERROR_UNAUTHORIZED, limiter, now)
 
     response = MessageBuilder(METHOD_BINDING, CLASS_RESPONSE, message.transaction_id)
     response.add_xor_address(ATTR_XOR_MAPPED_ADDRESS, source)
@@ -242,9 +365,24 @@ def handle_datagram(
     )
 
 
-def _error(request: Message, code: int, reason: str) -> bytes:
-    """An error response; without a known password it carries FINGERPRINT only."""
-    response = MessageBuilder(METHOD_BINDING, CLASS_ERROR, request.transaction_id)
-    response.add(ATTR_ERROR_CODE, struct.pack("!HBB", 0, code // 100, code % 100) + reason.encode())
-    response.add(ATTR_SOFTWARE, SOFTWARE.encode())
+def _refuse(
+    request: bytes, source: tuple[str, int], code: int, limiter: ReplyLimiter | None, now: float
+) -> StunOutcome:
+    """A failed check: answered while the limiter allows and the reply is no larger."""
+    verdict = Verdict.BAD_REQUEST if code == ERROR_BAD_REQUEST else Verdict.UNAUTHORIZED
+    if len(request) < ERROR_LENGTH:
+        # Only a 400 can be this short (a 401 needs MESSAGE-INTEGRITY): no amplification.
+        return StunOutcome(Verdict.NO_CREDENTIALS)
+    if limiter is not None and not limiter.allow(source, now):
+        return StunOutcome(verdict, limited=True)
+    return StunOutcome(verdict, _error(request[8:HEADER_LENGTH], code))
+
+
+def _error(transaction_id: bytes, code: int) -> bytes:
+    """The smallest error response ICE accepts: ERROR-CODE without a reason phrase, FINGERPRINT.
+
+    No SOFTWARE (it names the product to anyone who probes) and no reason phrase (the code says it).
+    """
+    response = MessageBuilder(METHOD_BINDING, CLASS_ERROR, transaction_id)
+    response.add(ATTR_ERROR_CODE, struct.pack("!HBB", 0, code // 100, code % 100))
     return response.build()

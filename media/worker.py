@@ -116,6 +116,8 @@ class Worker:
         self._by_ufrag: dict[str, Transport] = {}
         self._by_addr: dict[tuple[str, int], Transport] = {}
         self._scopes: dict[Transport, trio.CancelScope] = {}
+        # Error replies to failed checks: a bounded rate per source address and in all.
+        self._stun_replies = stun.ReplyLimiter()
         self.port = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -412,9 +414,12 @@ class Worker:
             counters.dropped_unknown_type += 1
 
     def _on_stun(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Answer a check; every datagram that gets no answer is counted under its reason."""
         counters = self.counters
         counters.stun_in += 1
-        outcome = stun.handle_datagram(data, addr, self._password_of)
+        outcome = stun.handle_datagram(
+            data, addr, self._password_of, limiter=self._stun_replies, now=self._clock()
+        )
         verdict = outcome.verdict
         if verdict is stun.Verdict.ACCEPTED:
             assert outcome.local_ufrag is not None
@@ -432,9 +437,21 @@ class Worker:
             counters.stun_bad_request += 1
         elif verdict is stun.Verdict.UNAUTHORIZED:
             counters.stun_unauthorized += 1
+        elif verdict is stun.Verdict.NO_CREDENTIALS:
+            counters.dropped_stun_no_credentials += 1
         elif verdict is stun.Verdict.MALFORMED:
             counters.dropped_malformed += 1
-        if outcome.response is not None:
+        elif verdict is stun.Verdict.UNSOLICITED:
+            counters.dropped_stun_unsolicited += 1
+        elif verdict is stun.Verdict.INDICATION:
+            counters.dropped_stun_indication += 1
+        else:
+            counters.dropped_stun_method += 1
+        if outcome.limited:
+            counters.dropped_stun_rate_limited += 1
+        elif outcome.response is not None:
+            if verdict is not stun.Verdict.ACCEPTED:
+                counters.stun_errors_sent += 1
             self._send(outcome.response, addr)
 
     def _password_of(self, ufrag: str) -> str | None:

@@ -53,6 +53,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 GatewayCounts = Callable[[], tuple[int, int]]
 MediaStats = Callable[[], dict[str, int]]
+#: Media stats keys that count datagrams dropped; the rest of the key is the reason label.
+DROPPED_PREFIX = "dropped_"
 #: Worker label -> that worker's stats (an in-process worker is worker "0").
 MediaWorkerStats = Callable[[], dict[str, dict[str, int]]]
 
@@ -262,6 +264,10 @@ class Metrics:
             "Datagrams the SFU dropped (every dropped_* counter).",
             sum(v for k, v in stats.items() if k.startswith("dropped_")),
         )
+        name = "waitroom_media_datagrams_dropped_total"
+        out.family(name, "counter", "Datagrams the SFU dropped, by reason.")
+        for reason, value in _dropped_by_reason(stats):
+            out.sample(name, value, reason=reason)
         for key, value in sorted(stats.items()):
             if key in MEDIA_GAUGES:
                 out.one(f"waitroom_media_{key}", "gauge", f"Media plane {key}.", value)
@@ -280,6 +286,20 @@ def _media_workers(out: _Writer, workers: dict[str, dict[str, int]]) -> None:
             else:
                 value = stats.get(key, 1 if key == "up" else 0)
             out.sample(name, value, worker=label)
+    name = "waitroom_media_worker_datagrams_dropped_total"
+    out.family(name, "counter", "Datagrams this worker dropped, by reason.")
+    for label, stats in sorted(workers.items()):
+        for reason, value in _dropped_by_reason(stats):
+            out.sample(name, value, reason=reason, worker=label)
+
+
+def _dropped_by_reason(stats: dict[str, int]) -> list[tuple[str, int]]:
+    """(reason, count) of every dropped_<reason> counter: each dropped datagram has one."""
+    return sorted(
+        (key.removeprefix(DROPPED_PREFIX), value)
+        for key, value in stats.items()
+        if key.startswith(DROPPED_PREFIX)
+    )
 
 
 def _is_loopback(host: str) -> bool:

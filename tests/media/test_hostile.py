@@ -262,3 +262,38 @@ async def test_consent_expiry_frees_a_silent_peer(autojump_clock: trio.testing.M
         ("b", "consent_expired")
     ]
     assert worker.slots(CALL, "a") == {}
+
+
+async def test_a_bad_stun_flood_from_a_stranger_is_answered_a_few_times_and_counted(
+    worker: RecordingWorker, pair: tuple[FakePeer, FakePeer]
+) -> None:
+    """Issue 15: every bad check used to get an error reply (with SOFTWARE) from the worker."""
+    a, b = pair
+    assert a.answer is not None
+    flood = 200
+    request = a.binding_request(password="not-the-password")  # a's ufrag, wrong password
+    intruder = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await intruder.bind(("127.0.0.1", 0))
+    before = worker.stats()
+    replies = 0
+    try:
+        for _ in range(flood):
+            await intruder.sendto(request, a.server)
+        await eventually(lambda: worker.stats()["stun_in"] - before["stun_in"] >= flood)
+        await assert_flows(a, b)
+        while True:
+            with trio.move_on_after(0.05):  # real time: loopback replies arrive at once
+                response = stun.parse_message(await intruder.recv(2048))
+                assert "SOFTWARE" not in response.attributes
+                replies += 1
+                continue
+            break
+    finally:
+        intruder.close()
+    after = worker.stats()
+    assert after["stun_unauthorized"] - before["stun_unauthorized"] == flood
+    limited = after["dropped_stun_rate_limited"] - before["dropped_stun_rate_limited"]
+    assert replies == after["stun_errors_sent"] - before["stun_errors_sent"]
+    assert replies + limited == flood
+    assert replies < flood // 10, replies
+    assert worker.peer_state(CALL, "a") == "connected"
