@@ -197,7 +197,7 @@ def _with_length(data: bytes | bytearray, length: int) -> bytes:
 def _integrity(data: bytes | bytearray, key: bytes) -> bytes:
     """HMAC-SHA1 over the message with its length covering MESSAGE-INTEGRITY (RFC 8489 14.5)."""
     covered = _with_length(data, len(data) - HEADER_LENGTH + ATTR_HEADER_LENGTH + INTEGRITY_LENGTH)
-    return hmac.new(key, covered, "sha1").digest()
+    return hmac.digest(key, covered, "sha1")
 
 
 def _fingerprint(data: bytes | bytearray) -> int:
@@ -281,8 +281,8 @@ class ReplyLimiter:
         return True
 
 
-def _credentials(data: bytes) -> tuple[bytes | None, bool]:
-    """USERNAME (the first, before MESSAGE-INTEGRITY) and whether MESSAGE-INTEGRITY follows.
+def _credentials(data: bytes) -> tuple[bytes | None, int]:
+    """USERNAME (the first, before MESSAGE-INTEGRITY) and the offset of MESSAGE-INTEGRITY (-1).
 
     Walks the attribute headers only: no CRC, no HMAC, no dict.
     """
@@ -292,11 +292,11 @@ def _credentials(data: bytes) -> tuple[bytes | None, bool]:
     while pos <= end - ATTR_HEADER_LENGTH:
         attr_type, attr_len = _ATTR.unpack_from(data, pos)
         if attr_type == ATTR_MESSAGE_INTEGRITY:
-            return username, True  # what follows is not authenticated
+            return username, pos  # what follows is not authenticated
         if attr_type == ATTR_USERNAME and username is None:
             username = data[pos + ATTR_HEADER_LENGTH : pos + ATTR_HEADER_LENGTH + attr_len]
         pos += ATTR_HEADER_LENGTH + attr_len + _padding(attr_len)
-    return username, False
+    return username, -1
 
 
 def handle_datagram(
@@ -334,10 +334,10 @@ def handle_datagram(
     if method != METHOD_BINDING:
         return StunOutcome(Verdict.UNSUPPORTED_METHOD)
 
-    raw_username, has_integrity = _credentials(data)
+    raw_username, integrity_at = _credentials(data)
     if raw_username is None:
         return StunOutcome(Verdict.NO_CREDENTIALS)  # never answered: a reflector's food
-    if not has_integrity:
+    if integrity_at < 0:
         return _refuse(data, source, ERROR_BAD_REQUEST, limiter, now)
     try:
         username = raw_username.decode("utf-8")
@@ -347,12 +347,17 @@ def handle_datagram(
     password = password_of(local_ufrag)
     if password is None:  # unknown ufrag: refused without the CRC or an HMAC
         return _refuse(data, source, ERROR_UNAUTHORIZED, limiter, now)
+    mac_length = _ATTR.unpack_from(data, integrity_at)[1]
+    mac_at = integrity_at + ATTR_HEADER_LENGTH
+    mac = data[mac_at : mac_at + mac_length]
+    if mac_length != INTEGRITY_LENGTH or not hmac.compare_digest(
+        mac, _integrity(data[:integrity_at], password.encode())
+    ):  # the HMAC before the full parse: a wrong password costs no attribute dict
+        return _refuse(data, source, ERROR_UNAUTHORIZED, limiter, now)
     try:
-        message = parse(data)
+        message = parse(data)  # checks FINGERPRINT, reads USE-CANDIDATE
     except StunError:
         return StunOutcome(Verdict.MALFORMED)
-    if not message.check_integrity(password.encode()):
-        return _refuse(data, source, ERROR_UNAUTHORIZED, limiter, now)
 
     response = MessageBuilder(METHOD_BINDING, CLASS_RESPONSE, message.transaction_id)
     response.add_xor_address(ATTR_XOR_MAPPED_ADDRESS, source)
