@@ -219,3 +219,48 @@ class RoomSnapshot:
     state: str
     area_id: int
     participants: list[str] = field(default_factory=list)
+
+
+# -- the directory and staff connections (issue 15: rights as the directory holds them now) --------
+
+
+@dataclass(frozen=True)
+class StaffConnected:
+    """Told to the directory by the gateway when a staff ``hello`` with a session cookie succeeds:
+    this connection lives on that session with that principal; close it when the session ends."""
+
+    conn: str
+    session_id: str
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class StaffActive:
+    """Told to the directory (at most once a minute) while a staff connection is in use: it keeps
+    the session from idling out. Registers the connection too, should the directory have restarted."""
+
+    conn: str
+    session_id: str
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class StaffDisconnected:
+    """Told to the directory when a staff connection closes."""
+
+    conn: str
+
+
+@dataclass(frozen=True)
+class GrantsChanged:
+    """Told to the directory after a user's grants, active flag or sessions changed in storage:
+    their open connections get the rights they hold now, or are closed."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class PrincipalChanged:
+    """Told by the directory to a staff connection: requests from now on carry this principal."""
+
+    principal: Principal

@@ -33,6 +33,7 @@ import trio
 
 from actors import addresses, refusals
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
+from actors.messages import PrincipalChanged, StaffActive, StaffConnected, StaffDisconnected
 from actors.principal import Principal
 from gateway import protocol
 from gateway.auth import Authenticator
@@ -60,6 +61,11 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
+
+#: A staff connection in use tells the Directory so at most this often (seconds): enough to keep
+#: its session from idling out (the idle timeout is an hour by default), and to register the
+#: connection again with a Directory that restarted.
+STAFF_ACTIVITY_REPORT_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -164,10 +170,16 @@ class OutboundMailbox(Mailbox):
 class Connection(Actor):
     """The outbound half: forwards events from actors to this client's websocket."""
 
-    def __init__(self, write: SendFrame, closer: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        write: SendFrame,
+        closer: Callable[[int, str], None],
+        on_principal: Callable[[Principal], None] | None = None,
+    ) -> None:
         super().__init__()
         self._write = write
         self._close = closer
+        self._on_principal = on_principal
 
     @handles(Push)
     async def _push(self, message: Push) -> None:
@@ -176,6 +188,11 @@ class Connection(Actor):
     @handles(CloseConnection)
     async def _close_connection(self, message: CloseConnection) -> None:
         self._close(message.code, message.reason)
+
+    @handles(PrincipalChanged)
+    async def _principal_changed(self, message: PrincipalChanged) -> None:
+        if self._on_principal is not None:
+            self._on_principal(message.principal)
 
 
 class ClientSession:
@@ -210,6 +227,9 @@ class ClientSession:
         self._in_flight = False
         self._close_after_reply: tuple[int, str] | None = None
         self.mailbox = OutboundMailbox(self.address, limits.outbound_queue)
+        #: The session cookie this staff connection lives on, once its hello succeeded with it.
+        self._staff_session: str | None = None
+        self._activity_reported = 0.0
 
     async def write(self, frame: bytes) -> None:
         async with self._write_lock:
@@ -239,7 +259,7 @@ class ClientSession:
 
         ``frames`` returns the next client message, or ``None`` when the socket closed.
         """
-        actor = Connection(self.write, self.close_for_actor)
+        actor = Connection(self.write, self.close_for_actor, self._principal_changed)
         actor.address = self.address
         actor.registry = self.registry
         self.registry.register(self.mailbox)
@@ -256,9 +276,36 @@ class ClientSession:
             self.mailbox.fail_pending()
             self._announce_closed()
 
+    def _principal_changed(self, principal: Principal) -> None:
+        """The Directory's newer principal for this staff member (a role granted): from now on."""
+        current = self.principal
+        if (
+            self._staff_session is not None
+            and current is not None
+            and principal.kind == "staff"
+            and principal.user_id == current.user_id
+        ):
+            self.principal = principal
+
+    def _tell_directory(self, message: object) -> None:
+        # The directory may be restarting: the next report registers this connection again.
+        with contextlib.suppress(ActorError):
+            self.registry.ref(addresses.DIRECTORY).tell(message)
+
+    def _staff_activity(self) -> None:
+        """A request (not a heartbeat) from a staff client: keep its session from idling out."""
+        if self._staff_session is None or self.principal is None:
+            return
+        now = trio.current_time()
+        if now - self._activity_reported >= STAFF_ACTIVITY_REPORT_INTERVAL:
+            self._activity_reported = now
+            self._tell_directory(StaffActive(self.address, self._staff_session, self.principal))
+
     def _announce_closed(self) -> None:
         if self.principal is None:
             return
+        if self._staff_session is not None:
+            self._tell_directory(StaffDisconnected(self.address))
         gone = ConnectionClosed(self.address, self.principal)
         for address in self._touched:
             # The actor may be gone or busy; it also notices failed pushes.
@@ -302,6 +349,7 @@ class ClientSession:
             elif self.principal is None:
                 raise ProtocolError(refusals.HELLO_REQUIRED, "send hello first", frame.request_id)
             else:
+                self._staff_activity()
                 self._in_flight = True
                 try:
                     await self._route(frame)
@@ -349,6 +397,11 @@ class ClientSession:
             ) from None
         self.principal = principal
         self.version = max(common)
+        if token is None and principal.kind == "staff" and self.session_cookie:
+            # The Directory closes this socket when the session ends (issue 15).
+            self._staff_session = self.session_cookie
+            self._activity_reported = trio.current_time()
+            self._tell_directory(StaffConnected(self.address, self.session_cookie, principal))
         await self.write(
             protocol.encode_reply(
                 frame.request_id,

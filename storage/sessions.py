@@ -1,6 +1,12 @@
 """Server-side web sessions for staff: the cookie carries a random id, the database only its hash.
 
 Storing the SHA-256 of the id means a copy of the database does not let anyone sign in as staff.
+
+Two limits end a session: the absolute one (:data:`DEFAULT_SESSION_TTL` after sign-in, however busy)
+and the idle one (:data:`DEFAULT_IDLE_TIMEOUT` without a page request or websocket activity).
+``expires_at`` holds whichever comes first: sign-in sets it, :func:`touch_session` slides it on
+activity, never past ``created_at`` plus the absolute limit. So a valid session is still simply
+"unrevoked, ``expires_at`` in the future, user active", and purging needs nothing new.
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from storage.db import Row, Store, execute, fetch_one, fetch_required
+from storage.db import Row, Store, execute, fetch_all, fetch_one, fetch_required
 from storage.times import from_db, opt_from_db, to_db, utcnow
 
 SESSION_ID_BYTES = 32
 CSRF_TOKEN_BYTES = 32
 DEFAULT_SESSION_TTL = timedelta(hours=12)
+#: A staff session nobody used for this long is over. An hour: a clinic screen left unattended
+#: over a lunch break signs out, a provider between two patients does not. Heartbeats of an open
+#: dashboard do not count as use; pages and websocket requests do.
+DEFAULT_IDLE_TIMEOUT = timedelta(minutes=60)
+#: Activity moves ``expires_at`` only when that gains more than this: one write a minute per
+#: session at most, not one per page request.
+TOUCH_GRANULARITY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,9 @@ def _session(row: Row) -> WebSession:
     )
 
 
-def _create(db: Database, user_id: int, ttl: timedelta, now: datetime) -> NewSession:
+def _create(
+    db: Database, user_id: int, ttl: timedelta, idle: timedelta, now: datetime
+) -> NewSession:
     session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
     id_hash = hash_session_id(session_id)
     execute(
@@ -65,7 +80,7 @@ def _create(db: Database, user_id: int, ttl: timedelta, now: datetime) -> NewSes
             user_id,
             secrets.token_urlsafe(CSRF_TOKEN_BYTES),
             to_db(now),
-            to_db(now + ttl),
+            to_db(now + min(ttl, idle)),
         ),
     )
     row = fetch_required(db, "SELECT * FROM web_sessions WHERE id_hash = ?", (id_hash,), "session")
@@ -80,6 +95,44 @@ def _get_valid(db: Database, session_id: str, now: datetime) -> WebSession | Non
         (hash_session_id(session_id), to_db(now)),
     )
     return None if row is None else _session(row)
+
+
+def _touch(
+    db: Database, session_id: str, ttl: timedelta, idle: timedelta, now: datetime
+) -> WebSession | None:
+    session = _get_valid(db, session_id, now)
+    if session is None:
+        return None
+    slid = min(now + idle, session.created_at + ttl)
+    if slid - session.expires_at <= TOUCH_GRANULARITY:
+        return session
+    execute(
+        db,
+        "UPDATE web_sessions SET expires_at = ? WHERE id_hash = ? AND revoked_at IS NULL",
+        (to_db(slid), session.id_hash),
+    )
+    return WebSession(
+        session.id_hash,
+        session.user_id,
+        session.csrf_token,
+        session.created_at,
+        slid,
+        session.revoked_at,
+    )
+
+
+def _valid_hashes(db: Database, id_hashes: list[str], now: datetime) -> set[str]:
+    if not id_hashes:
+        return set()
+    marks = ", ".join("?" for _ in id_hashes)
+    rows = fetch_all(
+        db,
+        f"""SELECT w.id_hash FROM web_sessions w JOIN staff_users s ON s.id = w.user_id
+            WHERE w.id_hash IN ({marks}) AND w.revoked_at IS NULL AND w.expires_at > ?
+            AND s.active = 1""",
+        (*id_hashes, to_db(now)),
+    )
+    return {row["id_hash"] for row in rows}
 
 
 def _revoke(db: Database, session_id: str, now: datetime) -> bool:
@@ -110,10 +163,15 @@ def _purge(db: Database, now: datetime) -> int:
 
 
 async def create_session(
-    store: Store, user_id: int, *, ttl: timedelta = DEFAULT_SESSION_TTL, now: datetime | None = None
+    store: Store,
+    user_id: int,
+    *,
+    ttl: timedelta = DEFAULT_SESSION_TTL,
+    idle: timedelta = DEFAULT_IDLE_TIMEOUT,
+    now: datetime | None = None,
 ) -> NewSession:
     """A fresh session (call at every sign-in so the id changes) with its own CSRF token."""
-    return await store.run(_create, user_id, ttl, now or utcnow())
+    return await store.run(_create, user_id, ttl, idle, now or utcnow())
 
 
 async def get_valid_session(
@@ -121,6 +179,25 @@ async def get_valid_session(
 ) -> WebSession | None:
     """The session for a cookie value if it is unexpired, unrevoked and its user is active."""
     return await store.run(_get_valid, session_id, now or utcnow())
+
+
+async def touch_session(
+    store: Store,
+    session_id: str,
+    *,
+    ttl: timedelta = DEFAULT_SESSION_TTL,
+    idle: timedelta = DEFAULT_IDLE_TIMEOUT,
+    now: datetime | None = None,
+) -> WebSession | None:
+    """The valid session, its idle deadline moved on (someone used it now); None if it is over."""
+    return await store.run(_touch, session_id, ttl, idle, now or utcnow())
+
+
+async def valid_session_hashes(
+    store: Store, id_hashes: list[str], *, now: datetime | None = None
+) -> set[str]:
+    """Which of these session hashes are still valid: one query for every open dashboard."""
+    return await store.run(_valid_hashes, id_hashes, now or utcnow())
 
 
 async def revoke_session(store: Store, session_id: str, *, now: datetime | None = None) -> bool:

@@ -9,20 +9,44 @@ a burst of sign-ins must not queue in front of them.
 
 Expected "no"s are :class:`~runtime.errors.Refusal` replies with stable codes:
 ``unauthenticated`` (unknown, expired or revoked session) and ``bad_csrf``.
+
+A staff websocket must not keep the rights of its ``hello`` for ever (issue 15), so the Directory
+also knows which open connections live on which session: the gateway tells it
+:class:`~actors.messages.StaffConnected` at hello, :class:`~actors.messages.StaffActive` while the
+socket is used and :class:`~actors.messages.StaffDisconnected` at close. That map is the only state
+in memory, and it heals itself: a restarted Directory learns each socket again from its next
+``StaffActive``. A session that ends (sign-out, expiry, the idle timeout, deactivation) closes its
+sockets with :data:`CLOSE_SESSION_ENDED`: at once for a sign-out or a ``GrantsChanged``, within
+:data:`RECHECK_INTERVAL` for the clock's limits. After ``GrantsChanged`` a socket whose user gained
+rights gets its new principal (:class:`~actors.messages.PrincipalChanged`); one that lost any is
+closed with :data:`CLOSE_RIGHTS_CHANGED`, so nothing it subscribed to with the old rights lingers
+and the client reconnects with what the Directory holds now.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from actors import addresses, refusals
+from actors.inbound import CloseConnection
+from actors.messages import (
+    GrantsChanged,
+    PrincipalChanged,
+    StaffActive,
+    StaffConnected,
+    StaffDisconnected,
+)
 from actors.principal import Grant, Principal, Role, Scope
-from runtime.errors import Refusal
+from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from storage import audit, health, sessions, staff, staff_views
 from storage.db import Store
+from storage.times import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +56,16 @@ DIRECTORY_ADDRESS = addresses.DIRECTORY
 #: Longest username or password the Directory will even look at: argon2 would hash a megabyte
 #: happily, and an attacker would happily send one.
 MAX_CREDENTIAL_LENGTH = 1024
+
+#: Websocket close code (docs/protocol.md): the session ended (signed out, expired, idle, the user
+#: deactivated). Reconnecting cannot help until someone signs in again.
+CLOSE_SESSION_ENDED = 4003
+#: Websocket close code: the user lost a role. Reconnect and ``hello``: the new socket gets the
+#: rights held now, and watches made with the old ones are gone.
+CLOSE_RIGHTS_CHANGED = 4004
+#: How often the sessions of open staff sockets are checked against the clock (expiry, idle): the
+#: most a socket outlives its session's time limits by. One query for all of them.
+RECHECK_INTERVAL = 15.0
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -109,6 +143,20 @@ class ProbeStorage:
     """Health check: reply the database schema version after one real read."""
 
 
+@dataclass(frozen=True)
+class _Recheck:
+    """The Directory's own timer: check the sessions of open sockets against the clock."""
+
+
+@dataclass
+class _Watched:
+    """An open staff connection as the Directory knows it."""
+
+    session_hash: str
+    user_id: int
+    principal: Principal
+
+
 # -- the actor ----------------------------------------------------------------------------------
 
 
@@ -128,9 +176,26 @@ async def principal_of(store: Store, user_id: int, display_name: str) -> Princip
 class Directory(Actor):
     """Owns staff sign-in and sessions; see the module docstring."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        ttl: timedelta = sessions.DEFAULT_SESSION_TTL,
+        idle_timeout: timedelta = sessions.DEFAULT_IDLE_TIMEOUT,
+        recheck_interval: float = RECHECK_INTERVAL,
+    ) -> None:
         super().__init__()
         self.store = store
+        self.clock = clock
+        self.ttl = ttl
+        self.session_idle = idle_timeout
+        self.recheck_interval = recheck_interval
+        #: conn address -> what it lives on; see the module docstring.
+        self._conns: dict[str, _Watched] = {}
+
+    async def on_start(self) -> None:
+        self.send_after(self.recheck_interval, _Recheck())
 
     @handles(ResolveSession)
     async def _resolve(self, message: ResolveSession) -> Principal:
@@ -158,12 +223,94 @@ class Directory(Actor):
     async def _probe(self, message: ProbeStorage) -> object:
         return await health.probe(self.store)
 
+    # -- open staff connections -----------------------------------------------------------------
+
+    @handles(StaffConnected)
+    async def _on_connected(self, message: StaffConnected) -> None:
+        await self._watch(message.conn, message.session_id, message.principal)
+
+    @handles(StaffActive)
+    async def _on_active(self, message: StaffActive) -> None:
+        await self._watch(message.conn, message.session_id, message.principal)
+
+    @handles(StaffDisconnected)
+    async def _on_disconnected(self, message: StaffDisconnected) -> None:
+        self._conns.pop(message.conn, None)
+
+    @handles(GrantsChanged)
+    async def _on_grants_changed(self, message: GrantsChanged) -> None:
+        try:
+            user_id = int(message.user_id)
+        except ValueError:
+            raise Refusal(refusals.BAD_FIELD, "user_id must be a number") from None
+        watched = {c: w for c, w in self._conns.items() if w.user_id == user_id}
+        if not watched:
+            return
+        valid = await sessions.valid_session_hashes(
+            self.store, sorted({w.session_hash for w in watched.values()}), now=self.clock()
+        )
+        current: Principal | None = None
+        for conn, w in watched.items():
+            if w.session_hash not in valid:
+                self._close(conn, CLOSE_SESSION_ENDED, "session ended")
+                continue
+            if current is None:
+                current = await self._principal(user_id)
+            if not w.principal.grants <= current.grants:
+                self._close(conn, CLOSE_RIGHTS_CHANGED, "rights changed")
+            elif current != w.principal:
+                w.principal = current
+                self._tell(conn, PrincipalChanged(current))
+
+    @handles(_Recheck)
+    async def _on_recheck(self, message: _Recheck) -> None:
+        try:
+            hashes = sorted({w.session_hash for w in self._conns.values()})
+            valid = await sessions.valid_session_hashes(self.store, hashes, now=self.clock())
+            for conn, w in list(self._conns.items()):
+                if w.session_hash not in valid:
+                    self._close(conn, CLOSE_SESSION_ENDED, "session ended")
+        finally:
+            self.send_after(self.recheck_interval, _Recheck())
+
+    async def _watch(self, conn: str, session_id: str, principal: Principal) -> None:
+        """Register (or refresh) a connection on its session; close it if the session is over.
+
+        ``principal`` is the one the connection holds (from its hello, or pushed since): what a
+        later ``GrantsChanged`` compares with the rights held now."""
+        session = None
+        if session_id and len(session_id) <= MAX_CREDENTIAL_LENGTH:
+            session = await self._touch(session_id)
+        if session is None:
+            self._close(conn, CLOSE_SESSION_ENDED, "session ended")
+            return
+        self._conns[conn] = _Watched(session.id_hash, session.user_id, principal)
+
+    def _close(self, conn: str, code: int, reason: str) -> None:
+        self._conns.pop(conn, None)
+        self._tell(conn, CloseConnection(code, reason))
+
+    def _tell(self, conn: str, message: object) -> None:
+        # A connection that is gone (or too far behind) closes or has closed anyway.
+        with contextlib.suppress(ActorError):
+            self.ref(conn).tell(message)
+
+    async def _principal(self, user_id: int) -> Principal:
+        user = await staff.get_user(self.store, user_id)
+        return await principal_of(self.store, user.id, user.display_name)
+
+    async def _touch(self, session_id: str) -> sessions.WebSession | None:
+        return await sessions.touch_session(
+            self.store, session_id, ttl=self.ttl, idle=self.session_idle, now=self.clock()
+        )
+
     async def _session(
         self, session_id: str, refusal: str = refusals.UNAUTHENTICATED
     ) -> SessionView:
         if not session_id or len(session_id) > MAX_CREDENTIAL_LENGTH:
             raise Refusal(refusal, "no session")
-        session = await sessions.get_valid_session(self.store, session_id)
+        # A page request or a hello is use: the idle deadline moves on.
+        session = await self._touch(session_id)
         if session is None:
             raise Refusal(refusal, "the session is unknown, expired or signed out")
         user = await staff.get_user(self.store, session.user_id)
@@ -174,10 +321,13 @@ class Directory(Actor):
     async def _sign_out(self, msg: SignOut) -> None:
         session = None
         if msg.session_id and len(msg.session_id) <= MAX_CREDENTIAL_LENGTH:
-            session = await sessions.get_valid_session(self.store, msg.session_id)
+            session = await sessions.get_valid_session(self.store, msg.session_id, now=self.clock())
         if session is None:
             return
-        await sessions.revoke_session(self.store, msg.session_id)
+        await sessions.revoke_session(self.store, msg.session_id, now=self.clock())
+        for conn, w in list(self._conns.items()):
+            if w.session_hash == session.id_hash:
+                self._close(conn, CLOSE_SESSION_ENDED, "signed out")
         await audit.append(
             self.store, audit.SIGN_OUT, actor_user_id=session.user_id, remote_addr=msg.remote_addr
         )
