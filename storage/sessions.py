@@ -104,7 +104,7 @@ def _touch(
     if session is None:
         return None
     slid = min(now + idle, session.created_at + ttl)
-    if slid - session.expires_at <= TOUCH_GRANULARITY:
+    if abs(slid - session.expires_at) <= TOUCH_GRANULARITY:
         return session
     execute(
         db,

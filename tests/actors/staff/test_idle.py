@@ -87,3 +87,24 @@ async def test_page_requests_keep_a_session_on_but_never_past_the_absolute_limit
         await world.directory.ask(DescribeSession(created.session_id))
     world.clock.advance(step)  # 12 h after sign-in
     assert await refused(world, created.session_id)
+
+
+async def test_a_shorter_configured_idle_timeout_wins_over_the_one_set_at_sign_in(
+    tmp_path: Path,
+) -> None:
+    """The sign-in desk sets the default idle deadline; a Directory configured for 15 minutes must
+    pull it in at the first request, not let the session idle for the default hour."""
+    clock = Clock(utcnow())
+    short = timedelta(minutes=15)
+    async with open_store(tmp_path / "short.sqlite3") as store, trio.open_nursery() as nursery:
+        user = await staff.create_user(store, "dana", "Dr Dana", "not-a-hash")
+        sup: Supervisor = await nursery.start(Supervisor(Registry(), "root").run)
+        ref = await sup.start_child(
+            ChildSpec(DIRECTORY_ADDRESS, lambda: Directory(store, clock=clock, idle_timeout=short))
+        )
+        world = World(store, ref, clock, user.id)
+        created = await sessions.create_session(store, user.id, now=clock())
+        await ref.ask(DescribeSession(created.session_id))
+        clock.advance(short + timedelta(minutes=1))
+        assert await refused(world, created.session_id)
+        nursery.cancel_scope.cancel()
