@@ -132,7 +132,11 @@ def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
 
 
 def build_nack(sender_ssrc: int, media_ssrc: int, lost: Sequence[int]) -> bytes:
-    """A generic NACK packing `lost` sequence numbers into (PID, BLP) pairs."""
+    """A generic NACK (RFC 4585 section 6.2.1) packing `lost` into (PID, BLP) pairs.
+
+    `media_ssrc` must be the publisher's media SSRC: senders (libwebrtc, aiortc) route feedback by
+    it and silently ignore a NACK addressed to any other SSRC, 0 included.
+    """
     fci = bytearray()
     items = sorted(set(lost))
     i = 0
@@ -144,7 +148,9 @@ def build_nack(sender_ssrc: int, media_ssrc: int, lost: Sequence[int]) -> bytes:
             blp |= 1 << (((items[i] - pid) & 0xFFFF) - 1)
             i += 1
         fci += _NACK_FCI.pack(pid, blp)
-    return _header(FMT_NACK, PT_RTPFB, 12 + len(fci)) + _FB_HEADER.pack(sender_ssrc, 0) + fci
+    return (
+        _header(FMT_NACK, PT_RTPFB, 12 + len(fci)) + _FB_HEADER.pack(sender_ssrc, media_ssrc) + fci
+    )
 
 
 def build_remb(sender_ssrc: int, bitrate: int, ssrcs: Sequence[int]) -> bytes:

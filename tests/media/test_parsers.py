@@ -56,7 +56,8 @@ def test_nack_round_trip_packs_bitmasks() -> None:
     lost = [100, 101, 105, 116, 117, 300]
     packet = rtcp.build_nack(1, 2, lost)
     assert sorted(rtcp.parse_nack(packet)) == lost
-    assert rtcp.parse_feedback_ssrcs(packet) == (1, 0)
+    # RFC 4585: sender SSRC is the server's, media SSRC the publisher's stream being NACKed.
+    assert rtcp.parse_feedback_ssrcs(packet) == (1, 2)
 
 
 def test_remb_round_trip() -> None:
