@@ -226,8 +226,9 @@ class RoomSnapshot:
 
 @dataclass(frozen=True)
 class StaffConnected:
-    """Told to the directory by the gateway when a staff ``hello`` with a session cookie succeeds:
-    this connection lives on that session with that principal; close it when the session ends."""
+    """Told to the directory by the gateway when a staff ``hello`` with a session cookie succeeds,
+    and again once a minute (with a heartbeat, so a restarted directory knows it again): this
+    connection lives on that session with that principal; close it when the session ends."""
 
     conn: str
     session_id: str
@@ -237,7 +238,7 @@ class StaffConnected:
 @dataclass(frozen=True)
 class StaffActive:
     """Told to the directory (at most once a minute) while a staff connection is in use: it keeps
-    the session from idling out. Registers the connection too, should the directory have restarted."""
+    the session from idling out. Registers the connection too, like :class:`StaffConnected`."""
 
     conn: str
     session_id: str

@@ -230,6 +230,7 @@ class ClientSession:
         #: The session cookie this staff connection lives on, once its hello succeeded with it.
         self._staff_session: str | None = None
         self._activity_reported = 0.0
+        self._presence_reported = 0.0
 
     async def write(self, frame: bytes) -> None:
         async with self._write_lock:
@@ -301,6 +302,16 @@ class ClientSession:
             self._activity_reported = now
             self._tell_directory(StaffActive(self.address, self._staff_session, self.principal))
 
+    def _staff_presence(self) -> None:
+        """A heartbeat: not use, but say again (once a minute) which session this socket lives on,
+        so a Directory that restarted and lost its map can still close it."""
+        if self._staff_session is None or self.principal is None:
+            return
+        now = trio.current_time()
+        if now - self._presence_reported >= STAFF_ACTIVITY_REPORT_INTERVAL:
+            self._presence_reported = now
+            self._tell_directory(StaffConnected(self.address, self._staff_session, self.principal))
+
     def _announce_closed(self) -> None:
         if self.principal is None:
             return
@@ -343,6 +354,7 @@ class ClientSession:
                     refusals.RATE_LIMITED, "too many messages; slow down", frame.request_id
                 )
             if frame.type == protocol.PING:  # before hello too: a heartbeat needs no identity
+                self._staff_presence()
                 await self.write(protocol.encode_reply(frame.request_id, {"pong": True}))
             elif frame.type == protocol.HELLO:
                 await self._hello(frame)
@@ -400,7 +412,7 @@ class ClientSession:
         if token is None and principal.kind == "staff" and self.session_cookie:
             # The Directory closes this socket when the session ends (issue 15).
             self._staff_session = self.session_cookie
-            self._activity_reported = trio.current_time()
+            self._activity_reported = self._presence_reported = trio.current_time()
             self._tell_directory(StaffConnected(self.address, self.session_cookie, principal))
         await self.write(
             protocol.encode_reply(

@@ -14,8 +14,8 @@ A staff websocket must not keep the rights of its ``hello`` for ever (issue 15),
 also knows which open connections live on which session: the gateway tells it
 :class:`~actors.messages.StaffConnected` at hello, :class:`~actors.messages.StaffActive` while the
 socket is used and :class:`~actors.messages.StaffDisconnected` at close. That map is the only state
-in memory, and it heals itself: a restarted Directory learns each socket again from its next
-``StaffActive``. A session that ends (sign-out, expiry, the idle timeout, deactivation) closes its
+in memory, and it heals itself: every socket says ``StaffConnected`` again once a minute (with its
+heartbeat; that is not use), so a restarted Directory knows them all again within a minute. A session that ends (sign-out, expiry, the idle timeout, deactivation) closes its
 sockets with :data:`CLOSE_SESSION_ENDED`: at once for a sign-out or a ``GrantsChanged``, within
 :data:`RECHECK_INTERVAL` for the clock's limits. After ``GrantsChanged`` a socket whose user gained
 rights gets its new principal (:class:`~actors.messages.PrincipalChanged`); one that lost any is
@@ -227,11 +227,11 @@ class Directory(Actor):
 
     @handles(StaffConnected)
     async def _on_connected(self, message: StaffConnected) -> None:
-        await self._watch(message.conn, message.session_id, message.principal)
+        await self._watch(message.conn, message.session_id, message.principal, touch=False)
 
     @handles(StaffActive)
     async def _on_active(self, message: StaffActive) -> None:
-        await self._watch(message.conn, message.session_id, message.principal)
+        await self._watch(message.conn, message.session_id, message.principal, touch=True)
 
     @handles(StaffDisconnected)
     async def _on_disconnected(self, message: StaffDisconnected) -> None:
@@ -273,14 +273,20 @@ class Directory(Actor):
         finally:
             self.send_after(self.recheck_interval, _Recheck())
 
-    async def _watch(self, conn: str, session_id: str, principal: Principal) -> None:
+    async def _watch(
+        self, conn: str, session_id: str, principal: Principal, *, touch: bool
+    ) -> None:
         """Register (or refresh) a connection on its session; close it if the session is over.
 
         ``principal`` is the one the connection holds (from its hello, or pushed since): what a
         later ``GrantsChanged`` compares with the rights held now."""
         session = None
         if session_id and len(session_id) <= MAX_CREDENTIAL_LENGTH:
-            session = await self._touch(session_id)
+            session = (
+                await self._touch(session_id)
+                if touch
+                else await sessions.get_valid_session(self.store, session_id, now=self.clock())
+            )
         if session is None:
             self._close(conn, CLOSE_SESSION_ENDED, "session ended")
             return

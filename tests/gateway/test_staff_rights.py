@@ -75,6 +75,8 @@ class StaffWorld:
     user_id: int
     area_id: int
     session_id: str
+    root: Supervisor
+    directory_spec: ChildSpec
 
 
 @asynccontextmanager
@@ -97,12 +99,11 @@ async def start_world(
         root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
         await root.start_child(ChildSpec(addresses.ECHO, Echo))
         await root.start_child(ChildSpec(addresses.area(area.id), RightsArea))
-        directory = await root.start_child(
-            ChildSpec(
-                addresses.DIRECTORY,
-                lambda: Directory(store, clock=clock or utcnow, recheck_interval=recheck_interval),
-            )
+        spec = ChildSpec(
+            addresses.DIRECTORY,
+            lambda: Directory(store, clock=clock or utcnow, recheck_interval=recheck_interval),
         )
+        directory = await root.start_child(spec)
         endpoint = GatewayEndpoint(registry, limits)
         config = Config()
         config.bind = ["127.0.0.1:0"]
@@ -111,7 +112,7 @@ async def start_world(
         config.errorlog = None
         binds = await nursery.start(serve, endpoint, config)
         url = binds[0].replace("http://", "ws://") + "/ws"
-        yield StaffWorld(url, store, directory, user.id, area.id, created.session_id)
+        yield StaffWorld(url, store, directory, user.id, area.id, created.session_id, root, spec)
         nursery.cancel_scope.cancel()
 
 
@@ -263,3 +264,21 @@ async def test_an_idle_dashboard_is_closed_after_the_idle_timeout(
             mock_clock.autojump_threshold = REAL_STALL
             assert await closed_with(ws, PROMPTLY) == CLOSE_SESSION_ENDED
         assert await sessions.get_valid_session(w.store, w.session_id, now=trio_clock()) is None
+
+
+async def test_a_restarted_directory_learns_the_open_sockets_again_from_their_heartbeats(
+    mock_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The Directory's map of sockets is memory: after a restart a heartbeat registers it again."""
+    async with start_world(tmp_path, limits=NO_TRANSPORT_IDLE, clock=trio_clock) as w:
+        ws_context = staff_socket(w)
+        async with ws_context as ws:
+            await staff_hello(ws)
+            await w.root.stop_child(addresses.DIRECTORY)
+            directory = await w.root.start_child(w.directory_spec)  # an empty map
+            mock_clock.jump(61)
+            assert (await call(ws, "ping", {}, 2))["t"] == "reply"
+            await directory.ask(ResolveSession(w.session_id))  # after the heartbeat's report
+            await directory.ask(SignOut(w.session_id, "192.0.2.1"))
+            mock_clock.autojump_threshold = REAL_STALL
+            assert await closed_with(ws, PROMPTLY) == CLOSE_SESSION_ENDED
