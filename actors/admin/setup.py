@@ -14,6 +14,8 @@ a settings change loses no waiting caller and no watching provider.
 
 from __future__ import annotations
 
+import contextlib
+
 from actors import addresses, refusals
 from actors.admin import setup_rules as rules
 from actors.admin.setup_messages import (
@@ -51,9 +53,9 @@ from actors.admin.setup_rules import (
     SCOPES,
     WEEKDAY_NAMES,
 )
-from actors.messages import ReloadArea
+from actors.messages import GrantsChanged, ReloadArea
 from actors.principal import Principal
-from runtime.errors import Refusal
+from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from services.passwords import Passwords
 from storage import areas as area_store
@@ -434,6 +436,7 @@ class SetupAdmin(Actor):
         except NotFoundError as exc:
             raise Refusal(refusals.INVALID, str(exc)) from exc
         await self._audit_role(audit.ROLE_GRANTED, msg.principal, user.username, msg)
+        self._rights_changed(user.id)
         return GrantEntry(msg.role, msg.scope_type, msg.scope_id, "")
 
     @handles(RevokeRole)
@@ -448,7 +451,13 @@ class SetupAdmin(Actor):
         )
         if removed:
             await self._audit_role(audit.ROLE_REVOKED, msg.principal, user.username, msg)
+            self._rights_changed(user.id)
         return removed
+
+    def _rights_changed(self, user_id: int) -> None:
+        """Tell the directory, so the user's open sockets get the rights they hold now (or close)."""
+        with contextlib.suppress(ActorError):
+            self.ref(addresses.DIRECTORY).tell(GrantsChanged(str(user_id)))
 
     async def _audit_role(
         self, action: str, principal: Principal, username: str, msg: GrantRole | RevokeRole

@@ -23,8 +23,10 @@ from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from actors import addresses, refusals
+from actors.admin.setup import GrantRole, RevokeRole, SetupAdmin
 from actors.inbound import Inbound
 from actors.messages import GrantsChanged
+from actors.principal import Grant, Principal, Role, Scope
 from actors.staff.directory import (
     CLOSE_RIGHTS_CHANGED,
     CLOSE_SESSION_ENDED,
@@ -39,6 +41,7 @@ from gateway.connection import Limits
 from gateway.protocol import TRANSPORT_MAX_MESSAGE_BYTES
 from runtime import ActorRef, ChildSpec, Refusal, Registry, Supervisor
 from runtime.kernel import Actor, handles
+from services.passwords import Passwords
 from storage import areas, orgs, sessions, staff
 from storage.db import Store, open_store
 from storage.times import utcnow
@@ -77,6 +80,7 @@ class StaffWorld:
     session_id: str
     root: Supervisor
     directory_spec: ChildSpec
+    org_id: int = 0
 
 
 @asynccontextmanager
@@ -112,7 +116,9 @@ async def start_world(
         config.errorlog = None
         binds = await nursery.start(serve, endpoint, config)
         url = binds[0].replace("http://", "ws://") + "/ws"
-        yield StaffWorld(url, store, directory, user.id, area.id, created.session_id, root, spec)
+        yield StaffWorld(
+            url, store, directory, user.id, area.id, created.session_id, root, spec, org.id
+        )
         nursery.cancel_scope.cancel()
 
 
@@ -200,6 +206,28 @@ async def test_a_role_granted_works_on_the_open_socket_without_a_reload(
             while await roles_seen(ws, world, rid) != ["provider", "referrer"]:
                 rid += 1
                 await trio.sleep(0.05)  # inside the per-connection rate limit
+
+
+async def test_a_role_granted_from_the_setup_pages_reaches_the_open_socket(
+    world: StaffWorld,
+) -> None:
+    """The set-up actor tells the directory; before it did, a grant waited for a reload."""
+    admin_grant = Grant(Role.ORG_ADMIN, Scope.ORG, str(world.org_id))
+    admin = Principal("staff", "Admin", "999", str(world.org_id), frozenset({admin_grant}))
+    setup = await world.root.start_child(
+        ChildSpec(addresses.SETUP, lambda: SetupAdmin(world.store, Passwords()))
+    )
+    async with staff_socket(world) as ws:
+        await staff_hello(ws)
+        assert await roles_seen(ws, world, 2) == ["provider"]
+        await setup.ask(GrantRole(admin, world.user_id, "referrer", "area", world.area_id))
+        rid = 3
+        with trio.fail_after(PROMPTLY):
+            while await roles_seen(ws, world, rid) != ["provider", "referrer"]:
+                rid += 1
+                await trio.sleep(0.05)  # inside the per-connection rate limit
+        await setup.ask(RevokeRole(admin, world.user_id, "referrer", "area", world.area_id))
+        assert await closed_with(ws, PROMPTLY) == CLOSE_RIGHTS_CHANGED
 
 
 async def test_a_role_revoked_closes_the_open_socket(world: StaffWorld) -> None:
