@@ -14,7 +14,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+    from media.events import (
+        DominantSpeakerChanged,
+        MediaError,
+        MediaEvent,
+        PeerClosed,
+        PeerConnected,
+        SlotsChanged,
+    )
     from media.pool import MediaPool
     from media.worker import Worker, WorkerConfig
 
@@ -22,6 +29,7 @@ if TYPE_CHECKING:
     MediaService = Worker
 
 _HOMES = {
+    "DominantSpeakerChanged": "media.events",
     "MediaError": "media.events",
     "MediaEvent": "media.events",
     "MediaPool": "media.pool",
@@ -44,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DominantSpeakerChanged",
     "MediaError",
     "MediaEvent",
     "MediaPool",

@@ -14,6 +14,7 @@ Commands (control plane -> worker), `id` present when a reply is wanted:
 Events (worker -> control plane):
   {"ev": "ready", "port", "pid"}, {"ev": "connected", "call", "peer"},
   {"ev": "closed", "call", "peer", "reason"}, {"ev": "slots", "call", "peer", "slots": [[i, p]]},
+  {"ev": "speaker", "call", "peer"} (the call's dominant speaker changed),
   {"ev": "refused", "reason"} for a frame without a usable id
 Every command with an id gets exactly one reply with that id, in command order; a command that
 cannot be used is answered {"id", "ok": false, "error", "refused": true}.

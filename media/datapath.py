@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pylibsrtp
 
 from media import rtcp
+from media.audiolevel import parse_audio_level
 from media.counters import Counters
 from media.forward import PACKET_CACHE_MASK, Consumer
 from media.rtp import (
@@ -30,6 +31,7 @@ from media.rtp import (
     RtpError,
     rewrite_extension_ids,
 )
+from media.sdp import AUDIO_LEVEL_URI
 from media.transport import Transport
 
 _SSRC_AT = SSRC.unpack_from
@@ -37,6 +39,8 @@ _SEQ_TS_AT = SEQ_TS.unpack_from
 _REWRITE = REWRITE.pack_into
 
 SendTo = Callable[[bytes, tuple[str, int]], int]
+#: Told each audio packet's RFC 6464 level (-dBov) with the transport that published it.
+OnLevel = Callable[[Transport, int], None]
 
 
 def not_running(data: bytes, addr: tuple[str, int]) -> int:
@@ -47,13 +51,15 @@ def not_running(data: bytes, addr: tuple[str, int]) -> int:
 class DataPath:
     """Forwarding and sending for one worker: its counters, clock and socket's `sendto`."""
 
-    __slots__ = ("clock", "counters", "sendto")
+    __slots__ = ("clock", "counters", "on_level", "sendto")
 
     def __init__(self, counters: Counters, clock: Callable[[], float]) -> None:
         self.counters = counters
         self.clock = clock
         #: The socket's bound `sendto` while the worker runs (set and reset by the worker).
         self.sendto: SendTo = not_running
+        #: Where audio levels go (the worker's speaker detectors); None reads no levels.
+        self.on_level: OnLevel | None = None
 
     def on_rtp(self, transport: Transport, data: bytes) -> None:
         """The hot path: unprotect once, rewrite and protect per subscriber, send synchronously."""
@@ -90,6 +96,13 @@ class DataPath:
         cache = producer.cache
         if cache is not None:
             cache.packets[seq & PACKET_CACHE_MASK] = plain
+        elif producer.kind == "audio" and self.on_level is not None:
+            # Only audio, and only when the offer negotiated the extension: video pays nothing.
+            level_id = producer.ext_ids.get(AUDIO_LEVEL_URI)
+            if level_id is not None:
+                level = parse_audio_level(plain, level_id)
+                if level is not None:
+                    self.on_level(transport, level.level)
         targets = producer.targets
         if not targets:
             return

@@ -36,7 +36,15 @@ class SlotsChanged:
     slots: dict[int, str]
 
 
-MediaEvent = PeerConnected | PeerClosed | SlotsChanged
+@dataclass(frozen=True, slots=True)
+class DominantSpeakerChanged:
+    """The call's dominant speaker is now `peer_id` (RFC 6464 levels, `media.speaker`)."""
+
+    call_id: str
+    peer_id: str
+
+
+MediaEvent = PeerConnected | PeerClosed | SlotsChanged | DominantSpeakerChanged
 
 
 class MediaError(Exception):

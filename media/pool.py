@@ -33,7 +33,14 @@ from pathlib import Path
 import trio
 
 from media.control import ControlError, Frame, FrameReader, Refused, encode, text
-from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.events import (
+    DominantSpeakerChanged,
+    MediaError,
+    MediaEvent,
+    PeerClosed,
+    PeerConnected,
+    SlotsChanged,
+)
 from media.worker import WorkerConfig
 from runtime.supervisor import RestartIntensity
 
@@ -388,6 +395,9 @@ class MediaPool:
                 if peer_id in call.peers:
                     self._slots[key] = slots
                 self._emit(SlotsChanged(call_id, peer_id, dict(slots)))
+            elif event == "speaker":
+                if peer_id in call.peers:
+                    self._emit(DominantSpeakerChanged(call_id, peer_id))
             else:
                 raise ControlError(f"unknown event {event!r}")
 

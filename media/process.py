@@ -31,7 +31,14 @@ from media.control import (
     request_id,
     text,
 )
-from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.events import (
+    DominantSpeakerChanged,
+    MediaError,
+    MediaEvent,
+    PeerClosed,
+    PeerConnected,
+    SlotsChanged,
+)
 from media.worker import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Worker, WorkerConfig
 
 log = logging.getLogger("waitroom.media.process")
@@ -156,6 +163,8 @@ class WorkerProcess:
             self._send(
                 {"ev": "slots", "call": event.call_id, "peer": event.peer_id, "slots": slots}
             )
+        elif isinstance(event, DominantSpeakerChanged):
+            self._send({"ev": "speaker", "call": event.call_id, "peer": event.peer_id})
 
     def _reply(self, rid: int | None, *, ok: bool = True, **fields: Any) -> None:
         if rid is not None:

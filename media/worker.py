@@ -37,17 +37,26 @@ from media.demux import (
     STUN_FIRST_BYTE_MAX,
 )
 from media.dtls import Certificate, DtlsError, DtlsServer, DtlsState, make_context
-from media.events import MediaError, MediaEvent, PeerClosed, PeerConnected, SlotsChanged
+from media.events import (
+    DominantSpeakerChanged,
+    MediaError,
+    MediaEvent,
+    PeerClosed,
+    PeerConnected,
+    SlotsChanged,
+)
 from media.feedback import Feedback
 from media.forward import Consumer
 from media.router import Router
 from media.rtp import RTP_HEADER_LENGTH
 from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
+from media.speaker import DominantSpeaker
 from media.transport import Transport, TransportState
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "CONSENT_TIMEOUT",
+    "DominantSpeakerChanged",
     "MediaError",
     "MediaEvent",
     "PeerClosed",
@@ -112,6 +121,9 @@ class Worker:
         self._send_all = self._datapath.send_all
         self._request_keyframe = self._feedback.request_keyframe
         self._routers: dict[str, Router] = {}
+        #: One dominant-speaker detector per call with audio levels, fed by the data path.
+        self._speakers: dict[str, DominantSpeaker[str]] = {}
+        self._datapath.on_level = self._on_level
         self._transports: dict[tuple[str, str], Transport] = {}
         self._by_ufrag: dict[str, Transport] = {}
         self._by_addr: dict[tuple[str, int], Transport] = {}
@@ -181,6 +193,10 @@ class Worker:
                 next_report = now + REPORT_INTERVAL
 
     def _tick(self, now: float, report: bool) -> None:
+        for call_id, detector in list(self._speakers.items()):
+            new = detector.tick(now)  # decides for calls whose speakers went quiet too
+            if new is not None:
+                self._emit(DominantSpeakerChanged(call_id, new))
         for transport in list(self._transports.values()):
             state = transport.state
             if state is TransportState.NEW:
@@ -359,8 +375,12 @@ class Worker:
         changed: set[str] = set()
         if router is not None and router.transports.get(transport.peer_id) is transport:
             changed = router.remove(transport.peer_id, self._clock())
+            detector = self._speakers.get(transport.call_id)
+            if detector is not None:
+                detector.remove(transport.peer_id)
             if not router.transports:
                 del self._routers[transport.call_id]
+                self._speakers.pop(transport.call_id, None)
         if notify:
             self._emit(PeerClosed(transport.call_id, transport.peer_id, reason))
         if router is not None:
@@ -375,6 +395,18 @@ class Worker:
         for peer_id in sorted(changed):
             if peer_id in router.transports:
                 self._emit(SlotsChanged(router.call_id, peer_id, router.slot_map(peer_id)))
+
+    def _on_level(self, transport: Transport, level: int) -> None:
+        """One audio packet's level: a peer whose media is held cannot become the speaker."""
+        if not transport.publishing:
+            return
+        call_id = transport.call_id
+        detector = self._speakers.get(call_id)
+        if detector is None:
+            detector = self._speakers[call_id] = DominantSpeaker()
+        new = detector.add_sample(transport.peer_id, level, self._clock())
+        if new is not None:
+            self._emit(DominantSpeakerChanged(call_id, new))
 
     def _emit(self, event: MediaEvent) -> None:
         if self._on_event is None:
