@@ -35,7 +35,7 @@ from actors.calls.presence import ParticipantKind, Presence, Present
 from actors.calls.routing import alias, unalias
 from actors.calls.state import CallState, check_move
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
-from media import MediaError, PeerClosed, PeerConnected, SlotsChanged
+from media import DominantSpeakerChanged, MediaError, PeerClosed, PeerConnected, SlotsChanged
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, Pending, Timer, handles
 
@@ -333,6 +333,13 @@ class Call(Actor):
             body, kind = {}, "media.connected"
         with contextlib.suppress(ActorError):
             self.ref(person.conn).tell(Push(kind, body))
+
+    @handles(DominantSpeakerChanged)
+    async def _speaker_changed(self, event: DominantSpeakerChanged) -> None:
+        """Everyone learns who speaks now, by the id ``room.participants`` lists them under."""
+        if self.presence.by_peer(event.peer_id) is None:
+            return  # left between the media plane's decision and this message
+        self.broadcast(Push("call.speaker", {"peer": event.peer_id}))
 
     def _gate(self, person: Present) -> None:
         """Media flows only while the call is on: on hold (or waiting) the server forwards

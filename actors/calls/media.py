@@ -7,6 +7,10 @@ not queue behind one another's offers. So an offer is answered in a task of the 
 :class:`OfferAnswered`, handled in the mailbox like any other. Offers of one peer stay in order
 (a re-offer replaces the transport, so it must not overtake the first); different peers' offers
 run side by side. Everything else the port offers is synchronous and cheap.
+
+What the media plane reports (``media.events``: a peer connected or closed, its slots changed,
+the call's dominant speaker changed) reaches the call as messages at ``call/<call id>``, sent by
+the port's ``on_event`` callback (``waitroom.server``), never through this port.
 """
 
 from __future__ import annotations
