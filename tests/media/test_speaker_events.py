@@ -4,7 +4,8 @@ Fake publishers (the load tester's peer, with the audio-level extension added to
 one audio packet per 20 ms of the worker's clock. The worker gets a clock the test steps: each
 round every peer sends one packet, the test waits until the worker has read them all, then moves
 the clock on by one packet time, so the detector sees exactly the timestamps a browser's stream
-would give it, however slowly the machine runs.
+would give it, however slowly the machine runs. The last test passes the event through the
+worker process's frame writer and the pool's frame reader (without processes: their code only).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import trio
 
+from media.control import FrameReader
 from media.events import DominantSpeakerChanged, MediaEvent
+from media.pool import MediaPool, _Call
+from media.process import WorkerProcess
 from media.sdp import AUDIO_LEVEL_URI
 from media.speaker import SAMPLE_PERIOD
 from media.worker import Worker, WorkerConfig
@@ -189,3 +193,24 @@ async def test_an_offer_without_the_extension_reads_no_levels(
     finally:
         plain.close()
         other.close()
+
+
+def test_the_event_crosses_the_pool_pipe_for_a_peer_the_pool_has_in_the_call() -> None:
+    """Worker process -> frame -> pool: the same event comes out, about a peer still there."""
+    child = WorkerProcess(WorkerConfig(bind_address="127.0.0.1"), -1, -1)
+    child._on_event(DominantSpeakerChanged(CALL, "a"))
+    child._on_event(DominantSpeakerChanged(CALL, "gone"))
+    frames = FrameReader().feed(
+        child._outbox_receive.receive_nowait() + child._outbox_receive.receive_nowait()
+    )
+    assert frames[0] == {"ev": "speaker", "call": CALL, "peer": "a"}
+    events: list[MediaEvent] = []
+    pool = MediaPool(WorkerConfig(bind_address="127.0.0.1"), on_event=events.append)
+    slot = pool._workers[0]
+    pool._calls[CALL] = _Call(slot, peers={"a"})
+    slot.calls.add(CALL)
+    send, _ = trio.open_memory_channel[bytes](1)
+    for frame in frames:
+        assert isinstance(frame, dict)
+        pool._on_frame(slot, frame, send)
+    assert events == [DominantSpeakerChanged(CALL, "a")]
