@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -336,13 +337,22 @@ class Supervisor:
         return [c.spec for c in self._children.values() if c.spec.restart is not Restart.TEMPORARY]
 
     def _log_crash(self, child: _Child, actor: Actor, exc: Exception) -> None:
+        """Log the message's type and the exception's type and frames, never their text.
+
+        Messages carry passwords, link secrets and patient details, and an exception's text often
+        quotes the message, so neither ``%r`` of the message nor ``exc_info`` (which prints
+        ``str(exc)``) goes to the journal; the frames (file, line, source) are enough to debug.
+        """
+        frames = "".join(traceback.format_tb(exc.__traceback__))
         log.error(
-            "actor %s crashed handling %r; %s restarts it (%s)",
+            "actor %s crashed handling a %s with %s; %s restarts it (%s)\n"
+            "Traceback (most recent call last):\n%s",
             child.spec.address,
-            actor.current_message,
+            type(actor.current_message).__name__,
+            type(exc).__qualname__,
             self.name,
             self.strategy.value,
-            exc_info=exc,
+            frames.rstrip("\n"),
         )
 
     def _forget(self, child: _Child) -> None:
