@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import functools
 import io
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale, dates
@@ -253,10 +255,29 @@ def weekday_name(weekday: int, locale: str | None = None) -> str:
 blueprint = Blueprint("i18n", __name__)
 
 
+def _is_unsafe_char(ch: str) -> bool:
+    """Control, separator or format characters: browsers strip some (tab, newline) from URLs."""
+    return unicodedata.category(ch)[0] in "CZ" and ch != " "
+
+
 def _safe_next(target: str) -> str:
-    """Only a path on this site: never ``//evil.example`` or an absolute URL."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
+    """Only a path on this site: never ``//evil.example``, an absolute URL or a look-alike.
+
+    Browsers drop tabs and newlines and read ``\\`` as ``/``, so ``/\t/evil.example`` is
+    ``//evil.example`` to them; the value is judged raw and percent-decoded, and refused if either
+    form has a control character or backslash, is scheme-relative, or has a scheme or host.
+    """
+    for form in (target, unquote(target)):
+        if (
+            not form.startswith("/")
+            or form.startswith("//")
+            or "\\" in form
+            or any(_is_unsafe_char(ch) for ch in form)
+        ):
+            return "/"
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return "/"
     return target
 
 
