@@ -211,3 +211,25 @@ def test_bad_sender_settings_stop_the_start_with_a_clear_message(
 def test_the_server_refuses_unchecked_bad_settings_too() -> None:
     with pytest.raises(SenderConfigError, match="API key"):
         build_senders(SenderSettings(sms_url="https://sms.example/send"))
+
+
+@pytest.mark.parametrize(
+    "url", ["http://sms.example/send", "http://10.0.0.5:8080/send", "HTTP://Sms.Example/send"]
+)
+def test_the_sms_key_never_travels_over_plain_http_to_a_remote_gateway(url: str) -> None:
+    """Issue 15: the gateway's API key in clear is refused as the SMTP password in clear is."""
+    args = build_parser().parse_args(["serve", "--sms-url", url])
+    with pytest.raises(SystemExit) as stopped:
+        config_from_args(args, {"WAITROOM_SMS_API_KEY": "k"})
+    assert "without TLS" in str(stopped.value)
+    with pytest.raises(SenderConfigError, match="without TLS"):
+        build_senders(SenderSettings(sms_url=url, sms_api_key="k"))
+
+
+@pytest.mark.parametrize(
+    "url", ["https://sms.example/send", "http://127.0.0.1:9000/send", "http://localhost/send"]
+)
+def test_https_or_a_loopback_gateway_may_have_the_key(url: str) -> None:
+    """A gateway on this machine stays allowed, as the SMTP local relay rule allows it."""
+    sms = build_senders(SenderSettings(sms_url=url, sms_api_key="k"))["sms"]
+    assert isinstance(sms, HttpSmsSender)

@@ -46,6 +46,10 @@ ENV = {
 }
 
 
+#: Hosts a secret may reach without TLS: a relay or gateway on this machine never crosses a network.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
 class SenderConfigError(ValueError):
     """The sender settings cannot work; the message names the setting to fix."""
 
@@ -111,7 +115,7 @@ def validate(settings: SenderSettings) -> SenderSettings:
         )
     if s.smtp_configured and "@" not in s.smtp_from:
         raise SenderConfigError("the SMTP from address (WAITROOM_SMTP_FROM) must be an address")
-    if s.smtp_password and s.smtp_tls == "none" and s.smtp_host not in ("localhost", "127.0.0.1"):
+    if s.smtp_password and s.smtp_tls == "none" and s.smtp_host not in LOOPBACK_HOSTS:
         raise SenderConfigError("refusing to send an SMTP password without TLS to a remote host")
     if not s.sms_configured and (s.sms_api_key or s.sms_sender_id):
         raise SenderConfigError("SMS settings were given without a gateway URL (WAITROOM_SMS_URL)")
@@ -119,6 +123,11 @@ def validate(settings: SenderSettings) -> SenderSettings:
         parts = urlsplit(s.sms_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SenderConfigError(f"the SMS gateway URL must be http(s)://..., not {s.sms_url!r}")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise SenderConfigError(
+                "refusing to send the SMS gateway's API key without TLS to a remote host:"
+                " use an https:// URL (WAITROOM_SMS_URL)"
+            )
         if not s.sms_api_key:
             raise SenderConfigError("the SMS gateway needs an API key (WAITROOM_SMS_API_KEY)")
         if len(s.sms_sender_id) > MAX_SENDER_ID:
