@@ -34,6 +34,10 @@ SECURITY_HEADERS = {
     ),
 }
 
+#: Browsers remember "HTTPS only" for a year (the preload lists' minimum); no includeSubDomains,
+#: because other services of the clinic's domain are not ours to decide for.
+HSTS_MAX_AGE = 365 * 24 * 3600
+
 
 def _always_ready() -> bool:
     return True
@@ -103,6 +107,10 @@ async def _security_headers(response: Response) -> Response:
         response.headers.setdefault(name, value)
     if request.path != "/healthz":
         response.headers.setdefault("Cache-Control", "no-store")
+    if security.cookie_is_secure():
+        # Served over HTTPS, or behind a proxy whose public URL is https: never over plain HTTP,
+        # where the header means nothing and would pin a test set-up to HTTPS.
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}")
     return response
 
 
