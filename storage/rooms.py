@@ -200,7 +200,28 @@ def _get_token(db: Database, token_id: str) -> RoomToken:
     )
 
 
+def _claim(db: Database, token_hash: str, now: datetime) -> bool:
+    """Use a token in one conditional UPDATE, the transaction's first statement.
+
+    Whether this redemption wins is decided by the UPDATE's own WHERE (still unused, not revoked,
+    not expired, room open), not by an earlier SELECT: a SELECT first would give each racing
+    connection a read snapshot that can no longer upgrade to a write (``database is locked``), and
+    the outcome would depend on timing. Writing first takes the write lock at once, so racers queue
+    on the busy timeout and each then sees the winner's ``used_at``.
+    """
+    cursor = execute(
+        db,
+        """UPDATE room_tokens SET used_at = ?
+           WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > ?)
+             AND room_id IN (SELECT id FROM rooms WHERE state = 'open')""",
+        (to_db(now), token_hash, to_db(now)),
+    )
+    return cursor.rowcount == 1
+
+
 def _check(db: Database, raw: str, now: datetime, consume: bool) -> RoomToken:
+    claimed = consume and _claim(db, hash_token(raw), now)
     row = fetch_one(
         db,
         f"""SELECT {", ".join("t." + c.strip() for c in _TOKEN_COLUMNS.split(","))},
@@ -217,11 +238,8 @@ def _check(db: Database, raw: str, now: datetime, consume: bool) -> RoomToken:
         raise TokenRejectedError("revoked")
     if token.expires_at is not None and token.expires_at <= now:
         raise TokenRejectedError("expired")
-    if token.single_use and token.used_at is not None:
+    if token.single_use and token.used_at is not None and not claimed:
         raise TokenRejectedError("used")
-    if consume and token.used_at is None:
-        execute(db, "UPDATE room_tokens SET used_at = ? WHERE id = ?", (to_db(now), token.id))
-        token = _get_token(db, token.id)
     return token
 
 
