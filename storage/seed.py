@@ -7,6 +7,7 @@ on the next start), never half-seeded and skipped forever.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
@@ -94,6 +95,16 @@ def _seed(db: Database, password_hash: str) -> DemoInfo:
         admin_username=admin.username,
         areas=tuple(DemoArea(a.id, a.name, a.slug) for a in areas),
     )
+
+
+def demo_allowed(public_url: str) -> bool:
+    """Whether a new database may get the demo users: not when people reach us over https.
+
+    An https public URL means a real deployment, where users with a printed password and the
+    well-known names ``provider``/``admin`` would be a way in. Such a server starts with no
+    users at all (``waitroom.server`` decides, and logs that it seeded nothing).
+    """
+    return urlsplit(public_url.strip()).scheme.lower() != "https"
 
 
 async def is_empty(store: Store) -> bool:

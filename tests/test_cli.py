@@ -11,9 +11,12 @@ import urllib.request
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
-from waitroom.cli import build_parser, config_from_args
+from storage import seed
+from waitroom.cli import announcer, build_parser, config_from_args
+from waitroom.server import DemoSignIn, ServerInfo
 
 #: Start-up on a loaded 2-core machine: imports, migrations, one argon2 hash.
 START_TIMEOUT = 30.0
@@ -137,3 +140,30 @@ def test_defaults_serve_the_embedded_database_locally() -> None:
     assert config.port == 8080
     assert config.db_path == Path("waitroom.sqlite3")
     assert config.certfile is None
+
+
+def _demo_info() -> ServerInfo:
+    from runtime import Registry
+
+    demo = DemoSignIn("provider", "admin", "given-Secret-123", (("GP", "http://x/w/gp"),))
+    return ServerInfo("http://127.0.0.1:8080", Registry(), demo)
+
+
+def test_an_explicit_demo_password_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: a password the operator chose is theirs; only a generated one is shown (once)."""
+    args = build_parser().parse_args(["serve", "--demo-password", "given-Secret-123"])
+    announcer(config_from_args(args, {}))(_demo_info())
+    out = capsys.readouterr().out
+    assert "given-Secret-123" not in out
+    assert "Demo provider sign-in: provider / " in out
+    generated = build_parser().parse_args(["serve"])
+    announcer(config_from_args(generated, {}))(_demo_info())
+    assert "Demo provider sign-in: provider / given-Secret-123" in capsys.readouterr().out
+
+
+def test_no_demo_users_for_an_https_public_url() -> None:
+    """Issue 15: a real deployment (reached over https) never gets well-known demo sign-ins."""
+    assert not seed.demo_allowed("https://clinic.example")
+    assert not seed.demo_allowed("HTTPS://clinic.example/")
+    assert seed.demo_allowed("")
+    assert seed.demo_allowed("http://localhost:8080")

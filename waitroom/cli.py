@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from waitroom.loadtest import main as loadtest
@@ -35,6 +36,8 @@ from waitroom.server import (
 )
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: Shown instead of a demo password the operator chose: they know it, the log need not.
+GIVEN_PASSWORD = "(the --demo-password given)"
 #: Environment variable for ``--media-workers`` (the flag wins).
 MEDIA_WORKERS_ENV = "WAITROOM_MEDIA_WORKERS"
 #: ``serve`` runs one media worker process per core unless told otherwise.
@@ -196,21 +199,31 @@ def config_from_args(
     )
 
 
-def banner(info: ServerInfo) -> list[str]:
-    """The lines printed at start: where we serve, then how to try the demo."""
+def banner(info: ServerInfo, show_password: bool = True) -> list[str]:
+    """The lines printed at start: where we serve, then how to try the demo.
+
+    A generated demo password is printed once (the quick start needs it); one the operator gave
+    with ``--demo-password`` is not, so it never lands in a terminal log or a journal.
+    """
     lines = [f"Serving on {info.url}"]
     if info.demo is not None:
         # The first link on a line of its own, so a script can take it with one split.
         for index, (name, link) in enumerate(info.demo.area_links):
             label = "Demo waiting area" if index == 0 else f"Demo waiting area ({name})"
             lines.append(f"{label}: {link}")
-        lines.append(f"Demo provider sign-in: {info.demo.provider_username} / {info.demo.password}")
-        lines.append(f"Demo admin sign-in: {info.demo.admin_username} / {info.demo.password}")
+        password = info.demo.password if show_password else GIVEN_PASSWORD
+        lines.append(f"Demo provider sign-in: {info.demo.provider_username} / {password}")
+        lines.append(f"Demo admin sign-in: {info.demo.admin_username} / {password}")
     return lines
 
 
-def announce(info: ServerInfo) -> None:
-    print("\n".join(banner(info)), flush=True)
+def announce(info: ServerInfo, show_password: bool = True) -> None:
+    print("\n".join(banner(info, show_password)), flush=True)
+
+
+def announcer(config: ServerConfig) -> Callable[[ServerInfo], None]:
+    """How this server's banner is printed: the demo password only when we generated it."""
+    return functools.partial(announce, show_password=not config.demo_password)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return loadtest.run(args)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     config = config_from_args(args)
-    main_sync(config, announce)
+    main_sync(config, announcer(config))
     return 0
 
 
