@@ -8,6 +8,7 @@ actor then applies the business rules (roles in that area, the call's state).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,20 @@ ROOM_MEMBERS = frozenset({"staff", "caller", "guest"})
 ANYONE = frozenset({"staff", "caller", "guest"})
 
 
+#: Area ids are SQLite rowids: at most 18 ASCII digits stays inside a signed 64-bit integer.
+MAX_AREA_ID_DIGITS = 18
+#: Caller ids are short ASCII tokens; nothing else may reach the area's lookup.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+AREA_ID_PATTERN = re.compile(rf"[0-9]{{1,{MAX_AREA_ID_DIGITS}}}", re.ASCII)
+
+
 @dataclass(frozen=True)
 class Field:
     kind: type
     required: bool = True
     max_len: int = 256
+    #: For strings: the whole value must match (ids as ASCII digits or tokens, not ``"²"``).
+    pattern: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,8 @@ class Route:
     fields: dict[str, Field] = field(default_factory=dict)
 
 
-_ID = Field(str, max_len=64)
+_ID = Field(str, max_len=64, pattern=TOKEN_PATTERN)
+_AREA_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 _SDP = Field(str, max_len=60_000)
 
 ROUTES: dict[str, Route] = {
@@ -46,7 +57,7 @@ ROUTES: dict[str, Route] = {
     "area.unwatch": Route(addresses.AREA, STAFF),
     "caller.join": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
     "caller.hold": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
-    "caller.transfer": Route(addresses.AREA, STAFF, {"caller_id": _ID, "target_area": _ID}),
+    "caller.transfer": Route(addresses.AREA, STAFF, {"caller_id": _ID, "target_area": _AREA_ID}),
     "caller.end": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
     # Inside a room (a caller's private room, once joined a call).
     "room.enter": Route(addresses.ROOM, ROOM_MEMBERS),
@@ -113,7 +124,23 @@ def validate_body(route: Route, body: dict[str, Any], request_id: int | None) ->
             raise ProtocolError(
                 refusals.BAD_FIELD, f"body field {name!r} must be {spec.kind.__name__}", request_id
             )
-        if isinstance(value, str) and len(value) > spec.max_len:
-            raise ProtocolError(
-                refusals.BAD_FIELD, f"body field {name!r} is longer than {spec.max_len}", request_id
-            )
+        if isinstance(value, str):
+            _check_text(name, value, spec, request_id)
+
+
+def _check_text(name: str, value: str, spec: Field, request_id: int | None) -> None:
+    """Length, encodability (JSON may carry lone surrogates) and the field's pattern."""
+    if len(value) > spec.max_len:
+        raise ProtocolError(
+            refusals.BAD_FIELD, f"body field {name!r} is longer than {spec.max_len}", request_id
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            refusals.BAD_FIELD, f"body field {name!r} is not valid text", request_id
+        ) from None
+    if spec.pattern is not None and spec.pattern.fullmatch(value) is None:
+        raise ProtocolError(
+            refusals.BAD_FIELD, f"body field {name!r} is not a valid identifier", request_id
+        )
