@@ -57,3 +57,24 @@ async def test_audit_and_reports_for_administrators_only(waitroom_server: Runnin
     for path in ("/admin/audit", "/admin/reports"):
         refused = await admin.post(path, {"csrf_token": sign_ins.csrf_token()})
         assert refused.status == 405, path
+
+
+async def test_share_page_does_not_tell_a_foreign_area_from_a_missing_one(
+    waitroom_server: RunningServer,
+) -> None:
+    """Issue 15: staff with no role in an area (another organisation's) get exactly the page a
+    non-existent id gets, so sequential ids reveal nothing."""
+    from services.passwords import Passwords
+    from storage import staff
+    from storage.db import open_store
+
+    area, _ = await area_id(waitroom_server)
+    async with open_store(waitroom_server.db_path) as store:
+        password_hash = Passwords.fast_for_tests().hash_sync(DEMO_PASSWORD)
+        await staff.create_user(store, "outsider", "Outsider", password_hash)
+    outsider = HttpClient(waitroom_server.base_url)
+    await sign_in(outsider, "outsider", DEMO_PASSWORD)
+    foreign = await outsider.get(f"/areas/{area}/share")
+    missing = await outsider.get("/areas/987654/share")
+    assert foreign.status == missing.status == 404
+    assert foreign.text == missing.text
