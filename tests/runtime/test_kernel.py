@@ -87,7 +87,7 @@ async def test_crashing_actor_is_restarted_and_siblings_never_notice(
             "counter/a" in r.getMessage() and "handling a str" in r.getMessage()
             for r in caplog.records
         )
-        assert not any("boom" in r.getMessage() for r in caplog.records)
+        assert not any("'boom'" in r.getMessage() for r in caplog.records)
         assert await a.ask("inc") == 1  # a fresh instance
         assert await b.ask("get") == 5  # the sibling kept its state
         assert starts == ["counter/a", "counter/b", "counter/a"]
