@@ -129,13 +129,24 @@ def _record_failure(
 
 
 def _list(
-    db: Database, status: OutboxStatus | None, area_id: int | None, limit: int
+    db: Database,
+    status: OutboxStatus | None,
+    area_id: int | None,
+    limit: int,
+    org_ids: tuple[int, ...] | None,
 ) -> list[OutboxMessage]:
+    scope = ""
+    scope_params: tuple[int, ...] = ()
+    if org_ids is not None:
+        marks = ", ".join("?" for _ in org_ids) or "NULL"
+        scope = f""" AND area_id IN (SELECT a.id FROM waiting_areas a JOIN units u ON u.id = a.unit_id
+                                     WHERE u.org_id IN ({marks}))"""
+        scope_params = org_ids
     rows = fetch_all(
         db,
-        """SELECT * FROM outbox WHERE (? IS NULL OR status = ?) AND (? IS NULL OR area_id = ?)
-           ORDER BY id DESC LIMIT ?""",
-        (status, status, area_id, area_id, limit),
+        f"""SELECT * FROM outbox WHERE (? IS NULL OR status = ?) AND (? IS NULL OR area_id = ?)
+           {scope} ORDER BY id DESC LIMIT ?""",
+        (status, status, area_id, area_id, *scope_params, limit),
     )
     return [_message(r) for r in rows]
 
@@ -200,6 +211,8 @@ async def list_messages(
     status: OutboxStatus | None = None,
     area_id: int | None = None,
     limit: int = DEFAULT_PAGE,
+    org_ids: tuple[int, ...] | None = None,
 ) -> list[OutboxMessage]:
-    """The outbox for the admin page, newest first."""
-    return await store.run(_list, status, area_id, limit)
+    """The outbox for the admin page, newest first; with ``org_ids``, only messages about areas of
+    those organisations (an organisation's administrator must not see other clinics' patients)."""
+    return await store.run(_list, status, area_id, limit, org_ids)

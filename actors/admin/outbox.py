@@ -105,12 +105,18 @@ class OutboxActor(Actor):
 
     @handles(ListOutbox)
     async def _list(self, message: ListOutbox) -> object:
-        if not message.principal.is_staff or not any(
-            g.role is Role.ORG_ADMIN for g in message.principal.grants
-        ):
+        org_ids = tuple(
+            sorted(
+                int(g.scope_id)
+                for g in message.principal.grants
+                if g.role is Role.ORG_ADMIN and g.scope_id.isascii() and g.scope_id.isdigit()
+            )
+        )
+        if not message.principal.is_staff or not org_ids:
             raise Refusal(refusals.FORBIDDEN, "only administrators see the outbox")
+        # Only the administrator's own organisations: the outbox holds patients' addresses.
         return await outbox_store.list_messages(
-            self.store, status=message.status, limit=message.limit
+            self.store, status=message.status, limit=message.limit, org_ids=org_ids
         )
 
     async def _send_link(self, msg: SendLink) -> OutboxMessage:
