@@ -46,3 +46,24 @@ async def test_outbox_lists_only_the_admins_own_organisation(
     )
     theirs = await setup.registry.ref(OUTBOX_ADDRESS).ask(ListOutbox(other_admin))
     assert [m.recipient for m in theirs] == ["+44 7700 900123"]
+
+
+async def test_audit_of_another_organisations_area_is_empty_like_a_missing_one(
+    store: Store, nursery: trio.Nursery
+) -> None:
+    from actors import addresses
+    from actors.admin.reports import ListAudit
+    from storage import audit
+
+    setup = await start(nursery, store, {})
+    other = await orgs.create_organisation(store, "Other clinic")
+    unit = await orgs.create_unit(store, other.id, "Ward")
+    foreign_area = await areas.create_area(store, unit.id, "Foreign GP")
+    action = audit.ACTIONS[0]
+    await audit.append(store, action, area_id=foreign_area.id, subject="foreign")
+    admin = setup.registry.ref(addresses.ADMIN)
+    asked = await admin.ask(ListAudit(setup.admin, area_id=foreign_area.id))
+    missing = await admin.ask(ListAudit(setup.admin, area_id=987654))
+    assert asked == missing == []
+    everything = await admin.ask(ListAudit(setup.admin))
+    assert all(e.area_id != foreign_area.id for e in everything)
