@@ -39,7 +39,7 @@ console.log(JSON.stringify({ replaced, stored: Object.fromEntries(stored), submi
 
 
 def run_arrive(stored: dict[str, str]) -> dict[str, object]:
-    assert NODE is not None
+    assert NODE is not None, "these tests run the page script under Node.js (Debian: nodejs)"
     script = HARNESS % {"stored": json.dumps(stored), "script": json.dumps(str(ARRIVE_JS))}
     done = subprocess.run(
         [NODE, "-e", script], capture_output=True, text=True, timeout=NODE_TIMEOUT, check=True
@@ -48,7 +48,6 @@ def run_arrive(stored: dict[str, str]) -> dict[str, object]:
     return result
 
 
-@pytest.mark.skipif(NODE is None, reason="needs node")
 def test_submitting_the_arrival_form_clears_a_stored_visit() -> None:
     # A stale value (no token) does not redirect, so the form is shown and submitted.
     result = run_arrive({"waitroom.visit.gp": json.dumps({"since": 1}), "other": "kept"})
@@ -56,7 +55,6 @@ def test_submitting_the_arrival_form_clears_a_stored_visit() -> None:
     assert result["stored"] == {"other": "kept"}
 
 
-@pytest.mark.skipif(NODE is None, reason="needs node")
 def test_a_live_visit_still_goes_back_to_the_wait_page() -> None:
     """The closed-tab resume (README) stays: an arrival page with a live token goes to /wait."""
     result = run_arrive({"waitroom.visit.gp": json.dumps({"token": "t", "since": 1})})
