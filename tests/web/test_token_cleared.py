@@ -11,8 +11,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ARRIVE_JS = Path(__file__).parents[2] / "web" / "static" / "js" / "arrive.js"
 NODE = shutil.which("node")
 NODE_TIMEOUT = 30
