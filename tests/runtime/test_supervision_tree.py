@@ -17,25 +17,7 @@ from runtime import (
     Strategy,
     Supervisor,
 )
-
-
-class Counter(Actor):
-    def __init__(self, starts: list[str] | None = None) -> None:
-        super().__init__()
-        self.count = 0
-        self.starts = starts
-
-    async def on_start(self) -> None:
-        if self.starts is not None:
-            self.starts.append(self.address)
-
-    async def handle(self, message: object) -> object:
-        if message == "inc":
-            self.count += 1
-            return self.count
-        if message == "boom":
-            raise RuntimeError("boom")
-        return await super().handle(message)
+from tests.runtime.test_kernel import Counter
 
 
 async def test_a_child_supervisor_runs_children_of_its_own() -> None:
