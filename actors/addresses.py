@@ -15,6 +15,7 @@ ROOM = "room"
 CALL = "call"
 CONN = "conn"
 SYSTEM = "system"
+ONDEMAND_KIND = "ondemand"
 
 
 def area(area_id: object) -> Address:
@@ -32,6 +33,11 @@ def call(call_id: str) -> Address:
     return Address.of(CALL, call_id)
 
 
+def ondemand(org_id: object) -> Address:
+    """An organisation's on-demand queue (``ondemand/3``; issue 14)."""
+    return Address.of(ONDEMAND_KIND, org_id)
+
+
 def conn(number: object) -> Address:
     """One websocket connection's actor in the gateway."""
     return Address.of(CONN, number)
@@ -45,3 +51,6 @@ SETUP = Address.of("admin", "setup")
 ADMIN = Address.named("admin")
 OUTBOX = Address.named("outbox")
 ECHO = Address.of(SYSTEM, "echo")
+#: The staff notice board (the bell; issue 14) and the on-demand queues' host.
+NOTICES = Address.named("notices")
+ONDEMAND = Address.named("ondemand")

@@ -53,6 +53,10 @@ NO_MEDIA = "no_media"  #: the server runs without a media plane
 BAD_SDP = "bad_sdp"  #: the offer could not be answered
 ENDED = "ended"  #: the call has ended
 
+# -- on-demand (issue 14) --------------------------------------------------------------------------
+ALREADY_CLAIMED = "already_claimed"  #: someone else has this request (the detail names who)
+NOT_ON_CALL = "not_on_call"  #: a provider not on call (watching, claiming, or assigned to)
+
 # -- set-up and forms ------------------------------------------------------------------------------
 INVALID = "invalid"  #: a form value failed validation (the detail says which)
 

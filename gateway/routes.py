@@ -20,6 +20,8 @@ from runtime.address import Address
 STAFF = frozenset({"staff"})
 ROOM_MEMBERS = frozenset({"staff", "caller", "guest"})
 ANYONE = frozenset({"staff", "caller", "guest"})
+CALLER = frozenset({"caller"})
+STAFF_AND_CALLER = frozenset({"staff", "caller"})
 
 
 #: Area ids are SQLite rowids: at most 18 ASCII digits stays inside a signed 64-bit integer.
@@ -43,11 +45,15 @@ class Route:
     target: str  # address kind: addresses.AREA, addresses.ROOM, addresses.SYSTEM
     senders: frozenset[str]
     fields: dict[str, Field] = field(default_factory=dict)
+    #: A fixed actor (one per node, e.g. ``notices``): the message goes there whatever ``to`` says.
+    fixed: Address | None = None
 
 
 _ID = Field(str, max_len=64, pattern=TOKEN_PATTERN)
 _AREA_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 _SDP = Field(str, max_len=60_000)
+#: Staff user ids are SQLite rowids too (issue 14: ``ondemand.assign``).
+_USER_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 
 ROUTES: dict[str, Route] = {
     # Diagnostics: a round trip through an actor (latency probes, benchmarks, the load tester).
@@ -71,6 +77,26 @@ ROUTES: dict[str, Route] = {
     "call.invite": Route(addresses.ROOM, STAFF, {"label": Field(str, required=False, max_len=80)}),
     "call.hold": Route(addresses.ROOM, STAFF),
     "call.end": Route(addresses.ROOM, STAFF),
+    # On-demand queue of one organisation (issue 14; docs/protocol.md "On-demand").
+    "ondemand.watch": Route(addresses.ONDEMAND_KIND, STAFF),
+    "ondemand.unwatch": Route(addresses.ONDEMAND_KIND, STAFF),
+    "ondemand.oncall": Route(addresses.ONDEMAND_KIND, STAFF, {"on": Field(bool)}),
+    "ondemand.claim": Route(addresses.ONDEMAND_KIND, STAFF, {"request_id": _ID}),
+    "ondemand.assign": Route(
+        addresses.ONDEMAND_KIND, STAFF, {"request_id": _ID, "user_id": _USER_ID}
+    ),
+    "ondemand.decline": Route(
+        addresses.ONDEMAND_KIND,
+        STAFF,
+        {"request_id": _ID, "reason": Field(str, required=False, max_len=500)},
+    ),
+    # The patient's side of an on-demand session, in their own room.
+    "ondemand.step": Route(addresses.ROOM, CALLER, {"step": Field(int), "values": Field(dict)}),
+    "ondemand.cancel": Route(addresses.ROOM, CALLER),
+    "session.start": Route(addresses.ROOM, STAFF_AND_CALLER),
+    # The staff bell (issue 14).
+    "notices.subscribe": Route(addresses.NOTICES, STAFF, fixed=addresses.NOTICES),
+    "notices.read": Route(addresses.NOTICES, STAFF, {"id": Field(int)}, fixed=addresses.NOTICES),
 }
 
 
@@ -87,6 +113,8 @@ def resolve(
         )
     if route.target == addresses.SYSTEM:
         return route, addresses.ECHO
+    if route.fixed is not None:
+        return route, route.fixed
     if principal.kind != "staff":
         # Service users and guests can only ever address their own room.
         own = addresses.room(str(principal.room_id))
