@@ -61,6 +61,8 @@ IDLE_TIMEOUT = 0.04
 MIN_LEVEL_WINDOW = 750
 # Levels within one immediate sub-unit of the floor are noise.
 FLOOR_MARGIN = N1_SUBUNIT_LENGTH
+#: Newest levels `DominantSpeaker.activity` sums (200 ms): what "loudest now" means for audio.
+ACTIVITY_LEVELS = 2 * N2
 
 
 def speech_activity_score(active: int, subunits: int, lam: float) -> float:
@@ -113,6 +115,17 @@ class _Speaker:
             self.min_level = int(math.sqrt(self.min_level * self.next_min_level))
             self.next_min_level, self.next_min_window = MIN_LEVEL, 0
 
+    def activity(self) -> int:
+        """Speech sub-units above the noise floor in the newest `ACTIVITY_LEVELS` levels."""
+        gate = self.min_level + FLOOR_MARGIN
+        total = 0
+        for i, v in enumerate(self.levels):
+            if i >= ACTIVITY_LEVELS:
+                break
+            if v > gate:
+                total += v // N1_SUBUNIT_LENGTH
+        return total
+
     def scores(self) -> tuple[float, float, float]:
         gate = self.min_level + FLOOR_MARGIN
         immediates = [v // N1_SUBUNIT_LENGTH if v > gate else 0 for v in self.levels]
@@ -152,6 +165,11 @@ class DominantSpeaker(Generic[PeerId]):
         speaker.push(MAX_LEVEL - min(max(level_dbov, 0), MAX_LEVEL))
         speaker.last_sample = now
         return self.tick(now)
+
+    def activity(self) -> dict[PeerId, int]:
+        """Each peer's recent speech activity (0 for silence, noise or a constant claimed level),
+        for choosing the loudest few to forward (`media.selection`)."""
+        return {peer: speaker.activity() for peer, speaker in self._speakers.items()}
 
     def remove(self, peer: PeerId) -> bool:
         """Forget a peer (it left). True if it was dominant: then there is none until someone speaks."""
