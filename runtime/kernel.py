@@ -173,8 +173,10 @@ class Mailbox:
         "capacity",
         "closed",
         "front",
+        "kind",
         "overflow",
         "registry",
+        "tally",
     )
 
     def __init__(self, address: str, capacity: int = DEFAULT_MAILBOX_SIZE) -> None:
@@ -189,6 +191,10 @@ class Mailbox:
         #: Set the first time a sender finds the mailbox full, for owners that must react (a
         #: connection whose client does not read is closed rather than left missing events).
         self.overflow = trio.Event()
+        #: The address kind (``room``, ``conn`` ...) and the registry's queued-per-kind tally,
+        #: kept up to date on every put and take so that metrics never walk the mailboxes.
+        self.kind = address.split("/", 1)[0]
+        self.tally: dict[str, int] | None = None
 
     def put(self, envelope: Envelope) -> None:
         if self.closed:
@@ -200,15 +206,37 @@ class Mailbox:
             raise MailboxFull(self.address, self.capacity) from None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ActorNotFound(self.address) from None
+        self._count(1)
 
     async def get(self) -> Envelope:
-        return await self._receive.receive()
+        envelope = await self._receive.receive()
+        self._count(-1)
+        return envelope
 
     def get_nowait(self) -> Envelope | None:
         try:
-            return self._receive.receive_nowait()
+            envelope = self._receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             return None
+        self._count(-1)
+        return envelope
+
+    def hold_front(self, envelope: Envelope) -> None:
+        """Put a taken envelope back before the head (it still counts as queued)."""
+        self.front = envelope
+        self._count(1)
+
+    def take_front(self) -> Envelope | None:
+        """The envelope held before the head, if any, removing it."""
+        envelope, self.front = self.front, None
+        if envelope is not None:
+            self._count(-1)
+        return envelope
+
+    def _count(self, delta: int) -> None:
+        tally = self.tally
+        if tally is not None:
+            tally[self.kind] = tally.get(self.kind, 0) + delta
 
     def depth(self) -> int:
         return self._send.statistics().current_buffer_used + (self.front is not None)
@@ -220,7 +248,7 @@ class Mailbox:
 
     def fail_pending(self) -> None:
         """Answer every queued ask with ``ActorStopped`` so no asker waits for a reply that never comes."""
-        envelope, self.front = self.front, None
+        envelope = self.take_front()
         if envelope is None:
             envelope = self.get_nowait()
         registry = self.registry
@@ -534,7 +562,7 @@ class Actor:
             if envelope is None:
                 break
             if type(envelope.message) is not message_type:
-                mailbox.front = envelope
+                mailbox.hold_front(envelope)
                 break
             MESSAGES_HANDLED[kind] = MESSAGES_HANDLED.get(kind, 0) + 1
             pending: Pending[M] = Pending(self, envelope.message, envelope.reply_to)  # type: ignore[arg-type]
@@ -686,27 +714,24 @@ class Actor:
     async def _actor_serve(self, mailbox: Mailbox) -> None:
         idle = self.idle_timeout
         while not self._stopping:
-            envelope = mailbox.front
-            if envelope is not None:
-                mailbox.front = None
-            elif idle is None:
-                envelope = await mailbox.get()
-            else:
-                with trio.move_on_after(idle):
+            envelope = mailbox.take_front()
+            if envelope is None:
+                if idle is None:
                     envelope = await mailbox.get()
-                if envelope is None:
-                    if await self.on_idle():
-                        self._stopping = True
-                    continue
+                else:
+                    with trio.move_on_after(idle):
+                        envelope = await mailbox.get()
+                    if envelope is None:
+                        if await self.on_idle():
+                            self._stopping = True
+                        continue
             await self._dispatch(envelope)
             if self._actor_crash is not None:
                 raise self._actor_crash
         mailbox.close()
         while True:
-            envelope = mailbox.front
-            if envelope is not None:
-                mailbox.front = None
-            elif (envelope := mailbox.get_nowait()) is None:
+            envelope = mailbox.take_front() or mailbox.get_nowait()
+            if envelope is None:
                 break
             await self._dispatch(envelope)
             if self._actor_crash is not None:

@@ -58,17 +58,37 @@ class Registry:
         self._replies: dict[str, Reply] = {}
         self._reply_prefix = REPLY_KIND + SEPARATOR + (node + SEPARATOR if node else "")
         self._reply_serial = 0
+        #: Registered actors and messages queued for them, per address kind: kept on every
+        #: register, put and take, so a metrics scrape costs the same at 10 actors and 10,000.
+        self._kinds: Counter[str] = Counter()
+        self._queued: dict[str, int] = {}
 
     def register(self, mailbox: Mailbox) -> None:
         current = self._local.get(mailbox.address)
         if current is not None and current is not mailbox and not current.closed:
             raise ValueError(f"address {mailbox.address} is already registered")
+        if current is not None:
+            self._forget(current)
         self._local[mailbox.address] = mailbox
+        self._kinds[mailbox.kind] += 1
         mailbox.registry = self
+        if mailbox.tally is not self._queued:
+            mailbox.tally = self._queued
+            self._queued[mailbox.kind] = self._queued.get(mailbox.kind, 0) + mailbox.depth()
 
     def unregister(self, mailbox: Mailbox) -> None:
         if self._local.get(mailbox.address) is mailbox:
             del self._local[mailbox.address]
+            self._forget(mailbox)
+
+    def _forget(self, mailbox: Mailbox) -> None:
+        """Stop counting ``mailbox``: what it still holds leaves the tally with it."""
+        self._kinds[mailbox.kind] -= 1
+        if not self._kinds[mailbox.kind]:
+            del self._kinds[mailbox.kind]
+        if mailbox.tally is self._queued:
+            self._queued[mailbox.kind] -= mailbox.depth()
+            mailbox.tally = None
 
     def deliver(self, address: str, envelope: Envelope) -> None:
         mailbox = self._local.get(address)
@@ -140,12 +160,9 @@ class Registry:
         return (a for a in list(self._local) if a.startswith(prefix))
 
     def count_by_kind(self) -> Counter[str]:
-        """Actors per address prefix (``area``, ``room`` ...), for metrics."""
-        return Counter(address.split("/", 1)[0] for address in self._local)
+        """Actors per address prefix (``area``, ``room`` ...), for metrics; O(kinds)."""
+        return Counter(self._kinds)
 
     def mailbox_depths(self) -> dict[str, int]:
-        """Total queued messages per kind, for metrics."""
-        depths: Counter[str] = Counter()
-        for address, mailbox in self._local.items():
-            depths[address.split("/", 1)[0]] += mailbox.depth()
-        return dict(depths)
+        """Total queued messages per kind, for metrics; O(kinds), never walks the mailboxes."""
+        return {kind: self._queued.get(kind, 0) for kind in self._kinds}

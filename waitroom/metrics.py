@@ -1,6 +1,7 @@
 """``GET /metrics``: what one node is doing, in the Prometheus text format (version 0.0.4).
 
-Raw ASGI beside the gateway rather than a Quart view: a scrape must stay cheap and must keep
+Built on prometheus-client (its registry, metric families and exposition); Waitroom adds one
+collector that reads the counters the runtime, gateway and media plane already keep. Raw ASGI beside the gateway rather than a Quart view: a scrape must stay cheap and must keep
 answering when the pages are slow, and it needs the gateway's and media plane's counters, which
 the web app does not hold. Everything here is read from in-process counters; nothing asks an
 actor, so a scrape never queues behind a busy mailbox.
@@ -15,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import ipaddress
-import os
-import resource
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import trio
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from runtime.kernel import MESSAGES_HANDLED
 from runtime.registry import Registry
@@ -114,49 +116,70 @@ class GcPauses:
         return max(self.recent, default=0.0)
 
 
-def process_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+class _Collector(Collector):
+    """Reads Waitroom's own counters at scrape time; each read is O(kinds), never O(actors)."""
 
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
-def process_rss_bytes() -> int:
-    """Resident set size now (Linux ``/proc``), else the peak from ``getrusage``."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-
-    def sample(self, name: str, value: float, **labels: str) -> None:
-        number = float(value)
-        text = str(int(number)) if number.is_integer() else repr(number)
-        if labels:
-            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            self.lines.append(f"{name}{{{inner}}} {text}")
-        else:
-            self.lines.append(f"{name} {text}")
-
-    def one(self, name: str, kind: str, help_text: str, value: float) -> None:
-        self.family(name, kind, help_text)
-        self.sample(name, value)
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        open_now, total = m.gateway_counts()
+        yield GaugeMetricFamily(
+            "waitroom_ws_connections_open", "Open websocket connections.", value=open_now
+        )
+        yield CounterMetricFamily(
+            "waitroom_ws_connections", "Websocket connections accepted.", value=total
+        )
+        actors = GaugeMetricFamily(
+            "waitroom_actors", "Running actors by address kind.", labels=["kind"]
+        )
+        for kind, count in sorted(m.registry.count_by_kind().items()):
+            actors.add_metric([kind], count)
+        yield actors
+        depth = GaugeMetricFamily(
+            "waitroom_mailbox_depth", "Queued messages by actor kind.", labels=["kind"]
+        )
+        for kind, queued in sorted(m.registry.mailbox_depths().items()):
+            depth.add_metric([kind], queued)
+        yield depth
+        handled = CounterMetricFamily(
+            "waitroom_messages_handled", "Messages handled by actor kind.", labels=["kind"]
+        )
+        for kind, count in sorted(MESSAGES_HANDLED.items()):
+            handled.add_metric([kind or "unnamed"], count)
+        yield handled
+        yield GaugeMetricFamily(
+            "waitroom_event_loop_lag_seconds",
+            "Overshoot of the last periodic trio.sleep.",
+            value=m.lag.last,
+        )
+        yield GaugeMetricFamily(
+            "waitroom_event_loop_lag_max_seconds",
+            f"Largest overshoot over the last {LAG_WINDOW} probes.",
+            value=m.lag.window_max,
+        )
+        if m.gc_pauses is not None:
+            yield CounterMetricFamily(
+                "waitroom_gc_pause_seconds",
+                "Time the event loop spent stopped in cyclic-GC collections.",
+                value=m.gc_pauses.total,
+            )
+            yield GaugeMetricFamily(
+                "waitroom_gc_pause_max_seconds",
+                f"Longest of the last {GC_WINDOW} cyclic-GC collections.",
+                value=m.gc_pauses.recent_max,
+            )
+        if m.media_stats is not None:
+            yield from _media(m.media_stats())
+        if m.media_worker_stats is not None:
+            yield from _media_workers(m.media_worker_stats())
 
 
 class Metrics:
-    """Collects the figures at scrape time from the objects that already count them."""
+    """Waitroom's figures on a prometheus-client registry of its own (not the process-global
+    one, so that tests and several servers in one process never collide), with the library's
+    process and GC collectors beside ours."""
 
     def __init__(
         self,
@@ -173,124 +196,67 @@ class Metrics:
         self.gc_pauses = gc_pauses
         self.media_stats = media_stats
         self.media_worker_stats = media_worker_stats
-        self.started = time.time()
+        self.prometheus = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.prometheus)
+        GCCollector(registry=self.prometheus)
+        self.prometheus.register(_Collector(self))
 
     def render(self) -> str:
-        out = _Writer()
-        open_now, total = self.gateway_counts()
-        out.one("waitroom_ws_connections", "gauge", "Open websocket connections.", open_now)
-        out.one(
-            "waitroom_ws_connections_total", "counter", "Websocket connections accepted.", total
-        )
-        out.family("waitroom_actors", "gauge", "Running actors by address kind.")
-        for kind, count in sorted(self.registry.count_by_kind().items()):
-            out.sample("waitroom_actors", count, kind=kind)
-        out.family("waitroom_mailbox_depth", "gauge", "Queued messages by actor kind.")
-        for kind, depth in sorted(self.registry.mailbox_depths().items()):
-            out.sample("waitroom_mailbox_depth", depth, kind=kind)
-        out.family("waitroom_messages_handled_total", "counter", "Messages handled by actor kind.")
-        for kind, handled in sorted(MESSAGES_HANDLED.items()):
-            out.sample("waitroom_messages_handled_total", handled, kind=kind or "unnamed")
-        out.one(
-            "waitroom_event_loop_lag_seconds",
-            "gauge",
-            "Overshoot of the last periodic trio.sleep.",
-            self.lag.last,
-        )
-        out.one(
-            "waitroom_event_loop_lag_max_seconds",
-            "gauge",
-            f"Largest overshoot over the last {LAG_WINDOW} probes.",
-            self.lag.window_max,
-        )
-        self._gc(out)
-        if self.media_stats is not None:
-            self._media(out, self.media_stats())
-        if self.media_worker_stats is not None:
-            _media_workers(out, self.media_worker_stats())
-        out.one(
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time.",
-            process_cpu_seconds(),
-        )
-        out.one("process_resident_memory_bytes", "gauge", "Resident memory.", process_rss_bytes())
-        out.one("process_start_time_seconds", "gauge", "Start time (Unix epoch).", self.started)
-        return "\n".join(out.lines) + "\n"
-
-    def _gc(self, out: _Writer) -> None:
-        stats = gc.get_stats()
-        out.family("python_gc_collections_total", "counter", "Cyclic-GC collections by generation.")
-        for generation, figures in enumerate(stats):
-            out.sample(
-                "python_gc_collections_total", figures["collections"], generation=str(generation)
-            )
-        out.family(
-            "python_gc_objects_collected_total",
-            "counter",
-            "Objects the cyclic GC freed, by generation.",
-        )
-        for generation, figures in enumerate(stats):
-            out.sample(
-                "python_gc_objects_collected_total",
-                figures["collected"],
-                generation=str(generation),
-            )
-        if self.gc_pauses is not None:
-            out.one(
-                "waitroom_gc_pause_seconds_total",
-                "counter",
-                "Time the event loop spent stopped in cyclic-GC collections.",
-                self.gc_pauses.total,
-            )
-            out.one(
-                "waitroom_gc_pause_max_seconds",
-                "gauge",
-                f"Longest of the last {GC_WINDOW} cyclic-GC collections.",
-                self.gc_pauses.recent_max,
-            )
-
-    @staticmethod
-    def _media(out: _Writer, stats: dict[str, int]) -> None:
-        out.one(
-            "waitroom_rtp_packets_forwarded_total",
-            "counter",
-            "RTP packets forwarded by the SFU.",
-            stats.get("forwarded", 0),
-        )
-        out.one(
-            "waitroom_rtp_packets_dropped_total",
-            "counter",
-            "Datagrams the SFU dropped (every dropped_* counter).",
-            sum(v for k, v in stats.items() if k.startswith("dropped_")),
-        )
-        name = "waitroom_media_datagrams_dropped_total"
-        out.family(name, "counter", "Datagrams the SFU dropped, by reason.")
-        for reason, value in _dropped_by_reason(stats):
-            out.sample(name, value, reason=reason)
-        for key, value in sorted(stats.items()):
-            if key in MEDIA_GAUGES:
-                out.one(f"waitroom_media_{key}", "gauge", f"Media plane {key}.", value)
-            else:
-                out.one(f"waitroom_media_{key}_total", "counter", f"Media plane {key}.", value)
+        """The exposition text (format 0.0.4)."""
+        return generate_latest(self.prometheus).decode()
 
 
-def _media_workers(out: _Writer, workers: dict[str, dict[str, int]]) -> None:
+def _media(stats: dict[str, int]) -> Iterator[Metric]:
+    yield CounterMetricFamily(
+        "waitroom_rtp_packets_forwarded",
+        "RTP packets forwarded by the SFU.",
+        value=stats.get("forwarded", 0),
+    )
+    yield CounterMetricFamily(
+        "waitroom_rtp_packets_dropped",
+        "Datagrams the SFU dropped (every dropped_* counter).",
+        value=sum(v for k, v in stats.items() if k.startswith(DROPPED_PREFIX)),
+    )
+    reasons = CounterMetricFamily(
+        "waitroom_media_datagrams_dropped",
+        "Datagrams the SFU dropped, by reason.",
+        labels=["reason"],
+    )
+    for reason, value in _dropped_by_reason(stats):
+        reasons.add_metric([reason], value)
+    yield reasons
+    for key, value in sorted(stats.items()):
+        if key in MEDIA_GAUGES:
+            yield GaugeMetricFamily(f"waitroom_media_{key}", f"Media plane {key}.", value=value)
+        else:
+            yield CounterMetricFamily(f"waitroom_media_{key}", f"Media plane {key}.", value=value)
+
+
+def _media_workers(workers: dict[str, dict[str, int]]) -> Iterator[Metric]:
     """The same figures per worker process, so one hot or restarting worker shows."""
     for suffix, kind, help_text, key in MEDIA_WORKER_FAMILIES:
-        name = f"waitroom_media_worker_{suffix}"
-        out.family(name, kind, help_text)
+        name = f"waitroom_media_worker_{suffix}".removesuffix("_total")
+        family: Metric = (
+            CounterMetricFamily(name, help_text, labels=["worker"])
+            if kind == "counter"
+            else GaugeMetricFamily(name, help_text, labels=["worker"])
+        )
         for label, stats in sorted(workers.items()):
             if key is None:
-                value = sum(v for k, v in stats.items() if k.startswith("dropped_"))
+                value = sum(v for k, v in stats.items() if k.startswith(DROPPED_PREFIX))
             else:
                 value = stats.get(key, 1 if key == "up" else 0)
-            out.sample(name, value, worker=label)
-    name = "waitroom_media_worker_datagrams_dropped_total"
-    out.family(name, "counter", "Datagrams this worker dropped, by reason.")
+            family.add_metric([label], value)  # type: ignore[attr-defined]
+        yield family
+    reasons = CounterMetricFamily(
+        "waitroom_media_worker_datagrams_dropped",
+        "Datagrams this worker dropped, by reason.",
+        labels=["reason", "worker"],
+    )
     for label, stats in sorted(workers.items()):
         for reason, value in _dropped_by_reason(stats):
-            out.sample(name, value, reason=reason, worker=label)
+            reasons.add_metric([reason, label], value)
+    yield reasons
 
 
 def _dropped_by_reason(stats: dict[str, int]) -> list[tuple[str, int]]:

@@ -16,6 +16,7 @@ from media import stun
 from media.worker import Worker, WorkerConfig
 from runtime import Registry
 from tests.media.fakepeer import FakePeer
+from waitroom.loadtest.http import parse_prometheus
 from waitroom.metrics import LoopLag, Metrics
 
 SOURCE = ("198.51.100.7", 40000)
@@ -305,10 +306,8 @@ def test_dropped_datagrams_are_exported_by_reason() -> None:
         media_stats=lambda: stats,
         media_worker_stats=lambda: {"0": stats},
     )
-    lines = metrics.render().splitlines()
-    assert 'waitroom_media_datagrams_dropped_total{reason="stun_unsolicited"} 3' in lines
-    assert 'waitroom_media_datagrams_dropped_total{reason="unbound"} 2' in lines
-    assert (
-        'waitroom_media_worker_datagrams_dropped_total{reason="stun_unsolicited",worker="0"} 3'
-        in lines
-    )
+    figures = parse_prometheus(metrics.render())
+    assert figures['waitroom_media_datagrams_dropped_total{reason="stun_unsolicited"}'] == 3
+    assert figures['waitroom_media_datagrams_dropped_total{reason="unbound"}'] == 2
+    worker = 'waitroom_media_worker_datagrams_dropped_total{reason="stun_unsolicited",worker="0"}'
+    assert figures[worker] == 3

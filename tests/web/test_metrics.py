@@ -36,7 +36,9 @@ def check_format(text: str) -> None:
             declared.add(name)
             continue
         assert _SAMPLE.match(line), line
-        assert line.split("{")[0].split(" ")[0] in declared, line
+        sample = line.split("{")[0].split(" ")[0]
+        # A counter family ``x`` has its samples named ``x_total`` (OpenMetrics naming).
+        assert sample in declared or sample.removesuffix("_total") in declared, line
 
 
 async def scrape(server: RunningServer) -> dict[str, float]:
@@ -50,7 +52,7 @@ async def scrape(server: RunningServer) -> dict[str, float]:
 async def test_metrics_follow_connections_and_messages(waitroom_server: RunningServer) -> None:
     before = await scrape(waitroom_server)
     for name in (
-        "waitroom_ws_connections",
+        "waitroom_ws_connections_open",
         "waitroom_event_loop_lag_seconds",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -79,11 +81,11 @@ async def test_metrics_follow_connections_and_messages(waitroom_server: RunningS
         for _ in range(3):
             await ws.request("echo", {"data": 1})
         during = await scrape(waitroom_server)
-        assert during["waitroom_ws_connections"] == before["waitroom_ws_connections"] + 1
+        assert during["waitroom_ws_connections_open"] == before["waitroom_ws_connections_open"] + 1
         assert during['waitroom_actors{kind="conn"}'] == 1
         assert during.get(echoed, 0) >= before.get(echoed, 0) + 3
     with trio.fail_after(5):
-        while (after := await scrape(waitroom_server))["waitroom_ws_connections"] != 0:  # noqa: ASYNC110 (polling the server over HTTP)
+        while (after := await scrape(waitroom_server))["waitroom_ws_connections_open"] != 0:  # noqa: ASYNC110 (polling the server over HTTP)
             await trio.sleep(0.05)
     assert after["waitroom_ws_connections_total"] == before["waitroom_ws_connections_total"] + 1
 

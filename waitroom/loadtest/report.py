@@ -85,7 +85,7 @@ def summarise(runs: list[dict[str, Any]], scenario: dict[str, Any]) -> dict[str,
         "server": {
             "ws_connections_accepted": _delta(first, last, "waitroom_ws_connections_total"),
             "ws_connections_peak": max(
-                (s.get("waitroom_ws_connections", 0.0) for _, s in server), default=0.0
+                (s.get("waitroom_ws_connections_open", 0.0) for _, s in server), default=0.0
             ),
             "cpu_seconds": cpu,
             "cpu_percent": round(100 * cpu / wall, 1) if cpu is not None and wall else None,
@@ -180,7 +180,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     top.legend(loc="upper left", fontsize="small")
     server = runs[0]["server"] if runs else []
     xs = [t for t, _ in server]
-    bottom.plot(xs, [s.get("waitroom_ws_connections", 0) for _, s in server], label="open ws")
+    bottom.plot(xs, [s.get("waitroom_ws_connections_open", 0) for _, s in server], label="open ws")
     bottom.set_ylabel("connections")
     bottom.set_xlabel("seconds")
     cpu_axis = bottom.twinx()

@@ -418,7 +418,7 @@ def progress_line(recorder: Recorder) -> str:
         f"t={recorder.now():5.1f}s arrivals={recorder.arrivals} waiting={recorder.waiting} "
         f"calls={recorder.calls_started}/{recorder.calls_ended} dash_p95(5s)={p95:.0f}ms "
         f"errors={sum(recorder.errors.values())} "
-        f"server_ws={last.get('waitroom_ws_connections', 0):.0f} "
+        f"server_ws={last.get('waitroom_ws_connections_open', 0):.0f} "
         f"lag={last.get('waitroom_event_loop_lag_max_seconds', 0) * 1000:.0f}ms"
     ) + (recorder.media.progress() if recorder.media is not None else "")
 
