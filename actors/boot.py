@@ -24,6 +24,7 @@ from actors.admin.reports import AdminActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
 from actors.staff.directory import Directory
+from actors.staff.notices import NoticeBoard
 from actors.staff.signin import SignInDesk
 from actors.system import Echo
 from actors.waiting.areas import AreaHost
@@ -56,6 +57,7 @@ async def start_actors(
     areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
     await root.start_child(ChildSpec(addresses.DIRECTORY, lambda: Directory(store)))
     await root.start_child(ChildSpec(addresses.SIGN_IN, lambda: SignInDesk(store)))
+    await root.start_child(ChildSpec(addresses.NOTICES, lambda: NoticeBoard(store)))
     await root.start_child(ChildSpec(addresses.ECHO, Echo))
     await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(addresses.AREAS, lambda: AreaHost(store, areas)))
