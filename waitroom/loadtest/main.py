@@ -173,6 +173,24 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     spec = scenario_from_args(args)
+    if spec.providers and not spec.password:
+        print(
+            "loadtest: --password is required: the provider's password "
+            "(./manage serve prints the demo's)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return _run(args, spec)
+    except scenario.LoadtestError as error:
+        print(f"loadtest: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"loadtest: cannot reach {args.url}: {error.strerror or error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, spec: Scenario) -> int:
     if args.worker is not None:
         recorder = trio.run(scenario.run, spec, sys.stderr)
         assert args.samples_out is not None

@@ -186,23 +186,32 @@ class Clinic:
         return room, self.queue.pop(room)
 
 
+class LoadtestError(Exception):
+    """Why a run cannot start (no server, refused sign-in): printed as one line, not a traceback."""
+
+
 async def discover_areas(
     scenario: Scenario, recorder: Recorder
 ) -> tuple[Browser, list[tuple[str, str]]]:
     """Sign in as the provider and read the home page: [(area id, slug)] and a signed-in browser."""
     browser = Browser(scenario.base_url)
-    page = await browser.get("/sign-in")
+    try:
+        page = await browser.get("/sign-in")
+    except HttpError as error:
+        raise LoadtestError(f"cannot reach {scenario.base_url} ({error})") from None
     csrf = page.csrf_token()
     if csrf is None:
-        raise RuntimeError(f"no sign-in form at {scenario.base_url}/sign-in ({page.status})")
+        raise LoadtestError(f"no sign-in form at {scenario.base_url}/sign-in ({page.status})")
     form = {"username": scenario.username, "password": scenario.password, "csrf_token": csrf}
     signed = await browser.post_form("/sign-in", form)
     if signed.status != 303:
-        raise RuntimeError(f"sign-in refused ({signed.status}): check --username/--password")
+        raise LoadtestError(
+            f"sign-in as {scenario.username!r} refused ({signed.status}): check --username/--password"
+        )
     home = await browser.get("/")
     areas = [(m.group(1), m.group(2)) for m in _AREA.finditer(home.text)]
     if not areas:
-        raise RuntimeError("the provider's home page lists no waiting areas")
+        raise LoadtestError(f"{scenario.username!r} sees no waiting areas on the home page")
     return browser, areas[: scenario.areas]
 
 
