@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import trio
 
 from actors import addresses, refusals
+from actors.calls import invites
 from actors.calls.core import Call, wire
 from actors.calls.media import MediaPort
 from actors.calls.presence import ParticipantKind, Present
@@ -66,15 +66,14 @@ MAX_PARTICIPANTS = 6
 #: A caller who closed the tab and comes back within this many seconds keeps their place.
 RECONNECT_GRACE = 120.0
 #: An invite link stays usable this long (seconds) unless the call ends first.
-INVITE_LIFETIME = 24 * 3600
+INVITE_LIFETIME = invites.INVITE_LIFETIME
 #: Why a room ends when its caller did not come back within the grace (the caller ``left``).
 LEFT: Final = "left"
 #: Why a room ends when someone in the call ended it.
 ENDED: Final = "ended"
 
 _CALLER_TOKEN_KIND: Final = "caller"
-_INVITE_TOKEN_KIND: Final = "invite"
-_GUEST_TOKEN_KIND: Final = "guest"
+_INVITE_TOKEN_KIND: Final = invites.INVITE_TOKEN_KIND
 #: The call record's name for each kind of participant.
 _RECORD_KIND = {
     ParticipantKind.STAFF: "staff",
@@ -82,7 +81,7 @@ _RECORD_KIND = {
     ParticipantKind.GUEST: "invitee",
 }
 #: Longest display name a guest may give themselves.
-MAX_NAME = 80
+MAX_NAME = invites.MAX_NAME
 
 
 class WaitingAreaPolicy:
@@ -302,18 +301,8 @@ class Room(Call):
     async def _claim_invite(self, msg: ClaimInvite) -> GuestPass:
         if self.state is CallState.ENDED:
             raise Refusal(refusals.ENDED, "this call has ended")
-        try:
-            token = await room_store.redeem_token(self.store, msg.secret)
-        except (TokenRejectedError, NotFoundError):
-            raise Refusal(
-                refusals.INVALID_TOKEN,
-                "this invitation has been used, has expired or the call has ended",
-            ) from None
-        if token.room_id != self.room_id or token.kind != _INVITE_TOKEN_KIND:
-            raise Refusal(refusals.INVALID_TOKEN, "this invitation is not valid")
-        name = msg.display_name.strip()[:MAX_NAME] or token.label or "Guest"
-        guest = await room_store.issue_token(
-            self.store, self.room_id, _GUEST_TOKEN_KIND, single_use=False, label=name
+        claimed = await invites.claim_invitation(
+            self.store, self.room_id, msg.secret, msg.display_name
         )
         await audit.append(
             self.store,
@@ -323,7 +312,7 @@ class Room(Call):
             subject=self.room_id,
             remote_addr=msg.remote_addr,
         )
-        return GuestPass(f"{self.room_id}.{guest.raw}", self.room_id, self.waiting.area_name)
+        return GuestPass(claimed.token, self.room_id, self.waiting.area_name)
 
     @wire("call.invite")
     async def _invite(self, msg: Inbound) -> dict[str, Any]:
@@ -331,29 +320,12 @@ class Room(Call):
         person = self.member(msg.conn)
         if person.kind is not ParticipantKind.STAFF:
             raise Refusal(refusals.FORBIDDEN, "only staff in the call can invite")
-        tokens = await room_store.list_tokens(self.store, self.room_id)
-        now = datetime.now(UTC)
-        pending = [
-            t
-            for t in tokens
-            if t.kind == _INVITE_TOKEN_KIND
-            and t.used_at is None
-            and t.revoked_at is None
-            and (t.expires_at is None or t.expires_at > now)
-        ]
-        if self.presence.people() + len(pending) >= self.waiting.limit:
-            raise Refusal(
-                refusals.CALL_FULL,
-                f"a call holds at most {self.waiting.limit} people, invitations included",
-            )
-        label = str(msg.body.get("label") or "").strip()[:MAX_NAME]
-        token = await room_store.issue_token(
+        link = await invites.create_invitation(
             self.store,
             self.room_id,
-            _INVITE_TOKEN_KIND,
-            single_use=True,
-            expires_at=now + timedelta(seconds=INVITE_LIFETIME),
-            label=label,
+            self.presence.people(),
+            self.waiting.limit,
+            str(msg.body.get("label") or ""),
         )
         await audit.append(
             self.store,
@@ -363,7 +335,7 @@ class Room(Call):
             subject=self.room_id,
             remote_addr=msg.remote_addr,
         )
-        return {"url": f"/i/{self.room_id}.{token.raw}"}
+        return {"url": f"/i/{link}"}
 
     # -- what the area tells the room -------------------------------------------------------------
     @handles(ProviderJoining)

@@ -1,0 +1,118 @@
+"""Invitations into a call: single-use links that become a guest's own token once claimed.
+
+Every kind of call whose staff may invite someone (a caller's room, a user room) does the same
+three things with the room's tokens in storage: count the invitations still open (the call's limit
+counts them as people), mint one, and trade a claimed one for a guest token the guest's page keeps
+for the websocket. Each call actor does this from its own mailbox and audits it with its own
+context (its area, its room); the rules live here once. Links and guest tokens have the form
+``<room id>.<secret>`` (``docs/protocol.md``, "Participant tokens").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from actors import refusals
+from actors.calls.presence import ParticipantKind
+from actors.principal import Principal
+from runtime.errors import Refusal
+from storage import rooms as room_store
+from storage.db import Store
+from storage.errors import NotFoundError, TokenRejectedError
+
+#: An invite link stays usable this long (seconds) unless the call's room closes first.
+INVITE_LIFETIME = 24 * 3600
+#: Longest display name a guest may give themselves.
+MAX_NAME = 80
+
+INVITE_TOKEN_KIND: Final = "invite"
+GUEST_TOKEN_KIND: Final = "guest"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed invitation: the guest's own token (``<room id>.<secret>``) and their name."""
+
+    token: str
+    name: str
+
+
+def _invalid(detail: str) -> Refusal:
+    return Refusal(refusals.INVALID_TOKEN, detail)
+
+
+async def open_invitations(store: Store, room_id: str, now: datetime | None = None) -> int:
+    """Invitations into the room not used, revoked or expired yet."""
+    moment = now or datetime.now(UTC)
+    return sum(
+        1
+        for t in await room_store.list_tokens(store, room_id)
+        if t.kind == INVITE_TOKEN_KIND
+        and t.used_at is None
+        and t.revoked_at is None
+        and (t.expires_at is None or t.expires_at > moment)
+    )
+
+
+async def create_invitation(
+    store: Store, room_id: str, present: int, limit: int, label: str
+) -> str:
+    """A single-use link for one more person, or refuse ``call_full`` when the people present
+    and the invitations still open already fill the call. Returns ``<room id>.<secret>``."""
+    now = datetime.now(UTC)
+    if present + await open_invitations(store, room_id, now) >= limit:
+        raise Refusal(
+            refusals.CALL_FULL, f"a call holds at most {limit} people, invitations included"
+        )
+    token = await room_store.issue_token(
+        store,
+        room_id,
+        INVITE_TOKEN_KIND,
+        single_use=True,
+        expires_at=now + timedelta(seconds=INVITE_LIFETIME),
+        label=label.strip()[:MAX_NAME],
+    )
+    return f"{room_id}.{token.raw}"
+
+
+async def claim_invitation(store: Store, room_id: str, secret: str, name: str) -> Claimed:
+    """Use the invitation (once: the storage claim is atomic) and give the guest a token of
+    their own; refuse ``invalid_token`` for one that is used, expired, revoked or not this room's."""
+    try:
+        token = await room_store.redeem_token(store, secret)
+    except (TokenRejectedError, NotFoundError):
+        raise _invalid("this invitation has been used, has expired or the call has ended") from None
+    if token.room_id != room_id or token.kind != INVITE_TOKEN_KIND:
+        raise _invalid("this invitation is not valid")
+    display = name.strip()[:MAX_NAME] or token.label or "Guest"
+    guest = await issue_guest(store, room_id, display)
+    return Claimed(guest, display)
+
+
+async def issue_guest(store: Store, room_id: str, name: str) -> str:
+    """A guest's token into the room (reused for reconnecting, until the room revokes it)."""
+    try:
+        guest = await room_store.issue_token(
+            store, room_id, GUEST_TOKEN_KIND, single_use=False, label=name
+        )
+    except TokenRejectedError:
+        raise _invalid("this room is closed") from None
+    return f"{room_id}.{guest.raw}"
+
+
+async def guest_principal(store: Store, room_id: str, secret: str) -> Principal:
+    """The guest behind a guest token of this room, or refuse ``invalid_token``."""
+    try:
+        token = await room_store.check_token(store, secret)
+    except (TokenRejectedError, NotFoundError):
+        raise _invalid("this link is not valid or the call has ended") from None
+    if token.room_id != room_id or token.kind != GUEST_TOKEN_KIND:
+        raise _invalid("this link is not valid or the call has ended")
+    return Principal(
+        kind=ParticipantKind.GUEST.value,
+        display_name=token.label or "Guest",
+        room_id=room_id,
+        participant_id=token.id,
+    )
