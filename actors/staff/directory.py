@@ -28,9 +28,12 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+
+import trio
 
 from actors import addresses, refusals
 from actors.inbound import CloseConnection
@@ -56,6 +59,10 @@ DIRECTORY_ADDRESS = addresses.DIRECTORY
 #: Longest username or password the Directory will even look at: argon2 would hash a megabyte
 #: happily, and an attacker would happily send one.
 MAX_CREDENTIAL_LENGTH = 1024
+#: Session look-ups (page loads, ``hello``, CSRF checks, area lists) answered at once, each in its
+#: own task: they only read the database, so a burst of 100 staff opening dashboards is not
+#: served one after another behind this mailbox (issue 17). The store batches what they ask.
+MAX_CONCURRENT_LOOKUPS = 64
 
 #: Websocket close code (docs/protocol.md): the session ended (signed out, expired, idle, the user
 #: deactivated). Reconnecting cannot help until someone signs in again.
@@ -193,17 +200,18 @@ class Directory(Actor):
         self.recheck_interval = recheck_interval
         #: conn address -> what it lives on; see the module docstring.
         self._conns: dict[str, _Watched] = {}
+        self._lookups = trio.CapacityLimiter(MAX_CONCURRENT_LOOKUPS)
 
     async def on_start(self) -> None:
         self.send_after(self.recheck_interval, _Recheck())
 
     @handles(ResolveSession)
-    async def _resolve(self, message: ResolveSession) -> Principal:
-        return (await self._session(message.session_id)).principal
+    async def _resolve(self, message: ResolveSession) -> None:
+        self._answer_aside(partial(self._principal_of_session, message.session_id))
 
     @handles(DescribeSession)
-    async def _describe(self, message: DescribeSession) -> SessionView:
-        return await self._session(message.session_id)
+    async def _describe(self, message: DescribeSession) -> None:
+        self._answer_aside(partial(self._session, message.session_id))
 
     @handles(SignOut)
     async def _on_sign_out(self, message: SignOut) -> None:
@@ -211,13 +219,29 @@ class Directory(Actor):
 
     @handles(CheckCsrf)
     async def _check_csrf(self, message: CheckCsrf) -> None:
-        view = await self._session(message.session_id, refusal=refusals.BAD_CSRF)
-        if not hmac.compare_digest(view.csrf_token.encode(), message.token.encode()):
-            raise Refusal(refusals.BAD_CSRF, "the form's security token does not match")
+        self._answer_aside(partial(self._csrf, message))
 
     @handles(ListMyAreas)
-    async def _my_areas(self, message: ListMyAreas) -> tuple[AreaSummary, ...]:
-        return await self._areas(message.principal)
+    async def _my_areas(self, message: ListMyAreas) -> None:
+        self._answer_aside(partial(self._areas, message.principal))
+
+    def _answer_aside(self, work: Callable[[], Awaitable[object]]) -> None:
+        """Answer this ask from a task of its own, so the next message is handled meanwhile.
+
+        Only for work that reads storage and touches no actor state. A Refusal reaches the asker;
+        anything else crashes the Directory as it would have in the handler."""
+        pending = self.defer_reply()
+
+        async def answer() -> None:
+            async with self._lookups:
+                try:
+                    value = await work()
+                except Refusal as refusal:
+                    pending.refuse(refusal)
+                    return
+            pending.reply(value)
+
+        self.spawn(answer)
 
     @handles(ProbeStorage)
     async def _probe(self, message: ProbeStorage) -> object:
@@ -309,6 +333,14 @@ class Directory(Actor):
         return await sessions.touch_session(
             self.store, session_id, ttl=self.ttl, idle=self.session_idle, now=self.clock()
         )
+
+    async def _principal_of_session(self, session_id: str) -> Principal:
+        return (await self._session(session_id)).principal
+
+    async def _csrf(self, message: CheckCsrf) -> None:
+        view = await self._session(message.session_id, refusal=refusals.BAD_CSRF)
+        if not hmac.compare_digest(view.csrf_token.encode(), message.token.encode()):
+            raise Refusal(refusals.BAD_CSRF, "the form's security token does not match")
 
     async def _session(
         self, session_id: str, refusal: str = refusals.UNAUTHENTICATED
