@@ -1,12 +1,10 @@
-"""The provider home page: the waiting areas this staff member works in, with their public links."""
+"""``/``: where staff land after sign-in, the console (:mod:`web.console`) over all their work."""
 
 from __future__ import annotations
 
-from quart import Blueprint, g, render_template
+from quart import Blueprint, g
 
-from actors import addresses
-from actors.staff.directory import AreaSummary, ListMyAreas
-from web import security
+from web import console, security
 
 blueprint = Blueprint("home", __name__)
 
@@ -14,6 +12,4 @@ blueprint = Blueprint("home", __name__)
 @blueprint.get("/")
 @security.staff_required
 async def index() -> str:
-    reply = await security.ask(addresses.DIRECTORY, ListMyAreas(g.principal))
-    areas = [a for a in reply if isinstance(a, AreaSummary)] if isinstance(reply, tuple) else []
-    return await render_template("home.html", areas=areas)
+    return await console.render_console(g.principal)

@@ -71,7 +71,7 @@ async def test_admin_edits_an_area_and_the_caller_page_follows(
     await sign_in(admin, waitroom_server.demo.admin_username, DEMO_PASSWORD)
     home = await admin.get("/")
     assert NAV_LINK in home.text and 'href="/admin/setup"' in home.text
-    assert 'href="/dashboard"' in home.text
+    assert 'id="nav-console"' in home.text
     setup = await admin.get("/admin/setup")
     for link in ("/admin/audit", "/admin/reports", "/admin/outbox"):
         assert f'href="{link}"' in setup.text, link  # every admin page is a click away
@@ -176,7 +176,7 @@ async def test_a_provider_sees_no_setup_link_and_is_refused(waitroom_server: Run
     for page in ("/", "/dashboard"):
         shown = await provider.get(page)
         assert shown.status == HTTP_OK and NAV_LINK not in shown.text, page
-        assert 'href="/admin/audit"' not in shown.text and 'href="/dashboard"' in shown.text
+        assert 'href="/admin/audit"' not in shown.text and 'id="nav-console"' in shown.text
     assert (await provider.get("/admin/setup")).status == HTTP_FORBIDDEN
     assert (await provider.get(path)).status == HTTP_FORBIDDEN
     csrf = (await provider.get("/")).csrf_token()

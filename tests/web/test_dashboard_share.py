@@ -121,14 +121,14 @@ async def test_copy_link_puts_the_areas_link_on_the_clipboard(
 async def test_home_page_cards_lead_to_share_page_leaflet_and_dashboard(
     waitroom_server: RunningServer,
 ) -> None:
-    """Each area card on the staff home page links to its share page and its leaflet, and both
-    open for the provider; the intro links to the live dashboard."""
+    """Each area on the staff home page (the console, issue 13) links to its share page and its
+    leaflet, and both open for the provider; the live list of who waits is right there."""
     provider = HttpClient(waitroom_server.base_url)
     await sign_in(provider, waitroom_server.demo.provider_username, DEMO_PASSWORD)
     home = await provider.get("/")
     assert home.status == 200
     text = html.unescape(home.text)
-    assert 'href="/dashboard"' in text
+    assert 'id="dashboard"' in text and "data-list" in text
     first, _link = await area_id(waitroom_server)
     for path in (f"/areas/{first}/share", f"/areas/{first}/leaflet.pdf"):
         assert f'href="{path}"' in text

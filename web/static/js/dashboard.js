@@ -1,4 +1,4 @@
-/* Provider dashboard: a live list per waiting area over the websocket (area.watch).
+/* The console's waiting-area section: a live list per waiting area over the websocket (area.watch).
  *
  * The server sends a full snapshot on every watch (also after a reconnect) and then one event per
  * change: queue.caller (insert or update) and queue.removed. Rows are sorted longest wait first
@@ -183,6 +183,12 @@
     list.replaceChildren(...callers.map((c) => row(areaId, c)));
     area.section.querySelector("[data-count]").textContent = String(callers.length);
     area.section.querySelector("[data-empty]").hidden = callers.length > 0;
+    const total = document.querySelector("[data-total]");
+    if (total) {
+      let sum = 0;
+      for (const a of areas.values()) sum += a.callers.size;
+      total.textContent = String(sum);
+    }
   }
 
   setInterval(() => {
@@ -238,7 +244,7 @@
     const isNew = !area.callers.has(body.caller.id);
     area.callers.set(body.caller.id, body.caller);
     render(areaId);
-    if (isNew) announce(area.section.querySelector("h2").firstChild.textContent.trim(), body.caller);
+    if (isNew) announce(area.section.dataset.areaName, body.caller);
   });
   wire.on("queue.removed", (body) => {
     const areaId = String(body.area);
