@@ -252,6 +252,11 @@ class MediaPool:
             "--log-level",
             logging.getLevelName(log.getEffectiveLevel()),
         ]
+        tcp_port = self.config.tcp_port
+        if tcp_port is not None:  # ICE-TCP: base port + i, or a free one each when the base is 0
+            command += ["--tcp-port", str(tcp_port + slot.index if tcp_port else 0)]
+        if not self.config.udp_candidates:
+            command.append("--no-udp-candidates")
         slot.live = trio.Event()
         async with trio.open_nursery() as nursery:
             slot.scope = nursery.cancel_scope

@@ -70,7 +70,14 @@ class WorkerProcess:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.worker.run)
             nursery.start_soon(self._writer)
-            self._send({"ev": "ready", "port": self.worker.port, "pid": os.getpid()})
+            self._send(
+                {
+                    "ev": "ready",
+                    "port": self.worker.port,
+                    "tcp_port": self.worker.tcp_port,
+                    "pid": os.getpid(),
+                }
+            )
             await self._reader()
             nursery.cancel_scope.cancel(reason="control pipe closed")
 
@@ -198,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="UDP port; 0 picks a free one")
     parser.add_argument("--consent-timeout", type=float, default=CONSENT_TIMEOUT)
     parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT)
+    parser.add_argument(
+        "--tcp-port", type=int, default=None, help="ICE-TCP port (0: a free one); off if absent"
+    )
+    parser.add_argument(
+        "--no-udp-candidates", action="store_true", help="answer without the UDP candidate (tests)"
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -218,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         consent_timeout=args.consent_timeout,
         connect_timeout=args.connect_timeout,
+        tcp_port=args.tcp_port,
+        udp_candidates=not args.no_udp_candidates,
     )
     # Ctrl-C in a terminal reaches the whole process group: the control plane decides when
     # workers stop (it cancels, which terminates them), so they do not die under it mid-shutdown.

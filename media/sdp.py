@@ -32,6 +32,9 @@ SENDING_DIRECTIONS = frozenset({"sendrecv", "sendonly"})
 RECEIVING_DIRECTIONS = frozenset({"sendrecv", "recvonly"})
 # RFC 8445 section 5.1.2.1 recommended host candidate priority for a single component.
 HOST_CANDIDATE_PRIORITY = 2130706431
+# RFC 6544 section 4.2: a passive TCP host candidate, local preference 2^13 * 4 + 8191 (direction
+# preference 4 for passive), so the browser prefers UDP whenever both work.
+TCP_HOST_CANDIDATE_PRIORITY = (126 << 24) | (((4 << 13) | 8191) << 8) | 255
 _FINGERPRINT_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")
 _MLINE_RE = re.compile(r"^m=([^ ]+) [0-9]+ [A-Z/]+ (.+)$")
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
@@ -302,6 +305,10 @@ class LocalParameters:
     address: str
     port: int
     cname: str
+    #: ICE-TCP port (a passive candidate, RFC 6544) or 0 for none.
+    tcp_port: int = 0
+    #: False offers no UDP candidate (tests of the ICE-TCP path).
+    udp: bool = True
 
 
 def build_answer(offer: Offer, plan: Plan, local: LocalParameters) -> str:
@@ -365,8 +372,21 @@ def _media_section(m: OfferedMedia, p: LinePlan, local: LocalParameters, ipv: st
             f"a=ssrc:{p.ssrc} cname:{local.cname}-{p.slot}",
             f"a=ssrc:{p.ssrc} msid:{stream} {track}",
         ]
-    lines += [
-        f"a=candidate:1 1 udp {HOST_CANDIDATE_PRIORITY} {local.address} {local.port} typ host",
-        "a=end-of-candidates",
-    ]
+    lines += _candidates(local)
     return lines
+
+
+def _candidates(local: LocalParameters) -> list[str]:
+    """The host candidates: UDP, and passive TCP (RFC 6544) when the worker listens on TCP."""
+    out: list[str] = []
+    if local.udp:
+        out.append(
+            f"a=candidate:1 1 udp {HOST_CANDIDATE_PRIORITY} {local.address} {local.port} typ host"
+        )
+    if local.tcp_port:
+        out.append(
+            f"a=candidate:2 1 tcp {TCP_HOST_CANDIDATE_PRIORITY} {local.address} {local.tcp_port}"
+            " typ host tcptype passive"
+        )
+    out.append("a=end-of-candidates")
+    return out

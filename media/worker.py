@@ -51,6 +51,7 @@ from media.router import Router
 from media.rtp import RTP_HEADER_LENGTH
 from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
 from media.speaker import DominantSpeaker
+from media.tcp import TcpServer, real_address
 from media.transport import Transport, TransportState
 
 __all__ = [
@@ -93,6 +94,10 @@ class WorkerConfig:
     port: int = 0
     consent_timeout: float = CONSENT_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
+    #: ICE-TCP (passive candidates, `media.tcp`): None = off, 0 = an ephemeral port.
+    tcp_port: int | None = None
+    #: False leaves the UDP candidate out of answers (tests of the ICE-TCP path only).
+    udp_candidates: bool = True
 
 
 class Worker:
@@ -131,6 +136,8 @@ class Worker:
         # Error replies to failed checks: a bounded rate per source address and in all.
         self._stun_replies = stun.ReplyLimiter()
         self.port = 0
+        self._tcp: TcpServer | None = None
+        self.tcp_port = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -148,6 +155,8 @@ class Worker:
             self._datapath.sendto = sock.sendto
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.config.tcp_port is not None:
+                    await self._start_tcp(nursery, sock)
                 nursery.start_soon(self._ticker)
                 task_status.started(self)
                 await self._receive_loop(sock)
@@ -158,6 +167,25 @@ class Worker:
             self._datapath.sendto = not_running
             self._sock = None
             sock.close()
+
+    async def _start_tcp(self, nursery: trio.Nursery, sock: socket.socket) -> None:
+        """ICE-TCP: its connections are addresses like any other (`media.tcp`)."""
+        assert self.config.tcp_port is not None
+        self._tcp = TcpServer(
+            self._on_datagram,
+            sock.sendto,
+            is_bound=self._by_addr.__contains__,
+            on_closed=self._tcp_closed,
+        )
+        self.tcp_port = await nursery.start(
+            self._tcp.run, self.config.bind_address, self.config.tcp_port
+        )
+        self._datapath.sendto = self._tcp.sendto
+
+    def _tcp_closed(self, key: tuple[str, int]) -> None:
+        transport = self._by_addr.pop(key, None)
+        if transport is not None:
+            transport.addrs.discard(key)
 
     async def _receive_loop(self, sock: socket.socket) -> None:
         recvfrom = sock.recvfrom
@@ -273,6 +301,8 @@ class Worker:
             self.config.announced_address,
             self.port,
             cname=f"waitroom-{transport.ufrag}",
+            tcp_port=self.tcp_port if self._tcp is not None else 0,
+            udp=self.config.udp_candidates,
         )
         try:
             answer = build_answer(offer, plan, local)
@@ -349,6 +379,8 @@ class Worker:
             1 for t in self._transports.values() if t.state is TransportState.CONNECTED
         )
         out["calls"] = len(self._routers)
+        if self._tcp is not None:
+            out.update(self._tcp.stats())
         return out
 
     # ---- closing -------------------------------------------------------------------------------
@@ -450,7 +482,11 @@ class Worker:
         counters = self.counters
         counters.stun_in += 1
         outcome = stun.handle_datagram(
-            data, addr, self._password_of, limiter=self._stun_replies, now=self._clock()
+            data,
+            real_address(addr),
+            self._password_of,
+            limiter=self._stun_replies,
+            now=self._clock(),
         )
         verdict = outcome.verdict
         if verdict is stun.Verdict.ACCEPTED:
