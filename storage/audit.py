@@ -43,6 +43,34 @@ HOLD = "call.hold"
 TRANSFER = "caller.transferred"
 END = "call.ended"
 LINK_SENT = "link.sent"
+# Consult Now (issue 13): a link sent (the start), opened, extended, cancelled, expired unused;
+# each person's entry into the call, and its end.
+CONSULT_STARTED = "consult.started"
+CONSULT_OPENED = "consult.opened"
+CONSULT_EXTENDED = "consult.extended"
+CONSULT_CANCELLED = "consult.cancelled"
+CONSULT_EXPIRED = "consult.expired"
+CONSULT_ENTERED = "consult.entered"
+CONSULT_ENDED = "consult.ended"
+# On-demand sessions (issue 14); subject ``ondemand:<request id>``, details name the org.
+ONDEMAND_CLAIM = "ondemand.claimed"
+ONDEMAND_ASSIGN = "ondemand.assigned"
+ONDEMAND_DECLINE = "ondemand.declined"
+ONDEMAND_START = "ondemand.started"
+ONDEMAND_END = "ondemand.ended"
+ONDEMAND_SETTINGS = "ondemand.settings_updated"
+MEETING_ROOM_CREATED = "meeting_room.created"
+MEETING_ROOM_RENAMED = "meeting_room.renamed"
+MEETING_ROOM_ARCHIVED = "meeting_room.archived"
+MEETING_LINK_ROTATED = "meeting_room.link_rotated"
+MEETING_CALL_STARTED = "meeting_room.call_started"
+MEETING_ENTERED = "meeting_room.entered"
+MEETING_CALL_ENDED = "meeting_room.call_ended"
+USER_ROOM_CREATED = "user_room.created"
+USER_ROOM_ARCHIVED = "user_room.archived"
+USER_ROOM_CALL_STARTED = "user_room.call_started"
+USER_ROOM_ENTERED = "user_room.entered"
+USER_ROOM_CALL_ENDED = "user_room.call_ended"
 
 ACTIONS: tuple[str, ...] = (
     SIGN_IN,
@@ -56,11 +84,36 @@ ACTIONS: tuple[str, ...] = (
     TRANSFER,
     END,
     LINK_SENT,
+    CONSULT_STARTED,
+    CONSULT_OPENED,
+    CONSULT_EXTENDED,
+    CONSULT_CANCELLED,
+    CONSULT_EXPIRED,
+    CONSULT_ENTERED,
+    CONSULT_ENDED,
     ROLE_GRANTED,
     ROLE_REVOKED,
     AREA_CREATED,
     AREA_UPDATED,
     STAFF_CREATED,
+    MEETING_ROOM_CREATED,
+    MEETING_ROOM_RENAMED,
+    MEETING_ROOM_ARCHIVED,
+    MEETING_LINK_ROTATED,
+    MEETING_CALL_STARTED,
+    MEETING_ENTERED,
+    MEETING_CALL_ENDED,
+    USER_ROOM_CREATED,
+    USER_ROOM_ARCHIVED,
+    USER_ROOM_CALL_STARTED,
+    USER_ROOM_ENTERED,
+    USER_ROOM_CALL_ENDED,
+    ONDEMAND_CLAIM,
+    ONDEMAND_ASSIGN,
+    ONDEMAND_DECLINE,
+    ONDEMAND_START,
+    ONDEMAND_END,
+    ONDEMAND_SETTINGS,
 )
 """Every action name the application writes, in the order the admin filter lists them."""
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from storage.consult import SCHEMA as _CONSULT_LINKS
 from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
 from storage.times import from_db, to_db, utcnow
@@ -278,6 +279,7 @@ place, so the table is rebuilt (rows copied with their ids) and its triggers rec
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "audit actors include invited guests", _AUDIT_GUEST_ACTORS),
+    Migration(3, "Consult Now links", _CONSULT_LINKS),
 ]
 """Every migration ever shipped, in order. Append only."""
 
