@@ -9,6 +9,7 @@ actor then applies the business rules (roles in that area, the call's state).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ class Field:
     max_len: int = 256
     #: For strings: the whole value must match (ids as ASCII digits or tokens, not ``"²"``).
     pattern: re.Pattern[str] | None = None
+    #: For structured values: returns what is wrong with the value, None if it is usable.
+    check: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,41 @@ class Route:
 _ID = Field(str, max_len=64, pattern=TOKEN_PATTERN)
 _AREA_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 _SDP = Field(str, max_len=60_000)
+
+#: ``media.view`` (issue 11): at most a 60-person call's tiles, a few pins, sizes in CSS pixels.
+MAX_VIEW_SHOWN = 64
+MAX_VIEW_PINNED = 4
+MAX_VIEW_PX = 8192
+
+
+def _view_size(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"w", "h"}
+        and all(type(v) is int and 0 <= v <= MAX_VIEW_PX for v in value.values())
+    )
+
+
+def _check_shown(value: Any) -> str | None:
+    """``{peer id: {"w": px, "h": px}}``, at most MAX_VIEW_SHOWN peers."""
+    if len(value) > MAX_VIEW_SHOWN:
+        return f"shows more than {MAX_VIEW_SHOWN} peers"
+    for peer, size in value.items():
+        if not isinstance(peer, str) or TOKEN_PATTERN.fullmatch(peer) is None:
+            return "names a peer that is not a valid identifier"
+        if not _view_size(size):
+            return f'sizes must be {{"w": px, "h": px}} of whole pixels up to {MAX_VIEW_PX}'
+    return None
+
+
+def _check_pinned(value: Any) -> str | None:
+    if len(value) > MAX_VIEW_PINNED:
+        return f"pins more than {MAX_VIEW_PINNED} peers"
+    if not all(isinstance(p, str) and TOKEN_PATTERN.fullmatch(p) for p in value):
+        return "names a peer that is not a valid identifier"
+    return None
+
+
 #: Staff user ids are SQLite rowids too (issue 14: ``ondemand.assign``).
 _USER_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 
@@ -71,6 +109,14 @@ ROUTES: dict[str, Route] = {
     "chat.send": Route(addresses.ROOM, ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
     "media.offer": Route(addresses.ROOM, ROOM_MEMBERS, {"sdp": _SDP}),
     "media.leave": Route(addresses.ROOM, ROOM_MEMBERS),
+    "media.view": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {
+            "shown": Field(dict, check=_check_shown),
+            "pinned": Field(list, required=False, check=_check_pinned),
+        },
+    ),
     "media.state": Route(
         addresses.ROOM, ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}
     ),
@@ -154,6 +200,12 @@ def validate_body(route: Route, body: dict[str, Any], request_id: int | None) ->
             )
         if isinstance(value, str):
             _check_text(name, value, spec, request_id)
+        if spec.check is not None:
+            problem = spec.check(value)
+            if problem is not None:
+                raise ProtocolError(
+                    refusals.BAD_FIELD, f"body field {name!r} {problem}", request_id
+                )
 
 
 def _check_text(name: str, value: str, spec: Field, request_id: int | None) -> None:

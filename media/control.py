@@ -9,11 +9,14 @@ Commands (control plane -> worker), `id` present when a reply is wanted:
   {"op": "open", "id", "call", "peer", "sdp"} -> {"id", "ok", "sdp" | "error", "slots", "present"}
   {"op": "close_peer", "call", "peer"}, {"op": "close_call", "call"}
   {"op": "receiving" | "publishing", "call", "peer", "on"}
+  {"op": "view", "call", "peer", "shown": [[peer, height]], "pinned": [peer]} (what the peer's
+    page shows; at most `MAX_VIEW_SHOWN` and `MAX_VIEW_PINNED` entries)
   {"op": "stats", "id"} -> {"id", "ok", "stats"}
   {"op": "shutdown"}
 Events (worker -> control plane):
   {"ev": "ready", "port", "pid"}, {"ev": "connected", "call", "peer"},
-  {"ev": "closed", "call", "peer", "reason"}, {"ev": "slots", "call", "peer", "slots": [[i, p]]},
+  {"ev": "closed", "call", "peer", "reason"}, {"ev": "slots", "call", "peer", "slots": [[i, p]], "audio": [[i, p]]}
+  (who fills each slot's video, and each slot's audio; the open reply carries both too),
   {"ev": "speaker", "call", "peer"} (the call's dominant speaker changed),
   {"ev": "refused", "reason"} for a frame without a usable id
 Every command with an id gets exactly one reply with that id, in command order; a command that
@@ -32,6 +35,13 @@ import msgpack
 MAX_FRAME = 256 * 1024
 _LENGTH = struct.Struct("!I")
 HEADER_LENGTH = _LENGTH.size
+
+
+#: A view names at most this many shown peers and pins (`media.selection` cuts to its own limits).
+MAX_VIEW_SHOWN = 64
+MAX_VIEW_PINNED = 4
+MAX_VIEW_ID = 256
+MAX_VIEW_HEIGHT = 8192
 
 
 class ControlError(Exception):
@@ -124,3 +134,28 @@ def request_id(frame: Frame) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ControlError("field 'id' must be a non-negative integer")
     return value
+
+
+def view_fields(frame: Frame) -> tuple[dict[str, int], list[str]]:
+    """A `view` command's shown peers (peer -> display height) and pins, checked strictly."""
+    shown = frame.get("shown")
+    pinned = frame.get("pinned")
+    if not isinstance(shown, list) or len(shown) > MAX_VIEW_SHOWN:
+        raise ControlError("field 'shown' must be a short list of [peer, height] pairs")
+    if not isinstance(pinned, list) or len(pinned) > MAX_VIEW_PINNED:
+        raise ControlError("field 'pinned' must be a short list of peer ids")
+    out: dict[str, int] = {}
+    for pair in shown:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or len(pair[0]) > MAX_VIEW_ID
+            or type(pair[1]) is not int
+            or not 0 <= pair[1] <= MAX_VIEW_HEIGHT
+        ):
+            raise ControlError("field 'shown' must be a short list of [peer, height] pairs")
+        out[pair[0]] = pair[1]
+    if not all(isinstance(p, str) and len(p) <= MAX_VIEW_ID for p in pinned):
+        raise ControlError("field 'pinned' must be a short list of peer ids")
+    return out, list(pinned)

@@ -7,7 +7,7 @@ without loading the worker's socket code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +29,16 @@ class PeerClosed:
 
 @dataclass(frozen=True, slots=True)
 class SlotsChanged:
-    """Which peer now fills which receive slot of `peer_id` (slot index -> peer id)."""
+    """Which peer now fills which receive slot of `peer_id` (slot index -> peer id).
+
+    `slots` names whose video fills each slot (whose audio, for a slot without a video line);
+    `audio` whose audio, which in a large call is the loudest few and need not be the same peer.
+    """
 
     call_id: str
     peer_id: str
     slots: dict[int, str]
+    audio: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

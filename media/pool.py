@@ -32,7 +32,16 @@ from pathlib import Path
 
 import trio
 
-from media.control import ControlError, Frame, FrameReader, Refused, encode, text
+from media.control import (
+    MAX_VIEW_PINNED,
+    MAX_VIEW_SHOWN,
+    ControlError,
+    Frame,
+    FrameReader,
+    Refused,
+    encode,
+    text,
+)
 from media.events import (
     DominantSpeakerChanged,
     MediaError,
@@ -139,6 +148,7 @@ class MediaPool:
         self._workers = [_WorkerSlot(i, base + i if base else 0) for i in range(workers)]
         self._calls: dict[str, _Call] = {}
         self._slots: dict[tuple[str, str], dict[int, str]] = {}
+        self._audio_slots: dict[tuple[str, str], dict[int, str]] = {}
         self._states: dict[tuple[str, str], str] = {}
         self._ids = itertools.count(1)
         self._running = False
@@ -249,6 +259,10 @@ class MediaPool:
             str(self.config.consent_timeout),
             "--connect-timeout",
             str(self.config.connect_timeout),
+            "--last-n",
+            str(self.config.last_n),
+            "--loudest",
+            str(self.config.loudest),
             "--log-level",
             logging.getLevelName(log.getEffectiveLevel()),
         ]
@@ -397,9 +411,11 @@ class MediaPool:
                 self._emit(PeerClosed(call_id, peer_id, text(frame, "reason")))
             elif event == "slots":
                 slots = _slot_map(frame.get("slots"))
+                audio = _slot_map(frame.get("audio", []))
                 if peer_id in call.peers:
                     self._slots[key] = slots
-                self._emit(SlotsChanged(call_id, peer_id, dict(slots)))
+                    self._audio_slots[key] = audio
+                self._emit(SlotsChanged(call_id, peer_id, dict(slots), dict(audio)))
             elif event == "speaker":
                 if peer_id in call.peers:
                     self._emit(DominantSpeakerChanged(call_id, peer_id))
@@ -432,6 +448,7 @@ class MediaPool:
             if frame.get("ok") is True:
                 self._states[key] = "new"
                 self._slots[key] = _slot_map(frame.get("slots"))
+                self._audio_slots[key] = _slot_map(frame.get("audio", []))
         else:
             call.peers.discard(peer_id)
             self._forget(call_id, peer_id)
@@ -509,8 +526,29 @@ class MediaPool:
                 call.worker, {"op": "publishing", "call": call_id, "peer": peer_id, "on": on}
             )
 
+    def set_view(
+        self, call_id: str, peer_id: str, shown: dict[str, int], pinned: list[str]
+    ) -> None:
+        """What the peer's page shows (`Worker.set_view`), queued to the call's worker."""
+        call = self._calls.get(call_id)
+        if call is None or peer_id not in call.peers:
+            return
+        self._command(
+            call.worker,
+            {
+                "op": "view",
+                "call": call_id,
+                "peer": peer_id,
+                "shown": [[p, h] for p, h in list(shown.items())[:MAX_VIEW_SHOWN]],
+                "pinned": list(pinned[:MAX_VIEW_PINNED]),
+            },
+        )
+
     def slots(self, call_id: str, peer_id: str) -> dict[int, str]:
         return dict(self._slots.get((call_id, peer_id), {}))
+
+    def audio_slots(self, call_id: str, peer_id: str) -> dict[int, str]:
+        return dict(self._audio_slots.get((call_id, peer_id), {}))
 
     def peers(self, call_id: str) -> list[str]:
         call = self._calls.get(call_id)
@@ -617,6 +655,7 @@ class MediaPool:
 
     def _forget(self, call_id: str, peer_id: str) -> None:
         self._slots.pop((call_id, peer_id), None)
+        self._audio_slots.pop((call_id, peer_id), None)
         self._states.pop((call_id, peer_id), None)
 
     def _emit(self, event: MediaEvent) -> None:

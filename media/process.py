@@ -30,6 +30,7 @@ from media.control import (
     flag,
     request_id,
     text,
+    view_fields,
 )
 from media.events import (
     DominantSpeakerChanged,
@@ -39,6 +40,7 @@ from media.events import (
     PeerConnected,
     SlotsChanged,
 )
+from media.selection import DEFAULT_LAST_N, DEFAULT_LOUDEST
 from media.worker import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Worker, WorkerConfig
 
 log = logging.getLogger("waitroom.media.process")
@@ -121,6 +123,9 @@ class WorkerProcess:
                 self.worker.set_publishing(
                     _id(frame, "call"), _id(frame, "peer"), flag(frame, "on")
                 )
+            elif op == "view":
+                shown, pinned = view_fields(frame)
+                self.worker.set_view(_id(frame, "call"), _id(frame, "peer"), shown, pinned)
             elif op == "stats":
                 self._reply(rid, stats=self.stats())
             elif op == "shutdown":
@@ -145,7 +150,14 @@ class WorkerProcess:
             )
             return
         slots = sorted(self.worker.slots(call, peer).items())
-        self._reply(rid, sdp=answer, slots=[list(s) for s in slots], present=True)
+        audio = sorted(self.worker.audio_slots(call, peer).items())
+        self._reply(
+            rid,
+            sdp=answer,
+            slots=[list(s) for s in slots],
+            audio=[list(s) for s in audio],
+            present=True,
+        )
 
     def stats(self) -> dict[str, int]:
         out = self.worker.stats()
@@ -167,8 +179,15 @@ class WorkerProcess:
             )
         elif isinstance(event, SlotsChanged):
             slots = [[slot, peer] for slot, peer in sorted(event.slots.items())]
+            audio = [[slot, peer] for slot, peer in sorted(event.audio.items())]
             self._send(
-                {"ev": "slots", "call": event.call_id, "peer": event.peer_id, "slots": slots}
+                {
+                    "ev": "slots",
+                    "call": event.call_id,
+                    "peer": event.peer_id,
+                    "slots": slots,
+                    "audio": audio,
+                }
             )
         elif isinstance(event, DominantSpeakerChanged):
             self._send({"ev": "speaker", "call": event.call_id, "peer": event.peer_id})
@@ -205,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="UDP port; 0 picks a free one")
     parser.add_argument("--consent-timeout", type=float, default=CONSENT_TIMEOUT)
     parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT)
+    parser.add_argument("--last-n", type=int, default=DEFAULT_LAST_N, help="videos per subscriber")
+    parser.add_argument(
+        "--loudest", type=int, default=DEFAULT_LOUDEST, help="voices per subscriber"
+    )
     parser.add_argument(
         "--tcp-port", type=int, default=None, help="ICE-TCP port (0: a free one); off if absent"
     )
@@ -233,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         connect_timeout=args.connect_timeout,
         tcp_port=args.tcp_port,
         udp_candidates=not args.no_udp_candidates,
+        last_n=args.last_n,
+        loudest=args.loudest,
     )
     # Ctrl-C in a terminal reaches the whole process group: the control plane decides when
     # workers stop (it cancels, which terminates them), so they do not die under it mid-shutdown.

@@ -177,23 +177,21 @@ class Selection:
     def wanted_heights(self, publisher: str) -> dict[str, int]:
         """Subscriber -> the display height it wants `publisher`'s video at (receivers only)."""
         out: dict[str, int] = {}
-        for peer, sub in self._subscribers.items():
-            if publisher not in sub.video.values():
-                continue
-            view = sub.view
-            if view is None:
-                out[peer] = UNKNOWN_HEIGHT
-            elif publisher in view.shown:
-                out[peer] = view.shown[publisher]
-            elif publisher in view.pinned:
-                out[peer] = UNKNOWN_HEIGHT
-            else:
-                out[peer] = PREROLL_HEIGHT
+        for peer in self._subscribers:
+            height = self.wanted_height(peer, publisher)
+            if height is not None:
+                out[peer] = height
         return out
 
     def wanted_height(self, subscriber: str, publisher: str) -> int | None:
-        """The height `subscriber` wants `publisher` at, None if it does not receive it."""
-        return self.wanted_heights(publisher).get(subscriber)
+        """The height `subscriber` wants `publisher` at, None if it does not receive its video."""
+        sub = self._subscribers.get(subscriber)
+        if sub is None or publisher not in sub.video.values():
+            return None
+        view = sub.view
+        if view is None or (publisher in view.pinned and publisher not in view.shown):
+            return UNKNOWN_HEIGHT
+        return view.shown.get(publisher, PREROLL_HEIGHT)
 
     def unwanted_video(self) -> set[str]:
         """Video publishers no subscriber receives: their layers can be paused."""

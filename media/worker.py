@@ -50,6 +50,7 @@ from media.forward import Consumer
 from media.router import Router
 from media.rtp import RTP_HEADER_LENGTH
 from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
+from media.selection import DEFAULT_LAST_N, DEFAULT_LOUDEST, MAX_PINNED, SelectionConfig, View
 from media.speaker import DominantSpeaker
 from media.tcp import TcpServer, real_address
 from media.transport import Transport, TransportState
@@ -85,6 +86,9 @@ CONSENT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 20.0
 # How often a handshaking transport looks at its DTLS timer when OpenSSL has none armed.
 DTLS_IDLE_POLL = 0.05
+# How often the loudest few of each call are chosen again from the speakers' activity (the
+# detector's own decision interval): each time costs one selection pass over the call.
+AUDIO_RESELECT_INTERVAL = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,10 @@ class WorkerConfig:
     tcp_port: int | None = None
     #: False leaves the UDP candidate out of answers (tests of the ICE-TCP path only).
     udp_candidates: bool = True
+    #: Videos (last-N) and loudest voices forwarded to each subscriber of a call that does not
+    #: fit its slots (`media.selection`).
+    last_n: int = DEFAULT_LAST_N
+    loudest: int = DEFAULT_LOUDEST
 
 
 class Worker:
@@ -128,6 +136,7 @@ class Worker:
         self._routers: dict[str, Router] = {}
         #: One dominant-speaker detector per call with audio levels, fed by the data path.
         self._speakers: dict[str, DominantSpeaker[str]] = {}
+        self._next_reselect = 0.0
         self._datapath.on_level = self._on_level
         self._transports: dict[tuple[str, str], Transport] = {}
         self._by_ufrag: dict[str, Transport] = {}
@@ -221,10 +230,17 @@ class Worker:
                 next_report = now + REPORT_INTERVAL
 
     def _tick(self, now: float, report: bool) -> None:
+        reselect = now >= self._next_reselect
+        if reselect:
+            self._next_reselect = now + AUDIO_RESELECT_INTERVAL
         for call_id, detector in list(self._speakers.items()):
             new = detector.tick(now)  # decides for calls whose speakers went quiet too
             if new is not None:
-                self._emit(DominantSpeakerChanged(call_id, new))
+                self._speaker_changed(call_id, new)
+            router = self._routers.get(call_id)
+            if reselect and router is not None:
+                changed, attached = router.activity(detector.activity(), now)
+                self._after_assignment(router, changed, attached, now)
         for transport in list(self._transports.values()):
             state = transport.state
             if state is TransportState.NEW:
@@ -313,7 +329,8 @@ class Worker:
         self._by_ufrag[transport.ufrag] = transport
         router = self._routers.get(call_id)
         if router is None:
-            router = self._routers[call_id] = Router(call_id)
+            selection = SelectionConfig(self.config.last_n, self.config.loudest)
+            router = self._routers[call_id] = Router(call_id, selection)
         changed, attached = router.add(transport, now)
         self.counters.peers_opened += 1
         await self._nursery.start(self._drive_transport, transport)
@@ -358,10 +375,35 @@ class Worker:
             for producer in transport.publish.values():
                 self._request_keyframe(producer, now)
 
+    def set_view(
+        self, call_id: str, peer_id: str, shown: dict[str, int], pinned: list[str]
+    ) -> None:
+        """What `peer_id`'s page shows (peer id -> display height in px) and whom it pinned.
+
+        Video is forwarded to it by this (`media.selection`); ids not in the call are ignored.
+        """
+        router = self._routers.get(call_id)
+        if router is None or peer_id not in router.transports:
+            return
+        now = self._clock()
+        view = View(dict(shown), tuple(pinned[:MAX_PINNED]))
+        changed, attached = router.set_view(peer_id, view, now)
+        self._after_assignment(router, changed | {peer_id}, attached, now, notify=changed)
+
     def slots(self, call_id: str, peer_id: str) -> dict[int, str]:
-        """Slot index -> peer id of the peers `peer_id` currently receives."""
+        """Slot index -> peer id whose video (audio, for an audio-only slot) `peer_id` receives."""
         router = self._routers.get(call_id)
         return router.slot_map(peer_id) if router is not None else {}
+
+    def audio_slots(self, call_id: str, peer_id: str) -> dict[int, str]:
+        """Slot index -> peer id whose audio `peer_id` receives in that slot."""
+        router = self._routers.get(call_id)
+        return router.slot_maps(peer_id).audio if router is not None else {}
+
+    def unwanted_video(self, call_id: str) -> set[str]:
+        """Peers of the call whose video no subscriber receives (none of it is forwarded)."""
+        router = self._routers.get(call_id)
+        return router.unwanted_video() if router is not None else set()
 
     def peers(self, call_id: str) -> list[str]:
         router = self._routers.get(call_id)
@@ -419,14 +461,47 @@ class Worker:
             self._after_assignment(router, changed, [], self._clock())
 
     def _after_assignment(
-        self, router: Router, changed: set[str], attached: list[Consumer], now: float
+        self,
+        router: Router,
+        changed: set[str],
+        attached: list[Consumer],
+        now: float,
+        *,
+        notify: set[str] | None = None,
     ) -> None:
+        """Keyframes for new slot lines, wanted sizes for the changed peers' video lines, and
+        a SlotsChanged for each peer in `notify` (default: every changed peer)."""
         for consumer in attached:
             if consumer.transport.can_receive and consumer.producer is not None:
                 self._request_keyframe(consumer.producer, now)
-        for peer_id in sorted(changed):
+        selection = router.selection
+        for peer_id in changed:
+            transport = router.transports.get(peer_id)
+            if transport is None:
+                continue
+            for lines in transport.slots.values():
+                line = lines.get("video")
+                set_wanted = getattr(line, "set_wanted", None)  # simulcast's layer choice
+                if line is None or set_wanted is None:
+                    continue
+                producer = line.producer
+                owner = producer.transport.peer_id if producer is not None else None
+                set_wanted(None if owner is None else selection.wanted_height(peer_id, owner))
+        for peer_id in sorted(changed if notify is None else notify):
             if peer_id in router.transports:
-                self._emit(SlotsChanged(router.call_id, peer_id, router.slot_map(peer_id)))
+                maps = router.slot_maps(peer_id)
+                self._emit(
+                    SlotsChanged(router.call_id, peer_id, router.slot_map(peer_id), maps.audio)
+                )
+
+    def _speaker_changed(self, call_id: str, peer_id: str) -> None:
+        """Tell the control plane, and move the speaker to the front of everyone's last-N."""
+        self._emit(DominantSpeakerChanged(call_id, peer_id))
+        router = self._routers.get(call_id)
+        if router is not None and peer_id in router.transports:
+            now = self._clock()
+            changed, attached = router.speaker(peer_id, now)
+            self._after_assignment(router, changed, attached, now)
 
     def _on_level(self, transport: Transport, level: int) -> None:
         """One audio packet's level: a peer whose media is held cannot become the speaker."""
@@ -438,7 +513,7 @@ class Worker:
             detector = self._speakers[call_id] = DominantSpeaker()
         new = detector.add_sample(transport.peer_id, level, self._clock())
         if new is not None:
-            self._emit(DominantSpeakerChanged(call_id, new))
+            self._speaker_changed(call_id, new)
 
     def _emit(self, event: MediaEvent) -> None:
         if self._on_event is None:

@@ -105,6 +105,8 @@ class Call(Actor):
         #: Deferred ``media.offer`` replies whose answer has not come back yet.
         self._offers: set[Pending[object]] = set()
         self._alias: str | None = None
+        #: The media plane's current dominant speaker (a peer id), told to each newcomer.
+        self._speaker: str | None = None
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -167,6 +169,9 @@ class Call(Actor):
         self.push_participants()
         if kind is ParticipantKind.STAFF:
             self.push_state()
+        if self._speaker is not None and self.presence.by_peer(self._speaker) is not None:
+            with contextlib.suppress(ActorError):
+                self.ref(person.conn).tell(Push("call.speaker", {"peer": self._speaker}))
         return self.state_view(person)
 
     @wire("room.leave")
@@ -311,12 +316,36 @@ class Call(Actor):
             return
         if self._state is not CallState.IN_CALL:
             self._gate(person)
-        pending.reply({"sdp": outcome.sdp, "slots": self.signalling.slot_names(person.peer_id)})
+        pending.reply(
+            {
+                "sdp": outcome.sdp,
+                "slots": self.signalling.slot_names(person.peer_id),
+                "audio": self.signalling.audio_slot_names(person.peer_id),
+            }
+        )
 
     @wire("media.leave")
     async def _media_leave(self, msg: Inbound) -> dict[str, Any]:
         person = self.member(msg.conn)
         self.signalling.close_peer(person.peer_id)
+        return {}
+
+    @wire("media.view")
+    async def _media_view(self, msg: Inbound) -> dict[str, Any]:
+        """The page says which tiles it shows and how tall, and whom it pinned (last-N).
+
+        The gateway checked the shape and sizes; here every id must be someone in this call
+        (else ``bad_field``, and nothing changes).
+        """
+        person = self.member(msg.conn)
+        shown_body: dict[str, Any] = msg.body["shown"]
+        pinned_body: list[str] = msg.body.get("pinned") or []
+        present = {p.peer_id for p in self.presence}
+        unknown = [p for p in [*shown_body, *pinned_body] if p not in present]
+        if unknown:
+            raise Refusal(refusals.BAD_FIELD, "media.view names someone not in this call")
+        shown = {peer: int(size["h"]) for peer, size in shown_body.items()}
+        self.signalling.view(person.peer_id, shown, list(pinned_body))
         return {}
 
     @handles(SlotsChanged, PeerClosed, PeerConnected)
@@ -325,7 +354,10 @@ class Call(Actor):
         if person is None:
             return
         if isinstance(event, SlotsChanged):
-            body: dict[str, Any] = {"slots": self.signalling.slot_names(event.peer_id)}
+            body: dict[str, Any] = {
+                "slots": self.signalling.slot_names(event.peer_id),
+                "audio": self.signalling.audio_slot_names(event.peer_id),
+            }
             kind = "media.slots"
         elif isinstance(event, PeerClosed):
             body, kind = {"reason": event.reason}, "media.closed"
@@ -339,6 +371,7 @@ class Call(Actor):
         """Everyone learns who speaks now, by the id ``room.participants`` lists them under."""
         if self.presence.by_peer(event.peer_id) is None:
             return  # left between the media plane's decision and this message
+        self._speaker = event.peer_id
         self.broadcast(Push("call.speaker", {"peer": event.peer_id}))
 
     def _gate(self, person: Present) -> None:

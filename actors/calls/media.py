@@ -42,6 +42,12 @@ class MediaPort(Protocol):
 
     def slots(self, call_id: str, peer_id: str) -> dict[int, str]: ...
 
+    def audio_slots(self, call_id: str, peer_id: str) -> dict[int, str]: ...
+
+    def set_view(
+        self, call_id: str, peer_id: str, shown: dict[str, int], pinned: list[str]
+    ) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class OfferAnswered:
@@ -105,7 +111,19 @@ class Signalling:
             self.port.set_publishing(self.call_id, peer_id, on)
 
     def slot_names(self, peer_id: str) -> dict[str, str]:
-        """Slot index -> the peer id filling it (``room.participants`` names each peer id)."""
+        """Slot index -> the peer id whose video fills it (``room.participants`` names each)."""
         if self.port is None:
             return {}
         return {str(slot): peer for slot, peer in self.port.slots(self.call_id, peer_id).items()}
+
+    def audio_slot_names(self, peer_id: str) -> dict[str, str]:
+        """Slot index -> the peer id whose audio fills it (the loudest few, in a large call)."""
+        if self.port is None:
+            return {}
+        slots = self.port.audio_slots(self.call_id, peer_id)
+        return {str(slot): peer for slot, peer in slots.items()}
+
+    def view(self, peer_id: str, shown: dict[str, int], pinned: list[str]) -> None:
+        """What this peer's page shows (peer id -> display height) and pinned: its last-N."""
+        if self.port is not None:
+            self.port.set_view(self.call_id, peer_id, shown, pinned)

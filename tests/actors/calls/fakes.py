@@ -85,6 +85,7 @@ class SlowMedia:
         self.answered: list[tuple[str, str]] = []
         self.closed: list[str] = []
         self.gates: dict[str, bool] = {}
+        self.views: list[tuple[str, dict[str, int], list[str]]] = []
 
     def hold(self, peer_id: str) -> None:
         self._held[peer_id] = trio.Event()
@@ -114,3 +115,11 @@ class SlowMedia:
 
     def slots(self, call_id: str, peer_id: str) -> dict[int, str]:
         return {0: "conn-other"}
+
+    def audio_slots(self, call_id: str, peer_id: str) -> dict[int, str]:
+        return {0: "conn-other"}
+
+    def set_view(
+        self, call_id: str, peer_id: str, shown: dict[str, int], pinned: list[str]
+    ) -> None:
+        self.views.append((peer_id, dict(shown), list(pinned)))

@@ -170,7 +170,11 @@ async def test_offers_of_several_peers_run_side_by_side(rig: Rig, nursery: trio.
         await trio.testing.wait_all_tasks_blocked()
         assert rig.media.opening == [("conn-a", "a")]  # A's offer is with the media plane ...
         b = await rig.send(guest(2), "conn/b", "media.offer", {"sdp": "b"})
-        assert b == {"sdp": f"answer to b in {rig.call_id}", "slots": {"0": "conn-other"}}
+        assert b == {
+            "sdp": f"answer to b in {rig.call_id}",
+            "slots": {"0": "conn-other"},
+            "audio": {"0": "conn-other"},
+        }
         assert await rig.send(guest(2), "conn/b", "chat.send", {"text": "hello"}) == {}
         await a_events.wait_for(lambda e: e.type == "chat.message")
         assert "a" not in replies  # ... and still there, while B was answered and chat went by
@@ -263,7 +267,7 @@ async def test_media_events_reach_the_call_by_its_own_id(rig: Rig) -> None:
     )
     with trio.fail_after(TIMEOUT):
         slots = await events.wait_for(lambda e: e.type == "media.slots")
-    assert slots.body == {"slots": {"0": "conn-other"}}
+    assert slots.body == {"slots": {"0": "conn-other"}, "audio": {"0": "conn-other"}}
 
 
 # -- the grace ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from actors.inbound import Inbound
 from actors.principal import Principal
 from media import DominantSpeakerChanged
 from runtime import ActorError, ChildSpec, Registry, Restart, Supervisor
+from runtime.errors import Refusal
 from tests.actors.calls.fakes import OpenPolicy, SlowMedia
 from tests.actors.inbox import Inbox, Pushes
 
@@ -102,3 +103,49 @@ async def test_a_speaker_who_is_not_in_the_call_is_not_announced(rig: Rig) -> No
     with trio.fail_after(TIMEOUT):
         await a.wait_for(is_speaker)
     assert [p.body for p in a if is_speaker(p)] == [{"peer": "conn-a"}]
+
+
+async def test_someone_who_enters_is_told_the_current_speaker_at_once(rig: Rig) -> None:
+    a, _ = await rig.enter(guest(1), "conn/a")
+    rig.media.speaker_changed(rig.call_id, "conn-a")
+    with trio.fail_after(TIMEOUT):
+        await a.wait_for(is_speaker)
+    b, _ = await rig.enter(guest(2), "conn/b")  # after the change: learns it at entry
+    with trio.fail_after(TIMEOUT):
+        push = await b.wait_for(is_speaker)
+    assert push.body == {"peer": "conn-a"}
+
+
+async def test_nobody_is_told_a_speaker_before_there_is_one_or_after_they_left(rig: Rig) -> None:
+    a, _ = await rig.enter(guest(1), "conn/a")
+    rig.media.speaker_changed(rig.call_id, "conn-a")
+    with trio.fail_after(TIMEOUT):
+        await a.wait_for(is_speaker)
+    await rig.registry.ref(rig.room).ask(Inbound("room.leave", {}, guest(1), "conn/a"))
+    b, _ = await rig.enter(guest(2), "conn/b")
+    await rig.registry.ref(rig.room).ask(Inbound("chat.send", {"text": "hi"}, guest(2), "conn/b"))
+    with trio.fail_after(TIMEOUT):
+        await b.wait_for(lambda p: getattr(p, "type", None) == "chat.message")
+    assert not [p for p in b if is_speaker(p)]
+
+
+async def test_a_view_reaches_the_media_plane_and_one_naming_a_stranger_changes_nothing(
+    rig: Rig,
+) -> None:
+    await rig.enter(guest(1), "conn/a")
+    await rig.enter(guest(2), "conn/b")
+    room = rig.registry.ref(rig.room)
+    body = {"shown": {"conn-b": {"w": 320, "h": 180}}, "pinned": ["conn-b"]}
+    assert await room.ask(Inbound("media.view", body, guest(1), "conn/a")) == {}
+    assert rig.media.views == [("conn-a", {"conn-b": 180}, ["conn-b"])]
+    for bad in (
+        {"shown": {"conn-x": {"w": 320, "h": 180}}},
+        {"shown": {}, "pinned": ["conn-b", "conn-x"]},
+    ):
+        with pytest.raises(Refusal) as refused:
+            await room.ask(Inbound("media.view", bad, guest(1), "conn/a"))
+        assert refused.value.code == "bad_field"
+    with pytest.raises(Refusal) as refused:  # not in the call: not_in_room
+        await room.ask(Inbound("media.view", {"shown": {}}, guest(3), "conn/c"))
+    assert refused.value.code == "not_in_room"
+    assert len(rig.media.views) == 1
