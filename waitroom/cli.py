@@ -34,12 +34,17 @@ from waitroom.server import (
     ServerInfo,
     main_sync,
 )
+from waitroom.trusted_proxy import parse_networks
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Shown instead of a demo password the operator chose: they know it, the log need not.
 GIVEN_PASSWORD = "(the --demo-password given)"
 #: Environment variable for ``--media-workers`` (the flag wins).
 MEDIA_WORKERS_ENV = "WAITROOM_MEDIA_WORKERS"
+#: Reverse proxies to believe (comma-separated), and the bearer token for remote /metrics scrapes
+#: (a secret: from the environment only).
+TRUSTED_PROXIES_ENV = "WAITROOM_TRUSTED_PROXIES"
+METRICS_TOKEN_ENV = "WAITROOM_METRICS_TOKEN"
 #: ``serve`` runs one media worker process per core unless told otherwise.
 DEFAULT_MEDIA_WORKERS = "auto"
 
@@ -108,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="password for the demo users of a new database (default: random, printed once)",
     )
     add_sender_arguments(serve)
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=None,
+        metavar="ADDRESS",
+        help=(
+            "reverse proxy (address or network) whose X-Forwarded-For/-Proto are believed; "
+            f"repeatable (default: ${TRUSTED_PROXIES_ENV}, comma-separated; none)"
+        ),
+    )
     serve.add_argument(
         "--log-level",
         default="INFO",
@@ -184,7 +199,14 @@ def config_from_args(
         workers_count = media_workers(workers)
     except ValueError as error:
         raise SystemExit(f"waitroom serve: {error}") from None
+    proxies = tuple(args.trusted_proxy or env.get(TRUSTED_PROXIES_ENV, "").split(","))
+    try:
+        parse_networks(proxies)
+    except ValueError as error:
+        raise SystemExit(f"waitroom serve: --trusted-proxy: {error}") from None
     return ServerConfig(
+        trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
+        metrics_token=env.get(METRICS_TOKEN_ENV, ""),
         host=args.host,
         port=args.port,
         db_path=args.db,

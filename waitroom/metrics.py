@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
 import ipaddress
 import time
 from collections import deque
@@ -275,16 +276,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class MetricsEndpoint:
-    """ASGI app for ``GET /metrics`` (the router sends it only that path)."""
+def _bearer(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return bytes(value[7:]).strip()
+    return b""
 
-    def __init__(self, metrics: Metrics) -> None:
+
+class MetricsEndpoint:
+    """ASGI app for ``GET /metrics`` (the router sends it only that path).
+
+    Loopback clients always; others only with ``Authorization: Bearer <token>`` when a token is
+    configured (``WAITROOM_METRICS_TOKEN``), so a Prometheus on another host can scrape without the
+    figures being public. Behind a trusted proxy the client is the real one (waitroom.trusted_proxy),
+    so the proxy's loopback address does not make ``/metrics`` public."""
+
+    def __init__(self, metrics: Metrics, token: str = "") -> None:
         self.metrics = metrics
+        self.token = token.encode()
+
+    def _allowed(self, scope: Scope) -> bool:
+        client = scope.get("client") or ("", 0)
+        if _is_loopback(str(client[0])):
+            return True
+        return bool(self.token) and hmac.compare_digest(_bearer(scope), self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client") or ("", 0)
-        if not _is_loopback(str(client[0])):
-            status, body = 403, b"metrics are served to loopback clients only\n"
+        if not self._allowed(scope):
+            status, body = 403, b"metrics need a loopback client or the metrics token\n"
         elif scope.get("method") not in ("GET", "HEAD"):
             status, body = 405, b"GET only\n"
         else:

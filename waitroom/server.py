@@ -43,6 +43,7 @@ from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
+from waitroom.trusted_proxy import TrustedProxy, parse_networks
 from web.app import WebConfig, create_app
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ class ServerConfig:
     demo_password: str = ""
     #: Where shared links are delivered (SMTP, SMS gateway); the default records them only.
     senders: SenderSettings = field(default_factory=SenderSettings)
+    #: Reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed (waitroom.trusted_proxy).
+    trusted_proxies: tuple[str, ...] = ()
+    #: Bearer token that lets a scraper read ``/metrics`` from another host; "" = loopback only.
+    metrics_token: str = ""
 
     @property
     def tls(self) -> bool:
@@ -242,7 +247,10 @@ async def _serve(
     async def serve_until_shutdown(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
             await serve(
-                Router(web, gateway, MetricsEndpoint(metrics)),
+                TrustedProxy(
+                    Router(web, gateway, MetricsEndpoint(metrics, token=config.metrics_token)),
+                    parse_networks(config.trusted_proxies),
+                ),
                 hypercorn_config(config),
                 shutdown_trigger=info._shutdown.wait,
                 task_status=task_status,
