@@ -144,7 +144,7 @@ async def test_migration_2_keeps_existing_rows(db_path: Path) -> None:
         await store.run(apply_migrations, MIGRATIONS[:1])
         await _fill(store)
         before = await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id")
-        assert await store.run(apply_migrations) == [2]
+        assert await store.run(apply_migrations, MIGRATIONS[:2]) == [2]
         assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
 
 
