@@ -47,6 +47,8 @@ DIRECTORY = Address.named("directory")
 SIGN_IN = Address.named("sign-in")
 AREAS = Address.named("areas")
 ROOMS = Address.named("rooms")
+#: Meeting rooms and user rooms: starts their room/<id> calls on demand (actors/meetings).
+MEETINGS = Address.named("meetings")
 SETUP = Address.of("admin", "setup")
 ADMIN = Address.named("admin")
 OUTBOX = Address.named("outbox")

@@ -23,6 +23,7 @@ from actors.admin.outbox import OutboxActor
 from actors.admin.reports import AdminActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
+from actors.meetings.host import MeetingHost
 from actors.staff.directory import Directory
 from actors.staff.notices import NoticeBoard
 from actors.staff.signin import SignInDesk
@@ -61,6 +62,13 @@ async def start_actors(
     await root.start_child(ChildSpec(addresses.ECHO, Echo))
     await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(addresses.AREAS, lambda: AreaHost(store, areas)))
+    # Meeting rooms and user rooms (issue 13): their calls run under a supervisor of their own.
+    meetings: Supervisor = await nursery.start(
+        Supervisor(registry, "meetings", max_restarts=ROOM_MAX_RESTARTS).run
+    )
+    await root.start_child(
+        ChildSpec(addresses.MEETINGS, lambda: MeetingHost(store, meetings, media))
+    )
     await root.start_child(ChildSpec(addresses.SETUP, lambda: SetupAdmin(store)))
     await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store, senders)))
     await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))

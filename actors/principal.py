@@ -23,6 +23,7 @@ class Scope(enum.StrEnum):
     ORG = "org"
     UNIT = "unit"
     AREA = "area"
+    MEETING_ROOM = "meeting_room"  #: one meeting room (``meeting_rooms.id``): its members
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ NO_CALLER = "no_caller"  #: the call has no caller to act on
 NO_MEDIA = "no_media"  #: the server runs without a media plane
 BAD_SDP = "bad_sdp"  #: the offer could not be answered
 ENDED = "ended"  #: the call has ended
+NO_HOLD = "no_hold"  #: this kind of call has no hold (meeting rooms, user rooms)
 
 # -- on-demand (issue 14) --------------------------------------------------------------------------
 ALREADY_CLAIMED = "already_claimed"  #: someone else has this request (the detail names who)

@@ -16,6 +16,8 @@ from sqlite_utils import Database
 from storage.consult import SCHEMA as _CONSULT_LINKS
 from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
+from storage.meeting_rooms import MIGRATION_NAME as _MEETING_ROOMS_NAME
+from storage.meeting_rooms import MIGRATION_SQL as _MEETING_ROOMS
 from storage.times import from_db, to_db, utcnow
 
 
@@ -280,6 +282,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "audit actors include invited guests", _AUDIT_GUEST_ACTORS),
     Migration(3, "Consult Now links", _CONSULT_LINKS),
+    Migration(4, _MEETING_ROOMS_NAME, _MEETING_ROOMS),
 ]
 """Every migration ever shipped, in order. Append only."""
 

@@ -27,7 +27,7 @@ from storage.errors import ConflictError, NotFoundError
 from storage.times import from_db, to_db, utcnow
 
 Role = Literal["org_admin", "unit_admin", "provider", "referrer", "meeting_member"]
-ScopeType = Literal["org", "unit", "area"]
+ScopeType = Literal["org", "unit", "area", "meeting_room"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,12 @@ def _update_user(db: Database, user_id: int, changes: dict[str, Any]) -> StaffUs
 
 
 def _scope_exists(db: Database, scope_type: ScopeType, scope_id: int) -> bool:
-    table = {"org": "organisations", "unit": "units", "area": "waiting_areas"}[scope_type]
+    table = {
+        "org": "organisations",
+        "unit": "units",
+        "area": "waiting_areas",
+        "meeting_room": "meeting_rooms",
+    }[scope_type]
     return fetch_one(db, f"SELECT 1 AS x FROM {table} WHERE id = ?", (scope_id,)) is not None
 
 

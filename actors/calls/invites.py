@@ -33,10 +33,12 @@ GUEST_TOKEN_KIND: Final = "guest"
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A claimed invitation: the guest's own token (``<room id>.<secret>``) and their name."""
+    """A guest's own token (``<room id>.<secret>``), their name, and the token's handle (the
+    ``participant_id`` their :class:`~actors.principal.Principal` carries)."""
 
     token: str
     name: str
+    token_id: str
 
 
 def _invalid(detail: str) -> Refusal:
@@ -86,12 +88,10 @@ async def claim_invitation(store: Store, room_id: str, secret: str, name: str) -
         raise _invalid("this invitation has been used, has expired or the call has ended") from None
     if token.room_id != room_id or token.kind != INVITE_TOKEN_KIND:
         raise _invalid("this invitation is not valid")
-    display = name.strip()[:MAX_NAME] or token.label or "Guest"
-    guest = await issue_guest(store, room_id, display)
-    return Claimed(guest, display)
+    return await issue_guest(store, room_id, name.strip()[:MAX_NAME] or token.label or "Guest")
 
 
-async def issue_guest(store: Store, room_id: str, name: str) -> str:
+async def issue_guest(store: Store, room_id: str, name: str) -> Claimed:
     """A guest's token into the room (reused for reconnecting, until the room revokes it)."""
     try:
         guest = await room_store.issue_token(
@@ -99,7 +99,7 @@ async def issue_guest(store: Store, room_id: str, name: str) -> str:
         )
     except TokenRejectedError:
         raise _invalid("this room is closed") from None
-    return f"{room_id}.{guest.raw}"
+    return Claimed(f"{room_id}.{guest.raw}", name, guest.token.id)
 
 
 async def guest_principal(store: Store, room_id: str, secret: str) -> Principal:
