@@ -12,7 +12,7 @@ import struct
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from media import rtcp, stun
+from media import rtcp, rtpext, stun, twcc, vp8
 from media.demux import Kind, classify
 from media.dtls import split_records
 from media.forward import KEYFRAME_INTERVAL, Consumer, KeyframeLimiter, PacketCache, Producer
@@ -204,6 +204,96 @@ def test_fuzz_worker_dispatch_never_raises(datagrams: list[bytes]) -> None:
     stats = worker.stats()
     assert stats["internal_errors"] == 0
     assert stats["forwarded"] == 0
+
+
+_RTP_FIXED = struct.pack("!BBHII", 0x90, 96, 1, 2, 3)
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=255))
+@example(_RTP_FIXED, 1)  # extension bit, no extension header
+@example(_RTP_FIXED + b"\xbe\xde\x00\x02\x11\xab\xcd\x00", 1)  # block past the datagram
+@example(_RTP_FIXED + b"\x10\x00\x00\x01\x01\x09\x00\x00", 1)  # two-byte element too long
+@example(_RTP_FIXED + b"\x10\x00\x00\x01\x00\x00\x00\x01", 1)  # two-byte id at the end
+def test_fuzz_header_extensions(data: bytes, ext_id: int) -> None:
+    """find_extension never raises; parse_extensions raises only ExtensionError; they agree."""
+    found = rtpext.find_extension(data, ext_id)
+    rtpext.read_rid(found)
+    rtpext.read_transport_seq(found)
+    try:
+        parsed = rtpext.parse_extensions(data)
+    except rtpext.ExtensionError:
+        return
+    if found is not None:
+        assert parsed.get(ext_id) == found
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(1, 14), st.binary(min_size=1, max_size=16)), max_size=6))
+def test_fuzz_one_byte_blocks_round_trip(elements: list[tuple[int, bytes]]) -> None:
+    data = _RTP_FIXED + rtpext.build_one_byte_block(elements) + b"payload"
+    parsed = rtpext.parse_extensions(data)
+    first = dict(reversed(elements))  # a repeated id: the first element wins
+    assert parsed == first
+    for ext_id in first:
+        assert rtpext.find_extension(data, ext_id) == first[ext_id]
+
+
+@FUZZ
+@given(st.binary(max_size=40))
+@example(b"\x90")  # X set, extension byte missing
+@example(b"\x90\x80\x80")  # 15-bit picture id cut after its first byte
+@example(b"\x90\x30")  # T and K: TID/KEYIDX byte missing
+@example(b"\x10\x00\x00\x00\x9d\x01\x2a\x01")  # key frame header cut short: no size
+def test_fuzz_vp8_descriptor(data: bytes) -> None:
+    try:
+        desc = vp8.parse_descriptor(data)
+    except vp8.Vp8Error:
+        return
+    assert desc.size <= len(data)
+    if desc.picture_id is not None:
+        buf = bytearray(data)
+        vp8.write_picture_id(buf, desc.picture_id_offset, desc.picture_id_bits, desc.picture_id + 1)
+        again = vp8.parse_descriptor(bytes(buf))
+        mask = vp8.picture_id_mask(desc.picture_id_bits)
+        assert again.picture_id == (desc.picture_id + 1) & mask and len(buf) == len(data)
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+@example(b"\xaf\xcd\x00\x04" + bytes(16))  # padding bit with a zero pad count
+@example(b"\x8f\xcd\x00\x04" + bytes(8) + b"\x00\x00\x00\x05" + bytes(4))  # run of 0
+@example(b"\x8f\xcd\x00\x05" + bytes(8) + b"\x00\x00\x00\x01" + bytes(4) + b"\x60\x01\x00\x00")
+def test_fuzz_transport_cc_feedback(data: bytes) -> None:
+    with contextlib.suppress(twcc.TwccError):
+        twcc.parse_feedback(data)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 0xFFFF), st.floats(0, 30, allow_nan=False)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_fuzz_transport_cc_recorder_reports_what_it_recorded(
+    arrivals: list[tuple[int, float]],
+) -> None:
+    """Whatever order and spacing packets arrive in, the feedback parses and every packet the
+    recorder kept is reported as received, at its arrival time relative to the first."""
+    recorder = twcc.TwccRecorder()
+    for seq, at in arrivals:
+        recorder.record(seq, 100.0 + at)
+    kept = dict(recorder.arrivals)
+    packets = recorder.build(1, 2, 200.0)
+    reported: dict[int, int] = {}
+    for packet in packets:
+        assert len(packet) % 4 == 0
+        for seq16, arrived in twcc.parse_feedback(packet).packets:
+            if arrived is not None:
+                reported[seq16] = arrived
+    assert {s & 0xFFFF: ticks for s, ticks in kept.items()} == reported
 
 
 def test_demux_classifies_by_rfc7983_first_byte_and_rfc5761_packet_type() -> None:
