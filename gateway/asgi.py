@@ -26,6 +26,8 @@ CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 #: The web layer's session cookie; the gateway reads it to recognise signed-in staff.
 SESSION_COOKIE = "waitroom_session"
+#: Its name over HTTPS (``web.security.SECURE_SESSION_COOKIE``); preferred when both are sent.
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -57,7 +59,7 @@ def session_cookie_of(scope: Scope) -> str | None:
         cookie = SimpleCookie(raw)
     except CookieError:
         return None
-    morsel = cookie.get(SESSION_COOKIE)
+    morsel = cookie.get(SECURE_SESSION_COOKIE) or cookie.get(SESSION_COOKIE)
     return morsel.value if morsel is not None else None
 
 

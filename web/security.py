@@ -31,6 +31,10 @@ from actors.staff.directory import CheckCsrf, DescribeSession, SessionView
 from runtime import ActorError, ActorRef, Refusal, Registry
 
 SESSION_COOKIE = "waitroom_session"
+#: The session cookie's name over HTTPS: browsers accept a ``__Host-`` cookie only when it is
+#: Secure, Path=/ and has no Domain, so no subdomain or plain-HTTP page can set or shadow it.
+#: ``gateway.asgi`` reads the same two names.
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 ANON_CSRF_COOKIE = "waitroom_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -93,24 +97,31 @@ def cookie_is_secure() -> bool:
 
 
 def set_session_cookie(response: Response | WerkzeugResponse, session_id: str) -> None:
+    secure = cookie_is_secure()
     response.set_cookie(
-        SESSION_COOKIE,
+        SECURE_SESSION_COOKIE if secure else SESSION_COOKIE,
         session_id,
         httponly=True,
         samesite="Lax",
-        secure=cookie_is_secure(),
+        secure=secure,
         path="/",
     )
 
 
 def clear_session_cookie(response: Response | WerkzeugResponse) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE, httponly=True, samesite="Lax", secure=cookie_is_secure(), path="/"
-    )
+    """Forget both names: a deployment that moved to HTTPS may still hold the plain one."""
+    secure = cookie_is_secure()
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax", secure=secure, path="/")
+    if secure:
+        response.delete_cookie(
+            SECURE_SESSION_COOKIE, httponly=True, samesite="Lax", secure=True, path="/"
+        )
 
 
 def session_cookie() -> str:
-    value = request.cookies.get(SESSION_COOKIE, "")
+    value = request.cookies.get(SECURE_SESSION_COOKIE, "") or request.cookies.get(
+        SESSION_COOKIE, ""
+    )
     return value if len(value) <= MAX_TOKEN_LENGTH else ""
 
 

@@ -18,7 +18,7 @@ from trio_websocket import open_websocket_url
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient
 from waitroom.server import ServerConfig, ServerInfo, run_server
-from web.security import SESSION_COOKIE
+from web.security import SECURE_SESSION_COOKIE, SESSION_COOKIE
 
 CERT_DAYS = 1
 
@@ -78,8 +78,18 @@ async def test_https_serves_pages_and_marks_the_session_cookie_secure(
         {"username": "provider", "password": DEMO_PASSWORD, "csrf_token": page.csrf_token()},
     )
     assert response.status == 303
-    [cookie] = [c for c in response.set_cookies() if c.startswith(f"{SESSION_COOKIE}=")]
-    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+    [cookie] = [c for c in response.set_cookies() if c.startswith(f"{SECURE_SESSION_COOKIE}=")]
+    parts = {part.strip().lower() for part in cookie.split(";")}
+    # What browsers require of a __Host- cookie: Secure, Path=/, no Domain.
+    assert "secure" in parts and "path=/" in parts
+    assert not any(part.startswith("domain=") for part in parts)
+    assert not [c for c in response.set_cookies() if c.startswith(f"{SESSION_COOKIE}=")]
+    # The session works under that name: the dashboard opens, and sign-out clears it.
+    assert (await client.get("/dashboard")).status == 200
+    page = await client.get("/dashboard")
+    signed_out = await client.post("/sign-out", {"csrf_token": page.csrf_token()})
+    assert signed_out.status in (302, 303)
+    assert SECURE_SESSION_COOKIE not in client.cookies
 
 
 async def test_websocket_upgrades_to_ws_reach_the_gateway(waitroom_server: RunningServer) -> None:
@@ -89,3 +99,16 @@ async def test_websocket_upgrades_to_ws_reach_the_gateway(waitroom_server: Runni
             assert not ws.closed
     # Plain HTTP to /ws is a page request, not the gateway.
     assert (await HttpClient(waitroom_server.base_url).get("/ws")).status == 404
+
+
+def test_the_gateway_reads_the_secure_session_cookie_first() -> None:
+    from gateway.asgi import session_cookie_of
+
+    def scope(cookie: str) -> dict[str, object]:
+        return {
+            "headers": [(b"cookie", cookie.encode()), (b"host", b"h"), (b"origin", b"https://h")]
+        }
+
+    assert session_cookie_of(scope(f"{SECURE_SESSION_COOKIE}=s1; {SESSION_COOKIE}=old")) == "s1"
+    assert session_cookie_of(scope(f"{SESSION_COOKIE}=plain")) == "plain"
+    assert session_cookie_of(scope("other=x")) is None
