@@ -36,6 +36,7 @@
     note: $("call-note"),
     tiles: $("tiles"),
     ended: $("ended"),
+    left: $("left"),
     chatLog: $("chat-log"),
     chatForm: $("chat-form"),
     chatText: $("chat-text"),
@@ -44,13 +45,14 @@
     error: $("call-error"),
   };
 
-  const state = { room: null, state: null, joining: null, participants: [], you: null };
+  const state = { room: null, state: null, joining: null, participants: [], you: null, area: null };
   let localStream = null;
   let wire = null;
   let media = null;
   let audioOn = true;
   let videoOn = true;
   let reoffers = [];
+  let left = false; /* the person chose Leave (callers and guests) */
 
   /* -- identity and storage ------------------------------------------------------------------ */
   const visitKey = role === "caller" ? "waitroom.visit." + page.dataset.slug : null;
@@ -92,7 +94,7 @@
 
   /* -- rendering ------------------------------------------------------------------------------- */
   function show(section) {
-    for (const s of [el.waiting, el.invalid, el.call, el.ended]) {
+    for (const s of [el.waiting, el.invalid, el.call, el.ended, el.left]) {
       if (s) s.hidden = s !== section;
     }
   }
@@ -334,8 +336,24 @@
     return role === "staff" ? "room/" + page.dataset.room : undefined;
   }
 
+  /* The area the caller waits in, as the room says (it changes with a transfer). */
+  function showArea(name) {
+    if (!name || name === state.area) return;
+    const title = $("waiting-title") || page.querySelector(".call__title");
+    if (title) {
+      title.textContent = fmt(role === "caller" ? S.waiting_for_area : S.consultation_area, {
+        area: name,
+      });
+    }
+    const sep = document.title.lastIndexOf(" · ");
+    if (role === "caller" && sep > 0) document.title = name + document.title.slice(sep);
+    state.area = name;
+  }
+
   function applyState(body) {
+    if (left) return; /* this person left: nothing more to show until they rejoin */
     if (body.state) state.state = body.state;
+    if (body.area) showArea(body.area);
     if ("joining" in body) state.joining = body.joining;
     if (Array.isArray(body.participants)) state.participants = body.participants;
     if (body.you) state.you = body.you;
@@ -487,6 +505,35 @@
       state.state = "ended";
       render();
     });
+  }
+
+  /* Leave (callers and guests), confirmed first: the same as closing the tab. The room sees the
+   * person go (the area's list says "not connected"); a caller who does not come back within
+   * the grace ends their visit, a guest may come back while the call goes on. */
+  const leaveDialog = $("leave-dialog");
+  if (leaveDialog) {
+    $("leave-call").addEventListener("click", () => {
+      leaveDialog.returnValue = "";
+      leaveDialog.showModal(); /* focus goes to "Stay in the call" (autofocus) */
+    });
+    leaveDialog.addEventListener("close", async () => {
+      if (leaveDialog.returnValue !== "leave") return;
+      leaveDialog.returnValue = "";
+      left = true;
+      if (wire && wire.ready) {
+        try {
+          await wire.request("room.leave", {});
+        } catch (error) {
+          /* closing the socket below leaves the room too */
+        }
+      }
+      stopMedia();
+      localStream = null;
+      if (wire) wire.close();
+      show(el.left);
+      $("rejoin").focus();
+    });
+    $("rejoin").addEventListener("click", () => window.location.reload());
   }
 
   /* -- start ----------------------------------------------------------------------------------- */
