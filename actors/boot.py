@@ -23,7 +23,9 @@ from actors.admin.outbox import OutboxActor
 from actors.admin.reports import AdminActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
+from actors.consult.desk import ConsultDesk
 from actors.meetings.host import MeetingHost
+from actors.ondemand.queue import OnDemandHost
 from actors.staff.directory import Directory
 from actors.staff.notices import NoticeBoard
 from actors.staff.signin import SignInDesk
@@ -56,6 +58,10 @@ async def start_actors(
         Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
     )
     areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
+    ondemand_queues: Supervisor = await nursery.start(Supervisor(registry, "ondemand").run)
+    ondemand_sessions: Supervisor = await nursery.start(
+        Supervisor(registry, "ondemand-sessions", max_restarts=ROOM_MAX_RESTARTS).run
+    )
     await root.start_child(ChildSpec(addresses.DIRECTORY, lambda: Directory(store)))
     await root.start_child(ChildSpec(addresses.SIGN_IN, lambda: SignInDesk(store)))
     await root.start_child(ChildSpec(addresses.NOTICES, lambda: NoticeBoard(store)))
@@ -71,4 +77,12 @@ async def start_actors(
     )
     await root.start_child(ChildSpec(addresses.SETUP, lambda: SetupAdmin(store)))
     await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store, senders)))
+    # Consult Now: its calls run under the rooms supervisor, as room/<id> (issue 13).
+    await root.start_child(ChildSpec(addresses.CONSULT, lambda: ConsultDesk(store, rooms, media)))
     await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))
+    await root.start_child(
+        ChildSpec(
+            addresses.ONDEMAND,
+            lambda: OnDemandHost(store, ondemand_queues, ondemand_sessions, media),
+        )
+    )

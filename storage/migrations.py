@@ -18,6 +18,8 @@ from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
 from storage.meeting_rooms import MIGRATION_NAME as _MEETING_ROOMS_NAME
 from storage.meeting_rooms import MIGRATION_SQL as _MEETING_ROOMS
+from storage.ondemand import MIGRATION_NAME as _ONDEMAND_NAME
+from storage.ondemand import MIGRATION_SQL as _ONDEMAND
 from storage.times import from_db, to_db, utcnow
 
 
@@ -283,6 +285,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "audit actors include invited guests", _AUDIT_GUEST_ACTORS),
     Migration(3, "Consult Now links", _CONSULT_LINKS),
     Migration(4, _MEETING_ROOMS_NAME, _MEETING_ROOMS),
+    Migration(5, _ONDEMAND_NAME, _ONDEMAND),
 ]
 """Every migration ever shipped, in order. Append only."""
 

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from storage.db import Row, Store, execute, fetch_all, fetch_one, insert
 from storage.times import from_db, opt_from_db, to_db, utcnow
 
-#: The table, as migration 5 creates it (``IF NOT EXISTS``: see :func:`ensure_schema`).
+#: The table; migration 5 creates it (``storage.ondemand.MIGRATION_SQL``).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS staff_notices (
     id         INTEGER PRIMARY KEY,
@@ -108,16 +108,6 @@ def _mark_read(db: Database, user_id: int, notice_id: int) -> bool:
         (to_db(utcnow()), notice_id, user_id),
     )
     return True
-
-
-def _ensure(db: Database) -> None:
-    db.executescript(SCHEMA)
-
-
-async def ensure_schema(store: Store) -> None:
-    """Create the table if it is missing: the bridge until migration 5 is in the list (numbers 3
-    and 4 belong to other work still under way); a no-op once the migration has run."""
-    await store.run(_ensure)
 
 
 async def add(

@@ -61,6 +61,18 @@ class SendLink:
 
 
 @dataclass(frozen=True)
+class SendMessage:
+    """Another actor sends a person a message it wrote itself (issue 14: a declined on-demand
+    request's email). Queued and tried like a link; the sender audits what it did."""
+
+    channel: Channel
+    recipient: str
+    subject: str
+    body: str
+    requested_by_user_id: int | None = None
+
+
+@dataclass(frozen=True)
 class DeliverDue:
     """Try every message whose next attempt is due at ``now`` (default: the clock)."""
 
@@ -98,6 +110,23 @@ class OutboxActor(Actor):
     @handles(SendLink)
     async def _on_send_link(self, message: SendLink) -> object:
         return await self._send_link(message)
+
+    @handles(SendMessage)
+    async def _on_send_message(self, message: SendMessage) -> object:
+        recipient = message.recipient.strip()
+        if not recipient or len(recipient) > MAX_RECIPIENT or len(message.body) > MAX_BODY:
+            raise Refusal(refusals.INVALID, "the address or the message is not valid")
+        if message.channel not in self.senders:
+            raise Refusal(refusals.UNAVAILABLE, f"sending by {message.channel} is not set up")
+        queued = await outbox_store.enqueue(
+            self.store,
+            message.channel,
+            recipient,
+            message.body,
+            subject=message.subject,
+            requested_by_user_id=message.requested_by_user_id,
+        )
+        return await self._attempt(queued, utcnow())
 
     @handles(DeliverDue)
     async def _on_deliver_due(self, message: DeliverDue) -> object:

@@ -220,13 +220,6 @@ class StepSubmitted:
 
 
 @dataclass(frozen=True)
-class PatientCancelled:
-    """Session -> queue: the patient cancelled (``ondemand.cancel``) or never came back."""
-
-    request_id: str
-
-
-@dataclass(frozen=True)
 class SessionStarted:
     """Session -> queue: both pressed Start Session."""
 

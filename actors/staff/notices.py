@@ -116,9 +116,6 @@ class NoticeBoard(Actor):
         self.store = store
         self.subscribers: dict[int, set[str]] = {}
 
-    async def on_start(self) -> None:
-        await notice_store.ensure_schema(self.store)
-
     @handles(Notify)
     async def _notify(self, message: Notify) -> int:
         _check(message)

@@ -1,0 +1,47 @@
+"""Estimated waits from what happened recently, never from who else is waiting (issue 14).
+
+The estimate is the median of recent waits (request to claim for on-demand requests; queued to
+joined for callers in a waiting area): robust against one patient who waited all afternoon, and it
+says nothing about anyone in particular (not the queue's length, not a position). Too few samples
+give ``None`` ("no estimate yet") rather than a number made of one data point. Pure: no trio.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Sequence
+
+#: Fewer recent waits than this and there is no estimate.
+MIN_SAMPLES = 3
+#: How many recent waits count.
+SAMPLES = 20
+#: Waits older than this (seconds) no longer say anything about now.
+WINDOW = 4 * 3600.0
+
+
+def typical_wait(waits: Sequence[float]) -> float | None:
+    """The median of ``waits`` (seconds), or ``None`` with fewer than :data:`MIN_SAMPLES`."""
+    usable = [w for w in waits if w >= 0]
+    if len(usable) < MIN_SAMPLES:
+        return None
+    return float(statistics.median(usable))
+
+
+class RecentWaits:
+    """The last :data:`SAMPLES` waits, each stamped with when it ended (seconds, any clock)."""
+
+    __slots__ = ("_waits",)
+
+    def __init__(self, waits: Sequence[tuple[float, float]] = ()) -> None:
+        self._waits: deque[tuple[float, float]] = deque(waits, maxlen=SAMPLES)
+
+    def add(self, at: float, wait: float) -> None:
+        self._waits.append((at, max(0.0, wait)))
+
+    def estimate(self, now: float) -> float | None:
+        """The typical wait among those that ended within :data:`WINDOW` of ``now``."""
+        return typical_wait([w for at, w in self._waits if now - at <= WINDOW])
+
+    def __len__(self) -> int:
+        return len(self._waits)
