@@ -91,6 +91,9 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(share.blueprint)
     app.register_blueprint(web.setup.blueprint)
     app.register_blueprint(admin.blueprint)
+    from web import meetings  # issue 13: meeting rooms and user rooms (and console sections)
+
+    app.register_blueprint(meetings.blueprint)
     return app
 
 
