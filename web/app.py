@@ -91,8 +91,10 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(share.blueprint)
     app.register_blueprint(web.setup.blueprint)
     app.register_blueprint(admin.blueprint)
+    from web import ondemand  # issue 14: on-demand pages (and its console section)
     from web import meetings  # issue 13: meeting rooms and user rooms (and console sections)
 
+    app.register_blueprint(ondemand.blueprint)
     app.register_blueprint(meetings.blueprint)
     return app
 

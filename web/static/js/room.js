@@ -43,9 +43,12 @@
     mic: $("toggle-mic"),
     cam: $("toggle-cam"),
     error: $("call-error"),
+    start: $("session-start"),
+    startButton: $("start-session"),
+    startText: $("session-start-text"),
   };
 
-  const state = { room: null, state: null, joining: null, participants: [], you: null, area: null };
+  const state = { room: null, state: null, joining: null, participants: [], you: null, area: null, ondemand: null };
   let localStream = null;
   let wire = null;
   let media = null;
@@ -114,7 +117,9 @@
       return;
     }
     const staffHere = state.participants.some((p) => p.kind === "staff");
-    if (role === "caller" && state.state !== "in_call") {
+    /* On-demand (issue 14): claimed, both sides see the call view and Start Session first. */
+    const gated = Boolean(state.ondemand && state.ondemand.state === "claimed");
+    if (role === "caller" && state.state !== "in_call" && !gated) {
       if (stopMediaPlane()) {
         localStream = null;
         startDevices(); /* back in the waiting room: the preview comes back */
@@ -131,12 +136,25 @@
     }
     show(el.call);
     renderTiles();
+    renderStart(gated && state.state !== "in_call");
     if (el.note) {
       const paused = state.state === "on_hold";
       const alone = state.participants.length < 2;
       el.note.hidden = !(alone || paused);
       el.note.textContent = paused ? S.paused : alone ? S.waiting_for : "";
     }
+  }
+
+  /* Start Session (on-demand): the same button on both sides; the server forwards no media until
+   * both have pressed it, and this page starts its media only once the call is in_call. */
+  function renderStart(gated) {
+    if (!el.start) return;
+    el.start.hidden = !gated;
+    if (!gated) return;
+    const started = state.ondemand.started || {};
+    const mine = role === "staff" ? started.staff : started.patient;
+    el.startButton.disabled = Boolean(mine);
+    el.startText.textContent = mine ? S.start_waiting : S.start_prompt;
   }
 
   function fmt(text, values) {
@@ -357,6 +375,10 @@
     if ("joining" in body) state.joining = body.joining;
     if (Array.isArray(body.participants)) state.participants = body.participants;
     if (body.you) state.you = body.you;
+    if (body.ondemand) state.ondemand = body.ondemand;
+    if (page.dataset.ondemand === "1") {
+      document.dispatchEvent(new CustomEvent("waitroom:ondemand", { detail: body }));
+    }
     if (role === "staff" && body.state === "on_hold") {
       window.location.href = page.dataset.dashboardUrl;
       return;
@@ -535,6 +557,23 @@
     });
     $("rejoin").addEventListener("click", () => window.location.reload());
   }
+
+  if (el.startButton) {
+    el.startButton.addEventListener("click", async () => {
+      try {
+        const reply = await wire.request("session.start", {}, roomAddress());
+        if (state.ondemand && reply.started) state.ondemand.started = reply.started;
+        render();
+      } catch (error) {
+        showError(error.detail);
+      }
+    });
+  }
+  /* The on-demand page script (ondemand-patient.js) sends its intake steps over this socket. */
+  window.WaitroomRoom = {
+    request: (type, body) => wire.request(type, body, roomAddress()),
+    ondemand: () => state.ondemand,
+  };
 
   /* -- start ----------------------------------------------------------------------------------- */
   function tick(since) {
