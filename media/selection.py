@@ -118,19 +118,20 @@ class Selection:
             self._speakers.remove(peer)
 
     def set_view(self, peer: str, view: View) -> bool:
-        """The subscriber's page shows this now. Ids of peers not in the call are ignored."""
+        """The subscriber's page shows this now, cut to `MAX_SHOWN` and `MAX_PINNED`.
+
+        Ids of peers not (yet) in the call are kept but select nobody until such a peer joins:
+        a page lays out the tile of someone whose media is still connecting.
+        """
         sub = self._subscribers.get(peer)
         if sub is None:
             return False
-        known = self._publishers
         shown = {
             p: max(0, min(int(h), MAX_DISPLAY_PX))
             for p, h in list(view.shown.items())[:MAX_SHOWN]
-            if p in known and p != peer
+            if p != peer
         }
-        pinned = tuple(
-            dict.fromkeys(p for p in view.pinned[:MAX_PINNED] if p in known and p != peer)
-        )
+        pinned = tuple(dict.fromkeys(p for p in view.pinned[:MAX_PINNED] if p != peer))
         clean = View(shown, pinned)
         if sub.view == clean:
             return False

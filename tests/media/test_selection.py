@@ -202,3 +202,13 @@ def test_a_lying_publisher_takes_no_loud_place_from_the_detector_s_activity() ->
     sel.set_activity(activity)
     sel.assign()
     assert sel.slots("sub").audio == {0: "talker"}
+
+
+def test_a_shown_peer_who_joins_after_the_view_is_selected_when_it_arrives() -> None:
+    sel = call(12, video=3, audio=3)
+    sel.set_view("p0", View({"p1": 100, "late": 100}))
+    sel.assign()
+    assert video_of(sel, "p0") == {"p1"}
+    sel.add("late", video_slots=3, audio_slots=3, audio=True, video=True)
+    sel.assign()
+    assert video_of(sel, "p0") == {"p1", "late"}

@@ -2,39 +2,68 @@
 //
 // A self-contained ES module. The page supplies signalling; this module owns the camera, the
 // microphone and one RTCPeerConnection. The SFU uses fixed slots (docs/media.md): the offer
-// carries our own audio and video (sendonly) plus `slots` receive-only audio+video pairs, and the
-// server fills slot n with whichever participant it assigns there. No renegotiation ever happens.
+// carries our own audio and video (sendonly) plus a fixed number of receive-only lines (9 video
+// and 5 audio by default, or `slots` audio+video pairs), and the server fills slot n's video and
+// slot n's audio with whichever participants it selects (all of them while everyone fits; in a
+// large call the ones this page shows, then the recent speakers, and the loudest voices). The
+// server's `media.slots` says who is where; no renegotiation ever happens.
+//
+// With `tiles` (an element whose children carry data-peer), the page's view is reported as
+// `media.view` {shown: {peer: {w, h}}, pinned: [peer]} whenever tiles come, go, scroll in or out,
+// or change size (debounced): that is what the server's last-N video follows. A tile with
+// data-pinned="true" is pinned; `self` (our own peer id) is never reported.
 //
 //   import { joinMedia } from "/static/js/media.js";
 //   const call = await joinMedia({
 //     signal: async (type, body) => reply,   // "media.offer", {sdp} -> {sdp: answer}
+//     iceServers: [{urls, username, credential}],       // optional TURN (the page's data-ice)
+//     iceTransportPolicy: "all" | "relay",               // optional; "relay" = TURN only
+//     onConnectionState: (state) => {},                  // RTCPeerConnection.connectionState
 //     localVideo: document.querySelector("#me"),        // optional <video> for the self view
 //     container: document.querySelector("#others"),     // optional: tiles are created here
 //     onRemote: ({slot, stream, peerId}) => {},          // a slot started receiving media
 //     onRemoteGone: ({slot, peerId}) => {},              // a slot went quiet / was freed
 //   });
 //   call.setCamera(false); call.setMicrophone(true);   // toggles; return the new state
-//   call.setSlots({0: "peer-b", 1: "peer-c"});          // from the server's slot event
+//   call.setSlots({0: "peer-b", 1: "peer-c"}, {0: "peer-c"}); // media.slots: video, audio maps
 //   await call.stats();   // {slots: {0: {framesDecoded, totalSamplesReceived, concealedSamples, peerId}}, ...}
 //   call.leave();         // stops tracks, closes the connection (signal "media.leave" too)
 
 export const DEFAULT_SLOTS = 5;
+/** Receive lines by default: last-N video (docs/media.md) and the loudest voices plus pins. */
+export const DEFAULT_VIDEO_SLOTS = 9;
+export const DEFAULT_AUDIO_SLOTS = 5;
+/** media.view: at most this often, and within the server's limits. */
+const VIEW_DEBOUNCE_MS = 250;
+const VIEW_MAX_SHOWN = 64;
+const VIEW_MAX_PINNED = 4;
+const VIEW_MAX_PX = 8192;
 const DEFAULT_CONSTRAINTS = {
   audio: true,
   video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
 };
 
-/** One remote participant position: a receive-only audio and video line sharing a stream. */
+/** One remote position: slot n's receive-only video and/or audio line, each filled by whoever the
+ * server maps there (audio and video may be different people in a large call). `stream` holds
+ * the slot's own tracks; `peerStreams` below joins each person's audio and video. */
 class Slot {
   constructor(index) {
     this.index = index;
     this.stream = new MediaStream();
-    this.peerId = null;
+    this.peerId = null; /* whose video (or, without a video line, whose audio) */
+    this.audioPeer = null;
+    this.tracks = { audio: null, video: null };
     this.mids = { audio: null, video: null };
     this.element = null;
     this.live = false;
   }
 }
+
+/* ICE restart (docs/media.md, "ICE restart"): a connection that fails after it once worked (a
+ * network change: Wi-Fi to mobile data, a VPN) offers again with new ICE credentials on the same
+ * DTLS session before anyone gives up; "disconnected" first gets this long to come back itself. */
+const ICE_DISCONNECTED_GRACE_MS = 4000;
+const ICE_RESTART_LIMIT = 3;
 
 export class MediaCall {
   constructor(pc, localStream, slots, options, senders = {}) {
@@ -75,20 +104,120 @@ export class MediaCall {
     return this.localStream.getAudioTracks().some((t) => t.enabled);
   }
 
-  /** Apply the server's slot map ({slot index: peer id}); freed slots are hidden. */
-  setSlots(map) {
+  /** Apply the server's slot maps ({slot index: peer id}) for video and audio; without an audio
+   * map, each slot's audio belongs to whoever has its video (a small call). Freed slots hide. */
+  setSlots(map, audioMap) {
+    const at = (m, i) => (m ? (m[i] ?? m[String(i)] ?? null) : null);
+    const before = this._peerTracks();
     for (const slot of this.slots) {
-      const peerId = map[slot.index] ?? map[String(slot.index)] ?? null;
+      const hasVideo = Boolean(slot.tracks.video) || slot.mids.video !== null;
+      const audio = audioMap === undefined ? at(map, slot.index) : at(audioMap, slot.index);
+      slot.audioPeer = slot.tracks.audio || slot.mids.audio !== null ? audio : null;
+      const peerId = hasVideo ? at(map, slot.index) : audio;
       if (slot.peerId === peerId) continue;
       const previous = slot.peerId;
       slot.peerId = peerId;
       if (slot.element) slot.element.dataset.peer = peerId ?? "";
-      if (peerId === null) {
-        this._setLive(slot, false, previous);
-      } else if (slot.live) {
-        this._options.onRemote?.({ slot: slot.index, stream: slot.stream, peerId });
-      }
+      if (peerId === null) this._setLive(slot, false, previous);
     }
+    this._announce(before);
+  }
+
+  /** peer id -> [its video track, its audio track] as the slot maps say now. */
+  _peerTracks() {
+    const out = new Map();
+    for (const slot of this.slots) {
+      const video = slot.tracks.video && slot.live ? slot.peerId : null;
+      if (video) (out.get(video) ?? out.set(video, [null, null]).get(video))[0] = slot.tracks.video;
+      const audio = slot.tracks.audio ? slot.audioPeer : null;
+      if (audio) (out.get(audio) ?? out.set(audio, [null, null]).get(audio))[1] = slot.tracks.audio;
+    }
+    return out;
+  }
+
+  /** Tell the page each person whose tracks changed: one stream of their video and audio. */
+  _announce(before) {
+    const after = this._peerTracks();
+    for (const [peerId, tracks] of after) {
+      const old = before.get(peerId);
+      if (old && old[0] === tracks[0] && old[1] === tracks[1]) continue;
+      const stream = new MediaStream(tracks.filter(Boolean));
+      const slot = this.slots.find((s) => s.peerId === peerId) ?? null;
+      this.peerStreams.set(peerId, stream);
+      this._options.onRemote?.({ slot: slot ? slot.index : null, stream, peerId });
+    }
+    for (const peerId of before.keys()) {
+      if (after.has(peerId)) continue;
+      this.peerStreams.delete(peerId);
+      this._options.onRemoteGone?.({ slot: null, peerId });
+    }
+  }
+
+  /** Report which tiles of `container` show whom, and how large (media.view), from now on. */
+  watchTiles(container, selfId) {
+    this._tiles = { container, selfId };
+    const schedule = () => {
+      clearTimeout(this._viewTimer);
+      this._viewTimer = setTimeout(() => this._reportView(), VIEW_DEBOUNCE_MS);
+    };
+    this._visible = new Set();
+    this._resize = new ResizeObserver(schedule);
+    this._intersect = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) this._visible.add(e.target);
+        else this._visible.delete(e.target);
+      }
+      schedule();
+    });
+    const observeAll = () => {
+      for (const tile of container.children) {
+        if (tile.dataset.observed) continue;
+        tile.dataset.observed = "1";
+        this._resize.observe(tile);
+        this._intersect.observe(tile);
+      }
+      for (const tile of Array.from(this._visible)) if (!tile.isConnected) this._visible.delete(tile);
+      schedule();
+    };
+    this._mutations = new MutationObserver(observeAll);
+    this._mutations.observe(container, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ["data-peer", "data-pinned", "hidden", "class"],
+    });
+    observeAll();
+  }
+
+  /** What this page shows now, in the server's terms. */
+  view() {
+    const shown = {};
+    const pinned = [];
+    if (!this._tiles) return { shown, pinned };
+    let count = 0;
+    for (const tile of this._tiles.container.children) {
+      const peerId = tile.dataset.peer;
+      if (!peerId || peerId === this._tiles.selfId) continue;
+      if (tile.dataset.pinned === "true" && pinned.length < VIEW_MAX_PINNED) pinned.push(peerId);
+      if (!this._visible.has(tile) || tile.hidden || count >= VIEW_MAX_SHOWN) continue;
+      const r = tile.getBoundingClientRect();
+      if (r.width < 1 || r.height < 1) continue;
+      const px = (v) => Math.min(VIEW_MAX_PX, Math.round(v * (window.devicePixelRatio || 1)));
+      shown[peerId] = { w: px(r.width), h: px(r.height) };
+      count++;
+    }
+    return { shown, pinned };
+  }
+
+  _reportView() {
+    if (this.pc.connectionState === "closed") return;
+    const view = this.view();
+    const text = JSON.stringify(view);
+    if (text === this._lastView) return;
+    this._lastView = text;
+    this._options.signal("media.view", view).catch(() => {
+      this._lastView = null; /* refused (someone just left): the next change sends it again */
+    });
   }
 
   /** Per-slot receive figures from getStats (inbound-rtp), keyed by slot index. */
@@ -99,7 +228,7 @@ export class MediaCall {
       byMid.set(s.mids.audio, s);
       byMid.set(s.mids.video, s);
     }
-    const out = { slots: {}, connectionState: this.pc.connectionState };
+    const out = { slots: {}, peers: {}, connectionState: this.pc.connectionState };
     report.forEach((r) => {
       if (r.type !== "inbound-rtp") return;
       const slot = byMid.get(r.mid);
@@ -112,6 +241,20 @@ export class MediaCall {
         packetsReceived: 0,
       });
       entry.packetsReceived += r.packetsReceived ?? 0;
+      const who = r.kind === "video" ? slot.peerId : slot.audioPeer;
+      if (who) {
+        /* By person, now: what their current slot lines carry (counters are the line's own). */
+        const p = (out.peers[who] ??= { framesDecoded: 0, frameWidth: 0, packetsReceived: 0 });
+        p.packetsReceived += r.packetsReceived ?? 0;
+        if (r.kind === "video") {
+          p.framesDecoded += r.framesDecoded ?? 0;
+          p.frameWidth = Math.max(p.frameWidth, r.frameWidth ?? 0);
+          p.videoSlot = slot.index;
+        } else {
+          p.audioSlot = slot.index;
+          p.audioLevel = r.audioLevel ?? 0;
+        }
+      }
       if (r.kind === "video") entry.framesDecoded += r.framesDecoded ?? 0;
       if (r.kind === "audio") {
         // totalSamplesReceived includes concealment (made-up audio after packets stop).
@@ -122,21 +265,61 @@ export class MediaCall {
     return out;
   }
 
+  /** Offer again with fresh ICE credentials; the SFU keeps our DTLS session and our slots. */
+  async restartIce() {
+    const pc = this.pc;
+    if (pc.connectionState === "closed" || pc.signalingState !== "stable") return false;
+    this._restarts = (this._restarts ?? 0) + 1;
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    const reply = await this._options.signal("media.offer", { sdp: pc.localDescription.sdp });
+    if (!reply || typeof reply.sdp !== "string") throw new Error("media.offer: no restart answer");
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    return true;
+  }
+
+  /** connectionstatechange: restart ICE when a working connection fails; tell the page. */
+  _watchConnection() {
+    const state = this.pc.connectionState;
+    if (state === "connected") {
+      this._everConnected = true;
+      this._restarts = 0;
+    } else if (
+      (state === "disconnected" || state === "failed") &&
+      this._everConnected &&
+      !this._restartTimer &&
+      (this._restarts ?? 0) < ICE_RESTART_LIMIT
+    ) {
+      this._restartTimer = setTimeout(
+        () => {
+          this._restartTimer = null;
+          if (!["disconnected", "failed"].includes(this.pc.connectionState)) return;
+          this.restartIce().catch((error) => console.warn("waitroom: ICE restart failed", error));
+        },
+        state === "failed" ? 0 : ICE_DISCONNECTED_GRACE_MS
+      );
+    }
+    this._options.onConnectionState?.(state);
+  }
+
   /** Leave the call: stop the camera and microphone and close the connection. Idempotent. */
   leave() {
     if (this.pc.connectionState === "closed") return;
     for (const t of this.localStream.getTracks()) t.stop();
     this.pc.close();
+    clearTimeout(this._viewTimer);
+    this._resize?.disconnect();
+    this._intersect?.disconnect();
+    this._mutations?.disconnect();
     for (const slot of this.slots) slot.element?.remove();
     this._options.signal("media.leave", {}).catch(() => {});
   }
 
   _setLive(slot, live, peerId = slot.peerId) {
     if (slot.live === live) return;
+    const before = this._peerTracks();
     slot.live = live;
     if (slot.element) slot.element.hidden = !live;
-    if (live) this._options.onRemote?.({ slot: slot.index, stream: slot.stream, peerId });
-    else this._options.onRemoteGone?.({ slot: slot.index, peerId });
+    this._announce(before);
   }
 }
 
@@ -144,11 +327,14 @@ export class MediaCall {
  * Open the camera and microphone, offer to the SFU through `signal`, and return a MediaCall.
  *
  * Options: signal (required), localVideo, container, onRemote, onRemoteGone,
- * slots (receive positions, default 5), constraints (getUserMedia), stream (use this instead).
+ * videoSlots / audioSlots (receive lines, default 9 and 5), or slots (that many audio+video pairs),
+ * tiles + self (report media.view from these tiles), constraints (getUserMedia), stream (use it).
  */
 export async function joinMedia(options) {
   if (typeof options?.signal !== "function") throw new TypeError("joinMedia needs a signal function");
-  const slotCount = options.slots ?? DEFAULT_SLOTS;
+  const videoSlots = options.slots ?? options.videoSlots ?? DEFAULT_VIDEO_SLOTS;
+  const audioSlots = options.slots ?? options.audioSlots ?? DEFAULT_AUDIO_SLOTS;
+  const slotCount = Math.max(videoSlots, audioSlots);
   const localStream =
     options.stream ??
     (await navigator.mediaDevices.getUserMedia(options.constraints ?? DEFAULT_CONSTRAINTS));
@@ -158,7 +344,12 @@ export async function joinMedia(options) {
     options.localVideo.srcObject = localStream;
   }
   // max-bundle: one transport for every line, which is all the SFU serves.
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  const pc = new RTCPeerConnection({
+    bundlePolicy: "max-bundle",
+    rtcpMuxPolicy: "require",
+    iceServers: options.iceServers ?? [],
+    iceTransportPolicy: options.iceTransportPolicy ?? "all",
+  });
   const senders = {};
   for (const track of localStream.getTracks()) {
     senders[track.kind] = pc.addTransceiver(track, {
@@ -172,16 +363,22 @@ export async function joinMedia(options) {
     const slot = new Slot(i);
     slots.push(slot);
     for (const kind of ["audio", "video"]) {
-      slotByTransceiver.set(pc.addTransceiver(kind, { direction: "recvonly" }), slot);
+      if (i >= (kind === "audio" ? audioSlots : videoSlots)) continue;
+      const transceiver = pc.addTransceiver(kind, { direction: "recvonly" });
+      onlyForwardedCodec(transceiver, kind);
+      slotByTransceiver.set(transceiver, slot);
     }
   }
   const call = new MediaCall(pc, localStream, slots, options, senders);
+  pc.addEventListener("connectionstatechange", () => call._watchConnection());
+  call.peerStreams = new Map(); /* peer id -> the stream of their video and audio now */
 
   pc.addEventListener("track", (event) => {
     const slot = slotByTransceiver.get(event.transceiver);
     if (!slot) return;
     const track = event.track;
     slot.stream.addTrack(track);
+    slot.tracks[track.kind] = track;
     // A receive-only track is "muted" until RTP arrives, and mutes again when it stops.
     track.addEventListener("unmute", () => call._setLive(slot, true));
     track.addEventListener("mute", () => {
@@ -214,6 +411,20 @@ export async function joinMedia(options) {
   for (const [transceiver, slot] of slotByTransceiver) {
     slot.mids[transceiver.receiver.track.kind] = transceiver.mid;
   }
-  if (reply.slots) call.setSlots(reply.slots);
+  if (reply.slots) call.setSlots(reply.slots, reply.audio);
+  if (options.tiles) call.watchTiles(options.tiles, options.self ?? null);
   return call;
+}
+
+/** A receive line offers only the codec the SFU forwards in (Opus, VP8): a 60-person call's
+ * offer then stays a few kilobytes per line instead of listing every codec Chrome knows. */
+function onlyForwardedCodec(transceiver, kind) {
+  const wanted = kind === "audio" ? "audio/opus" : "video/vp8";
+  try {
+    const all = RTCRtpReceiver.getCapabilities?.(kind)?.codecs ?? [];
+    const codecs = all.filter((c) => c.mimeType.toLowerCase() === wanted);
+    if (codecs.length && transceiver.setCodecPreferences) transceiver.setCodecPreferences(codecs);
+  } catch (error) {
+    /* older browsers: the full list is offered, the SFU picks its codec anyway */
+  }
 }

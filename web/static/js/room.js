@@ -55,6 +55,7 @@
   let audioOn = true;
   let videoOn = true;
   let reoffers = [];
+  let speaker = null; /* the call's dominant speaker (call.speaker), shown on their tile */
   let left = false; /* the person chose Leave (callers and guests) */
 
   /* -- identity and storage ------------------------------------------------------------------ */
@@ -184,8 +185,13 @@
       }
       const caption = tile.querySelector("figcaption");
       const name = p.id === state.you ? S.you + " (" + p.name + ")" : p.name;
-      caption.textContent = name + (p.audio ? "" : " · " + S.mic_off) + (p.video ? "" : " · " + S.cam_off);
+      const speaking = p.id === speaker;
+      caption.textContent =
+        name + (speaking ? " · " + S.speaking : "") + (p.audio ? "" : " · " + S.mic_off) + (p.video ? "" : " · " + S.cam_off);
       tile.classList.toggle("tile--no-video", !p.video);
+      /* The media plane (last-N video) keeps a speaking tile and the clinic's tiles forwarded. */
+      tile.classList.toggle("tile--speaking", speaking);
+      tile.dataset.pinned = String(p.kind === "staff" && p.id !== state.you);
     }
     for (const tile of Array.from(el.tiles.children)) {
       if (!seen.has(tile.dataset.peer)) tile.remove();
@@ -281,6 +287,8 @@
         module.joinMedia({
           signal: (type, body) => wire.request(type, body, roomAddress()),
           stream: localStream || undefined,
+          tiles: el.tiles /* media.view: which tiles show whom, and how large */,
+          self: state.you,
           onRemote({ stream, peerId }) {
             const tile = findRemoteTile(peerId);
             if (tile) tile.querySelector("video").srcObject = stream;
@@ -452,7 +460,12 @@
     wire.on("chat.message", addChat);
     /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
     wire.on("media.slots", (body) => {
-      if (media && media.setSlots) media.setSlots(body.slots || {});
+      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
+    });
+    /* Who speaks now: their tile is outlined and its caption (in the polite live region) says so. */
+    wire.on("call.speaker", (body) => {
+      speaker = body.peer || null;
+      renderTiles();
     });
     wire.on("media.closed", () => {
       if (media && media.leave) reofferMedia();
