@@ -52,7 +52,10 @@ MEETINGS = Address.named("meetings")
 SETUP = Address.of("admin", "setup")
 ADMIN = Address.named("admin")
 OUTBOX = Address.named("outbox")
+RETENTION = Address.of("admin", "retention")
 ECHO = Address.of(SYSTEM, "echo")
 #: The staff notice board (the bell; issue 14) and the on-demand queues' host.
 NOTICES = Address.named("notices")
 ONDEMAND = Address.named("ondemand")
+#: The Consult Now desk: sends single-use call links, their timers, opening them (issue 13).
+CONSULT = Address.named("consult")

@@ -58,6 +58,12 @@ NO_HOLD = "no_hold"  #: this kind of call has no hold (meeting rooms, user rooms
 ALREADY_CLAIMED = "already_claimed"  #: someone else has this request (the detail names who)
 NOT_ON_CALL = "not_on_call"  #: a provider not on call (watching, claiming, or assigned to)
 
+# -- Consult Now links (issue 13) -------------------------------------------------------------------
+LINK_EXPIRED = "link_expired"  #: the Consult Now link's time ran out before it was opened
+LINK_USED = "link_used"  #: the Consult Now link has been opened already (it works once)
+LINK_CANCELLED = "link_cancelled"  #: the provider cancelled the Consult Now link
+EXTENSION_LIMIT = "extension_limit"  #: the link has been extended as often as allowed
+
 # -- set-up and forms ------------------------------------------------------------------------------
 INVALID = "invalid"  #: a form value failed validation (the detail says which)
 

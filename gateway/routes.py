@@ -143,6 +143,9 @@ ROUTES: dict[str, Route] = {
     # The staff bell (issue 14).
     "notices.subscribe": Route(addresses.NOTICES, STAFF, fixed=addresses.NOTICES),
     "notices.read": Route(addresses.NOTICES, STAFF, {"id": Field(int)}, fixed=addresses.NOTICES),
+    # A provider's pending Consult Now links, live (issue 13).
+    "consult.watch": Route(addresses.CONSULT, STAFF, fixed=addresses.CONSULT),
+    "consult.unwatch": Route(addresses.CONSULT, STAFF, fixed=addresses.CONSULT),
 }
 
 
