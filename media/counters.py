@@ -27,6 +27,9 @@ COUNTER_NAMES = (
     "remb_sent",
     "rr_sent",
     "sr_forwarded",
+    "twcc_sent",
+    "simulcast_layers_bound",
+    "simulcast_switches",
     "stun_responses",
     "stun_bad_request",
     "stun_unauthorized",
@@ -78,6 +81,9 @@ class Counters:
     remb_sent: int
     rr_sent: int
     sr_forwarded: int
+    twcc_sent: int
+    simulcast_layers_bound: int
+    simulcast_switches: int
     stun_responses: int
     stun_bad_request: int
     stun_unauthorized: int

@@ -59,6 +59,9 @@ class Feedback:
                     producer = transport.producers.get(report.ssrc)
                     if producer is not None:
                         self._forward_sender_report(producer, report, now)
+                    self._on_report_blocks(transport, rtcp.parse_report_blocks(packet, fmt, 28))
+                elif pt == rtcp.PT_RR:
+                    self._on_report_blocks(transport, rtcp.parse_report_blocks(packet, fmt, 8))
                 elif pt == rtcp.PT_RTPFB and fmt == rtcp.FMT_NACK:
                     _, media_ssrc = rtcp.parse_feedback_ssrcs(packet)
                     consumer = transport.consumers.get(media_ssrc)
@@ -82,6 +85,13 @@ class Feedback:
             remb = rtcp.parse_remb(packet)
             if remb is not None:
                 transport.remb_bitrate = remb[0]
+
+    @staticmethod
+    def _on_report_blocks(transport: Transport, blocks: list[rtcp.ReportBlock]) -> None:
+        """A subscriber's loss on the streams we send it: part of its bandwidth estimate."""
+        mine = [b.fraction_lost for b in blocks if b.ssrc in transport.consumers]
+        if mine:
+            transport.loss_fraction = max(mine) / 256
 
     def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
         consumer = transport.consumers.get(media_ssrc)
@@ -120,19 +130,32 @@ class Feedback:
             self.counters.keyframe_coalesced += 1
 
     def send_pli(self, producer: Producer) -> None:
+        """A PLI to the publisher; for a simulcast track, one per layer that needs a key frame
+        (waited for by a switching consumer, or forwarded to a subscriber that lost one)."""
         transport = producer.transport
+        if producer.simulcast is not None:
+            layers = producer.simulcast.keyframe_layers()
+            if not layers:
+                return
+            packet = b"".join(rtcp.build_pli(transport.rtcp_ssrc, layer.ssrc) for layer in layers)
+            self.datapath.send_rtcp(transport, packet)
+            self.counters.keyframe_requests += len(layers)
+            return
         self.datapath.send_rtcp(transport, rtcp.build_pli(transport.rtcp_ssrc, producer.ssrc))
         self.counters.keyframe_requests += 1
 
     def send_reports(self, transport: Transport, now: float) -> None:
-        """Receiver reports on each published track, and a REMB for its video."""
+        """Receiver reports on each published stream (simulcast layers too), a REMB for its
+        single-layer video, and once a second a fresh layer choice for its simulcast tracks."""
         blocks = []
         remb = b""
-        for producer in transport.publish.values():
+        for producer in transport.producers.values():
             if not producer.started:
                 continue
             blocks.append(report_block(producer, now))
-            if producer.kind == "video":
+            if producer.kind == "video" and producer.simulcast is None:
+                # A simulcast publisher gets no REMB: it would cap every layer by the weakest
+                # subscriber's downlink. Its own estimator, fed by transport-cc, picks its layers.
                 estimates = [
                     split_remb(c.transport.remb_bitrate, c.transport.video_slots_in_use())
                     for c in producer.targets
@@ -145,6 +168,26 @@ class Feedback:
         if blocks:
             self.datapath.send_rtcp(transport, rtcp.build_rr(transport.rtcp_ssrc, blocks) + remb)
             self.counters.rr_sent += 1
+        for track in transport.simulcast:
+            for layer in track.layers.values():
+                measure_bitrate(layer, now)
+            track.reselect(now)
+        twcc = transport.twcc
+        if twcc is not None and twcc.arrivals:
+            media_ssrc = next(iter(transport.producers.values())).ssrc
+            for packet in twcc.build(transport.rtcp_ssrc, media_ssrc, now):
+                self.datapath.send_rtcp(transport, packet)
+                self.counters.twcc_sent += 1
+
+
+def measure_bitrate(layer: Producer, now: float) -> None:
+    """A layer's payload bit rate since the last measurement (what layer choice compares)."""
+    elapsed = now - layer.rate_at
+    if elapsed <= 0:
+        return
+    layer.bitrate = int((layer.octets - layer.rate_octets) * 8 / elapsed)
+    layer.rate_octets = layer.octets
+    layer.rate_at = now
 
 
 def report_block(producer: Producer, now: float) -> rtcp.ReportBlock:

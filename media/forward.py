@@ -8,12 +8,14 @@ continues where it stopped, so the browser sees one long stream and never renego
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from media.rtp import SEQ_MASK, TS_MASK, seq_newer
 
 if TYPE_CHECKING:
+    from media.simulcast import Simulcast
     from media.transport import Transport
 
 # About a second of video at the 30 fps, ~1 Mbit/s a browser sends: NACKs older than that are
@@ -77,14 +79,17 @@ class Producer:
 
     __slots__ = (
         "base_seq",
+        "bitrate",
         "cache",
         "clock_rate",
         "consumers",
         "cycles",
         "expected_prior",
         "ext_ids",
+        "height",
         "keyframes",
         "kind",
+        "last_at",
         "last_seq",
         "last_sr_at",
         "last_sr_mid",
@@ -92,11 +97,21 @@ class Producer:
         "octets",
         "packets",
         "payload_type",
+        "pending",
+        "picture_id",
+        "picture_id_bits",
+        "rate_at",
+        "rate_octets",
         "received_prior",
+        "rid",
+        "rtx_ssrc",
+        "simulcast",
         "ssrc",
         "started",
         "targets",
+        "tl0picidx",
         "transport",
+        "width",
     )
 
     def __init__(
@@ -129,6 +144,22 @@ class Producer:
         self.received_prior = 0
         self.last_sr_mid = 0
         self.last_sr_at = 0.0
+        # Simulcast (media/simulcast.py). On a track: its Simulcast, never any packets. On a layer:
+        # the same Simulcast, the layer's rid, what its key frames and picture ids say, and the
+        # consumers waiting for its next key frame to switch to it.
+        self.simulcast: Simulcast | None = None
+        self.rid: str | None = None
+        self.rtx_ssrc: int | None = None
+        self.width = 0
+        self.height = 0
+        self.last_at = float("-inf")
+        self.picture_id: int | None = None
+        self.picture_id_bits = 0
+        self.tl0picidx: int | None = None
+        self.pending: list[Consumer] = []
+        self.bitrate = 0
+        self.rate_octets = 0
+        self.rate_at = 0.0
 
     def start(self, seq: int, ts: int, now: float) -> None:
         """First packet: fix the numbering origin and sync consumers attached before it."""
@@ -169,9 +200,14 @@ class Consumer:
         "ext_ids",
         "ext_map",
         "kind",
+        "last_out_picture_id",
         "last_out_seq",
+        "last_out_tl0",
         "last_out_ts",
+        "layer",
+        "max_height",
         "payload_type",
+        "picture_id_off",
         "producer",
         "protect",
         "seq_off",
@@ -179,8 +215,11 @@ class Consumer:
         "ssrc",
         "sync_out_seq",
         "synced",
+        "target",
+        "tl0_off",
         "transport",
         "ts_off",
+        "wanted",
     )
 
     def __init__(
@@ -209,6 +248,17 @@ class Consumer:
         self.detached_at = 0.0
         self.base_packets = 0
         self.base_octets = 0
+        # Simulcast: the layer forwarded now, the one waited for (its next key frame), and the
+        # VP8 picture id / TL0PICIDX offsets that keep the subscriber's numbering continuous.
+        self.layer: Producer | None = None
+        self.target: Producer | None = None
+        self.picture_id_off = 0
+        self.tl0_off = 0
+        self.last_out_picture_id: int | None = None
+        self.last_out_tl0: int | None = None
+        # What the subscriber shows this line at (set_wanted): False forwards nothing.
+        self.wanted = True
+        self.max_height: int | None = DEFAULT_MAX_HEIGHT
         # Cached by Router.refresh for the hot path: the subscriber's protect and address.
         self.protect: Callable[[bytes], bytes] = _not_ready
         self.addr: tuple[str, int] = NO_ADDRESS
@@ -221,8 +271,49 @@ class Consumer:
         producer.consumers.append(self)
         self.ext_map = extension_map(producer.ext_ids, self.ext_ids)
         self.synced = False
-        if producer.started:
+        if producer.simulcast is not None:
+            producer.simulcast.select(self, now)
+        elif producer.started and self.wanted:
             self.sync(now)
+
+    def set_wanted(self, max_height: int | None, now: float | None = None) -> None:
+        """What the subscriber shows this line at: a height in pixels, or None (not shown).
+
+        None forwards nothing on this line (a simulcast layer nobody wants is paused). A height
+        picks a simulcast publisher's layer (the smallest at least that tall, lowered further by
+        the subscriber's bandwidth estimate); a single-layer publisher is forwarded as it is.
+        Numbering continues across a pause, like a slot handed over.
+        """
+        when = time.monotonic() if now is None else now
+        wanted = max_height is not None
+        was = self.wanted
+        self.wanted = wanted
+        self.max_height = max_height
+        p = self.producer
+        if p is None:
+            return
+        if p.simulcast is not None:
+            p.simulcast.select(self, when)
+        elif was and not wanted:
+            self.remember(when)
+            self.synced = False
+        elif wanted and not was and p.started:
+            self.sync(when)
+            p.keyframes.pending = True  # the worker's ticker sends the PLI
+
+    def remember(self, now: float) -> None:
+        """Note where this line's numbering stands, so a later sync continues from it."""
+        source = self.layer if self.layer is not None else self.producer
+        if source is None or not source.started or not self.synced:
+            return
+        self.last_out_seq = (source.last_seq + self.seq_off) & SEQ_MASK
+        self.last_out_ts = (source.last_ts + self.ts_off) & TS_MASK
+        self.detached_at = now
+        if source.picture_id is not None:
+            mask = 0x7FFF if source.picture_id_bits == 15 else 0x7F
+            self.last_out_picture_id = (source.picture_id + self.picture_id_off) & mask
+        if source.tl0picidx is not None:
+            self.last_out_tl0 = (source.tl0picidx + self.tl0_off) & 0xFF
 
     def sync(self, now: float) -> None:
         p = self.producer
@@ -243,10 +334,9 @@ class Consumer:
         p = self.producer
         if p is None:
             return
-        if p.started and self.synced:
-            self.last_out_seq = (p.last_seq + self.seq_off) & SEQ_MASK
-            self.last_out_ts = (p.last_ts + self.ts_off) & TS_MASK
-            self.detached_at = now
+        self.remember(now)
+        if p.simulcast is not None:
+            p.simulcast.leave(self)
         p.consumers.remove(self)
         p.targets = tuple(c for c in p.targets if c is not self)
         self.producer = None
@@ -260,6 +350,9 @@ class Consumer:
 
 
 NO_ADDRESS = ("", 0)
+# What a line shows until the page says otherwise: a full-size tile (the highest layer).
+DEFAULT_MAX_HEIGHT = 720
+_INTERNED_MAPS: dict[tuple[tuple[int, int], ...], dict[int, int]] = {}
 
 
 def _not_ready(packet: bytes) -> bytes:
@@ -271,7 +364,10 @@ def extension_map(publisher: dict[str, int], subscriber: dict[str, int]) -> dict
     mapping = {pid: subscriber[uri] for uri, pid in publisher.items() if uri in subscriber}
     if len(mapping) == len(publisher) and all(a == b for a, b in mapping.items()):
         return None
-    return mapping
+    # Interned: consumers with equal maps share one dict, so the data path rewrites a packet's
+    # ids once for all of them (Chrome subscribers all negotiate the same ids).
+    key = tuple(sorted(mapping.items()))
+    return _INTERNED_MAPS.setdefault(key, mapping)
 
 
 def split_remb(total_bitrate: int, video_slots: int) -> int:

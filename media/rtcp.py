@@ -19,7 +19,7 @@ PT_RTPFB = 205
 PT_PSFB = 206
 
 FMT_NACK = 1  # RTPFB generic NACK (RFC 4585)
-FMT_TWCC = 15  # RTPFB transport-wide congestion control (not generated here)
+FMT_TWCC = 15  # RTPFB transport-wide congestion control (built by media.twcc)
 FMT_PLI = 1  # PSFB picture loss indication
 FMT_FIR = 4  # PSFB full intra request (RFC 5104)
 FMT_AFB = 15  # PSFB application layer feedback (REMB lives here)
@@ -121,6 +121,22 @@ def parse_remb(packet: bytes) -> tuple[int, list[int]] | None:
         raise RtcpError("REMB SSRC list truncated")
     ssrcs = [struct.unpack_from("!I", packet, 20 + 4 * i)[0] for i in range(count)]
     return mantissa << exponent, ssrcs
+
+
+def parse_report_blocks(packet: bytes, count: int, offset: int) -> list[ReportBlock]:
+    """The report blocks of an SR (offset 28) or RR (offset 8); `count` is the header's RC."""
+    if len(packet) < offset + REPORT_BLOCK_LENGTH * count:
+        raise RtcpError("report blocks truncated")
+    out = []
+    for i in range(count):
+        ssrc, lost, highest, jitter, lsr, dlsr = struct.unpack_from(
+            "!IIIIII", packet, offset + REPORT_BLOCK_LENGTH * i
+        )
+        cumulative = lost & 0xFFFFFF
+        if cumulative & 0x800000:
+            cumulative -= 1 << 24
+        out.append(ReportBlock(ssrc, lost >> 24, cumulative, highest, jitter, lsr, dlsr))
+    return out
 
 
 def _header(count_or_fmt: int, pt: int, length_bytes: int) -> bytes:

@@ -23,11 +23,25 @@ VP8 = ("vp8", 90000)
 CODEC_FOR_KIND = {"audio": OPUS, "video": VP8}
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-# Extensions forwarded end to end (ids rewritten per subscriber). transport-wide-cc is left out on
-# purpose: echoing it without generating transport-cc feedback collapses Chrome's send rate.
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+# Extensions forwarded end to end (ids rewritten per subscriber).
 EXTENSIONS_FOR_KIND = {"audio": (AUDIO_LEVEL_URI,), "video": (ABS_SEND_TIME_URI,)}
+# Extensions the SFU reads on a publish line and never forwards (they describe the publisher's own
+# stream or transport; the forwarder blanks them): transport-cc numbers for the feedback the SFU
+# generates (media/twcc.py), MID/RID/repaired RID to bind simulcast layers whose SSRCs were not
+# signalled. Slot lines never get them: subscribers demultiplex by the SSRCs the answer declares.
+PUBLISH_EXTENSIONS = (TWCC_URI,)
+SIMULCAST_EXTENSIONS = (MID_URI, RID_URI, REPAIRED_RID_URI)
 # Feedback the SFU handles for video (NACK from its cache, PLI/FIR coalesced, REMB rewritten).
 VIDEO_FEEDBACK = (("nack", None), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", None))
+# transport-cc feedback is generated for what a peer publishes (answered on publish lines only).
+TRANSPORT_CC_FEEDBACK = ("transport-cc", None)
+# Simulcast layers read from `a=rid:... send` / `a=simulcast:send` (RFC 8851, RFC 8853).
+MAX_SIMULCAST_LAYERS = 3
+_RID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 SENDING_DIRECTIONS = frozenset({"sendrecv", "sendonly"})
 RECEIVING_DIRECTIONS = frozenset({"sendrecv", "recvonly"})
 # RFC 8445 section 5.1.2.1 recommended host candidate priority for a single component.
@@ -61,6 +75,10 @@ class OfferedMedia:
     extensions: dict[str, int]  # uri -> id, only those the SFU forwards
     ssrc: int | None  # primary media SSRC the peer will send with
     rtx_ssrc: int | None
+    #: Every extension the line offers (uri -> id): the publish-only ones are chosen from it.
+    offered_extensions: dict[str, int] = field(default_factory=dict)
+    #: Simulcast layers the peer sends, in its `a=simulcast:send` order (empty: one layer).
+    rids: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,6 +96,10 @@ class LinePlan:
     role: str  # "publish", "slot" or "reject"
     slot: int | None = None
     ssrc: int | None = None  # the SSRC the SFU sends with on a slot line
+    #: The extensions answered on this line (uri -> the offer's id).
+    extensions: dict[str, int] = field(default_factory=dict)
+    #: Simulcast layers accepted on a publish line (answered `a=rid:<id> recv`).
+    rids: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -138,6 +160,8 @@ class _Section:
     extensions: list[tuple[int, str]] = field(default_factory=list)
     ssrcs: list[int] = field(default_factory=list)
     ssrc_groups: list[tuple[str, list[int]]] = field(default_factory=list)
+    send_rids: list[str] = field(default_factory=list)
+    simulcast_send: list[str] = field(default_factory=list)
 
 
 def _attribute(line: str) -> tuple[str, str]:
@@ -215,6 +239,13 @@ def _parse_section(m: _Section, body: list[str]) -> None:
         elif name == "ssrc-group":
             semantic, *items = value.split()
             m.ssrc_groups.append((semantic, [int(item) for item in items]))
+        elif name == "rid":
+            bits = value.split()
+            send = len(bits) >= 2 and bits[1] == "send" and _RID_RE.match(bits[0])
+            if send and bits[0] not in m.send_rids:
+                m.send_rids.append(bits[0])
+        elif name == "simulcast":
+            m.simulcast_send = _simulcast_send(value)
     # fmtp and rtcp-fb refer to codecs, which may be declared after them.
     for name, value in attributes:
         if name == "fmtp":
@@ -227,6 +258,20 @@ def _parse_section(m: _Section, body: list[str]) -> None:
             for codec in m.codecs:
                 if bits[0] in ("*", str(codec.payload_type)):
                     codec.feedback.append((bits[1], bits[2] if len(bits) > 2 else None))
+
+
+def _simulcast_send(value: str) -> list[str]:
+    """The send streams of `a=simulcast:` (RFC 8853): first alternative of each, paused ones too."""
+    bits = value.split()
+    for direction, streams in zip(bits[::2], bits[1::2], strict=False):
+        if direction == "send":
+            out: list[str] = []
+            for stream in streams.split(";"):
+                rid = stream.split(",")[0].lstrip("~")
+                if _RID_RE.match(rid) and rid not in out:
+                    out.append(rid)
+            return out
+    return []
 
 
 def _fmtp_parameters(text: str) -> dict[str, str | None]:
@@ -255,6 +300,12 @@ def _reduce_media(index: int, m: _Section) -> OfferedMedia:
     extensions = {
         uri: ext_id for ext_id, uri in m.extensions if uri in EXTENSIONS_FOR_KIND.get(kind, ())
     }
+    offered = {uri: ext_id for ext_id, uri in m.extensions}
+    # A layer must be declared by `a=rid` and listed by `a=simulcast:send`, and the RID header
+    # extension must be offered to bind its SSRC; otherwise the line is one ordinary stream.
+    rids: list[str] = []
+    if kind == "video" and MID_URI in offered and RID_URI in offered:
+        rids = [r for r in m.simulcast_send if r in m.send_rids][:MAX_SIMULCAST_LAYERS]
     ssrc = rtx_ssrc = None
     for semantic, items in m.ssrc_groups:
         if semantic == "FID" and len(items) >= 2:
@@ -272,6 +323,8 @@ def _reduce_media(index: int, m: _Section) -> OfferedMedia:
         extensions=extensions,
         ssrc=ssrc,
         rtx_ssrc=rtx_ssrc,
+        offered_extensions=offered,
+        rids=rids,
     )
 
 
@@ -284,17 +337,36 @@ def plan_offer(offer: Offer, new_ssrc: Callable[[], int]) -> Plan:
     for m in offer.media:
         if m.kind not in CODEC_FOR_KIND or m.payload_type is None:
             lines.append(LinePlan("reject"))
-        elif m.direction in SENDING_DIRECTIONS and m.kind not in publish and m.ssrc is not None:
+        elif (
+            m.direction in SENDING_DIRECTIONS
+            and m.kind not in publish
+            and (m.ssrc is not None or m.rids)
+        ):
             publish[m.kind] = m
-            lines.append(LinePlan("publish"))
+            lines.append(LinePlan("publish", extensions=publish_extensions(m), rids=list(m.rids)))
         elif m.direction in RECEIVING_DIRECTIONS:
             slot = slot_count[m.kind]
             slot_count[m.kind] += 1
             slots.setdefault(slot, {})[m.kind] = m
-            lines.append(LinePlan("slot", slot=slot, ssrc=new_ssrc()))
+            lines.append(
+                LinePlan("slot", slot=slot, ssrc=new_ssrc(), extensions=dict(m.extensions))
+            )
         else:
             lines.append(LinePlan("reject"))
     return Plan(lines, publish, slots)
+
+
+def publish_extensions(m: OfferedMedia) -> dict[str, int]:
+    """The extensions answered on a publish line: forwarded ones, transport-cc, simulcast ids."""
+    out = dict(m.extensions)
+    wanted: tuple[str, ...] = SIMULCAST_EXTENSIONS if m.rids else ()
+    if TRANSPORT_CC_FEEDBACK in m.feedback:  # the extension alone would starve Chrome's sender
+        wanted = PUBLISH_EXTENSIONS + wanted
+    for uri in wanted:
+        ext_id = m.offered_extensions.get(uri)
+        if ext_id is not None:
+            out[uri] = ext_id
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +433,13 @@ def _media_section(m: OfferedMedia, p: LinePlan, local: LocalParameters, ipv: st
             if (fb_type, fb_param) in m.feedback:
                 suffix = f" {fb_param}" if fb_param else ""
                 lines.append(f"a=rtcp-fb:{m.payload_type} {fb_type}{suffix}")
-    for uri, ext_id in m.extensions.items():
+    if p.role == "publish" and TWCC_URI in p.extensions and TRANSPORT_CC_FEEDBACK in m.feedback:
+        lines.append(f"a=rtcp-fb:{m.payload_type} transport-cc")
+    for uri, ext_id in p.extensions.items():
         lines.append(f"a=extmap:{ext_id} {uri}")
+    if p.role == "publish" and p.rids:
+        lines += [f"a=rid:{rid} recv" for rid in p.rids]
+        lines.append("a=simulcast:recv " + ";".join(p.rids))
     if p.role == "slot":
         assert p.ssrc is not None and p.slot is not None
         stream = f"slot{p.slot}"

@@ -12,11 +12,15 @@ from collections.abc import Callable
 
 from media.dtls import DtlsServer, SrtpSessions
 from media.forward import Consumer, Producer
-from media.sdp import CODEC_FOR_KIND, Offer, Plan
+from media.sdp import CODEC_FOR_KIND, TWCC_URI, Offer, Plan
+from media.simulcast import MAX_BIND_FAILURES, Simulcast
+from media.twcc import TwccRecorder
 
 ICE_UFRAG_BYTES = 6  # 8 base64 chars; RFC 8445 asks for at least 24 bits of randomness
 ICE_PWD_BYTES = 18  # 24 base64 chars; RFC 8445 asks for at least 128 bits
 SSRC_MAX = 0xFFFFFFFF
+# `producers` is keyed by SSRC; a simulcast track (no SSRC of its own) sits at TRACK_KEY - index.
+TRACK_KEY = -1
 
 
 class TransportState(enum.Enum):
@@ -63,6 +67,13 @@ class Transport:
         self.receiving = True
         self.publishing = True
         self.remb_bitrate: int | None = None
+        #: Highest fraction lost (0..1) in the subscriber's last receiver reports on our streams.
+        self.loss_fraction = 0.0
+        #: Arrival times of the transport-wide sequence numbers it sends (None: not negotiated).
+        self.twcc: TwccRecorder | None = None
+        #: Simulcast tracks it publishes, and how many unknown SSRCs failed to bind to one.
+        self.simulcast: list[Simulcast] = []
+        self.bind_failures = 0
         self.ssrcs: set[int] = set()
         self.rtcp_ssrc = random_ssrc(self.ssrcs)
         self.producers: dict[int, Producer] = {}  # by media SSRC
@@ -78,10 +89,29 @@ class Transport:
     def build(self, plan: Plan) -> None:
         """Create producers and consumers from the answered plan."""
         self.plan = plan
+        publish_lines = {
+            m.index: line for line, m in zip(plan.lines, self.offer.media, strict=True)
+        }
         for kind, m in plan.publish.items():
-            assert m.ssrc is not None and m.payload_type is not None
+            assert m.payload_type is not None
+            line = publish_lines[m.index]
+            ext_ids = dict(line.extensions)
+            if TWCC_URI in ext_ids and self.twcc is None:
+                self.twcc = TwccRecorder()
+            if line.rids:
+                # The track: what the router attaches subscribers to; packets come on its layers,
+                # bound as they arrive. Kept under a key no SSRC can equal, so the router's walk
+                # over `producers` (refresh, detaching on leave) covers it.
+                track = Producer(self, kind, 0, m.payload_type, CODEC_FOR_KIND[kind][1], ext_ids)
+                track.cache = None
+                track.simulcast = Simulcast(track, m.mid, line.rids, ext_ids)
+                self.simulcast.append(track.simulcast)
+                self.producers[TRACK_KEY - m.index] = track
+                self.publish[kind] = track
+                continue
+            assert m.ssrc is not None
             producer = Producer(
-                self, kind, m.ssrc, m.payload_type, CODEC_FOR_KIND[kind][1], dict(m.extensions)
+                self, kind, m.ssrc, m.payload_type, CODEC_FOR_KIND[kind][1], ext_ids
             )
             self.producers[m.ssrc] = producer
             self.publish[kind] = producer
@@ -118,6 +148,27 @@ class Transport:
         self.srtp = srtp
         self.unprotect = srtp.rx.unprotect
         self.state = TransportState.CONNECTED
+
+    def bind_layer(
+        self, ssrc: int, mid: str | None, rid: str | None, now: float
+    ) -> Producer | None:
+        """Bind an unsignalled SSRC to the simulcast layer its MID and RID name, if any."""
+        for track in self.simulcast:
+            if mid is not None and mid != track.mid:
+                continue
+            if rid is None:
+                continue
+            layer = track.bind(self, ssrc, rid, now)
+            if layer is not None:
+                self.producers[ssrc] = layer
+                return layer
+        self.bind_failures += 1
+        return None
+
+    @property
+    def binding(self) -> bool:
+        """True while an unknown SSRC may still be a simulcast layer worth unprotecting."""
+        return self.bind_failures < MAX_BIND_FAILURES and any(t.unbound for t in self.simulcast)
 
     def video_slots_in_use(self) -> int:
         return sum(

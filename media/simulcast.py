@@ -1,0 +1,241 @@
+"""Simulcast: a publisher's video in up to three layers, one layer per subscriber, sans-IO.
+
+Chrome sends each layer (`a=rid`) on an SSRC it never signals; the first packets of each carry
+the `sdes:mid` and `rtp-stream-id` header extensions, and `bind` ties the SSRC to its layer then
+(`repaired-rtp-stream-id` names a layer's RTX stream, which is only recorded: the answer does not
+accept RTX). Each layer is a `Producer` of its own (sequence bookkeeping, NACK cache, SRs), all
+under the *track* producer that the router attaches subscribers to.
+
+Each consumer forwards exactly one layer. `select` picks it from what the subscriber shows (the
+smallest layer at least `max_height` tall, by the sizes its key frames declare) and from the
+subscriber's bandwidth budget (lower while the layer's measured bitrate exceeds it). A change
+never takes effect at once: the consumer waits on the new layer's `pending` list, the track owes
+a PLI (sent by the worker's ticker to the layers that need one), and `switch` moves the consumer
+when that layer's next key frame starts. Sequence numbers, timestamps, VP8 picture ids and
+TL0PICIDX then continue from the last values the subscriber saw, so its decoder sees one stream
+with no gap and no jump. A layer nobody forwards or waits for is *paused*: nothing of it is sent
+(Chrome keeps sending it: pausing an encoding needs renegotiation or an RTCP message Chrome does
+not implement).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from media.forward import NO_ADDRESS, Consumer, Producer
+from media.rtp import SEQ_MASK, TS_MASK
+from media.sdp import MID_URI, REPAIRED_RID_URI, RID_URI
+from media.vp8 import Vp8Descriptor, picture_id_mask
+
+if TYPE_CHECKING:
+    from media.transport import Transport
+
+# A layer that sent nothing for this long is not offered to subscribers (Chrome stops sending
+# its top layers when its estimate of the uplink falls); consumers on it move down.
+LAYER_TIMEOUT = 1.5
+# Up-switches wait until the layer fits the budget with this much to spare (no flapping).
+UP_SWITCH_HEADROOM = 0.8
+# The subscriber's estimate is reduced by its reported loss above this fraction.
+LOSS_THRESHOLD = 0.02
+# Bind attempts (unknown SSRCs unprotected to read their RID) per transport before giving up.
+MAX_BIND_FAILURES = 64
+MIN_TS_GAP = 1
+
+
+class Simulcast:
+    """One simulcast track: its layers in the offer's order (low to high for the call page)."""
+
+    __slots__ = ("layers", "mid", "mid_id", "rid_id", "rids", "rrid_id", "track")
+
+    def __init__(self, track: Producer, mid: str, rids: list[str], ext_ids: dict[str, int]) -> None:
+        self.track = track
+        self.mid = mid
+        self.rids = list(rids)
+        self.mid_id = ext_ids.get(MID_URI)
+        self.rid_id = ext_ids.get(RID_URI)
+        self.rrid_id = ext_ids.get(REPAIRED_RID_URI)
+        self.layers: dict[str, Producer] = {}
+
+    @property
+    def unbound(self) -> bool:
+        return len(self.layers) < len(self.rids)
+
+    def bind(self, transport: Transport, ssrc: int, rid: str, now: float) -> Producer | None:
+        """A new SSRC said it carries layer `rid`: make its producer (None: unknown or taken)."""
+        if rid not in self.rids or rid in self.layers:
+            return None
+        track = self.track
+        layer = Producer(
+            transport, "video", ssrc, track.payload_type, track.clock_rate, track.ext_ids
+        )
+        layer.simulcast = self
+        layer.rid = rid
+        layer.last_at = now
+        layer.rate_at = now
+        self.layers[rid] = layer
+        return layer
+
+    def bind_rtx(self, ssrc: int, rid: str) -> bool:
+        layer = self.layers.get(rid)
+        if layer is None or layer.rtx_ssrc is not None:
+            return False
+        layer.rtx_ssrc = ssrc
+        return True
+
+    # ---- choice ---------------------------------------------------------------------------
+
+    def candidates(self, now: float) -> list[Producer]:
+        """Layers sending now, low to high (by key-frame height once every one has declared it)."""
+        live = [
+            self.layers[rid]
+            for rid in self.rids
+            if rid in self.layers and now - self.layers[rid].last_at <= LAYER_TIMEOUT
+        ]
+        if live and all(layer.height for layer in live):
+            live.sort(key=lambda layer: layer.height)
+        return live
+
+    def choose(self, consumer: Consumer, now: float) -> Producer | None:
+        """The layer `consumer` should forward, or None (not wanted, or nothing is sending)."""
+        if not consumer.wanted:
+            return None
+        live = self.candidates(now)
+        if not live:
+            return None
+        wanted = consumer.max_height or 0
+        index = len(live) - 1
+        if all(layer.height for layer in live):
+            index = next((i for i, layer in enumerate(live) if layer.height >= wanted), index)
+        budget = subscriber_budget(consumer.transport)
+        if budget is not None:
+            while index > 0 and live[index].bitrate > budget:
+                index -= 1
+            current = consumer.layer
+            if current in live and live.index(current) < index:
+                # Going up only with headroom, so a layer at the edge of the budget stays put.
+                while index > live.index(current) and live[index].bitrate > (
+                    budget * UP_SWITCH_HEADROOM
+                ):
+                    index -= 1
+        return live[index]
+
+    def select(self, consumer: Consumer, now: float) -> None:
+        """Re-choose `consumer`'s layer; a change waits for the new layer's next key frame."""
+        best = self.choose(consumer, now)
+        if best is None and not consumer.wanted:
+            self._pause(consumer, now)
+            return
+        if best is None or best is consumer.layer:
+            self._cancel_target(consumer)
+            return
+        if consumer.target is best:
+            return
+        self._cancel_target(consumer)
+        consumer.target = best
+        best.pending.append(consumer)
+        self.track.keyframes.pending = True  # the ticker sends the PLI (coalesced)
+
+    def reselect(self, now: float) -> None:
+        for consumer in list(self.track.consumers):
+            self.select(consumer, now)
+
+    def keyframe_layers(self) -> list[Producer]:
+        """Layers a keyframe request is for: those waited for, and those being forwarded."""
+        return [layer for layer in self.layers.values() if layer.pending or layer.consumers]
+
+    def paused(self) -> list[str]:
+        """Rids of bound layers that nobody forwards or waits for (not sent to anyone)."""
+        return [
+            rid for rid, layer in self.layers.items() if not layer.consumers and not layer.pending
+        ]
+
+    # ---- switching --------------------------------------------------------------------------
+
+    def switch(self, layer: Producer, seq: int, ts: int, desc: Vp8Descriptor, now: float) -> int:
+        """`layer`'s key frame starts with this packet: move its waiting consumers onto it.
+
+        Returns how many switched."""
+        waiting, layer.pending = layer.pending, []
+        switched = 0
+        for consumer in waiting:
+            consumer.target = None
+            if consumer.producer is not self.track or not consumer.wanted:
+                continue
+            old = consumer.layer
+            if old is not None:
+                consumer.remember(now)
+                _remove(old, consumer)
+                elapsed = now - old.last_at
+            else:
+                elapsed = now - consumer.detached_at
+            if consumer.last_out_seq is None:
+                consumer.seq_off = consumer.ts_off = 0
+                consumer.picture_id_off = consumer.tl0_off = 0
+            else:
+                gap = max(MIN_TS_GAP, int(elapsed * layer.clock_rate))
+                consumer.seq_off = (consumer.last_out_seq + 1 - seq) & SEQ_MASK
+                consumer.ts_off = (consumer.last_out_ts + gap - ts) & TS_MASK
+                consumer.picture_id_off = 0
+                if consumer.last_out_picture_id is not None and desc.picture_id is not None:
+                    mask = picture_id_mask(desc.picture_id_bits)
+                    consumer.picture_id_off = (
+                        consumer.last_out_picture_id + 1 - desc.picture_id
+                    ) & mask
+                consumer.tl0_off = 0
+                if consumer.last_out_tl0 is not None and desc.tl0picidx is not None:
+                    consumer.tl0_off = (consumer.last_out_tl0 + 1 - desc.tl0picidx) & 0xFF
+            consumer.layer = layer
+            consumer.sync_out_seq = (seq + consumer.seq_off) & SEQ_MASK
+            consumer.base_packets = layer.packets
+            consumer.base_octets = layer.octets
+            consumer.synced = True
+            layer.consumers.append(consumer)
+            if consumer.transport.can_receive and consumer.addr != NO_ADDRESS:
+                layer.targets = (*layer.targets, consumer)
+            switched += 1
+        return switched
+
+    def leave(self, consumer: Consumer) -> None:
+        """`consumer` is detached from the track: off its layer, off any pending list."""
+        self._cancel_target(consumer)
+        if consumer.layer is not None:
+            _remove(consumer.layer, consumer)
+            consumer.layer = None
+
+    def _pause(self, consumer: Consumer, now: float) -> None:
+        self._cancel_target(consumer)
+        if consumer.layer is not None:
+            consumer.remember(now)
+            _remove(consumer.layer, consumer)
+            consumer.layer = None
+            consumer.synced = False
+
+    @staticmethod
+    def _cancel_target(consumer: Consumer) -> None:
+        target = consumer.target
+        if target is not None:
+            if consumer in target.pending:
+                target.pending.remove(consumer)
+            consumer.target = None
+
+
+def _remove(layer: Producer, consumer: Consumer) -> None:
+    if consumer in layer.consumers:
+        layer.consumers.remove(consumer)
+    layer.targets = tuple(c for c in layer.targets if c is not consumer)
+
+
+def subscriber_budget(transport: Transport) -> int | None:
+    """Bit/s one forwarded video may use at this subscriber, or None if it sent no estimate.
+
+    The estimate is the subscriber's own REMB (Chrome's receive-side estimate of its downlink),
+    lowered by the loss its receiver reports show above LOSS_THRESHOLD, split equally over the
+    video slots it is being sent.
+    """
+    remb = transport.remb_bitrate
+    if not remb:
+        return None
+    loss = transport.loss_fraction
+    if loss > LOSS_THRESHOLD:
+        remb = int(remb * (1.0 - loss))
+    return remb // max(1, transport.video_slots_in_use())
