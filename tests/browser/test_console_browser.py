@@ -116,3 +116,39 @@ def test_console_transfer_and_end(server: Server, browser: Browser) -> None:  # 
         f.get("t") == "room.state" and f.get("b", {}).get("area") == "Physiotherapy"
         for f in ada.frames
     )
+
+
+def test_the_other_pages_pass_axe_at_both_sizes(server: Server, browser: Browser) -> None:  # noqa: F811
+    """The pages around the console, as an administrator sees them, and the calm error pages."""
+    admin = person(browser)
+    try:
+        page = admin.page()
+        page.set_viewport_size(DESKTOP)
+        page.goto(server.url + "/sign-in")
+        page.fill("#username", "admin")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(server.url + "/")
+        assert_accessible_at_both_sizes(page, "the administrator's console")
+        share = page.locator("#console-waiting_areas a[data-share-page]").first
+        share_url = share.get_attribute("href")
+        assert share_url
+        page.locator("#nav-setup").click()
+        expect(page.locator("h1")).to_have_text("Clinic setup")
+        assert_accessible_at_both_sizes(page, "clinic setup")
+        page.get_by_role("link", name="Settings of Physiotherapy").click()
+        expect(page.locator("h1")).to_have_text("Settings: Physiotherapy")
+        assert_accessible_at_both_sizes(page, "an area's settings")
+        for path, what in (
+            (share_url, "an area's share page"),
+            ("/admin/audit", "the audit trail"),
+            ("/admin/reports", "the reports"),
+            ("/admin/outbox", "the outbox"),
+            ("/w/no-such-area", "the unknown-area page"),
+            ("/i/nothing.here", "the ended-invitation page"),
+            ("/call/no-such-call", "a call that is not available"),
+        ):
+            page.goto(server.url + path)
+            assert_accessible_at_both_sizes(page, what)
+    finally:
+        admin.context.close()

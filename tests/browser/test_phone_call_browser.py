@@ -93,11 +93,13 @@ def test_phone_call_layout_and_leave(server: Server, browser: Browser) -> None: 
         expect(call.locator("#invite-url")).to_have_value(re.compile(r"/i/"))
         guest_page = olena.page()
         guest_page.goto(call.locator("#invite-url").input_value())
+        assert_accessible_at_both_sizes(guest_page, "the invitation page")
         guest_page.fill("#guest-name", "Olena")
         guest_page.click("button[type=submit]")
         for page in (guest_page, call, ada_page):
             expect(page.locator("#tiles figure")).to_have_count(3)
         check_phone_layout(guest_page, "the guest's call page")
+        assert_accessible_at_both_sizes(guest_page, "the guest's call page")
         check_phone_layout(ada_page, "the caller's call page with two others")
         shot(guest_page, "phone-02-guest-call")
 
