@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 #: Fewer recent waits than this and there is no estimate.
 MIN_SAMPLES = 3
@@ -45,3 +46,11 @@ class RecentWaits:
 
     def __len__(self) -> int:
         return len(self._waits)
+
+
+@dataclass(frozen=True)
+class WaitEstimate:
+    """Told by a waiting area to a waiting caller's room: the typical wait now (seconds, or
+    ``None``), for the caller's own ``room.state``; it says nothing about anyone else."""
+
+    seconds: float | None

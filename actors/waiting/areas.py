@@ -39,6 +39,7 @@ from actors.messages import (
     ReloadArea,
     TransferIn,
 )
+from actors.ondemand.estimate import RecentWaits, WaitEstimate
 from actors.principal import AreaPlace, Principal, Role
 from actors.waiting.hours import is_open, next_opening
 from runtime.errors import ActorError, AskTimeout, Refusal
@@ -110,6 +111,8 @@ class WaitingArea(Actor):
         self.area_id = area_id
         self.queue: dict[str, QueuedCaller] = {}
         self.watchers: set[str] = set()
+        #: Queued-to-joined waits of the area's recent joins: each waiting caller's estimate.
+        self.recent_waits = RecentWaits()
 
     async def _load_settings(self) -> None:
         """Read name, hours, closures, form and active flag; the queue and watchers are untouched."""
@@ -272,6 +275,7 @@ class WaitingArea(Actor):
             entry = QueuedCaller(stored.caller.id, stored.room.id, details, "waiting", stamp, stamp)
             self.queue[entry.id] = entry
             self._publish(entry)
+            self._tell_estimate(entry)
             outcomes[index] = ArrivalTicket(
                 entry.id, stored.room.id, f"{stored.room.id}.{stored.token.raw}"
             )
@@ -321,11 +325,16 @@ class WaitingArea(Actor):
                 refusals.ALREADY_JOINED,
                 f"{', '.join(entry.with_names)} is already with this caller",
             )
+        joined_from_queue = entry.status == "waiting"
         if entry.status != "in_call":
             await callers.set_status(self.store, entry.id, "in_call")
             entry.status = "in_call"
         entry.with_names = tuple(dict.fromkeys((*entry.with_names, name)))
         self.ref(addresses.room(entry.room_id)).tell(ProviderJoining(name))
+        if joined_from_queue:
+            now = datetime.now(UTC).timestamp()
+            self.recent_waits.add(now, now - entry.queued_at)
+            self._tell_estimates()
         await self._audit(msg, audit.JOIN, entry.id)
         self._publish(entry)
         return {"room": entry.room_id, "url": f"/call/{entry.room_id}"}
@@ -443,6 +452,19 @@ class WaitingArea(Actor):
         if msg.with_names is not None:
             entry.with_names = msg.with_names
         self._publish(entry)
+
+    def _tell_estimate(self, entry: QueuedCaller) -> None:
+        """A waiting caller's own room hears the typical wait (issue 14): never about others."""
+        estimate = self.recent_waits.estimate(datetime.now(UTC).timestamp())
+        if estimate is None:
+            return
+        with contextlib.suppress(ActorError):
+            self.ref(addresses.room(entry.room_id)).tell(WaitEstimate(estimate))
+
+    def _tell_estimates(self) -> None:
+        for entry in self.queue.values():
+            if entry.status == "waiting":
+                self._tell_estimate(entry)
 
     def _remove(self, caller_id: str) -> None:
         if self.queue.pop(caller_id, None) is not None:

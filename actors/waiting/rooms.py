@@ -39,6 +39,7 @@ from actors.messages import (
     ProviderJoining,
     RoomSnapshot,
 )
+from actors.ondemand.estimate import WaitEstimate
 from actors.principal import AreaPlace, Principal, Role
 from runtime.address import Address
 from runtime.errors import ActorError, Refusal
@@ -113,6 +114,8 @@ class WaitingAreaPolicy:
         self.record_id: str | None = None
         #: Who the area said is coming (``ProviderJoining``); shown on the caller's page.
         self.joining: str | None = None
+        #: The area's typical wait now (seconds; ``WaitEstimate``), on the caller's page.
+        self.estimate: float | None = None
 
     @property
     def area(self) -> Address:
@@ -167,7 +170,7 @@ class WaitingAreaPolicy:
         return person.kind is ParticipantKind.CALLER
 
     def describe(self) -> dict[str, Any]:
-        return {"area": self.area_name, "joining": self.joining}
+        return {"area": self.area_name, "joining": self.joining, "estimate": self.estimate}
 
     async def entered(self, call: Call, person: Present) -> None:
         if person.kind is ParticipantKind.CALLER:
@@ -344,6 +347,13 @@ class Room(Call):
             raise Refusal(refusals.ENDED, "this call has ended")
         self.waiting.joining = msg.name
         self.set_state(CallState.IN_CALL)
+        self.push_state()
+
+    @handles(WaitEstimate)
+    async def _wait_estimate(self, msg: WaitEstimate) -> None:
+        if self.state is CallState.ENDED or self.waiting.estimate == msg.seconds:
+            return
+        self.waiting.estimate = msg.seconds
         self.push_state()
 
     @handles(HoldCaller)

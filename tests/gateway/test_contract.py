@@ -55,7 +55,7 @@ CALLER_FIELDS = {
     "with",
 }
 PARTICIPANT_FIELDS = {"id", "name", "kind", "audio", "video"}
-ROOM_VIEW_FIELDS = {"room", "state", "area", "joining", "participants"}
+ROOM_VIEW_FIELDS = {"room", "state", "area", "joining", "estimate", "participants"}
 
 
 class DocClient:
