@@ -24,8 +24,10 @@ and a template ``web/templates/staff/console/meeting_rooms.html``, included with
   the actor's. Return ``None`` when this person has nothing there: the section is left out.
 - Loaders run side by side, each bounded by :data:`SECTION_TIMEOUT`. One that is refused, fails
   or is late does not take the console down: its section shows "could not be loaded" instead.
-- A partial starts with its own ``<section class="console__section" ...>`` and an ``<h2>``, may
-  bring its own script (``<script src=... defer>``) and speaks to the gateway like the rest: the
+- The partial is rendered on its own (a broken one shows the same notice as a failed loader),
+  with ``section``, ``principal`` and the usual template globals. It starts with its own
+  ``<section class="console__section" id="console-<name>" ...>`` and an ``<h2>``, may bring its
+  own script (``<script src=... defer>``) and speaks to the gateway like the rest: the
   page already loads ``vendor/msgpack.min.js`` and ``js/wire.js`` (``WaitroomWire``) before the
   sections (``defer``: run your script deferred too).
 
@@ -38,9 +40,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
+from markupsafe import Markup
 from quart import render_template
 
 from actors.principal import Principal
@@ -115,6 +118,10 @@ async def load_sections(principal: Principal) -> list[Section]:
             log.warning("console section %s could not be loaded: %s", entry.name, type(error))
             results[entry.name] = Section(entry.name, entry.order, {}, failed=True)
             return
+        except Exception:  # a bug in one loader must not take the staff landing page down
+            log.exception("console section %s could not be loaded", entry.name)
+            results[entry.name] = Section(entry.name, entry.order, {}, failed=True)
+            return
         results[entry.name] = None if data is None else Section(entry.name, entry.order, dict(data))
 
     async with trio.open_nursery() as nursery:
@@ -124,6 +131,23 @@ async def load_sections(principal: Principal) -> list[Section]:
 
 
 async def render_console(principal: Principal) -> str:
-    """The console page for ``principal`` (``/``, and ``/dashboard`` for old links)."""
-    sections = await load_sections(principal)
-    return await render_template("staff/console.html", sections=sections, principal=principal)
+    """The console page for ``principal`` (``/``, and ``/dashboard`` for old links).
+
+    Each partial is rendered on its own, so a section whose template breaks (a bug, a link to a
+    page not there yet) shows "could not be loaded" instead of taking the landing page down.
+    """
+    rendered: list[tuple[Section, Markup]] = []
+    for section in await load_sections(principal):
+        html = Markup("")
+        if not section.failed:
+            try:
+                html = Markup(
+                    await render_template(
+                        section.template, section=section.data, principal=principal
+                    )
+                )
+            except Exception:  # whatever one partial does wrong, the others still render
+                log.exception("console section %s could not be rendered", section.name)
+                section = replace(section, failed=True)
+        rendered.append((section, html))
+    return await render_template("staff/console.html", sections=rendered, principal=principal)

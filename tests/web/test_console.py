@@ -73,7 +73,7 @@ def test_a_name_that_is_not_a_plain_word_is_refused(bad: str) -> None:
 
 
 @pytest.mark.usefixtures("sections")
-async def test_a_refused_or_late_section_fails_alone(
+async def test_a_refused_late_or_buggy_section_fails_alone(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     console._sections.clear()
@@ -85,14 +85,19 @@ async def test_a_refused_or_late_section_fails_alone(
         await trio.sleep(console.SECTION_TIMEOUT * 2)
         return {"never": True}
 
+    async def buggy(principal: Principal) -> Mapping[str, object] | None:
+        return {"x": {}["missing"]}
+
     console.register_section("refused", 1, refused)
     console.register_section("late", 2, late)
-    console.register_section("fine", 3, fixed({"ok": True}))
+    console.register_section("buggy", 3, buggy)
+    console.register_section("fine", 4, fixed({"ok": True}))
     started = trio.current_time()
     loaded = await console.load_sections(STAFF)
     assert [(s.name, s.failed, s.data) for s in loaded] == [
         ("refused", True, {}),
         ("late", True, {}),
+        ("buggy", True, {}),
         ("fine", False, {"ok": True}),
     ]
     # Side by side and bounded: the late one costs the timeout once, not more.
@@ -133,6 +138,19 @@ async def test_a_failing_section_shows_a_notice_and_the_rest_still_works(
     assert page.status == OK
     assert 'id="console-broken_for_test"' in page.text and "could not be loaded" in page.text
     assert 'id="console-waiting_areas"' in page.text
+
+
+async def test_a_section_whose_template_breaks_fails_alone(
+    waitroom_server: RunningServer, sections: None
+) -> None:
+    """A partial that cannot render (here: none was written) costs only its own section."""
+    console.register_section("no_template_for_test", 98, fixed({"x": 1}))
+    provider = HttpClient(waitroom_server.base_url)
+    await sign_in(provider, waitroom_server.demo.provider_username, DEMO_PASSWORD)
+    page = await provider.get("/")
+    assert page.status == OK
+    assert 'id="console-no_template_for_test"' in page.text and "could not be loaded" in page.text
+    assert 'id="console-waiting_areas"' in page.text and 'class="queue"' in page.text
 
 
 async def test_signed_out_visitors_are_sent_to_sign_in(waitroom_server: RunningServer) -> None:
