@@ -17,8 +17,10 @@ transport and router; closing a transport cancels its task and frees its slots i
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,11 +51,11 @@ from media.feedback import Feedback
 from media.forward import Consumer
 from media.router import Router
 from media.rtp import RTP_HEADER_LENGTH
-from media.sdp import LocalParameters, SdpError, build_answer, parse_offer, plan_offer
+from media.sdp import LocalParameters, Offer, SdpError, build_answer, parse_offer, plan_offer
 from media.selection import DEFAULT_LAST_N, DEFAULT_LOUDEST, MAX_PINNED, SelectionConfig, View
 from media.speaker import DominantSpeaker
 from media.tcp import TcpServer, real_address
-from media.transport import Transport, TransportState
+from media.transport import ICE_PWD_BYTES, ICE_UFRAG_BYTES, Transport, TransportState
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -147,6 +149,9 @@ class Worker:
         self.port = 0
         self._tcp: TcpServer | None = None
         self.tcp_port = 0
+        #: A restarted transport keeps the cname of its first answer (lip sync per slot).
+        self._cnames: weakref.WeakKeyDictionary[Transport, str] = weakref.WeakKeyDictionary()
+        self.ice_restarts = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -300,6 +305,9 @@ class Worker:
             raise MediaError(str(exc)) from exc
         old = self._transports.get((call_id, peer_id))
         if old is not None:
+            restarted = self._restart_ice(old, offer)
+            if restarted is not None:
+                return restarted
             self._close(old, "replaced", notify=False)
         now = self._clock()
         transport = Transport(
@@ -335,6 +343,47 @@ class Worker:
         self.counters.peers_opened += 1
         await self._nursery.start(self._drive_transport, transport)
         self._after_assignment(router, changed, attached, now)
+        return answer
+
+    def _restart_ice(self, transport: Transport, offer: Offer) -> str | None:
+        """Answer an ICE restart (RFC 8445 section 9, a browser's `restartIce()` after a network
+        change): the same DTLS certificate and media lines with new ICE credentials. The
+        transport keeps its DTLS session, SRTP keys and slots and gets new local credentials; the
+        next nominated check moves it to its new address. None: not a restart (replace it)."""
+        old = transport.offer
+        if (
+            transport.state is not TransportState.CONNECTED
+            or transport.plan is None
+            or offer.fingerprint != old.fingerprint
+            or offer.ice_ufrag == old.ice_ufrag
+            or [(m.mid, m.kind) for m in offer.media] != [(m.mid, m.kind) for m in old.media]
+        ):
+            return None
+        cname = self._cnames.setdefault(transport, f"waitroom-{transport.ufrag}")
+        ufrag = secrets.token_urlsafe(ICE_UFRAG_BYTES).replace("-", "a")
+        while ufrag in self._by_ufrag:
+            ufrag = secrets.token_urlsafe(ICE_UFRAG_BYTES).replace("-", "a")
+        pwd = secrets.token_urlsafe(ICE_PWD_BYTES)
+        local = LocalParameters(
+            ufrag,
+            pwd,
+            self.certificate.fingerprint,
+            self.config.announced_address,
+            self.port,
+            cname=cname,
+            tcp_port=self.tcp_port if self._tcp is not None else 0,
+            udp=self.config.udp_candidates,
+        )
+        try:
+            answer = build_answer(offer, transport.plan, local)
+        except SdpError:
+            return None
+        del self._by_ufrag[transport.ufrag]
+        transport.ufrag, transport.pwd = ufrag, pwd
+        self._by_ufrag[ufrag] = transport
+        old.ice_ufrag, old.ice_pwd = offer.ice_ufrag, offer.ice_pwd
+        transport.nominated = False
+        self.ice_restarts += 1
         return answer
 
     def close_peer(self, call_id: str, peer_id: str) -> None:
@@ -423,6 +472,7 @@ class Worker:
         out["calls"] = len(self._routers)
         if self._tcp is not None:
             out.update(self._tcp.stats())
+        out["ice_restarts"] = self.ice_restarts
         return out
 
     # ---- closing -------------------------------------------------------------------------------

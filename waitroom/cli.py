@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
+from services.turn import TurnConfig
 from waitroom.loadtest import main as loadtest
 from waitroom.senders import (
     ENV,
@@ -45,6 +47,11 @@ MEDIA_WORKERS_ENV = "WAITROOM_MEDIA_WORKERS"
 #: (a secret: from the environment only).
 TRUSTED_PROXIES_ENV = "WAITROOM_TRUSTED_PROXIES"
 METRICS_TOKEN_ENV = "WAITROOM_METRICS_TOKEN"
+#: ICE-TCP and TURN (issue 16). The TURN secret is a secret: from the environment only.
+MEDIA_TCP_PORT_ENV = "WAITROOM_MEDIA_TCP_PORT"
+TURN_URLS_ENV = "WAITROOM_TURN_URLS"
+TURN_SECRET_ENV = "WAITROOM_TURN_SECRET"
+TURN_TTL_ENV = "WAITROOM_TURN_TTL"
 #: ``serve`` runs one media worker process per core unless told otherwise.
 DEFAULT_MEDIA_WORKERS = "auto"
 
@@ -106,6 +113,40 @@ def build_parser() -> argparse.ArgumentParser:
             f"the server process (default: ${MEDIA_WORKERS_ENV} or {DEFAULT_MEDIA_WORKERS}: "
             "one per core)"
         ),
+    )
+    serve.add_argument(
+        "--media-tcp-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "first TCP port for ICE-TCP (worker i listens on N + i), for callers whose network "
+            f"blocks UDP (default: ${MEDIA_TCP_PORT_ENV} or 0: off)"
+        ),
+    )
+    serve.add_argument(
+        "--turn-url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=(
+            "TURN (or STUN) server handed to browsers, e.g. turn:turn.example.org:3478, "
+            "turn:...?transport=tcp, turns:...:5349; repeatable "
+            f"(default: ${TURN_URLS_ENV}, comma-separated). Needs ${TURN_SECRET_ENV}"
+        ),
+    )
+    serve.add_argument(
+        "--turn-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help=f"lifetime of the TURN credentials a page gets (default: ${TURN_TTL_ENV} or 86400)",
+    )
+    serve.add_argument(
+        "--ice-transport-policy",
+        choices=("all", "relay"),
+        default="all",
+        help="relay: browsers use the TURN servers only (to test a TURN set-up; default all)",
     )
     serve.add_argument(
         "--demo-password",
@@ -216,9 +257,39 @@ def config_from_args(
         media_announce_address=args.media_address,
         media_udp_port=args.media_port,
         media_workers=workers_count,
+        media_tcp_port=media_tcp_port(args, env),
+        turn=turn_config(args, env),
+        ice_transport_policy=args.ice_transport_policy,
         demo_password=args.demo_password,
         senders=senders,
     )
+
+
+def media_tcp_port(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """The ICE-TCP base port; 0 is off."""
+    value = args.media_tcp_port
+    if value is None:
+        try:
+            value = int(env.get(MEDIA_TCP_PORT_ENV) or 0)
+        except ValueError:
+            raise SystemExit(f"waitroom serve: ${MEDIA_TCP_PORT_ENV} must be a port") from None
+    if not 0 <= value < 65536:
+        raise SystemExit(f"waitroom serve: --media-tcp-port {value} is not a port")
+    return int(value)
+
+
+def turn_config(args: argparse.Namespace, env: Mapping[str, str]) -> TurnConfig:
+    """TURN servers from the flags or the environment, the secret from the environment only."""
+    urls = args.turn_url or [u for u in env.get(TURN_URLS_ENV, "").split(",") if u.strip()]
+    try:
+        ttl = args.turn_ttl if args.turn_ttl is not None else int(env.get(TURN_TTL_ENV) or 0)
+        return TurnConfig(
+            urls=tuple(u.strip() for u in urls),
+            secret=env.get(TURN_SECRET_ENV, ""),
+            ttl=ttl or DEFAULT_TURN_TTL,
+        )
+    except ValueError as error:  # TurnConfigError too
+        raise SystemExit(f"waitroom serve: TURN: {error}") from None
 
 
 def banner(info: ServerInfo, show_password: bool = True) -> list[str]:

@@ -38,6 +38,7 @@ from media import MediaEvent, MediaPool, MediaService, WorkerConfig
 from runtime import Registry, Supervisor
 from runtime.errors import ActorError
 from services.passwords import Passwords
+from services.turn import TurnConfig, ice_servers
 from storage import seed
 from storage.db import Store, open_store
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
@@ -85,6 +86,14 @@ class ServerConfig:
     #: Media worker processes, one UDP port each from ``media_udp_port`` up; 0 runs one worker
     #: inside this process (what tests use: no child to start).
     media_workers: int = 0
+    #: First TCP port for ICE-TCP (worker i on N + i); 0 is off.
+    media_tcp_port: int = 0
+    #: TURN servers handed to browsers with short-lived credentials (services.turn).
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    #: "relay" makes browsers use TURN only (tests of the TURN path and of the failure notice).
+    ice_transport_policy: str = "all"
+    #: Answers carry no UDP candidate (tests of the ICE-TCP path only).
+    media_udp_candidates: bool = True
     #: Password for the demo users of a new database; random when empty.
     demo_password: str = ""
     #: Where shared links are delivered (SMTP, SMS gateway); the default records them only.
@@ -240,7 +249,13 @@ async def _serve(
         gc_pauses=gc_pauses,
     )
     web = create_app(
-        info.registry, WebConfig(public_url=config.public_url, gateway_ready=lambda: True)
+        info.registry,
+        WebConfig(
+            public_url=config.public_url,
+            gateway_ready=lambda: True,
+            ice_servers=partial(ice_servers, config.turn),
+            ice_transport_policy=config.ice_transport_policy,
+        ),
     )
     served = trio.Event()
 
@@ -302,6 +317,9 @@ async def _run_media(
         announced_address=announced,
         bind_address=config.host or "0.0.0.0",
         port=config.media_udp_port,
+        # The in-process worker's port is its own; a pool gives worker i the port N + i.
+        tcp_port=config.media_tcp_port or None,
+        udp_candidates=config.media_udp_candidates,
     )
     if config.media_workers > 0:
         pool = MediaPool(worker_config, workers=config.media_workers, on_event=to_call)

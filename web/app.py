@@ -43,6 +43,10 @@ def _always_ready() -> bool:
     return True
 
 
+def _no_ice_servers() -> list[dict[str, object]]:
+    return []
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """What pages need to know about the deployment (the composition root fills it in)."""
@@ -52,6 +56,10 @@ class WebConfig:
     service_name: str = "Waitroom"
     #: Whether the websocket gateway is mounted and accepting connections, for ``/healthz``.
     gateway_ready: Callable[[], bool] = field(default=_always_ready)
+    #: Fresh TURN/STUN servers for a page's RTCPeerConnection (services.turn); none by default.
+    ice_servers: Callable[[], list[dict[str, object]]] = field(default=_no_ice_servers)
+    #: "all", or "relay" (TURN only: tests of the TURN path and of the failure notice).
+    ice_transport_policy: str = "all"
 
 
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
@@ -77,6 +85,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.add_template_global(security.csrf_field, "csrf_field")
     app.add_template_global(security.current_principal, "current_principal")
     app.add_template_global(public_url, "public_url")
+    app.add_template_global(ice_config, "ice_config")
     app.register_error_handler(security.WebError, _web_error)
     app.register_error_handler(security.SignInRequired, security.sign_in_required)
     app.register_error_handler(HTTPException, _http_error)
@@ -105,6 +114,15 @@ def public_url(path: str = "") -> str:
 
     base: str = current_app.config["WAITROOM_PUBLIC_URL"] or request.host_url.rstrip("/")
     return base + path
+
+
+def ice_config() -> dict[str, object]:
+    """What a room page's media.js gives RTCPeerConnection: TURN servers with fresh credentials
+    (a page asks once, at load) and the transport policy (data-ice, docs/media.md "TURN")."""
+    from quart import current_app
+
+    cfg: WebConfig = current_app.extensions["waitroom.config"]
+    return {"iceServers": cfg.ice_servers(), "iceTransportPolicy": cfg.ice_transport_policy}
 
 
 async def _security_headers(response: Response) -> Response:

@@ -282,11 +282,14 @@
   function startMediaPlane() {
     if (media || !page.dataset.mediaUrl || !window.RTCPeerConnection) return;
     media = { pending: true };
+    watchMedia("new");
     import(page.dataset.mediaUrl)
       .then((module) =>
         module.joinMedia({
           signal: (type, body) => wire.request(type, body, roomAddress()),
           stream: localStream || undefined,
+          ...iceOptions() /* TURN servers and policy (data-ice) */,
+          onConnectionState: watchMedia,
           tiles: el.tiles /* media.view: which tiles show whom, and how large */,
           self: state.you,
           onRemote({ stream, peerId }) {
@@ -312,6 +315,33 @@
         console.warn("waitroom: video is unavailable in this call", error);
         if (media && media.pending) media = null; /* a later media.closed may try again */
       });
+  }
+
+  /* Media that does not connect (no UDP, TCP or TURN path works) gets a notice with what to try
+   * this long after the first attempt, whatever re-offers happen meanwhile; connected hides it. */
+  const MEDIA_TROUBLE_MS = 25000;
+  let mediaTrouble = null;
+  function iceOptions() {
+    try {
+      return JSON.parse(page.dataset.ice || "{}");
+    } catch (error) {
+      return {};
+    }
+  }
+  function watchMedia(connection) {
+    const notice = $("media-trouble");
+    if (connection === "connected") {
+      clearTimeout(mediaTrouble);
+      mediaTrouble = null;
+      if (notice) notice.hidden = true;
+    } else if (mediaTrouble === null) {
+      mediaTrouble = setTimeout(() => {
+        if (notice && state.state === "in_call") {
+          notice.textContent = S.media_trouble;
+          notice.hidden = false;
+        }
+      }, MEDIA_TROUBLE_MS);
+    }
   }
 
   /* The SFU closed our connection (not we): leave what is left of it and offer afresh. */
