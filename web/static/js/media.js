@@ -42,6 +42,18 @@ const DEFAULT_CONSTRAINTS = {
   audio: true,
   video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
 };
+/** Simulcast (option `simulcast`, for large calls): three VP8 layers by rid, low to high, so the
+ * SFU can forward each subscriber the one that fits its tile and its bandwidth (docs/media.md,
+ * "Simulcast"). A 720p camera gives 320x180, 640x360 and 1280x720. */
+const SIMULCAST_ENCODINGS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+const SIMULCAST_CONSTRAINTS = {
+  audio: true,
+  video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+};
 
 /** One remote position: slot n's receive-only video and/or audio line, each filled by whoever the
  * server maps there (audio and video may be different people in a large call). `stream` holds
@@ -328,7 +340,8 @@ export class MediaCall {
  *
  * Options: signal (required), localVideo, container, onRemote, onRemoteGone,
  * videoSlots / audioSlots (receive lines, default 9 and 5), or slots (that many audio+video pairs),
- * tiles + self (report media.view from these tiles), constraints (getUserMedia), stream (use it).
+ * tiles + self (report media.view from these tiles), constraints (getUserMedia), stream (use it),
+ * simulcast (true: publish the camera as three VP8 layers; the room page sets it for large calls).
  */
 export async function joinMedia(options) {
   if (typeof options?.signal !== "function") throw new TypeError("joinMedia needs a signal function");
@@ -337,7 +350,9 @@ export async function joinMedia(options) {
   const slotCount = Math.max(videoSlots, audioSlots);
   const localStream =
     options.stream ??
-    (await navigator.mediaDevices.getUserMedia(options.constraints ?? DEFAULT_CONSTRAINTS));
+    (await navigator.mediaDevices.getUserMedia(
+      options.constraints ?? (options.simulcast ? SIMULCAST_CONSTRAINTS : DEFAULT_CONSTRAINTS)
+    ));
   if (options.localVideo) {
     options.localVideo.muted = true;
     options.localVideo.playsInline = true;
@@ -352,10 +367,12 @@ export async function joinMedia(options) {
   });
   const senders = {};
   for (const track of localStream.getTracks()) {
-    senders[track.kind] = pc.addTransceiver(track, {
-      direction: "sendonly",
-      streams: [localStream],
-    }).sender;
+    const init = { direction: "sendonly", streams: [localStream] };
+    const layered = Boolean(options.simulcast) && track.kind === "video";
+    if (layered) init.sendEncodings = SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding }));
+    const transceiver = pc.addTransceiver(track, init);
+    if (layered) onlyForwardedCodec(transceiver, "video"); /* the layers must be VP8 */
+    senders[track.kind] = transceiver.sender;
   }
   const slots = [];
   const slotByTransceiver = new Map();

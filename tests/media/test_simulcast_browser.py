@@ -1,0 +1,170 @@
+"""Chromium publishes simulcast through web/static/js/media.js; the SFU binds its layers, a
+subscriber that shows it small gets the low layer, and transport-cc keeps Chrome's estimate up.
+
+Two pages of one browser: the publisher joins with `simulcast: true` and a 1280x720 fake camera,
+the subscriber without. Signalling calls the worker directly (as tests/media/test_browser.py
+does). Run under the machine-wide lock (tests/README or the rules: one browser test at a time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.chromium import launch_persistent
+from tests.media.conftest import RecordingWorker
+from tests.polling import seconds_until
+
+ROOT = Path(__file__).resolve().parents[2]
+MEDIA_JS = ROOT / "web" / "static" / "js" / "media.js"
+ORIGIN = "http://localhost"
+CALL = "call-simulcast"
+DEADLINE = 15.0
+POLL = 0.2
+SMALL = 180  # the subscriber's tile height once it shows the publisher small
+#: Chrome starts its estimate at 300 kbit/s; with correct transport-cc feedback it climbs, and
+#: without it collapses to a few tens of kbit/s (MEDIA-NOTES).
+MIN_ESTIMATE_BPS = 450_000
+#: The top layer starts only once Chrome's estimate covers all three (measured: about 12 s here).
+TOP_LAYER_DEADLINE = 40.0
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>simulcast test page</title>
+<div id="others"></div>
+<script type="module">
+  import { joinMedia } from "/static/js/media.js";
+  window.join = async (simulcast) => {
+    window.call = await joinMedia({
+      signal: (type, body) => window.waitroomSignal(type, body),
+      container: document.getElementById("others"),
+      slots: 2,
+      simulcast,
+      constraints: simulcast
+        ? { audio: true, video: { width: 1280, height: 720, frameRate: 30 } }
+        : { audio: true, video: { width: 320, height: 240, frameRate: 15 } },
+    });
+    return true;
+  };
+  /* What the publisher sends (per rid) and what its estimator thinks the uplink carries. */
+  window.sending = async () => {
+    const out = { layers: {}, estimate: 0 };
+    (await window.call.pc.getStats()).forEach((r) => {
+      if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) {
+        out.layers[r.rid] = { width: r.frameWidth ?? 0, bytes: r.bytesSent ?? 0 };
+      }
+      if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
+        out.estimate = r.availableOutgoingBitrate;
+      }
+    });
+    return out;
+  };
+  window.pageReady = true;
+</script>
+"""
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def scenario(worker: RecordingWorker, tmp: Path) -> dict[str, Any]:
+    from playwright.sync_api import Route, sync_playwright
+
+    result: dict[str, Any] = {}
+
+    def serve(route: Route) -> None:
+        path = route.request.url.removeprefix(ORIGIN)
+        if path == "/static/js/media.js":
+            route.fulfill(body=MEDIA_JS.read_text(), content_type="text/javascript")
+        elif path == "/page.html":
+            route.fulfill(body=PAGE, content_type="text/html")
+        else:
+            route.fulfill(status=404, body="")
+
+    def in_trio(fn: Any, *args: Any) -> Any:
+        return trio.from_thread.run_sync(fn, *args)
+
+    with sync_playwright() as pw:
+        context = launch_persistent(pw, tmp)
+        try:
+            context.route(f"{ORIGIN}/**", serve)
+
+            def join(peer_id: str, simulcast: bool) -> Any:
+                page = context.new_page()
+
+                def signal(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+                    if kind == "media.offer":
+                        answer = trio.from_thread.run(worker.open_peer, CALL, peer_id, body["sdp"])
+                        return {"sdp": answer, "slots": worker.slots(CALL, peer_id)}
+                    return {}
+
+                page.expose_function("waitroomSignal", signal)
+                page.goto(f"{ORIGIN}/page.html")
+                page.wait_for_function("() => window.pageReady === true")
+                page.evaluate("(s) => window.join(s)", simulcast)
+                return page
+
+            pub = join("pub", True)
+            sub = join("sub", False)
+            pub_transport = in_trio(lambda: worker._transports[(CALL, "pub")])
+            sub.evaluate("(m) => window.call.setSlots(m)", worker.slots(CALL, "sub"))
+
+            def layers() -> dict[str, tuple[int, int]]:
+                track = pub_transport.simulcast[0]
+                return {rid: (layer.width, layer.height) for rid, layer in track.layers.items()}
+
+            def seen() -> dict[str, Any]:
+                peers: dict[str, Any] = sub.evaluate(
+                    "async () => (await window.call.stats()).peers"
+                )
+                mine: dict[str, Any] = peers.get("pub", {})
+                return mine
+
+            seconds_until(lambda: len(in_trio(layers)) >= 2, DEADLINE, POLL, "layers bound")
+            seconds_until(lambda: seen().get("framesDecoded", 0) > 10, DEADLINE, POLL, "decoded")
+            result["layers"] = in_trio(layers)
+            result["full_width"] = seen()["frameWidth"]
+
+            line = in_trio(lambda: worker._transports[(CALL, "sub")].slots[0]["video"])
+            in_trio(line.set_wanted, SMALL)
+            result["switch_down_s"] = seconds_until(
+                lambda: 0 < seen().get("frameWidth", 0) <= 320, DEADLINE, POLL, "the low layer"
+            )
+            before = seen()["framesDecoded"]
+            seconds_until(
+                lambda: seen()["framesDecoded"] > before + 15, DEADLINE, POLL, "still decoding"
+            )
+            result["small_width"] = seen()["frameWidth"]
+            result["paused"] = in_trio(lambda: pub_transport.simulcast[0].paused())
+
+            # Send-side BWE on transport-cc: Chrome's estimate climbs, not collapses.
+            seconds_until(
+                lambda: pub.evaluate("() => window.sending()")["estimate"] >= MIN_ESTIMATE_BPS,
+                DEADLINE,
+                POLL,
+                "Chrome's estimate of its uplink",
+            )
+            result["sending"] = pub.evaluate("() => window.sending()")
+
+            in_trio(line.set_wanted, 720)
+            result["switch_up_s"] = seconds_until(
+                lambda: seen().get("frameWidth", 0) > 640, TOP_LAYER_DEADLINE, POLL, "top layer"
+            )
+            result["sending_at_top"] = pub.evaluate("() => window.sending()")
+        finally:
+            context.close()
+    return result
+
+
+async def test_chromium_simulcast_layers_are_bound_and_a_small_tile_gets_the_low_layer(
+    worker: RecordingWorker, tmp_path: Path
+) -> None:
+    result = await trio.to_thread.run_sync(scenario, worker, tmp_path)
+    print("simulcast", result, {k: v for k, v in worker.stats().items() if v})
+    assert result["small_width"] <= 320 < result["full_width"]
+    assert result["sending_at_top"]["layers"]["f"]["width"] == 1280
+    stats = worker.stats()
+    assert stats["simulcast_layers_bound"] >= 2 and stats["twcc_sent"] > 0
+    assert stats["internal_errors"] == 0 and stats["dropped_srtp_auth"] == 0
