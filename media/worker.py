@@ -531,12 +531,13 @@ class Worker:
                 continue
             for lines in transport.slots.values():
                 line = lines.get("video")
-                set_wanted = getattr(line, "set_wanted", None)  # simulcast's layer choice
-                if line is None or set_wanted is None:
+                if line is None:
                     continue
                 producer = line.producer
                 owner = producer.transport.peer_id if producer is not None else None
-                set_wanted(None if owner is None else selection.wanted_height(peer_id, owner))
+                # Simulcast's layer choice: the height it is shown at, None for an empty line.
+                height = None if owner is None else selection.wanted_height(peer_id, owner)
+                line.set_wanted(height, now)
         for peer_id in sorted(changed if notify is None else notify):
             if peer_id in router.transports:
                 maps = router.slot_maps(peer_id)
