@@ -61,9 +61,11 @@ class ConsultLinkRejected(Exception):
     """A link that cannot be used or changed; ``reason`` (unknown | used | cancelled | expired |
     limit) picks the page the recipient or the provider sees."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, lang: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        #: The link's language when the link is known, so its "expired" page speaks it too.
+        self.lang = lang
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ def _why_not(link: ConsultLink, now: datetime) -> str:
 def _check(db: Database, raw: str, now: datetime) -> ConsultLink:
     link = _by_secret(db, raw)
     if link.state != "pending" or link.expires_at <= now:
-        raise ConsultLinkRejected(_why_not(link, now))
+        raise ConsultLinkRejected(_why_not(link, now), link.lang)
     return link
 
 
@@ -194,7 +196,7 @@ def _redeem(db: Database, raw: str, guest_name: str, now: datetime) -> Redeemed:
     ).rowcount
     link = _by_secret(db, raw)
     if won != 1:
-        raise ConsultLinkRejected(_why_not(link, now))
+        raise ConsultLinkRejected(_why_not(link, now), link.lang)
     room = create_room_sync(
         db, "consult_now", link.area_id, None, link.provider_user_id, link.label, now
     )

@@ -102,9 +102,11 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(admin.blueprint)
     from web import ondemand  # issue 14: on-demand pages (and its console section)
     from web import meetings  # issue 13: meeting rooms and user rooms (and console sections)
+    from web import consult  # issue 13: Consult Now links (and its console section)
 
     app.register_blueprint(ondemand.blueprint)
     app.register_blueprint(meetings.blueprint)
+    app.register_blueprint(consult.blueprint)
     return app
 
 

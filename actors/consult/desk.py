@@ -429,7 +429,7 @@ class ConsultDesk(Actor):
         try:
             link = await consult.check_link(self.store, msg.secret, now=self.now())
         except ConsultLinkRejected as error:
-            return LinkStatus(error.reason)
+            return LinkStatus(error.reason, error.lang)
         return LinkStatus("pending", link.lang)
 
     @handles(OpenConsultLink)
