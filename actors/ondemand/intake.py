@@ -113,9 +113,9 @@ def phone_ok(value: str) -> bool:
 def check_answers(step: IntakeStep, values: dict[str, Any]) -> dict[str, str]:
     """The cleaned answers of one step (only its own fields), or ``ValueError`` naming the field."""
     known = {f.key for f in step.fields}
-    unknown = sorted(k for k in values if k not in known)
+    unknown = sorted(repr(k) for k in values if k not in known)  # msgpack keys may be bytes
     if unknown:
-        raise ValueError(f"{unknown[0]!r} is not a field of this step")
+        raise ValueError(f"{unknown[0]} is not a field of this step")
     cleaned: dict[str, str] = {}
     for spec in step.fields:
         raw = values.get(spec.key, "")

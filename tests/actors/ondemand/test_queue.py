@@ -315,6 +315,8 @@ async def test_intake_answers_are_checked(world: World, autojump_clock: object) 
         {"symptoms": "cough", "urgency": "maybe"},  # not an option
         {"symptoms": "x" * 501, "urgency": "low"},  # too long
         {"symptoms": "cough", "urgency": "low", "extra": "1"},  # not a field
+        {"symptoms": "cough", "urgency": "low", b"bytes": "1", "x": "1"},  # bytes keys too
+        {"symptoms": ["a list"], "urgency": "low"},  # not text
     ):
         await refused(refusals.INVALID, step(0, bad))
     await step(0, STEP_ONE)
