@@ -21,6 +21,7 @@ import trio
 from actors import addresses
 from actors.admin.outbox import OutboxActor
 from actors.admin.reports import AdminActor
+from actors.admin.retention import RetentionActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
 from actors.consult.desk import ConsultDesk
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from services.sender import Sender
     from storage.db import Store
     from storage.outbox import Channel
+    from storage.retention import RetentionPolicy
 
 #: Rooms restart quickly from storage; a handful of bad messages should not take every room down.
 ROOM_MAX_RESTARTS = 20
@@ -49,6 +51,7 @@ async def start_actors(
     store: Store,
     media: MediaPort | None = None,
     senders: dict[Channel, Sender] | None = None,
+    retention: RetentionPolicy | None = None,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
     restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
@@ -80,6 +83,8 @@ async def start_actors(
     # Consult Now: its calls run under the rooms supervisor, as room/<id> (issue 13).
     await root.start_child(ChildSpec(addresses.CONSULT, lambda: ConsultDesk(store, rooms, media)))
     await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))
+    # Forgets personal data as the retention policy says (issue 15).
+    await root.start_child(ChildSpec(addresses.RETENTION, lambda: RetentionActor(store, retention)))
     await root.start_child(
         ChildSpec(
             addresses.ONDEMAND,

@@ -43,6 +43,7 @@ HOLD = "call.hold"
 TRANSFER = "caller.transferred"
 END = "call.ended"
 LINK_SENT = "link.sent"
+RETENTION_SWEEP = "retention.sweep"
 # Consult Now (issue 13): a link sent (the start), opened, extended, cancelled, expired unused;
 # each person's entry into the call, and its end.
 CONSULT_STARTED = "consult.started"
@@ -84,6 +85,7 @@ ACTIONS: tuple[str, ...] = (
     TRANSFER,
     END,
     LINK_SENT,
+    RETENTION_SWEEP,
     CONSULT_STARTED,
     CONSULT_OPENED,
     CONSULT_EXTENDED,

@@ -18,6 +18,12 @@ from pathlib import Path
 
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
+from storage.retention import (
+    DEFAULT_CALLER_DAYS,
+    DEFAULT_OUTBOX_DAYS,
+    DEFAULT_SESSION_DAYS,
+    RetentionPolicy,
+)
 from waitroom.loadtest import main as loadtest
 from waitroom.senders import (
     ENV,
@@ -47,6 +53,12 @@ MEDIA_WORKERS_ENV = "WAITROOM_MEDIA_WORKERS"
 #: (a secret: from the environment only).
 TRUSTED_PROXIES_ENV = "WAITROOM_TRUSTED_PROXIES"
 METRICS_TOKEN_ENV = "WAITROOM_METRICS_TOKEN"
+#: ``--retain-<kind>-days``: (kind, default days, what is forgotten), see storage.retention.
+RETENTION_FLAGS = (
+    ("caller", DEFAULT_CALLER_DAYS, "ended callers' details and names in call records"),
+    ("outbox", DEFAULT_OUTBOX_DAYS, "sent and failed messages' recipients and texts"),
+    ("session", DEFAULT_SESSION_DAYS, "ended staff sessions and spent links"),
+)
 #: ICE-TCP and TURN (issue 16). The TURN secret is a secret: from the environment only.
 MEDIA_TCP_PORT_ENV = "WAITROOM_MEDIA_TCP_PORT"
 TURN_URLS_ENV = "WAITROOM_TURN_URLS"
@@ -154,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="password for the demo users of a new database (default: random, printed once)",
     )
     add_sender_arguments(serve)
+    for kind, default, what in RETENTION_FLAGS:
+        serve.add_argument(
+            f"--retain-{kind}-days",
+            type=int,
+            default=default,
+            metavar="DAYS",
+            help=f"days {what} are kept, 0 = for ever (default: %(default)s)",
+        )
     serve.add_argument(
         "--trusted-proxy",
         action="append",
@@ -245,7 +265,16 @@ def config_from_args(
         parse_networks(proxies)
     except ValueError as error:
         raise SystemExit(f"waitroom serve: --trusted-proxy: {error}") from None
+    try:
+        retention = RetentionPolicy(
+            caller_days=args.retain_caller_days,
+            outbox_days=args.retain_outbox_days,
+            session_days=args.retain_session_days,
+        )
+    except ValueError as error:
+        raise SystemExit(f"waitroom serve: --retain-*-days: {error}") from None
     return ServerConfig(
+        retention=retention,
         trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
         metrics_token=env.get(METRICS_TOKEN_ENV, ""),
         host=args.host,

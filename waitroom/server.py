@@ -41,6 +41,7 @@ from services.passwords import Passwords
 from services.turn import TurnConfig, ice_servers
 from storage import seed
 from storage.db import Store, open_store
+from storage.retention import RetentionPolicy
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
@@ -102,6 +103,8 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ()
     #: Bearer token that lets a scraper read ``/metrics`` from another host; "" = loopback only.
     metrics_token: str = ""
+    #: Days each kind of personal data is kept (actors.admin.retention; docs/operations.md).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @property
     def tls(self) -> bool:
@@ -233,7 +236,14 @@ async def _serve(
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
     media = await nursery.start(_run_media, config, info.registry)
     log.info(describe_senders(config.senders))
-    await start_actors(nursery, root, store, media, senders=build_senders(config.senders))
+    await start_actors(
+        nursery,
+        root,
+        store,
+        media,
+        senders=build_senders(config.senders),
+        retention=config.retention,
+    )
     gateway = GatewayEndpoint(info.registry)
     lag = LoopLag()
     nursery.start_soon(lag.run)
