@@ -230,6 +230,15 @@ async def cancel(link_id: str) -> tuple[str, int] | WerkzeugResponse:
     return await _change(CancelConsultLink(principal, link_id, request.remote_addr or ""))
 
 
+@blueprint.get("/consult/call/<room_id>")
+async def provider_call(room_id: str) -> str:
+    """The provider's call page (the ring's link): the call itself admits only its provider."""
+    await security.require_staff()
+    if not _SECRET.match(room_id):
+        raise security.WebError(NOT_FOUND, N_("Page not found"), N_("No such link."))
+    return await render_template("consult/staff_call.html", room_id=room_id)
+
+
 async def load_section(principal: Principal) -> Mapping[str, object] | None:
     """The console's "Consult Now" section: the provider's pending links (none: the section
     still offers to send one, if they are a provider anywhere)."""

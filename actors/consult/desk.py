@@ -463,7 +463,7 @@ class ConsultDesk(Actor):
                 link.provider_user_id,
                 "consult.opened",
                 f"{who} opened your Consult Now link: answer the call",
-                f"/call/{opened.room.id}",
+                f"/consult/call/{opened.room.id}",
                 True,
             ),
         )

@@ -116,7 +116,7 @@ class LinkView:
     seconds_left: float
     extensions: int
     extensions_left: int
-    #: The call it opened (``opened`` only): the provider's call page is ``/call/<room_id>``.
+    #: The call it opened (``opened`` only): the provider's call page is ``/consult/call/<room_id>``.
     room_id: str | None
 
     def wire(self) -> dict[str, object]:

@@ -129,6 +129,13 @@ async def test_a_sent_link_opens_the_call_once_and_its_secret_stays_out_of_urls(
         waitroom_server.db_path, "SELECT kind, state FROM rooms WHERE id = ?", room_id
     ) == [("consult_now", "open")]
 
+    # The provider's call page (the ring links to it); only staff get it, and only the
+    # provider gets into the call (the call's own rule, tested with the actors).
+    assert (await recipient_browser.get(f"/consult/call/{room_id}")).status == HTTP_SEE_OTHER
+    call_page = await provider.get(f"/consult/call/{room_id}")
+    assert call_page.status == HTTP_OK and 'class="consult-call"' in call_page.text
+    assert f'data-room="{room_id}"' in call_page.text
+
     again = await recipient_browser.post(f"/c/{secret}", {"csrf_token": landing.csrf_token()})
     assert again.status == HTTP_GONE and "This link has been used" in again.text
     assert (await recipient_browser.get(f"/c/{secret}")).status == HTTP_GONE

@@ -236,7 +236,7 @@ async def test_opening_starts_the_call_rings_the_provider_and_only_invited_peopl
     bell = await desk.ref(addresses.NOTICES).ask(ListNotices(desk.provider))
     assert isinstance(bell, NoticeList)
     (notice,) = bell.notices
-    assert notice["ring"] and notice["url"] == f"/call/{ticket.room_id}"
+    assert notice["ring"] and notice["url"] == f"/consult/call/{ticket.room_id}"
     assert "Sam Jones" in notice["text"]
 
     room = addresses.room(ticket.room_id)

@@ -141,7 +141,7 @@
     const who = link.label || link.to;
     const answer = document.createElement("a");
     answer.className = "button button--primary";
-    answer.href = "/call/" + encodeURIComponent(link.room);
+    answer.href = "/consult/call/" + encodeURIComponent(link.room);
     answer.id = "consult-answer";
     answer.textContent = "Answer the call";
     banner.replaceChildren(who + " opened your link: the call has started. ", answer);
