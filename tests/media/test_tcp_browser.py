@@ -8,7 +8,7 @@ other, and every address the worker bound is a TCP connection. Run under the mac
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,15 @@ CALL = "call-ice"
 CONNECT_DEADLINE = 15.0
 
 
-def two_pages(worker: Worker, tmp: Path, ice: dict[str, Any]) -> dict[str, list[str]]:
+def two_pages(
+    worker: Worker,
+    tmp: Path,
+    ice: dict[str, Any],
+    then: Callable[[Participant, Participant], None] | None = None,
+) -> dict[str, list[str]]:
     """Two Chromium pages with `ice` (iceServers, iceTransportPolicy) call each other through
-    `worker` until each decodes the other's video and audio; returns their connection states."""
+    `worker` until each decodes the other's video and audio, then run `then` on them; returns
+    their connection states."""
     from playwright.sync_api import Route, sync_playwright
 
     def serve(route: Route) -> None:
@@ -71,6 +77,8 @@ def two_pages(worker: Worker, tmp: Path, ice: dict[str, Any]) -> dict[str, list[
                 CONNECT_DEADLINE,
                 "alice and bob decode each other",
             )
+            if then is not None:
+                then(a, b)
             return {p.peer_id: p.page.evaluate("() => window.connectionStates") for p in (a, b)}
         finally:
             context.close()
@@ -109,3 +117,44 @@ async def test_chromium_connects_over_ice_tcp_when_no_udp_candidate_is_offered(
     stats = tcp_only_worker.stats()
     assert stats["tcp_frames_in"] > 0 and stats["forwarded"] > 0, stats
     assert stats["internal_errors"] == 0 and stats["tcp_closed_garbage"] == 0, stats
+
+
+@pytest.fixture
+async def udp_worker() -> AsyncIterator[Worker]:
+    w = Worker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(w.run)
+        yield w
+        nursery.cancel_scope.cancel()
+
+
+async def test_chromium_restarts_ice_and_keeps_its_dtls_session(
+    udp_worker: Worker, tmp_path: Path
+) -> None:
+    """media.js's restartIce(): new ICE credentials, the same DTLS session, media goes on."""
+    seen: dict[str, int] = {}
+
+    def restart(a: Participant, b: Participant) -> None:
+        seen["handshakes"] = trio.from_thread.run_sync(udp_worker.stats)["dtls_handshakes"]
+        before = a.page.evaluate("() => window.call.pc.remoteDescription.sdp")
+        assert a.page.evaluate("() => window.call.restartIce()") is True
+        after = a.page.evaluate("() => window.call.pc.remoteDescription.sdp")
+        assert _ufrag(after) != _ufrag(before)
+        frames = a.slots_by_peer()["bob"]["framesDecoded"]
+        wait_until(
+            lambda: (
+                a.slots_by_peer()["bob"]["framesDecoded"] > frames + 10
+                and a.stats()["connectionState"] == "connected"
+            ),
+            CONNECT_DEADLINE,
+            "alice decodes bob after her ICE restart",
+        )
+
+    await trio.to_thread.run_sync(two_pages, udp_worker, tmp_path, {}, restart)
+    stats = udp_worker.stats()
+    assert stats["ice_restarts"] == 1 and stats["dtls_handshakes"] == seen["handshakes"], stats
+    assert stats["internal_errors"] == 0
+
+
+def _ufrag(sdp: str) -> str:
+    return sdp.split("a=ice-ufrag:", 1)[1].split()[0]
