@@ -292,6 +292,7 @@
           onConnectionState: watchMedia,
           tiles: el.tiles /* media.view: which tiles show whom, and how large */,
           self: state.you,
+          simulcast: page.dataset.simulcast === "1" /* large calls: three layers (docs/media.md) */,
           onRemote({ stream, peerId }) {
             const tile = findRemoteTile(peerId);
             if (tile) tile.querySelector("video").srcObject = stream;
