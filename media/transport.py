@@ -162,8 +162,7 @@ class Transport:
             if layer is not None:
                 self.producers[ssrc] = layer
                 return layer
-        self.bind_failures += 1
-        return None
+        return None  # the caller counts the failure (bind_failures)
 
     @property
     def binding(self) -> bool:

@@ -168,6 +168,27 @@ def test_fuzz_rtcp(data: bytes) -> None:
         pass
 
 
+def test_report_blocks_of_sr_and_rr_round_trip() -> None:
+    blocks = [rtcp.ReportBlock(9, 64, -3, 70000, 5, 6, 7), rtcp.ReportBlock(10, 0, 100, 1, 0, 0, 0)]
+    rr = rtcp.build_rr(5, blocks)
+    assert rtcp.parse_report_blocks(rr, len(blocks), 8) == blocks
+    sr = rtcp.build_sr(5, 1, 2, 3, 4)
+    assert rtcp.parse_report_blocks(sr, 0, 28) == []
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+@example(b"\x81\xc9\x00\x01" + bytes(4))  # RR that says one block and carries none
+@example(b"\x81\xc8\x00\x07" + bytes(24))  # SR that says one block and carries none
+def test_fuzz_report_blocks(data: bytes) -> None:
+    try:
+        for pt, count, packet in rtcp.iter_packets(data):
+            if pt in (rtcp.PT_SR, rtcp.PT_RR):
+                rtcp.parse_report_blocks(packet, count, 28 if pt == rtcp.PT_SR else 8)
+    except RtcpError:
+        pass
+
+
 @FUZZ
 @given(st.binary(max_size=400))
 @example(b"\x00\x01\x00\x00!\x12\xa4B" + bytes(12))  # empty binding request
