@@ -171,3 +171,31 @@ def _area_report(db: Database, area_id: int, since: datetime, until: datetime) -
 async def area_report(store: Store, area_id: int, since: datetime, until: datetime) -> AreaReport:
     """Visits and calls of one area that started in ``[since, until)``, with raw figures."""
     return await store.run(_area_report, area_id, since, until)
+
+
+#: Kinds of call counted by `calls_by_kind` (``rooms.kind``), in the order the report lists them.
+CALL_KINDS = ("caller", "meeting", "user", "consult_now", "group")
+
+
+def _calls_by_kind(db: Database, org_id: int, since: datetime, until: datetime) -> dict[str, int]:
+    rows = fetch_all(
+        db,
+        """SELECT r.kind AS kind, COUNT(*) AS n FROM calls c
+           JOIN rooms r ON r.id = c.room_id
+           LEFT JOIN waiting_areas a ON a.id = r.area_id
+           JOIN units u ON u.id = COALESCE(r.unit_id, a.unit_id)
+           WHERE u.org_id = ? AND c.started_at >= ? AND c.started_at < ?
+           GROUP BY r.kind""",
+        (org_id, to_db(since), to_db(until)),
+    )
+    counts = dict.fromkeys(CALL_KINDS, 0)
+    counts.update({r["kind"]: r["n"] for r in rows})
+    return counts
+
+
+async def calls_by_kind(
+    store: Store, org_id: int, since: datetime, until: datetime
+) -> dict[str, int]:
+    """Calls of the organisation that started in ``[since, until)``, per kind of call (caller
+    rooms, meeting rooms, user rooms, ...): a room of a unit, or a caller room of its areas."""
+    return await store.run(_calls_by_kind, org_id, since, until)

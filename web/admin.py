@@ -112,8 +112,23 @@ async def reports_page() -> str:
     principal = await security.require_staff()
     figures, areas = await _report(principal)
     return await render_template(
-        "admin/reports.html", figures=figures, areas=areas, args=request.args, minutes=minutes
+        "admin/reports.html",
+        figures=figures,
+        areas=areas,
+        args=request.args,
+        minutes=minutes,
+        kind_names=KIND_NAMES,
     )
+
+
+#: How the report names each kind of call (issue 13: the organisation's calls by kind).
+KIND_NAMES = {
+    "caller": "waiting area",
+    "meeting": "meeting room",
+    "user": "user room",
+    "consult_now": "Consult Now",
+    "group": "group",
+}
 
 
 def report_rows(figures: ReportFigures) -> list[tuple[str, str]]:
@@ -131,6 +146,10 @@ def report_rows(figures: ReportFigures) -> list[tuple[str, str]]:
         ("wait longest (min)", minutes(figures.wait.longest)),
         ("call duration median (min)", minutes(figures.call_duration.median)),
         ("call duration longest (min)", minutes(figures.call_duration.longest)),
+        *(
+            (f"{KIND_NAMES.get(kind, kind)} calls (organisation)", str(n))
+            for kind, n in figures.calls_by_kind
+        ),
     ]
 
 

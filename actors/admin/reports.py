@@ -80,6 +80,8 @@ class ReportFigures:
     call_duration: Summary
     #: Seconds each seen caller waited, in order of arrival (for the chart).
     waits: tuple[float, ...]
+    #: The organisation's calls in the period by kind (``storage.reports.CALL_KINDS``, issue 13).
+    calls_by_kind: tuple[tuple[str, int], ...] = ()
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -172,4 +174,11 @@ class AdminActor(Actor):
             wait=summarise(raw.wait_seconds),
             call_duration=summarise(raw.call_durations),
             waits=tuple(raw.wait_seconds),
+            calls_by_kind=tuple(
+                (
+                    await reports.calls_by_kind(
+                        self.store, int(msg.principal.org_id or 0), msg.since, msg.until
+                    )
+                ).items()
+            ),
         )
