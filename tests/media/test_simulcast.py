@@ -418,3 +418,113 @@ async def test_a_low_bandwidth_subscriber_gets_a_lower_layer(call: Call) -> None
     rates()
     track.reselect(now)
     assert call.line.target is f
+
+
+# ---- real VP8 through a switch --------------------------------------------------------------
+
+
+REAL_SIZES = {"q": (80, 48), "h": (160, 96), "f": (320, 192)}
+
+
+class EncodingPublisher(Publisher):
+    """Three real libvpx encoders (aiortc's, as the load tester uses) for three layer sizes."""
+
+    def __init__(self, role: str = "peer") -> None:
+        super().__init__(role)
+        from aiortc.codecs.vpx import Vp8Encoder
+
+        self.encoders = {rid: Vp8Encoder() for rid in "qhf"}
+        self.frame_index = 0
+
+    def encoded(self, rid: str, key: bool) -> list[bytes]:
+        """The RTP packets of the next frame of layer `rid`, with a moving test picture."""
+        from fractions import Fraction
+
+        import av
+        import numpy
+
+        width, height = REAL_SIZES[rid]
+        picture = numpy.zeros((height, width, 3), numpy.uint8)
+        picture[:, (self.frame_index * 3) % width] = 255
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts = self.frame_index * FRAME_TICKS
+        frame.time_base = Fraction(1, 90000)
+        payloads, _ = self.encoders[rid].encode(frame, force_keyframe=key)
+        layer = self.layers[rid]
+        layer.ts = (layer.ts + FRAME_TICKS) & 0xFFFFFFFF
+        out = []
+        for i, payload in enumerate(payloads):
+            layer.seq = (layer.seq + 1) & 0xFFFF
+            self.transport_seq = (self.transport_seq + 1) & 0xFFFF
+            elements = [(TWCC_ID, self.transport_seq.to_bytes(2, "big"))]
+            if layer.announced < 3:
+                elements += [(MID_ID, b"1"), (RID_ID, rid.encode())]
+                layer.announced += 1
+            marker = 0x80 if i == len(payloads) - 1 else 0
+            header = struct.pack("!BBHII", 0x90, marker | VIDEO_PT, layer.seq, layer.ts, layer.ssrc)
+            out.append(header + build_one_byte_block(elements) + payload)
+        return out
+
+    async def round(self, key: str = "") -> None:
+        """One frame on every layer; layers named in `key` send a key frame."""
+        for rid in "qhf":
+            for packet in self.encoded(rid, rid in key):
+                await self.send(packet)
+        self.frame_index += 1
+
+
+async def test_real_vp8_stays_decodable_across_layer_switches() -> None:
+    """aiortc's libvpx decoder at the subscriber decodes every frame, before and after each
+    switch: the switch lands on a key frame and the numbering has no gap."""
+    import av
+    from aiortc.codecs.vpx import Vp8Decoder, vp8_depayload
+    from aiortc.jitterbuffer import JitterFrame
+
+    worker = Worker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        pub, sub = EncodingPublisher("pub"), FakePeer("sub")
+        await pub.connect(worker, CALL, "pub")
+        await sub.connect(worker, CALL, "sub")
+        assert sub.answer is not None
+        ssrc = sub.answer.slot_ssrcs[(0, "video")]
+        line = worker._transports[(CALL, "sub")].slots[0]["video"]
+        decoder = Vp8Decoder()
+        sizes: list[tuple[int, int]] = []
+        last_seq: int | None = None
+        pending = b""
+
+        async def receive_frames(count: int) -> None:
+            nonlocal last_seq, pending
+            while count:
+                plain = await sub.receive_media(ssrc, timeout=WAIT)
+                seq = struct.unpack_from("!H", plain, 2)[0]
+                assert last_seq is None or seq == (last_seq + 1) & 0xFFFF
+                last_seq = seq
+                start = 12 + 4 + 4 * struct.unpack_from("!H", plain, 14)[0]
+                pending += vp8_depayload(plain[start:])
+                if plain[1] & 0x80:  # the frame's last packet
+                    ts = struct.unpack_from("!I", plain, 4)[0]
+                    for picture in decoder.decode(JitterFrame(pending, ts)):
+                        assert isinstance(picture, av.VideoFrame)
+                        sizes.append((picture.width, picture.height))
+                    pending = b""
+                    count -= 1
+
+        await pub.round(key="qhf")  # every layer starts with a key frame: q, h, f in turn
+        await receive_frames(3)
+        for _ in range(3):
+            await pub.round()
+        await receive_frames(3)
+        line.set_wanted(48)
+        await pub.round()  # f until q's key frame
+        await pub.round(key="q")
+        await pub.round()
+        await receive_frames(3)
+        line.set_wanted(96)
+        await pub.round(key="h")  # its q frame is sent before h's key frame
+        await pub.round()
+        await receive_frames(3)
+        nursery.cancel_scope.cancel()
+    q, h, f = REAL_SIZES.values()
+    assert sizes == [q, h, f, f, f, f, f, q, q, q, h, h]
