@@ -24,7 +24,7 @@ from actors.admin.reports import AdminActor
 from actors.admin.retention import RetentionActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
-from actors.consult.desk import ConsultDesk
+from actors.consult.desk import LINK_LIFETIME, ConsultDesk
 from actors.meetings.host import MeetingHost
 from actors.ondemand.queue import OnDemandHost
 from actors.staff.directory import Directory
@@ -52,6 +52,7 @@ async def start_actors(
     media: MediaPort | None = None,
     senders: dict[Channel, Sender] | None = None,
     retention: RetentionPolicy | None = None,
+    consult_link_seconds: float = LINK_LIFETIME,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
     restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
@@ -81,7 +82,19 @@ async def start_actors(
     await root.start_child(ChildSpec(addresses.SETUP, lambda: SetupAdmin(store)))
     await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store, senders)))
     # Consult Now: its calls run under the rooms supervisor, as room/<id> (issue 13).
-    await root.start_child(ChildSpec(addresses.CONSULT, lambda: ConsultDesk(store, rooms, media)))
+    # ``consult_link_seconds``: how long a link is valid, and what each extension adds.
+    await root.start_child(
+        ChildSpec(
+            addresses.CONSULT,
+            lambda: ConsultDesk(
+                store,
+                rooms,
+                media,
+                lifetime=consult_link_seconds,
+                extension=consult_link_seconds,
+            ),
+        )
+    )
     await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))
     # Forgets personal data as the retention policy says (issue 15).
     await root.start_child(ChildSpec(addresses.RETENTION, lambda: RetentionActor(store, retention)))

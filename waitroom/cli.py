@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
 from storage.retention import (
@@ -66,6 +67,9 @@ TURN_SECRET_ENV = "WAITROOM_TURN_SECRET"
 TURN_TTL_ENV = "WAITROOM_TURN_TTL"
 #: ``serve`` runs one media worker process per core unless told otherwise.
 DEFAULT_MEDIA_WORKERS = "auto"
+#: What ``--consult-link-seconds`` accepts: ten seconds (tests) to an hour.
+MIN_CONSULT_LINK_SECONDS = 10.0
+MAX_CONSULT_LINK_SECONDS = 3600.0
 
 
 def media_workers(value: str) -> int:
@@ -115,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MEDIA_PORT,
         help="UDP port for call media (%(default)s)",
+    )
+    serve.add_argument(
+        "--consult-link-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help=(
+            "seconds a Consult Now link is valid from sending, and what each extension adds "
+            f"(default {CONSULT_LINK_SECONDS:g}: five minutes)"
+        ),
     )
     serve.add_argument(
         "--media-workers",
@@ -273,7 +287,16 @@ def config_from_args(
         )
     except ValueError as error:
         raise SystemExit(f"waitroom serve: --retain-*-days: {error}") from None
+    link_seconds = CONSULT_LINK_SECONDS
+    if args.consult_link_seconds is not None:
+        link_seconds = args.consult_link_seconds
+        if not MIN_CONSULT_LINK_SECONDS <= link_seconds <= MAX_CONSULT_LINK_SECONDS:
+            raise SystemExit(
+                f"waitroom serve: --consult-link-seconds must be {MIN_CONSULT_LINK_SECONDS:g}"
+                f" to {MAX_CONSULT_LINK_SECONDS:g}"
+            )
     return ServerConfig(
+        consult_link_seconds=link_seconds,
         retention=retention,
         trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
         metrics_token=env.get(METRICS_TOKEN_ENV, ""),

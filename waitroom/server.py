@@ -32,6 +32,7 @@ from hypercorn.trio import serve
 
 from actors import addresses
 from actors.boot import start_actors
+from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
 from gateway import protocol
 from gateway.asgi import GatewayEndpoint
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
@@ -105,6 +106,8 @@ class ServerConfig:
     metrics_token: str = ""
     #: Days each kind of personal data is kept (actors.admin.retention; docs/operations.md).
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    #: Seconds a Consult Now link is valid from sending, and what each extension adds (issue 13).
+    consult_link_seconds: float = CONSULT_LINK_SECONDS
 
     @property
     def tls(self) -> bool:
@@ -243,6 +246,7 @@ async def _serve(
         media,
         senders=build_senders(config.senders),
         retention=config.retention,
+        consult_link_seconds=config.consult_link_seconds,
     )
     gateway = GatewayEndpoint(info.registry)
     lag = LoopLag()

@@ -21,15 +21,17 @@ from quart import Blueprint, g, redirect, render_template, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from actors import addresses, refusals
-from actors.consult.desk import EXTENSION, LINK_LIFETIME, MAX_EXTENSIONS
 from actors.consult.messages import (
     LINK_MARK,
+    MINUTES_MARK,
     CancelConsultLink,
     Channel,
     CheckConsultLink,
     ConsultPass,
+    DescribeLinkTimes,
     ExtendConsultLink,
     LinkStatus,
+    LinkTimes,
     LinkView,
     MyConsultLinks,
     OpenConsultLink,
@@ -118,6 +120,8 @@ async def _send_page(
     areas = await _provider_areas(principal)
     if not areas:
         raise _not_a_provider()
+    times = await security.ask(addresses.CONSULT, DescribeLinkTimes())
+    assert isinstance(times, LinkTimes)
     page = await render_template(
         "consult/new.html",
         areas=areas,
@@ -126,9 +130,9 @@ async def _send_page(
         values=values or {"channel": "sms", "lang": i18n.current_locale()},
         locales=i18n.LOCALES,
         locale_names={lang.code: lang.native_name for lang in i18n.languages()},
-        lifetime_minutes=int(LINK_LIFETIME // 60),
-        extension_minutes=int(EXTENSION // 60),
-        max_extensions=MAX_EXTENSIONS,
+        lifetime_minutes=f"{times.lifetime_seconds / 60:g}",
+        extension_minutes=f"{times.extension_seconds / 60:g}",
+        max_extensions=times.max_extensions,
     )
     return page, status
 
@@ -140,12 +144,7 @@ def message_for(lang: str, provider: str, area: str) -> tuple[str, str]:
     body: str = _(
         "%(provider)s (%(area)s) asks you to join a video call now. Open this link within "
         "%(minutes)s minutes and press the button: %(link)s"
-    ) % {
-        "provider": provider,
-        "area": area,
-        "minutes": int(LINK_LIFETIME // 60),
-        "link": LINK_MARK,
-    }
+    ) % {"provider": provider, "area": area, "minutes": MINUTES_MARK, "link": LINK_MARK}
     return subject, body
 
 
@@ -245,7 +244,7 @@ async def load_section(principal: Principal) -> Mapping[str, object] | None:
     links = await _my_links(principal)
     if not links and not await _provider_areas(principal):
         return None
-    return {"links": links, "max_extensions": MAX_EXTENSIONS}
+    return {"links": links}
 
 
 console.register_section("consult", CONSOLE_ORDER, load_section)

@@ -34,11 +34,14 @@ from actors.calls.media import MediaPort
 from actors.consult.call import ANSWER_GRACE, ConsultCall, ConsultStart
 from actors.consult.messages import (
     LINK_MARK,
+    MINUTES_MARK,
     CancelConsultLink,
     CheckConsultLink,
     ConsultPass,
+    DescribeLinkTimes,
     ExtendConsultLink,
     LinkStatus,
+    LinkTimes,
     LinkView,
     MyConsultLinks,
     OpenConsultLink,
@@ -245,6 +248,7 @@ class ConsultDesk(Actor):
             seconds_left=max(left, 0.0),
             extensions=link.extensions,
             extensions_left=max(self.max_extensions - link.extensions, 0),
+            extension_seconds=self.extension.total_seconds(),
             room_id=link.room_id,
         )
 
@@ -308,7 +312,9 @@ class ConsultDesk(Actor):
             msg.channel,
             address,
             msg.subject,
-            msg.body.replace(LINK_MARK, url),
+            msg.body.replace(MINUTES_MARK, f"{self.lifetime.total_seconds() / 60:g}").replace(
+                LINK_MARK, url
+            ),
             msg.remote_addr,
         )
         self.spawn(self._deliver, self.defer_reply(), link.id, outgoing)
@@ -387,6 +393,12 @@ class ConsultDesk(Actor):
         )
         await self._tell_watchers(link)
         return await self.view(link)
+
+    @handles(DescribeLinkTimes)
+    async def _times(self, msg: DescribeLinkTimes) -> LinkTimes:
+        return LinkTimes(
+            self.lifetime.total_seconds(), self.extension.total_seconds(), self.max_extensions
+        )
 
     @handles(MyConsultLinks)
     async def _mine(self, msg: MyConsultLinks) -> tuple[LinkView, ...]:

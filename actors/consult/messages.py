@@ -15,8 +15,9 @@ from actors.principal import Principal
 Channel = Literal["email", "sms"]
 
 #: Where the link goes in the message body a page composes (replaced by the desk, which alone
-#: knows the secret).
+#: knows the secret), and where the minutes it is valid for go (the desk's setting).
 LINK_MARK = "{link}"
+MINUTES_MARK = "{minutes}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,19 @@ class MyConsultLinks:
     """The principal's own pending links, soonest due first (the console, the send page)."""
 
     principal: Principal
+
+
+@dataclass(frozen=True)
+class DescribeLinkTimes:
+    """How long links are valid and may be extended (``--consult-link-seconds``): replies
+    :class:`LinkTimes`, for what the pages say."""
+
+
+@dataclass(frozen=True)
+class LinkTimes:
+    lifetime_seconds: float
+    extension_seconds: float
+    max_extensions: int
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,8 @@ class LinkView:
     seconds_left: float
     extensions: int
     extensions_left: int
+    #: What one extension adds, in seconds.
+    extension_seconds: float
     #: The call it opened (``opened`` only): the provider's call page is ``/consult/call/<room_id>``.
     room_id: str | None
 
@@ -131,5 +147,6 @@ class LinkView:
             "seconds_left": self.seconds_left,
             "extensions": self.extensions,
             "extensions_left": self.extensions_left,
+            "extension_seconds": self.extension_seconds,
             "room": self.room_id,
         }

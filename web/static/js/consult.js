@@ -47,6 +47,7 @@
 
   function item(link) {
     const who = link.label || link.to;
+    const more = String(Math.round((link.extension_seconds / 60) * 100) / 100);
     const li = document.createElement("li");
     li.className = "consult-link";
     li.dataset.linkId = link.id;
@@ -69,7 +70,8 @@
     actions.className = "consult-link__actions";
     actions.append(
       form("/consult/" + encodeURIComponent(link.id) + "/extend",
-        "Extend 5 min (" + link.extensions_left + " left)", "Extend by 5 minutes: " + who,
+        "Extend " + more + " min (" + link.extensions_left + " left)",
+        "Extend by " + more + " minutes: " + who,
         "data-extend", link.extensions_left === 0),
       form("/consult/" + encodeURIComponent(link.id) + "/cancel", "Cancel", "Cancel link: " + who,
         "data-cancel", false)
