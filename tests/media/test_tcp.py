@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
+from media.pool import MediaPool
 from media.tcp import TcpServer, key_for, real_address
 from media.tcpframing import MAX_FRAME, Deframer, frame
 from media.worker import WorkerConfig
@@ -272,3 +273,26 @@ async def test_sending_to_a_closed_connection_never_reaches_the_udp_socket() -> 
     with pytest.raises(OSError):
         server.sendto(b"x", key_for("127.0.0.1", 1))
     assert server.sendto(b"x", ("127.0.0.1", 1)) == 0
+
+
+async def test_pool_workers_each_listen_on_their_own_tcp_port() -> None:
+    """Through worker processes: --tcp-port reaches each child, and a TCP-only peer connects."""
+    pool = MediaPool(WorkerConfig(bind_address="127.0.0.1", tcp_port=0), workers=2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        ports = set()
+        for call in ("call-p1", "call-p2", "call-p3", "call-p4"):
+            answer = await pool.open_peer(call, "p", FakePeer().offer(1))
+            found = _TCP_CANDIDATE.search(answer)
+            assert found is not None, answer
+            ports.add(int(found[2]))
+        assert len(ports) == 2 and not ports & set(pool.ports)  # one each, not the UDP ports
+        peer = TcpPeer()
+        try:
+            await peer.open_tcp(pool, "tcp")  # type: ignore[arg-type]
+            await eventually(lambda: pool.peer_state(CALL, "tcp") == "connected", 5.0)
+        finally:
+            peer.close()
+            if peer.stream is not None:
+                await peer.stream.aclose()
+        nursery.cancel_scope.cancel()
