@@ -1,7 +1,9 @@
 """The append-only audit log: who did what, when (UTC), in which area, from which address.
 
 Append-only is enforced twice: this module has no update or delete function, and SQLite triggers
-(migration 1) abort any UPDATE or DELETE on ``audit_log`` whoever issues it.
+(migration 1) abort any UPDATE or DELETE on ``audit_log`` whoever issues it. Each entry also
+carries a hash chained to the one before (``storage.audit_chain``, migration 6), so a change made
+by someone who dropped the triggers shows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from storage import audit_chain
 from storage.db import Row, Store, dump_json, fetch_all, fetch_required, insert, load_json
 from storage.times import from_db, to_db, utcnow
 
@@ -166,20 +169,25 @@ def _append(
     details: dict[str, Any],
     now: datetime,
 ) -> AuditEntry:
+    # The id is chosen here because it is part of the chain hash; rows are never deleted, so
+    # the next rowid is the newest one's plus one.
+    last_id, previous = audit_chain.head(db)
+    fields: dict[str, object] = {
+        "id": last_id + 1,
+        "at": to_db(now),
+        "actor_kind": actor_kind,
+        "actor_user_id": actor_user_id,
+        "action": action,
+        "area_id": area_id,
+        "subject": subject,
+        "remote_addr": remote_addr,
+        "details": dump_json(details),
+    }
     entry_id = insert(
         db,
-        """INSERT INTO audit_log (at, actor_kind, actor_user_id, action, area_id, subject,
-               remote_addr, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-        (
-            to_db(now),
-            actor_kind,
-            actor_user_id,
-            action,
-            area_id,
-            subject,
-            remote_addr,
-            dump_json(details),
-        ),
+        """INSERT INTO audit_log (id, at, actor_kind, actor_user_id, action, area_id, subject,
+               remote_addr, details, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (*fields.values(), audit_chain.link(previous, fields)),  # type: ignore[arg-type]
     )
     return _entry(fetch_required(db, "SELECT * FROM audit_log WHERE id = ?", (entry_id,), "entry"))
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from storage import audit_chain
 from storage.consult import SCHEMA as _CONSULT_LINKS
 from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
@@ -280,12 +281,36 @@ END;
 """Invited guests (interpreters, colleagues) act in calls too; SQLite cannot change a CHECK in
 place, so the table is rebuilt (rows copied with their ids) and its triggers recreated."""
 
+
+def _audit_chain(db: Database) -> None:
+    """Add the chain column and hash every existing entry (storage.audit_chain). The append-only
+    trigger is lifted for the backfill only, inside this migration's transaction."""
+    db.execute("ALTER TABLE audit_log ADD COLUMN chain TEXT NOT NULL DEFAULT ''")
+    db.execute("DROP TRIGGER audit_log_no_update")
+    previous, after = audit_chain.GENESIS, 0
+    columns = ", ".join(audit_chain.FIELDS)
+    while rows := fetch_all(
+        db,
+        f"SELECT {columns} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+        (after, audit_chain.VERIFY_PAGE),
+    ):
+        for row in rows:
+            previous = audit_chain.link(previous, audit_chain.fields_of(row))
+            execute(db, "UPDATE audit_log SET chain = ? WHERE id = ?", (previous, row["id"]))
+            after = int(row["id"])
+    db.execute(
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "audit actors include invited guests", _AUDIT_GUEST_ACTORS),
     Migration(3, "Consult Now links", _CONSULT_LINKS),
     Migration(4, _MEETING_ROOMS_NAME, _MEETING_ROOMS),
     Migration(5, _ONDEMAND_NAME, _ONDEMAND),
+    Migration(6, "audit log hash chain", _audit_chain),
 ]
 """Every migration ever shipped, in order. Append only."""
 

@@ -15,10 +15,12 @@ from quart import Blueprint, Response, render_template, request
 from actors import addresses
 from actors.admin.reports import (
     AUDIT_ACTIONS,
+    ChainCheck,
     ListAudit,
     ListReportAreas,
     ReportFigures,
     ReportFor,
+    VerifyAuditChain,
 )
 from actors.principal import Principal
 from runtime import Refusal
@@ -83,6 +85,15 @@ async def audit_page() -> str:
     return await render_template(
         "admin/audit.html", entries=entries, actions=AUDIT_ACTIONS, args=args
     )
+
+
+@blueprint.post("/audit/verify")
+async def verify_audit_chain() -> str:
+    """Recompute the hash chain of the whole log and say whether it holds (issue 15)."""
+    principal = await security.require_staff()
+    check = await _ask(VerifyAuditChain(principal))
+    assert isinstance(check, ChainCheck)
+    return await render_template("admin/audit_verified.html", check=check)
 
 
 async def _report(principal: Principal) -> tuple[ReportFigures | None, list[tuple[int, str]]]:

@@ -17,8 +17,11 @@ from actors.principal import Principal, Role
 from runtime.errors import Refusal
 from runtime.kernel import Actor, handles
 from storage import areas as area_store
-from storage import audit, orgs, reports
+from storage import audit, audit_chain, orgs, reports
 from storage.audit import AuditEntry
+
+# Re-exported for pages, which never import storage.
+from storage.audit_chain import ChainCheck as ChainCheck
 from storage.db import Store
 
 #: Kept importable; the address lives in ``actors.addresses``.
@@ -39,6 +42,13 @@ class ListAudit:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = audit.DEFAULT_PAGE
+
+
+@dataclass(frozen=True)
+class VerifyAuditChain:
+    """Recompute the audit log's hash chain (administrators only): intact, or where it breaks."""
+
+    principal: Principal
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,11 @@ class AdminActor(Actor):
     async def _on_list_audit(self, message: ListAudit) -> object:
         _require_org_admin(message.principal)
         return await self._audit(message)
+
+    @handles(VerifyAuditChain)
+    async def _on_verify_chain(self, message: VerifyAuditChain) -> ChainCheck:
+        _require_org_admin(message.principal)
+        return await audit_chain.verify(self.store)
 
     @handles(ListReportAreas)
     async def _on_report_areas(self, message: ListReportAreas) -> list[tuple[int, str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from storage import audit
+from storage import audit, audit_chain
 from storage.db import Store, fetch_all, open_store
 from storage.migrations import MIGRATIONS, apply_migrations
 
@@ -139,13 +139,80 @@ async def test_guest_actors_and_triggers_survive_migration_2(store: Store) -> No
         await store.run(tamper)
 
 
+def _fill_as_of_schema_1(db: Database) -> None:
+    """Rows as the code of schema 1 wrote them (no chain column yet)."""
+    for minute, action, kind in ((0, "auth.sign_in", "user"), (1, "caller.arrived", "caller")):
+        db.execute(
+            """INSERT INTO audit_log (at, actor_kind, actor_user_id, action, area_id, subject,
+                   remote_addr, details) VALUES (?, ?, 1, ?, 10, 'caller/abc', '192.0.2.1', '{}')""",
+            ((T0 + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), kind, action),
+        )
+
+
 async def test_migration_2_keeps_existing_rows(db_path: Path) -> None:
     async with open_store(db_path, migrate=False) as store:
         await store.run(apply_migrations, MIGRATIONS[:1])
-        await _fill(store)
+        await store.run(_fill_as_of_schema_1)
         before = await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id")
         assert await store.run(apply_migrations, MIGRATIONS[:2]) == [2]
         assert await store.run(fetch_all, "SELECT * FROM audit_log ORDER BY id") == before
+
+
+# -- the hash chain (issue 15) ----------------------------------------------------------------------
+
+
+async def test_appended_entries_form_an_intact_chain(store: Store) -> None:
+    assert (await audit_chain.verify(store)).intact
+    await _fill(store)
+    check = await audit_chain.verify(store)
+    assert check.intact and check.entries == 4
+    rows = await store.run(fetch_all, "SELECT chain FROM audit_log ORDER BY id")
+    assert check.head == rows[-1]["chain"] != audit_chain.GENESIS
+
+
+def _tamper(db: Database, sql: str, params: tuple[object, ...]) -> None:
+    """What someone with the database file can do: drop the triggers and edit."""
+    db.execute("DROP TRIGGER audit_log_no_update")
+    db.execute("DROP TRIGGER audit_log_no_delete")
+    db.execute(sql, params)
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "broken"),
+    [
+        ("UPDATE audit_log SET remote_addr = ? WHERE id = 2", ("10.9.9.9",), 2),
+        ("UPDATE audit_log SET details = ? WHERE id = 3", ('{"room":"r2"}',), 3),
+        ("DELETE FROM audit_log WHERE id = ?", (2,), 3),
+        (
+            """INSERT INTO audit_log (id, at, actor_kind, action, chain)
+               VALUES (?, '2026-05-01T08:10:00.000000Z', 'system', 'x.y', 'forged')""",
+            (99,),
+            99,
+        ),
+    ],
+)
+async def test_a_change_behind_the_triggers_breaks_the_chain_there(
+    store: Store, sql: str, params: tuple[object, ...], broken: int
+) -> None:
+    await _fill(store)
+    await store.run(_tamper, sql, params)
+    check = await audit_chain.verify(store)
+    assert not check.intact
+    assert check.first_broken_id == broken
+
+
+async def test_migration_6_chains_the_entries_already_there(db_path: Path) -> None:
+    async with open_store(db_path, migrate=False) as store:
+        await store.run(apply_migrations, MIGRATIONS[:5])
+        await store.run(_fill_as_of_schema_1)
+        assert await store.run(apply_migrations) == [n.number for n in MIGRATIONS[5:]]
+        check = await audit_chain.verify(store)
+        assert check.intact and check.entries == 2
+        await audit.append(store, audit.SIGN_OUT, actor_user_id=1, now=T0 + timedelta(hours=1))
+        assert (await audit_chain.verify(store)).entries == 3
+        # The trigger is back after the backfill.
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.run(fetch_all, "UPDATE audit_log SET subject = 'x' WHERE id = 1")
 
 
 #: The packages that run in the server; migrations are the one place allowed to shape the table.

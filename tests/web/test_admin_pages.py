@@ -78,3 +78,37 @@ async def test_share_page_does_not_tell_a_foreign_area_from_a_missing_one(
     missing = await outsider.get("/areas/987654/share")
     assert foreign.status == missing.status == 404
     assert foreign.text == missing.text
+
+
+async def test_administrators_check_the_audit_chain(waitroom_server: RunningServer) -> None:
+    """The check says "intact" on a real server's log and names the entry an edit behind the
+    triggers broke (issue 15); a provider may not run it."""
+    from storage.db import open_store
+
+    demo = waitroom_server.demo
+    provider = HttpClient(waitroom_server.base_url)
+    await sign_in(provider, demo.provider_username, DEMO_PASSWORD)
+    page = await provider.get("/dashboard")
+    refused = await provider.post("/admin/audit/verify", {"csrf_token": page.csrf_token()})
+    assert refused.status == 403
+
+    admin = HttpClient(waitroom_server.base_url)
+    await sign_in(admin, demo.admin_username, DEMO_PASSWORD)
+    page = await admin.get("/admin/audit")
+    assert 'id="verify-chain"' in page.text
+    checked = await admin.post("/admin/audit/verify", {"csrf_token": page.csrf_token()})
+    assert checked.status == 200
+    assert 'data-intact="yes"' in checked.text
+    forged = await admin.post("/admin/audit/verify", {"csrf_token": "forged"})
+    assert forged.status == 400  # CSRF as for every form
+
+    def tamper(db: object) -> None:
+        conn = db.conn  # type: ignore[attr-defined]
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET remote_addr = '10.0.0.1' WHERE id = 1")
+
+    async with open_store(waitroom_server.db_path, migrate=False) as store:
+        await store.run(tamper)
+    checked = await admin.post("/admin/audit/verify", {"csrf_token": page.csrf_token()})
+    assert 'data-intact="no"' in checked.text
+    assert "entry #1 " in checked.text
