@@ -59,7 +59,7 @@ from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from services.passwords import Passwords
 from storage import areas as area_store
-from storage import audit, orgs, staff
+from storage import audit, meeting_rooms, orgs, staff
 from storage.db import Store
 from storage.errors import ConflictError, NotFoundError
 from storage.orgs import Unit
@@ -190,6 +190,12 @@ class SetupAdmin(Actor):
                 raise _forbidden()
         elif scope == "unit":
             await self._unit_for_admin(principal, scope_id)
+        elif scope == "meeting_room":
+            try:
+                room = await meeting_rooms.get_meeting_room(self.store, scope_id)
+            except NotFoundError as exc:
+                raise _forbidden() from exc
+            await self._unit_for_admin(principal, room.unit_id)
         else:
             try:
                 area = await area_store.get_area(self.store, scope_id)
@@ -209,11 +215,21 @@ class SetupAdmin(Actor):
             raise _forbidden()
         entries = []
         area_names: dict[int, str] = {}
+        rooms = await meeting_rooms.list_meeting_rooms(
+            self.store, unit_ids=tuple(u.id for u in units)
+        )
+        room_names = {r.id: r.name for r in rooms}
         for unit in units:
             areas = await area_store.list_areas(self.store, unit.id, include_inactive=True)
             area_names.update({a.id: a.name for a in areas})
             entries.append(
-                UnitEntry(unit.id, unit.org_id, unit.name, tuple(_area_entry(a) for a in areas))
+                UnitEntry(
+                    unit.id,
+                    unit.org_id,
+                    unit.name,
+                    tuple(_area_entry(a) for a in areas),
+                    tuple((r.id, r.name) for r in rooms if r.unit_id == unit.id),
+                )
             )
         unit_names = {u.id: u.name for u in units}
         org_ids = tuple(sorted({u.org_id for u in units if principal.is_org_admin(str(u.org_id))}))
@@ -222,6 +238,7 @@ class SetupAdmin(Actor):
             "org": org_names,
             "unit": unit_names,
             "area": area_names,
+            "meeting_room": room_names,
         }
         people = []
         for user in await staff.list_users(self.store, include_inactive=True):

@@ -166,6 +166,8 @@ class UnitEntry:
     org_id: int
     name: str
     areas: tuple[AreaEntry, ...]
+    #: (id, name) of the unit's open meeting rooms: a meeting member may be granted on one.
+    meeting_rooms: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

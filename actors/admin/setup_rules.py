@@ -204,4 +204,6 @@ def grant_fits(fields: GrantFields) -> GrantFields:
         raise _invalid("The organisation admin role is granted on an organisation.")
     if fields.role == "unit_admin" and fields.scope_type != "unit":
         raise _invalid("The unit admin role is granted on a unit.")
+    if fields.scope_type == "meeting_room" and fields.role != "meeting_member":
+        raise _invalid("Only the meeting member role is granted on one meeting room.")
     return fields

@@ -46,9 +46,8 @@ async def _create_room(admin: HttpClient, name: str) -> tuple[int, str, Response
     )
     assert created.status == HTTP_SEE_OTHER
     listed = await admin.get(created.header("location") or "")
-    ids = [int(i) for i in _ROOM_ROW.findall(listed.text)]
-    links = _LINK.findall(listed.text)
-    return ids[-1], links[-1], listed
+    row = next(r for r in listed.text.split("<tr") if f'value="{name}"' in r)
+    return int(_ROOM_ROW.findall(row)[0]), _LINK.findall(row)[0], listed
 
 
 async def _ids(server: RunningServer) -> tuple[int, int]:
@@ -176,7 +175,8 @@ async def test_guest_link_in_both_languages_and_a_rotated_link_is_refused(
     assert rotated.status == HTTP_SEE_OTHER
     after = await admin.get(rotated.header("location") or "")
     assert "The old link no longer admits anyone." in after.text
-    new_link = _LINK.findall(after.text)[-1]
+    row = next(r for r in after.text.split("<tr") if 'value="Huddle"' in r)
+    new_link = _LINK.findall(row)[0]
     assert new_link != link
     old = await guest.get(f"/m/{link}")
     assert old.status == HTTP_GONE and "not valid any more" in old.text
@@ -223,3 +223,42 @@ async def test_a_user_room_is_its_owners_only_and_listed_in_their_menu(
     other = await _user(waitroom_server, "other", ("provider", "unit", unit_id))
     assert 'id="nav-user-room"' not in (await other.get("/")).text
     assert (await other.get("/me/room")).status == HTTP_NOT_FOUND
+
+
+async def test_the_member_role_granted_on_one_room_through_the_setup_page(
+    waitroom_server: RunningServer,
+) -> None:
+    admin = await _admin(waitroom_server)
+    meeting_id, _link, _listed = await _create_room(admin, "Huddle")
+    other_id, _other_link, _ = await _create_room(admin, "Board room")
+    unit_id, _ = await _ids(waitroom_server)
+    nurse = await _user(waitroom_server, "nurse", ("provider", "unit", unit_id))
+    assert (await nurse.get(f"/meetings/{meeting_id}")).status == HTTP_FORBIDDEN
+
+    setup = await admin.get("/admin/setup")
+    assert f'value="meeting_room:{meeting_id}"' in setup.text
+    user_id = setup.text.split("(nurse)", 1)[0].rsplit('<option value="', 1)[1].split('"', 1)[0]
+    wrong_role = await admin.post(
+        "/admin/setup/grants",
+        {
+            "csrf_token": setup.csrf_token(),
+            "user_id": user_id,
+            "role": "provider",
+            "scope": f"meeting_room:{meeting_id}",
+        },
+    )
+    assert wrong_role.status == HTTP_BAD_REQUEST
+    granted = await admin.post(
+        "/admin/setup/grants",
+        {
+            "csrf_token": setup.csrf_token(),
+            "user_id": user_id,
+            "role": "meeting_member",
+            "scope": f"meeting_room:{meeting_id}",
+        },
+    )
+    assert granted.status == HTTP_SEE_OTHER
+    listed = await admin.get(granted.header("location") or "")
+    assert "meeting_member in meeting_room Huddle" in listed.text
+    assert (await nurse.get(f"/meetings/{meeting_id}")).status == HTTP_OK
+    assert (await nurse.get(f"/meetings/{other_id}")).status == HTTP_FORBIDDEN
