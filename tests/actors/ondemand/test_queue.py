@@ -310,14 +310,15 @@ async def test_intake_answers_are_checked(world: World, autojump_clock: object) 
         )
 
     await refused(refusals.BAD_FIELD, step(1, STEP_TWO))  # out of order
-    for bad in (
+    bad_answers: list[dict[Any, Any]] = [
         {"symptoms": "cough"},  # required choice missing
         {"symptoms": "cough", "urgency": "maybe"},  # not an option
         {"symptoms": "x" * 501, "urgency": "low"},  # too long
         {"symptoms": "cough", "urgency": "low", "extra": "1"},  # not a field
         {"symptoms": "cough", "urgency": "low", b"bytes": "1", "x": "1"},  # bytes keys too
         {"symptoms": ["a list"], "urgency": "low"},  # not text
-    ):
+    ]
+    for bad in bad_answers:
         await refused(refusals.INVALID, step(0, bad))
     await step(0, STEP_ONE)
     for bad in (

@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from actors import addresses
-from actors.admin.outbox import OutboxActor
+from actors.admin.outbox import Channel, OutboxActor
 from actors.inbound import Inbound, Push
 from actors.ondemand.messages import FindQueue, RequestTicket, SaveSettings, StartRequest
 from actors.ondemand.queue import OnDemandHost
@@ -21,6 +21,7 @@ from actors.staff.directory import principal_of
 from actors.staff.notices import NoticeBoard
 from gateway.auth import Authenticator
 from runtime import ActorRef, ChildSpec, Registry, Supervisor
+from services.sender import Sender
 from storage import areas, orgs, staff
 from storage.db import Store, open_store
 from tests.actors.calls.fakes import SlowMedia
@@ -137,7 +138,9 @@ def events_of(events: list[Push], kind: str) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def world_at(tmp_path: Path, alert_after: int = 0) -> AsyncIterator[World]:
+async def world_at(
+    tmp_path: Path, alert_after: int = 0, senders: dict[Channel, Sender] | None = None
+) -> AsyncIterator[World]:
     async with open_store(tmp_path / "ondemand.sqlite3") as store, trio.open_nursery() as nursery:
         org = await orgs.create_organisation(store, "Riverside")
         unit = await orgs.create_unit(store, org.id, "GP")
@@ -163,7 +166,7 @@ async def world_at(tmp_path: Path, alert_after: int = 0) -> AsyncIterator[World]
         sessions: Supervisor = await nursery.start(Supervisor(registry, "ondemand-sessions").run)
         media = SlowMedia()
         await root.start_child(ChildSpec(addresses.NOTICES, lambda: NoticeBoard(store)))
-        await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store)))
+        await root.start_child(ChildSpec(addresses.OUTBOX, lambda: OutboxActor(store, senders)))
         await root.start_child(
             ChildSpec(addresses.ONDEMAND, lambda: OnDemandHost(store, queues, sessions, media))
         )
