@@ -3,7 +3,8 @@ subscriber that shows it small gets the low layer, and transport-cc keeps Chrome
 
 Two pages of one browser: the publisher joins with `simulcast: true` and a 1280x720 fake camera,
 the subscriber without. Signalling calls the worker directly (as tests/media/test_browser.py
-does). Run under the machine-wide lock (tests/README or the rules: one browser test at a time).
+does), and so does the subscriber's view (what its page's media.view carries: the publisher's
+display height), through the worker's selection to the consumer's layer choice. Run under the machine-wide lock (tests/README or the rules: one browser test at a time).
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def scenario(worker: RecordingWorker, tmp: Path) -> dict[str, Any]:
             result["layers"] = in_trio(layers)
             result["full_width"] = seen()["frameWidth"]
 
-            line = in_trio(lambda: worker._transports[(CALL, "sub")].slots[0]["video"])
-            in_trio(line.set_wanted, SMALL)
+            # What the page's media.view does: it shows the publisher 180 px tall.
+            in_trio(worker.set_view, CALL, "sub", {"pub": SMALL}, [])
             result["switch_down_s"] = seconds_until(
                 lambda: 0 < seen().get("frameWidth", 0) <= 320, DEADLINE, POLL, "the low layer"
             )
@@ -148,7 +149,7 @@ def scenario(worker: RecordingWorker, tmp: Path) -> dict[str, Any]:
             )
             result["sending"] = pub.evaluate("() => window.sending()")
 
-            in_trio(line.set_wanted, 720)
+            in_trio(worker.set_view, CALL, "sub", {"pub": 720}, [])
             result["switch_up_s"] = seconds_until(
                 lambda: seen().get("frameWidth", 0) > 640, TOP_LAYER_DEADLINE, POLL, "top layer"
             )
