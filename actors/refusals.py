@@ -42,6 +42,7 @@ ALREADY_JOINED = "already_joined"  #: another provider joined this caller first
 BAD_TARGET = "bad_target"  #: a transfer to an area that cannot take the caller
 OTHER_UNIT = "other_unit"  #: a transfer to an area of another organisational unit
 FULL = "full"  #: the area's queue is at its limit
+TOO_MANY_ARRIVALS = "too_many_arrivals"  #: arrivals from this address (or to this area) flood it
 
 # -- calls -----------------------------------------------------------------------------------------
 NOT_IN_ROOM = "not_in_room"  #: a call message before ``room.enter``

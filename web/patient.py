@@ -39,6 +39,8 @@ _TOKEN_PART = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_GUEST_NAME = 80
 #: HTTP status for links that worked once and never will again.
 GONE = 410
+#: An arrival refused by the area's flood limits (issue 15).
+TOO_MANY_REQUESTS = 429
 
 #: Input type per arrival-form field kind (``reason`` becomes a textarea in the template).
 INPUT_TYPES = {"name": "text", "dob": "date", "phone": "tel", "reason": "text", "custom": "text"}
@@ -153,6 +155,12 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
         ):  # the page explains; no form to fill
             _, info = await _area(slug)
             return await _form_page(info, values, None, 409)
+        if refusal.code == refusals.TOO_MANY_ARRIVALS:
+            too_many = N_(
+                "Too many arrivals have come from your connection. Please wait a few minutes "
+                "and try again, or phone the clinic."
+            )
+            return await _form_page(info, values, too_many, TOO_MANY_REQUESTS)
         return await _form_page(info, values, refusal.detail, 400)
     assert isinstance(ticket, ArrivalTicket)
     page = await render_template("patient/waiting.html", area=info, token=ticket.token)

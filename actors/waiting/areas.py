@@ -45,6 +45,7 @@ from actors.waiting.hours import is_open, next_opening
 from runtime.errors import ActorError, AskTimeout, Refusal
 from runtime.kernel import Actor, handles
 from runtime.supervisor import ChildSpec, Restart, Supervisor
+from services.throttle import NEVER_COUNTED, FailureThrottle
 from storage import areas as area_store
 from storage import audit, callers, orgs
 from storage.areas import Closure
@@ -64,6 +65,18 @@ MAX_FIELD_LENGTH = 500
 MAX_QUEUE = 2000
 #: Most arrivals admitted together (one transaction): bounds the first one's wait for the rest.
 MAX_ARRIVAL_BATCH = 32
+#: Arrivals one address may make in one area within ``ARRIVAL_WINDOW`` seconds: a family or a
+#: clinic's kiosk makes a few; a script filling the queue with fake callers makes hundreds
+#: (issue 15). Loopback is never counted (services.throttle): behind a proxy, configure
+#: ``--trusted-proxy`` so the real address is counted.
+ARRIVALS_PER_ADDRESS = 10
+ARRIVAL_WINDOW = 10 * 60.0
+#: Arrivals one area admits from all addresses together within ``ARRIVAL_WINDOW``, so a flood
+#: from many addresses cannot keep it at ``MAX_QUEUE``: about two a second, sustained for ten
+#: minutes, which no clinic's real callers reach.
+ARRIVALS_PER_AREA = 1200
+#: The key the area-wide count is kept under in its window counter.
+_WHOLE_AREA = "area"
 
 
 def area_address(area_id: int) -> str:
@@ -113,6 +126,9 @@ class WaitingArea(Actor):
         self.watchers: set[str] = set()
         #: Queued-to-joined waits of the area's recent joins: each waiting caller's estimate.
         self.recent_waits = RecentWaits()
+        #: Flood limits (in memory, like the sign-in throttle: a restart forgets them).
+        self.arrivals_by_address = FailureThrottle(ARRIVALS_PER_ADDRESS, ARRIVAL_WINDOW)
+        self.arrivals_in_area = FailureThrottle(ARRIVALS_PER_AREA, ARRIVAL_WINDOW, max_tracked=1)
 
     async def _load_settings(self) -> None:
         """Read name, hours, closures, form and active flag; the queue and watchers are untouched."""
@@ -291,7 +307,19 @@ class WaitingArea(Actor):
             raise Refusal(refusals.CLOSED, "this waiting area is closed now")
         if queued >= MAX_QUEUE:
             raise Refusal(refusals.FULL, "this waiting area cannot take more callers right now")
-        return self._clean_details(msg.details)
+        details = self._clean_details(msg.details)
+        counted = msg.remote_addr not in NEVER_COUNTED
+        if counted and (
+            self.arrivals_by_address.blocked(msg.remote_addr)
+            or self.arrivals_in_area.blocked(_WHOLE_AREA)
+        ):
+            raise Refusal(
+                refusals.TOO_MANY_ARRIVALS, "too many arrivals from here; try again in a while"
+            )
+        if counted:
+            self.arrivals_by_address.failed(msg.remote_addr)
+            self.arrivals_in_area.failed(_WHOLE_AREA)
+        return details
 
     # -- the providers' side ----------------------------------------------------------------------
     def _require(self, principal: Principal, role: Role = Role.PROVIDER) -> None:
