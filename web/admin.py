@@ -139,6 +139,7 @@ KIND_NAMES = {
     "user": "user room",
     "consult_now": "Consult Now",
     "group": "group",
+    "ondemand": "on-demand",
 }
 
 

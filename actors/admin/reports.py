@@ -17,7 +17,7 @@ from actors.principal import Principal, Role
 from runtime.errors import Refusal
 from runtime.kernel import Actor, handles
 from storage import areas as area_store
-from storage import audit, audit_chain, orgs, reports
+from storage import audit, audit_chain, ondemand, orgs, reports
 from storage.audit import AuditEntry
 
 # Re-exported for pages, which never import storage.
@@ -29,6 +29,8 @@ ADMIN_ADDRESS = addresses.ADMIN
 #: The audited actions (the one vocabulary, kept with the audit log in storage), for pages that
 #: filter the log: they take it from here, never from storage.
 AUDIT_ACTIONS: tuple[str, ...] = audit.ACTIONS
+#: The usage report's name for on-demand sessions among the calls by kind (issue 14).
+ONDEMAND_KIND = "ondemand"
 #: The percentile the reports show next to the median: "most callers waited less than this".
 PERCENTILE = 90
 
@@ -189,11 +191,18 @@ class AdminActor(Actor):
             wait=summarise(raw.wait_seconds),
             call_duration=summarise(raw.call_durations),
             waits=tuple(raw.wait_seconds),
-            calls_by_kind=tuple(
-                (
+            calls_by_kind=(
+                *(
                     await reports.calls_by_kind(
                         self.store, int(msg.principal.org_id or 0), msg.since, msg.until
                     )
-                ).items()
+                ).items(),
+                # On-demand sessions started (issue 14): they have no room row of their own.
+                (
+                    ONDEMAND_KIND,
+                    await ondemand.sessions_between(
+                        self.store, int(msg.principal.org_id or 0), msg.since, msg.until
+                    ),
+                ),
             ),
         )
