@@ -190,7 +190,13 @@ class Simulcast:
             consumer.base_octets = layer.octets
             consumer.synced = True
             layer.consumers.append(consumer)
-            if consumer.transport.can_receive and consumer.addr != NO_ADDRESS:
+            # The router's fan-out rule (Router._targets): nothing of a publisher on hold, nothing
+            # to a subscriber on hold or not connected. A later refresh rebuilds the same tuple.
+            if (
+                layer.transport.publishing
+                and consumer.transport.can_receive
+                and consumer.addr != NO_ADDRESS
+            ):
                 layer.targets = (*layer.targets, consumer)
             switched += 1
         return switched

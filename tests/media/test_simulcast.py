@@ -335,6 +335,22 @@ async def test_a_paused_line_gets_nothing_and_resumes_continuously(call: Call) -
     assert_continuous(call.got)
 
 
+async def test_a_switch_completing_while_the_publisher_is_on_hold_forwards_nothing(
+    call: Call,
+) -> None:
+    await start_layers(call)
+    call.worker.set_publishing(CALL, "pub", False)
+    call.line.set_wanted(180)
+    await call.pub.frames("q", key=True)  # the switch completes at q's key frame ...
+    await call.pub.frames("qhf")
+    await call.settle()
+    assert call.line.layer is call.publisher.simulcast[0].layers["q"]
+    assert await drain(call) == []  # ... and still nothing of a held publisher goes out
+    call.worker.set_publishing(CALL, "pub", True)
+    await call.pub.frames("q", key=True)
+    assert [(r.rid, r.key) for r in await call.expect(1)] == [("q", True)]
+
+
 async def test_a_layer_that_never_arrives_is_not_chosen(call: Call) -> None:
     await start_layers(call, rids="qh")  # f is offered but never sent: h is the tallest
     await call.pub.frames("qh")
