@@ -37,6 +37,7 @@ ROLE_GRANTED = "role.granted"
 ROLE_REVOKED = "role.revoked"
 AREA_CREATED = "area.created"
 AREA_UPDATED = "area.updated"
+AREA_LINK_ROTATED = "area.link_rotated"
 STAFF_CREATED = "staff.created"
 ARRIVAL = "caller.arrived"
 JOIN = "call.joined"
@@ -100,6 +101,7 @@ ACTIONS: tuple[str, ...] = (
     ROLE_REVOKED,
     AREA_CREATED,
     AREA_UPDATED,
+    AREA_LINK_ROTATED,
     STAFF_CREATED,
     MEETING_ROOM_CREATED,
     MEETING_ROOM_RENAMED,

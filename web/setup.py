@@ -33,6 +33,7 @@ from actors.admin.setup import (
     Fields,
     GetAreaSettings,
     GrantRole,
+    RotateAreaLink,
     ListSetup,
     RemoveAreaClosure,
     RevokeRole,
@@ -184,6 +185,7 @@ FIELD_STATES = ("off", "optional", "required")
 STANDARD_KINDS = ("dob", "phone", "reason")
 SETTINGS_DONE = {
     "saved": "Settings saved. The waiting area uses them from now on.",
+    "rotated": "The waiting area has a new link. The old link no longer works.",
     "closure": "Closure added.",
     "reopened": "Closure removed.",
 }
@@ -392,6 +394,19 @@ async def save_area_settings(area_id: int) -> WerkzeugResponse | tuple[str, int]
             principal, area_id, draft=draft, error=refusal.detail, status=_refused_status(refusal)
         )
     return _back(area_id, "saved")
+
+
+@blueprint.post("/admin/setup/areas/<int:area_id>/rotate-link")
+async def rotate_area_link(area_id: int) -> WerkzeugResponse | tuple[str, int]:
+    """A new public link for the area at once (issue 15); callers already waiting stay."""
+    principal = await security.require_staff()
+    try:
+        await security.ask(addresses.SETUP, RotateAreaLink(principal, area_id, _remote()))
+    except Refusal as refusal:
+        return await _settings_page(
+            principal, area_id, error=refusal.detail, status=_refused_status(refusal)
+        )
+    return _back(area_id, "rotated")
 
 
 @blueprint.post("/admin/setup/areas/<int:area_id>/closures")

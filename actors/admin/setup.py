@@ -34,6 +34,7 @@ from actors.admin.setup_messages import (
     ListSetup,
     RemoveAreaClosure,
     RevokeRole,
+    RotateAreaLink,
     SetupView,
     StaffEntry,
     UnitEntry,
@@ -94,6 +95,7 @@ __all__ = [
     "ListSetup",
     "RemoveAreaClosure",
     "RevokeRole",
+    "RotateAreaLink",
     "SetupAdmin",
     "SetupView",
     "StaffEntry",
@@ -360,6 +362,21 @@ class SetupAdmin(Actor):
         except ValueError as exc:
             raise Refusal(refusals.INVALID, str(exc)) from exc
         await self._audit_area_update(msg.principal, area, msg.remote_addr, {"changed": changed})
+        await self.ref(AREAS_HOST).ask(ReloadArea(area.id), timeout=RELOAD_TIMEOUT)
+        return await self._settings(area)
+
+    @handles(RotateAreaLink)
+    async def _rotate_link(self, msg: RotateAreaLink) -> AreaSettings:
+        current = await self._area_for_admin(msg.principal, msg.area_id)
+        area = await area_store.rotate_slug(self.store, current.id)
+        await audit.append(
+            self.store,
+            audit.AREA_LINK_ROTATED,
+            actor_user_id=self._actor_id(msg.principal),
+            area_id=area.id,
+            subject=area.name,
+            remote_addr=msg.remote_addr,
+        )
         await self.ref(AREAS_HOST).ask(ReloadArea(area.id), timeout=RELOAD_TIMEOUT)
         return await self._settings(area)
 

@@ -78,6 +78,16 @@ class UpdateAreaSettings:
 
 
 @dataclass(frozen=True)
+class RotateAreaLink:
+    """Give the area a new public link at once; the old one finds nothing from then on (issue
+    15: a link spread where it should not be, or flooded). Callers already waiting stay."""
+
+    principal: Principal
+    area_id: int
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
 class AddAreaClosure:
     """Close the area on local dates ``starts_on``..``ends_on`` inclusive (a holiday)."""
 
