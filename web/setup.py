@@ -33,10 +33,10 @@ from actors.admin.setup import (
     Fields,
     GetAreaSettings,
     GrantRole,
-    RotateAreaLink,
     ListSetup,
     RemoveAreaClosure,
     RevokeRole,
+    RotateAreaLink,
     SetupView,
     UpdateAreaSettings,
 )
