@@ -99,6 +99,7 @@ class Publisher(FakePeer):
         mid: bytes = b"1",
         says: str | None = None,
         block: bytes | None = None,
+        repairs: str | None = None,
     ) -> bytes:
         """One single-packet VP8 frame of layer `rid` (payload tagged with the rid). `says` is
         the RID its extension claims, `block` replaces the whole extension block."""
@@ -111,7 +112,10 @@ class Publisher(FakePeer):
         self.transport_seq = (self.transport_seq + 1) & 0xFFFF
         elements = [(TWCC_ID, self.transport_seq.to_bytes(2, "big"))]
         if announce if announce is not None else layer.announced < 3:
-            elements += [(MID_ID, mid), (RID_ID, (says or rid).encode())]
+            if repairs is None:
+                elements += [(MID_ID, mid), (RID_ID, (says or rid).encode())]
+            else:  # an RTX packet names the layer it repairs, and has no RID of its own
+                elements += [(MID_ID, mid), (RRID_ID, repairs.encode())]
             layer.announced += 1
         if block is None:
             block = build_one_byte_block(elements)
@@ -355,6 +359,11 @@ async def test_a_layer_that_never_arrives_is_not_chosen(call: Call) -> None:
     await start_layers(call, rids="qh")  # f is offered but never sent: h is the tallest
     await call.pub.frames("qh")
     assert [r.rid for r in await call.expect(1)] == ["h"]
+    # While a layer is unbound, an RTX stream naming a layer is noted (RTX is not negotiated).
+    x = call.pub.layers["x"]
+    await call.pub.send(call.pub.frame("x", True, True, repairs="q"))
+    await call.settle()
+    assert call.publisher.simulcast[0].layers["q"].rtx_ssrc == x.ssrc
     assert call.publisher.simulcast[0].layers.keys() == {"q", "h"}
 
 
@@ -544,3 +553,39 @@ async def test_real_vp8_stays_decodable_across_layer_switches() -> None:
         nursery.cancel_scope.cancel()
     q, h, f = REAL_SIZES.values()
     assert sizes == [q, h, f, f, f, f, f, q, q, q, h, h]
+
+
+async def test_a_single_layer_line_pauses_and_resumes_with_continuous_numbering() -> None:
+    """set_wanted(None) on a line of a publisher without simulcast forwards nothing; showing it
+    again continues the line's sequence numbers (no gap for the receiver to NACK)."""
+    worker = Worker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        pub, sub = FakePeer("pub"), FakePeer("sub")
+        await pub.connect(worker, CALL, "pub")
+        await sub.connect(worker, CALL, "sub")
+        assert sub.answer is not None
+        ssrc = sub.answer.slot_ssrcs[(0, "video")]
+        line = worker._transports[(CALL, "sub")].slots[0]["video"]
+
+        async def seqs(count: int) -> list[int]:
+            out = []
+            for _ in range(count):
+                plain = await sub.receive_media(ssrc, timeout=WAIT)
+                out.append(struct.unpack_from("!H", plain, 2)[0])
+            return out
+
+        await pub.send_media(3)
+        before = await seqs(3)
+        line.set_wanted(None)
+        await pub.send_media(5)
+        await trio.sleep(0.05)
+        with trio.move_on_after(0.3):
+            await sub.receive_media(ssrc, timeout=WAIT)
+            raise AssertionError("a line nobody shows was forwarded")
+        line.set_wanted(360)
+        await pub.send_media(2)
+        after = await seqs(2)
+        nursery.cancel_scope.cancel()
+    assert before == [(before[0] + i) & 0xFFFF for i in range(3)]
+    assert after == [(before[-1] + 1 + i) & 0xFFFF for i in range(2)]
