@@ -111,6 +111,12 @@ def summarise(values: list[float]) -> Summary:
     )
 
 
+def _org_of(entry: AuditEntry) -> str | None:
+    """The organisation an entry without an area names (on-demand entries, issue 14), if any."""
+    org = entry.details.get("org")
+    return None if org is None else str(org)
+
+
 def _is_org_admin(principal: Principal) -> bool:
     return principal.is_staff and any(
         g.role is Role.ORG_ADMIN and g.scope_id == principal.org_id for g in principal.grants
@@ -171,7 +177,12 @@ class AdminActor(Actor):
             until=msg.until,
             limit=msg.limit,
         )
-        return [e for e in entries if e.area_id is None or e.area_id in own]
+        org = msg.principal.org_id
+        return [
+            e
+            for e in entries
+            if (e.area_id is None and _org_of(e) in (None, org)) or e.area_id in own
+        ]
 
     async def _report(self, msg: ReportFor) -> ReportFigures:
         areas = {a.id: a for a in await self._org_areas(msg.principal)}

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from actors import addresses
-from actors.admin.reports import ONDEMAND_KIND, AdminActor, ReportFigures, ReportFor
+from actors.admin.reports import ONDEMAND_KIND, AdminActor, ListAudit, ReportFigures, ReportFor
 from runtime import ChildSpec
 from storage import areas
 from storage.times import utcnow
@@ -37,3 +37,17 @@ async def test_started_sessions_are_counted(tmp_path: Path) -> None:
             ReportFor(world.admin, area.id, start, utcnow() + timedelta(seconds=1))
         )
         assert dict(figures.calls_by_kind)[ONDEMAND_KIND] == 1
+
+
+async def test_the_audit_trail_of_on_demand_stays_in_its_organisation(tmp_path: Path) -> None:
+    async with world_at(tmp_path) as world:
+        admin_actor = await world.root.start_child(
+            ChildSpec(addresses.ADMIN, lambda: AdminActor(world.store))
+        )
+        ticket = await world.meet_now("Ada")
+        await world.ask(world.admin, "ondemand.decline", {"request_id": ticket.request_id})
+        subject = f"ondemand:{ticket.request_id}"
+        own = await admin_actor.ask(ListAudit(world.admin))
+        assert subject in [e.subject for e in own]
+        theirs = await admin_actor.ask(ListAudit(world.outsider_admin))
+        assert subject not in [e.subject for e in theirs]
