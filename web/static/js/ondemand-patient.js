@@ -47,8 +47,11 @@
     box.querySelector("p").textContent = text;
   }
 
+  let last = null; /* the last ondemand block: the final "ended" state comes without one */
+
   function update(view) {
-    const od = view.ondemand;
+    const od = view.ondemand || last;
+    last = od;
     $("od-connecting").hidden = true;
     if (view.state === "ended" || (od && (od.state === "declined" || od.state === "cancelled"))) {
       ended = true;
