@@ -419,3 +419,24 @@ async def test_a_restarted_queue_rebuilds_from_storage(
     await world.meet_now("Cy")
     await settle()
     assert events_of(before, "ondemand.request") == []
+
+
+async def test_a_patient_who_does_not_come_back_is_cancelled_after_the_grace(
+    world: World, autojump_clock: object
+) -> None:
+    _, watched, _ = await world.watch(world.admin)
+    ticket = await world.meet_now("Ada")
+    pconn, _, patient, _ = await world.patient(ticket)
+    world.room(ticket).tell(ConnectionClosed(pconn, patient))
+    await trio.sleep(119)
+    assert (await store_od.get_request(world.store, ticket.request_id)).state == "intake"
+    # Back within the grace: the place is kept.
+    again, _ = await world.socket()
+    await world.in_room(ticket, patient, "room.enter", again)
+    await trio.sleep(200)
+    assert (await store_od.get_request(world.store, ticket.request_id)).state == "intake"
+    world.room(ticket).tell(ConnectionClosed(again, patient))
+    await trio.sleep(121)
+    await settle()
+    assert (await store_od.get_request(world.store, ticket.request_id)).state == "cancelled"
+    assert events_of(watched, "ondemand.removed")[-1]["state"] == "cancelled"
