@@ -23,7 +23,7 @@ from sqlite_utils import Database
 
 from storage.db import Row, Store, execute, fetch_all, fetch_one, fetch_required, insert
 from storage.errors import ConflictError, NotFoundError
-from storage.rooms import Room, create_room_sync, get_room_sync
+from storage.rooms import create_room_sync
 from storage.times import from_db, opt_from_db, to_db, utcnow
 
 #: Random bytes of a guest link: 128 bits, as unguessable as a waiting area's slug.
@@ -351,11 +351,6 @@ async def list_user_rooms(
 async def archive_user_room(store: Store, room_id: str, *, now: datetime | None = None) -> UserRoom:
     """Close it for good (tokens revoked); `NotFoundError` if unknown or archived already."""
     return await store.run(_archive_user_room, room_id, now or utcnow())
-
-
-def room_of(db: Database, room_id: str) -> Room:
-    """The ``rooms`` row (for callers composing a transaction)."""
-    return get_room_sync(db, room_id)
 
 
 def _revoke_guests(db: Database, room_id: str, now: datetime) -> int:
