@@ -241,7 +241,10 @@ class OnDemandQueue(Actor):
             request = await store_od.request_in_org(self.store, self.org_id, request_id)
         except NotFoundError:
             raise Refusal(refusals.NOT_FOUND, "there is no such on-demand request") from None
-        raise Refusal(refusals.ENDED, f"this request is over ({request.state})")
+        if request.state in store_od.FINAL:
+            raise Refusal(refusals.ENDED, f"this request is over ({request.state})")
+        # Live in storage but not here: another process holds this organisation's queue.
+        raise Refusal(refusals.UNAVAILABLE, "this request is handled by another server")
 
     # -- the public side --------------------------------------------------------------------------
     @handles(DescribePublic)
