@@ -66,6 +66,10 @@ def _conforms(spec: Field, value: Any) -> bool:
         return True
     if spec.kind is bool:
         return isinstance(value, bool)
+    if spec.kind is int:  # ondemand.step's step, notices.read's id (issue 14)
+        return isinstance(value, int) and not isinstance(value, bool)
+    if spec.kind is dict:  # ondemand.step's values, media.view's shown: the actor checks inside
+        return isinstance(value, dict)
     if not isinstance(value, str) or len(value) > spec.max_len:
         return False
     value.encode("utf-8")  # raises for a lone surrogate: the test then fails loudly
