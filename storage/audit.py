@@ -39,6 +39,10 @@ AREA_CREATED = "area.created"
 AREA_UPDATED = "area.updated"
 AREA_LINK_ROTATED = "area.link_rotated"
 STAFF_CREATED = "staff.created"
+STAFF_DEACTIVATED = "staff.deactivated"
+STAFF_REACTIVATED = "staff.reactivated"
+PASSWORD_RESET = "staff.password_reset"
+PASSWORD_CHANGED = "staff.password_changed"
 ARRIVAL = "caller.arrived"
 JOIN = "call.joined"
 INVITE = "call.invite_created"
@@ -103,6 +107,10 @@ ACTIONS: tuple[str, ...] = (
     AREA_UPDATED,
     AREA_LINK_ROTATED,
     STAFF_CREATED,
+    STAFF_DEACTIVATED,
+    STAFF_REACTIVATED,
+    PASSWORD_RESET,
+    PASSWORD_CHANGED,
     MEETING_ROOM_CREATED,
     MEETING_ROOM_RENAMED,
     MEETING_ROOM_ARCHIVED,

@@ -282,6 +282,27 @@ END;
 place, so the table is rebuilt (rows copied with their ids) and its triggers recreated."""
 
 
+_STAFF_ORGANISATION = """
+ALTER TABLE staff_users ADD COLUMN org_id INTEGER REFERENCES organisations(id);
+UPDATE staff_users SET org_id = (
+    SELECT org_id FROM (
+        SELECT g.id AS grant_id, g.scope_id AS org_id FROM role_grants g
+         WHERE g.user_id = staff_users.id AND g.scope_type = 'org'
+        UNION ALL
+        SELECT g.id, u.org_id FROM role_grants g JOIN units u ON u.id = g.scope_id
+         WHERE g.user_id = staff_users.id AND g.scope_type = 'unit'
+        UNION ALL
+        SELECT g.id, u.org_id FROM role_grants g JOIN waiting_areas a ON a.id = g.scope_id
+          JOIN units u ON u.id = a.unit_id
+         WHERE g.user_id = staff_users.id AND g.scope_type = 'area'
+    ) ORDER BY grant_id LIMIT 1
+);
+CREATE INDEX staff_users_by_org ON staff_users (org_id);
+"""
+"""Only an organisation's administrators may see and manage its staff (issue 15): each member
+of staff belongs to one organisation, taken for existing members from their oldest role grant."""
+
+
 def _audit_chain(db: Database) -> None:
     """Add the chain column and hash every existing entry (storage.audit_chain). The append-only
     trigger is lifted for the backfill only, inside this migration's transaction."""
@@ -311,6 +332,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, _MEETING_ROOMS_NAME, _MEETING_ROOMS),
     Migration(5, _ONDEMAND_NAME, _ONDEMAND),
     Migration(6, "audit log hash chain", _audit_chain),
+    Migration(7, "staff members belong to an organisation", _STAFF_ORGANISATION),
 ]
 """Every migration ever shipped, in order. Append only."""
 

@@ -38,6 +38,9 @@ class StaffUser:
     display_name: str
     active: bool
     created_at: datetime
+    #: The organisation the member of staff belongs to: only its administrators see and manage
+    #: them (issue 15). Set when an administrator creates them, else by their first role grant.
+    org_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class RoleGrant:
     created_at: datetime
 
 
-_USER_COLUMNS = "id, username, email, display_name, active, created_at"
+_USER_COLUMNS = "id, username, email, display_name, active, created_at, org_id"
 
 
 def _user(row: Row) -> StaffUser:
@@ -69,6 +72,7 @@ def _user(row: Row) -> StaffUser:
         row["display_name"],
         bool(row["active"]),
         from_db(row["created_at"]),
+        row["org_id"],
     )
 
 
@@ -84,14 +88,19 @@ def _grant(row: Row) -> RoleGrant:
 
 
 def _create_user(
-    db: Database, username: str, display_name: str, password_hash: str, email: str | None
+    db: Database,
+    username: str,
+    display_name: str,
+    password_hash: str,
+    email: str | None,
+    org_id: int | None = None,
 ) -> StaffUser:
     try:
         user_id = insert(
             db,
-            """INSERT INTO staff_users (username, email, display_name, password_hash, created_at)
-               VALUES (?, ?, ?, ?, ?)""",
-            (username, email, display_name, password_hash, to_db(utcnow())),
+            """INSERT INTO staff_users (username, email, display_name, password_hash, created_at,
+                   org_id) VALUES (?, ?, ?, ?, ?, ?)""",
+            (username, email, display_name, password_hash, to_db(utcnow()), org_id),
         )
     except sqlite3.IntegrityError as exc:
         raise ConflictError(f"username or email already taken: {username!r}") from exc
@@ -120,8 +129,27 @@ def _find_login(db: Database, login: str) -> LoginRecord | None:
     return None if row is None else LoginRecord(_user(row), row["password_hash"])
 
 
-def _list_users(db: Database, include_inactive: bool) -> list[StaffUser]:
-    where = "" if include_inactive else "WHERE active = 1"
+#: The organisation of a grant's scope (``:type``, ``:id``), in SQL.
+ORG_OF_SCOPE = """
+SELECT CASE :type
+    WHEN 'org' THEN :id
+    WHEN 'unit' THEN (SELECT org_id FROM units WHERE id = :id)
+    WHEN 'area' THEN (SELECT u.org_id FROM waiting_areas a JOIN units u ON u.id = a.unit_id
+                      WHERE a.id = :id)
+    WHEN 'meeting_room' THEN (SELECT u.org_id FROM meeting_rooms m JOIN rooms r
+                              ON r.id = m.room_id JOIN units u ON u.id = r.unit_id
+                              WHERE m.id = :id)
+END
+"""
+
+
+def _list_users(
+    db: Database, include_inactive: bool, org_ids: tuple[int, ...] | None = None
+) -> list[StaffUser]:
+    conditions = [] if include_inactive else ["active = 1"]
+    if org_ids is not None:
+        conditions.append(f"org_id IN ({','.join(str(int(o)) for o in org_ids) or 'NULL'})")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = fetch_all(db, f"SELECT {_USER_COLUMNS} FROM staff_users {where} ORDER BY username")
     return [_user(r) for r in rows]
 
@@ -153,6 +181,13 @@ def _grant_role(
         """INSERT INTO role_grants (user_id, role, scope_type, scope_id, created_at)
            VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
         (user_id, role, scope_type, scope_id, to_db(utcnow())),
+    )
+    # A member of staff created before organisations were recorded joins the first one a role
+    # is granted in.
+    execute(
+        db,
+        f"UPDATE staff_users SET org_id = ({ORG_OF_SCOPE}) WHERE id = :u AND org_id IS NULL",
+        {"u": user_id, "type": scope_type, "id": scope_id},
     )
     return _grant(
         fetch_required(
@@ -233,10 +268,16 @@ def _users_with_role_in_area(db: Database, area_id: int, role: Role) -> list[Sta
 
 
 async def create_user(
-    store: Store, username: str, display_name: str, password_hash: str, *, email: str | None = None
+    store: Store,
+    username: str,
+    display_name: str,
+    password_hash: str,
+    *,
+    email: str | None = None,
+    org_id: int | None = None,
 ) -> StaffUser:
     """Raises `ConflictError` if the username or email (case-insensitive) is taken."""
-    return await store.run(_create_user, username, display_name, password_hash, email)
+    return await store.run(_create_user, username, display_name, password_hash, email, org_id)
 
 
 async def get_user(store: Store, user_id: int) -> StaffUser:
@@ -250,8 +291,11 @@ async def find_login(store: Store, login: str) -> LoginRecord | None:
     return await store.run(_find_login, login)
 
 
-async def list_users(store: Store, *, include_inactive: bool = False) -> list[StaffUser]:
-    return await store.run(_list_users, include_inactive)
+async def list_users(
+    store: Store, *, include_inactive: bool = False, org_ids: tuple[int, ...] | None = None
+) -> list[StaffUser]:
+    """Every member of staff, or only those of ``org_ids`` (an administrator's view)."""
+    return await store.run(_list_users, include_inactive, org_ids)
 
 
 async def update_user(

@@ -65,7 +65,7 @@ class WebConfig:
 def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio:
     """Build the app. ``registry`` is how pages reach actors; the app holds no other state."""
     import web.setup
-    from web import admin, auth, dashboard, health, home, i18n, leaflet, patient, share
+    from web import account, admin, auth, dashboard, health, home, i18n, leaflet, patient, share
 
     cfg = config if config is not None else WebConfig()
     app = QuartTrio(__name__)
@@ -100,9 +100,12 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(share.blueprint)
     app.register_blueprint(web.setup.blueprint)
     app.register_blueprint(admin.blueprint)
-    from web import ondemand  # issue 14: on-demand pages (and its console section)
-    from web import meetings  # issue 13: meeting rooms and user rooms (and console sections)
-    from web import consult  # issue 13: Consult Now links (and its console section)
+    app.register_blueprint(account.blueprint)
+    from web import (
+        consult,  # issue 13: Consult Now links (and its console section)
+        meetings,  # issue 13: meeting rooms and user rooms (and console sections)
+        ondemand,  # issue 14: on-demand pages (and its console section)
+    )
 
     app.register_blueprint(ondemand.blueprint)
     app.register_blueprint(meetings.blueprint)

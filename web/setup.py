@@ -35,8 +35,10 @@ from actors.admin.setup import (
     GrantRole,
     ListSetup,
     RemoveAreaClosure,
+    ResetStaffPassword,
     RevokeRole,
     RotateAreaLink,
+    SetStaffActive,
     SetupView,
     UpdateAreaSettings,
 )
@@ -59,6 +61,9 @@ DONE = {
     "grant": "Role granted.",
     "revoke": "Role revoked.",
     "nothing": "There was no such role to revoke.",
+    "deactivated": "Staff member deactivated. They were signed out everywhere.",
+    "reactivated": "Staff member reactivated. They sign in again with their password.",
+    "password": "New password set. They were signed out everywhere.",
 }
 HTTP_BAD_REQUEST = 400
 HTTP_FORBIDDEN = 403
@@ -175,6 +180,34 @@ async def grant() -> WerkzeugResponse | tuple[str, int]:
 @blueprint.post("/admin/setup/revoke")
 async def revoke() -> WerkzeugResponse | tuple[str, int]:
     return await _post(RevokeRole, "revoke")
+
+
+@blueprint.post("/admin/setup/staff/<int:user_id>/active")
+async def set_staff_active(user_id: int) -> WerkzeugResponse | tuple[str, int]:
+    """Deactivate or reactivate a member of staff (issue 15): deactivation signs them out."""
+    principal = await security.require_staff()
+    active = (await request.form).get("active") == "yes"
+    try:
+        await security.ask(addresses.SETUP, SetStaffActive(principal, user_id, active, _remote()))
+    except Refusal as refusal:
+        return await _page(principal, refusal.detail, _refused_status(refusal))
+    return redirect(
+        url_for("setup.setup_page", done="reactivated" if active else "deactivated"), code=303
+    )
+
+
+@blueprint.post("/admin/setup/staff/<int:user_id>/password")
+async def reset_staff_password(user_id: int) -> WerkzeugResponse | tuple[str, int]:
+    """Set a new password for a member of staff who forgot theirs; they are signed out."""
+    principal = await security.require_staff()
+    new_password = (await request.form).get("new_password", "")
+    try:
+        await security.ask(
+            addresses.SETUP, ResetStaffPassword(principal, user_id, new_password, _remote())
+        )
+    except Refusal as refusal:
+        return await _page(principal, refusal.detail, _refused_status(refusal))
+    return redirect(url_for("setup.setup_page", done="password"), code=303)
 
 
 # -- one area's settings ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from actors.admin.setup_messages import (
     AddAreaClosure,
     AreaEntry,
     AreaSettings,
+    ChangeOwnPassword,
     ClosureEntry,
     CreateArea,
     CreateStaff,
@@ -33,8 +34,10 @@ from actors.admin.setup_messages import (
     Hours,
     ListSetup,
     RemoveAreaClosure,
+    ResetStaffPassword,
     RevokeRole,
     RotateAreaLink,
+    SetStaffActive,
     SetupView,
     StaffEntry,
     UnitEntry,
@@ -60,7 +63,7 @@ from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from services.passwords import Passwords
 from storage import areas as area_store
-from storage import audit, meeting_rooms, orgs, staff
+from storage import audit, meeting_rooms, orgs, sessions, staff
 from storage.db import Store
 from storage.errors import ConflictError, NotFoundError
 from storage.orgs import Unit
@@ -84,6 +87,7 @@ __all__ = [
     "AddAreaClosure",
     "AreaEntry",
     "AreaSettings",
+    "ChangeOwnPassword",
     "ClosureEntry",
     "CreateArea",
     "CreateStaff",
@@ -94,8 +98,10 @@ __all__ = [
     "Hours",
     "ListSetup",
     "RemoveAreaClosure",
+    "ResetStaffPassword",
     "RevokeRole",
     "RotateAreaLink",
+    "SetStaffActive",
     "SetupAdmin",
     "SetupView",
     "StaffEntry",
@@ -243,7 +249,8 @@ class SetupAdmin(Actor):
             "meeting_room": room_names,
         }
         people = []
-        for user in await staff.list_users(self.store, include_inactive=True):
+        staff_orgs = tuple(sorted({u.org_id for u in units}))
+        for user in await staff.list_users(self.store, include_inactive=True, org_ids=staff_orgs):
             grants = tuple(
                 GrantEntry(g.role, g.scope_type, g.scope_id, names[g.scope_type][g.scope_id])
                 for g in await staff.list_grants(self.store, user.id)
@@ -445,7 +452,12 @@ class SetupAdmin(Actor):
         password_hash = await self.passwords.hash(msg.password)
         try:
             user = await staff.create_user(
-                self.store, username, person.display_name, password_hash, email=person.email
+                self.store,
+                username,
+                person.display_name,
+                password_hash,
+                email=person.email,
+                org_id=await self._staff_org(msg.principal),
             )
         except ConflictError as exc:
             raise Refusal(
@@ -487,6 +499,93 @@ class SetupAdmin(Actor):
             await self._audit_role(audit.ROLE_REVOKED, msg.principal, user.username, msg)
             self._rights_changed(user.id)
         return removed
+
+    async def _staff_org(self, principal: Principal) -> int:
+        """The organisation new staff join: the administrator's own (one they administer)."""
+        orgs_administered = sorted({u.org_id for u in await self._admin_units(principal)})
+        if principal.org_id is not None and int(principal.org_id) in orgs_administered:
+            return int(principal.org_id)
+        return orgs_administered[0]
+
+    async def _member_for_admin(self, principal: Principal, user_id: int) -> staff.StaffUser:
+        """A member of staff of an organisation the sender administers; anyone else, and an id
+        that does not exist, are the same ``forbidden``."""
+        units = await self._admin_units(principal)
+        try:
+            user = await staff.get_user(self.store, user_id)
+        except NotFoundError as exc:
+            raise _forbidden() from exc
+        if user.org_id is None or user.org_id not in {u.org_id for u in units}:
+            raise _forbidden()
+        return user
+
+    async def _end_sessions(self, user_id: int) -> None:
+        """Sign the member out everywhere and have the directory close their sockets now."""
+        await sessions.revoke_user_sessions(self.store, user_id)
+        self._rights_changed(user_id)
+
+    @handles(SetStaffActive)
+    async def _set_active(self, msg: SetStaffActive) -> StaffEntry:
+        user = await self._member_for_admin(msg.principal, msg.user_id)
+        if str(user.id) == msg.principal.user_id and not msg.active:
+            raise Refusal(refusals.INVALID, "You cannot deactivate yourself.")
+        if user.active != msg.active:
+            user = await staff.update_user(self.store, user.id, active=msg.active)
+            await audit.append(
+                self.store,
+                audit.STAFF_REACTIVATED if msg.active else audit.STAFF_DEACTIVATED,
+                actor_user_id=self._actor_id(msg.principal),
+                subject=user.username,
+                remote_addr=msg.remote_addr,
+                details={"user_id": user.id},
+            )
+        if not msg.active:
+            await self._end_sessions(user.id)
+        return StaffEntry(user.id, user.username, user.display_name, user.email, user.active, ())
+
+    @handles(ResetStaffPassword)
+    async def _reset_password(self, msg: ResetStaffPassword) -> bool:
+        user = await self._member_for_admin(msg.principal, msg.user_id)
+        rules.password(msg.new_password)
+        await staff.update_user(
+            self.store, user.id, password_hash=await self.passwords.hash(msg.new_password)
+        )
+        await audit.append(
+            self.store,
+            audit.PASSWORD_RESET,
+            actor_user_id=self._actor_id(msg.principal),
+            subject=user.username,
+            remote_addr=msg.remote_addr,
+            details={"user_id": user.id},
+        )
+        await self._end_sessions(user.id)
+        return True
+
+    @handles(ChangeOwnPassword)
+    async def _change_own_password(self, msg: ChangeOwnPassword) -> bool:
+        if not msg.principal.is_staff or msg.principal.user_id is None:
+            raise _forbidden()
+        user_id = int(msg.principal.user_id)
+        user = await staff.get_user(self.store, user_id)
+        login = await staff.find_login(self.store, user.username)
+        stored = login.password_hash if login is not None and login.user.id == user_id else None
+        if login is None or not (await self.passwords.verify(stored, msg.current_password)).ok:
+            raise Refusal(refusals.INVALID, "The current password is not right.")
+        rules.password(msg.new_password)
+        if msg.new_password == msg.current_password:
+            raise Refusal(refusals.INVALID, "The new password must differ from the current one.")
+        await staff.update_user(
+            self.store, user_id, password_hash=await self.passwords.hash(msg.new_password)
+        )
+        await audit.append(
+            self.store,
+            audit.PASSWORD_CHANGED,
+            actor_user_id=user_id,
+            subject=login.user.username,
+            remote_addr=msg.remote_addr,
+        )
+        await self._end_sessions(user_id)
+        return True
 
     def _rights_changed(self, user_id: int) -> None:
         """Tell the directory, so the user's open sockets get the rights they hold now (or close)."""

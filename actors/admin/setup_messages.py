@@ -118,6 +118,41 @@ class CreateStaff:
 
 
 @dataclass(frozen=True)
+class SetStaffActive:
+    """Deactivate (or reactivate) a member of staff of the administrator's organisation.
+
+    Deactivating ends every session they have at once and closes their open pages' sockets;
+    reactivating revives none of them: they sign in again."""
+
+    principal: Principal
+    user_id: int
+    active: bool
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
+class ResetStaffPassword:
+    """An administrator sets a new password for a member of staff of their organisation (a
+    forgotten one); every session of that member ends."""
+
+    principal: Principal
+    user_id: int
+    new_password: str
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeOwnPassword:
+    """A member of staff changes their own password, proving the current one; every session of
+    theirs ends, this one too, so a stolen session does not outlive the change."""
+
+    principal: Principal
+    current_password: str
+    new_password: str
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
 class GrantRole:
     principal: Principal
     user_id: int

@@ -173,12 +173,19 @@ class StaffFields:
     email: str | None
 
 
-def staff_member(username: str, display_name: str, password: str, email: str | None) -> StaffFields:
+def password(text: str) -> None:
+    """A password staff may choose: long enough to resist guessing, short enough to hash."""
+    if not MIN_PASSWORD <= len(text) <= MAX_PASSWORD:
+        raise _invalid(f"The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long.")
+
+
+def staff_member(
+    username: str, display_name: str, password_text: str, email: str | None
+) -> StaffFields:
     """A new staff member's names and email (the password is checked, never kept here)."""
     user = name(username, "username")
     display = name(display_name, "display name")
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise _invalid(f"The password must be at least {MIN_PASSWORD} characters.")
+    password(password_text)
     return StaffFields(user, display, (email or "").strip() or None)
 
 
