@@ -6,6 +6,8 @@ data stopped being needed (a caller's finish, a message's last attempt, a sessio
 
 * ended callers' form details (name, date of birth, reason ...) become ``{}`` and the names of
   callers and guests in call records become "", so reports keep counts and durations;
+* finished on-demand requests lose their details and case information (the intake answers), and
+  staff notices (the bell, which names patients) older than the same days are deleted;
 * sent or failed outbox messages lose their recipient, subject and body (the link inside);
 * expired or revoked staff sessions are deleted;
 * used, revoked or expired room tokens are deleted (only hashes, but nothing needs them).
@@ -60,6 +62,8 @@ class SweepResult:
     outbox_emptied: int = 0
     sessions_deleted: int = 0
     tokens_deleted: int = 0
+    ondemand_anonymised: int = 0
+    notices_deleted: int = 0
 
     @property
     def total(self) -> int:
@@ -69,6 +73,8 @@ class SweepResult:
             + self.outbox_emptied
             + self.sessions_deleted
             + self.tokens_deleted
+            + self.ondemand_anonymised
+            + self.notices_deleted
         )
 
 
@@ -77,7 +83,7 @@ def _cutoff(now: datetime, days: int) -> str:
 
 
 def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
-    callers = participants = outbox = sessions = tokens = 0
+    callers = participants = outbox = sessions = tokens = ondemand = notices = 0
     if policy.caller_days:
         cutoff = _cutoff(now, policy.caller_days)
         marks = ",".join("?" for _ in FINISHED)
@@ -96,6 +102,15 @@ def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
                                                       AND ended_at < ?)""",
             (cutoff,),
         ).rowcount
+        ondemand = execute(
+            db,
+            """UPDATE ondemand_requests SET details = '{}', case_info = '{}'
+               WHERE (details != '{}' OR case_info != '{}')
+                 AND state IN ('ended', 'declined', 'cancelled')
+                 AND COALESCE(ended_at, claimed_at, created_at) < ?""",
+            (cutoff,),
+        ).rowcount
+        notices = execute(db, "DELETE FROM staff_notices WHERE created_at < ?", (cutoff,)).rowcount
     if policy.outbox_days:
         outbox = execute(
             db,
@@ -119,7 +134,7 @@ def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
                WHERE revoked_at < ? OR expires_at < ? OR (single_use = 1 AND used_at < ?)""",
             (cutoff, cutoff, cutoff),
         ).rowcount
-    return SweepResult(callers, participants, outbox, sessions, tokens)
+    return SweepResult(callers, participants, outbox, sessions, tokens, ondemand, notices)
 
 
 async def sweep(store: Store, policy: RetentionPolicy, now: datetime) -> SweepResult:

@@ -102,5 +102,7 @@ def _audit_details(policy: RetentionPolicy, result: SweepResult) -> dict[str, di
             "outbox_messages": result.outbox_emptied,
             "ended_sign_ins": result.sessions_deleted,
             "spent_links": result.tokens_deleted,
+            "ondemand_requests": result.ondemand_anonymised,
+            "staff_bell_items": result.notices_deleted,
         },
     }

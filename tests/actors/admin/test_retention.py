@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -155,3 +156,48 @@ async def test_a_second_sweep_changes_nothing(
 def test_negative_days_are_refused() -> None:
     with pytest.raises(ValueError, match="caller_days"):
         RetentionPolicy(caller_days=-1)
+
+
+async def test_finished_on_demand_requests_and_old_bell_items_are_forgotten(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    def seed(db: Any) -> None:
+        old = (START - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        new = (START - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for rid, state, when in (
+            ("old", "declined", old),
+            ("open", "waiting", old),
+            ("new", "ended", new),
+        ):
+            db.execute(
+                """INSERT INTO ondemand_requests (id, org_id, room_id, token_hash, state, details,
+                       case_info, created_at, ended_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    rid,
+                    f"room-{rid}",
+                    f"hash-{rid}",
+                    state,
+                    '{"name":"Pat"}',
+                    '{"why":"x"}',
+                    when,
+                    when if state != "waiting" else None,
+                ),
+            )
+        for when in (old, new):
+            db.execute(
+                """INSERT INTO staff_notices (org_id, user_id, kind, text, created_at)
+                   VALUES (1, 1, 'assigned', 'Pat is waiting', ?)""",
+                (when,),
+            )
+
+    await world.store.run(seed)
+    await trio.sleep(61)
+    rows = await world.store.run(
+        fetch_all, "SELECT id, details, case_info FROM ondemand_requests ORDER BY id"
+    )
+    kept = {r["id"]: (r["details"], r["case_info"]) for r in rows}
+    assert kept["old"] == ("{}", "{}")  # finished long ago: forgotten
+    assert kept["open"] != ("{}", "{}")  # still waiting: never touched
+    assert kept["new"] != ("{}", "{}")  # finished two days ago: kept
+    notices = await world.store.run(fetch_all, "SELECT created_at FROM staff_notices")
+    assert len(notices) == 1
