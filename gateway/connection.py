@@ -99,7 +99,8 @@ def coalescing_key(message: object) -> Hashable | None:
     """Events that only say "this is the state of caller X now": a newer one supersedes older ones.
 
     ``queue.caller`` (an upsert) and ``queue.removed`` of the same caller in the same area share a
-    key, so the last one queued is the one that counts; everything else is delivered as sent.
+    key, so the last one queued is the one that counts; so do ``ondemand.request`` and
+    ``ondemand.removed`` of one on-demand request; everything else is delivered as sent.
     """
     if type(message) is not Push:
         return None
@@ -109,6 +110,12 @@ def coalescing_key(message: object) -> Hashable | None:
             return ("queue", message.body.get("area"), caller.get("id"))
     elif message.type == "queue.removed":
         return ("queue", message.body.get("area"), message.body.get("id"))
+    elif message.type == "ondemand.request":
+        request = message.body.get("request")
+        if isinstance(request, dict):
+            return ("ondemand", message.body.get("org"), request.get("id"))
+    elif message.type == "ondemand.removed":
+        return ("ondemand", message.body.get("org"), message.body.get("id"))
     return None
 
 
@@ -142,6 +149,7 @@ class OutboundMailbox(Mailbox):
             self.overflow.set()
             raise MailboxFull(self.address, self.capacity)
         self._entries[key if key is not None else next(self._serial)] = envelope
+        self._count(1)  # the registry's queued-per-kind tally (a superseded event is not new)
         self._lot.unpark()
 
     async def get(self) -> Envelope:
@@ -152,15 +160,17 @@ class OutboundMailbox(Mailbox):
         await trio.lowlevel.checkpoint()  # like a channel receive: let other tasks run
         if not self._entries:  # taken while we yielded (one reader in practice)
             return await self.get()
+        self._count(-1)
         return self._entries.popitem(last=False)[1]
 
     def get_nowait(self) -> Envelope | None:
         if not self._entries:
             return None
+        self._count(-1)
         return self._entries.popitem(last=False)[1]
 
     def depth(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + (self.front is not None)
 
     def close(self) -> None:
         super().close()

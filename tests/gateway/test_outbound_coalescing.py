@@ -208,3 +208,38 @@ async def test_superseded_queue_events_are_replaced_in_place_others_kept_in_orde
     mailbox.close()
     with pytest.raises(trio.EndOfChannel):
         await take()
+
+
+async def test_on_demand_events_of_one_request_supersede_each_other() -> None:
+    """A watcher that falls behind catches up with each request's current state, once."""
+    mailbox = OutboundMailbox("conn/t", 10)
+    mailbox.put(envelope(Push("ondemand.request", {"org": 1, "request": {"id": "r1", "v": 1}})))
+    mailbox.put(envelope(Push("ondemand.request", {"org": 1, "request": {"id": "r2", "v": 1}})))
+    mailbox.put(envelope(Push("ondemand.request", {"org": 1, "request": {"id": "r1", "v": 2}})))
+    mailbox.put(envelope(Push("ondemand.removed", {"org": 1, "id": "r2", "state": "declined"})))
+    assert mailbox.depth() == 2
+    got = [(await mailbox.get()).message for _ in range(2)]
+    assert got == [
+        Push("ondemand.request", {"org": 1, "request": {"id": "r1", "v": 2}}),
+        Push("ondemand.removed", {"org": 1, "id": "r2", "state": "declined"}),
+    ]
+
+
+async def test_the_registry_tally_follows_a_coalescing_mailbox() -> None:
+    """/metrics reads queued messages per kind from the registry's tally (issue 17): puts,
+    supersessions and takes of a connection's mailbox keep it exact."""
+    from runtime import Registry
+
+    registry = Registry()
+    mailbox = OutboundMailbox("conn/t", 10)
+    registry.register(mailbox)
+    for version in range(3):
+        mailbox.put(
+            envelope(Push("queue.caller", {"area": 1, "caller": {"id": "a", "v": version}}))
+        )
+    mailbox.put(envelope(Push("chat.message", {"text": "hi"})))
+    assert registry.mailbox_depths() == {"conn": 2} == {"conn": mailbox.depth()}
+    await mailbox.get()
+    assert registry.mailbox_depths() == {"conn": 1}
+    registry.unregister(mailbox)
+    assert registry.mailbox_depths() == {}
