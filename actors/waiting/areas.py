@@ -118,12 +118,15 @@ def _epoch(value: datetime) -> float:
 class WaitingArea(Actor):
     """``area/<id>``: the queue of one waiting area and the providers watching it."""
 
-    def __init__(self, store: Store, area_id: int) -> None:
+    def __init__(self, store: Store, area_id: int, watchers: set[str] | None = None) -> None:
         super().__init__()
         self.store = store
         self.area_id = area_id
         self.queue: dict[str, QueuedCaller] = {}
-        self.watchers: set[str] = set()
+        #: The connections watching this area. The host hands every instance of the area the same
+        #: set, like the mailbox that outlives a crash: a restarted area still knows its watchers
+        #: and sends them the queue again, so open dashboards do not silently stop (issue 15).
+        self.watchers: set[str] = watchers if watchers is not None else set()
         #: Queued-to-joined waits of the area's recent joins: each waiting caller's estimate.
         self.recent_waits = RecentWaits()
         #: Flood limits (in memory, like the sign-in throttle: a restart forgets them).
@@ -151,6 +154,13 @@ class WaitingArea(Actor):
             )
             # Rooms restore themselves; make sure each waiting caller's room is running again.
             await self.ref(addresses.ROOMS).ask(OpenRoom(row.room_id))
+        if self.watchers:  # restarted after a crash: the dashboards' lists may be stale
+            self._broadcast(
+                Push(
+                    "queue.snapshot",
+                    {"area": self.area_id, "callers": [c.view() for c in self.queue.values()]},
+                )
+            )
 
     # -- dispatch ---------------------------------------------------------------------------------
     @handles(Inbound)
@@ -358,7 +368,7 @@ class WaitingArea(Actor):
             await callers.set_status(self.store, entry.id, "in_call")
             entry.status = "in_call"
         entry.with_names = tuple(dict.fromkeys((*entry.with_names, name)))
-        self.ref(addresses.room(entry.room_id)).tell(ProviderJoining(name))
+        self.ref(addresses.room(entry.room_id)).tell(ProviderJoining(name, msg.principal.user_id))
         if joined_from_queue:
             now = datetime.now(UTC).timestamp()
             self.recent_waits.add(now, now - entry.queued_at)
@@ -549,6 +559,8 @@ class AreaHost(Actor):
         self.supervisor = supervisor
         self.by_slug: dict[str, int] = {}
         self.summaries: dict[int, AreaSummary] = {}
+        #: Each area's watchers, kept here across the area's restarts (see WaitingArea.watchers).
+        self.watchers: dict[int, set[str]] = {}
 
     async def on_start(self) -> None:
         for config in await area_store.list_areas(self.store, include_inactive=True):
@@ -564,8 +576,13 @@ class AreaHost(Actor):
             # Edited settings: the running actor re-reads them and keeps its queue and watchers.
             await self.ref(address).ask(ReloadArea(area_id))
         else:
+            watchers = self.watchers.setdefault(area_id, set())
             await self.supervisor.start_child(
-                ChildSpec(address, lambda: WaitingArea(self.store, area_id), Restart.PERMANENT)
+                ChildSpec(
+                    address,
+                    lambda: WaitingArea(self.store, area_id, watchers),
+                    Restart.PERMANENT,
+                )
             )
 
     @handles(FindArea)

@@ -1,7 +1,8 @@
 /* The console's waiting-area section: a live list per waiting area over the websocket (area.watch).
  *
  * The server sends a full snapshot on every watch (also after a reconnect) and then one event per
- * change: queue.caller (insert or update) and queue.removed. Rows are sorted longest wait first
+ * change: queue.caller (insert or update) and queue.removed; queue.snapshot (the whole list)
+ * after the area restarted. Rows are sorted longest wait first
  * and the wait times tick locally. A new arrival beeps (WebAudio) and raises a desktop notification
  * once the provider has allowed them with the button (browsers require a gesture for both).
  */
@@ -245,6 +246,14 @@
     area.callers.set(body.caller.id, body.caller);
     render(areaId);
     if (isNew) announce(area.section.dataset.areaName, body.caller);
+  });
+  /* The area restarted after a fault: its whole list, replacing ours (no announcement). */
+  wire.on("queue.snapshot", (body) => {
+    const areaId = String(body.area);
+    const area = areas.get(areaId);
+    if (!area) return;
+    area.callers = new Map(body.callers.map((c) => [c.id, c]));
+    render(areaId);
   });
   wire.on("queue.removed", (body) => {
     const areaId = String(body.area);
