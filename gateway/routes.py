@@ -104,7 +104,7 @@ ROUTES: dict[str, Route] = {
     "caller.transfer": Route(addresses.AREA, STAFF, {"caller_id": _ID, "target_area": _AREA_ID}),
     "caller.end": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
     # Inside a room (a caller's private room, once joined a call).
-    "room.enter": Route(addresses.ROOM, ROOM_MEMBERS),
+    "room.enter": Route(addresses.ROOM, ROOM_MEMBERS, {"announce": Field(bool, required=False)}),
     "room.leave": Route(addresses.ROOM, ROOM_MEMBERS),
     "chat.send": Route(addresses.ROOM, ROOM_MEMBERS, {"text": Field(str, max_len=2000)}),
     "media.offer": Route(addresses.ROOM, ROOM_MEMBERS, {"sdp": _SDP}),
@@ -146,6 +146,9 @@ ROUTES: dict[str, Route] = {
     # A provider's pending Consult Now links, live (issue 13).
     "consult.watch": Route(addresses.CONSULT, STAFF, fixed=addresses.CONSULT),
     "consult.unwatch": Route(addresses.CONSULT, STAFF, fixed=addresses.CONSULT),
+    # Meeting rooms and the user room in use, live on the console (issue 13).
+    "meetings.watch": Route(addresses.MEETINGS, STAFF, fixed=addresses.MEETINGS),
+    "meetings.unwatch": Route(addresses.MEETINGS, STAFF, fixed=addresses.MEETINGS),
 }
 
 

@@ -12,6 +12,10 @@ stops when its call ends. What the host answers:
 * guests use a meeting room's guest link: the host finds the room by its current link (a rotated
   one finds nothing) and the room's call hands out the guest's token.
 
+Consoles watch (``meetings.watch``): every call tells the host who is in whenever that changes
+(:class:`OccupancyChanged`), and the host pushes ``meetings.occupancy`` to the watchers who may
+enter that room (a user room: its owner only).
+
 Who owns which user room is kept in memory (read at start, changed only here), because every
 staff page's menu asks for it.
 """
@@ -27,6 +31,7 @@ import trio
 from actors import addresses, refusals
 from actors.admin import setup_rules as rules
 from actors.calls.media import MediaPort
+from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.meetings.messages import (
     ArchiveMeetingRoom,
     ArchiveUserRoom,
@@ -45,6 +50,7 @@ from actors.meetings.messages import (
     MeetingRoomsFor,
     MeetingRoomView,
     MeetingSetupView,
+    OccupancyChanged,
     Occupants,
     RenameMeetingRoom,
     RotateGuestLink,
@@ -73,6 +79,8 @@ log = logging.getLogger(__name__)
 OCCUPANTS_TIMEOUT = 2.0
 #: Longest guest link accepted from a URL (ours are 22 characters).
 MAX_LINK = 64
+#: Open pages one staff member may have watching the rooms (a console per tab).
+MAX_WATCHERS_PER_USER = 20
 
 
 def _forbidden() -> Refusal:
@@ -108,6 +116,8 @@ class MeetingHost(Actor):
         self.grace = grace
         #: owner user id -> their open user room (read at start; changed by this actor only).
         self._user_rooms: dict[int, store_rooms.UserRoom] = {}
+        #: Connections watching the rooms (``meetings.watch``) -> who is watching.
+        self._watchers: dict[str, Principal] = {}
 
     async def on_start(self) -> None:
         self._user_rooms = {
@@ -451,3 +461,53 @@ class MeetingHost(Actor):
             IssueGuestPass(msg.name, msg.remote_addr), timeout=OCCUPANTS_TIMEOUT
         )
         return reply
+
+    # -- consoles watching --------------------------------------------------------------------
+    @handles(Inbound)
+    async def _inbound(self, msg: Inbound) -> dict[str, object]:
+        if msg.type == "meetings.watch":
+            if not msg.principal.is_staff:
+                raise Refusal(refusals.FORBIDDEN, "only staff watch the meeting rooms")
+            mine = [c for c, p in self._watchers.items() if p.user_id == msg.principal.user_id]
+            if msg.conn not in self._watchers and len(mine) >= MAX_WATCHERS_PER_USER:
+                raise Refusal(refusals.BUSY, "too many open pages watch the meeting rooms")
+            self._watchers[msg.conn] = msg.principal
+            own = await self._user_room_for(UserRoomFor(msg.principal))
+            return {
+                "rooms": [
+                    {"id": v.id, "people": list(v.people)} for v in await self._views(msg.principal)
+                ],
+                "user_room": None if own is None else {"people": list(own.people)},
+            }
+        if msg.type == "meetings.unwatch":
+            self._watchers.pop(msg.conn, None)
+            return {}
+        raise Refusal(refusals.UNKNOWN_TYPE, f"the meetings host does not handle {msg.type}")
+
+    @handles(ConnectionClosed)
+    async def _closed(self, msg: ConnectionClosed) -> None:
+        self._watchers.pop(msg.conn, None)
+
+    @handles(OccupancyChanged)
+    async def _occupancy(self, msg: OccupancyChanged) -> None:
+        if not self._watchers:
+            return
+        owner = next((r for r in self._user_rooms.values() if r.room_id == msg.room_id), None)
+        if owner is not None:
+            event = Push("meetings.occupancy", {"user_room": True, "people": list(msg.people)})
+            self._push(event, lambda p: p.user_id == str(owner.owner_user_id))
+            return
+        room = await store_rooms.meeting_room_for_room(self.store, msg.room_id)
+        if room is None:
+            return
+        event = Push("meetings.occupancy", {"id": room.id, "people": list(msg.people)})
+        self._push(event, lambda p: may_meet(p, room.id, room.unit_id, room.org_id))
+
+    def _push(self, event: Push, may_see: Callable[[Principal], bool]) -> None:
+        for conn, principal in list(self._watchers.items()):
+            if not may_see(principal):
+                continue
+            try:
+                self.ref(conn).tell(event)
+            except ActorError:
+                self._watchers.pop(conn, None)

@@ -148,6 +148,15 @@ class IssueGuestPass:
 
 
 @dataclass(frozen=True)
+class OccupancyChanged:
+    """Told by a call to the host whenever someone enters or leaves, and at its end (nobody):
+    the host pushes it to the consoles watching (``meetings.watch``)."""
+
+    room_id: str
+    people: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CloseRoom:
     """The room was archived: end the call for everyone."""
 

@@ -17,11 +17,12 @@ from typing import Any, Final
 
 import trio
 
-from actors import refusals
+from actors import addresses, refusals
 from actors.calls.core import Call
 from actors.calls.presence import ParticipantKind, Present
 from actors.calls.state import CallState
 from actors.inbound import Inbound
+from actors.meetings.messages import OccupancyChanged
 from actors.principal import AreaPlace, Principal, Role, Scope
 from runtime.errors import ActorError, Refusal
 from storage import audit, calls
@@ -62,6 +63,14 @@ def expect_key(principal: Principal) -> str:
     if principal.is_staff:
         return f"user:{principal.user_id}"
     return f"guest:{principal.participant_id}"
+
+
+def people_in(call: Call) -> tuple[str, ...]:
+    """Who is in the call, each person once (tabs of one person count once), in entry order."""
+    names: dict[str, str] = {}
+    for person in call.presence:
+        names.setdefault(person.person, person.principal.display_name)
+    return tuple(names.values())
 
 
 def _user_id(principal: Principal) -> int | None:
@@ -143,11 +152,13 @@ class PermanentRoomPolicy:
             subject=self.room_id,
             details={"name": self.name, "as": person.kind.value},
         )
+        self._tell_occupancy(call, people_in(call))
 
     async def left(self, call: Call, person: Present) -> None:
         if person.participant_row is not None:
             with contextlib.suppress(Exception):
                 await calls.participant_left(self.store, person.participant_row)
+        self._tell_occupancy(call, people_in(call))
         if not len(call.presence) and call.state is not CallState.ENDED:
             with contextlib.suppress(ActorError):
                 call.self_ref.tell(Emptied())
@@ -184,6 +195,13 @@ class PermanentRoomPolicy:
 
     def closed(self, call: Call, reason: str) -> None:
         log.info("%s (%s) call ended: %s", call.address, self.name, reason)
+        self._tell_occupancy(call, ())
+
+    def _tell_occupancy(self, call: Call, people: tuple[str, ...]) -> None:
+        """The host tells the consoles watching; a host that is busy or restarting misses one
+        change, and the console's next load is right again."""
+        with contextlib.suppress(ActorError):
+            call.ref(addresses.MEETINGS).tell(OccupancyChanged(self.room_id, people))
 
 
 class MeetingRoomPolicy(PermanentRoomPolicy):

@@ -32,6 +32,7 @@ from actors.meetings.policies import (
     PermanentRoomPolicy,
     UserRoomPolicy,
     expect_key,
+    people_in,
 )
 from actors.messages import ClaimInvite, GuestPass
 from actors.principal import Principal
@@ -94,10 +95,7 @@ class PermanentRoomCall(Call):
 
     @handles(Occupants)
     async def _occupants(self, message: Occupants) -> tuple[str, ...]:
-        names: dict[str, str] = {}
-        for person in self.presence:
-            names.setdefault(person.person, person.principal.display_name)
-        return tuple(names.values())
+        return people_in(self)
 
     @handles(RedeemToken)
     async def _redeem(self, msg: RedeemToken) -> Principal:

@@ -19,7 +19,6 @@ from tests.browser.test_waiting_area_journey import (
     DECODING_REMOTE_VIDEO,
     MEDIA_MS,
     PASSWORD,
-    POLL_S,
     SEE_AND_HEAR,
     Server,
     browser,  # noqa: F401 (the module's fixture)
@@ -29,7 +28,6 @@ from tests.browser.test_waiting_area_journey import (
     shot,
     wait_growing,
 )
-from tests.polling import seconds_until
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +35,7 @@ NOT_CLINICAL = "not for clinical use"
 #: a11y's desktop size, typed as Playwright takes it.
 DESKTOP_SIZE: ViewportSize = {"width": DESKTOP["width"], "height": DESKTOP["height"]}
 #: The call ends as the last page closes: its websocket close reaches the server at once.
-END_S = 10.0
+END_MS = 10_000
 
 
 def sign_in(page: Page, at: Server, username: str, password: str = PASSWORD) -> None:
@@ -95,6 +93,11 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         expect(call.locator("#call")).to_be_visible()
         expect(call.locator("#hold")).to_be_hidden()
         assert_accessible_at_both_sizes(call, "a member in the meeting room")
+        # A console open in another tab follows who is in, live.
+        watch = member.page()
+        watch.goto(server.url + "/")
+        huddle = watch.locator("#console-meeting_rooms .meeting-rooms__item", has_text="Huddle")
+        expect(huddle).to_contain_text("In use: Dr Demo Provider")
 
         # -- a guest comes in with the link, in Ukrainian first, then in English --
         uk = guest.page()
@@ -123,13 +126,8 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         assert_accessible_at_both_sizes(entry, "a guest in the meeting room")
         shot(call, "meeting-01-member-and-guest")
 
-        # The console shows who is in, because anyone with the link can walk in.
-        other_tab = member.page()
-        other_tab.goto(server.url + "/")
-        expect(
-            other_tab.locator("#console-meeting_rooms .meeting-rooms__item", has_text="Huddle")
-        ).to_contain_text("In use: Dr Demo Provider, Kim Guest")
-        other_tab.close()
+        # The console shows who is in, without a reload: anyone with the link can walk in.
+        expect(huddle).to_contain_text("In use: Dr Demo Provider, Kim Guest")
 
         # -- the administrator rotates the link: the old one admits nobody --
         setup.goto(server.url + "/admin/meetings")
@@ -171,14 +169,9 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         # The last person leaving ends the meeting room's call; the room stays (console: free).
         call.close()
         entry.close()
-        again = member.page()
-        huddle = again.locator("#console-meeting_rooms .meeting-rooms__item", has_text="Huddle")
-
-        def free() -> bool:
-            again.goto(server.url + "/")
-            return "Free" in huddle.inner_text()
-
-        seconds_until(free, END_S, POLL_S, "the meeting room is free once everyone has left")
+        expect(huddle).to_contain_text("Free", timeout=END_MS)
+        watch.reload()
+        expect(huddle).to_contain_text("Free")
         for who in (admin, member, guest, late, plain):
             assert not [e for e in who.errors if "Failed to load resource" not in e], who.errors
     finally:

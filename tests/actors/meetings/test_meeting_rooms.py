@@ -6,7 +6,7 @@ people are stand-in connections (``Inbox`` actors) that address the call as the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import trio
 
 from actors import addresses, refusals
 from actors.boot import start_actors
-from actors.inbound import ConnectionClosed, Inbound, RedeemToken
+from actors.inbound import ConnectionClosed, Inbound, Push, RedeemToken
 from actors.meetings.messages import (
     ArchiveMeetingRoom,
     CreateMeetingRoom,
@@ -39,7 +39,7 @@ from services.passwords import Passwords
 from storage import audit, calls, orgs, seed, staff
 from storage import meeting_rooms as store_rooms
 from storage.db import Store
-from tests.actors.inbox import Inbox
+from tests.actors.inbox import Inbox, Pushes
 from tests.actors.meetings.schema import meeting_store
 
 
@@ -321,3 +321,43 @@ async def test_a_user_room_admits_its_owner_and_the_guests_they_invite_only(
         await clinic.registry.ref(address).ask(RedeemToken(claimed.token.split(".", 1)[1]))
     assert kim_out.value.code == refusals.INVALID_TOKEN
     assert len(await audit.list_entries(clinic.store, action=audit.USER_ROOM_CALL_ENDED)) == 1
+
+
+async def test_consoles_watching_see_who_comes_and_goes_in_the_rooms_they_may_enter(
+    clinic: Clinic,
+) -> None:
+    room = await clinic.meeting()
+    seen, unseen = Pushes(), Pushes()
+    await clinic.root.start_child(ChildSpec("conn/console", lambda: Inbox(seen)))
+    await clinic.root.start_child(ChildSpec("conn/other", lambda: Inbox(unseen)))
+    outsider = await clinic.staff("outsider", ("provider", "unit", clinic.unit_id))
+    meetings = clinic.registry.ref(addresses.MEETINGS)
+    first = await meetings.ask(Inbound("meetings.watch", {}, clinic.member, "conn/console"))
+    assert first == {"rooms": [{"id": room.id, "people": []}], "user_room": None}
+    none = await meetings.ask(Inbound("meetings.watch", {}, outsider, "conn/other"))
+    assert none == {"rooms": [], "user_room": None}
+
+    def occupancy(people: list[str]) -> Callable[[Push], bool]:
+        return lambda p: (
+            p.type == "meetings.occupancy"
+            and p.body
+            == {
+                "id": room.id,
+                "people": people,
+            }
+        )
+
+    view = await clinic.ask(EnterMeetingRoom(clinic.member, room.id))
+    await clinic.enter(view.room_id, clinic.member, "conn/member")
+    guest = await clinic.guest(room.guest_link, "Kim")
+    await clinic.enter(view.room_id, guest, "conn/kim")
+    with trio.fail_after(5):
+        await seen.wait_for(occupancy(["Dr Demo Provider", "Kim"]))
+    await clinic.leave(view.room_id, guest, "conn/kim")
+    await clinic.leave(view.room_id, clinic.member, "conn/member")
+    with trio.fail_after(5):
+        await seen.wait_for(occupancy([]))
+    assert not [p for p in unseen if p.type == "meetings.occupancy"]
+    with pytest.raises(Refusal) as unknown:
+        await meetings.ask(Inbound("meetings.nonsense", {}, clinic.member, "conn/console"))
+    assert unknown.value.code == refusals.UNKNOWN_TYPE
