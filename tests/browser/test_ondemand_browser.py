@@ -422,3 +422,25 @@ def test_unknown_organisation_gets_a_calm_page(server: Server, browser: Browser)
         expect(page.locator("h1")).to_contain_text("Link not recognised")
     finally:
         visitor.context.close()
+
+
+def test_a_patient_who_closes_the_tab_comes_back_to_their_place(
+    server: Server,
+    browser: Browser,  # noqa: F811
+) -> None:
+    patient = someone(browser)
+    try:
+        page = patient.page()
+        meet_now(page, server, "Dora Dorsey")
+        page.close()
+        again = patient.page()
+        again.goto(server.url + "/o/1/meet")
+        again.wait_for_url(re.compile(r"/o/1/meet/wait$"))
+        expect(again.locator('form.od-step[data-step="0"]')).to_be_visible()
+        # Leaving the queue ends the request: the page says so.
+        again.once("dialog", lambda dialog: dialog.accept())
+        again.click("#od-cancel")
+        expect(again.locator("#ended")).to_contain_text("You have left the queue")
+    finally:
+        patient.context.close()
+    assert patient.errors == []

@@ -236,3 +236,64 @@ async def test_another_organisation_sees_only_its_own(waitroom_server: RunningSe
     assert (await no_role.get("/ondemand/settings")).status == HTTP_FORBIDDEN
     home = await no_role.get("/")
     assert 'id="oncall-switch"' not in home.text and 'id="bell"' in home.text
+
+
+async def test_on_call_shows_the_console_section(waitroom_server: RunningServer) -> None:
+    provider = await signed_in(waitroom_server, waitroom_server.demo.provider_username)
+    console = await provider.get("/")
+    assert re.search(r'id="console-ondemand"[^>]*hidden', console.text)  # off call
+    await provider.post("/ondemand/oncall", {"csrf_token": console.csrf_token(), "on": "yes"})
+    console = await provider.get("/")
+    assert 'id="console-ondemand"' in console.text
+    assert not re.search(r'id="console-ondemand"[^>]*hidden', console.text)
+    admin = await signed_in(waitroom_server, waitroom_server.demo.admin_username)
+    page = await admin.get("/")
+    assert not re.search(r'id="console-ondemand"[^>]*hidden', page.text)  # administrators see it
+
+
+async def test_caller_pages_have_no_string_outside_the_catalogue(
+    waitroom_server: RunningServer,
+) -> None:
+    """The pseudo-locale walk of tests/web/test_pseudo_locale.py over the on-demand caller pages."""
+    from actors import addresses
+    from actors.ondemand.messages import DescribePublic, FindQueue, OnDemandPublic
+    from tests.web.test_pseudo_locale import unmarked
+    from web import i18n
+    from web.app import WebConfig, create_app
+
+    admin = await signed_in(waitroom_server, waitroom_server.demo.admin_username)
+    assert (await configure_intake(admin)).status == HTTP_SEE_OTHER
+    registry = waitroom_server.registry
+    address = await registry.ref(addresses.ONDEMAND).ask(FindQueue(int(DEMO_ORG)), timeout=5)
+    info = await registry.ref(str(address)).ask(DescribePublic(), timeout=5)
+    assert isinstance(info, OnDemandPublic)
+    data = (
+        "Demo Clinic",
+        info.org_name,
+        "Ada Lovelace",
+        *(s.name for s in info.services),
+        *(step.title for step in info.steps),
+        *(f.label for step in info.steps for f in step.fields),
+        *(c for step in info.steps for f in step.fields for c in f.choices),
+        *(lang.native_name for lang in i18n.languages()),
+    )
+    app = create_app(registry, WebConfig(service_name="Demo Clinic"))
+    app.config["WAITROOM_PSEUDO_LOCALE"] = True
+    client = app.test_client()
+    await client.get("/lang/xx")
+    pages: dict[str, str] = {}
+    for path in (f"/o/{DEMO_ORG}", f"/o/{DEMO_ORG}/meet", f"/o/{DEMO_ORG}/meet/wait", "/o/999"):
+        pages[path] = await (await client.get(path)).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]*)"', pages[f"/o/{DEMO_ORG}/meet"])
+    assert csrf is not None
+    for name, form in (
+        ("started", {"name": "Ada Lovelace"}),
+        ("refused", {"name": ""}),
+    ):
+        posted = await client.post(
+            f"/o/{DEMO_ORG}/meet", form={"csrf_token": csrf.group(1), **form}
+        )
+        pages[f"POST {name}"] = await posted.get_data(as_text=True)
+    problems = {path: unmarked(html, data) for path, html in pages.items()}
+    assert {path: found for path, found in problems.items() if found} == {}
+    assert "[" in pages[f"/o/{DEMO_ORG}"]
