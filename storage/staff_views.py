@@ -32,6 +32,10 @@ SELECT u.org_id FROM role_grants g JOIN units u ON u.id = g.scope_id
 UNION
 SELECT u.org_id FROM role_grants g JOIN waiting_areas a ON a.id = g.scope_id
  JOIN units u ON u.id = a.unit_id WHERE g.user_id = :u AND g.scope_type = 'area'
+UNION
+SELECT u.org_id FROM role_grants g JOIN meeting_rooms m ON m.id = g.scope_id
+ JOIN rooms r ON r.id = m.room_id JOIN units u ON u.id = r.unit_id
+ WHERE g.user_id = :u AND g.scope_type = 'meeting_room'
 ORDER BY org_id
 """
 

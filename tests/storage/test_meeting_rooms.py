@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from storage import calls, orgs, reports, rooms, seed, staff
+from storage import calls, orgs, reports, rooms, seed, staff, staff_views
 from storage import meeting_rooms as store_rooms
 from storage.db import Store
 from storage.errors import ConflictError, NotFoundError, TokenRejectedError
@@ -100,6 +100,10 @@ async def test_grants_on_one_meeting_room_and_the_rebuilt_grants_table(
         store, demo.admin_user_id, "meeting_member", "meeting_room", room.id
     )
     assert grant.scope_type == "meeting_room" and grant.scope_id == room.id
+    # A member by that grant alone belongs to the room's organisation (their principal says so).
+    only_room = await staff.create_user(store, "roomonly", "Room Only", "hash")
+    await staff.grant_role(store, only_room.id, "meeting_member", "meeting_room", room.id)
+    assert await staff_views.orgs_of_user(store, only_room.id) == [demo.org_id]
     with pytest.raises(NotFoundError):
         await staff.grant_role(store, demo.admin_user_id, "meeting_member", "meeting_room", 999)
     # The demo's grants survived the rebuild, and the CHECK still refuses unknown scopes.
