@@ -133,3 +133,101 @@ def make_clip(seconds: float = CLIP_SECONDS) -> Clip:
         payloads, _ = audio_encoder.encode(audio)
         packets.extend(payloads)
     return Clip(tuple(packets), tuple(frames))
+
+
+# -- simulcast: the same picture at three sizes ---------------------------------------------------
+
+#: The three layers media.js publishes for a large call (SIMULCAST_ENCODINGS, a 720p camera),
+#: low to high: (width, height, bit/s). aiortc's encoder holds bit rates within 250k..1.5M.
+SIMULCAST_LAYERS = ((320, 180, 150_000), (640, 360, 500_000), (1280, 720, 1_500_000))
+SIMULCAST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SimulcastClip:
+    """Opus payloads and, per layer (low to high), VP8 frames: ``layers[n][0]`` is a key frame.
+
+    A peer replays ``layers[n][1:]`` in a loop and sends ``layers[n][0]`` again whenever the SFU
+    asks for a key frame of layer n (PLI/FIR): nothing is encoded while the load runs.
+    """
+
+    audio: tuple[bytes, ...]
+    layers: tuple[tuple[tuple[bytes, ...], ...], ...]
+    sizes: tuple[tuple[int, int], ...]
+
+    def stats(self) -> list[dict[str, float]]:
+        return [Clip(self.audio, layer).stats() for layer in self.layers]
+
+
+def simulcast_cache_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"waitroom-loadtest-simulcast-v{SIMULCAST_VERSION}.msgpack"
+
+
+@functools.cache
+def load_simulcast_clip(seconds: float = CLIP_SECONDS) -> SimulcastClip:
+    """The three-layer clip, encoded once per host and cached like `load_clip`."""
+    path = simulcast_cache_path()
+    if seconds == CLIP_SECONDS:
+        with contextlib.suppress(OSError, ValueError, TypeError, msgpack.UnpackException):
+            audio, layers, sizes = msgpack.unpackb(path.read_bytes())
+            clip = SimulcastClip(
+                tuple(audio),
+                tuple(tuple(tuple(frame) for frame in layer) for layer in layers),
+                tuple((int(w), int(h)) for w, h in sizes),
+            )
+            layers_ok = all(len(layer) > 1 for layer in clip.layers)
+            if clip.audio and len(clip.layers) == len(SIMULCAST_LAYERS) and layers_ok:
+                return clip
+    clip = make_simulcast_clip(seconds)
+    if seconds == CLIP_SECONDS:
+        with contextlib.suppress(OSError):
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            packed = [
+                list(clip.audio),
+                [[list(frame) for frame in layer] for layer in clip.layers],
+                [list(size) for size in clip.sizes],
+            ]
+            partial.write_bytes(msgpack.packb(packed))
+            partial.replace(path)
+    return clip
+
+
+def make_simulcast_clip(seconds: float = CLIP_SECONDS) -> SimulcastClip:
+    """Encode the panning texture at each layer's size and bit rate (aiortc's VP8 encoder)."""
+    import fractions
+
+    import numpy
+    from aiortc.codecs import get_encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from av import VideoFrame
+
+    top_width, top_height, _ = SIMULCAST_LAYERS[-1]
+    rng = numpy.random.default_rng(1)
+    gradient = (
+        numpy.linspace(0, 180, top_height)[:, None, None]
+        + numpy.linspace(0, 60, 2 * top_width)[None, :, None]
+    )
+    texture = (gradient + rng.integers(0, CLIP_NOISE, (top_height, 2 * top_width, 3))).clip(0, 255)
+    texture = texture.astype(numpy.uint8)
+    layers: list[tuple[tuple[bytes, ...], ...]] = []
+    for width, height, bitrate in SIMULCAST_LAYERS:
+        codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=VIDEO_CLOCK, payloadType=96)
+        encoder = get_encoder(codec)
+        encoder.target_bitrate = bitrate  # type: ignore[attr-defined]
+        frames: list[tuple[bytes, ...]] = []
+        for i in range(int(seconds * FRAME_RATE)):
+            x = (i * 6) % top_width
+            full = VideoFrame.from_ndarray(
+                numpy.ascontiguousarray(texture[:, x : x + top_width, :]), format="bgr24"
+            )
+            frame = full.reformat(width=width, height=height) if width != top_width else full
+            frame.pts, frame.time_base = i * VIDEO_TS_STEP, fractions.Fraction(1, VIDEO_CLOCK)
+            payloads, _ = encoder.encode(frame)
+            frames.append(tuple(payloads))
+        layers.append(tuple(frames))
+    sizes = tuple((w, h) for w, h, _ in SIMULCAST_LAYERS)
+    return SimulcastClip(
+        load_clip().audio if seconds == CLIP_SECONDS else make_clip(seconds).audio,
+        tuple(layers),
+        sizes,
+    )

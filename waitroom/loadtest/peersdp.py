@@ -22,6 +22,21 @@ FRAME_RATE = 30
 VIDEO_TS_STEP = VIDEO_CLOCK // FRAME_RATE
 #: What the browser offers by default (media.js DEFAULT_SLOTS).
 DEFAULT_SLOTS = 5
+#: Header-extension URIs (RFC 8285 ``a=extmap``) and the ids Chrome offers them with.
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+CHROME_EXTENSION_IDS = {
+    AUDIO_LEVEL_URI: 1,
+    TWCC_URI: 3,
+    MID_URI: 4,
+    RID_URI: 10,
+    REPAIRED_RID_URI: 11,
+}
+#: The layers media.js publishes for a large call, low to high (SIMULCAST_ENCODINGS).
+SIMULCAST_RIDS = ("q", "h", "f")
 
 
 class MediaPeerError(Exception):
@@ -40,13 +55,45 @@ class Answer:
     port: int
     fingerprint: str
     slot_ssrcs: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: Extensions the SFU accepted on each publish line: kind -> uri -> id.
+    publish_extensions: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Simulcast layers the SFU accepted (``a=rid:<id> recv``) on the video publish line.
+    rids: list[str] = field(default_factory=list)
+    #: Whether the SFU answered ``a=rtcp-fb:<pt> transport-cc`` on a publish line.
+    transport_cc: bool = False
 
 
 def offer_sdp(
-    ufrag: str, pwd: str, fingerprint: str, audio: int, video: int, slots: int = DEFAULT_SLOTS
+    ufrag: str,
+    pwd: str,
+    fingerprint: str,
+    audio: int,
+    video: int,
+    slots: int = DEFAULT_SLOTS,
+    *,
+    audio_slots: int | None = None,
+    simulcast: bool = False,
+    extensions: bool = False,
 ) -> str:
-    """A Chrome-shaped offer: sendonly audio+video, then `slots` recvonly audio/video pairs."""
-    mids = list(range(2 + 2 * slots))
+    """A Chrome-shaped offer: sendonly audio+video, then `slots` recvonly video lines and
+    `audio_slots` (default `slots`) recvonly audio lines, slot by slot (audio first).
+
+    ``extensions`` offers what Chrome does (audio level, transport-cc, MID; RID and repaired RID
+    on video, transport-cc feedback); ``simulcast`` publishes video as `SIMULCAST_RIDS` with no
+    SSRC signalled (``a=rid``/``a=simulcast:send``), as Chrome does with ``sendEncodings``.
+    """
+    audio_slots = slots if audio_slots is None else audio_slots
+    extensions = extensions or simulcast
+    kinds: list[tuple[str, str, int | None]] = [
+        ("audio", "sendonly", audio),
+        ("video", "sendonly", None if simulcast else video),
+    ]
+    for i in range(max(slots, audio_slots)):
+        if i < audio_slots:
+            kinds.append(("audio", "recvonly", None))
+        if i < slots:
+            kinds.append(("video", "recvonly", None))
+    mids = list(range(len(kinds)))
     lines = [
         "v=0",
         "o=- 1 1 IN IP4 127.0.0.1",
@@ -55,11 +102,6 @@ def offer_sdp(
         "a=group:BUNDLE " + " ".join(map(str, mids)),
         "a=msid-semantic: WMS *",
     ]
-    kinds: list[tuple[str, str, int | None]] = [
-        ("audio", "sendonly", audio),
-        ("video", "sendonly", video),
-    ]
-    kinds += [(k, "recvonly", None) for _ in range(slots) for k in ("audio", "video")]
     for mid, (kind, direction, ssrc) in zip(mids, kinds, strict=True):
         pt = AUDIO_PT if kind == "audio" else VIDEO_PT
         codec = "opus/48000/2" if kind == "audio" else "VP8/90000"
@@ -76,9 +118,19 @@ def offer_sdp(
             f"a=rtpmap:{pt} {codec}",
         ]
         if kind == "video":
-            lines += [f"a=rtcp-fb:{pt} nack", f"a=rtcp-fb:{pt} nack pli"]
+            lines += [f"a=rtcp-fb:{pt} nack", f"a=rtcp-fb:{pt} nack pli", f"a=rtcp-fb:{pt} ccm fir"]
+        if extensions:
+            lines.append(f"a=rtcp-fb:{pt} transport-cc")
+            uris = [AUDIO_LEVEL_URI] if kind == "audio" else []
+            uris += [TWCC_URI, MID_URI]
+            if kind == "video":
+                uris += [RID_URI, REPAIRED_RID_URI]
+            lines += [f"a=extmap:{CHROME_EXTENSION_IDS[uri]} {uri}" for uri in uris]
         if ssrc is not None:
             lines.append(f"a=ssrc:{ssrc} cname:fake")
+        elif simulcast and kind == "video" and direction == "sendonly":
+            lines += [f"a=rid:{rid} send" for rid in SIMULCAST_RIDS]
+            lines.append("a=simulcast:send " + ";".join(SIMULCAST_RIDS))
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -105,4 +157,21 @@ def parse_answer(text: str) -> Answer:
         if m.direction == "sendonly" and m.ssrc:
             answer.slot_ssrcs[(slot[m.kind], m.kind)] = m.ssrc[0].ssrc
             slot[m.kind] += 1
+        elif m.direction == "recvonly" and m.port:
+            answer.publish_extensions[m.kind] = {ext.uri: ext.id for ext in m.rtp.headerExtensions}
+            for codec in m.rtp.codecs:
+                if any(fb.type == "transport-cc" for fb in codec.rtcpFeedback):
+                    answer.transport_cc = True
+    answer.rids = _answered_rids(text)
     return answer
+
+
+def _answered_rids(text: str) -> list[str]:
+    """The layers of ``a=rid:<id> recv`` (aiortc's parser does not keep them)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("a=rid:"):
+            bits = line[6:].split()
+            if len(bits) >= 2 and bits[1] == "recv" and bits[0] not in out:
+                out.append(bits[0])
+    return out

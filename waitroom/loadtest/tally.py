@@ -42,6 +42,19 @@ class ReceiveStream:
     highest: int = -1  # extended highest sequence number
     jitter: float = 0.0  # timestamp units
     transit: float | None = None
+    #: Payload-and-header bytes received (large-call figures: bytes per subscriber).
+    octets: int = 0
+    #: RFC 3550 A.3 interval state for this receiver's reports (RR).
+    expected_prior: int = 0
+    received_prior: int = 0
+    #: RTP timestamp of the newest packet: a new value starts a frame (video).
+    last_ts: int = -1
+    #: (arrival, width, height) of each VP8 key frame seen (large-call peers only).
+    keyframes: list[tuple[float, int, int]] = field(default_factory=list)
+    #: Arrival of the newest packet, and the longest silence between packets since the peer
+    #: began watching (`MediaPeer.watch_gaps_from`): frozen video during a layer switch.
+    last_arrival: float = 0.0
+    max_gap: float = 0.0
 
     def on_packet(self, seq: int, timestamp: int, arrival: float) -> None:
         self.received += 1
