@@ -106,6 +106,13 @@ class PermanentRoomPolicy:
         self.expected = {k: until for k, until in self.expected.items() if until > now}
         return bool(self.expected)
 
+    async def close_stale_record(self) -> None:
+        """A call record still open from a call that did not end (the server or the actor
+        stopped under it) ends now: each start is a new call, nobody is in it any more."""
+        stale = await calls.active_call_for_room(self.store, self.room_id)
+        if stale is not None:
+            await calls.end_call(self.store, stale.id)
+
     # -- what the core asks (each kind decides the first four) ------------------------------------
     @property
     def grace(self) -> float | None:
@@ -226,6 +233,7 @@ class MeetingRoomPolicy(PermanentRoomPolicy):
         if room is None or room.archived:
             raise Refusal(refusals.CLOSED, "this meeting room has been archived")
         self.load(room)
+        await self.close_stale_record()
         return CallState.IN_CALL
 
     def load(self, room: store_rooms.MeetingRoom) -> None:
@@ -290,6 +298,7 @@ class UserRoomPolicy(PermanentRoomPolicy):
             raise Refusal(refusals.CLOSED, "this user room has been archived")
         self.name, self.owner_user_id = room.name, room.owner_user_id
         self.unit_id, self.org_id = room.unit_id, room.org_id
+        await self.close_stale_record()
         return CallState.IN_CALL
 
     def is_owner(self, principal: Principal) -> bool:

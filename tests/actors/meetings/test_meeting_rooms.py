@@ -361,3 +361,16 @@ async def test_consoles_watching_see_who_comes_and_goes_in_the_rooms_they_may_en
     with pytest.raises(Refusal) as unknown:
         await meetings.ask(Inbound("meetings.nonsense", {}, clinic.member, "conn/console"))
     assert unknown.value.code == refusals.UNKNOWN_TYPE
+
+
+async def test_a_call_record_left_open_by_a_stop_is_ended_when_the_room_starts_again(
+    clinic: Clinic,
+) -> None:
+    room = await clinic.meeting()
+    entry = await store_rooms.get_meeting_room(clinic.store, room.id)
+    stale = await calls.start_call(clinic.store, entry.room_id)  # as a crashed call leaves it
+    view = await clinic.ask(EnterMeetingRoom(clinic.member, room.id))
+    assert (await calls.get_call(clinic.store, stale.id)).ended_at is not None
+    await clinic.enter(view.room_id, clinic.member, "conn/member")
+    fresh = await calls.active_call_for_room(clinic.store, view.room_id)
+    assert fresh is not None and fresh.id != stale.id
