@@ -103,6 +103,7 @@ ROUTES: dict[str, Route] = {
     "caller.hold": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
     "caller.transfer": Route(addresses.AREA, STAFF, {"caller_id": _ID, "target_area": _AREA_ID}),
     "caller.end": Route(addresses.AREA, STAFF, {"caller_id": _ID}),
+    "area.clear_unconnected": Route(addresses.AREA, STAFF),
     # Inside a room (a caller's private room, once joined a call).
     "room.enter": Route(addresses.ROOM, ROOM_MEMBERS, {"announce": Field(bool, required=False)}),
     "room.leave": Route(addresses.ROOM, ROOM_MEMBERS),

@@ -47,9 +47,13 @@ ARRIVAL = "caller.arrived"
 JOIN = "call.joined"
 INVITE = "call.invite_created"
 INVITE_CLAIMED = "call.invite_claimed"
+#: A staff member entered a caller's call (details: ``announced`` when they were not the
+#: provider who joined the caller and confirmed "join this call"; issue 15).
+STAFF_ENTERED = "call.staff_entered"
 HOLD = "call.hold"
 TRANSFER = "caller.transferred"
 END = "call.ended"
+UNCONNECTED_REMOVED = "area.unconnected_removed"
 LINK_SENT = "link.sent"
 RETENTION_SWEEP = "retention.sweep"
 # Consult Now (issue 13): a link sent (the start), opened, extended, cancelled, expired unused;
@@ -89,9 +93,11 @@ ACTIONS: tuple[str, ...] = (
     JOIN,
     INVITE,
     INVITE_CLAIMED,
+    STAFF_ENTERED,
     HOLD,
     TRANSFER,
     END,
+    UNCONNECTED_REMOVED,
     LINK_SENT,
     RETENTION_SWEEP,
     CONSULT_STARTED,

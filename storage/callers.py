@@ -333,6 +333,20 @@ async def set_status(
     return await store.run(_set_status, caller_id, status, now or utcnow())
 
 
+def _end_many(db: Database, caller_ids: list[str], now: datetime) -> int:
+    ended = 0
+    for caller_id in caller_ids:
+        if get_caller_sync(db, caller_id).status not in FINAL_STATUSES:
+            _set_status(db, caller_id, "ended", now)
+            ended += 1
+    return ended
+
+
+async def end_callers(store: Store, caller_ids: list[str], *, now: datetime | None = None) -> int:
+    """End several callers in one transaction (those already finished are skipped); how many."""
+    return await store.run(_end_many, caller_ids, now or utcnow())
+
+
 async def transfer_caller(
     store: Store, caller_id: str, to_area_id: int, *, now: datetime | None = None
 ) -> Caller:

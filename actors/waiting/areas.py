@@ -406,6 +406,22 @@ class WaitingArea(Actor):
         self._remove(entry.id)
         return {}
 
+    async def _clear_unconnected(self, msg: Inbound) -> dict[str, Any]:
+        """Remove every waiting caller who is not connected now (issue 15): after a flood of
+        fake arrivals, or a morning of abandoned tabs. Their rooms end like ``caller.end``; a
+        caller who comes back finds "this call has ended". One audit entry with the count."""
+        self._require(msg.principal)
+        gone = [e for e in self.queue.values() if e.status == "waiting" and not e.connected]
+        if not gone:
+            return {"removed": 0}
+        await callers.end_callers(self.store, [e.id for e in gone])
+        for entry in gone:
+            with contextlib.suppress(ActorError):
+                self.ref(addresses.room(entry.room_id)).tell(EndRoom("ended"))
+            self._remove(entry.id)
+        await self._audit(msg, audit.UNCONNECTED_REMOVED, "", {"removed": len(gone)})
+        return {"removed": len(gone)}
+
     async def _transfer(self, msg: Inbound) -> dict[str, Any]:
         self._require(msg.principal)
         entry = self._caller(msg.body["caller_id"])
@@ -476,6 +492,7 @@ class WaitingArea(Actor):
         "caller.hold": _hold,
         "caller.end": _end,
         "caller.transfer": _transfer,
+        "area.clear_unconnected": _clear_unconnected,
     }
 
     # -- room reports -----------------------------------------------------------------------------

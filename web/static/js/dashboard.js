@@ -47,6 +47,32 @@
     });
   }
 
+  /* -- remove everyone not connected (after a flood, or abandoned tabs) ------------------------ */
+  for (const button of root.querySelectorAll("[data-clear-unconnected]")) {
+    button.addEventListener("click", async () => {
+      const section = button.closest("[data-area-id]");
+      const name = section.dataset.areaName;
+      const area = areas.get(section.dataset.areaId);
+      const count = [...area.callers.values()].filter(
+        (c) => c.status === "waiting" && !c.connected,
+      ).length;
+      if (count === 0) {
+        showError("Everyone waiting in " + name + " is connected.");
+        return;
+      }
+      if (!window.confirm("Remove the " + count + " people waiting in " + name +
+          " who are not connected now? Their visit ends.")) return;
+      try {
+        const reply = await wire.request("area.clear_unconnected", {}, "area/" + section.dataset.areaId);
+        showError("");
+        section.querySelector("[data-copy-status]").textContent =
+          reply.removed + " removed.";
+      } catch (error) {
+        showError(error.detail);
+      }
+    });
+  }
+
   /* -- alerts ---------------------------------------------------------------------------------- */
   $("alerts").addEventListener("click", async () => {
     try {
