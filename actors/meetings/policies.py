@@ -106,6 +106,12 @@ class PermanentRoomPolicy:
         self.expected = {k: until for k, until in self.expected.items() if until > now}
         return bool(self.expected)
 
+    def guests_on_their_way(self) -> int:
+        """Guests given a token in the last :data:`EXPECT_WINDOW` who have not come in yet: the
+        guest link counts them as people, so a seventh is refused at the link, not in the call."""
+        self.expecting()
+        return sum(1 for key in self.expected if key.startswith("guest:"))
+
     async def close_stale_record(self) -> None:
         """A call record still open from a call that did not end (the server or the actor
         stopped under it) ends now: each start is a new call, nobody is in it any more."""

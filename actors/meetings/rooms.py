@@ -118,7 +118,7 @@ class MeetingRoomCall(PermanentRoomCall):
         """Someone used the guest link: a token of their own, unless the meeting is full now."""
         if self.state is CallState.ENDED:
             raise Refusal(refusals.ENDED, "this call has ended")
-        if self.presence.people() >= self.meeting.limit:
+        if self.presence.people() + self.meeting.guests_on_their_way() >= self.meeting.limit:
             raise Refusal(
                 refusals.CALL_FULL, f"a meeting room holds at most {self.meeting.limit} people"
             )

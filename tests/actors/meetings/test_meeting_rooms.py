@@ -374,3 +374,18 @@ async def test_a_call_record_left_open_by_a_stop_is_ended_when_the_room_starts_a
     await clinic.enter(view.room_id, clinic.member, "conn/member")
     fresh = await calls.active_call_for_room(clinic.store, view.room_id)
     assert fresh is not None and fresh.id != stale.id
+
+
+async def test_guests_given_a_token_count_until_they_come_or_the_wait_is_over(
+    clinic: Clinic, autojump_clock: trio.testing.MockClock
+) -> None:
+    room = await clinic.meeting()
+    view = await clinic.ask(EnterMeetingRoom(clinic.member, room.id))
+    await clinic.enter(view.room_id, clinic.member, "conn/member")
+    for n in range(MAX_PARTICIPANTS - 1):  # five tokens handed out, nobody connected yet
+        await clinic.ask(GuestEnter(room.guest_link, f"G{n}"))
+    with pytest.raises(Refusal) as full:
+        await clinic.ask(GuestEnter(room.guest_link, "Seventh"))
+    assert full.value.code == refusals.CALL_FULL
+    await trio.sleep(EXPECT_WINDOW + 1)  # they never came: their places are free again
+    await clinic.enter(view.room_id, await clinic.guest(room.guest_link, "Late"), "conn/late")
