@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
+from storage import areas, calls, orgs, staff
 from storage import meeting_rooms as store_rooms
-from storage import orgs, staff
 from storage.db import open_store
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.httpclient import HttpClient, Response
@@ -262,3 +262,23 @@ async def test_the_member_role_granted_on_one_room_through_the_setup_page(
     assert "meeting_member in meeting_room Huddle" in listed.text
     assert (await nurse.get(f"/meetings/{meeting_id}")).status == HTTP_OK
     assert (await nurse.get(f"/meetings/{other_id}")).status == HTTP_FORBIDDEN
+
+
+async def test_the_usage_report_counts_meeting_room_and_user_room_calls(
+    waitroom_server: RunningServer,
+) -> None:
+    admin = await _admin(waitroom_server)
+    meeting_id, _link, _listed = await _create_room(admin, "Huddle")
+    unit_id, provider_id = await _ids(waitroom_server)
+    async with open_store(waitroom_server.db_path) as store:
+        room = await store_rooms.get_meeting_room(store, meeting_id)
+        own = await store_rooms.create_user_room(store, provider_id, unit_id, "Dr Demo Provider")
+        for room_id in (room.room_id, room.room_id, own.room_id):
+            await calls.start_call(store, room_id)
+        area = (await areas.list_areas(store))[0]
+    report = await admin.get(f"/admin/reports?area={area.id}")
+    assert report.status == HTTP_OK
+    assert re.search(r'data-measure="calls_meeting">2<', report.text)
+    assert re.search(r'data-measure="calls_user">1<', report.text)
+    csv = await admin.get(f"/admin/reports.csv?area={area.id}")
+    assert "meeting room calls (organisation),2" in csv.text
