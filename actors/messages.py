@@ -171,9 +171,12 @@ class OpenRooms:
 
 @dataclass(frozen=True)
 class ProviderJoining:
-    """The area marked the caller as joined by ``name``: the caller's page says someone is coming."""
+    """The area marked the caller as joined by ``name``: the caller's page says someone is coming.
+
+    ``user_id`` is that provider's: the room lets them (and only them) in unannounced (issue 15)."""
 
     name: str
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ NOT_IN_ROOM = "not_in_room"  #: a call message before ``room.enter``
 NOT_IN_CALL = "not_in_call"  #: the caller is not in a call
 NOT_JOINED = "not_joined"  #: staff must join the caller from the list first
 CALL_FULL = "call_full"  #: the call holds its most people (invitations included)
+JOIN_CONFIRM_NEEDED = "join_confirm_needed"  #: staff other than the joined provider: confirm
 NO_CALLER = "no_caller"  #: the call has no caller to act on
 NO_MEDIA = "no_media"  #: the server runs without a media plane
 BAD_SDP = "bad_sdp"  #: the offer could not be answered

@@ -160,7 +160,8 @@ class Call(Actor):
         if (
             not self.policy.holds_for(person)
             and msg.conn not in self.presence
-            and self.presence.people() >= limit
+            and not self.presence.has_person(person.person)
+            and self.presence.people() + await self.reserved_places() >= limit
         ):
             raise Refusal(refusals.CALL_FULL, f"a call holds at most {limit} people")
         self.presence.add(person)
@@ -173,6 +174,11 @@ class Call(Actor):
             with contextlib.suppress(ActorError):
                 self.ref(person.conn).tell(Push("call.speaker", {"peer": self._speaker}))
         return self.state_view(person)
+
+    async def reserved_places(self) -> int:
+        """Places held for people not in yet (a kind of call with invitations counts the open
+        ones): the limit counts everyone in or invited (issue 15). None here."""
+        return 0
 
     @wire("room.leave")
     async def _leave(self, msg: Inbound) -> dict[str, Any]:

@@ -42,8 +42,13 @@ class Present:
 
     @property
     def person(self) -> str:
-        """Who this is across tabs: the token's participant id, else the connection."""
-        return self.principal.participant_id or self.conn
+        """Who this is across tabs: the token's participant id, a staff member's user id, else
+        the connection (issue 15: a staff member in two tabs is one person for the limit)."""
+        if self.principal.participant_id:
+            return self.principal.participant_id
+        if self.principal.user_id:
+            return f"staff/{self.principal.user_id}"
+        return self.conn
 
     def view(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,10 @@ class Presence:
     def people(self) -> int:
         """How many people are in (tabs of one person count once): what the limit counts."""
         return len({p.person for p in self._by_conn.values()})
+
+    def has_person(self, person: str) -> bool:
+        """Whether this person (:attr:`Present.person`) is in already, from any tab."""
+        return any(p.person == person for p in self._by_conn.values())
 
     def any(self, test: Callable[[Present], bool]) -> bool:
         return any(test(p) for p in self._by_conn.values())

@@ -5,7 +5,10 @@ A caller room is the call core (:class:`actors.calls.core.Call`) with the waitin
 leaves for good; then its tokens and invite links are revoked in storage and the actor stops, so a
 late click gets a clear "this call has ended". Who may enter: its caller's token, a provider of its
 area once the caller has been joined, a guest who claimed an invite; at most six people,
-invitations included. Hold and end are the area's business: the room tells its area. A caller who
+invitations included. Staff other than the provider who joined the caller (an organisation
+administrator too) enter only after saying so (``room.enter`` with ``announce``): they are refused
+``join_confirm_needed`` first, and on entry everyone in the call, the caller included, is told
+(``call.notice``). Every staff entry is audited (issue 15). Hold and end are the area's business: the room tells its area. A caller who
 closed the tab keeps their place for the reconnection grace.
 """
 
@@ -24,7 +27,7 @@ from actors.calls.media import MediaPort
 from actors.calls.presence import ParticipantKind, Present
 from actors.calls.routing import call_id_for
 from actors.calls.state import CallState
-from actors.inbound import Inbound, RedeemToken
+from actors.inbound import Inbound, Push, RedeemToken
 from actors.messages import (
     AreaChanged,
     CallerGone,
@@ -72,6 +75,8 @@ INVITE_LIFETIME = invites.INVITE_LIFETIME
 LEFT: Final = "left"
 #: Why a room ends when someone in the call ended it.
 ENDED: Final = "ended"
+#: ``call.notice`` kind: a staff member who is not the provider who joined has entered.
+STAFF_JOINED: Final = "staff_joined"
 
 _CALLER_TOKEN_KIND: Final = "caller"
 _INVITE_TOKEN_KIND: Final = invites.INVITE_TOKEN_KIND
@@ -116,6 +121,13 @@ class WaitingAreaPolicy:
         self.joining: str | None = None
         #: The area's typical wait now (seconds; ``WaitEstimate``), on the caller's page.
         self.estimate: float | None = None
+        #: The provider who joined the caller for this consultation (user id, name): they enter
+        #: without announcing themselves; cleared by a hold or a transfer.
+        self.joined_user: str | None = None
+        self.joined_name: str | None = None
+        #: Staff (``Present.person``) who entered by announcing themselves this consultation: a
+        #: reload does not announce them again.
+        self.announced: set[str] = set()
 
     @property
     def area(self) -> Address:
@@ -143,10 +155,43 @@ class WaitingAreaPolicy:
         self.moved(area.id, area.name, AreaPlace(str(area.id), str(unit.id), str(unit.org_id)))
         self.record_id = snap.active_call_id
         if status == CallState.IN_CALL.value:
+            await self._restore_joined()
             return CallState.IN_CALL
         if status == CallState.ON_HOLD.value:
             return CallState.ON_HOLD
         return CallState.WAITING
+
+    async def _restore_joined(self) -> None:
+        """After a restart, the provider who joined is the first staff member the call record
+        has; with none recorded, nobody enters without announcing themselves."""
+        self.joined_user = self.joined_name = None
+        self.announced.clear()
+        if self.record_id is None:
+            return
+        for row in await calls.list_participants(self.store, self.record_id):
+            if row.kind == _RECORD_KIND[ParticipantKind.STAFF] and row.user_id is not None:
+                self.joined_user, self.joined_name = str(row.user_id), row.display_name
+                return
+
+    def provider_joined(self, user_id: str | None, name: str, state: CallState) -> None:
+        """The area marked the caller as joined by this provider. While the call is on, the
+        first provider stays the one who joined: a second join (an area that restarted and
+        forgot who is with the caller) does not let a colleague in unannounced."""
+        self.joining = name
+        if state is CallState.IN_CALL and (self.joined_user or self.joined_name):
+            return
+        self.joined_user, self.joined_name = user_id, name
+        self.announced.clear()
+
+    def consultation_over(self) -> None:
+        """A hold or a transfer: whoever joins next is the provider who joined."""
+        self.joined_user = self.joined_name = None
+        self.announced.clear()
+
+    def is_joined_provider(self, principal: Principal) -> bool:
+        if self.joined_user is not None:
+            return principal.user_id == self.joined_user
+        return self.joined_name is not None and principal.display_name == self.joined_name
 
     def moved(self, area_id: int, area_name: str, place: AreaPlace) -> None:
         self.area_id = area_id
@@ -211,6 +256,7 @@ class WaitingAreaPolicy:
 
     async def holding(self, call: Call) -> None:
         self.joining = None
+        self.consultation_over()
 
     async def held(self, call: Call) -> None:
         if self.record_id is not None:
@@ -274,6 +320,54 @@ class Room(Call):
         self.waiting = WaitingAreaPolicy(store, room_id, grace, snapshot)
         super().__init__(call_id_for(addresses.room(room_id)), room_id, self.waiting, media)
         self.store = store
+
+    # -- entry ------------------------------------------------------------------------------------
+    async def reserved_places(self) -> int:
+        """Invitations not used yet hold a place each: the limit counts everyone in or invited."""
+        return await invites.open_invitations(self.store, self.room_id)
+
+    @wire("room.enter")
+    async def _enter(self, msg: Inbound) -> dict[str, Any]:
+        """The core's entry, with what a caller's room adds for staff (issue 15): anyone but the
+        provider who joined says so first (``announce``), everyone in the call is told, and every
+        staff entry is audited."""
+        principal = msg.principal
+        if principal.kind != ParticipantKind.STAFF or self.state is CallState.ENDED:
+            return await super()._enter(msg)
+        self.waiting.admit(principal, self.state)  # forbidden / not_joined before anything else
+        person = Present(msg.conn, principal, ParticipantKind.STAFF).person
+        walk_in = not self.waiting.is_joined_provider(principal) and (
+            person not in self.waiting.announced
+        )
+        if walk_in and msg.body.get("announce") is not True:
+            limit = self.waiting.limit
+            if (
+                not self.presence.has_person(person)
+                and self.presence.people() + await self.reserved_places() >= limit
+            ):
+                raise Refusal(refusals.CALL_FULL, f"a call holds at most {limit} people")
+            who = self.waiting.joined_name or "Another provider"
+            raise Refusal(
+                refusals.JOIN_CONFIRM_NEEDED,
+                f"{who} is in this call with the caller. Join anyway? "
+                "Everyone in the call will be told.",
+            )
+        view = await super()._enter(msg)
+        if walk_in:
+            self.waiting.announced.add(person)
+            self.broadcast(
+                Push("call.notice", {"kind": STAFF_JOINED, "name": principal.display_name})
+            )
+        await audit.append(
+            self.store,
+            audit.STAFF_ENTERED,
+            actor_user_id=int(principal.user_id) if principal.user_id else None,
+            area_id=self.waiting.area_id,
+            subject=self.waiting.caller_id or self.room_id,
+            remote_addr=msg.remote_addr,
+            details={"announced": walk_in},
+        )
+        return view
 
     # -- tokens and invitations -------------------------------------------------------------------
     @handles(RedeemToken)
@@ -345,7 +439,7 @@ class Room(Call):
     async def _provider_joining(self, msg: ProviderJoining) -> None:
         if self.state is CallState.ENDED:
             raise Refusal(refusals.ENDED, "this call has ended")
-        self.waiting.joining = msg.name
+        self.waiting.provider_joined(msg.user_id, msg.name, self.state)
         self.set_state(CallState.IN_CALL)
         self.push_state()
 
@@ -369,6 +463,7 @@ class Room(Call):
         if self.state is CallState.ENDED:
             raise Refusal(refusals.ENDED, "this call has ended")
         self.waiting.moved(msg.area_id, msg.area_name, msg.place)
+        self.waiting.consultation_over()
         self.set_state(CallState.WAITING)
         self.push_state()
 
