@@ -46,6 +46,7 @@
     start: $("session-start"),
     startButton: $("start-session"),
     startText: $("session-start-text"),
+    callNotice: $("call-notice"),
   };
 
   const state = { room: null, state: null, joining: null, participants: [], you: null, area: null, ondemand: null };
@@ -451,6 +452,22 @@
     if (el.invalidText) el.invalidText.textContent = text;
   }
 
+  /* Staff other than the provider who joined the caller are asked first (issue 15): the server
+   * refuses join_confirm_needed with the question; on "OK" the page enters saying so, and
+   * everyone in the call is told. On "Cancel" the page goes back to the console. */
+  async function enterRoom() {
+    try {
+      return await wire.request("room.enter", {}, roomAddress());
+    } catch (error) {
+      if (error.code !== "join_confirm_needed") throw error;
+      if (!window.confirm(error.detail)) {
+        window.location.href = page.dataset.dashboardUrl;
+        throw error;
+      }
+      return await wire.request("room.enter", { announce: true }, roomAddress());
+    }
+  }
+
   function connect(token) {
     wire = WaitroomWire.connect({
       token: token,
@@ -462,7 +479,7 @@
       },
       async onReady() {
         try {
-          const view = await wire.request("room.enter", {}, roomAddress());
+          const view = await enterRoom();
           applyState(view);
           if (!audioOn || !videoOn) updateToggles();
         } catch (error) {
@@ -489,6 +506,12 @@
       }
     });
     wire.on("chat.message", addChat);
+    /* Someone the whole call should know about came in (a colleague who confirmed "join"). */
+    wire.on("call.notice", (body) => {
+      if (!el.callNotice || body.kind !== "staff_joined") return;
+      el.callNotice.textContent = fmt(S.staff_joined, { name: body.name || "" });
+      el.callNotice.hidden = false;
+    });
     /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
     wire.on("media.slots", (body) => {
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
