@@ -35,6 +35,7 @@ from actors import addresses, refusals
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
 from actors.messages import PrincipalChanged, StaffActive, StaffConnected, StaffDisconnected
 from actors.principal import Principal
+from actors.waiting.areas import NOT_YOURS
 from gateway import protocol
 from gateway.auth import Authenticator
 from gateway.protocol import ProtocolError
@@ -450,6 +451,11 @@ class ClientSession:
         except Refusal as refusal:
             raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
         except ActorNotFound:
+            if address.startswith(addresses.AREA + "/"):
+                # Exactly what an area of another organisation answers (issue 15).
+                raise ProtocolError(
+                    refusals.FORBIDDEN, NOT_YOURS.format(role="provider"), frame.request_id
+                ) from None
             raise ProtocolError(
                 refusals.NOT_FOUND, f"{address} does not exist (any more)", frame.request_id
             ) from None

@@ -231,8 +231,9 @@ async def leaflet(area_id: int) -> Response:
     try:
         reply = await security.ask(area_address(area_id), DescribeForLeaflet(principal))
     except Refusal as refusal:
+        # The same answer as for an area that does not exist: ids are sequential (issue 15).
         raise security.WebError(
-            403, "Not allowed", "You are not a provider in this waiting area."
+            404, "Page not found", "There is no such waiting area."
         ) from refusal
     except security.WebError as error:
         if not isinstance(error.__cause__, ActorNotFound):

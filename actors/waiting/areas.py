@@ -79,6 +79,11 @@ ARRIVALS_PER_AREA = 1200
 _WHOLE_AREA = "area"
 
 
+#: The refusal for staff without the role in an area, and (through the gateway) for an area id
+#: that does not exist: ids are sequential, and telling the two apart would list the areas.
+NOT_YOURS = "you are not a {role} in this waiting area"
+
+
 def area_address(area_id: int) -> str:
     """Kept for other modules that import it; the constructor is ``addresses.area``."""
     return addresses.area(area_id)
@@ -334,7 +339,9 @@ class WaitingArea(Actor):
     # -- the providers' side ----------------------------------------------------------------------
     def _require(self, principal: Principal, role: Role = Role.PROVIDER) -> None:
         if not principal.has_role(role, self.place):
-            raise Refusal(refusals.FORBIDDEN, f"you are not a {role.value} in {self.config.name}")
+            # Not naming the area: an area of another organisation, and one that does not exist,
+            # get the same answer (issue 15; the gateway says NOT_YOURS for a missing one).
+            raise Refusal(refusals.FORBIDDEN, NOT_YOURS.format(role=role.value))
 
     def _caller(self, caller_id: str) -> QueuedCaller:
         entry = self.queue.get(caller_id)

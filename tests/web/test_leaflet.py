@@ -135,3 +135,25 @@ def test_hours_are_listed_monday_to_sunday_with_local_names() -> None:
         "C", "A", "https://x/w/y", "UTC", ((2, "00:00", "24:00"),), "en"
     )
     assert leaflet.hours_lines(always, "Closed")[2] == ("Wednesday", "Open all day")
+
+
+async def test_another_organisations_area_looks_like_a_missing_one(
+    waitroom_server: RunningServer,
+) -> None:
+    """Area ids are sequential: a provider who is not a provider of an area must not learn that
+    it exists (issue 15). Its leaflet answers exactly like an id that does not exist."""
+    from storage import areas, orgs
+    from storage.db import open_store
+
+    async with open_store(waitroom_server.db_path) as store:
+        other_org = await orgs.create_organisation(store, "Another clinic")
+        unit = await orgs.create_unit(store, other_org.id, "Their unit")
+        theirs = await areas.create_area(store, unit.id, "Their area")
+    app = make_app(waitroom_server)
+    client = await signed_in_client(app, waitroom_server.demo.provider_username)
+    existing = await client.get(f"/areas/{theirs.id}/leaflet.pdf")
+    missing = await client.get("/areas/999999/leaflet.pdf")
+    assert existing.status_code == missing.status_code == 404
+    # The same page, but for the address itself (the language switch returns to it).
+    page = (await existing.get_data(as_text=True)).replace(f"/areas/{theirs.id}/", "/areas/N/")
+    assert page == (await missing.get_data(as_text=True)).replace("/areas/999999/", "/areas/N/")
