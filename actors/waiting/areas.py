@@ -41,6 +41,7 @@ from actors.messages import (
 )
 from actors.ondemand.estimate import RecentWaits, WaitEstimate
 from actors.principal import AreaPlace, Principal, Role
+from actors.staff.directory import principal_of
 from actors.waiting.hours import is_open, next_opening
 from runtime.errors import ActorError, AskTimeout, Refusal
 from runtime.kernel import Actor, handles
@@ -466,7 +467,15 @@ class WaitingArea(Actor):
             raise Refusal(
                 refusals.OTHER_UNIT, "callers can only move between areas of the same unit"
             )
-        if not msg.principal.has_role(Role.REFERRER, self.place):
+        # Also as storage holds the rights now, not only as the dashboard's socket held them
+        # (issue 15): a role revoked by another process, or while its GrantsChanged is on its way.
+        current = msg.principal
+        if current.user_id is not None and current.user_id.isascii() and current.user_id.isdigit():
+            current = await principal_of(self.store, int(current.user_id), current.display_name)
+        if not (
+            msg.principal.has_role(Role.REFERRER, self.place)
+            and current.has_role(Role.REFERRER, self.place)
+        ):
             raise Refusal(
                 refusals.FORBIDDEN, f"you are not a service referrer in {self.config.name}"
             )

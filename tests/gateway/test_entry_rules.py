@@ -72,6 +72,8 @@ class World:
     stack: AsyncExitStack
     area: str
     area_id: int
+    #: Another area of the same unit (transfers).
+    other_id: int
     #: Display name -> (user id, session cookie).
     staff: dict[str, tuple[int, str]]
 
@@ -122,7 +124,7 @@ class World:
         return sorted((self.staff[name][0], announced) for name, announced in entries)
 
 
-LEE, KIM, ADMIN = "Dr Lee", "Dr Kim", "Org Admin"
+LEE, KIM, ADMIN, REFERRER = "Dr Lee", "Dr Kim", "Org Admin", "Dr Ref"
 
 
 @asynccontextmanager
@@ -130,17 +132,19 @@ async def world(server: RunningServer) -> AsyncIterator[World]:
     async with open_store(server.db_path) as store:
         org = (await orgs.list_organisations(store))[0]
         unit = (await orgs.list_units(store, org.id))[0]
-        area = (await areas.list_areas(store, unit.id))[0]
+        area, other = (await areas.list_areas(store, unit.id))[:2]
         made: dict[str, tuple[int, str]] = {}
-        for n, name in enumerate((LEE, KIM, ADMIN)):
+        for n, name in enumerate((LEE, KIM, ADMIN, REFERRER)):
             user = await staff.create_user(store, f"entry{n}", name, "not-a-hash")
             if name == ADMIN:
                 await staff.grant_role(store, user.id, "org_admin", "org", org.id)
             else:
                 await staff.grant_role(store, user.id, "provider", "area", area.id)
+            if name == REFERRER:
+                await staff.grant_role(store, user.id, "referrer", "area", other.id)
             made[name] = (user.id, (await sessions.create_session(store, user.id)).session_id)
     async with AsyncExitStack() as stack:
-        yield World(server, stack, addresses.area(area.id), area.id, made)
+        yield World(server, stack, addresses.area(area.id), area.id, other.id, made)
 
 
 async def in_call(w: World) -> tuple[ArrivalTicket, Socket, Socket]:
@@ -212,3 +216,30 @@ async def test_the_seventh_person_is_refused_with_everyone_connected(
         assert len({p["name"] for p in participants}) == MAX_PARTICIPANTS
         assert [n for n in ada.seen("call.notice")] == []
         assert await w.entries() == w.ids((LEE, False), (LEE, False))
+
+
+async def test_a_referrer_role_revoked_elsewhere_stops_a_transfer_from_the_open_dashboard(
+    waitroom_server: RunningServer,
+) -> None:
+    """Rights are what storage holds now, not what the socket held at hello. Here the role is
+    revoked by another server process (nothing tells this one's directory): before the fix the
+    open dashboard still transferred callers into the area."""
+    async with world(waitroom_server) as w:
+        first, second = await w.arrive("Ada"), await w.arrive("Bo")
+        dashboard = await w.staff_socket(REFERRER)
+        watched = await dashboard.call("area.watch", {}, w.area)
+        assert watched["t"] == "reply", watched
+        target = {"target_area": str(w.other_id)}
+        moved = await dashboard.call(
+            "caller.transfer", {"caller_id": first.caller_id, **target}, w.area
+        )
+        assert moved["t"] == "reply", moved  # while the role is held
+        async with open_store(w.server.db_path) as store:
+            user_id = w.staff[REFERRER][0]
+            assert await staff.revoke_role(store, user_id, "referrer", "area", w.other_id)
+        refused = await dashboard.call(
+            "caller.transfer", {"caller_id": second.caller_id, **target}, w.area
+        )
+        assert refused["t"] == "error" and refused["b"]["code"] == refusals.FORBIDDEN, refused
+        still = await dashboard.call("area.watch", {}, w.area)
+        assert [c["id"] for c in still["b"]["callers"]] == [second.caller_id]
