@@ -20,7 +20,7 @@ import trio
 from actors import addresses, refusals
 from actors.boot import start_actors
 from actors.inbound import Inbound, RedeemToken
-from actors.messages import Arrive, ClaimInvite, FindArea, ProviderJoining
+from actors.messages import ArrivalTicket, Arrive, ClaimInvite, FindArea, ProviderJoining
 from actors.principal import Grant, Principal, Role, Scope
 from actors.waiting.rooms import MAX_PARTICIPANTS, STAFF_JOINED
 from runtime import ChildSpec, Refusal, Registry, Supervisor
@@ -47,6 +47,7 @@ class Clinic:
     caller_secret: str
     #: Staff accounts in storage (the audit rows name them): display name -> user id.
     users: dict[str, int]
+    ticket: ArrivalTicket
     pushes: dict[str, Pushes] = field(default_factory=dict)
 
     def provider(self, name: str) -> Principal:
@@ -99,30 +100,48 @@ class Clinic:
         return sorted((r.actor_user_id, bool(r.details.get("announced"))) for r in rows)
 
 
+async def boot(
+    nursery: trio.Nursery,
+    store: Store,
+    demo: seed.DemoInfo,
+    users: dict[str, int],
+    ticket: ArrivalTicket | None = None,
+) -> Clinic:
+    """Start the actor tree; a first boot has Ada arrive, a restart finds her room again."""
+    registry = Registry()
+    root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
+    await start_actors(nursery, root, store)
+    area = await registry.ref(addresses.AREAS).ask(FindArea(demo.areas[0].slug))
+    if ticket is None:
+        ticket = await registry.ref(area).ask(Arrive({"name": "Ada", "reason": "knee"}))
+    assert ticket is not None
+    return Clinic(
+        registry,
+        root,
+        store,
+        str(demo.org_id),
+        area,
+        area.split("/")[1],
+        addresses.room(ticket.room_id),
+        ticket.caller_id,
+        ticket.token.split(".", 1)[1],
+        users,
+        ticket,
+    )
+
+
+async def make_users(store: Store) -> dict[str, int]:
+    users = {}
+    for n, name in enumerate((LEE, KIM, ADMIN)):
+        users[name] = (await staff.create_user(store, f"u{n}", name, "not-a-hash")).id
+    return users
+
+
 @pytest.fixture
 async def clinic(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Clinic]:
     async with open_store(tmp_path / "w.sqlite3") as store:
         demo = await seed.seed_demo(store, await Passwords().hash("pw"))
-        registry = Registry()
-        root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
-        await start_actors(nursery, root, store)
-        area = await registry.ref(addresses.AREAS).ask(FindArea(demo.areas[0].slug))
-        ticket = await registry.ref(area).ask(Arrive({"name": "Ada", "reason": "knee"}))
-        users = {}
-        for n, name in enumerate((LEE, KIM, ADMIN)):
-            users[name] = (await staff.create_user(store, f"u{n}", name, "not-a-hash")).id
-        yield Clinic(
-            registry,
-            root,
-            store,
-            str(demo.org_id),
-            area,
-            area.split("/")[1],
-            addresses.room(ticket.room_id),
-            ticket.caller_id,
-            ticket.token.split(".", 1)[1],
-            users,
-        )
+        yield await boot(nursery, store, demo, await make_users(store))
         nursery.cancel_scope.cancel()
 
 
@@ -243,3 +262,25 @@ async def test_three_in_and_three_invited_leave_no_place_for_a_seventh(clinic: C
     people = {p["name"] for p in view["participants"]}
     assert people == {"Ada", "Dr Lee", "Org Admin"}
     assert len(people) + 3 == MAX_PARTICIPANTS
+
+
+async def test_after_a_restart_the_provider_who_joined_is_known_from_the_call_record(
+    tmp_path: Path,
+) -> None:
+    """A restarted room must not let a colleague in unannounced because it forgot who joined."""
+    path = tmp_path / "w.sqlite3"
+    async with open_store(path) as store:
+        demo = await seed.seed_demo(store, await Passwords().hash("pw"))
+        users = await make_users(store)
+        async with trio.open_nursery() as nursery:
+            first = await boot(nursery, store, demo, users)
+            await in_call(first)
+            nursery.cancel_scope.cancel()  # the whole server goes down mid-call
+    async with open_store(path) as store, trio.open_nursery() as nursery:
+        second = await boot(nursery, store, demo, users, first.ticket)
+        with pytest.raises(Refusal) as asked:
+            await second.enter(second.provider(KIM), "conn/kim")
+        assert asked.value.code == refusals.JOIN_CONFIRM_NEEDED and LEE in asked.value.detail
+        view = await second.enter(second.provider(LEE), "conn/lee")
+        assert view["state"] == "in_call"
+        nursery.cancel_scope.cancel()
