@@ -56,6 +56,11 @@
     return text;
   }
 
+  /* Past the organisation's alert threshold, and nobody is seeing them yet. */
+  function isLate(since, state) {
+    return alertAfter > 0 && (Date.now() - since) / 1000 > alertAfter && state !== "in_session" && state !== "claimed";
+  }
+
   function remember(r) {
     r.since = Date.now() - (r.waited || 0) * 1000;
     requests.set(r.id, r);
@@ -94,8 +99,9 @@
     );
     head.querySelector(".od-row__wait").dataset.wait = "";
     item.append(head);
-    if (alertAfter > 0 && (Date.now() - r.since) / 1000 > alertAfter && r.state !== "in_session") {
+    if (isLate(r.since, r.state)) {
       item.classList.add("od-row--late");
+      head.append(el("strong", "od-row__late", "Waiting over " + minutes(alertAfter) + " min"));
     }
 
     const facts = el("dl", "od-row__facts");
@@ -180,13 +186,14 @@
   }
 
   setInterval(() => {
+    let newlyLate = false;
     for (const item of $("od-rows").querySelectorAll(".od-row")) {
       const since = Number(item.dataset.since);
       item.querySelector("[data-wait]").textContent = waited(since);
-      if (alertAfter > 0 && (Date.now() - since) / 1000 > alertAfter && !item.classList.contains("od-row--in_session")) {
-        item.classList.add("od-row--late");
-      }
+      const r = requests.get(item.dataset.requestId);
+      if (r && isLate(since, r.state) && !item.classList.contains("od-row--late")) newlyLate = true;
     }
+    if (newlyLate) render();
   }, TICK_MS);
 
   /* -- actions --------------------------------------------------------------------------------- */
