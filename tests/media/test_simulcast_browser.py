@@ -1,5 +1,6 @@
 """Chromium publishes simulcast through web/static/js/media.js; the SFU binds its layers, a
-subscriber that shows it small gets the low layer, and transport-cc keeps Chrome's estimate up.
+subscriber that shows it small gets the low layer, transport-cc keeps Chrome's estimate up, and
+when the publisher's uplink shrinks Chrome drops its top layer and the subscriber moves down.
 
 Two pages of one browser: the publisher joins with `simulcast: true` and a 1280x720 fake camera,
 the subscriber without. Signalling calls the worker directly (as tests/media/test_browser.py
@@ -9,14 +10,16 @@ display height), through the worker's selection to the consumer's layer choice. 
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
+from media.worker import Worker, WorkerConfig
 from tests.chromium import launch_persistent
-from tests.media.conftest import RecordingWorker
 from tests.polling import seconds_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,9 +71,51 @@ PAGE = """<!doctype html>
 """
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+#: The publisher's uplink, shrunk: a token bucket on its RTP as the worker receives it.
+SHRUNK_UPLINK_BPS = 450_000
+SHRUNK_BURST_BYTES = 16_000
+UPLINK_DEADLINE = 45.0  # measured 4.0-15.6 s on this loaded machine
 
 
-def scenario(worker: RecordingWorker, tmp: Path) -> dict[str, Any]:
+class ShapedWorker(Worker):
+    """A worker whose receive side can play a narrow uplink for one publisher: RTP beyond the
+    bucket's rate is dropped before the worker sees it (as a congested link would), so the
+    transport-cc feedback reports it lost and late."""
+
+    shaped: tuple[str, int] | None = None
+    shaped_drops = 0
+    _tokens = 0.0
+    _filled_at = 0.0
+
+    def shape(self, addr: tuple[str, int] | None) -> None:
+        self.shaped = addr
+        self._tokens, self._filled_at = SHRUNK_BURST_BYTES, time.monotonic()
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        if addr == self.shaped and data and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223:
+            now = time.monotonic()
+            self._tokens = min(
+                SHRUNK_BURST_BYTES,
+                self._tokens + (now - self._filled_at) * SHRUNK_UPLINK_BPS / 8,
+            )
+            self._filled_at = now
+            if len(data) > self._tokens:
+                self.shaped_drops += 1
+                return
+            self._tokens -= len(data)
+        super()._on_datagram(data, addr)
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[ShapedWorker]:
+    w = ShapedWorker(WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(w.run)
+        yield w
+        nursery.cancel_scope.cancel()
+
+
+def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
     from playwright.sync_api import Route, sync_playwright
 
     result: dict[str, Any] = {}
@@ -154,18 +199,35 @@ def scenario(worker: RecordingWorker, tmp: Path) -> dict[str, Any]:
                 lambda: seen().get("frameWidth", 0) > 640, TOP_LAYER_DEADLINE, POLL, "top layer"
             )
             result["sending_at_top"] = pub.evaluate("() => window.sending()")
+
+            # The publisher's uplink shrinks: Chrome's estimator, fed our transport-cc feedback,
+            # falls, its allocator stops the top layer, and the subscriber moves down to h.
+            in_trio(worker.shape, pub_transport.addr)
+            result["uplink_down_s"] = seconds_until(
+                lambda: 0 < seen().get("frameWidth", 0) <= 640,
+                UPLINK_DEADLINE,
+                POLL,
+                "a lower layer once the uplink shrank",
+            )
+            result["sending_shrunk"] = pub.evaluate("() => window.sending()")
+            before = seen()["framesDecoded"]
+            seconds_until(
+                lambda: seen()["framesDecoded"] > before + 10, DEADLINE, POLL, "decoding on h"
+            )
+            result["shaped_drops"] = worker.shaped_drops
         finally:
             context.close()
     return result
 
 
 async def test_chromium_simulcast_layers_are_bound_and_a_small_tile_gets_the_low_layer(
-    worker: RecordingWorker, tmp_path: Path
+    worker: ShapedWorker, tmp_path: Path
 ) -> None:
     result = await trio.to_thread.run_sync(scenario, worker, tmp_path)
     print("simulcast", result, {k: v for k, v in worker.stats().items() if v})
     assert result["small_width"] <= 320 < result["full_width"]
     assert result["sending_at_top"]["layers"]["f"]["width"] == 1280
+    assert result["sending_shrunk"]["estimate"] < SHRUNK_UPLINK_BPS * 2
     stats = worker.stats()
     assert stats["simulcast_layers_bound"] >= 2 and stats["twcc_sent"] > 0
     assert stats["internal_errors"] == 0 and stats["dropped_srtp_auth"] == 0
