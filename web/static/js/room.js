@@ -53,6 +53,11 @@
   let localStream = null;
   let wire = null;
   let media = null;
+  /* A media.slots that came while the media plane was still starting, and the order it came in
+   * relative to our offer's answer (the answer carries slots too): the newer one wins. */
+  let slotsWhileStarting = null;
+  let wireOrder = 0;
+  let answeredAt = -1;
   let audioOn = true;
   let videoOn = true;
   let reoffers = [];
@@ -287,7 +292,11 @@
     import(page.dataset.mediaUrl)
       .then((module) =>
         module.joinMedia({
-          signal: (type, body) => wire.request(type, body, roomAddress()),
+          signal: (type, body) =>
+            wire.request(type, body, roomAddress()).then((reply) => {
+              if (type === "media.offer") answeredAt = ++wireOrder;
+              return reply;
+            }),
           stream: localStream || undefined,
           ...iceOptions() /* TURN servers and policy (data-ice) */,
           onConnectionState: watchMedia,
@@ -309,6 +318,9 @@
           media = call;
           call.setMicrophone(audioOn);
           call.setCamera(videoOn);
+          const late = slotsWhileStarting;
+          slotsWhileStarting = null;
+          if (late && late.at > answeredAt) call.setSlots(late.body.slots || {}, late.body.audio);
         } else {
           call.leave();
         }
@@ -515,6 +527,7 @@
     /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
     wire.on("media.slots", (body) => {
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
+      else if (media) slotsWhileStarting = { body, at: ++wireOrder };
     });
     /* Who speaks now: their tile is outlined and its caption (in the polite live region) says so. */
     wire.on("call.speaker", (body) => {
