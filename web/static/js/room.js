@@ -358,6 +358,35 @@
     }
   }
 
+  /* ... and when ours works but a small call's other participant (camera or microphone on) sends
+   * us nothing for as long, we say so too: their own page tells them what to try. */
+  const REMOTE_CHECK_MS = 5000;
+  const REMOTE_CHECK_MAX_PEOPLE = 5; /* a larger call forwards only some of its videos */
+  const remoteSilentSince = new Map();
+  function checkRemoteMedia() {
+    const notice = $("media-trouble-other");
+    if (!notice) return;
+    const ours = media && media.pc && media.pc.connectionState === "connected";
+    const now = Date.now();
+    const silent = [];
+    for (const p of state.participants) {
+      const video = el.tiles.querySelector('[data-peer="' + CSS.escape(p.id) + '"] video');
+      const arriving = video && video.srcObject && video.srcObject.getTracks().some((t) => !t.muted);
+      if (!ours || p.id === state.you || !(p.audio || p.video) || arriving) {
+        remoteSilentSince.delete(p.id);
+      } else if (!remoteSilentSince.has(p.id)) {
+        remoteSilentSince.set(p.id, now);
+      } else if (now - remoteSilentSince.get(p.id) >= MEDIA_TROUBLE_MS) {
+        silent.push(p.name);
+      }
+    }
+    const shown =
+      state.state === "in_call" && state.participants.length <= REMOTE_CHECK_MAX_PEOPLE && silent.length > 0;
+    notice.hidden = !shown;
+    if (shown) notice.textContent = fmt(S.media_trouble_other, { name: silent.join(", ") });
+  }
+  setInterval(checkRemoteMedia, REMOTE_CHECK_MS);
+
   /* The SFU closed our connection (not we): leave what is left of it and offer afresh. */
   function reofferMedia() {
     const now = Date.now();
