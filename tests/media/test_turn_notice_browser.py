@@ -1,5 +1,6 @@
 """When no media path works, the caller and the provider each see a notice with what to try
-(issue 16), within 30 s, in their own language; when media connects, nobody does.
+(issue 16), within 30 s, in their own language; when only the caller's network fails, the
+provider is told whose media is not getting through; when media connects, nobody sees either.
 
 A real ``waitroom serve`` with ``--ice-transport-policy relay`` and no TURN server: the browsers
 may use relayed candidates only and have none, so nothing can ever connect, which is what a
@@ -84,9 +85,23 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
-def into_a_call(browser: Browser, url: str, link: str) -> tuple[Page, Page]:
+#: Before any page script: this page's RTCPeerConnections may use TURN only (and it has none), as
+#: on a network that blocks every path to the media server; the other side's network is fine.
+BLOCKED_NETWORK = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config) { super({...(config || {}), iceServers: [], iceTransportPolicy: "relay"}); }
+  };
+})();"""
+
+
+def into_a_call(
+    browser: Browser, url: str, link: str, caller_script: str = ""
+) -> tuple[Page, Page]:
     """A Ukrainian-speaking caller arrives; the provider signs in and joins them."""
     caller = browser.new_context(permissions=["camera", "microphone"], locale="uk-UA").new_page()
+    if caller_script:
+        caller.add_init_script(caller_script)
     provider = browser.new_context(permissions=["camera", "microphone"], locale="en-GB").new_page()
     for page in (caller, provider):
         page.set_default_timeout(STEP_MS)
@@ -124,6 +139,21 @@ def test_no_path_shows_both_sides_a_notice_in_their_language(
         stop(process)
 
 
+def test_when_only_the_callers_network_fails_the_provider_is_told_whose(
+    browser: Browser, tmp_path: Path
+) -> None:
+    process, url, link = serve(tmp_path)
+    try:
+        caller, provider = into_a_call(browser, url, link, BLOCKED_NETWORK)
+        expect(caller.locator("#media-trouble")).to_contain_text(UKRAINIAN, timeout=NOTICE_MS)
+        other = provider.locator("#media-trouble-other")
+        expect(other).to_contain_text("Video and sound from Olena Test", timeout=NOTICE_MS + 10_000)
+        expect(provider.locator("#media-trouble")).to_be_hidden()  # the provider's own works
+        expect(caller.locator("#media-trouble-other")).to_be_hidden()
+    finally:
+        stop(process)
+
+
 def test_no_notice_when_media_connects(browser: Browser, tmp_path: Path) -> None:
     process, url, link = serve(tmp_path)
     try:
@@ -135,7 +165,8 @@ def test_no_notice_when_media_connects(browser: Browser, tmp_path: Path) -> None
                 timeout=STEP_MS,
             )
         caller.wait_for_timeout(26_000)  # past the notice's delay
-        expect(caller.locator("#media-trouble")).to_be_hidden()
-        expect(provider.locator("#media-trouble")).to_be_hidden()
+        for page in (caller, provider):
+            expect(page.locator("#media-trouble")).to_be_hidden()
+            expect(page.locator("#media-trouble-other")).to_be_hidden()
     finally:
         stop(process)
