@@ -38,7 +38,7 @@ from actors.principal import Grant, Principal, Role, Scope
 from actors.staff.notices import ListNotices, NoticeList
 from runtime import ChildSpec, Refusal, Registry, Supervisor
 from services.passwords import Passwords
-from storage import audit, consult, orgs, seed, staff
+from storage import audit, consult, orgs, reports, seed, staff
 from storage import outbox as outbox_store
 from storage import rooms as room_store
 from storage.db import Store, fetch_one, open_store
@@ -285,6 +285,11 @@ async def test_opening_starts_the_call_rings_the_provider_and_only_invited_peopl
     (ended,) = [e for e in await audit.list_entries(desk.store) if e.action == "consult.ended"]
     assert ended.actor_user_id == int(str(desk.provider.user_id))
     assert ended.details == {"reason": "ended"}
+    # The usage report counts it as a Consult Now call of the organisation.
+    counts = await reports.calls_by_kind(
+        desk.store, desk.org_id, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    )
+    assert counts["consult_now"] == 1
 
 
 async def test_a_call_the_provider_never_answers_ends_after_the_grace(
