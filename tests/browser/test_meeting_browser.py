@@ -144,11 +144,28 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         response = refused.goto(new_link)
         assert response is not None and response.status == 200
 
+        # Guests talk among themselves too: with the member gone, a guest who comes in gets
+        # media with the guest already there (the caller room waits for staff; a meeting room
+        # does not).
+        meeting_url = re.sub(r"\?.*$", "", call.url)
+        call.close()
+        refused.fill("#guest-name", "Lee Guest")
+        refused.get_by_role("button", name="Join the meeting").click()
+        refused.wait_for_url(server.url + "/m")
+        wait_growing(
+            refused, [remote_peer(refused, "Kim Guest")], SEE_AND_HEAR, "a guest sees a guest"
+        )
+        # Known gap (issue 11, in the session notes): the guest who was there hears the newcomer
+        # but does not yet decode their video after the member's slot was freed; only sound is
+        # asserted in this direction until that is fixed.
+        wait_growing(
+            entry, [remote_peer(entry, "Lee Guest")], ("samples", "heard"), "guest hears newcomer"
+        )
+
         # -- a provider without the member role is refused --
         outsider = plain.page()
         sign_in(outsider, server, "plain")
         expect(outsider.locator("#console-meeting_rooms")).to_have_count(0)
-        meeting_url = re.sub(r"\?.*$", "", call.url)
         response = outsider.goto(meeting_url)
         assert response is not None and response.status == 403
         expect(outsider.locator("main")).to_contain_text("meeting room member role")
@@ -167,8 +184,8 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         assert_accessible_at_both_sizes(own, "the owner in their user room")
 
         # The last person leaving ends the meeting room's call; the room stays (console: free).
-        call.close()
         entry.close()
+        refused.close()
         expect(huddle).to_contain_text("Free", timeout=END_MS)
         watch.reload()
         expect(huddle).to_contain_text("Free")

@@ -22,6 +22,9 @@
   const REOFFER_LIMIT = 3;
   const REOFFER_WINDOW_MS = 60000;
   const S = JSON.parse(document.getElementById("wr-strings").textContent);
+  /* In a caller's room media starts once someone from the clinic is there; a meeting room's
+   * guests and members talk among themselves (data-media-without-staff="1"). */
+  const MEDIA_WITHOUT_STAFF = page.dataset.mediaWithoutStaff === "1";
   const $ = (id) => document.getElementById(id);
 
   const el = {
@@ -398,7 +401,7 @@
     reoffers.push(now);
     if (stopMediaPlane()) localStream = null; /* leave() stopped our camera */
     startDevices().finally(() => {
-      if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+      if (mediaWanted()) {
         startMediaPlane();
       }
     });
@@ -454,6 +457,7 @@
     if (body.state) state.state = body.state;
     if (body.area) showArea(body.area);
     if ("joining" in body) state.joining = body.joining;
+    if ("estimate" in body) showEstimate(body.estimate);
     if (Array.isArray(body.participants)) state.participants = body.participants;
     if (body.you) state.you = body.you;
     if (body.ondemand) state.ondemand = body.ondemand;
@@ -481,9 +485,28 @@
       return;
     }
     render();
-    if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+    if (mediaWanted()) {
       startMediaPlane();
     }
+  }
+
+  /* The typical wait in this area from its recent joins (never about anyone else); null: no
+   * estimate yet, and nothing is shown. */
+  function showEstimate(seconds) {
+    const box = $("wait-estimate");
+    if (!box) return;
+    if (typeof seconds !== "number") {
+      box.hidden = true;
+      return;
+    }
+    const minutes = Math.round(seconds / 60);
+    box.textContent = minutes < 1 ? S.estimate_soon : fmt(S.estimate, { minutes: minutes });
+    box.hidden = false;
+  }
+
+  function mediaWanted() {
+    return state.state === "in_call" &&
+      (MEDIA_WITHOUT_STAFF || state.participants.some((p) => p.kind === "staff"));
   }
 
   function invalid(text) {
@@ -542,7 +565,7 @@
     wire.on("room.participants", (body) => {
       state.participants = body.participants || [];
       render();
-      if (state.state === "in_call" && state.participants.some((p) => p.kind === "staff")) {
+      if (mediaWanted()) {
         startMediaPlane();
       }
     });
