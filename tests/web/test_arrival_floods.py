@@ -23,7 +23,9 @@ async def arrive(server: RunningServer, source: str, name: str) -> Response:
     client = HttpClient(server.base_url, source_address=source)
     path = slug_path(server)
     form = await client.get(path)
-    return await client.post(path, {"csrf_token": form.csrf_token(), "name": name, "consent": "yes"})
+    return await client.post(
+        path, {"csrf_token": form.csrf_token(), "name": name, "consent": "yes"}
+    )
 
 
 async def test_the_eleventh_arrival_from_one_address_is_refused_clearly(
