@@ -121,12 +121,14 @@ class TransferIn:
 
 @dataclass(frozen=True)
 class CallerUpdate:
-    """A room reports on its caller: presence, who is with them, status."""
+    """A room reports on its caller: presence, who is with them, status, their pre-call check."""
 
     caller_id: str
     status: str | None = None
     connected: bool | None = None
     with_names: tuple[str, ...] | None = None
+    #: ``precheck.result``'s body, checked by the gateway (issue 16).
+    precheck: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

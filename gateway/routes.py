@@ -90,6 +90,33 @@ def _check_pinned(value: Any) -> str | None:
     return None
 
 
+#: ``precheck.result`` (issue 16): the caller's pre-call check, shown next to them on the console.
+PRECHECK_OUTCOMES = frozenset({"ok", "failed", "unknown"})
+PRECHECK_NETWORK_KEYS = frozenset({"udp", "tcp", "relay", "rtt_ms"})
+#: A round trip longer than a minute is not a measurement worth showing.
+MAX_PRECHECK_RTT_MS = 60_000
+
+
+def _check_outcome(value: Any) -> str | None:
+    if value not in PRECHECK_OUTCOMES:
+        return "must be one of " + ", ".join(sorted(PRECHECK_OUTCOMES))
+    return None
+
+
+def _check_network(value: Any) -> str | None:
+    """``{"udp": bool, "tcp": bool, "relay": bool, "rtt_ms": int | null}``, nothing else."""
+    if set(value) != PRECHECK_NETWORK_KEYS:
+        return "must hold exactly " + ", ".join(sorted(PRECHECK_NETWORK_KEYS))
+    if not all(type(value[k]) is bool for k in ("udp", "tcp", "relay")):
+        return "udp, tcp and relay must be true or false"
+    rtt = value["rtt_ms"]
+    if rtt is not None and not (type(rtt) is int and 0 <= rtt <= MAX_PRECHECK_RTT_MS):
+        return f"rtt_ms must be null or whole milliseconds up to {MAX_PRECHECK_RTT_MS}"
+    return None
+
+
+_OUTCOME = Field(str, max_len=16, check=_check_outcome)
+
 #: Staff user ids are SQLite rowids too (issue 14: ``ondemand.assign``).
 _USER_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 
@@ -120,6 +147,16 @@ ROUTES: dict[str, Route] = {
     ),
     "media.state": Route(
         addresses.ROOM, ROOM_MEMBERS, {"audio": Field(bool), "video": Field(bool)}
+    ),
+    "precheck.result": Route(
+        addresses.ROOM,
+        CALLER,
+        {
+            "camera": _OUTCOME,
+            "microphone": _OUTCOME,
+            "speaker": _OUTCOME,
+            "network": Field(dict, check=_check_network),
+        },
     ),
     "call.invite": Route(addresses.ROOM, STAFF, {"label": Field(str, required=False, max_len=80)}),
     "call.hold": Route(addresses.ROOM, STAFF),

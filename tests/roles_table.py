@@ -366,6 +366,19 @@ WEBSOCKET: dict[str, Ws] = {
             R("hello_required"),
         ),
     ),
+    "precheck.result": Ws(
+        "room",
+        _row(
+            A,
+            R("forbidden"),
+            R("forbidden"),
+            R("forbidden"),
+            R("forbidden"),
+            R("forbidden"),
+            R("forbidden"),
+            R("hello_required"),
+        ),
+    ),
     "session.start": Ws("room", _row(A, R("forbidden"), A, A, A, A, A, R("hello_required"))),
     "notices.subscribe": Ws(
         "fixed", _row(R("forbidden"), R("forbidden"), A, A, A, A, A, R("hello_required"))
@@ -529,6 +542,7 @@ WS_NOTES = {
     "ondemand.decline": "administrators only",
     "ondemand.step": "the patient of an on-demand session; a caller room answers `unknown_type`",
     "ondemand.cancel": "as `ondemand.step`",
+    "precheck.result": "the caller's own pre-call check, shown on the area's list (issue 16)",
     "session.start": "on-demand sessions only: a caller room answers `unknown_type`",
     "notices.read": "the member's own bell; the walk's id is nobody's (`not_found`)",
     "consult.watch": "the member's own Consult Now links",

@@ -113,6 +113,12 @@ def _body(msg_type: str, world: RoleWorld) -> dict[str, Any]:
         "ondemand.decline": {"request_id": "nosuchrequest"},
         "ondemand.step": {"step": 0, "values": {}},
         "notices.read": {"id": 999999},
+        "precheck.result": {
+            "camera": "ok",
+            "microphone": "ok",
+            "speaker": "unknown",
+            "network": {"udp": True, "tcp": False, "relay": False, "rtt_ms": None},
+        },
     }
     return bodies.get(msg_type, {})
 

@@ -101,6 +101,8 @@ class QueuedCaller:
     transferred_from: str | None = None
     connected: bool = False
     with_names: tuple[str, ...] = ()
+    #: The caller's last pre-call check (issue 16), None until they ran one.
+    precheck: dict[str, Any] | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -114,6 +116,7 @@ class QueuedCaller:
             "transferred_from": self.transferred_from,
             "connected": self.connected,
             "with": list(self.with_names),
+            "precheck": self.precheck,
         }
 
 
@@ -522,6 +525,8 @@ class WaitingArea(Actor):
             entry.connected = msg.connected
         if msg.with_names is not None:
             entry.with_names = msg.with_names
+        if msg.precheck is not None:
+            entry.precheck = msg.precheck
         self._publish(entry)
 
     def _tell_estimate(self, entry: QueuedCaller) -> None:

@@ -434,6 +434,25 @@ class Room(Call):
         )
         return {"url": f"/i/{link}"}
 
+    # -- the caller's pre-call check (issue 16) ----------------------------------------------------
+    @wire("precheck.result")
+    async def _precheck_result(self, msg: Inbound) -> dict[str, Any]:
+        """The caller's camera, microphone, speaker and network check goes to the area's list, so
+        the provider knows before joining. The gateway checked the body's shape."""
+        person = self.member(msg.conn)
+        if person.kind is not ParticipantKind.CALLER or self.waiting.caller_id is None:
+            raise Refusal(refusals.FORBIDDEN, "only the caller reports a pre-call check")
+        network = msg.body["network"]
+        result = {
+            "camera": msg.body["camera"],
+            "microphone": msg.body["microphone"],
+            "speaker": msg.body["speaker"],
+            "network": {k: network[k] for k in ("udp", "tcp", "relay", "rtt_ms")},
+        }
+        with contextlib.suppress(ActorError):
+            self.ref(self.waiting.area).tell(CallerUpdate(self.waiting.caller_id, precheck=result))
+        return {}
+
     # -- what the area tells the room -------------------------------------------------------------
     @handles(ProviderJoining)
     async def _provider_joining(self, msg: ProviderJoining) -> None:

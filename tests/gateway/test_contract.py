@@ -53,6 +53,7 @@ CALLER_FIELDS = {
     "transferred_from",
     "connected",
     "with",
+    "precheck",
 }
 PARTICIPANT_FIELDS = {"id", "name", "kind", "audio", "video"}
 ROOM_VIEW_FIELDS = {"room", "state", "area", "joining", "estimate", "participants"}
