@@ -142,6 +142,23 @@
       .join(" · ");
   }
 
+  /* The caller's pre-call check (issue 16; docs/protocol.md "precheck.result"), in words and
+   * symbols, never colour alone: "Check: Camera ✓ · Microphone ✓ · Speaker not tested · Network:
+   * UDP, relay 40 ms". */
+  const PRECHECK_PARTS = [["camera", "Camera"], ["microphone", "Microphone"], ["speaker", "Speaker"]];
+  function precheckText(check) {
+    if (!check) return "";
+    const word = { ok: " ✓", failed: " ✗ not working", unknown: " not tested" };
+    const parts = PRECHECK_PARTS.map(([key, label]) => label + (word[check[key]] || " not tested"));
+    const net = check.network || {};
+    const paths = [];
+    if (net.udp) paths.push("UDP");
+    if (net.tcp) paths.push("TCP");
+    if (net.relay) paths.push(net.rtt_ms == null ? "relay" : "relay " + net.rtt_ms + " ms");
+    parts.push("Network: " + (paths.length ? paths.join(", ") : "✗ no path found"));
+    return "Check: " + parts.join(" · ");
+  }
+
   function button(label, className, onClick) {
     const b = document.createElement("button");
     b.type = "button";
@@ -179,6 +196,11 @@
     const details = document.createElement("p");
     details.className = "queue__details muted";
     details.textContent = detailText(caller.details);
+    const precheck = document.createElement("p");
+    precheck.className = "queue__precheck muted";
+    precheck.dataset.precheck = "";
+    precheck.textContent = precheckText(caller.precheck);
+    precheck.hidden = !caller.precheck;
 
     const actions = document.createElement("div");
     actions.className = "queue__actions";
@@ -199,7 +221,7 @@
       );
     }
     actions.append(button("End", "button--quiet", () => act("caller.end", areaId, caller.id, {})));
-    item.append(who, details, actions);
+    item.append(who, details, precheck, actions);
     return item;
   }
 
