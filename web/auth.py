@@ -20,6 +20,11 @@ blueprint = Blueprint("auth", __name__)
 MAX_USERNAME_LENGTH = 254
 UNAUTHORIZED = 401
 TOO_MANY_REQUESTS = 429
+#: How long a sign-in may wait for the sign-in desk. Password checks are slow on purpose (argon2)
+#: and the desk takes them in turn, so a Monday-morning burst of 100 staff queues for a few
+#: seconds: with the 5 s of other page asks, two thirds of them got "Service busy" (503) in
+#: bench/signin_burst.py (issue 17). The desk's own order keeps the throttle exact.
+SIGN_IN_TIMEOUT = 30.0
 
 
 def _safe_next(target: str | None) -> str:
@@ -51,7 +56,9 @@ async def sign_in_submit() -> tuple[str, int] | WerkzeugResponse:
     target = form.get("next", "")
     try:
         info = await security.ask(
-            addresses.SIGN_IN, SignIn(username, password, request.remote_addr or "")
+            addresses.SIGN_IN,
+            SignIn(username, password, request.remote_addr or ""),
+            timeout=SIGN_IN_TIMEOUT,
         )
     except Refusal as refusal:
         throttled = refusal.code == refusals.TOO_MANY_ATTEMPTS
