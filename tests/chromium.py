@@ -36,12 +36,18 @@ def launch(playwright: Playwright) -> Browser:
     )
 
 
-def launch_persistent(playwright: Playwright, profile: Path, **options: Any) -> BrowserContext:
+def launch_persistent(
+    playwright: Playwright, profile: Path, extra_args: tuple[str, ...] = (), **options: Any
+) -> BrowserContext:
     """A headless browser with one context on the profile directory ``profile``.
 
     ``--user-data-dir`` cannot go in the flags; Playwright takes the directory here instead.
-    ``options`` are passed on (``locale=...``, ``permissions=...``).
+    ``extra_args`` are more flags; ``options`` are passed on (``locale=...``, ``permissions=...``).
     """
     return playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS), **options
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*CHROMIUM_ARGS, *extra_args],
+        **options,
     )

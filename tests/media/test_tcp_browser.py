@@ -32,6 +32,7 @@ def two_pages(
     tmp: Path,
     ice: dict[str, Any],
     then: Callable[[Participant, Participant], None] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> dict[str, list[str]]:
     """Two Chromium pages with `ice` (iceServers, iceTransportPolicy) call each other through
     `worker` until each decodes the other's video and audio, then run `then` on them; returns
@@ -48,7 +49,7 @@ def two_pages(
             route.fulfill(status=404, body="")
 
     with sync_playwright() as pw:
-        context = launch_persistent(pw, tmp)
+        context = launch_persistent(pw, tmp, extra_args)
         try:
             context.route(f"{ORIGIN}/**", serve)
             context.add_init_script(f"window.ICE = {json.dumps(ice)};")

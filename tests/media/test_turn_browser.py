@@ -1,7 +1,7 @@
 """Chromium with iceTransportPolicy "relay" calls through coturn (issue 16).
 
 coturn runs on loopback with use-auth-secret (tests/media/turnserver.py); the pages get the
-credentials services.turn hands out, over UDP and over TCP to the relay. Both decode each other's
+credentials services.turn hands out, over UDP, over TCP and over TLS to the relay. Both decode each other's
 video and hear each other, and the worker never sees a direct path: every address it bound is
 one of coturn's relayed ports. Run under the machine-wide lock.
 """
@@ -25,6 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[Coturn]:
     with coturn(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_relay(tmp_path: Path) -> Iterator[Coturn]:
+    with coturn(tmp_path, tls=True) as server:
         yield server
 
 
@@ -54,3 +60,24 @@ async def test_chromium_calls_through_coturn_and_never_directly(
             assert host == "127.0.0.1" and port in relay.relay_ports, (peer, addrs)
     stats = worker.stats()
     assert stats["forwarded"] > 0 and stats["internal_errors"] == 0, stats
+
+
+async def test_chromium_calls_through_coturn_over_tls(
+    worker: Worker, tls_relay: Coturn, tmp_path: Path
+) -> None:
+    """``turns:`` (TURN over TLS, for networks that let only TLS out). Chromium checks the TURN
+    server's certificate like any other: this test's is self-signed, so the browser is told to
+    accept it; a deployment needs a certificate browsers trust (docs/operations.md)."""
+    turn = TurnConfig(urls=(tls_relay.url("tls"),), secret=tls_relay.secret, ttl=600)
+    ice = {"iceServers": ice_servers(turn), "iceTransportPolicy": "relay"}
+    states = await trio.to_thread.run_sync(
+        lambda: two_pages(
+            worker, tmp_path / "profile", ice, extra_args=("--ignore-certificate-errors",)
+        )
+    )
+    assert all("connected" in s for s in states.values()), states
+    for peer, addrs in bound_addresses(worker).items():
+        assert addrs, peer
+        for host, port in addrs:
+            assert host == "127.0.0.1" and port in tls_relay.relay_ports, (peer, addrs)
+    assert worker.stats()["forwarded"] > 0
