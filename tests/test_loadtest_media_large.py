@@ -176,8 +176,11 @@ async def test_a_silent_peers_video_is_not_forwarded_when_last_n_is_full_of_spea
         switches = speaker_switches(
             schedule.turns(time.monotonic()), sfu.events, call.results()["subscribers"]
         )
-        # Some subscriber received a speaker's key frame after its turn began.
-        assert switches["delays"], switches
+        # Every turn reached every subscriber: each either already received the speaker's video
+        # (every page shows everyone here) or got their key frame after the turn began. Which of
+        # the two depends on timing, so neither is required alone (it failed once under load).
+        assert switches["missed"] == 0, switches
+        assert switches["delays"] or switches["already_forwarded"], switches
         assert all(d > 0 for d in switches["delays"])
     finally:
         call.close()
