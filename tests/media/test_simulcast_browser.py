@@ -29,6 +29,7 @@ CALL = "call-simulcast"
 DEADLINE = 15.0
 POLL = 0.2
 SMALL = 180  # the subscriber's tile height once it shows the publisher small
+SMALL_WIDTH = 320  # the low layer's width (a 1280x720 camera scaled down by 4)
 #: Chrome starts its estimate at 300 kbit/s; with correct transport-cc feedback it climbs, and
 #: without it collapses to a few tens of kbit/s (MEDIA-NOTES).
 MIN_ESTIMATE_BPS = 450_000
@@ -58,7 +59,11 @@ PAGE = """<!doctype html>
     const out = { layers: {}, estimate: 0 };
     (await window.call.pc.getStats()).forEach((r) => {
       if (r.type === "outbound-rtp" && r.kind === "video" && r.rid) {
-        out.layers[r.rid] = { width: r.frameWidth ?? 0, bytes: r.bytesSent ?? 0 };
+        out.layers[r.rid] = {
+          width: r.frameWidth ?? 0,
+          bytes: r.bytesSent ?? 0,
+          limit: r.qualityLimitationReason ?? "",
+        };
       }
       if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
         out.estimate = r.availableOutgoingBitrate;
@@ -196,15 +201,24 @@ def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
 
             in_trio(worker.set_view, CALL, "sub", {"pub": 720}, [])
             result["switch_up_s"] = seconds_until(
-                lambda: seen().get("frameWidth", 0) > 640, TOP_LAYER_DEADLINE, POLL, "top layer"
+                lambda: seen().get("frameWidth", 0) > SMALL_WIDTH, DEADLINE, POLL, "a higher layer"
             )
+            # Chrome starts its top layer once its estimate covers all three and its CPU allows
+            # it; on a loaded machine its CPU adaptation may hold it back whatever we feed back.
+            try:
+                result["top_s"] = seconds_until(
+                    lambda: seen().get("frameWidth", 0) > 640, TOP_LAYER_DEADLINE, POLL, "top layer"
+                )
+            except AssertionError:
+                result["top_s"] = None
             result["sending_at_top"] = pub.evaluate("() => window.sending()")
+            result["width_at_top"] = seen()["frameWidth"]
 
             # The publisher's uplink shrinks: Chrome's estimator, fed our transport-cc feedback,
             # falls, its allocator stops the top layer, and the subscriber moves down to h.
             in_trio(worker.shape, pub_transport.addr)
             result["uplink_down_s"] = seconds_until(
-                lambda: 0 < seen().get("frameWidth", 0) <= 640,
+                lambda: 0 < seen().get("frameWidth", 0) < result["width_at_top"],
                 UPLINK_DEADLINE,
                 POLL,
                 "a lower layer once the uplink shrank",
@@ -226,7 +240,14 @@ async def test_chromium_simulcast_layers_are_bound_and_a_small_tile_gets_the_low
     result = await trio.to_thread.run_sync(scenario, worker, tmp_path)
     print("simulcast", result, {k: v for k, v in worker.stats().items() if v})
     assert result["small_width"] <= 320 < result["full_width"]
-    assert result["sending_at_top"]["layers"]["f"]["width"] == 1280
+    top = result["sending_at_top"]
+    if result["top_s"] is not None:
+        assert top["layers"]["f"]["width"] == 1280
+    else:
+        # Chrome held its top layer back for its own CPU, not for the bandwidth our feedback
+        # let it estimate (which covers all three layers): the subscriber got the best it sent.
+        assert top["layers"]["h"]["limit"] == "cpu" or top["layers"]["f"]["limit"] == "cpu", top
+        assert top["estimate"] >= 1_000_000, top
     assert result["sending_shrunk"]["estimate"] < SHRUNK_UPLINK_BPS * 2
     stats = worker.stats()
     assert stats["simulcast_layers_bound"] >= 2 and stats["twcc_sent"] > 0
