@@ -16,6 +16,7 @@ CALL = "call"
 CONN = "conn"
 SYSTEM = "system"
 ONDEMAND_KIND = "ondemand"
+BREAKOUTS = "breakouts"
 
 
 def area(area_id: object) -> Address:
@@ -36,6 +37,11 @@ def call(call_id: str) -> Address:
 def ondemand(org_id: object) -> Address:
     """An organisation's on-demand queue (``ondemand/3``; issue 14)."""
     return Address.of(ONDEMAND_KIND, org_id)
+
+
+def group_breakouts(session_id: object) -> Address:
+    """The breakout desk of one group session (``breakouts/4``; issue 12)."""
+    return Address.of(BREAKOUTS, session_id)
 
 
 def conn(number: object) -> Address:
@@ -59,3 +65,5 @@ NOTICES = Address.named("notices")
 ONDEMAND = Address.named("ondemand")
 #: The Consult Now desk: sends single-use call links, their timers, opening them (issue 13).
 CONSULT = Address.named("consult")
+#: Group consultations: creates sessions, hands out arrivals' tokens, starts their calls (issue 12).
+GROUP = Address.named("group")

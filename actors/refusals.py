@@ -66,6 +66,13 @@ LINK_USED = "link_used"  #: the Consult Now link has been opened already (it wor
 LINK_CANCELLED = "link_cancelled"  #: the provider cancelled the Consult Now link
 EXTENSION_LIMIT = "extension_limit"  #: the link has been extended as often as allowed
 
+# -- group consultations (issue 12) ------------------------------------------------------------------
+GROUP_FULL = "group_full"  #: admitting them would put more participants in than the session holds
+GROUP_LOCKED = "group_locked"  #: the moderator locked the session: nobody new gets in
+NOT_MODERATOR = "not_moderator"  #: only the session's moderators (or the unit's admins) do this
+PRIVATE_CHAT_OFF = "private_chat_off"  #: this session has private chat between participants off
+NOT_ADMITTED = "not_admitted"  #: a participant still in the group waiting area
+
 # -- set-up and forms ------------------------------------------------------------------------------
 INVALID = "invalid"  #: a form value failed validation (the detail says which)
 
