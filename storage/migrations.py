@@ -17,6 +17,8 @@ from storage import audit_chain
 from storage.consult import SCHEMA as _CONSULT_LINKS
 from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
+from storage.group_breakouts import MIGRATION_NAME as _BREAKOUTS_NAME
+from storage.group_breakouts import MIGRATION_SQL as _BREAKOUTS
 from storage.meeting_rooms import MIGRATION_NAME as _MEETING_ROOMS_NAME
 from storage.meeting_rooms import MIGRATION_SQL as _MEETING_ROOMS
 from storage.ondemand import MIGRATION_NAME as _ONDEMAND_NAME
@@ -333,6 +335,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, _ONDEMAND_NAME, _ONDEMAND),
     Migration(6, "audit log hash chain", _audit_chain),
     Migration(7, "staff members belong to an organisation", _STAFF_ORGANISATION),
+    Migration(8, _BREAKOUTS_NAME, _BREAKOUTS),
 ]
 """Every migration ever shipped, in order. Append only."""
 
