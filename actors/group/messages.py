@@ -178,6 +178,33 @@ class CancelGroupSession:
 
 
 @dataclass(frozen=True)
+class GroupSetupFor:
+    """(Added by the pages helper.) What the "new session" form offers this staff member: the
+    units where they may create a session (provider role there, or its admins) and the
+    organisation's active staff to pick moderators from; replies :class:`GroupSetupView` (with no
+    such unit, ``units`` is empty)."""
+
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class SendGroupLink:
+    """(Added by the pages helper.) "Share link" of a session: a moderator (or the unit's admin)
+    sends the session's link to one person by ``email`` or ``sms``. The desk checks the sender,
+    queues the message at the outbox (``actors.admin.outbox.SendMessage``) and audits it; replies
+    the outbox's ``OutboxMessage`` (its ``status`` says sent, queued or failed). ``body`` already
+    carries the link (the page writes it in the recipient's language)."""
+
+    principal: Principal
+    session_id: int
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
 class CheckGroupLink:
     """The link's landing page (a GET; link previews fetch it too): changes nothing. Replies a
     :class:`GroupLinkStatus`, never refuses for the session's state."""
@@ -199,6 +226,23 @@ class ArriveGroup:
 
 
 # -- the desk's answers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitChoice:
+    """(Added by the pages helper.) A unit the asker may create sessions in."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class GroupSetupView:
+    """(Added by the pages helper.) The answer to :class:`GroupSetupFor`."""
+
+    units: tuple[UnitChoice, ...]
+    #: The organisation's active staff (``ModeratorView`` is defined below).
+    staff: tuple[ModeratorView, ...]
 
 
 @dataclass(frozen=True)
