@@ -84,6 +84,21 @@ USER_ROOM_ARCHIVED = "user_room.archived"
 USER_ROOM_CALL_STARTED = "user_room.call_started"
 USER_ROOM_ENTERED = "user_room.entered"
 USER_ROOM_CALL_ENDED = "user_room.call_ended"
+# Group consultations (issue 12); subject ``group:<session id>``, details name participants by id.
+GROUP_CREATED = "group.created"
+GROUP_CHANGED = "group.changed"
+GROUP_LINK_ROTATED = "group.link_rotated"
+GROUP_LINK_SENT = "group.link_sent"
+GROUP_ARRIVED = "group.arrived"
+GROUP_STARTED = "group.started"
+GROUP_ADMITTED = "group.admitted"
+GROUP_SENT_BACK = "group.sent_back"
+GROUP_REMOVED = "group.removed"
+GROUP_LOCKED = "group.locked"
+GROUP_ENDED = "group.ended"
+#: Breakout rooms opened and closed (written by the breakout desk, ``actors/group/breakouts.py``).
+GROUP_BREAKOUT_OPENED = "group.breakout_opened"
+GROUP_BREAKOUT_CLOSED = "group.breakout_closed"
 
 ACTIONS: tuple[str, ...] = (
     SIGN_IN,
@@ -129,6 +144,19 @@ ACTIONS: tuple[str, ...] = (
     USER_ROOM_CALL_STARTED,
     USER_ROOM_ENTERED,
     USER_ROOM_CALL_ENDED,
+    GROUP_CREATED,
+    GROUP_CHANGED,
+    GROUP_LINK_ROTATED,
+    GROUP_LINK_SENT,
+    GROUP_ARRIVED,
+    GROUP_STARTED,
+    GROUP_ADMITTED,
+    GROUP_SENT_BACK,
+    GROUP_REMOVED,
+    GROUP_LOCKED,
+    GROUP_ENDED,
+    GROUP_BREAKOUT_OPENED,
+    GROUP_BREAKOUT_CLOSED,
     ONDEMAND_CLAIM,
     ONDEMAND_ASSIGN,
     ONDEMAND_DECLINE,

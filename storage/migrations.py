@@ -19,6 +19,8 @@ from storage.db import execute, fetch_all
 from storage.errors import SchemaTooNewError
 from storage.group_breakouts import MIGRATION_NAME as _BREAKOUTS_NAME
 from storage.group_breakouts import MIGRATION_SQL as _BREAKOUTS
+from storage.group_sessions import MIGRATION_NAME as _GROUP_SESSIONS_NAME
+from storage.group_sessions import MIGRATION_SQL as _GROUP_SESSIONS
 from storage.meeting_rooms import MIGRATION_NAME as _MEETING_ROOMS_NAME
 from storage.meeting_rooms import MIGRATION_SQL as _MEETING_ROOMS
 from storage.ondemand import MIGRATION_NAME as _ONDEMAND_NAME
@@ -336,6 +338,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "audit log hash chain", _audit_chain),
     Migration(7, "staff members belong to an organisation", _STAFF_ORGANISATION),
     Migration(8, _BREAKOUTS_NAME, _BREAKOUTS),
+    Migration(9, _GROUP_SESSIONS_NAME, _GROUP_SESSIONS),
 ]
 """Every migration ever shipped, in order. Append only."""
 
