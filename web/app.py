@@ -103,6 +103,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(account.blueprint)
     from web import (
         consult,  # issue 13: Consult Now links (and its console section)
+        group,  # issue 12: group consultations (and its console section)
         meetings,  # issue 13: meeting rooms and user rooms (and console sections)
         ondemand,  # issue 14: on-demand pages (and its console section)
     )
@@ -110,6 +111,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_blueprint(ondemand.blueprint)
     app.register_blueprint(meetings.blueprint)
     app.register_blueprint(consult.blueprint)
+    app.register_blueprint(group.blueprint)
     return app
 
 

@@ -14,14 +14,9 @@ in English and in Ukrainian. axe-core's WCAG 2.1 A/AA rules hold on every page a
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -32,11 +27,11 @@ from tests.browser.test_waiting_area_journey import (
     DECODING_REMOTE_VIDEO,
     MEDIA_MS,
     PASSWORD,
-    START_TIMEOUT,
     Person,
     browser,  # noqa: F401 (the module's fixture)
     shot,
 )
+from tests.served import Served, served
 
 pytestmark = pytest.mark.browser
 
@@ -49,57 +44,24 @@ EXPIRY_MS = (LINK_SECONDS + 10) * 1000
 RECIPIENT = "+44 7700 900123"
 
 
-class ConsultServer:
-    def __init__(self, url: str, db: Path, process: subprocess.Popen[str]) -> None:
-        self.url = url
-        self.db = db
-        self.process = process
-
-    def outbox_links(self) -> list[str]:
-        """The links in the outbox's messages, oldest first (what the recipients received)."""
-        with sqlite3.connect(self.db) as db:
-            bodies = [str(r[0]) for r in db.execute("SELECT body FROM outbox ORDER BY id")]
-        found = [re.search(r"https?://\S+/c/[A-Za-z0-9_-]+", body) for body in bodies]
-        return [m.group(0) for m in found if m is not None]
+def outbox_links(server: Served) -> list[str]:
+    """The links in the outbox's messages, oldest first (what the recipients received)."""
+    with sqlite3.connect(server.db) as db:
+        bodies = [str(r[0]) for r in db.execute("SELECT body FROM outbox ORDER BY id")]
+    found = [re.search(r"https?://\S+/c/[A-Za-z0-9_-]+", body) for body in bodies]
+    return [m.group(0) for m in found if m is not None]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsultServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     db = tmp_path_factory.mktemp("consult") / "waitroom.sqlite3"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "waitroom.cli", "serve", "--port", "0"),
-            *("--media-port", "0", "--media-workers", "0", "--db", str(db)),
-            *("--consult-link-seconds", str(LINK_SECONDS)),
-            *("--demo-password", PASSWORD, "--log-level", "WARNING"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    url = ""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("Serving on "):
-            url = line.split()[-1]
-        elif line.startswith("Demo admin sign-in"):
-            break
-    try:
-        assert url, "waitroom serve did not print its banner"
-        yield ConsultServer(url, db, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+    with served(
+        db,
+        *("--media-port", "0", "--media-workers", "0"),
+        *("--consult-link-seconds", str(LINK_SECONDS)),
+        *("--demo-password", PASSWORD, "--log-level", "WARNING"),
+    ) as running:
+        yield running
 
 
 def someone(browser: Browser, *extra: str) -> Person:  # noqa: F811
@@ -115,7 +77,7 @@ def send_link(page: Page, label: str) -> None:
 
 
 def test_a_link_sent_opened_rings_the_provider_and_both_are_in_the_call(
-    server: ConsultServer,
+    server: Served,
     browser: Browser,  # noqa: F811
 ) -> None:
     provider, sam, late = someone(browser, "notifications"), someone(browser), someone(browser)
@@ -137,7 +99,7 @@ def test_a_link_sent_opened_rings_the_provider_and_both_are_in_the_call(
         # Send: the outbox records the text message; the link is pending and counts down.
         page.select_option("#consult-area", label="General Practice")
         send_link(page, "Sam")
-        (sam_link,) = server.outbox_links()
+        (sam_link,) = outbox_links(server)
         item = page.locator(".consult-link", has_text="Sam")
         expect(item).to_be_visible()
         expect(item).to_contain_text("•••123")
@@ -210,7 +172,7 @@ def test_a_link_sent_opened_rings_the_provider_and_both_are_in_the_call(
         sender.goto(server.url + "/consult/new")
         sender.select_option("#consult-area", label="General Practice")
         send_link(sender, "Kim")
-        kim_link = server.outbox_links()[-1]
+        kim_link = outbox_links(server)[-1]
         kim = sender.locator(".consult-link", has_text="Kim")
         expect(kim).to_be_visible()
         expect(kim).to_have_count(0, timeout=EXPIRY_MS)

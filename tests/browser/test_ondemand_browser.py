@@ -13,10 +13,7 @@ every new page at a desktop and a phone size.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -34,7 +31,6 @@ from tests.browser.test_waiting_area_journey import (
     MEDIA_MS,
     PASSWORD,
     SEE_AND_HEAR,
-    START_TIMEOUT,
     Person,
     Server,
     browser,  # noqa: F401 (the module's fixture)
@@ -42,6 +38,7 @@ from tests.browser.test_waiting_area_journey import (
     shot,
     wait_growing,
 )
+from tests.served import served
 
 pytestmark = pytest.mark.browser
 
@@ -96,47 +93,17 @@ def server(
 ) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("ondemand") / "waitroom.sqlite3"
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
         "WAITROOM_SMTP_HOST": "127.0.0.1",
         "WAITROOM_SMTP_PORT": str(smtp[0]),
         "WAITROOM_SMTP_FROM": FROM_ADDRESS,
     }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "waitroom.cli", "serve", "--port", "0"),
-            *("--media-port", "0", "--db", str(db), "--smtp-tls", "none"),
-            *("--demo-password", PASSWORD, "--log-level", "WARNING"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    with served(
+        db,
+        *("--media-port", "0", "--smtp-tls", "none"),
+        *("--demo-password", PASSWORD, "--log-level", "WARNING"),
         env=env,
-    )
-    assert process.stdout is not None
-    url, links = "", []
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("Serving on "):
-            url = line.split()[-1]
-        elif line.startswith("Demo waiting area"):
-            links.append(line.split()[-1])
-        elif line.startswith("Demo admin sign-in"):
-            break
-    try:
-        assert url, "waitroom serve did not print its banner"
-        yield Server(url, links, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+    ) as running:
+        yield running
 
 
 def someone(browser: Browser, *extra: str) -> Person:  # noqa: F811

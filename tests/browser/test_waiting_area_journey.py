@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,24 +33,18 @@ from playwright.sync_api import (
 
 from tests.chromium import launch
 from tests.polling import seconds_until_flat, seconds_until_grown
+from tests.served import Served, served
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "browser-test-password"
+#: The running server the journey drives (other browser tests import it from here).
+Server = Served
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-#: How long the server gets to print its banner on a busy shared machine.
-START_TIMEOUT = 30.0
 #: The issue's promise: a new arrival shows on the dashboard within one second.
 LIVE_UPDATE_MS = 1000
 #: Page-level waits (navigation, websocket hello); generous for 2 shared cores.
 STEP_MS = 10_000
-
-
-@dataclass
-class Server:
-    url: str
-    links: list[str]
-    process: subprocess.Popen[str]
 
 
 @dataclass
@@ -209,53 +202,14 @@ def wait_flat(page: Page, peers: list[str], keys: tuple[str, ...], what: str) ->
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("journey") / "waitroom.sqlite3"
-    process = subprocess.Popen(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "waitroom.cli",
-                "serve",
-                "--port",
-                "0",
-                "--media-port",
-                "0",
-                "--db",
-                str(db),
-            ),
-            *("--demo-password", PASSWORD, "--log-level", "WARNING"),
-            # Two media worker processes, whatever the core count: one can die, the other serves.
-            *("--media-workers", str(MEDIA_WORKERS)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    url, links = "", []
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("Serving on "):
-            url = line.split()[-1]
-        elif line.startswith("Demo waiting area"):
-            links.append(line.split()[-1])
-        elif line.startswith("Demo admin sign-in"):
-            break
-    try:
-        assert url and len(links) >= 2, "waitroom serve did not print its banner"
-        yield Server(url, links, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+    with served(
+        db,
+        *("--media-port", "0", "--demo-password", PASSWORD, "--log-level", "WARNING"),
+        # Two media worker processes, whatever the core count: one can die, the other serves.
+        *("--media-workers", str(MEDIA_WORKERS)),
+    ) as running:
+        assert len(running.links) >= 2, f"fewer than two demo links: {running.banner}"
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,17 @@ Ukrainian, the provider's for English. Run under the machine-wide lock.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.chromium import launch
+from tests.served import Served, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,34 +33,13 @@ ENGLISH = "Video and sound cannot connect"
 UKRAINIAN = "Відео і звук не можуть з'єднатися"
 
 
-def serve(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], str, str]:
-    """A server on free ports; returns it, its URL and the first demo waiting-area link."""
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "waitroom.cli", "serve", "--port", "0"),
-            *("--media-port", "0", "--media-workers", "0", "--db", str(tmp / "w.sqlite3")),
-            *("--demo-password", PASSWORD, "--log-level", "WARNING", *extra),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+def serve(tmp: Path, *extra: str) -> AbstractContextManager[Served]:
+    """A server on free ports without media workers (the notice needs no media plane)."""
+    return served(
+        tmp / "w.sqlite3",
+        *("--media-port", "0", "--media-workers", "0"),
+        *("--demo-password", PASSWORD, "--log-level", "WARNING", *extra),
     )
-    assert process.stdout is not None
-    url, links = "", []
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("Serving on "):
-            url = line.split()[-1]
-        elif line.startswith("Demo waiting area"):
-            links.append(line.split()[-1])
-        elif line.startswith("Demo admin sign-in"):
-            break
-    assert url and links, "waitroom serve did not print its banner"
-    return process, url, links[0]
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +50,6 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 #: Before any page script: this page's RTCPeerConnections may use TURN only (and it has none), as
@@ -126,8 +93,8 @@ def into_a_call(
 def test_no_path_shows_both_sides_a_notice_in_their_language(
     browser: Browser, tmp_path: Path
 ) -> None:
-    process, url, link = serve(tmp_path, "--ice-transport-policy", "relay")
-    try:
+    with serve(tmp_path, "--ice-transport-policy", "relay") as server:
+        url, link = server.url, server.links[0]
         start = time.monotonic()
         caller, provider = into_a_call(browser, url, link)
         expect(caller.locator("#media-trouble")).to_contain_text(UKRAINIAN, timeout=NOTICE_MS)
@@ -135,28 +102,24 @@ def test_no_path_shows_both_sides_a_notice_in_their_language(
         assert time.monotonic() - start < NOTICE_MS / 1000 + 5  # + the sign-in and join steps
         expect(caller.locator("#media-trouble")).to_contain_text("VPN")
         expect(caller.locator("#media-trouble")).to_have_attribute("role", "alert")
-    finally:
-        stop(process)
 
 
 def test_when_only_the_callers_network_fails_the_provider_is_told_whose(
     browser: Browser, tmp_path: Path
 ) -> None:
-    process, url, link = serve(tmp_path)
-    try:
+    with serve(tmp_path) as server:
+        url, link = server.url, server.links[0]
         caller, provider = into_a_call(browser, url, link, BLOCKED_NETWORK)
         expect(caller.locator("#media-trouble")).to_contain_text(UKRAINIAN, timeout=NOTICE_MS)
         other = provider.locator("#media-trouble-other")
         expect(other).to_contain_text("Video and sound from Olena Test", timeout=NOTICE_MS + 10_000)
         expect(provider.locator("#media-trouble")).to_be_hidden()  # the provider's own works
         expect(caller.locator("#media-trouble-other")).to_be_hidden()
-    finally:
-        stop(process)
 
 
 def test_no_notice_when_media_connects(browser: Browser, tmp_path: Path) -> None:
-    process, url, link = serve(tmp_path)
-    try:
+    with serve(tmp_path) as server:
+        url, link = server.url, server.links[0]
         caller, provider = into_a_call(browser, url, link)
         for page in (caller, provider):
             page.wait_for_function(
@@ -168,5 +131,3 @@ def test_no_notice_when_media_connects(browser: Browser, tmp_path: Path) -> None
         for page in (caller, provider):
             expect(page.locator("#media-trouble")).to_be_hidden()
             expect(page.locator("#media-trouble-other")).to_be_hidden()
-    finally:
-        stop(process)
