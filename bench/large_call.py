@@ -20,7 +20,8 @@ forwarded packets per second and CPU per forwarded packet (the worker's counters
 jitter per subscriber (sequence gaps and RFC 3550 jitter of each received stream; p50 and worst
 subscriber), bytes per subscriber per second, the speaker switch (a turn's start, i.e. the level
 rising, to the first key frame of that speaker's video at each subscriber that was not already
-receiving it; p50, p95) and the layer switch (the REMB drop to the first key frame of a lower
+receiving it; p50, p95, and its stages: the detector's decision, the slot map, the key-frame
+request reaching the speaker, the key frame reaching the subscriber) and the layer switch (the REMB drop to the first key frame of a lower
 layer on the probe's streams, and the longest packet gap on them meanwhile). The load average
 is printed with the table; the last line is one JSON object with every figure.
 """
@@ -73,12 +74,19 @@ def serve_worker(last_n: int) -> None:
         from media.events import SlotsChanged
     except ImportError:  # a reference build before fixed slots: no speaker-switch figure
         SlotsChanged = None  # type: ignore[assignment,misc]
+    try:
+        from media.events import DominantSpeakerChanged
+    except ImportError:  # a reference build without a detector: no decision stage
+        DominantSpeakerChanged = None  # type: ignore[assignment,misc]
 
     events: list[tuple[float, str, dict[int, str]]] = []
+    speakers: list[tuple[float, str]] = []
 
     def on_event(event: object) -> None:
         if SlotsChanged is not None and isinstance(event, SlotsChanged):
             events.append((time.monotonic(), event.peer_id, dict(event.slots)))
+        elif DominantSpeakerChanged is not None and isinstance(event, DominantSpeakerChanged):
+            speakers.append((time.monotonic(), event.peer_id))
 
     try:
         config = WorkerConfig(
@@ -129,6 +137,7 @@ def serve_worker(last_n: int) -> None:
             "dropped": {k: v for k, v in stats.items() if k.startswith("dropped_") and v},
             "stats": stats,
             "events": events if op == "stop" else [],
+            "speakers": speakers if op == "stop" else [],
         }
 
     async def main() -> None:
@@ -268,6 +277,7 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
         TurnSchedule,
         layer_switches,
         percentile,
+        speaker_stages,
         speaker_switches,
         subscriber_figures,
     )
@@ -349,6 +359,8 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
     events = [(t, who, {int(k): v for k, v in video.items()}) for t, who, video in served["events"]]
     turns = schedule.turns(t0 + args.seconds)
     speaker = speaker_switches(turns, events, subscribers)
+    speaker_events = [(t, who) for t, who in served.get("speakers", [])]
+    stages = speaker_stages(turns, speaker_events, events, subscribers)
     probe = next((tuple(r["probe"]) for r in runs if r.get("probe")), None)
     layer = layer_switches(probe, subscribers)  # type: ignore[arg-type]
     tester_cpu = sum(r["cpu_seconds"] for r in runs)
@@ -377,6 +389,11 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
         "speaker_switches": len(speaker["delays"]),
         "speaker_switch_missed": speaker["missed"],
         "speaker_already_forwarded": speaker["already_forwarded"],
+        # Where a switch's time goes (p50 ms): from the level rising to the detector's decision,
+        # decision -> slot map, map -> key-frame request at the speaker, request -> key frame
+        # at the subscriber (`largecall.speaker_stages`).
+        "speaker_stage_p50_ms": {k: ms(v) for k, v in stages["p50"].items()},
+        "speaker_keyframe_asked_elsewhere": stages["asked_elsewhere"],
         "layer_switch_p50_ms": ms(percentile(layer["delays"], 0.5)),
         "layer_switch_streams": layer["streams"],
         "layer_switch_max_gap_ms": ms(layer["max_gap"]),
@@ -403,15 +420,24 @@ COLUMNS = (
     ("jitter_p50_ms", "jitter p50 ms"),
     ("bytes_per_subscriber_per_s", "B/s per sub"),
     ("speaker_switch_p50_ms", "speaker p50 ms"),
+    ("speaker_stages", "decide/map/ask/deliver ms"),
     ("layer_switch_p50_ms", "layer p50 ms"),
     ("layer_switch_max_gap_ms", "layer gap ms"),
     ("tester_cpu_percent", "tester %CPU"),
 )
 
 
+def _cell(step: dict[str, Any], key: str) -> str:
+    if key == "speaker_stages":
+        p50 = step.get("speaker_stage_p50_ms") or {}
+        parts = [p50.get(k) for k in ("decide", "map", "ask", "deliver")]
+        return "/".join("-" if v is None else f"{v:.0f}" for v in parts)
+    return str(step.get(key))
+
+
 def table(steps: list[dict[str, Any]]) -> str:
     header = ["build"] + [title for _, title in COLUMNS]
-    rows = [[s["build"]] + [str(s.get(key)) for key, _ in COLUMNS] for s in steps]
+    rows = [[s["build"]] + [_cell(s, key) for key, _ in COLUMNS] for s in steps]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]

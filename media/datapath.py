@@ -239,6 +239,7 @@ class DataPath:
                 if desc.width and (desc.width, desc.height) != (layer.width, layer.height):
                     layer.width, layer.height = desc.width, desc.height
                     track.reselect(now)  # the layers' order or fit may have changed
+                layer.keyframes.pending = False  # whoever was owed one gets this one
                 if layer.pending:
                     counters.simulcast_switches += track.switch(layer, seq, ts, desc, now)
         targets = layer.targets

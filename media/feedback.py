@@ -15,8 +15,9 @@ import pylibsrtp
 from media import rtcp
 from media.counters import Counters
 from media.datapath import DataPath
-from media.forward import Producer, split_remb
+from media.forward import Consumer, Producer, split_remb
 from media.rtcp import RtcpError
+from media.simulcast import Simulcast
 from media.transport import Transport, TransportState
 
 # REMB sent to publishers is clamped: a floor so a bad estimate cannot starve a call, a ceiling
@@ -96,7 +97,7 @@ class Feedback:
     def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
         consumer = transport.consumers.get(media_ssrc)
         if consumer is not None and consumer.producer is not None:
-            self.request_keyframe(consumer.producer, now)
+            self.request_keyframe(consumer.producer, now, consumer)
 
     def _forward_sender_report(
         self, producer: Producer, report: rtcp.SenderReport, now: float
@@ -117,17 +118,59 @@ class Feedback:
             self.datapath.send_rtcp(consumer.transport, packet)
             self.counters.sr_forwarded += 1
 
-    def request_keyframe(self, producer: Producer, now: float) -> None:
-        """Ask the publisher for a keyframe, at most once per KEYFRAME_INTERVAL."""
+    def request_keyframe(
+        self, producer: Producer, now: float, consumer: Consumer | None = None
+    ) -> None:
+        """Ask the publisher for a keyframe, at most once per KEYFRAME_INTERVAL.
+
+        For a simulcast track the interval is per layer, and ``consumer`` (a line just attached,
+        or the subscriber that sent a PLI) narrows the request to the layer it waits for, else
+        the one it forwards: a switch to one layer is never held back by a recent key frame of
+        another, and layers whose subscribers lost nothing are not asked."""
         if producer.kind != "video":
             return
         if producer.transport.state is not TransportState.CONNECTED:
             producer.keyframes.pending = True  # flushed by the ticker once it connects
             return
+        track = producer.simulcast
+        if track is not None:
+            if consumer is not None:
+                wanted = consumer.target or consumer.layer
+                layers = [wanted] if wanted is not None else []
+            else:
+                layers = track.keyframe_layers()
+            asked = []
+            for layer in layers:
+                if layer.keyframes.request(now):
+                    asked.append(layer)
+                else:
+                    self.counters.keyframe_coalesced += 1
+            self.send_layer_plis(producer, asked)
+            return
         if producer.keyframes.request(now):
             self.send_pli(producer)
         else:
             self.counters.keyframe_coalesced += 1
+
+    def send_owed_layer_plis(self, track: Simulcast, now: float) -> None:
+        """The ticker: layers owed a key frame (a consumer waits for it, or a request was
+        coalesced) whose own interval has passed, in one compound PLI."""
+        due = [
+            layer
+            for layer in track.layers.values()
+            if layer.keyframes.pending
+            and (layer.pending or layer.consumers)
+            and layer.keyframes.due(now)
+        ]
+        self.send_layer_plis(track.track, due)
+
+    def send_layer_plis(self, track: Producer, layers: list[Producer]) -> None:
+        if not layers:
+            return
+        transport = track.transport
+        packet = b"".join(rtcp.build_pli(transport.rtcp_ssrc, layer.ssrc) for layer in layers)
+        self.datapath.send_rtcp(transport, packet)
+        self.counters.keyframe_requests += len(layers)
 
     def send_pli(self, producer: Producer) -> None:
         """A PLI to the publisher; for a simulcast track, one per layer that needs a key frame
@@ -135,11 +178,10 @@ class Feedback:
         transport = producer.transport
         if producer.simulcast is not None:
             layers = producer.simulcast.keyframe_layers()
-            if not layers:
-                return
-            packet = b"".join(rtcp.build_pli(transport.rtcp_ssrc, layer.ssrc) for layer in layers)
-            self.datapath.send_rtcp(transport, packet)
-            self.counters.keyframe_requests += len(layers)
+            now = self.clock()
+            for layer in layers:
+                layer.keyframes.last_sent, layer.keyframes.pending = now, False
+            self.send_layer_plis(producer, layers)
             return
         self.datapath.send_rtcp(transport, rtcp.build_pli(transport.rtcp_ssrc, producer.ssrc))
         self.counters.keyframe_requests += 1

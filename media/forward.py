@@ -27,6 +27,8 @@ KEYFRAME_INTERVAL = 0.5
 # A gap larger than this is a restart or a reordering storm, not loss worth NACKing.
 MAX_NACK_GAP = 32
 MIN_SLOT_SWITCH_TS_GAP = 1
+#: `Consumer.attach`'s default: keep the line's wanted height.
+KEEP_HEIGHT = -1
 
 
 class PacketCache:
@@ -263,10 +265,17 @@ class Consumer:
         self.protect: Callable[[bytes], bytes] = _not_ready
         self.addr: tuple[str, int] = NO_ADDRESS
 
-    def attach(self, producer: Producer, now: float) -> None:
-        """Point this line at `producer`; numbering continues if the line carried another one."""
+    def attach(self, producer: Producer, now: float, shown_at: int | None = KEEP_HEIGHT) -> None:
+        """Point this line at `producer`; numbering continues if the line carried another one.
+
+        ``shown_at``: the height the subscriber shows the new publisher at (as `set_wanted`), so
+        a simulcast layer is chosen once, for the new publisher, not for the line's previous one.
+        """
         if self.producer is not None:
             self.detach(now)
+        if shown_at != KEEP_HEIGHT:
+            self.wanted = shown_at is not None
+            self.max_height = shown_at
         self.producer = producer
         producer.consumers.append(self)
         self.ext_map = extension_map(producer.ext_ids, self.ext_ids)

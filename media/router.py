@@ -8,7 +8,7 @@ the hot path walks. A slot keeps its publisher while it stays selected, so tiles
 
 from __future__ import annotations
 
-from media.forward import Consumer, Producer
+from media.forward import KEEP_HEIGHT, Consumer, Producer
 from media.selection import Selection, SelectionConfig, Slots, View
 from media.transport import Transport
 
@@ -86,7 +86,9 @@ class Router:
                     if producer is None:
                         consumer.detach(now)
                     else:
-                        consumer.attach(producer, now)
+                        assert owner is not None
+                        height = selection.wanted_height(sub_id, owner) if kind == "video" else None
+                        consumer.attach(producer, now, height if kind == "video" else KEEP_HEIGHT)
                         attached.append(consumer)
                 sub.slot_owner[slot] = (slots.video if "video" in lines else slots.audio).get(slot)
         self.refresh()

@@ -133,7 +133,9 @@ class Simulcast:
         self._cancel_target(consumer)
         consumer.target = best
         best.pending.append(consumer)
-        self.track.keyframes.pending = True  # the ticker sends the PLI (coalesced)
+        # Owed: the worker asks at once for a line it attached, otherwise its ticker within
+        # 50 ms (each layer at most once per KEYFRAME_INTERVAL; a key frame meanwhile settles it).
+        best.keyframes.pending = True
 
     def reselect(self, now: float) -> None:
         for consumer in list(self.track.consumers):

@@ -259,6 +259,8 @@ class Worker:
             for producer in transport.publish.values():
                 if producer.keyframes.due(now):
                     self._feedback.send_pli(producer)
+                if producer.simulcast is not None:
+                    self._feedback.send_owed_layer_plis(producer.simulcast, now)
             if report:
                 self._feedback.send_reports(transport, now)
 
@@ -519,11 +521,10 @@ class Worker:
         *,
         notify: set[str] | None = None,
     ) -> None:
-        """Keyframes for new slot lines, wanted sizes for the changed peers' video lines, and
-        a SlotsChanged for each peer in `notify` (default: every changed peer)."""
-        for consumer in attached:
-            if consumer.transport.can_receive and consumer.producer is not None:
-                self._request_keyframe(consumer.producer, now)
+        """Wanted sizes for the changed peers' video lines, then keyframes for new slot lines
+        (so a simulcast line asks for the layer it will get), then a SlotsChanged for each peer
+        in `notify` (default: every changed peer). The slot map goes out at once: the page knows
+        whom a slot shows before that publisher's key frame arrives."""
         selection = router.selection
         for peer_id in changed:
             transport = router.transports.get(peer_id)
@@ -538,6 +539,9 @@ class Worker:
                 # Simulcast's layer choice: the height it is shown at, None for an empty line.
                 height = None if owner is None else selection.wanted_height(peer_id, owner)
                 line.set_wanted(height, now)
+        for consumer in attached:
+            if consumer.transport.can_receive and consumer.producer is not None:
+                self._request_keyframe(consumer.producer, now, consumer)
         for peer_id in sorted(changed if notify is None else notify):
             if peer_id in router.transports:
                 maps = router.slot_maps(peer_id)

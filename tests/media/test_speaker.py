@@ -176,3 +176,33 @@ def test_the_same_samples_give_the_same_decisions() -> None:
     assert run(first, ["a", "b", "c"], script, 0, seconds(6)) == run(
         second, ["a", "b", "c"], script, 0, seconds(6)
     )
+
+
+def test_a_clear_takeover_switches_within_about_a_quarter_second() -> None:
+    """The floor is free (the dominant speaker silent for two medium intervals) and the new
+    speaker has spoken for two: C3 is waived, so a turn change takes about 200 ms plus one
+    decision interval, not the long interval's half second (issue 11)."""
+    detector: DominantSpeaker[str] = DominantSpeaker()
+    changes = run(detector, ["a", "b", "c"], turns(["a", "b", "c"], 2.0), 0, seconds(6))
+    assert [who for _, who in changes] == ["a", "b", "c"]
+    limit = speaker.TAKEOVER_MEDIUMS * speaker.N2 * STEP + speaker.DECISION_INTERVAL + STEP
+    for (i, _), turn_start in zip(changes[1:], (2.0, 4.0), strict=True):
+        took = (i - LEAD_IN) * STEP - turn_start
+        assert 0 < took <= limit, took
+
+
+def test_an_interjection_during_speech_or_a_short_pause_does_not_take_the_floor() -> None:
+    """a talks on; b says something for 300 ms while a goes on (no free floor: C3 applies and a
+    leads on the long score), then again for 120 ms in a 100 ms pause of a's (too short on both
+    sides to be a clear takeover): a keeps the floor throughout."""
+    over = range(seconds(2), seconds(2.3))
+    pause = range(seconds(3), seconds(3.1))
+    during_pause = range(seconds(3), seconds(3.12))
+
+    def script(peer: str, i: int) -> int:
+        if peer == "a":
+            return speaking(i) if i >= LEAD_IN and i not in pause else NOISE
+        return speaking(i) if i in over or i in during_pause else NOISE
+
+    changes = run(detector := DominantSpeaker[str](), ["a", "b"], script, 0, seconds(5))
+    assert [who for _, who in changes] == ["a"] and detector.dominant == "a"

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from waitroom.loadtest.clip import SimulcastClip
+from waitroom.loadtest.clip import SIMULCAST_LAYERS, SimulcastClip
 from waitroom.loadtest.mediapeer import LevelSchedule, MediaPeer
 from waitroom.loadtest.pacer import MediaPump
 from waitroom.loadtest.peersdp import AUDIO_PTIME, VIDEO_CLOCK
@@ -62,6 +62,12 @@ OpenPeer = Callable[[str, str], Awaitable[str]]
 SetView = Callable[[str, dict[str, int]], Awaitable[None]]
 #: (monotonic time, subscriber, video slot -> publisher): the worker's SlotsChanged events.
 SlotEvent = tuple[float, str, dict[int, str]]
+#: (monotonic time, peer): the worker's DominantSpeakerChanged events.
+SpeakerEvent = tuple[float, str]
+#: The simulated layers' heights, low to high (a key frame's height says its layer).
+LAYER_HEIGHTS = tuple(height for _, height, _ in SIMULCAST_LAYERS)
+#: The stages of a speaker switch, in order (`speaker_stages`).
+STAGES = ("decided", "mapped", "asked", "keyframe")
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,7 @@ class LargeCall:
                 "layered": peer.layered,
                 "keyframe_requests": peer.keyframe_requests,
                 "keyframes_sent": peer.keyframes_sent,
+                "keyframe_request_log": list(peer.keyframe_request_log),
                 "rtcp": dict(peer.rtcp_received),
             }
         sent = sum(f.sent for f in self.tally.flows.values())
@@ -290,6 +297,80 @@ def speaker_switches(
             else:
                 delays.append(found - t0)
     return {"delays": delays, "already_forwarded": already, "missed": missed}
+
+
+def speaker_stages(
+    turns: list[tuple[float, str]],
+    speaker_events: list[SpeakerEvent],
+    events: list[SlotEvent],
+    subscribers: dict[str, Any],
+    heights: tuple[int, ...] = LAYER_HEIGHTS,
+) -> dict[str, Any]:
+    """Where a speaker switch's time goes: for each switch `speaker_switches` times, seconds
+    from the turn's start to
+
+    * ``decided``: the worker's detector names the speaker dominant (its DominantSpeakerChanged),
+    * ``mapped``: the worker puts the speaker's video in a slot of this subscriber (SlotsChanged),
+    * ``asked``: the speaker receives the key-frame request for the layer this subscriber then
+      gets (None when the key frame it got was asked for earlier, e.g. for another subscriber),
+    * ``keyframe``: that layer's key frame arrives at the subscriber on the slot.
+
+    ``stages`` holds every switch's four times; ``p50`` the median of each and of each step
+    (``decide`` = decided, ``map`` = mapped - decided, ``ask`` = asked - mapped, ``deliver`` =
+    keyframe - asked, or keyframe - mapped when nothing was asked). Publishers' request times
+    come from each subscriber entry's ``keyframe_request_log`` (the same peers publish)."""
+    events = sorted(events, key=lambda e: e[0])
+    decided_at = sorted(speaker_events)
+    stages: list[dict[str, float | None]] = []
+    for i, (t0, speaker) in enumerate(turns):
+        until = turns[i + 1][0] if i + 1 < len(turns) else float("inf")
+        decided = next((t for t, who in decided_at if who == speaker and t0 < t < until), None)
+        requests = subscribers.get(speaker, {}).get("keyframe_request_log", [])
+        for name, sub in subscribers.items():
+            if name == speaker or speaker in _map_at(events, name, t0).values():
+                continue
+            for at, who, video in events:
+                if at <= t0 or who != name or speaker not in video.values():
+                    continue
+                if at >= until:
+                    break
+                slot = next(s for s, p in video.items() if p == speaker)
+                stream = sub["streams"].get(str(sub["video_ssrcs"].get(str(slot))))
+                key = None
+                if stream is not None:
+                    key = next((k for k in stream["keyframes"] if at <= k[0] < until), None)
+                if key is not None:
+                    layer = heights.index(key[2]) if key[2] in heights else 0
+                    start = decided if decided is not None else at
+                    asked = next(
+                        (t for t, lay in requests if lay == layer and start <= t <= key[0]), None
+                    )
+                    stages.append(
+                        {
+                            "decided": None if decided is None else decided - t0,
+                            "mapped": at - t0,
+                            "asked": None if asked is None else asked - t0,
+                            "keyframe": key[0] - t0,
+                        }
+                    )
+                break
+    steps: dict[str, list[float]] = {"decide": [], "map": [], "ask": [], "deliver": []}
+    for st in stages:
+        decided_s, mapped_s, asked_s, key_s = (st[k] for k in STAGES)
+        assert mapped_s is not None and key_s is not None
+        if decided_s is not None:
+            steps["decide"].append(decided_s)
+            steps["map"].append(mapped_s - decided_s)
+        if asked_s is not None:
+            steps["ask"].append(asked_s - mapped_s)
+        steps["deliver"].append(key_s - (asked_s if asked_s is not None else mapped_s))
+    p50 = {k: percentile([v for s in stages if (v := s[k]) is not None], 0.5) for k in STAGES}
+    p50.update({k: percentile(v, 0.5) for k, v in steps.items()})
+    return {
+        "stages": stages,
+        "p50": p50,
+        "asked_elsewhere": sum(1 for s in stages if s["asked"] is None),
+    }
 
 
 def layer_switches(

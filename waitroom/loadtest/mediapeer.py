@@ -156,6 +156,9 @@ class MediaPeer:
         self.keyframe_due: set[int] = set()
         self.keyframe_requests = 0
         self.keyframes_sent = 0
+        #: (monotonic time, layer index) of every key-frame request that arrived (the speaker
+        #: switch's stages, `largecall.speaker_stages`).
+        self.keyframe_request_log: list[tuple[float, int]] = []
         #: The SSRC our RTCP is sent from (Chrome uses a local SSRC of its own).
         self.rtcp_ssrc = secrets.randbelow(2**31) + 1
         #: What this subscriber tells the SFU it can receive (REMB, bit/s); None sends none.
@@ -459,11 +462,14 @@ class MediaPeer:
     def request_keyframe(self, media_ssrc: int) -> None:
         """The SFU asked for a key frame of `media_ssrc`: the next frame of that layer is one."""
         if self.layered and media_ssrc in self.layer_ssrcs:
-            self.keyframe_due.add(self.layer_ssrcs.index(media_ssrc))
-            self.keyframe_requests += 1
+            layer = self.layer_ssrcs.index(media_ssrc)
         elif media_ssrc == self.video_ssrc:
-            self.keyframe_due.add(0)
-            self.keyframe_requests += 1
+            layer = 0
+        else:
+            return
+        self.keyframe_due.add(layer)
+        self.keyframe_requests += 1
+        self.keyframe_request_log.append((time.monotonic(), layer))
 
     def send_consent(self) -> None:
         if self.secure and self.answer is not None:
