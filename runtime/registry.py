@@ -94,8 +94,6 @@ class Registry:
         mailbox = self._local.get(address)
         if mailbox is not None:
             mailbox.put(envelope)
-        elif self._remote is not None and self._remote.owns(address):
-            self._remote.deliver(address, envelope)
         elif (target := self._aliases.get(address)) is not None:
             # Looked up only when the name is no actor's own: the hot path pays nothing for it.
             try:
@@ -103,6 +101,9 @@ class Registry:
             except ActorNotFound:
                 self._aliases.pop(address, None)  # its actor is gone
                 raise ActorNotFound(address) from None
+        elif self._remote is not None and self._remote.owns(address):
+            # Not hosted here under any name: the transport finds the node that hosts it.
+            self._remote.deliver(address, envelope)
         else:
             raise ActorNotFound(address)
 

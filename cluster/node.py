@@ -1,0 +1,139 @@
+"""One Waitroom node in a cluster: its Redis client, liveness, placements, transport and registry.
+
+``open_node`` enters the coredis client once in the calling (parent) task, joins the cluster,
+builds the :class:`~runtime.registry.Registry` whose remote transport is this node's, and runs the
+background tasks (liveness, placement refresh, outbox, inbox) in its own nursery until the block
+ends; then it releases what it owns and leaves, so the other nodes need not wait for a TTL.
+
+Hosting an actor is ``await node.host(supervisor, spec)``: the address is claimed first (exactly
+one node wins) and the actor started only by the winner; the loser is told who owns it
+(:class:`~cluster.placement.PlacementTaken`). While Redis is unreachable ``host`` fails closed with
+:class:`~cluster.connection.ClusterUnavailable`, and actors already running keep running (the
+local registry never waits on Redis). An address found taken over after the node was away longer
+than the TTL is stopped here, so no actor runs on two nodes for longer than one refresh period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import trio
+
+from cluster.codec import MessageTypes
+from cluster.connection import Client, ClusterUnavailable, Health, open_client
+from cluster.keys import DEFAULT_PREFIX, Keys
+from cluster.membership import Membership
+from cluster.placement import Placement
+from cluster.transport import RedisTransport
+from runtime.registry import Registry
+from runtime.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger(__name__)
+
+#: Seconds a clean stop may spend releasing placements and leaving (Redis may be gone).
+LEAVE_TIMEOUT = 2.0
+
+
+@dataclass
+class Node:
+    """A running node; made by :func:`open_node`."""
+
+    id: str
+    client: Client
+    keys: Keys
+    health: Health
+    membership: Membership
+    placement: Placement
+    transport: RedisTransport
+    registry: Registry
+    #: Supervisor hosting each address this node claimed through ``host``, to stop a lost one.
+    _hosts: dict[str, Supervisor]
+
+    async def host(self, supervisor: Supervisor, spec: ChildSpec) -> None:
+        """Claim ``spec.address`` for this node and start it under ``supervisor``.
+
+        Raises PlacementTaken if another node owns it, ClusterUnavailable if Redis cannot be
+        reached (nothing started either way). The claim is released if the start fails, and
+        when the actor stops (within one refresh period, or at once through ``unhost``).
+        """
+        await self.placement.acquire(spec.address)
+        try:
+            await supervisor.start_child(spec)
+        except BaseException:
+            with contextlib.suppress(ClusterUnavailable), trio.move_on_after(LEAVE_TIMEOUT):
+                await self.placement.release(spec.address)
+            raise
+        self._hosts[spec.address] = supervisor
+        self.transport.remember_owner(spec.address, self.id)
+
+    async def unhost(self, address: str) -> None:
+        """Stop the actor at ``address`` and release its placement now."""
+        supervisor = self._hosts.pop(address, None)
+        if supervisor is not None:
+            await supervisor.stop_child(address)
+        self.transport.forget_owner(address)
+        await self.placement.release(address)
+
+    async def live_nodes(self) -> list[str]:
+        return await self.membership.live_nodes()
+
+    def _hosted(self, address: str) -> bool:
+        return address in self.registry
+
+    async def _lost(self, address: str) -> None:
+        """Another node took ``address`` over while this one was away: stop the local copy."""
+        self.transport.forget_owner(address)
+        supervisor = self._hosts.pop(address, None)
+        if supervisor is not None and address in self.registry:
+            await supervisor.stop_child(address)
+
+
+@contextlib.asynccontextmanager
+async def open_node(
+    redis_url: str,
+    types: MessageTypes,
+    *,
+    node_id: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    placed: Callable[[str], bool] | None = None,
+) -> AsyncIterator[Node]:
+    """Join the cluster at ``redis_url`` as ``node_id`` (random if not given) until the block ends.
+
+    ``types`` are the messages that may cross; ``placed(address)`` says which addresses not hosted
+    here may be on another node (by default every one; the others fail as ActorNotFound at once).
+    Raises ClusterUnavailable if Redis cannot be reached at the start, NodeIdTaken if another
+    live process runs as ``node_id``.
+    """
+    node_id = node_id or secrets.token_hex(4)
+    keys = Keys(prefix)
+    async with open_client(redis_url) as client:
+        health = Health()
+        membership = Membership(client, keys, health, node_id)
+        placement = Placement(client, keys, health, node_id)
+        transport = RedisTransport(client, keys, health, node_id, types, placement, placed)
+        registry = Registry(transport, node=node_id)
+        transport.bind(registry)
+        await membership.join()
+        await transport.ensure_inbox()
+        node = Node(node_id, client, keys, health, membership, placement, transport, registry, {})
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(membership.keep_alive, name=f"node {node_id} liveness")
+                nursery.start_soon(
+                    placement.keep, node._hosted, node._lost, name=f"node {node_id} placements"
+                )
+                nursery.start_soon(transport.send_loop, name=f"node {node_id} outbox")
+                nursery.start_soon(transport.receive_loop, name=f"node {node_id} inbox")
+                yield node
+                nursery.cancel_scope.cancel(reason=f"node {node_id} leaves")
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(LEAVE_TIMEOUT):
+                for address in sorted(placement.held):
+                    with contextlib.suppress(ClusterUnavailable):
+                        await placement.release(address)
+                with contextlib.suppress(ClusterUnavailable):
+                    await membership.leave()

@@ -1,0 +1,368 @@
+"""Tells, asks and replies to actors on other nodes, through one Redis stream per node.
+
+This is the :class:`~runtime.registry.RemoteTransport` the registry consults for an address it
+does not host: senders do not change. The registry's calls are synchronous (a tell never blocks),
+so :meth:`RedisTransport.deliver` only encodes the message (an unregistered type is refused right
+there, at the sender) and queues it in a bounded outbox; one task drains the outbox in order,
+finds each address's owner (``placement``; owners are remembered for ``OWNER_CACHE_TTL``) and
+appends the batch to the owners' inbox streams in one pipeline (``XADD``).
+
+Each node reads its own inbox with ``XREADGROUP`` as the only consumer of one group and
+acknowledges (``XACK``) an entry once it is queued in the local mailbox (or answered with an
+error). After any break (Redis paused, restarted, the connection lost) the node first re-reads
+its pending entries, those delivered to it but never acknowledged, so an entry it had not queued
+is not lost; entries it had queued but could not acknowledge are recognised by id and not queued
+twice.
+
+An ask's reply travels the same way to the asker's node (``reply/<node>/<n>``); a reply nobody
+waits for is dropped there, as on one node. Asks keep their sender's timeout. What cannot be sent
+fails at the sender where it can and at the asker otherwise: while Redis is known to be down a
+send raises :class:`~cluster.connection.ClusterUnavailable` at once; an ask whose batch could not
+be appended is answered with it; an ask to an address nobody owns gets
+:class:`~runtime.errors.ActorNotFound`. A tell that cannot be sent after it left the sender is
+dropped, logged and counted (a tell has no answer to carry the error), as a tell to a full mailbox
+is refused on one node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import coredis
+import coredis.exceptions
+import trio
+
+from cluster.codec import MessageTypes, UnknownMessageType
+from cluster.connection import COMMAND_TIMEOUT, Client, ClusterUnavailable, Health, call
+from cluster.keys import INBOX_GROUP, Keys
+from cluster.placement import Placement
+from runtime.errors import UNKNOWN_MESSAGE, ActorError, ActorNotFound, MailboxFull, Refusal
+from runtime.kernel import Envelope, Failure
+
+if TYPE_CHECKING:
+    from runtime.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: Envelopes waiting to leave this node; a full outbox refuses the send like a full mailbox.
+OUTBOX_SIZE = 4096
+#: Entries appended or read per round trip.
+BATCH = 256
+#: Milliseconds a read of the inbox blocks waiting for entries.
+READ_BLOCK_MS = 500
+#: Seconds an address's owner is remembered before it is looked up again.
+OWNER_CACHE_TTL = 1.0
+#: An inbox keeps about this many entries (approximate trimming), so a node that is gone for
+#: long cannot fill Redis' memory.
+INBOX_MAXLEN = 100_000
+#: Times one message may be forwarded by a node that found it was no longer the owner.
+MAX_HOPS = 2
+#: Entry ids remembered to recognise an entry delivered again after its ack was lost.
+SEEN_IDS = 10_000
+
+#: Entry kinds.
+MESSAGE, REPLY = b"m", b"r"
+
+
+@dataclass
+class Outgoing:
+    kind: bytes
+    address: str
+    body: bytes
+    reply_to: str | None = None
+    hops: int = 0
+
+
+@dataclass
+class Counts:
+    """What crossed, for tests, metrics and the benchmark's figures."""
+
+    sent: int = 0
+    received: int = 0
+    forwarded: int = 0
+    dropped: int = 0
+    batches: int = 0
+    reads: int = 0
+    #: Reasons of dropped tells, latest last (bounded).
+    drops: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+
+
+class RedisTransport:
+    """Carries envelopes and replies to other nodes (the registry's RemoteTransport)."""
+
+    def __init__(
+        self,
+        client: Client,
+        keys: Keys,
+        health: Health,
+        node_id: str,
+        types: MessageTypes,
+        placement: Placement,
+        placed: Callable[[str], bool] | None = None,
+        outbox_size: int = OUTBOX_SIZE,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.health = health
+        self.node_id = node_id
+        self.types = types
+        self.placement = placement
+        #: Which non-local addresses may live on another node (by default every one).
+        self._placed = placed
+        self.registry: Registry | None = None
+        self._outbox_size = outbox_size
+        self._send, self._receive = trio.open_memory_channel[Outgoing](outbox_size)
+        self._owners: dict[str, tuple[str, float]] = {}
+        self._seen: set[bytes] = set()
+        self._seen_order: deque[bytes] = deque()
+        #: Hops of the entry being handed to the registry now (None outside an incoming entry).
+        self._incoming_hops: int | None = None
+        self._reply_prefix = f"reply/{node_id}/"
+        self.counts = Counts()
+
+    def bind(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- what the registry calls (synchronous) ----------------------------------------------------
+    def owns(self, address: str) -> bool:
+        if address.startswith("reply/"):
+            node, sep, _ = address[6:].partition("/")
+            return bool(sep) and node != self.node_id
+        return self._placed is None or self._placed(address)
+
+    def deliver(self, address: str, envelope: Envelope) -> None:
+        hops = 0 if self._incoming_hops is None else self._incoming_hops + 1
+        if hops > MAX_HOPS:
+            raise ActorNotFound(address)
+        self.health.check(f"send to {address}")
+        body = self.types.encode(envelope.message)
+        self._queue(Outgoing(MESSAGE, address, body, envelope.reply_to, hops), address)
+        if hops:
+            self.counts.forwarded += 1
+
+    def reply(self, address: str, outcome: object) -> None:
+        try:
+            body = self.types.encode(outcome)
+        except UnknownMessageType as exc:
+            body = self.types.encode(Failure(ActorError(f"the reply could not cross: {exc}")))
+        try:
+            self.health.check(f"reply to {address}")
+            self._queue(Outgoing(REPLY, address, body), address)
+        except ActorError as exc:  # the asker times out, as for any reply that does not come
+            self._drop(f"reply to {address}: {exc}")
+
+    def _queue(self, item: Outgoing, address: str) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            raise MailboxFull(
+                f"outbox of node {self.node_id} (to {address})", self._outbox_size
+            ) from None
+
+    def _drop(self, reason: str) -> None:
+        self.counts.dropped += 1
+        self.counts.drops.append(reason)
+        log.warning("dropped: %s", reason)
+
+    # -- placement cache --------------------------------------------------------------------------
+    def remember_owner(self, address: str, node: str) -> None:
+        self._owners[address] = (node, trio.current_time() + OWNER_CACHE_TTL)
+
+    def forget_owner(self, address: str) -> None:
+        self._owners.pop(address, None)
+
+    # -- the outbox -------------------------------------------------------------------------------
+    async def send_loop(self) -> None:
+        """Drain the outbox in order, a batch per round trip (a background task)."""
+        receive = self._receive
+        while True:
+            batch = [await receive.receive()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self._send_batch(batch)
+
+    async def _send_batch(self, batch: list[Outgoing]) -> None:
+        try:
+            routed = await self._route(batch)
+            if routed:
+                await self._append(routed)
+        except ClusterUnavailable as exc:
+            for item in batch:
+                self._fail(item, exc)
+            return
+        self.counts.sent += len(routed)
+        self.counts.batches += 1
+
+    async def _route(self, batch: list[Outgoing]) -> list[tuple[str, Outgoing]]:
+        """Each item with the node it goes to; items for an address nobody owns are answered here."""
+        now = trio.current_time()
+        unknown = []
+        for item in batch:
+            if item.kind == MESSAGE:
+                cached = self._owners.get(item.address)
+                if cached is None or cached[1] < now:
+                    unknown.append(item.address)
+        if unknown:
+            for address, owner in (await self.placement.owners(sorted(set(unknown)))).items():
+                if owner is None:
+                    self._owners.pop(address, None)
+                else:
+                    self.remember_owner(address, owner)
+        routed = []
+        for item in batch:
+            if item.kind == REPLY:
+                routed.append((item.address[6:].partition("/")[0], item))
+                continue
+            known = self._owners.get(item.address)
+            if known is None:
+                self._fail(item, ActorNotFound(item.address))
+            elif known[0] == self.node_id:
+                # Placed here but not running when it was sent: here now, or nowhere.
+                self._hand_over(item.address, item.body, item.reply_to, MAX_HOPS)
+            else:
+                routed.append((known[0], item))
+        return routed
+
+    async def _append(self, routed: list[tuple[str, Outgoing]]) -> None:
+        async def pipeline() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for node, item in routed:
+                    fields: dict[bytes, bytes] = {
+                        b"k": item.kind,
+                        b"a": item.address.encode(),
+                        b"b": item.body,
+                    }
+                    if item.reply_to is not None:
+                        fields[b"r"] = item.reply_to.encode()
+                    if item.hops:
+                        fields[b"h"] = str(item.hops).encode()
+                    pipe.xadd(
+                        self.keys.inbox(node),
+                        fields,  # type: ignore[arg-type]
+                        trim_strategy=coredis.PureToken.MAXLEN,
+                        trim_operator=coredis.PureToken.APPROXIMATELY,
+                        threshold=INBOX_MAXLEN,
+                    )
+
+        await call(self.health, "append to inboxes", pipeline())
+
+    def _fail(self, item: Outgoing, error: ActorError) -> None:
+        """An item that will not arrive: its asker hears why; a tell or a reply is dropped."""
+        if item.kind == MESSAGE and item.reply_to is not None and self.registry is not None:
+            self.registry.reply(item.reply_to, Failure(error))
+        else:
+            self._drop(f"{item.address}: {error}")
+
+    # -- the inbox --------------------------------------------------------------------------------
+    async def ensure_inbox(self) -> None:
+        """Create this node's stream and its consumer group if they do not exist yet."""
+        # A group made by an earlier run of this node stays: its pending entries are read first.
+        with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+            await call(
+                self.health,
+                "create inbox",
+                self.client.xgroup_create(
+                    self.keys.inbox(self.node_id), INBOX_GROUP, identifier="0", mkstream=True
+                ),
+            )
+
+    async def receive_loop(self) -> None:
+        """Read this node's inbox forever (a background task); after a break, pending entries first."""
+        pending_first = True
+        inbox = self.keys.inbox(self.node_id)
+        while True:
+            try:
+                if pending_first:
+                    await self.ensure_inbox()
+                response = await call(
+                    self.health,
+                    "read inbox",
+                    self.client.xreadgroup(
+                        INBOX_GROUP,
+                        self.node_id,
+                        {inbox: "0" if pending_first else ">"},
+                        count=BATCH,
+                        block=None if pending_first else READ_BLOCK_MS,
+                    ),
+                    timeout=COMMAND_TIMEOUT + READ_BLOCK_MS / 1000,
+                )
+                entries = (response or {}).get(inbox.encode(), ())
+                self.counts.reads += 1
+                if not entries:
+                    pending_first = False
+                    continue
+                for entry in entries:
+                    self._accept(entry.identifier, entry.field_values)  # type: ignore[arg-type]
+                await call(
+                    self.health,
+                    "acknowledge",
+                    self.client.xack(inbox, INBOX_GROUP, [e.identifier for e in entries]),
+                )
+            except ClusterUnavailable as exc:
+                log.warning("inbox of %s not read: %s", self.node_id, exc)
+                pending_first = True
+                await trio.sleep(0.2)
+
+    def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """Hand one entry to the local registry; errors go back to the asker. Never raises."""
+        if entry_id in self._seen:
+            return  # queued before, its ack was lost
+        self._remember(entry_id)
+        self.counts.received += 1
+        kind = fields.get(b"k")
+        address = fields.get(b"a", b"").decode()
+        body = fields.get(b"b", b"")
+        if kind == REPLY:
+            assert self.registry is not None
+            try:
+                outcome = self.types.decode(body)
+            except Exception as exc:  # an unknown or malformed reply still ends the ask
+                outcome = Failure(ActorError(f"the reply could not be read: {exc}"))
+            self.registry.reply(address, outcome)
+        elif kind == MESSAGE:
+            raw_reply = fields.get(b"r")
+            reply_to = raw_reply.decode() if raw_reply is not None else None
+            self.forget_owner(address)  # it was sent here: whatever this node knew is stale
+            self._hand_over(address, body, reply_to, int(fields.get(b"h", b"0")))
+        else:
+            self._drop(f"entry {entry_id!r} of unknown kind {kind!r}")
+
+    def _hand_over(self, address: str, body: bytes, reply_to: str | None, hops: int) -> None:
+        """Queue a message for the local actor (forwarded on if it moved); errors to the asker."""
+        registry = self.registry
+        assert registry is not None
+        try:
+            message = self.types.decode(body)
+        except UnknownMessageType as exc:
+            self._answer(reply_to, Failure(Refusal(UNKNOWN_MESSAGE, str(exc))), address)
+            return
+        except Exception as exc:  # a malformed body from a foreign writer
+            self._answer(reply_to, Failure(ActorError(f"undecodable message: {exc}")), address)
+            return
+        self._incoming_hops = hops
+        try:
+            registry.deliver(address, Envelope(message, reply_to))
+        except ActorError as exc:
+            self._answer(reply_to, Failure(exc), address)
+        finally:
+            self._incoming_hops = None
+
+    def _answer(self, reply_to: str | None, failure: Failure, address: str) -> None:
+        if reply_to is not None and self.registry is not None:
+            self.registry.reply(reply_to, failure)
+        else:
+            self._drop(f"tell to {address}: {failure.error}")
+
+    def _remember(self, entry_id: bytes) -> None:
+        self._seen.add(entry_id)
+        self._seen_order.append(entry_id)
+        if len(self._seen_order) > SEEN_IDS:
+            self._seen.discard(self._seen_order.popleft())

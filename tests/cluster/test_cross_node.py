@@ -1,0 +1,156 @@
+"""Two nodes on one real Redis, in one process: tells, asks, refusals and timeouts cross unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+import trio
+
+from cluster import MessageTypes, Node, PlacementTaken, UnknownMessageType, open_node
+from runtime import ActorNotFound, AskTimeout, ChildSpec, Refusal, Supervisor
+from tests.cluster.echo import Deny, Echo, Hold, Note, Notes, Ping, Pong, Relay, echo_types
+from tests.cluster.servers import RedisServer
+
+
+@dataclass(frozen=True)
+class Unlisted:
+    """A message type no node registered."""
+
+
+@dataclass
+class Running:
+    node: Node
+    supervisor: Supervisor
+
+
+@contextlib.asynccontextmanager
+async def running(
+    url: str, node_id: str, types: MessageTypes | None = None
+) -> AsyncIterator[Running]:
+    async with (
+        open_node(url, types or echo_types(), node_id=node_id, prefix="t") as node,
+        trio.open_nursery() as nursery,
+    ):
+        supervisor = await nursery.start(Supervisor(node.registry, f"root-{node_id}").run)
+        yield Running(node, supervisor)
+        nursery.cancel_scope.cancel(reason="test over")
+
+
+def echo(address: str, node: str) -> ChildSpec:
+    return ChildSpec(address, partial(Echo, node))
+
+
+async def test_an_ask_and_a_tell_cross_to_the_owning_node_and_the_sender_does_not_change(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await b.node.host(b.supervisor, echo("room/r1", "b"))
+        assert "room/r1" not in a.node.registry
+        ref = a.node.registry.ref("room/r1")  # a plain ActorRef, as any sender holds
+        with trio.fail_after(5):
+            assert await ref.ask(Ping(1)) == Pong(1, "b")
+            ref.tell(Note("one"))
+            ref.tell(Note("two"))
+            assert await ref.ask(Notes()) == ("one", "two")  # in order, after the tells
+        assert await a.node.live_nodes() == ["a", "b"]
+        assert a.node.transport.counts.sent >= 4 and b.node.transport.counts.received >= 4
+        assert a.node.registry.waiting_replies() == 0
+
+
+async def test_refusals_timeouts_and_missing_actors_reach_the_asker_as_on_one_node(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await b.node.host(b.supervisor, echo("room/r1", "b"))
+        ref = a.node.registry.ref("room/r1")
+        with trio.fail_after(5):
+            with pytest.raises(Refusal) as refused:
+                await ref.ask(Deny("forbidden"))
+            assert (refused.value.code, refused.value.detail) == ("forbidden", "refused on b")
+            with pytest.raises(AskTimeout):
+                await ref.ask(Hold(), timeout=0.3)
+            assert a.node.registry.waiting_replies() == 0
+            with pytest.raises(ActorNotFound):
+                await a.node.registry.ref("room/nobody").ask(Ping(2))
+            with pytest.raises(UnknownMessageType):  # refused at the sender, nothing sent
+                ref.tell(Unlisted())
+            with pytest.raises(UnknownMessageType):
+                await ref.ask(Unlisted())
+            assert await ref.ask(Ping(3)) == Pong(3, "b")
+
+
+async def test_a_type_the_receiving_node_does_not_know_is_refused_there(
+    redis_server: RedisServer,
+) -> None:
+    wider = echo_types()
+    wider.register(Unlisted)
+    async with running(redis_server.url, "a", wider) as a, running(redis_server.url, "b") as b:
+        await b.node.host(b.supervisor, echo("room/r1", "b"))
+        with trio.fail_after(5), pytest.raises(Refusal) as refused:
+            await a.node.registry.ref("room/r1").ask(Unlisted())
+        assert refused.value.code == "unknown_message"
+        assert "Unlisted" in refused.value.detail
+
+
+async def test_an_actor_on_b_asks_an_actor_on_a_while_answering_a(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/home", "a"))
+        await b.node.host(b.supervisor, echo("room/away", "b"))
+        with trio.fail_after(5):
+            assert await a.node.registry.ref("room/away").ask(Relay("room/home", 7)) == Pong(7, "a")
+
+
+async def test_hosting_the_same_room_on_two_nodes_at_once_starts_it_once(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        for round_ in range(50):
+            address = f"room/race-{round_}"
+            outcomes: dict[str, str] = {}
+
+            async def start(
+                side: Running,
+                name: str,
+                address: str = address,
+                outcomes: dict[str, str] = outcomes,
+            ) -> None:
+                try:
+                    await side.node.host(side.supervisor, echo(address, name))
+                    outcomes[name] = "started"
+                except PlacementTaken as taken:
+                    outcomes[name] = f"taken by {taken.owner}"
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(start, a, "a")
+                nursery.start_soon(start, b, "b")
+            assert sorted(outcomes.values()) in (
+                ["started", "taken by a"],
+                ["started", "taken by b"],
+            ), outcomes
+            hosts = [name for name, side in (("a", a), ("b", b)) if address in side.node.registry]
+            assert len(hosts) == 1
+            winner = hosts[0]
+            assert outcomes[winner] == "started"
+            with trio.fail_after(5):  # either node reaches it, wherever it runs
+                assert (await a.node.registry.ref(address).ask(Ping(round_))).by == winner
+                assert (await b.node.registry.ref(address).ask(Ping(round_))).by == winner
+
+
+async def test_a_stopped_room_is_released_and_can_start_on_another_node(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/moving", "a"))
+        with pytest.raises(PlacementTaken):
+            await b.node.host(b.supervisor, echo("room/moving", "b"))
+        await a.node.unhost("room/moving")
+        assert await b.node.placement.owner("room/moving") is None
+        await b.node.host(b.supervisor, echo("room/moving", "b"))
+        with trio.fail_after(5):
+            assert (await a.node.registry.ref("room/moving").ask(Ping(1))).by == "b"
