@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import TypeVar
 
 import coredis
@@ -112,5 +112,22 @@ async def open_client(url: str) -> AsyncIterator[Client]:
         connect_timeout=CONNECT_TIMEOUT,
         decode_responses=False,
     )
-    async with client:
-        yield client
+    try:
+        async with client:
+            yield client
+    except BaseExceptionGroup as group:
+        # coredis' pool runs its connections in a task group: a connection that cannot be made
+        # comes out wrapped, beside the command that failed with it. One clear error instead.
+        leaves = list(_leaves(group))
+        if leaves and all(isinstance(e, (ClusterUnavailable, *UNREACHABLE)) for e in leaves):
+            first = next((e for e in leaves if isinstance(e, ClusterUnavailable)), None)
+            raise first or ClusterUnavailable("connect", leaves[0]) from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 NODE_TTL = 5.0
 #: Seconds between refreshes: three refreshes may fail before the node counts as dead.
 REFRESH_EVERY = 1.5
+#: Seconds between refresh attempts while Redis does not answer.
+RETRY_EVERY = 0.25
 
 _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -124,12 +126,16 @@ class Membership:
 
     async def keep_alive(self) -> None:
         """Refresh forever (a background task); a failed refresh is logged and tried next period."""
+        period = REFRESH_EVERY
         while True:
-            await trio.sleep(REFRESH_EVERY)
+            await trio.sleep(period)
             try:
                 await self.refresh()
+                period = REFRESH_EVERY
             except ClusterUnavailable as exc:
+                # A refresh is idempotent: try again soon, so the key outlives a short outage.
                 log.warning("liveness of %s not refreshed: %s", self.node_id, exc)
+                period = RETRY_EVERY
 
 
 def _ms(seconds: float) -> int:

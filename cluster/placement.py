@@ -5,10 +5,11 @@ a time, so of two nodes starting the same room at the same moment exactly one se
 other reads the winner's id. The claim is idempotent (a node that already owns the address is told
 so and its TTL is extended), so a claim whose answer was lost can be repeated without harm.
 
-The owner refreshes its addresses every ``REFRESH_EVERY`` seconds, only where the key still names
-it (one script for all of them); an address whose key is gone or names another node is *lost*
-(the node was away longer than the TTL and someone took it over), and the node is told so that it
-stops the actor instead of running it twice. A clean stop releases the key at once; a dead node's
+The owner refreshes its addresses every ``REFRESH_EVERY`` seconds (one script for all of them):
+a key that still names it is extended, a key that expired while the node or Redis was away and
+that nobody took is set again (the actor never stopped running here), and an address whose key
+names another node is *lost* (someone took it over meanwhile): the node is told so that it stops
+the actor instead of running it twice. A clean stop releases the key at once; a dead node's
 keys expire ``PLACE_TTL`` seconds after its last refresh, and the next claim takes the address over.
 """
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Seconds a placement outlives its owner's last refresh (the same as a node's liveness).
 PLACE_TTL = 5.0
 REFRESH_EVERY = 1.5
+#: Seconds between refresh attempts while Redis does not answer.
+RETRY_EVERY = 0.25
 #: Addresses refreshed per script call, so one call stays short with thousands of rooms.
 REFRESH_BATCH = 500
 
@@ -41,10 +44,13 @@ return 0
 _REFRESH = """
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
-  else
+  elseif owner then
     lost[#lost + 1] = i
+  else
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   end
 end
 return lost
@@ -148,7 +154,7 @@ class Placement:
         )
 
     async def refresh(self, addresses: Iterable[str] | None = None) -> list[str]:
-        """Extend this node's claims; the addresses found lost (no longer this node's), dropped."""
+        """Extend this node's claims (re-take expired ones nobody took); the lost ones, dropped."""
         todo = sorted(self.held if addresses is None else addresses)
         lost: list[str] = []
         node = self.node_id.encode()
@@ -176,13 +182,17 @@ class Placement:
         ``hosted(address)`` says whether the actor still runs on this node (an actor that stopped
         by itself, idle or done, releases its address here within one period).
         """
+        period = REFRESH_EVERY
         while True:
-            await trio.sleep(REFRESH_EVERY)
+            await trio.sleep(period)
             try:
                 for address in [a for a in self.held if not hosted(a)]:
                     await self.release(address)
                 for address in await self.refresh():
                     log.warning("%s was taken over while %s was away", address, self.node_id)
                     await on_lost(address)
+                period = REFRESH_EVERY
             except ClusterUnavailable as exc:
+                # Refreshing is idempotent: try again soon, so keys outlive a short outage.
                 log.warning("placements of %s not refreshed: %s", self.node_id, exc)
+                period = RETRY_EVERY

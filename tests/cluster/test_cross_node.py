@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 
 import pytest
 import trio
 
-from cluster import MessageTypes, Node, PlacementTaken, UnknownMessageType, open_node
-from runtime import ActorNotFound, AskTimeout, ChildSpec, Refusal, Supervisor
-from tests.cluster.echo import Deny, Echo, Hold, Note, Notes, Ping, Pong, Relay, echo_types
+from cluster import PlacementTaken, UnknownMessageType
+from runtime import ActorNotFound, AskTimeout, Refusal
+from tests.cluster.echo import Deny, Hold, Note, Notes, Ping, Pong, Relay, echo_types
+from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
 
 
 @dataclass(frozen=True)
 class Unlisted:
     """A message type no node registered."""
-
-
-@dataclass
-class Running:
-    node: Node
-    supervisor: Supervisor
-
-
-@contextlib.asynccontextmanager
-async def running(
-    url: str, node_id: str, types: MessageTypes | None = None
-) -> AsyncIterator[Running]:
-    async with (
-        open_node(url, types or echo_types(), node_id=node_id, prefix="t") as node,
-        trio.open_nursery() as nursery,
-    ):
-        supervisor = await nursery.start(Supervisor(node.registry, f"root-{node_id}").run)
-        yield Running(node, supervisor)
-        nursery.cancel_scope.cancel(reason="test over")
-
-
-def echo(address: str, node: str) -> ChildSpec:
-    return ChildSpec(address, partial(Echo, node))
 
 
 async def test_an_ask_and_a_tell_cross_to_the_owning_node_and_the_sender_does_not_change(

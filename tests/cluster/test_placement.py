@@ -43,11 +43,11 @@ async def test_refresh_extends_what_is_still_ours_and_reports_what_was_taken_ove
             await a.acquire(f"room/{n}")
         await client.delete([KEYS.place("room/1")])  # expired while a was away ...
         await b.acquire("room/1")  # ... and taken over
-        await client.delete([KEYS.place("room/2")])  # expired, nobody took it yet
-        assert await a.refresh() == ["room/1", "room/2"]
-        assert a.held == {"room/0"}
+        await client.delete([KEYS.place("room/2")])  # expired, nobody took it: a keeps it
+        assert await a.refresh() == ["room/1"]
+        assert a.held == {"room/0", "room/2"}
         assert await client.pttl(KEYS.place("room/0")) > 0
-        assert await a.owner("room/1") == "b"
+        assert await a.owners(["room/1", "room/2"]) == {"room/1": "b", "room/2": "a"}
 
 
 async def test_the_owner_s_key_expires_and_another_node_takes_the_address_over(

@@ -1,0 +1,89 @@
+"""Redis paused (SIGSTOP) for a few seconds: placements fail closed, local actors keep running,
+everything recovers by itself when Redis answers again, and nothing is placed twice."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from cluster import ClusterUnavailable
+from cluster.connection import Health
+from tests.cluster.echo import Note, Notes, Ping, Pong
+from tests.cluster.nodes import echo, running
+from tests.cluster.servers import RedisServer
+
+#: Seconds Redis stays paused: longer than a command's timeout, shorter than a placement's TTL.
+PAUSE = 3.0
+
+
+async def until_up(health: Health) -> None:
+    while not health.up:
+        await health.changed.wait()
+
+
+async def test_a_pause_fails_new_work_closed_and_recovers_by_itself(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/local", "a"))
+        await b.node.host(b.supervisor, echo("room/far", "b"))
+        local = a.node.registry.ref("room/local")
+        far = a.node.registry.ref("room/far")
+        with trio.fail_after(5):
+            assert await far.ask(Ping(0)) == Pong(0, "b")
+        redis_server.pause()
+        try:
+            paused_at = trio.current_time()
+            with trio.fail_after(2.5), pytest.raises(ClusterUnavailable, match="place room/new"):
+                await a.node.host(a.supervisor, echo("room/new", "a"))
+            assert "room/new" not in a.node.registry
+            assert not a.node.health.up
+            # Known down now: new work is refused at once instead of waiting for a timeout.
+            with trio.fail_after(0.1):
+                with pytest.raises(ClusterUnavailable):
+                    await a.node.host(a.supervisor, echo("room/new", "a"))
+                with pytest.raises(ClusterUnavailable):
+                    await far.ask(Ping(1))
+                with pytest.raises(ClusterUnavailable):
+                    far.tell(Note("never sent"))
+            # The node's own actors never wait on Redis: ask them for the rest of the pause.
+            slowest = 0.0
+            n = 0
+            while trio.current_time() - paused_at < PAUSE:
+                started = trio.current_time()
+                with trio.fail_after(0.5):
+                    assert await local.ask(Ping(n)) == Pong(n, "a")
+                slowest = max(slowest, trio.current_time() - started)
+                n += 1
+                await trio.sleep(0.005)  # paced, so the other tasks' timeouts run meanwhile
+            print(f"local asks while Redis was paused: {n}, slowest {slowest * 1000:.1f} ms")
+            assert n > 100 and slowest < 0.25, (n, slowest)
+        finally:
+            redis_server.resume()
+        with trio.fail_after(5):
+            await until_up(a.node.health)
+            await until_up(b.node.health)
+            assert await far.ask(Ping(2)) == Pong(2, "b")
+            await a.node.host(a.supervisor, echo("room/new", "a"))
+            assert (await b.node.registry.ref("room/new").ask(Ping(3))).by == "a"
+        # What was placed before the pause stayed where it was; nothing was sent twice or late.
+        assert "room/far" in b.node.registry and "room/local" in a.node.registry
+        assert await b.node.placement.owner("room/far") == "b"
+        assert await a.node.live_nodes() == ["a", "b"]
+        with trio.fail_after(5):
+            assert await far.ask(Notes()) == ()
+
+
+async def test_a_node_that_starts_while_redis_is_paused_fails_with_a_clear_error(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.pause()
+    try:
+        with trio.fail_after(5), pytest.raises(ClusterUnavailable, match="cluster unavailable"):
+            async with running(redis_server.url, "late"):
+                raise AssertionError("joined a cluster whose Redis does not answer")
+    finally:
+        redis_server.resume()
+    with trio.fail_after(5):
+        async with running(redis_server.url, "late") as late:
+            assert await late.node.live_nodes() == ["late"]
