@@ -1,0 +1,1 @@
+"""Tests of group consultations (issue 12)."""
