@@ -155,11 +155,10 @@ def test_meeting_room_member_and_guest_rotation_and_user_room(
         wait_growing(
             refused, [remote_peer(refused, "Kim Guest")], SEE_AND_HEAR, "a guest sees a guest"
         )
-        # Known gap (issue 11, in the session notes): the guest who was there hears the newcomer
-        # but does not yet decode their video after the member's slot was freed; only sound is
-        # asserted in this direction until that is fixed.
+        # And the guest who was there sees and hears the newcomer, who took the member's freed
+        # slot (issue 11: media.js shows a re-mapped slot's video once a frame decodes).
         wait_growing(
-            entry, [remote_peer(entry, "Lee Guest")], ("samples", "heard"), "guest hears newcomer"
+            entry, [remote_peer(entry, "Lee Guest")], SEE_AND_HEAR, "guest sees the newcomer"
         )
 
         # -- a provider without the member role is refused --

@@ -38,6 +38,8 @@ const VIEW_DEBOUNCE_MS = 250;
 const VIEW_MAX_SHOWN = 64;
 const VIEW_MAX_PINNED = 4;
 const VIEW_MAX_PX = 8192;
+/** A re-mapped video line's decoded frames are looked at this often until the newcomer's play. */
+const FRAME_POLL_MS = 150;
 const DEFAULT_CONSTRAINTS = {
   audio: true,
   video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
@@ -65,6 +67,8 @@ class Slot {
     this.peerId = null; /* whose video (or, without a video line, whose audio) */
     this.audioPeer = null;
     this.tracks = { audio: null, video: null };
+    this.receivers = { audio: null, video: null };
+    this.awaiting = null; /* re-mapped: {frames} decoded before, until a new frame decodes */
     this.mids = { audio: null, video: null };
     this.element = null;
     this.live = false;
@@ -131,8 +135,53 @@ export class MediaCall {
       slot.peerId = peerId;
       if (slot.element) slot.element.dataset.peer = peerId ?? "";
       if (peerId === null) this._setLive(slot, false, previous);
+      else if (slot.tracks.video) this._awaitFrame(slot);
     }
     this._announce(before);
+  }
+
+  /** A video line re-mapped to someone new shows them once a frame decodes after the re-map:
+   * until then its picture is the previous person's last frame (or nothing). Chrome does not
+   * mute a receive track whose packets stop, so a freed slot filled again gets no `unmute`;
+   * the line's decoded-frame count says when the newcomer's video plays (docs/media.md). */
+  _awaitFrame(slot) {
+    slot.live = false; /* _announce (the caller's) leaves this video out of anyone's stream */
+    if (slot.element) slot.element.hidden = true;
+    const mark = (slot.awaiting = { frames: null });
+    this._decodedFrames(slot).then((frames) => {
+      if (slot.awaiting === mark && mark.frames === null) mark.frames = frames;
+    });
+    this._pollFrames();
+  }
+
+  async _decodedFrames(slot) {
+    let frames = null;
+    try {
+      (await slot.receivers.video.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp") frames = r.framesDecoded ?? 0;
+      });
+    } catch (error) {
+      /* closed meanwhile: nothing to show */
+    }
+    return frames ?? 0;
+  }
+
+  _pollFrames() {
+    if (this._framePoll || this.pc.connectionState === "closed") return;
+    this._framePoll = setTimeout(async () => {
+      this._framePoll = null;
+      const waiting = this.slots.filter((slot) => slot.awaiting);
+      await Promise.all(
+        waiting.map(async (slot) => {
+          const mark = slot.awaiting;
+          const frames = await this._decodedFrames(slot);
+          if (slot.awaiting !== mark) return; /* re-mapped, or live, meanwhile */
+          if (mark.frames === null) mark.frames = frames;
+          else if (frames > mark.frames) this._setLive(slot, true);
+        })
+      );
+      if (this.slots.some((slot) => slot.awaiting)) this._pollFrames();
+    }, FRAME_POLL_MS);
   }
 
   /** peer id -> [its video track, its audio track] as the slot maps say now. */
@@ -319,6 +368,7 @@ export class MediaCall {
     for (const t of this.localStream.getTracks()) t.stop();
     this.pc.close();
     clearTimeout(this._viewTimer);
+    clearTimeout(this._framePoll);
     this._resize?.disconnect();
     this._intersect?.disconnect();
     this._mutations?.disconnect();
@@ -327,6 +377,7 @@ export class MediaCall {
   }
 
   _setLive(slot, live, peerId = slot.peerId) {
+    if (live || peerId === null) slot.awaiting = null;
     if (slot.live === live) return;
     const before = this._peerTracks();
     slot.live = live;
@@ -396,6 +447,7 @@ export async function joinMedia(options) {
     const track = event.track;
     slot.stream.addTrack(track);
     slot.tracks[track.kind] = track;
+    slot.receivers[track.kind] = event.receiver;
     // A receive-only track is "muted" until RTP arrives, and mutes again when it stops.
     track.addEventListener("unmute", () => call._setLive(slot, true));
     track.addEventListener("mute", () => {
