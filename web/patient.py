@@ -9,13 +9,17 @@ CSRF for these anonymous forms is the double-submit cookie of :mod:`web.security
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates
-from quart import Blueprint, render_template, request
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup, escape
+from quart import Blueprint, current_app, g, render_template, request
 
 from actors import addresses, refusals
 from actors.messages import (
@@ -45,6 +49,14 @@ TOO_MANY_REQUESTS = 429
 #: Input type per arrival-form field kind (``reason`` becomes a textarea in the template).
 INPUT_TYPES = {"name": "text", "dob": "date", "phone": "tel", "reason": "text", "custom": "text"}
 AUTOCOMPLETE = {"name": "name", "dob": "bday", "phone": "tel"}
+
+#: Rendered caller pages kept per app (see `_cached_page`); the oldest half goes when it is full.
+MAX_CACHED_PAGES = 512
+#: Stand-ins rendered into a cached page where each request's own values go (never valid values:
+#: a CSRF token, a room token and ICE JSON never contain ``~``).
+_CSRF_MARK = "~wr-csrf~"
+_TOKEN_MARK = "~wr-token~"
+_ICE_MARK = "~wr-ice~"
 
 
 def _gettext(text: str, **values: Any) -> str:
@@ -118,9 +130,75 @@ def next_opening_text(
     }
 
 
+def _mark_csrf_field() -> Markup:
+    return Markup(f'<input type="hidden" name="{security.CSRF_FIELD}" value="{_CSRF_MARK}">')
+
+
+def _mark_ice() -> str:
+    return _ICE_MARK
+
+
+async def _cached_page(template: str, info: AreaPublic, **context: Any) -> str:
+    """A caller page rendered once per area, language and variant, then filled in per request.
+
+    Every arrival renders two of these pages (the form, then the waiting page), and Jinja was
+    about a tenth of the server's samples at 40 arrivals/s (issue 17). What differs between two
+    callers of one area is only the CSRF token, the room token and the ICE servers (fresh TURN
+    credentials): the page is rendered with stand-ins for them and each request swaps in its own,
+    escaped as the template would. Only anonymous visitors get cached pages (staff see their own
+    header), only without a query string (the language switch links back to the path), and the
+    key holds everything else a page shows (the area as the area actor described it, the locale).
+    """
+    if g.get("session_view") is not None or request.query_string:
+        return await render_template(template, area=info, **context)
+    # ``next_opening`` moves with the clock while an area is open, and neither page shows it then.
+    shown = dataclasses.replace(info, next_opening=None) if info.open_now else info
+    key = (template, i18n.current_locale(), request.path, repr(shown), repr(context))
+    cache: dict[tuple[str, ...], str] = current_app.extensions.setdefault(
+        "waitroom.patient_pages", {}
+    )
+    page = cache.get(key)
+    if page is None:
+        page = await render_template(
+            template, area=info, csrf_field=_mark_csrf_field, ice_config=_mark_ice, **context
+        )
+        if len(cache) >= MAX_CACHED_PAGES:
+            for old in list(cache)[: MAX_CACHED_PAGES // 2]:
+                del cache[old]
+        cache[key] = page
+    if _CSRF_MARK in page:
+        page = page.replace(_CSRF_MARK, str(escape(security.csrf_token())))
+    if _ICE_MARK in page:
+        fresh_ice = cast(Callable[[], object], current_app.jinja_env.globals["ice_config"])
+        ice = htmlsafe_json_dumps(
+            fresh_ice(),
+            dumps=current_app.jinja_env.policies["json.dumps_function"],
+        )
+        page = page.replace(f'"{_ICE_MARK}"', str(ice))
+    return page
+
+
+async def _waiting_page(info: AreaPublic, token: str) -> str:
+    if not token:
+        return await _cached_page("patient/waiting.html", info, token="")
+    page = await _cached_page("patient/waiting.html", info, token=_TOKEN_MARK)
+    return page.replace(_TOKEN_MARK, str(escape(token)))
+
+
 async def _form_page(
     info: AreaPublic, values: dict[str, str], error: str | None, status: int = 200
 ) -> tuple[str, int]:
+    if not values and error is None and info.active and info.open_now:
+        form = await _cached_page(
+            "patient/arrive.html",
+            info,
+            values={},
+            error=None,
+            input_types=INPUT_TYPES,
+            autocomplete=AUTOCOMPLETE,
+            next_opening=None,
+        )
+        return form, status
     page = await render_template(
         "patient/arrive.html",
         area=info,
@@ -163,16 +241,14 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
             return await _form_page(info, values, too_many, TOO_MANY_REQUESTS)
         return await _form_page(info, values, refusal.detail, 400)
     assert isinstance(ticket, ArrivalTicket)
-    page = await render_template("patient/waiting.html", area=info, token=ticket.token)
-    return page, 200
+    return await _waiting_page(info, ticket.token), 200
 
 
 @blueprint.get("/w/<slug>/wait")
 async def waiting(slug: str) -> tuple[str, int]:
     """The waiting page without a token: the browser brings its own from ``localStorage``."""
     _, info = await _area(slug)
-    page = await render_template("patient/waiting.html", area=info, token="")
-    return page, 200
+    return await _waiting_page(info, ""), 200
 
 
 def _invite_room(token: str) -> tuple[str, str]:
