@@ -232,9 +232,17 @@ def _group_commit(db: Database, batch: list[_Job]) -> None:
     conn = db.conn
     uncommitted: list[tuple[_Job, Any]] = []
     redo: list[_Job] = []
-    for job in batch:
+    for n, job in enumerate(batch):
         if not conn.in_transaction:
-            conn.execute("BEGIN")
+            # IMMEDIATE: take the write lock (waiting up to the busy timeout) before the first
+            # read, so no job reads a snapshot another connection's commit makes stale, which
+            # SQLite refuses to upgrade to a write (tests/storage/test_invites_atomic.py).
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:  # another process held it past the timeout
+                for rest in batch[n:]:
+                    rest.finish(None, error)
+                break
         try:
             value = _in_transaction(db, job.fn, *job.args)
         except BaseException as error:
@@ -248,7 +256,7 @@ def _group_commit(db: Database, batch: list[_Job]) -> None:
             for earlier, earlier_value in uncommitted:
                 earlier.finish(earlier_value, None)
             uncommitted = []
-    if uncommitted:
+    if conn.in_transaction:  # also when every job failed: never keep the write lock
         try:
             conn.execute("COMMIT")
         except BaseException:

@@ -72,17 +72,7 @@ async def test_simultaneous_redemptions_on_one_store_use_the_invite_once(
         _only_used(failures)
 
 
-STALE_SNAPSHOT = (
-    "storage/db.py group commit opens batches with a deferred BEGIN: a batch whose first statement "
-    "waited for the other connection's write lock keeps a stale snapshot, and each later job in the "
-    "batch fails with 'database is locked' after the busy timeout. Needs BEGIN IMMEDIATE there."
-)
-
-
-@pytest.mark.parametrize(
-    ("holders", "rounds"),
-    [(2, ROUNDS), pytest.param(20, 2, marks=pytest.mark.xfail(strict=True, reason=STALE_SNAPSHOT))],
-)
+@pytest.mark.parametrize(("holders", "rounds"), [(2, ROUNDS), (20, 2)])
 async def test_simultaneous_redemptions_on_two_connections_use_the_invite_once(
     db_path: Path, holders: int, rounds: int
 ) -> None:
