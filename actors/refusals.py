@@ -72,6 +72,8 @@ GROUP_LOCKED = "group_locked"  #: the moderator locked the session: nobody new g
 NOT_MODERATOR = "not_moderator"  #: only the session's moderators (or the unit's admins) do this
 PRIVATE_CHAT_OFF = "private_chat_off"  #: this session has private chat between participants off
 NOT_ADMITTED = "not_admitted"  #: a participant still in the group waiting area
+BREAKOUT_RUNNING = "breakout_running"  #: breakout rooms are open: not while they run
+BREAKOUT_NOT_OPEN = "breakout_not_open"  #: no breakout rooms are open (or they are closing)
 
 # -- set-up and forms ------------------------------------------------------------------------------
 INVALID = "invalid"  #: a form value failed validation (the detail says which)

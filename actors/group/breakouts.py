@@ -213,7 +213,7 @@ class BreakoutDesk(Actor):
                 list(self.members), [room.id for room in self.plan.rooms], self.rng
             )
             self.plan.assigned = assigned
-        elif mode is Mode.MANUAL or given is not None:
+        elif given is not None:  # without any: the mode changes, everyone stays where they are
             plans.apply(self.plan, plans.check_assignments(self.plan, given, self.members))
         self.plan.mode = mode
         await self._changed()

@@ -746,7 +746,8 @@ async def test_bad_fields_and_wrong_moments_are_refused_and_change_nothing(rig: 
         ("open", {}, refusals.BAD_FIELD),
         ("rename", {"room": view["rooms"][0]["id"], "name": ""}, refusals.BAD_FIELD),
         ("rename", {"room": "another-orgs-room", "name": "Mine"}, refusals.NOT_FOUND),
-        ("assign", {"mode": "manual"}, refusals.BAD_FIELD),
+        ("assign", {"mode": "manual", "assignments": {}}, refusals.BAD_FIELD),
+        ("assign", {"mode": "manual", "assignments": ["p-1"]}, refusals.BAD_FIELD),
         ("assign", {"mode": "manual", "assignments": {"p-1": "nope"}}, refusals.NOT_FOUND),
         ("assign", {"mode": "sorted"}, refusals.BAD_FIELD),
     ]
@@ -770,3 +771,19 @@ async def test_bad_fields_and_wrong_moments_are_refused_and_change_nothing(rig: 
             await rig.mod("extend", seconds=seconds)
         assert refused.value.code == refusals.BAD_FIELD
     assert await rig.mod("state") == running
+
+
+async def test_switching_to_manual_without_assignments_keeps_everyone_where_they_are(
+    rig: Rig,
+) -> None:
+    rig.admit(6)
+    await rig.mod("create", count=3)
+    shuffled = await rig.mod("assign", mode="random")
+    manual = await rig.mod("assign", mode="manual")
+    assert manual["mode"] == "manual" and manual["rooms"] == shuffled["rooms"]
+    member = shuffled["rooms"][0]["people"][0]["id"]
+    target = shuffled["rooms"][1]["id"]
+    moved = await rig.mod("assign", mode="manual", assignments={member: target})
+    assert member in [p["id"] for p in moved["rooms"][1]["people"]]
+    back = await rig.mod("assign", mode="manual", assignments={member: None})
+    assert [p["id"] for p in back["unassigned"]] == [member]
