@@ -442,11 +442,14 @@ def _media_section(m: OfferedMedia, p: LinePlan, local: LocalParameters, ipv: st
         lines.append("a=simulcast:recv " + ";".join(p.rids))
     if p.role == "slot":
         assert p.ssrc is not None and p.slot is not None
-        stream = f"slot{p.slot}"
-        track = f"slot{p.slot}-{m.kind}"
+        # A stream (and a CNAME) of its own per line: slot n's audio and video may carry two
+        # different people in a large call, and Chrome lip-syncs the audio and video of one
+        # stream, which would then delay one person's sound or picture to match another's.
+        stream = f"slot{p.slot}-{m.kind}"
+        track = f"{stream}-track"
         lines += [
             f"a=msid:{stream} {track}",
-            f"a=ssrc:{p.ssrc} cname:{local.cname}-{p.slot}",
+            f"a=ssrc:{p.ssrc} cname:{local.cname}-{p.slot}-{m.kind}",
             f"a=ssrc:{p.ssrc} msid:{stream} {track}",
         ]
     lines += _candidates(local)
