@@ -25,6 +25,7 @@ from actors.admin.retention import RetentionActor
 from actors.admin.setup import SetupAdmin
 from actors.calls.media import MediaPort
 from actors.consult.desk import LINK_LIFETIME, ConsultDesk
+from actors.group.breakouts import breakout_factory
 from actors.group.desk import GroupDesk
 from actors.meetings.host import MeetingHost
 from actors.ondemand.queue import OnDemandHost
@@ -96,8 +97,12 @@ async def start_actors(
             ),
         )
     )
-    # Group consultations (issue 12): their calls run under the rooms supervisor, as room/<id>.
-    await root.start_child(ChildSpec(addresses.GROUP, lambda: GroupDesk(store, rooms, media)))
+    # Group consultations (issue 12): their calls run under the rooms supervisor, as room/<id>,
+    # and so do their breakout desks and each open breakout room's call.
+    breakouts = breakout_factory(store, rooms, media)
+    await root.start_child(
+        ChildSpec(addresses.GROUP, lambda: GroupDesk(store, rooms, media, breakouts))
+    )
     await root.start_child(ChildSpec(addresses.ADMIN, lambda: AdminActor(store)))
     # Forgets personal data as the retention policy says (issue 15).
     await root.start_child(ChildSpec(addresses.RETENTION, lambda: RetentionActor(store, retention)))
