@@ -120,6 +120,21 @@ _OUTCOME = Field(str, max_len=16, check=_check_outcome)
 #: Staff user ids are SQLite rowids too (issue 14: ``ondemand.assign``).
 _USER_ID = Field(str, max_len=MAX_AREA_ID_DIGITS, pattern=AREA_ID_PATTERN)
 
+#: Group consultations (issue 12): member ids (``p-<participant>`` / ``s-<user id>``), at most
+#: a full session's participants in one ``group.admit``.
+MAX_GROUP_ADMIT = 60
+_MEMBER = Field(str, max_len=64, pattern=TOKEN_PATTERN)
+
+
+def _check_members(value: Any) -> str | None:
+    """1 to MAX_GROUP_ADMIT member ids, each a valid identifier."""
+    if not 1 <= len(value) <= MAX_GROUP_ADMIT:
+        return f"must name 1 to {MAX_GROUP_ADMIT} people"
+    if not all(isinstance(m, str) and TOKEN_PATTERN.fullmatch(m) for m in value):
+        return "names someone by an id that is not a valid identifier"
+    return None
+
+
 ROUTES: dict[str, Route] = {
     # Diagnostics: a round trip through an actor (latency probes, benchmarks, the load tester).
     "echo": Route(addresses.SYSTEM, ANYONE, {"data": Field(object, required=False)}),
@@ -161,6 +176,28 @@ ROUTES: dict[str, Route] = {
     "call.invite": Route(addresses.ROOM, STAFF, {"label": Field(str, required=False, max_len=80)}),
     "call.hold": Route(addresses.ROOM, STAFF),
     "call.end": Route(addresses.ROOM, STAFF),
+    # A group session's call (issue 12; docs/protocol.md "Group consultations"): participants
+    # may send them all; the call refuses moderator frames from them (``not_moderator``).
+    "group.admit": Route(addresses.ROOM, ROOM_MEMBERS, {"ids": Field(list, check=_check_members)}),
+    "group.admit_all": Route(addresses.ROOM, ROOM_MEMBERS),
+    "group.send_back": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.remove": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.lock": Route(addresses.ROOM, ROOM_MEMBERS, {"locked": Field(bool)}),
+    "group.mute": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.mute_all": Route(addresses.ROOM, ROOM_MEMBERS),
+    "group.ask_unmute": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.camera_off": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.spotlight": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {"id": Field(str, required=False, max_len=64, pattern=TOKEN_PATTERN)},
+    ),
+    "group.hand": Route(addresses.ROOM, ROOM_MEMBERS, {"raised": Field(bool)}),
+    "group.hand_lower": Route(addresses.ROOM, ROOM_MEMBERS, {"id": _MEMBER}),
+    "group.chat_private": Route(
+        addresses.ROOM, ROOM_MEMBERS, {"to": _MEMBER, "text": Field(str, max_len=2000)}
+    ),
+    "group.end": Route(addresses.ROOM, ROOM_MEMBERS),
     # On-demand queue of one organisation (issue 14; docs/protocol.md "On-demand").
     "ondemand.watch": Route(addresses.ONDEMAND_KIND, STAFF),
     "ondemand.unwatch": Route(addresses.ONDEMAND_KIND, STAFF),

@@ -380,6 +380,20 @@ WEBSOCKET: dict[str, Ws] = {
         ),
     ),
     "session.start": Ws("room", _row(A, R("forbidden"), A, A, A, A, A, R("hello_required"))),
+    "group.admit": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.admit_all": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.send_back": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.remove": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.lock": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.mute": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.mute_all": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.ask_unmute": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.camera_off": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.spotlight": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.hand": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.hand_lower": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.chat_private": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.end": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
     "notices.subscribe": Ws(
         "fixed", _row(R("forbidden"), R("forbidden"), A, A, A, A, A, R("hello_required"))
     ),
@@ -544,6 +558,13 @@ WS_NOTES = {
     "ondemand.cancel": "as `ondemand.step`",
     "precheck.result": "the caller's own pre-call check, shown on the area's list (issue 16)",
     "session.start": "on-demand sessions only: a caller room answers `unknown_type`",
+    "group.admit": "group sessions only (a caller room answers `unknown_type`); in a group "
+    "call the session's moderators and the unit's administrators only: participants get "
+    "`not_moderator`, other staff cannot enter (`forbidden`); see docs/protocol.md",
+    "group.hand": "group sessions only, any admitted participant; a waiting one gets "
+    "`not_admitted`",
+    "group.chat_private": "group sessions only; between participants as the session's privacy "
+    "says (`private_chat_off`)",
     "notices.read": "the member's own bell; the walk's id is nobody's (`not_found`)",
     "consult.watch": "the member's own Consult Now links",
     "meetings.watch": "the rooms that member may enter",
