@@ -123,6 +123,14 @@ def _revoke_session(db: Database, session_id: int, now: datetime) -> int:
     return cursor.rowcount
 
 
+def _revoke_room(db: Database, room_id: str, now: datetime) -> None:
+    execute(
+        db,
+        "UPDATE group_breakout_seats SET revoked_at = ? WHERE room_id = ? AND revoked_at IS NULL",
+        (to_db(now), room_id),
+    )
+
+
 def _save_plan(db: Database, session_id: int, plan: dict[str, Any], now: datetime) -> None:
     execute(
         db,
@@ -166,6 +174,11 @@ async def revoke_session_seats(
 ) -> int:
     """Revoke every seat of the session (the rooms closed); how many were still valid."""
     return await store.run(_revoke_session, session_id, now or utcnow())
+
+
+async def revoke_room_seats(store: Store, room_id: str, *, now: datetime | None = None) -> None:
+    """Revoke every seat into one breakout room (its call ended)."""
+    await store.run(_revoke_room, room_id, now or utcnow())
 
 
 async def save_plan(

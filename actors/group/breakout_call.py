@@ -194,9 +194,8 @@ class BreakoutPolicy:
 
     async def closing(self, call: Call, reason: str) -> None:
         """Every seat of the session goes when the rooms close (the desk revokes them in one go
-        first); this room revokes its own people's too, in case it ends alone."""
-        for member in self.seated:
-            await group_breakouts.revoke_member_seats(self.store, self.start.session_id, member)
+        first); this room revokes its own too, in case it ends alone."""
+        await group_breakouts.revoke_room_seats(self.store, self.room_id)
 
     def closed(self, call: Call, reason: str) -> None:
         log.info("%s (breakout %s) closed: %s", call.address, self.name, reason)

@@ -252,6 +252,7 @@ class BreakoutDesk(Actor):
         self._arm(duration, RoomsDue(self._generation))
         self._opened_at = trio.current_time()
         self.live = {room.id: new_id() for room in self.plan.rooms}
+        await self._save()  # before the rooms start: a restarted desk knows what to close
         ends_at = self._ends_at()
         for room in self.plan.rooms:
             start = BreakoutStart(
