@@ -17,7 +17,7 @@ from actors.principal import Principal, Role
 from runtime.errors import Refusal
 from runtime.kernel import Actor, handles
 from storage import areas as area_store
-from storage import audit, audit_chain, ondemand, orgs, reports
+from storage import audit, audit_chain, group_sessions, ondemand, orgs, reports
 from storage.audit import AuditEntry
 
 # Re-exported for pages, which never import storage.
@@ -94,6 +94,19 @@ class ReportFigures:
     waits: tuple[float, ...]
     #: The organisation's calls in the period by kind (``storage.reports.CALL_KINDS``, issue 13).
     calls_by_kind: tuple[tuple[str, int], ...] = ()
+    #: The organisation's group sessions that started in the period (issue 12).
+    group: GroupFigures | None = None
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Group sessions of the organisation in the period: how many, how many participants (each
+    admitted person once per session), how long the sessions ran and each participant was in."""
+
+    sessions: int
+    participants: int
+    session_duration: Summary
+    participant_duration: Summary
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -184,6 +197,15 @@ class AdminActor(Actor):
             if (e.area_id is None and _org_of(e) in (None, org)) or e.area_id in own
         ]
 
+    async def _group_figures(self, org_id: int, since: datetime, until: datetime) -> GroupFigures:
+        usage = await group_sessions.usage(self.store, org_id, since, until)
+        return GroupFigures(
+            usage.sessions,
+            usage.participants,
+            summarise(list(usage.session_seconds)),
+            summarise(list(usage.participant_seconds)),
+        )
+
     async def _report(self, msg: ReportFor) -> ReportFigures:
         areas = {a.id: a for a in await self._org_areas(msg.principal)}
         area = areas.get(msg.area_id)
@@ -216,4 +238,5 @@ class AdminActor(Actor):
                     ),
                 ),
             ),
+            group=await self._group_figures(int(msg.principal.org_id or 0), msg.since, msg.until),
         )

@@ -22,6 +22,7 @@ import trio
 import trio.testing
 
 from actors import addresses, refusals
+from actors.admin.reports import ReportFor
 from actors.boot import start_actors
 from actors.group.desk import GroupDesk
 from actors.group.messages import (
@@ -589,3 +590,38 @@ async def test_the_moderator_ends_it_for_everyone_and_a_cancel_before_it_starts(
     assert cancelled.summary.state == "ended" and cancelled.end_reason == "cancelled"
     assert (await world.ref().ask(CheckGroupLink(later.link))).state == "ended"
     assert addresses.room(later.summary.room_id) not in world.registry
+
+
+async def test_the_usage_report_counts_sessions_participants_and_their_minutes(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail, moderator = await running(world)
+    ann = await waiting(world, detail, "Ann")
+    bob = await waiting(world, detail, "Bob")
+    await waiting(world, detail, "Never admitted")
+    await world.send(detail, moderator, "group.admit", {"ids": [ann.member, bob.member]})
+    await trio.sleep(600)
+    await world.send(detail, bob, "room.leave")
+    await trio.sleep(600)
+    await world.send(detail, moderator, "group.end")
+    admin = Principal(
+        "staff",
+        "Admin",
+        user_id="1",
+        org_id=str(world.org_id),
+        grants=frozenset({Grant(Role.ORG_ADMIN, Scope.ORG, str(world.org_id))}),
+    )
+    figures = await world.ref(addresses.ADMIN).ask(
+        ReportFor(
+            admin,
+            world.area_id,
+            T0 - timedelta(days=1),
+            datetime.now(UTC) + timedelta(days=1),
+        )
+    )
+    group = figures.group
+    assert group.sessions == 1 and group.participants == 2
+    assert group.session_duration.longest == pytest.approx(1200, abs=2)
+    assert group.participant_duration.longest == pytest.approx(1200, abs=2)
+    assert group.participant_duration.count == 2
+    assert dict(figures.calls_by_kind)["group"] == 1
