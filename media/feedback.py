@@ -17,7 +17,7 @@ from media.counters import Counters
 from media.datapath import DataPath
 from media.forward import Consumer, Producer, split_remb
 from media.rtcp import RtcpError
-from media.simulcast import Simulcast
+from media.simulcast import Simulcast, subscriber_budget
 from media.transport import Transport, TransportState
 
 # REMB sent to publishers is clamped: a floor so a bad estimate cannot starve a call, a ceiling
@@ -27,6 +27,9 @@ REMB_MAX_BPS = 2_500_000
 NTP_FRACTION = 65536  # DLSR is in units of 1/65536 s
 U32_MASK = 0xFFFFFFFF
 FRACTION_LOST_MAX = 255
+#: A subscriber's layers are chosen again at most this often when its estimate moves (issue 11:
+#: promptly, where the once-a-second report tick took up to a second).
+LAYER_CHOICE_INTERVAL = 0.2
 
 
 class Feedback:
@@ -85,14 +88,44 @@ class Feedback:
         elif fmt == rtcp.FMT_AFB:
             remb = rtcp.parse_remb(packet)
             if remb is not None:
+                before = subscriber_budget(transport)
                 transport.remb_bitrate = remb[0]
+                if subscriber_budget(transport) != before:
+                    self.estimate_changed(transport, now)
 
-    @staticmethod
-    def _on_report_blocks(transport: Transport, blocks: list[rtcp.ReportBlock]) -> None:
+    def _on_report_blocks(self, transport: Transport, blocks: list[rtcp.ReportBlock]) -> None:
         """A subscriber's loss on the streams we send it: part of its bandwidth estimate."""
         mine = [b.fraction_lost for b in blocks if b.ssrc in transport.consumers]
         if mine:
+            before = subscriber_budget(transport)
             transport.loss_fraction = max(mine) / 256
+            if subscriber_budget(transport) != before:
+                self.estimate_changed(transport, self.clock())
+
+    def estimate_changed(self, transport: Transport, now: float) -> None:
+        """A subscriber's budget moved (REMB, or loss above the threshold): choose its layers
+        again now, or, within LAYER_CHOICE_INTERVAL of the last time, once that has passed (the
+        ticker). Bounded per subscriber, so a REMB every few milliseconds costs nothing more;
+        the choice itself has the hysteresis (`media.simulcast`: headroom and hold up-switches).
+        """
+        if now < transport.layer_choice_at:
+            transport.layer_choice_owed = True
+            return
+        self.choose_layers(transport, now)
+
+    def choose_layers(self, transport: Transport, now: float) -> None:
+        """Re-choose the layer of every simulcast line of this subscriber; ask at once for the
+        key frame of each new target (the switch happens there)."""
+        transport.layer_choice_at = now + LAYER_CHOICE_INTERVAL
+        transport.layer_choice_owed = False
+        for consumer in transport.consumers.values():
+            track = consumer.producer
+            if track is None or track.simulcast is None:
+                continue
+            before = consumer.target
+            track.simulcast.select(consumer, now)
+            if consumer.target is not None and consumer.target is not before:
+                self.request_keyframe(track, now, consumer)
 
     def _keyframe_for(self, transport: Transport, media_ssrc: int, now: float) -> None:
         consumer = transport.consumers.get(media_ssrc)

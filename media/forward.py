@@ -198,6 +198,7 @@ class Consumer:
         "addr",
         "base_octets",
         "base_packets",
+        "budget_limited_at",
         "detached_at",
         "ext_ids",
         "ext_map",
@@ -258,6 +259,8 @@ class Consumer:
         self.tl0_off = 0
         self.last_out_picture_id: int | None = None
         self.last_out_tl0: int | None = None
+        #: When the subscriber's budget last held this line below the layer its tile wants.
+        self.budget_limited_at = float("-inf")
         # What the subscriber shows this line at (set_wanted): False forwards nothing.
         self.wanted = True
         self.max_height: int | None = DEFAULT_MAX_HEIGHT
@@ -296,6 +299,8 @@ class Consumer:
         when = time.monotonic() if now is None else now
         wanted = max_height is not None
         was = self.wanted
+        if max_height != self.max_height:
+            self.budget_limited_at = float("-inf")  # a new size is a new choice: no up-hold
         self.wanted = wanted
         self.max_height = max_height
         p = self.producer

@@ -8,7 +8,10 @@ under the *track* producer that the router attaches subscribers to.
 
 Each consumer forwards exactly one layer. `select` picks it from what the subscriber shows (the
 smallest layer at least `max_height` tall, by the sizes its key frames declare) and from the
-subscriber's bandwidth budget (lower while the layer's measured bitrate exceeds it). A change
+subscriber's bandwidth budget (lower while the layer's measured bitrate exceeds it; up again only
+with headroom and not within `UP_SWITCH_HOLD` of the budget last holding it down). Choices are
+made when the view changes (`set_wanted`), when the subscriber's estimate moves (at most every
+200 ms, `media.feedback`), and once a second with the layers' measured bit rates. A change
 never takes effect at once: the consumer waits on the new layer's `pending` list, the track owes
 a PLI (sent by the worker's ticker to the layers that need one), and `switch` moves the consumer
 when that layer's next key frame starts. Sequence numbers, timestamps, VP8 picture ids and
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 LAYER_TIMEOUT = 1.5
 # Up-switches wait until the layer fits the budget with this much to spare (no flapping).
 UP_SWITCH_HEADROOM = 0.8
+# ... and until the estimate has not held the line below the layer its tile wants for this long
+# (each up-switch costs a key frame of the higher layer; Chrome's estimate climbs back in steps).
+UP_SWITCH_HOLD = 2.0
 # The subscriber's estimate is reduced by its reported loss above this fraction.
 LOSS_THRESHOLD = 0.02
 # Bind attempts (unknown SSRCs unprotected to read their RID) per transport before giving up.
@@ -108,14 +114,20 @@ class Simulcast:
             index = next((i for i, layer in enumerate(live) if layer.height >= wanted), index)
         budget = subscriber_budget(consumer.transport)
         if budget is not None:
+            fits = index
             while index > 0 and live[index].bitrate > budget:
                 index -= 1
+            if index < fits:
+                consumer.budget_limited_at = now
             current = consumer.layer
             if current in live and live.index(current) < index:
-                # Going up only with headroom, so a layer at the edge of the budget stays put.
-                while index > live.index(current) and live[index].bitrate > (
-                    budget * UP_SWITCH_HEADROOM
-                ):
+                # Going up only with headroom, so a layer at the edge of the budget stays put,
+                # and not within UP_SWITCH_HOLD of the estimate last holding this line down: an
+                # estimate that wobbles (choices every 200 ms) does not flap between layers.
+                floor = live.index(current)
+                if now - consumer.budget_limited_at < UP_SWITCH_HOLD:
+                    index = floor
+                while index > floor and live[index].bitrate > budget * UP_SWITCH_HEADROOM:
                     index -= 1
         return live[index]
 

@@ -69,6 +69,10 @@ class Transport:
         self.remb_bitrate: int | None = None
         #: Highest fraction lost (0..1) in the subscriber's last receiver reports on our streams.
         self.loss_fraction = 0.0
+        #: Layer choice on a changed estimate (`Feedback.estimate_changed`): not before this
+        #: time, and whether one is owed for then (the ticker makes it).
+        self.layer_choice_at = float("-inf")
+        self.layer_choice_owed = False
         #: Arrival times of the transport-wide sequence numbers it sends (None: not negotiated).
         self.twcc: TwccRecorder | None = None
         #: Simulcast tracks it publishes, and how many unknown SSRCs failed to bind to one.

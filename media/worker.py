@@ -256,6 +256,8 @@ class Worker:
                 continue
             if state is not TransportState.CONNECTED:
                 continue
+            if transport.layer_choice_owed and now >= transport.layer_choice_at:
+                self._feedback.choose_layers(transport, now)
             for producer in transport.publish.values():
                 if producer.keyframes.due(now):
                     self._feedback.send_pli(producer)

@@ -31,6 +31,7 @@ from media.sdp import (
     parse_offer,
     plan_offer,
 )
+from media.simulcast import UP_SWITCH_HOLD
 from media.transport import Transport
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import AUDIO_PT, VIDEO_PT, FakePeer, offer_sdp
@@ -80,15 +81,17 @@ class Publisher(FakePeer):
 
     def __init__(self, role: str = "peer", rids: str = "q;h;f") -> None:
         super().__init__(role)
-        self.rids = rids
+        self.rid_spec = rids
         self.transport_seq = 0
         self.layers = {
             rid: Layer(ssrc=0x1000 + i, seq=100 * (i + 1), ts=10_000 * (i + 1), picture_id=50 * i)
             for i, rid in enumerate(("q", "h", "f", "x"))
         }
 
-    def offer(self, slots: int = 2) -> str:
-        return simulcast_offer(super().offer(slots), self.video_ssrc, self.audio_ssrc, self.rids)
+    def offer(self, slots: int = 2, audio_slots: int | None = None) -> str:
+        return simulcast_offer(
+            super().offer(slots, audio_slots), self.video_ssrc, self.audio_ssrc, self.rid_spec
+        )
 
     def frame(
         self,
@@ -442,6 +445,49 @@ async def test_a_low_bandwidth_subscriber_gets_a_lower_layer(call: Call) -> None
     sub.remb_bitrate = 3_000_000
     rates()
     track.reselect(now)
+    assert call.line.target is f
+
+
+async def test_an_estimate_drop_lowers_the_layer_at_once_bounded_and_without_flapping(
+    call: Call,
+) -> None:
+    """Layer choice follows the subscriber's REMB as it arrives (issue 11; it used to wait for
+    the once-a-second report tick): a drop re-chooses at once, a second change within 200 ms is
+    owed and made by the ticker when the interval has passed, and once the line went down an
+    estimate that bounces back does not take it up again for UP_SWITCH_HOLD."""
+    await start_layers(call)
+    worker = call.worker
+    sub = worker._transports[(CALL, "sub")]
+    track = call.publisher.simulcast[0]
+    q, h, f = (track.layers[rid] for rid in "qhf")
+    # Times far ahead of the worker's own clock: its ticker never makes an owed choice here.
+    t = worker._clock() + 1000.0
+
+    def remb(bitrate: int, at: float) -> None:
+        q.bitrate, h.bitrate, f.bitrate = 150_000, 500_000, 1_700_000  # as measured
+        q.last_at = h.last_at = f.last_at = at  # all three sending
+        packet = rtcp.build_remb(1234, bitrate, [call.line.ssrc])
+        worker._feedback._on_payload_feedback(sub, rtcp.FMT_AFB, packet, at)
+
+    def tick(at: float) -> None:
+        for transport in worker._transports.values():
+            transport.last_consent = at  # consent is not what this is about
+        worker._tick(at, False)
+
+    assert call.line.layer is f
+    remb(600_000, t)
+    assert call.line.target is h  # at once
+    remb(300_000, t + 0.05)
+    assert call.line.target is h and sub.layer_choice_owed  # bounded: owed, not made
+    tick(t + 0.1)
+    assert call.line.target is h  # not yet
+    tick(t + 0.2)
+    assert call.line.target is q and not sub.layer_choice_owed
+    await call.pub.frames("q", key=True)
+    assert (await call.expect(1))[0].rid == "q"
+    remb(20_000_000, t + 0.5)  # the estimate bounces back at once: held
+    assert call.line.layer is q and call.line.target is None
+    remb(21_000_000, t + 0.2 + UP_SWITCH_HOLD)  # held long enough: up, to what the tile wants
     assert call.line.target is f
 
 
