@@ -186,6 +186,9 @@ class LargeCall:
                 name, peer = next(iter(self.peers.items()))
                 peer.watch_gaps_from = time.monotonic()
                 peer.remb_bitrate = LOW_REMB
+                # Chrome sends a REMB at once when its estimate falls (libwebrtc: a drop of more
+                # than 3 %), not only with its periodic reports.
+                peer.send_receiver_report()
                 self.probe = (name, peer.watch_gaps_from)
             while trio.current_time() < deadline:
                 await trio.sleep(min(SAMPLE_INTERVAL, max(0.0, deadline - trio.current_time())))
