@@ -135,6 +135,33 @@ def _check_members(value: Any) -> str | None:
     return None
 
 
+#: Breakout rooms (issue 12; docs/protocol.md "Breakout rooms"): at most 20 rooms of 60-character
+#: names; an assignment names at most a full session's participants.
+MAX_BREAKOUT_ROOMS = 20
+MAX_BREAKOUT_NAME = 60
+_BREAKOUT_ROOM = Field(str, max_len=64, pattern=TOKEN_PATTERN)
+
+
+def _check_room_names(value: Any) -> str | None:
+    if len(value) > MAX_BREAKOUT_ROOMS:
+        return f"names more than {MAX_BREAKOUT_ROOMS} rooms"
+    if not all(isinstance(n, str) and len(n) <= MAX_BREAKOUT_NAME for n in value):
+        return f"must be texts of at most {MAX_BREAKOUT_NAME} characters"
+    return None
+
+
+def _check_assignments(value: Any) -> str | None:
+    """``{member id: room id | null}``, at most a full session's participants."""
+    if len(value) > MAX_GROUP_ADMIT:
+        return f"assigns more than {MAX_GROUP_ADMIT} people"
+    for member, room in value.items():
+        if not isinstance(member, str) or TOKEN_PATTERN.fullmatch(member) is None:
+            return "names someone by an id that is not a valid identifier"
+        if room is not None and (not isinstance(room, str) or not TOKEN_PATTERN.fullmatch(room)):
+            return "names a room by an id that is not a valid identifier"
+    return None
+
+
 ROUTES: dict[str, Route] = {
     # Diagnostics: a round trip through an actor (latency probes, benchmarks, the load tester).
     "echo": Route(addresses.SYSTEM, ANYONE, {"data": Field(object, required=False)}),
@@ -198,6 +225,44 @@ ROUTES: dict[str, Route] = {
         addresses.ROOM, ROOM_MEMBERS, {"to": _MEMBER, "text": Field(str, max_len=2000)}
     ),
     "group.end": Route(addresses.ROOM, ROOM_MEMBERS),
+    # Breakout rooms: the group call forwards them to the session's breakout desk, which refuses
+    # the moderators' frames from participants (``not_moderator``); ``group.breakout.help`` also
+    # reaches a breakout room's own call, from its participants.
+    "group.breakout.state": Route(addresses.ROOM, ROOM_MEMBERS),
+    "group.breakout.create": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {"count": Field(int), "names": Field(list, required=False, check=_check_room_names)},
+    ),
+    "group.breakout.rename": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {"room": _BREAKOUT_ROOM, "name": Field(str, max_len=MAX_BREAKOUT_NAME)},
+    ),
+    "group.breakout.assign": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {
+            "mode": Field(str, max_len=16),
+            "assignments": Field(dict, required=False, check=_check_assignments),
+        },
+    ),
+    "group.breakout.choose": Route(addresses.ROOM, ROOM_MEMBERS, {"room": _BREAKOUT_ROOM}),
+    "group.breakout.open": Route(addresses.ROOM, ROOM_MEMBERS, {"duration": Field(int)}),
+    "group.breakout.extend": Route(addresses.ROOM, ROOM_MEMBERS, {"seconds": Field(int)}),
+    "group.breakout.broadcast": Route(
+        addresses.ROOM, ROOM_MEMBERS, {"text": Field(str, max_len=2000)}
+    ),
+    "group.breakout.move": Route(
+        addresses.ROOM,
+        ROOM_MEMBERS,
+        {
+            "id": Field(str, max_len=64, pattern=TOKEN_PATTERN),
+            "room": Field(str, required=False, max_len=64, pattern=TOKEN_PATTERN),
+        },
+    ),
+    "group.breakout.help": Route(addresses.ROOM, ROOM_MEMBERS),
+    "group.breakout.close": Route(addresses.ROOM, ROOM_MEMBERS),
     # On-demand queue of one organisation (issue 14; docs/protocol.md "On-demand").
     "ondemand.watch": Route(addresses.ONDEMAND_KIND, STAFF),
     "ondemand.unwatch": Route(addresses.ONDEMAND_KIND, STAFF),

@@ -394,6 +394,17 @@ WEBSOCKET: dict[str, Ws] = {
     "group.hand_lower": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
     "group.chat_private": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
     "group.end": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.state": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.create": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.rename": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.assign": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.choose": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.open": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.extend": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.broadcast": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.move": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.help": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
+    "group.breakout.close": Ws("room", _row(A, A, A, A, A, A, A, R("hello_required"))),
     "notices.subscribe": Ws(
         "fixed", _row(R("forbidden"), R("forbidden"), A, A, A, A, A, R("hello_required"))
     ),
@@ -565,6 +576,10 @@ WS_NOTES = {
     "`not_admitted`",
     "group.chat_private": "group sessions only; between participants as the session's privacy "
     "says (`private_chat_off`)",
+    "group.breakout.state": "group sessions only (a caller room answers `unknown_type`); "
+    "forwarded to the session's breakout desk: create, rename, assign, open, extend, broadcast, "
+    "move and close are the moderators' (participants get `not_moderator`), choose and help the "
+    'participants\'; see docs/protocol.md "Breakout rooms"',
     "notices.read": "the member's own bell; the walk's id is nobody's (`not_found`)",
     "consult.watch": "the member's own Consult Now links",
     "meetings.watch": "the rooms that member may enter",
