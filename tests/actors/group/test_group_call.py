@@ -24,6 +24,7 @@ import trio.testing
 from actors import addresses, refusals
 from actors.admin.reports import ReportFor
 from actors.boot import start_actors
+from actors.group.breakouts import breakout_factory
 from actors.group.desk import GroupDesk
 from actors.group.messages import (
     MAX_SECONDS,
@@ -161,7 +162,12 @@ async def world(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[World]:
         rooms = getattr(root.instance(addresses.ROOMS), "supervisor", None)
         assert isinstance(rooms, Supervisor)
         await root.start_child(
-            ChildSpec(addresses.GROUP, lambda: GroupDesk(store, rooms, now=virtual_now))
+            ChildSpec(
+                addresses.GROUP,
+                lambda: GroupDesk(
+                    store, rooms, breakouts=breakout_factory(store, rooms, None), now=virtual_now
+                ),
+            )
         )
         yield World(
             store,
@@ -625,3 +631,51 @@ async def test_the_usage_report_counts_sessions_participants_and_their_minutes(
     assert group.participant_duration.longest == pytest.approx(1200, abs=2)
     assert group.participant_duration.count == 2
     assert dict(figures.calls_by_kind)["group"] == 1
+
+
+async def test_breakout_frames_go_to_the_breakout_desk_and_people_in_rooms_leave_the_main_media(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail, moderator = await running(world)
+    people = [await waiting(world, detail, name) for name in ("Ann", "Bob", "Cat", "Dan")]
+    await world.send(detail, moderator, "group.admit_all")
+    ann = people[0]
+    before = await world.actions()
+    # A participant's moderator frames are refused by the breakout desk; nothing opens.
+    for kind, body in (
+        ("group.breakout.create", {"count": 2}),
+        ("group.breakout.open", {"duration": 600}),
+        ("group.breakout.move", {"id": people[1].member, "room": None}),
+        ("group.breakout.close", {}),
+    ):
+        assert await world.refused(detail, ann, kind, body) == refusals.NOT_MODERATOR, kind
+    assert (await world.send(detail, ann, "group.breakout.state"))["phase"] == "none"
+    assert await world.actions() == before
+
+    await world.send(detail, moderator, "group.breakout.create", {"count": 2})
+    await world.send(detail, moderator, "group.breakout.assign", {"mode": "random"})
+    await world.send(detail, moderator, "group.breakout.open", {"duration": 600})
+    moves = [p.last("group.breakout.move").body for p in people]
+    assert all(m["token"].startswith(m["address"].split("/", 1)[1] + ".") for m in moves)
+    assert len({m["room"] for m in moves}) == 2
+    # The main call shows the moderator who is in which room, and keeps their media out.
+    listed = {
+        p["member"]: p["breakout"]
+        for p in moderator.last("room.participants").body["participants"]
+        if not p["moderator"]
+    }
+    assert all(place is not None for place in listed.values())
+    assert await world.refused(detail, ann, "media.offer", {"sdp": "v=0"}) == refusals.FORBIDDEN
+
+    await world.send(detail, moderator, "group.breakout.close")
+    await trio.sleep(61)
+    await trio.testing.wait_all_tasks_blocked()
+    assert all("group.breakout.back" in p.kinds() for p in people)
+    listed = {
+        p["member"]: p["breakout"]
+        for p in moderator.last("room.participants").body["participants"]
+        if not p["moderator"]
+    }
+    assert set(listed.values()) == {None}
+    actions = await world.actions()
+    assert "group.breakout_opened" in actions and "group.breakout_closed" in actions
