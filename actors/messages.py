@@ -210,6 +210,14 @@ class ClaimInvite:
 
 
 @dataclass(frozen=True)
+class CheckInvite:
+    """An invite link's landing page is opened: is it an open invitation into this room? Uses
+    nothing; answers None, or refuses exactly as `ClaimInvite` would (one answer for every reason)."""
+
+    secret: str
+
+
+@dataclass(frozen=True)
 class GuestPass:
     token: str
     room_id: str

@@ -26,6 +26,7 @@ from actors.messages import (
     AreaPublic,
     ArrivalTicket,
     Arrive,
+    CheckInvite,
     ClaimInvite,
     DescribeArea,
     FindArea,
@@ -262,8 +263,13 @@ def _invite_room(token: str) -> tuple[str, str]:
 
 @blueprint.get("/i/<token>")
 async def invite(token: str) -> tuple[str, int]:
-    """The landing page of an invite link. Opening it consumes nothing (link previews do GETs)."""
-    _invite_room(token)
+    """The landing page of an invite link. Opening it consumes nothing (link previews do GETs).
+    A wrong secret gets the page a used link or an ended call gets (no oracle of live rooms)."""
+    room_id, secret = _invite_room(token)
+    try:
+        await security.ask(addresses.room(room_id), CheckInvite(secret))
+    except Refusal:
+        raise _gone() from None
     page = await render_template("patient/invite.html", error=None, name="")
     return page, 200
 

@@ -41,8 +41,30 @@ class Claimed:
     token_id: str
 
 
+INVITE_REFUSED: Final = "this invitation has been used, has expired or the call has ended"
+
+
 def _invalid(detail: str) -> Refusal:
     return Refusal(refusals.INVALID_TOKEN, detail)
+
+
+def refused() -> Refusal:
+    """The one answer to an invitation that cannot be used, whatever the reason: a wrong secret,
+    one used, expired or revoked, another room's, or a call that has ended. A room id is in the
+    link; if a live room answered a wrong secret differently from a dead room, anyone could tell
+    which calls are going on (issue 15)."""
+    return _invalid(INVITE_REFUSED)
+
+
+async def check_invitation(store: Store, room_id: str, secret: str) -> None:
+    """Is this an open invitation into this room? Uses nothing (a link preview's GET, the
+    landing page); refuses exactly as `claim_invitation` does."""
+    try:
+        token = await room_store.check_token(store, secret)
+    except (TokenRejectedError, NotFoundError):
+        raise refused() from None
+    if token.room_id != room_id or token.kind != INVITE_TOKEN_KIND:
+        raise refused()
 
 
 async def open_invitations(store: Store, room_id: str, now: datetime | None = None) -> int:
@@ -81,14 +103,17 @@ async def create_invitation(
 
 async def claim_invitation(store: Store, room_id: str, secret: str, name: str) -> Claimed:
     """Use the invitation (once: the storage claim is atomic) and give the guest a token of
-    their own; refuse ``invalid_token`` for one that is used, expired, revoked or not this room's."""
+    their own; refuse (`refused`) one that is used, expired, revoked or not this room's. Another
+    room's invitation is refused before it is used, so a wrong path does not spend it."""
+    await check_invitation(store, room_id, secret)
     try:
         token = await room_store.redeem_token(store, secret)
     except (TokenRejectedError, NotFoundError):
-        raise _invalid("this invitation has been used, has expired or the call has ended") from None
-    if token.room_id != room_id or token.kind != INVITE_TOKEN_KIND:
-        raise _invalid("this invitation is not valid")
-    return await issue_guest(store, room_id, name.strip()[:MAX_NAME] or token.label or "Guest")
+        raise refused() from None
+    try:
+        return await issue_guest(store, room_id, name.strip()[:MAX_NAME] or token.label or "Guest")
+    except Refusal:
+        raise refused() from None
 
 
 async def issue_guest(store: Store, room_id: str, name: str) -> Claimed:

@@ -25,7 +25,7 @@ from actors.calls.presence import ParticipantKind, Present
 from actors.calls.routing import call_id_for
 from actors.calls.state import CallState
 from actors.inbound import Inbound, RedeemToken
-from actors.messages import ClaimInvite, GuestPass, RoomSnapshot
+from actors.messages import CheckInvite, ClaimInvite, GuestPass, RoomSnapshot
 from actors.principal import Principal
 from runtime.errors import Refusal
 from runtime.kernel import handles
@@ -220,10 +220,16 @@ class ConsultCall(Call):
     async def _redeem(self, msg: RedeemToken) -> Principal:
         return await invites.guest_principal(self.store, self.room_id, msg.secret)
 
+    @handles(CheckInvite)
+    async def _check_invite(self, msg: CheckInvite) -> None:
+        if self.state is CallState.ENDED:
+            raise invites.refused()
+        await invites.check_invitation(self.store, self.room_id, msg.secret)
+
     @handles(ClaimInvite)
     async def _claim_invite(self, msg: ClaimInvite) -> GuestPass:
         if self.state is CallState.ENDED:
-            raise Refusal(refusals.ENDED, "this call has ended")
+            raise invites.refused()
         claimed = await invites.claim_invitation(
             self.store, self.room_id, msg.secret, msg.display_name
         )

@@ -34,7 +34,7 @@ from actors.meetings.policies import (
     expect_key,
     people_in,
 )
-from actors.messages import ClaimInvite, GuestPass
+from actors.messages import CheckInvite, ClaimInvite, GuestPass
 from actors.principal import Principal
 from runtime.errors import Refusal
 from runtime.kernel import Timer, handles
@@ -160,10 +160,16 @@ class UserRoomCall(PermanentRoomCall):
         )
         return {"url": INVITE_PATH + link}
 
+    @handles(CheckInvite)
+    async def _check_invite(self, msg: CheckInvite) -> None:
+        if self.state is CallState.ENDED:
+            raise invites.refused()
+        await invites.check_invitation(self.store, self.room_id, msg.secret)
+
     @handles(ClaimInvite)
     async def _claim_invite(self, msg: ClaimInvite) -> GuestPass:
         if self.state is CallState.ENDED:
-            raise Refusal(refusals.ENDED, "this call has ended")
+            raise invites.refused()
         claimed = await invites.claim_invitation(
             self.store, self.room_id, msg.secret, msg.display_name
         )

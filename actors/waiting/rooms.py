@@ -33,6 +33,7 @@ from actors.messages import (
     AreaChanged,
     CallerGone,
     CallerUpdate,
+    CheckInvite,
     ClaimInvite,
     EndRoom,
     GuestPass,
@@ -396,10 +397,16 @@ class Room(Call):
             participant_id=token.id,
         )
 
+    @handles(CheckInvite)
+    async def _check_invite(self, msg: CheckInvite) -> None:
+        if self.state is CallState.ENDED:
+            raise invites.refused()
+        await invites.check_invitation(self.store, self.room_id, msg.secret)
+
     @handles(ClaimInvite)
     async def _claim_invite(self, msg: ClaimInvite) -> GuestPass:
         if self.state is CallState.ENDED:
-            raise Refusal(refusals.ENDED, "this call has ended")
+            raise invites.refused()
         claimed = await invites.claim_invitation(
             self.store, self.room_id, msg.secret, msg.display_name
         )
