@@ -15,7 +15,7 @@ revoked, socket closed). While the session is locked, nobody new gets in.
 with ``hide_participant_list`` they see moderators and themselves by name only. Private chat
 between participants follows ``no_private_chat``.
 
-**Four hours.** Once started, timers (``send_after``) warn everyone 15 and 5 minutes before
+**Four hours.** A session nobody starts ends a day after its planned start. Once started, timers (``send_after``) warn everyone 15 and 5 minutes before
 four hours (``group.ending``), then end the call (``time_limit``); after a restart they are armed
 again from the stored start.
 
@@ -83,6 +83,10 @@ CLOSE_REMOVED: Final = 4005
 MAX_WAITING: Final = 200
 #: How long a forwarded breakout frame waits for the breakout desk.
 BREAKOUT_TIMEOUT: Final = 10.0
+#: A session nobody started ends this long after its planned start (its call does not linger).
+NOT_STARTED_AFTER: Final = 24 * 3600.0
+#: Why it ended then.
+NOT_STARTED: Final = "not_started"
 #: The prefix of the frames that go to the breakout desk.
 BREAKOUT_FRAMES: Final = "group.breakout."
 
@@ -92,6 +96,11 @@ class TimeWarning:
     """Told by a timer: ``in_seconds`` are left of the four hours."""
 
     in_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class NeverStarted:
+    """Told by a timer: a day after its planned start nobody has started the session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,8 @@ class GroupCall(Call):
         #: Member id -> (breakout room id, its name) while they are in a breakout room.
         self.in_breakout: dict[str, tuple[str, str]] = {}
         self._timers: list[Timer] = []
+        #: True while admitting several people: the core's pushes wait for the last one.
+        self._quiet = False
         self.group.on_started = self._arm_timers
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -159,6 +170,9 @@ class GroupCall(Call):
                 self.known.add(participant.id)
         if session.started_at is not None:
             self._arm_timers()
+        else:
+            due = session.starts_at.timestamp() + NOT_STARTED_AFTER - self.now().timestamp()
+            self._timers = [self.send_after(max(due, 0.0), NeverStarted())]
 
     @property
     def session(self) -> GroupSession:
@@ -186,6 +200,11 @@ class GroupCall(Call):
     @handles(TimeWarning)
     async def _time_warning(self, message: TimeWarning) -> None:
         self._tell_everyone(Push("group.ending", {"in_seconds": message.in_seconds}))
+
+    @handles(NeverStarted)
+    async def _never_started(self, message: NeverStarted) -> None:
+        if self.state is CallState.WAITING:
+            await self.end(NOT_STARTED)
 
     @handles(TimeUp)
     async def _time_up(self, message: TimeUp) -> None:
@@ -361,6 +380,8 @@ class GroupCall(Call):
             self._gate(person)
 
     def push_participants(self) -> None:
+        if self._quiet:
+            return
         for person in self.presence:
             self._tell(
                 person, Push("room.participants", {"participants": self._participants_for(person)})
@@ -475,21 +496,35 @@ class GroupCall(Call):
             ) from None
         self.admitted.update(pids)
         await self._audit(audit.GROUP_ADMITTED, msg, participants=list(new))
-        for member in members:
-            waiter = self.lobby.pop(member)
-            if waiter is None:
-                continue
-            for conn in sorted(waiter.conns):
-                entry = Inbound("room.enter", {}, waiter.principal, conn, msg.remote_addr)
-                try:
-                    view = await Call._enter(self, entry)
-                except Refusal as refusal:  # the core's limit: cannot happen within capacity
-                    log.warning(
-                        "%s: admitted %s but the core refused: %s", self.address, member, refusal
-                    )
+        # Everyone enters first, quietly; then each newcomer gets the whole view once and
+        # everyone else one list: one push per person, not one per person per admission.
+        fresh: set[str] = set()
+        self._quiet = True
+        try:
+            for member in members:
+                waiter = self.lobby.pop(member)
+                if waiter is None:
                     continue
-                with contextlib.suppress(ActorError):
-                    self.ref(conn).tell(Push("room.state", view))
+                for conn in sorted(waiter.conns):
+                    entry = Inbound("room.enter", {}, waiter.principal, conn, msg.remote_addr)
+                    try:
+                        await Call._enter(self, entry)
+                    except Refusal as refusal:  # the core's limit: not within the capacity
+                        log.warning(
+                            "%s: %s admitted, core refused: %s", self.address, member, refusal
+                        )
+                        continue
+                    fresh.add(conn)
+        finally:
+            self._quiet = False
+        for person in self.presence:
+            if person.conn in fresh:
+                self._tell(person, Push("room.state", self.state_view(person)))
+            else:
+                self._tell(
+                    person,
+                    Push("room.participants", {"participants": self._participants_for(person)}),
+                )
         self._push_lobby()
         self._members_changed()
         return {"admitted": members}

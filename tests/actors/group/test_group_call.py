@@ -679,3 +679,17 @@ async def test_breakout_frames_go_to_the_breakout_desk_and_people_in_rooms_leave
     assert set(listed.values()) == {None}
     actions = await world.actions()
     assert "group.breakout_opened" in actions and "group.breakout_closed" in actions
+
+
+async def test_a_session_nobody_starts_ends_a_day_after_its_planned_start(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail = await world.create(starts_at=T0 + timedelta(hours=2))
+    ann = await waiting(world, detail, "Ann")
+    await trio.sleep(2 * 3600 + 24 * 3600 - 1)
+    assert addresses.room(detail.summary.room_id) in world.registry
+    ended = await ann.pushes.wait_for(lambda p: p.type == "room.state")
+    assert ended.body["state"] == "ended" and ended.body["reason"] == "not_started"
+    session = await groups.get_session(world.store, detail.summary.id)
+    assert session.state == "ended" and session.started_at is None
+    assert addresses.room(detail.summary.room_id) not in world.registry
