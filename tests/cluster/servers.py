@@ -7,11 +7,16 @@ SIGSTOP/SIGCONT, so a test sees Redis unreachable without its data going away.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,3 +98,71 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+class NodeProcess:
+    """``tests.cluster.node_process`` running as its own process; ``lines()`` reads what it says."""
+
+    def __init__(self, redis_url: str, node_id: str, *args: str) -> None:
+        root = Path(__file__).resolve().parent.parent.parent
+        self.node_id = node_id
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.node_process",
+                "--redis",
+                redis_url,
+                "--id",
+                node_id,
+                *args,
+            ],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._pumping = threading.Thread(target=self._pump, name=f"node {node_id} out", daemon=True)
+        self._pumping.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def read(self, timeout: float = START_TIMEOUT) -> dict[str, object]:
+        """The next JSON line the node prints (an AssertionError if it exits or says nothing)."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"node {self.node_id} said nothing within {timeout} s") from None
+        if not line:
+            raise AssertionError(f"node {self.node_id} exited with {self.process.wait(5)}")
+        said: dict[str, object] = json.loads(line)
+        return said
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        """kill -9: no release, no goodbye; its keys expire by themselves."""
+        self.process.kill()
+        self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        """End the process (SIGTERM, then SIGKILL) and close its pipes."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._pumping.join(timeout=5)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
