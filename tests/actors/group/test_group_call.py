@@ -149,6 +149,11 @@ def staff_of(user_id: int, org_id: int, area_id: int, name: str = "Dr Demo") -> 
     )
 
 
+def desk_on(store: Store, rooms: Supervisor) -> GroupDesk:
+    """The desk under test: on the virtual clock, with the real breakout desks."""
+    return GroupDesk(store, rooms, breakouts=breakout_factory(store, rooms, None), now=virtual_now)
+
+
 @pytest.fixture
 async def world(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[World]:
     async with open_store(tmp_path / "w.sqlite3") as store:
@@ -161,14 +166,7 @@ async def world(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[World]:
         await root.stop_child(addresses.GROUP)
         rooms = getattr(root.instance(addresses.ROOMS), "supervisor", None)
         assert isinstance(rooms, Supervisor)
-        await root.start_child(
-            ChildSpec(
-                addresses.GROUP,
-                lambda: GroupDesk(
-                    store, rooms, breakouts=breakout_factory(store, rooms, None), now=virtual_now
-                ),
-            )
-        )
+        await root.start_child(ChildSpec(addresses.GROUP, lambda: desk_on(store, rooms)))
         yield World(
             store,
             registry,
@@ -693,3 +691,31 @@ async def test_a_session_nobody_starts_ends_a_day_after_its_planned_start(
     session = await groups.get_session(world.store, detail.summary.id)
     assert session.state == "ended" and session.started_at is None
     assert addresses.room(detail.summary.room_id) not in world.registry
+
+
+async def test_after_a_restart_the_admitted_come_straight_back_and_four_hours_still_hold(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail, moderator = await running(world)
+    ann = await waiting(world, detail, "Ann")
+    bob = await waiting(world, detail, "Bob")
+    await world.send(detail, moderator, "group.admit", {"ids": [ann.member]})
+    await trio.sleep(3600)
+    # The server goes down and up: the call and the desk are gone, storage stays.
+    rooms = getattr(world.root.instance(addresses.ROOMS), "supervisor", None)
+    assert isinstance(rooms, Supervisor)
+    await rooms.stop_child(addresses.room(detail.summary.room_id))
+    await world.root.stop_child(addresses.GROUP)
+    await world.root.start_child(ChildSpec(addresses.GROUP, lambda: desk_on(world.store, rooms)))
+    conn, pushes = await world.socket()
+    again = Person(ann.principal, conn, pushes, ann.member)
+    assert (await world.send(detail, again, "room.enter"))["state"] == "in_call"
+    conn, pushes = await world.socket()
+    bob_again = Person(bob.principal, conn, pushes, bob.member)
+    assert (await world.send(detail, bob_again, "room.enter"))["state"] == "waiting"
+    warned = await again.pushes.wait_for(lambda p: p.type == "group.ending")
+    assert warned.body == {"in_seconds": 900}
+    assert trio.current_time() == pytest.approx(MAX_SECONDS - 900, abs=2)
+    await again.pushes.wait_for(lambda p: p.type == "room.state" and p.body["state"] == "ended")
+    assert trio.current_time() == pytest.approx(MAX_SECONDS, abs=2)
+    assert (await groups.get_session(world.store, detail.summary.id)).end_reason == "time_limit"
