@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from actors import addresses, refusals
@@ -31,7 +32,7 @@ from actors.calls.media import MediaPort
 from actors.calls.presence import ParticipantKind, Present
 from actors.calls.routing import call_id_for
 from actors.calls.state import CallState
-from actors.group.messages import MAX_CAPACITY, MAX_MODERATORS, staff_member
+from actors.group.messages import MAX_CAPACITY, MAX_MODERATORS, Privacy, staff_member
 from actors.inbound import CloseConnection, Inbound, Push, RedeemToken
 from actors.principal import Principal
 from runtime.errors import ActorError, Refusal
@@ -120,6 +121,10 @@ class BreakoutStart:
     moderators: frozenset[str]
     seated: frozenset[str]
     ends_at: float | None
+    #: The session's privacy: with ``hide_participant_list`` participants see the moderators and
+    #: themselves by name only, here as in the main call (names are first names already when the
+    #: session says so: the seat carries the name to show).
+    privacy: Privacy = field(default_factory=Privacy)
 
 
 class BreakoutPolicy:
@@ -219,6 +224,13 @@ class BreakoutPolicy:
             call.ref(addresses.group_breakouts(self.start.session_id)).tell(message)
 
 
+def _member(person: Present) -> str:
+    """A person's member id, as every ``group.*`` frame names them."""
+    if person.kind is ParticipantKind.STAFF:
+        return staff_member(person.principal.user_id)
+    return person.principal.participant_id or ""
+
+
 def _unique(ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in ids if i))
 
@@ -233,6 +245,56 @@ class BreakoutCall(Call):
             call_id_for(addresses.room(start.room_id)), start.room_id, self.breakout, media
         )
         self.store = store
+
+    # -- what each person is shown (the session's privacy) ------------------------------------------
+    def _entry(self, person: Present, viewer: Present | None) -> dict[str, Any]:
+        view = person.view()
+        view["member"] = _member(person)
+        view["moderator"] = person.kind is ParticipantKind.STAFF
+        hidden = (
+            self.breakout.start.privacy.hide_participant_list
+            and viewer is not None
+            and viewer.kind is ParticipantKind.GUEST
+            and person.kind is ParticipantKind.GUEST
+            and person.person != viewer.person
+        )
+        if hidden:
+            view["name"] = ""
+            del view["member"]
+        return view
+
+    def state_view(self, person: Present | None = None) -> dict[str, Any]:
+        view = super().state_view(person)
+        view["participants"] = [self._entry(p, person) for p in self.presence]
+        if person is not None:
+            view["member"] = _member(person)
+        return view
+
+    def push_participants(self) -> None:
+        for viewer in self.presence:
+            entries = [self._entry(p, viewer) for p in self.presence]
+            try:
+                self.ref(viewer.conn).tell(Push("room.participants", {"participants": entries}))
+            except ActorError:
+                self._drop(viewer)
+
+    @wire("chat.send")
+    async def _chat(self, msg: Inbound) -> dict[str, Any]:
+        """Chat to everyone in the room; with the list hidden, participants see who wrote only
+        for moderators and themselves."""
+        sender = self.member(msg.conn)
+        text = str(msg.body["text"]).strip()
+        if not text:
+            raise Refusal(refusals.BAD_FIELD, "an empty message is not sent")
+        at = datetime.now(UTC).timestamp()
+        for viewer in self.presence:
+            entry = self._entry(sender, viewer)
+            body = {"from": entry["name"], "peer": sender.peer_id, "text": text, "at": at}
+            try:
+                self.ref(viewer.conn).tell(Push("chat.message", body))
+            except ActorError:
+                self._drop(viewer)
+        return {}
 
     @handles(RedeemToken)
     async def _redeem(self, msg: RedeemToken) -> Principal:

@@ -264,6 +264,7 @@ class BreakoutDesk(Actor):
                 moderators=frozenset(self.moderators),
                 seated=frozenset(m for m, r in going.items() if r == room.id),
                 ends_at=ends_at,
+                privacy=self.setup.privacy,
             )
             await self.supervisor.start_child(
                 ChildSpec(

@@ -629,23 +629,62 @@ async def test_the_end_of_the_session_closes_the_rooms_at_once(
     assert entry.details["reason"] == "session_ended"
 
 
+async def private_rig(nursery: trio.Nursery, privacy: Privacy, store: Store) -> Rig:
+    """A rig whose session has these privacy options."""
+    registry = Registry()
+    root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
+    told = Changes()
+    await root.start_child(ChildSpec(addresses.room(MAIN), lambda: MainCall(told)))
+    rig = Rig(registry, root, store, CallMedia(), told)
+    setup = BreakoutSetup(SESSION, MAIN, 1, 1, "Group", privacy, (7,))
+    await root.start_child(ChildSpec(rig.desk, lambda: BreakoutDesk(setup, store, root, rig.media)))
+    return rig
+
+
 async def test_first_names_only_in_the_rooms_when_the_session_says_so(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     async with open_store(tmp_path / "w.sqlite3") as store:
-        registry = Registry()
-        root: Supervisor = await nursery.start(Supervisor(registry, "root").run)
-        told = Changes()
-        await root.start_child(ChildSpec(addresses.room(MAIN), lambda: MainCall(told)))
-        rig = Rig(registry, root, store, CallMedia(), told)
-        setup = BreakoutSetup(SESSION, MAIN, 1, 1, "Group", Privacy(first_names_only=True), (7,))
-        await root.start_child(
-            ChildSpec(rig.desk, lambda: BreakoutDesk(setup, store, root, rig.media))
-        )
+        rig = await private_rig(nursery, Privacy(first_names_only=True), store)
         view = await opened(rig, 2, 1)
         principal, _, _ = await rig.join_room(view["rooms"][0]["people"][0]["id"])
         assert principal.display_name in ("Person1", "Person2")
         assert view["rooms"][0]["people"][0]["name"].endswith(" Surname")  # moderators: full
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_hidden_list_hides_the_other_participants_names_inside_a_room(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    async with open_store(tmp_path / "w.sqlite3") as store:
+        rig = await private_rig(nursery, Privacy(hide_participant_list=True), store)
+        view = await opened(rig, 2, 1)
+        address = view["rooms"][0]["address"]
+        first, second = (p["id"] for p in view["rooms"][0]["people"])
+        one, one_conn, one_got = await rig.join_room(first)
+        two, two_conn, _ = await rig.join_room(second)
+        visit, visit_got = await rig.socket()
+        seen = await rig.registry.ref(address).ask(Inbound("room.enter", {}, MODERATOR, visit))
+        assert sorted(p["name"] for p in seen["participants"]) == sorted(
+            [one.display_name, two.display_name, "Dr Moderator"]
+        )
+        mine = await rig.registry.ref(address).ask(Inbound("room.enter", {}, one, one_conn))
+        names = {p["id"]: p["name"] for p in mine["participants"]}
+        assert names == {
+            one_conn.replace("/", "-"): one.display_name,
+            two_conn.replace("/", "-"): "",
+            visit.replace("/", "-"): "Dr Moderator",
+        }
+        assert all("member" not in p for p in mine["participants"] if p["name"] == "")
+        await rig.registry.ref(address).ask(Inbound("chat.send", {"text": "hello"}, two, two_conn))
+        with trio.fail_after(TIMEOUT):
+            to_one = await one_got.wait_for(
+                lambda e: isinstance(e, Push) and e.type == "chat.message"
+            )
+            to_mod = await visit_got.wait_for(
+                lambda e: isinstance(e, Push) and e.type == "chat.message"
+            )
+        assert to_one.body["from"] == "" and to_mod.body["from"] == two.display_name
         nursery.cancel_scope.cancel()
 
 
