@@ -37,6 +37,9 @@ MIGRATION_NAME = "group consultations"
 LINK_BYTES = 16
 #: Seed 002: "up to 60 participants".
 MAX_CAPACITY = 60
+#: Most arrivals one session takes (each is a participant row and a token): a link that leaked
+#: to a script fills no disk. Ten times the largest session.
+MAX_ARRIVALS = 600
 #: Bytes of a participant token's secret (as ``storage.rooms`` tokens).
 TOKEN_BYTES = 32
 
@@ -172,7 +175,7 @@ class GroupUsage:
 
 
 class ArrivalRejected(Exception):
-    """``reason``: ``unknown`` (no such link, or rotated), ``locked`` or ``ended``."""
+    """``reason``: ``unknown`` (no such link, or rotated), ``locked``, ``ended`` or ``full``."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -464,7 +467,9 @@ def _registrations(db: Database, session_id: int) -> list[Registration]:
 # -- participants -----------------------------------------------------------------------------------
 
 
-def _arrive(db: Database, link: str, name: str, contact: str, now: datetime) -> Arrival:
+def _arrive(
+    db: Database, link: str, name: str, contact: str, now: datetime, max_arrivals: int
+) -> Arrival:
     session = _by_link(db, link)
     if session is None:
         raise ArrivalRejected("unknown")
@@ -472,6 +477,11 @@ def _arrive(db: Database, link: str, name: str, contact: str, now: datetime) -> 
         raise ArrivalRejected("ended")
     if session.locked:
         raise ArrivalRejected("locked")
+    count = fetch_one(
+        db, "SELECT COUNT(*) AS n FROM group_participants WHERE session_id = ?", (session.id,)
+    )
+    if count is not None and int(count["n"]) >= max_arrivals:
+        raise ArrivalRejected("full")
     stamp = to_db(now)
     raw = secrets.token_urlsafe(TOKEN_BYTES)
     token_id = new_id()
@@ -778,11 +788,18 @@ async def list_registrations(store: Store, session_id: int) -> list[Registration
 
 
 async def arrive(
-    store: Store, link: str, name: str, contact: str = "", *, now: datetime | None = None
+    store: Store,
+    link: str,
+    name: str,
+    contact: str = "",
+    *,
+    now: datetime | None = None,
+    max_arrivals: int = MAX_ARRIVALS,
 ) -> Arrival:
-    """A participant and their token, unless the session is unknown, locked or ended
-    (:class:`ArrivalRejected`); matched to a registration of the same name if one is free."""
-    return await store.run(_arrive, link, name, contact, now or utcnow())
+    """A participant and their token, unless the session is unknown, locked, ended or has had
+    ``max_arrivals`` already (:class:`ArrivalRejected`: ``full``); matched to a registration of
+    the same name if one is free."""
+    return await store.run(_arrive, link, name, contact, now or utcnow(), max_arrivals)
 
 
 async def get_participant(store: Store, participant_id: str) -> GroupParticipant:

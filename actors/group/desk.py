@@ -472,6 +472,8 @@ class GroupDesk(Actor):
                 ) from None
             if rejected.reason == "ended":
                 raise Refusal(refusals.ENDED, "this session has ended") from None
+            if rejected.reason == "full":
+                raise Refusal(refusals.FULL, "this session takes no more arrivals") from None
             raise Refusal(refusals.INVALID_TOKEN, "this link is not valid") from None
         session = arrival.session
         await self._audit(

@@ -217,7 +217,8 @@ class ArriveGroup:
     """Someone opened the link and gave their name: a participant and their token are created,
     they wait in the group waiting area once their page enters the room. Replies a
     :class:`GroupPass`; refuses ``invalid_token`` (unknown or rotated link), ``group_locked``,
-    ``ended``, ``invalid`` (no name, or a name or contact too long). (A full waiting area, 200
+    ``ended``, ``invalid`` (no name, or a name or contact too long), ``full`` (the session has
+    had 600 arrivals). (A full waiting area, 200
     people, refuses their ``room.enter`` with ``full``.)"""
 
     link: str

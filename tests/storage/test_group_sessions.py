@@ -161,3 +161,15 @@ async def test_registrations_added_and_removed(store: Store, demo: seed.DemoInfo
     ]
     with pytest.raises(NotFoundError):
         await groups.remove_registration(store, session.id, regs[2].id)
+
+
+async def test_a_session_takes_a_bounded_number_of_arrivals(
+    store: Store, demo: seed.DemoInfo
+) -> None:
+    session = await _session(store, demo)
+    for n in range(3):
+        await groups.arrive(store, session.link, f"P{n}", max_arrivals=3)
+    with pytest.raises(groups.ArrivalRejected) as full:
+        await groups.arrive(store, session.link, "One more", max_arrivals=3)
+    assert full.value.reason == "full"
+    assert len(await groups.list_participants(store, session.id)) == 3
