@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from actors import refusals
+from actors import addresses, refusals
 from actors.calls.presence import ParticipantKind, Present
 from actors.calls.state import CallState
 from actors.group.messages import (
@@ -126,6 +126,12 @@ class GroupPolicy:
     def admit(self, principal: Principal, state: CallState) -> ParticipantKind:
         session = self.current
         if principal.is_staff:
+            if principal.org_id != str(session.org_id):
+                # Exactly what the gateway answers for a room that does not exist.
+                raise Refusal(
+                    refusals.NOT_FOUND,
+                    f"{addresses.room(self.room_id)} does not exist (any more)",
+                )
             if not may_moderate(principal, session):
                 raise Refusal(
                     refusals.FORBIDDEN, "only this session's moderators enter it as staff"

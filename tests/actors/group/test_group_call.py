@@ -260,7 +260,10 @@ async def test_another_organisations_ids_answer_like_unknown_ones(
     assert unit.value.code == refusals.NOT_FOUND
     assert await world.ref().ask(GroupSessionsFor(stranger)) == ()
     person = await world.staff_socket(stranger)
-    assert await world.refused(detail, person, "room.enter") == refusals.FORBIDDEN
+    with pytest.raises(Refusal) as theirs:
+        await world.send(detail, person, "room.enter")
+    assert theirs.value.code == refusals.NOT_FOUND
+    assert theirs.value.detail == f"room/{detail.summary.room_id} does not exist (any more)"
     # A provider of the organisation who is not a moderator sees nothing of it either.
     other = await staff.create_user(world.store, "other", "Dr Other", "x")
     colleague = staff_of(other.id, world.org_id, world.area_id, "Dr Other")
