@@ -102,9 +102,31 @@ def demo_allowed(public_url: str) -> bool:
 
     An https public URL means a real deployment, where users with a printed password and the
     well-known names ``provider``/``admin`` would be a way in. Such a server starts with no
-    users at all (``waitroom.server`` decides, and logs that it seeded nothing).
+    users at all (``waitroom.server`` decides, and logs that it seeded nothing); the operator
+    creates the first administrator with ``waitroom create-admin`` (`seed_first_admin`).
     """
     return urlsplit(public_url.strip()).scheme.lower() != "https"
+
+
+def _first_admin(
+    db: Database, org_name: str, unit_name: str, username: str, name: str, password_hash: str
+) -> int:
+    if not _is_empty(db):
+        raise DatabaseNotEmptyError("the first administrator is only created in an empty database")
+    org = _create_org(db, org_name)
+    _create_unit(db, org.id, unit_name)
+    admin = _create_user(db, username, name, password_hash, None, org_id=org.id)
+    _grant_role(db, admin.id, "org_admin", "org", org.id)
+    return admin.id
+
+
+async def seed_first_admin(
+    store: Store, org_name: str, unit_name: str, username: str, name: str, password_hash: str
+) -> int:
+    """A real deployment's start (no demo): the organisation, its first unit and its first
+    administrator, who sets up areas and staff from the pages. Only into an empty database
+    (`DatabaseNotEmptyError` otherwise); returns the administrator's user id."""
+    return await store.run(_first_admin, org_name, unit_name, username, name, password_hash)
 
 
 async def is_empty(store: Store) -> bool:

@@ -25,6 +25,7 @@ from storage.retention import (
     DEFAULT_SESSION_DAYS,
     RetentionPolicy,
 )
+from waitroom import first_admin
 from waitroom.loadtest import main as loadtest
 from waitroom.senders import (
     ENV,
@@ -210,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulated callers and providers against URL; writes a report and a plot.",
     )
     loadtest.add_arguments(loadtest_parser)
+    first_admin.add_arguments(
+        commands.add_parser(
+            "create-admin",
+            help="the first administrator of an empty database (https servers seed no demo)",
+            description="Create the organisation and its first administrator; the password is "
+            "read from standard input.",
+        )
+    )
     return parser
 
 
@@ -375,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "loadtest":
         return loadtest.run(args)
+    if args.command == "create-admin":
+        return first_admin.run(args)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     config = config_from_args(args)
     main_sync(config, announcer(config))

@@ -184,8 +184,14 @@ def browsable(url: str) -> str:
     return url
 
 
-async def _seed_if_empty(store: Store, password: str) -> seed.DemoInfo | None:
+async def _seed_if_empty(store: Store, password: str, public_url: str) -> seed.DemoInfo | None:
     if not await seed.is_empty(store):
+        return None
+    if not seed.demo_allowed(public_url):  # a real deployment: no well-known sign-ins (issue 15)
+        log.warning(
+            "new database: no demo users, since the public URL is https; create the first "
+            "administrator with: waitroom create-admin --db <this database>"
+        )
         return None
     password_hash = await Passwords().hash(password)
     demo = await seed.seed_demo(store, password_hash)
@@ -221,7 +227,7 @@ async def run_server(
             # Installed first, so a signal during start-up is a clean stop too.
             await outer.start(_stop_on_signal, info)
         async with open_store(config.db_path) as store:
-            demo = await _seed_if_empty(store, demo_password)
+            demo = await _seed_if_empty(store, demo_password, config.public_url)
             async with trio.open_nursery() as nursery:
                 await _serve(nursery, config, store, info, demo, demo_password, task_status)
         outer.cancel_scope.cancel(reason="server shut down")
