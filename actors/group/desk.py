@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from actors import addresses, refusals
 from actors.admin.outbox import SendMessage
 from actors.calls.media import MediaPort
+from actors.consult.desk import clean_recipient
 from actors.group.call import EndGroup, GroupCall
 from actors.group.messages import (
     MAX_CAPACITY,
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 
 #: Links are url-safe base64 (22 characters); anything else is not ours.
 _LINK = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+#: How long the desk waits for the outbox (its own SMTP timeout is 15 s).
+OUTBOX_TIMEOUT = 30.0
 #: How long ending a running call may take when a page cancels its session.
 END_TIMEOUT = 10.0
 #: Longest message the "Share link" form may send (the outbox's own limit is larger).
@@ -392,8 +395,7 @@ class GroupDesk(Actor):
         session = await self._session(msg.principal, msg.session_id)
         if session.state == "ended":
             raise Refusal(refusals.ENDED, "this session has ended")
-        if msg.channel not in ("email", "sms"):
-            raise _invalid("send by email or by text message")
+        address, hint = clean_recipient(msg.channel, msg.recipient)  # refuses ``invalid``
         if (
             session.link not in msg.body
             or len(msg.body) > MAX_BODY
@@ -402,16 +404,21 @@ class GroupDesk(Actor):
             raise _invalid("the message must carry the session's link")
         sent = await self.ref(addresses.OUTBOX).ask(
             SendMessage(
-                msg.channel,  # type: ignore[arg-type]
-                msg.recipient,
+                "sms" if msg.channel == "sms" else "email",
+                address,
                 msg.subject,
                 msg.body,
                 requested_by_user_id=user_id_of(msg.principal),
             ),
-            timeout=30.0,
+            timeout=OUTBOX_TIMEOUT,
         )
         await self._audit(
-            audit.GROUP_LINK_SENT, msg.principal, session, msg.remote_addr, channel=msg.channel
+            audit.GROUP_LINK_SENT,
+            msg.principal,
+            session,
+            msg.remote_addr,
+            channel=msg.channel,
+            to=hint,
         )
         return sent
 

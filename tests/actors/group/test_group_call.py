@@ -38,6 +38,7 @@ from actors.group.messages import (
     Privacy,
     Registrant,
     RotateGroupLink,
+    SendGroupLink,
     SessionDetail,
 )
 from actors.inbound import Inbound, Push, RedeemToken
@@ -46,6 +47,7 @@ from runtime import ChildSpec, Refusal, Registry, Supervisor
 from services.passwords import Passwords
 from storage import audit, seed, staff
 from storage import group_sessions as groups
+from storage import outbox as outbox_store
 from storage.db import Store, open_store
 from tests.actors.inbox import Inbox, Pushes
 
@@ -722,3 +724,29 @@ async def test_after_a_restart_the_admitted_come_straight_back_and_four_hours_st
     await again.pushes.wait_for(lambda p: p.type == "room.state" and p.body["state"] == "ended")
     assert trio.current_time() == pytest.approx(MAX_SECONDS, abs=2)
     assert (await groups.get_session(world.store, detail.summary.id)).end_reason == "time_limit"
+
+
+async def test_share_link_sends_the_sessions_link_through_the_outbox(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail = await world.create()
+    body = f"Join the group: https://video.example.org/g/{detail.link}"
+
+    def share(to: str, channel: str = "sms", text: str = body) -> SendGroupLink:
+        return SendGroupLink(world.moderator, detail.summary.id, channel, to, "Group", text)
+
+    for bad in (share("not a number"), share("nobody@", "email"), share("+447700900123", "fax")):
+        with pytest.raises(Refusal) as invalid:
+            await world.ref().ask(bad)
+        assert invalid.value.code == refusals.INVALID
+    with pytest.raises(Refusal) as no_link:
+        await world.ref().ask(share("+447700900123", text="Join us"))
+    assert no_link.value.code == refusals.INVALID
+    assert await outbox_store.list_messages(world.store) == []
+
+    await world.ref().ask(share("+44 7700 900123"))
+    (message,) = await outbox_store.list_messages(world.store)
+    assert message.recipient == "+447700900123" and detail.link in message.body
+    (entry,) = [e for e in await audit.list_entries(world.store) if e.action == "group.link_sent"]
+    assert entry.details == {"channel": "sms", "to": "•••123"}
+    assert detail.link not in str(entry.details)
