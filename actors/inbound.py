@@ -7,7 +7,7 @@ a connection's address (a subscriber) tells it events to forward to the client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors.principal import Principal
@@ -16,7 +16,7 @@ from actors.principal import Principal
 @dataclass(frozen=True, slots=True)
 class Inbound:
     type: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)
     principal: Principal
     conn: str  # the sending connection actor's address, e.g. "conn/17"
     remote_addr: str = ""
@@ -27,7 +27,7 @@ class Push:
     """An event for the client behind a connection actor."""
 
     type: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,5 +53,5 @@ class RedeemToken:
     Replies with the participant's :class:`~actors.principal.Principal` or refuses ``invalid_token``.
     """
 
-    secret: str
+    secret: str = field(repr=False)
     remote_addr: str = ""

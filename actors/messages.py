@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class FindArea:
     """Resolve a public link's slug to the area's address (``area/<id>``), or refuse not_found."""
 
-    slug: str
+    slug: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class AreaSummary:
     id: int
     name: str
     unit_id: int
-    slug: str
+    slug: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class DescribeArea:
 class AreaPublic:
     id: int
     name: str
-    slug: str
+    slug: str = field(repr=False)
     unit_id: int
     time_zone: str
     open_now: bool
@@ -84,7 +84,7 @@ class DescribeForLeaflet:
 class AreaLeaflet:
     id: int
     name: str
-    slug: str
+    slug: str = field(repr=False)
     time_zone: str
     #: (weekday 0 = Monday, opens "HH:MM", closes "HH:MM") in the area's time zone.
     opening_hours: tuple[tuple[int, str, str], ...]
@@ -94,7 +94,7 @@ class AreaLeaflet:
 class Arrive:
     """A service user submitted the arrival form. Persisted before the reply."""
 
-    details: dict[str, str]
+    details: dict[str, str] = field(repr=False)
     remote_addr: str = ""
 
 
@@ -102,7 +102,7 @@ class Arrive:
 class ArrivalTicket:
     caller_id: str
     room_id: str
-    token: str  # "<room id>.<secret>": held by the caller's browser only
+    token: str = field(repr=False)  # "<room id>.<secret>": held by the caller's browser only
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class TransferIn:
 
     caller_id: str
     room_id: str
-    details: dict[str, str]
+    details: dict[str, str] = field(repr=False)
     arrived_at: float
     from_area_id: int
     from_area_name: str
@@ -204,8 +204,8 @@ class AreaChanged:
 class ClaimInvite:
     """An invite link was opened: consume it (single use) and issue the guest's own token."""
 
-    secret: str
-    display_name: str
+    secret: str = field(repr=False)
+    display_name: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -214,12 +214,12 @@ class CheckInvite:
     """An invite link's landing page is opened: is it an open invitation into this room? Uses
     nothing; answers None, or refuses exactly as `ClaimInvite` would (one answer for every reason)."""
 
-    secret: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class GuestPass:
-    token: str
+    token: str = field(repr=False)
     room_id: str
     area_name: str
 
@@ -231,7 +231,7 @@ class RoomSnapshot:
     room_id: str
     state: str
     area_id: int
-    participants: list[str] = field(default_factory=list)
+    participants: list[str] = field(default_factory=list, repr=False)
 
 
 # -- the directory and staff connections (issue 15: rights as the directory holds them now) --------
@@ -244,7 +244,7 @@ class StaffConnected:
     connection lives on that session with that principal; close it when the session ends."""
 
     conn: str
-    session_id: str
+    session_id: str = field(repr=False)
     principal: Principal
 
 
@@ -254,7 +254,7 @@ class StaffActive:
     the session from idling out. Registers the connection too, like :class:`StaffConnected`."""
 
     conn: str
-    session_id: str
+    session_id: str = field(repr=False)
     principal: Principal
 
 

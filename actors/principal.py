@@ -47,7 +47,7 @@ class Principal:
     """A staff member (``user_id`` set) or a service user in one room (``room_id`` set)."""
 
     kind: str  # "staff" | "caller" | "guest"
-    display_name: str
+    display_name: str = field(repr=False)
     user_id: str | None = None
     org_id: str | None = None
     grants: frozenset[Grant] = field(default_factory=frozenset)

@@ -10,7 +10,7 @@ never deleted: the admin page lists them all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -54,9 +54,9 @@ class SendLink:
     principal: Principal
     area_id: int
     channel: Channel
-    recipient: str
+    recipient: str = field(repr=False)
     subject: str
-    body: str
+    body: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -66,9 +66,9 @@ class SendMessage:
     request's email). Queued and tried like a link; the sender audits what it did."""
 
     channel: Channel
-    recipient: str
+    recipient: str = field(repr=False)
     subject: str
-    body: str
+    body: str = field(repr=False)
     requested_by_user_id: int | None = None
 
 

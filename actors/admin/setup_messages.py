@@ -5,7 +5,7 @@ Kept apart from the actor and its rules so a page can build a message without im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from actors.principal import Principal
@@ -112,7 +112,7 @@ class CreateStaff:
     principal: Principal
     username: str
     display_name: str
-    password: str
+    password: str = field(repr=False)
     email: str | None = None
     remote_addr: str = ""
 
@@ -137,7 +137,7 @@ class ResetStaffPassword:
 
     principal: Principal
     user_id: int
-    new_password: str
+    new_password: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -147,8 +147,8 @@ class ChangeOwnPassword:
     theirs ends, this one too, so a stolen session does not outlive the change."""
 
     principal: Principal
-    current_password: str
-    new_password: str
+    current_password: str = field(repr=False)
+    new_password: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -180,7 +180,7 @@ class AreaEntry:
     id: int
     unit_id: int
     name: str
-    slug: str
+    slug: str = field(repr=False)
     time_zone: str
     active: bool
     opening_hours: Hours

@@ -10,7 +10,7 @@ context (its area, its room); the rules live here once. Links and guest tokens h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -36,8 +36,8 @@ class Claimed:
     """A guest's own token (``<room id>.<secret>``), their name, and the token's handle (the
     ``participant_id`` their :class:`~actors.principal.Principal` carries)."""
 
-    token: str
-    name: str
+    token: str = field(repr=False)
+    name: str = field(repr=False)
     token_id: str
 
 

@@ -15,7 +15,7 @@ the port's ``on_event`` callback (``waitroom.server``), never through this port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
@@ -60,7 +60,7 @@ class OfferAnswered:
     pending: Pending[object]
     conn: str
     peer_id: str
-    sdp: str | None
+    sdp: str | None = field(repr=False)
     error: str | None = None
 
 

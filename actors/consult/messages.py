@@ -7,7 +7,7 @@ message that carries the link to its recipient ever holds the secret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from actors.principal import Principal
@@ -28,14 +28,14 @@ class SendConsultLink:
     principal: Principal
     area_id: int
     channel: Channel
-    recipient: str
+    recipient: str = field(repr=False)
     subject: str
     #: The message text with :data:`LINK_MARK` where the link goes.
-    body: str
+    body: str = field(repr=False)
     #: The site's public base URL (``https://video.example.org``), for the absolute link.
     base_url: str
     #: Who it is for, as the provider's list shows it (optional; never clinical details).
-    label: str = ""
+    label: str = field(default="", repr=False)
     #: The language of the message, and of the pages the link opens when the browser says none.
     lang: str = "en"
     remote_addr: str = ""
@@ -84,7 +84,7 @@ class CheckConsultLink:
     """The landing page of a link (a GET; link previews fetch it too): uses nothing. Replies a
     :class:`LinkStatus`, never refuses for the link's state."""
 
-    secret: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ class OpenConsultLink:
     :class:`ConsultPass`; refuses ``link_expired``, ``link_used``, ``link_cancelled`` or
     ``invalid_token``."""
 
-    secret: str
-    name: str = ""
+    secret: str = field(repr=False)
+    name: str = field(default="", repr=False)
     remote_addr: str = ""
 
 
@@ -110,7 +110,7 @@ class LinkStatus:
 class ConsultPass:
     """The opener's guest token (``<room id>.<secret>``, for the websocket hello) and the call."""
 
-    token: str
+    token: str = field(repr=False)
     room_id: str
     area_name: str
 
@@ -124,7 +124,7 @@ class LinkView:
     area_name: str
     channel: str
     recipient_hint: str
-    label: str
+    label: str = field(repr=False)
     state: str
     #: Seconds until it expires when this view was made (0 once it is no longer pending).
     seconds_left: float

@@ -6,7 +6,7 @@ Kept apart from the actors so a page can build a message without importing them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors.principal import Principal
 
@@ -111,15 +111,15 @@ class EnterUserRoom:
 class DescribeGuestLink:
     """What the guest link page shows before anyone gives a name: the room's name."""
 
-    link: str
+    link: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class GuestEnter:
     """A guest gives their name at the room's guest link; replies a ``GuestPass``."""
 
-    link: str
-    name: str
+    link: str = field(repr=False)
+    name: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -143,7 +143,7 @@ class Expect:
 class IssueGuestPass:
     """A meeting room's guest link was used: a guest token for ``name``, unless the call is full."""
 
-    name: str
+    name: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -153,7 +153,7 @@ class OccupancyChanged:
     the host pushes it to the consoles watching (``meetings.watch``)."""
 
     room_id: str
-    people: tuple[str, ...]
+    people: tuple[str, ...] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,8 @@ class MeetingRoomView:
     name: str
     unit_id: int
     unit_name: str
-    guest_link: str
-    people: tuple[str, ...] = ()
+    guest_link: str = field(repr=False)
+    people: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def in_use(self) -> bool:
@@ -186,7 +186,7 @@ class UserRoomView:
     room_id: str
     name: str
     owner_user_id: int
-    people: tuple[str, ...] = ()
+    people: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def in_use(self) -> bool:
@@ -198,7 +198,7 @@ class MeetingAdminEntry:
     id: int
     unit_id: int
     name: str
-    guest_link: str
+    guest_link: str = field(repr=False)
     archived: bool
 
 

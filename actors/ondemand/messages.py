@@ -106,7 +106,7 @@ class DescribePublic:
 @dataclass(frozen=True)
 class ServiceSummary:
     name: str
-    slug: str  #: the waiting area's public link is ``/w/<slug>``
+    slug: str = field(repr=False)  #: the waiting area's public link is ``/w/<slug>``
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class StartRequest:
     """Meet Now: the patient's details (``DETAIL_KEYS``; ``name`` required, ``email`` optional for
     the decline email). Persisted before the reply; the request is listed at once (``intake``)."""
 
-    details: dict[str, str]
+    details: dict[str, str] = field(repr=False)
     remote_addr: str = ""
 
 
@@ -134,7 +134,7 @@ class RequestTicket:
     request_id: str
     room_id: str
     #: ``<room id>.<secret>``: the patient's websocket ``hello`` token, given out once.
-    token: str
+    token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class StepSubmitted:
 
     request_id: str
     step: int
-    values: dict[str, Any]
+    values: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,8 @@ class RequestView:
     room: str
     state: RequestState
     created_at: float
-    details: dict[str, str]
-    case: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, str] = field(repr=False)
+    case: dict[str, Any] = field(default_factory=dict, repr=False)
     steps_done: int = 0
     steps_total: int = 0
     claimed_by: str | None = None

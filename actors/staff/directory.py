@@ -29,7 +29,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -82,8 +82,8 @@ RECHECK_INTERVAL = 15.0
 class SessionInfo:
     """A new session: ``session_id`` goes into the cookie, ``csrf_token`` into every form."""
 
-    session_id: str
-    csrf_token: str
+    session_id: str = field(repr=False)
+    csrf_token: str = field(repr=False)
     principal: Principal
 
 
@@ -91,7 +91,7 @@ class SessionInfo:
 class ResolveSession:
     """Who holds this session id: reply the staff :class:`Principal` or refuse ``unauthenticated``."""
 
-    session_id: str
+    session_id: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,21 +99,21 @@ class SessionView:
     """The principal of a session together with its CSRF token, for rendering forms."""
 
     principal: Principal
-    csrf_token: str
+    csrf_token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class DescribeSession:
     """Like :class:`ResolveSession` but replies a :class:`SessionView` (principal + CSRF token)."""
 
-    session_id: str
+    session_id: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class SignOut:
     """End a session; replies ``None`` whether or not it was still valid (signing out twice is fine)."""
 
-    session_id: str
+    session_id: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -121,8 +121,8 @@ class SignOut:
 class CheckCsrf:
     """Reply ``None`` if ``token`` is the CSRF token of this live session, else refuse ``bad_csrf``."""
 
-    session_id: str
-    token: str
+    session_id: str = field(repr=False)
+    token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class AreaSummary:
 
     area_id: str
     name: str
-    slug: str
+    slug: str = field(repr=False)
     unit_id: str
     unit_name: str
     kind: str
@@ -159,7 +159,7 @@ class _Recheck:
 class _Watched:
     """An open staff connection as the Directory knows it."""
 
-    session_hash: str
+    session_hash: str = field(repr=False)
     user_id: int
     principal: Principal
 

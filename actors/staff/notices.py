@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors import addresses, refusals
@@ -46,7 +46,7 @@ class Notify:
     org_id: int
     user_id: int
     kind: str
-    text: str
+    text: str = field(repr=False)
     url: str
     ring: bool
 

@@ -14,7 +14,7 @@ lately; :mod:`services.throttle`, the only state kept in memory). Every attempt 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors import addresses, refusals
 from actors.staff.directory import MAX_CREDENTIAL_LENGTH, SessionInfo, principal_of
@@ -40,7 +40,7 @@ class SignIn:
     """Check a username (or email) and password; reply :class:`SessionInfo` with a fresh session."""
 
     username: str
-    password: str
+    password: str = field(repr=False)
     remote_addr: str = ""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,7 +94,7 @@ def area_address(area_id: int) -> str:
 class QueuedCaller:
     id: str
     room_id: str
-    details: dict[str, str]
+    details: dict[str, str] = field(repr=False)
     status: str
     arrived_at: float
     queued_at: float
