@@ -37,7 +37,7 @@ from actors.consult.messages import OpenConsultLink, SendConsultLink
 from actors.inbound import Inbound, RedeemToken
 from actors.meetings.host import MeetingHost
 from actors.meetings.messages import GuestEnter
-from actors.messages import Arrive, ArrivalTicket, ClaimInvite, FindArea
+from actors.messages import ArrivalTicket, Arrive, ClaimInvite, FindArea
 from actors.ondemand.messages import FindQueue, StartRequest
 from actors.ondemand.queue import OnDemandQueue
 from actors.principal import Grant, Principal, Role, Scope
@@ -212,7 +212,11 @@ CRASHES: list[tuple[type, Where, Callable[[Tree], object]]] = [
     (Directory, at(addresses.DIRECTORY), lambda t: ResolveSession(SECRET)),
     (Directory, at(addresses.DIRECTORY), lambda t: CheckCsrf(SECRET, SECRET)),
     (SignInDesk, at(addresses.SIGN_IN), lambda t: SignIn("marta", PASSWORD, "203.0.113.9")),
-    (NoticeBoard, at(addresses.NOTICES), lambda t: Notify(t.org_id, 1, "consult", PATIENT, "/", True)),
+    (
+        NoticeBoard,
+        at(addresses.NOTICES),
+        lambda t: Notify(t.org_id, 1, "consult", PATIENT, "/", True),
+    ),
     (AreaHost, at(addresses.AREAS), lambda t: FindArea(SECRET)),
     (WaitingArea, the_area, lambda t: Arrive(DETAILS, "203.0.113.9")),
     (Room, the_room, lambda t: ClaimInvite(SECRET, PATIENT)),
