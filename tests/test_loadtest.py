@@ -115,7 +115,13 @@ async def test_media_scenario_forwards_with_low_loss_and_matches_metrics(
 def test_the_report_shows_the_load_testers_own_cpu_beside_the_servers() -> None:
     summary = report.summarise([scenario.Recorder().to_json()], {"callers": 0})
     summary["client"] = report.client_cpu(3.0, 10.0, 2)
-    assert summary["client"] == {"processes": 2, "cpu_seconds": 3.0, "cpu_percent": 30.0}
+    assert summary["client"] == {
+        "processes": 2,
+        "cpu_seconds": 3.0,
+        "cpu_percent": 30.0,
+        "busiest_process_percent": None,  # no per-process figures given
+        "near_limit": False,
+    }
     assert "load tester CPU" in report.table(summary)
     assert "30.0% of one core, 2 processes" in report.table(summary)
     # A run that measured no time reports no rate rather than dividing by zero.

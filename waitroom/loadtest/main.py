@@ -3,7 +3,10 @@
 With ``--processes N`` the arrivals and providers are split round-robin across N worker processes
 (``python -m waitroom.loadtest.main`` with ``--worker``), each writing its raw samples to a file;
 the parent merges them into one report. One Python process tops out at a few hundred websocket
-clients per second, so the tester must not be what limits the figures.
+clients per second, so the tester must not be what limits the figures: without ``--processes`` it
+takes one process per ``ARRIVALS_PER_PROCESS`` arrivals a second (and per
+``CONNECTIONS_PER_PROCESS`` callers left waiting), and the report names the busiest process's
+share of a core, with a warning when one came close to a whole core.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
+import os
 import resource
 import socket
 import sys
@@ -34,6 +39,12 @@ MAX_PROVIDERS = 500
 MAX_PROCESSES = 16
 #: Extra time a worker process gets beyond its scenario before it is killed.
 WORKER_GRACE = 30.0
+#: Automatic ``--processes``: one worker process per this many offered arrivals a second (a
+#: process spends about 7 ms of CPU per arrival, so this keeps each under half a core and its
+#: own loop from adding latency to what it measures) ...
+ARRIVALS_PER_PROCESS = 60.0
+#: ... and per this many callers left waiting at once (``--watch-only``: every caller stays).
+CONNECTIONS_PER_PROCESS = 2500
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="providers watch their dashboards but join nobody (callers stay waiting)",
     )
-    parser.add_argument("--processes", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="load generator processes (default: enough for the offered rate and callers)",
+    )
     parser.add_argument("--username", default="provider", help="provider sign-in (demo: provider)")
     parser.add_argument("--password", default="", help="provider password (the demo's, printed)")
     parser.add_argument("--out", type=Path, default=Path("loadtest-results"), help="output dir")
@@ -105,6 +121,16 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         drain=scenario.DRAIN_SECONDS + (values["call_seconds"] if args.media else 0.0),
         **values,
     )
+
+
+def auto_processes(spec: Scenario) -> int:
+    """How many load-generator processes the scenario needs so that none is its limit: by the
+    offered arrival rate and, when callers stay waiting, by the connections held; at most one
+    per core (more would only compete for the same cores) and at most ``MAX_PROCESSES``."""
+    by_rate = math.ceil(spec.rate / ARRIVALS_PER_PROCESS)
+    by_connections = 0 if spec.join else math.ceil(spec.callers / CONNECTIONS_PER_PROCESS)
+    cores = os.cpu_count() or 1
+    return max(1, min(max(by_rate, by_connections), cores, MAX_PROCESSES))
 
 
 async def _run_workers(args: argparse.Namespace, spec: Scenario, out: Path) -> list[dict[str, Any]]:
@@ -173,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     spec = scenario_from_args(args)
+    if args.processes <= 0:
+        args.processes = auto_processes(spec)
     if spec.providers and not spec.password:
         print(
             "loadtest: --password is required: the provider's password "
@@ -204,8 +232,18 @@ def _run(args: argparse.Namespace, spec: Scenario) -> int:
     summary_scenario["processes"] = args.processes
     summary = report.summarise(runs, summary_scenario)
     summary["client"] = report.client_cpu(
-        _own_cpu_seconds() - cpu_before, time.monotonic() - started, args.processes
+        _own_cpu_seconds() - cpu_before,
+        time.monotonic() - started,
+        args.processes,
+        [r["client_cpu"] for r in runs if r.get("client_cpu")],
     )
+    if summary["client"]["near_limit"]:
+        print(
+            f"loadtest: warning: one load-generator process used "
+            f"{summary['client']['busiest_process_percent']}% of a core, so it may have been the "
+            f"limit; run again with --processes {args.processes + 1} or more",
+            file=sys.stderr,
+        )
     paths = report.write(runs, summary, out)
     print(report.table(summary))
     print(f"report: {paths['report']}  plot: {paths['plot']}")

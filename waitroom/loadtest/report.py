@@ -129,23 +129,45 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def client_cpu(cpu_seconds: float, wall_seconds: float, processes: int) -> dict[str, Any]:
-    """The load tester's own CPU (all its processes) over the run, beside the server's figure."""
+#: A load-generator process above this share of one core may have been what limited the run.
+NEAR_LIMIT_PERCENT = 80.0
+
+
+def client_cpu(
+    cpu_seconds: float,
+    wall_seconds: float,
+    processes: int,
+    per_process: list[dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """The load tester's own CPU (all its processes) over the run, beside the server's figure,
+    and its busiest process's share of a core (one Python process cannot use more than one):
+    ``near_limit`` says that process may have been the limit rather than the server."""
+    shares = [
+        100 * p["cpu_seconds"] / p["wall_seconds"]
+        for p in per_process or []
+        if p.get("wall_seconds")
+    ]
+    busiest = round(max(shares), 1) if shares else None
     return {
         "processes": processes,
         "cpu_seconds": round(cpu_seconds, 2),
         "cpu_percent": round(100 * cpu_seconds / wall_seconds, 1) if wall_seconds else None,
+        "busiest_process_percent": busiest,
+        "near_limit": busiest is not None and busiest >= NEAR_LIMIT_PERCENT,
     }
 
 
 def _client_rows(client: dict[str, Any] | None) -> list[tuple[str, str]]:
     if not client:
         return []
+    busiest = client.get("busiest_process_percent")
+    each = "" if busiest is None else f"; busiest process {busiest}% of a core"
+    warning = " NEAR ITS LIMIT: use more --processes" if client.get("near_limit") else ""
     return [
         (
             "load tester CPU",
             f"{client['cpu_seconds']} s ({client['cpu_percent']}% of one core, "
-            f"{client['processes']} processes)",
+            f"{client['processes']} processes{each}){warning}",
         )
     ]
 

@@ -13,6 +13,7 @@ the whole run is cancelled ``drain`` seconds after that.
 from __future__ import annotations
 
 import re
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,6 +98,9 @@ class Recorder:
     own_rooms: set[str] = field(default_factory=set)
     #: With ``--media``: this process's media peers, pump and counts.
     media: MediaLoad | None = None
+    #: This process's own CPU over the run ({"cpu_seconds", "wall_seconds"}), set at its end:
+    #: the report's busiest load-generator process.
+    client_cpu: dict[str, float] | None = None
 
     def dashboard_seen(self, room: str) -> None:
         """A dashboard showed this room's caller (often before the arrival POST has returned)."""
@@ -135,6 +139,7 @@ class Recorder:
             "server": self.server,
             "arrival_window": self.arrival_window,
             "media": self.media.tally.to_json() if self.media else None,
+            "client_cpu": self.client_cpu,
         }
 
 
@@ -435,6 +440,7 @@ def progress_line(recorder: Recorder) -> str:
 async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
     """Run the scenario to completion (bounded by duration + drain) and return the samples."""
     recorder = Recorder()
+    cpu_started, wall_started = _process_cpu_seconds(), time.monotonic()
     clinic = Clinic()
     stop = trio.Event()
     browser, areas = await discover_areas(scenario, recorder)
@@ -487,4 +493,13 @@ async def run(scenario: Scenario, progress: TextIO | None = None) -> Recorder:
         # Media worker processes report their counters to the server once a second.
         await trio.sleep(MEDIA_STATS_SETTLE)
     await sample_metrics(scenario, recorder)
+    recorder.client_cpu = {
+        "cpu_seconds": round(_process_cpu_seconds() - cpu_started, 3),
+        "wall_seconds": round(time.monotonic() - wall_started, 3),
+    }
     return recorder
+
+
+def _process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
