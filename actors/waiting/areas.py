@@ -103,6 +103,9 @@ class QueuedCaller:
     with_names: tuple[str, ...] = ()
     #: The caller's last pre-call check (issue 16), None until they ran one.
     precheck: dict[str, Any] | None = None
+    #: 1, or 2, 3... for a later caller with the name of one still queued here: two patients
+    #: called "John Smith" are both admitted, and the dashboard tells them apart (issue 15).
+    namesake: int = 1
 
     def view(self) -> dict[str, Any]:
         return {
@@ -117,7 +120,13 @@ class QueuedCaller:
             "connected": self.connected,
             "with": list(self.with_names),
             "precheck": self.precheck,
+            "namesake": self.namesake,
         }
+
+
+def name_key(details: dict[str, str]) -> str:
+    """A caller's name as compared for namesakes: case and spacing do not matter."""
+    return " ".join(details.get("name", "").split()).casefold()
 
 
 def _epoch(value: datetime) -> float:
@@ -160,6 +169,7 @@ class WaitingArea(Actor):
                 row.status,
                 _epoch(row.arrived_at),
                 _epoch(row.queued_at),
+                namesake=self._namesake(row.details),
             )
             # Rooms restore themselves; make sure each waiting caller's room is running again.
             await self.ref(addresses.ROOMS).ask(OpenRoom(row.room_id))
@@ -307,7 +317,15 @@ class WaitingArea(Actor):
                 )
         for (index, details), (stored, _) in zip(accepted, registered, strict=True):
             stamp = _epoch(stored.caller.arrived_at)
-            entry = QueuedCaller(stored.caller.id, stored.room.id, details, "waiting", stamp, stamp)
+            entry = QueuedCaller(
+                stored.caller.id,
+                stored.room.id,
+                details,
+                "waiting",
+                stamp,
+                stamp,
+                namesake=self._namesake(details),
+            )
             self.queue[entry.id] = entry
             self._publish(entry)
             self._tell_estimate(entry)
@@ -496,6 +514,7 @@ class WaitingArea(Actor):
             _epoch(row.queued_at),
             transferred_from=msg.from_area_name,
             connected=True,
+            namesake=self._namesake(msg.details),
         )
         self.queue[entry.id] = entry
         self.ref(addresses.room(msg.room_id)).tell(
@@ -545,6 +564,14 @@ class WaitingArea(Actor):
     def _remove(self, caller_id: str) -> None:
         if self.queue.pop(caller_id, None) is not None:
             self._broadcast(Push("queue.removed", {"area": self.area_id, "id": caller_id}))
+
+    def _namesake(self, details: dict[str, str]) -> int:
+        """1 for a name nobody queued here has, else one more than the highest of theirs."""
+        key = name_key(details)
+        if not key:
+            return 1
+        taken = [e.namesake for e in self.queue.values() if name_key(e.details) == key]
+        return max(taken, default=0) + 1
 
     def _publish(self, entry: QueuedCaller) -> None:
         self._broadcast(Push("queue.caller", {"area": self.area_id, "caller": entry.view()}))

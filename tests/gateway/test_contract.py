@@ -54,6 +54,7 @@ CALLER_FIELDS = {
     "connected",
     "with",
     "precheck",
+    "namesake",
 }
 PARTICIPANT_FIELDS = {"id", "name", "kind", "audio", "video"}
 ROOM_VIEW_FIELDS = {"room", "state", "area", "joining", "estimate", "participants"}

@@ -179,6 +179,11 @@
     const name = document.createElement("strong");
     name.className = "queue__name";
     name.textContent = caller.name;
+    if (caller.namesake > 1) {
+      /* A second caller with the name of one still waiting: both are patients (issue 15). */
+      name.textContent += " (" + caller.namesake + ")";
+      name.title = "Another caller here has the same name";
+    }
     const wait = document.createElement("span");
     wait.className = "queue__wait";
     wait.dataset.wait = "";
