@@ -130,13 +130,29 @@ class OutboundMailbox(Mailbox):
     change. Asks and other events are never merged.
     """
 
-    __slots__ = ("_entries", "_lot", "_serial")
+    __slots__ = ("_entries", "_lot", "_on_overflow", "_serial")
 
-    def __init__(self, address: str, capacity: int) -> None:
-        super().__init__(address, capacity)
+    def __init__(
+        self, address: str, capacity: int, on_overflow: Callable[[], None] | None = None
+    ) -> None:
+        # Not Mailbox.__init__: its memory channel (about 1.8 KiB, issue 17: 10,000 waiting
+        # callers) would never carry a message here. Every slot it sets is set here instead
+        # (tests/gateway/test_outbound_coalescing.py checks that none is missed).
+        self.address = address
+        self.capacity = capacity
+        self._send, self._receive = _NO_CHANNEL
+        self.closed = False
+        self.front: Envelope | None = None
+        self.registry = None
+        self.overflow = trio.Event()
+        self.kind = address.split("/", 1)[0]
+        self.tally = None
         self._entries: OrderedDict[Hashable, Envelope] = OrderedDict()
         self._lot = trio.lowlevel.ParkingLot()
         self._serial = itertools.count()
+        #: Called once, when an entry first finds the queue full (the connection closes 1013):
+        #: a callback instead of a task per connection waiting for ``overflow``.
+        self._on_overflow = on_overflow
 
     def put(self, envelope: Envelope) -> None:
         if self.closed:
@@ -147,7 +163,10 @@ class OutboundMailbox(Mailbox):
             self._entries.move_to_end(key)
             return
         if len(self._entries) >= self.capacity:
-            self.overflow.set()
+            if not self.overflow.is_set():
+                self.overflow.set()
+                if self._on_overflow is not None:
+                    self._on_overflow()
             raise MailboxFull(self.address, self.capacity)
         self._entries[key if key is not None else next(self._serial)] = envelope
         self._count(1)  # the registry's queued-per-kind tally (a superseded event is not new)
@@ -174,8 +193,12 @@ class OutboundMailbox(Mailbox):
         return len(self._entries) + (self.front is not None)
 
     def close(self) -> None:
-        super().close()
+        self.closed = True
         self._lot.unpark_all()
+
+
+#: What an OutboundMailbox has for the base class's channel, which it never uses (see there).
+_NO_CHANNEL = trio.open_memory_channel[Envelope](0)
 
 
 class Connection(Actor):
@@ -209,6 +232,32 @@ class Connection(Actor):
 class ClientSession:
     """Everything about one websocket: identity, limits, the reader loop and the actor."""
 
+    # One per open connection (10,000 waiting callers, issue 17): slots, not a dict each.
+    __slots__ = (
+        "_activity_reported",
+        "_bucket",
+        "_close_after_reply",
+        "_closed",
+        "_in_flight",
+        "_presence_reported",
+        "_staff_session",
+        "_strikes",
+        "_touched",
+        "_write_lock",
+        "_write_raw",
+        "address",
+        "authenticator",
+        "close_code",
+        "close_reason",
+        "limits",
+        "mailbox",
+        "principal",
+        "registry",
+        "remote_addr",
+        "session_cookie",
+        "version",
+    )
+
     def __init__(
         self,
         registry: Registry,
@@ -237,7 +286,7 @@ class ClientSession:
         #: A request is with an actor; an actor's close waits for its reply (see the module doc).
         self._in_flight = False
         self._close_after_reply: tuple[int, str] | None = None
-        self.mailbox = OutboundMailbox(self.address, limits.outbound_queue)
+        self.mailbox = OutboundMailbox(self.address, limits.outbound_queue, self._overflowed)
         #: The session cookie this staff connection lives on, once its hello succeeded with it.
         self._staff_session: str | None = None
         self._activity_reported = 0.0
@@ -279,7 +328,6 @@ class ClientSession:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_loop, frames)
                 nursery.start_soon(partial(actor.run_loop, self.mailbox, tasks=nursery))
-                nursery.start_soon(self._watch_overflow)
                 await self._closed.wait()
                 nursery.cancel_scope.cancel(reason=f"connection closing: {self.close_reason}")
         finally:
@@ -334,8 +382,7 @@ class ClientSession:
             with contextlib.suppress(ActorError):
                 self.registry.ref(address).tell(gone)
 
-    async def _watch_overflow(self) -> None:
-        await self.mailbox.overflow.wait()
+    def _overflowed(self) -> None:
         self.request_close(CLOSE_TRY_AGAIN, "client too slow to read events")
 
     async def _read_loop(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
