@@ -12,7 +12,14 @@ this tree's) drives it. Scenarios:
   how many arrivals per second the server admits when offered more than it can take;
 * ``ramp``: a fresh server per step, arrival rate (and providers joining callers, so concurrent
   calls) raised step by step until arrival-to-dashboard p99 passes 250 ms, errors appear or the
-  server stops keeping up with the offered rate; the last step that passed is the capacity.
+  server stops keeping up with the offered rate; the last step that passed is the capacity;
+* ``signin``: ``bench/signin_burst.py`` (``--staff`` members of staff sign in and open their
+  consoles at once), run for the same builds, its figures put beside the others.
+
+Issue 17's aims, one scenario per command (each under 5 minutes for both builds):
+``--scenarios ramp`` (50 to 250 arrivals/s, 10 s steps), ``--scenarios hold`` (10,000 callers
+across 50 areas at 100/s, 10 dashboards; memory per waiting caller and the longest loop stall
+while they wait) and ``--scenarios signin`` (100 staff). Every row has server CPU per arrival.
 
 Every report carries the load tester's own CPU next to the server's, so a reader sees which side
 of the shared cores was the limit. ``--profile`` records the server with py-spy (raw stacks) during
@@ -226,13 +233,19 @@ def loadtest(server: Server, out: Path, options: dict[str, Any]) -> dict[str, An
     if not lines:
         raise RuntimeError(f"loadtest printed no report:\n{done.stdout}\n{done.stderr[-2000:]}")
     summary: dict[str, Any] = json.loads(lines[-1])
-    summary["server_process_cpu_percent"] = round(
-        100 * (server.cpu_seconds() - cpu_before) / wall, 1
+    server_cpu = server.cpu_seconds() - cpu_before
+    summary["server_process_cpu_percent"] = round(100 * server_cpu / wall, 1)
+    # Includes the server's idle work over the run (timers, pings of waiting callers): an upper
+    # bound on the cost of one arrival, from the process's own CPU clock (/proc).
+    summary["server_cpu_ms_per_arrival"] = (
+        round(1000 * server_cpu / summary["arrivals"], 2) if summary["arrivals"] else None
     )
     report_line = next((x for x in done.stdout.splitlines() if x.startswith("report: ")), "")
     if report_line:
         samples_path = Path(report_line.split()[1]).parent / "samples.json"
-        summary["dashboard_tail"] = tail_latency(json.loads(samples_path.read_text()))
+        samples = json.loads(samples_path.read_text())
+        summary["dashboard_tail"] = tail_latency(samples)
+        summary["while_waiting"] = while_waiting(samples)
         summary["out_dir"] = str(samples_path.parent)
     return summary
 
@@ -253,6 +266,30 @@ def tail_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": _round(percentile(last, 0.5)),
         "p95_ms": _round(percentile(last, 0.95)),
         "p99_ms": _round(percentile(last, 0.99)),
+    }
+
+
+def while_waiting(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Server memory per connected caller and the longest loop stall while they were connected.
+
+    From the server's /metrics series: RSS growth from the first sample to the largest, over the
+    most websocket connections open at once; the loop lag over the samples up to the last one
+    with 99 % of those connections still open (closing thousands of sockets at the end of the
+    run is not a stall a waiting caller sees).
+    """
+    series = runs[0]["server"] if runs else []
+    if len(series) < 2:
+        return {}
+    opened = [s.get("waitroom_ws_connections_open", 0.0) for _, s in series]
+    peak = max(opened)
+    rss = [s.get("process_resident_memory_bytes", 0.0) for _, s in series]
+    held = [i for i, n in enumerate(opened) if n >= 0.99 * peak]
+    lags = [s.get("waitroom_event_loop_lag_max_seconds", 0.0) for _, s in series[: held[-1] + 1]]
+    return {
+        "peak_connections": int(peak),
+        "rss_growth_mib": round((max(rss) - rss[0]) / 2**20, 1),
+        "kib_per_connection": round((max(rss) - rss[0]) / 1024 / peak, 1) if peak else None,
+        "loop_lag_max_ms": round(1000 * max(lags, default=0.0), 1),
     }
 
 
@@ -437,15 +474,39 @@ def ramp(build: Build, work: Path, args: argparse.Namespace) -> list[dict[str, A
     return steps
 
 
+def signin(args: argparse.Namespace) -> dict[str, Any]:
+    """``bench/signin_burst.py`` for this tree (and the reference), in a process of its own: its
+    figures per build name (the same names as the other scenarios')."""
+    command = [sys.executable, str(Path(__file__).with_name("signin_burst.py"))]
+    command += ["--staff", str(args.staff)]
+    if args.reference:
+        command += ["--reference", args.reference]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300 + RUN_GRACE, check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"signin_burst printed no figures:\n{done.stderr[-2000:]}")
+    builds: dict[str, Any] = json.loads(lines[-1])["builds"]
+    return builds
+
+
 def row_text(name: str, r: dict[str, Any]) -> str:
     d = r["dashboard"]
     return (
         f"{name}: offered {r.get('rate', r['scenario']['rate'])}/s -> {r['arrivals_per_s']}/s, "
         f"dash p50/p95/p99 {d['p50_ms']}/{d['p95_ms']}/{d['p99_ms']} ms, "
         f"calls {r['calls_started']}, errors {r['error_count']}, "
-        f"server CPU {r['server']['cpu_percent']}%, "
-        f"load tester CPU {r.get('client', {}).get('cpu_percent')}% "
-        f"({r.get('why', '')})"
+        f"server CPU {r['server']['cpu_percent']}% ({r.get('server_cpu_ms_per_arrival')} ms per "
+        f"arrival), load tester CPU {r.get('client', {}).get('cpu_percent')}% "
+        f"(busiest process {r.get('client', {}).get('busiest_process_percent')}%)"
+        + (
+            f", waiting: {w['peak_connections']} connected, {w['kib_per_connection']} KiB each, "
+            f"loop lag max {w['loop_lag_max_ms']} ms"
+            if (w := r.get("while_waiting"))
+            else ""
+        )
+        + f" ({r.get('why', '')})"
     )
 
 
@@ -453,22 +514,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run under 30 s")
     parser.add_argument(
-        "--scenarios", default="hold,sustained,ramp", help="comma list: hold, sustained, ramp"
+        "--scenarios",
+        default="hold,sustained,ramp,signin",
+        help="comma list: hold, sustained, ramp, signin",
     )
     parser.add_argument("--reference", default=None, help="commit measured beside this tree")
     parser.add_argument("--areas", type=int, default=50)
-    parser.add_argument("--waiting", type=int, default=5000, help="hold: callers waiting")
+    parser.add_argument("--waiting", type=int, default=10_000, help="hold: callers waiting")
     parser.add_argument("--hold-rate", type=float, default=100.0, help="hold: arrivals/s")
-    parser.add_argument("--providers", type=int, default=4, help="hold: dashboards watching")
+    parser.add_argument("--providers", type=int, default=10, help="hold: dashboards watching")
+    parser.add_argument("--staff", type=int, default=100, help="signin: staff signing in at once")
     parser.add_argument(
         "--sustained-rate", type=float, default=200.0, help="sustained: arrivals/s offered"
     )
     parser.add_argument(
-        "--rates", default="25,50,100,150,200,300", help="ramp: arrivals/s, comma list"
+        "--rates", default="50,100,150,200,250", help="ramp: arrivals/s, comma list"
     )
-    parser.add_argument("--step-seconds", type=float, default=12.0)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--call-seconds", type=float, default=3.0)
-    parser.add_argument("--processes", type=int, default=2, help="load-tester processes")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="load-tester processes (0: as many as needed)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the server")
     parser.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -507,6 +573,10 @@ def main() -> int:
                 figures["ramp"] = steps
                 figures["capacity_arrivals_per_s"] = max(passed, default=0.0)
             results["builds"][build.name] = figures
+        if "signin" in scenarios:
+            for name, figures in signin(args).items():
+                results["builds"].setdefault(name, {})["signin"] = figures
+                print(f"{name} signin: {figures}", file=sys.stderr)
         results["load_average_end"] = os.getloadavg()
     print(json.dumps(results, separators=(",", ":")))
     return 0
