@@ -100,11 +100,14 @@ async def open_node(
     node_id: str | None = None,
     prefix: str = DEFAULT_PREFIX,
     placed: Callable[[str], bool] | None = None,
+    located: Callable[[str], str | None] | None = None,
 ) -> AsyncIterator[Node]:
     """Join the cluster at ``redis_url`` as ``node_id`` (random if not given) until the block ends.
 
     ``types`` are the messages that may cross; ``placed(address)`` says which addresses not hosted
-    here may be on another node (by default every one; the others fail as ActorNotFound at once).
+    here may be on another node (by default every one; the others fail as ActorNotFound at once);
+    ``located(address)`` names the node of an address that says where it lives (a connection's
+    ``conn/<node>-<n>``), which is then reached without a placement look-up.
     Raises ClusterUnavailable if Redis cannot be reached at the start, NodeIdTaken if another
     live process runs as ``node_id``.
     """
@@ -114,7 +117,7 @@ async def open_node(
         health = Health()
         membership = Membership(client, keys, health, node_id)
         placement = Placement(client, keys, health, node_id)
-        transport = RedisTransport(client, keys, health, node_id, types, placement, placed)
+        transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
         registry = Registry(transport, node=node_id)
         transport.bind(registry)
         await membership.join()

@@ -57,6 +57,8 @@ BATCH = 256
 READ_BLOCK_MS = 500
 #: Seconds an address's owner is remembered before it is looked up again.
 OWNER_CACHE_TTL = 1.0
+#: Owners remembered before the expired ones are dropped.
+OWNER_CACHE_SIZE = 10_000
 #: An inbox keeps about this many entries (approximate trimming), so a node that is gone for
 #: long cannot fill Redis' memory.
 INBOX_MAXLEN = 100_000
@@ -104,6 +106,7 @@ class RedisTransport:
         types: MessageTypes,
         placement: Placement,
         placed: Callable[[str], bool] | None = None,
+        located: Callable[[str], str | None] | None = None,
         outbox_size: int = OUTBOX_SIZE,
     ) -> None:
         self.client = client
@@ -114,6 +117,8 @@ class RedisTransport:
         self.placement = placement
         #: Which non-local addresses may live on another node (by default every one).
         self._placed = placed
+        #: The node an address names by itself (a connection's), routed without a look-up.
+        self._located = located
         self.registry: Registry | None = None
         self._outbox_size = outbox_size
         self._send, self._receive = trio.open_memory_channel[Outgoing](outbox_size)
@@ -133,6 +138,8 @@ class RedisTransport:
         if address.startswith("reply/"):
             node, sep, _ = address[6:].partition("/")
             return bool(sep) and node != self.node_id
+        if self._located is not None and (named := self._located(address)) is not None:
+            return named != self.node_id  # named here and not registered: gone
         return self._placed is None or self._placed(address)
 
     def deliver(self, address: str, envelope: Envelope) -> None:
@@ -205,8 +212,12 @@ class RedisTransport:
         """Each item with the node it goes to; items for an address nobody owns are answered here."""
         now = trio.current_time()
         unknown = []
+        if len(self._owners) > OWNER_CACHE_SIZE:  # forget the expired ones, keep memory bounded
+            self._owners = {a: known for a, known in self._owners.items() if known[1] >= now}
         for item in batch:
-            if item.kind == MESSAGE:
+            if item.kind == MESSAGE and (
+                self._located is None or self._located(item.address) is None
+            ):
                 cached = self._owners.get(item.address)
                 if cached is None or cached[1] < now:
                     unknown.append(item.address)
@@ -220,6 +231,9 @@ class RedisTransport:
         for item in batch:
             if item.kind == REPLY:
                 routed.append((item.address[6:].partition("/")[0], item))
+                continue
+            if self._located is not None and (node := self._located(item.address)) is not None:
+                routed.append((node, item))
                 continue
             known = self._owners.get(item.address)
             if known is None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 import trio
 
-from cluster import PlacementTaken, UnknownMessageType
-from runtime import ActorNotFound, AskTimeout, Refusal
+from cluster import PlacementTaken, UnknownMessageType, open_node
+from runtime import ActorNotFound, AskTimeout, Refusal, Supervisor
 from tests.cluster.echo import Deny, Hold, Note, Notes, Ping, Pong, Relay, echo_types
 from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
@@ -129,3 +129,30 @@ async def test_a_stopped_room_is_released_and_can_start_on_another_node(
         await b.node.host(b.supervisor, echo("room/moving", "b"))
         with trio.fail_after(5):
             assert (await a.node.registry.ref("room/moving").ask(Ping(1))).by == "b"
+
+
+def conn_node(address: str) -> str | None:
+    """``conn/<node>-<n>`` names its node; every other address is placed."""
+    if address.startswith("conn/"):
+        return address[5:].partition("-")[0]
+    return None
+
+
+async def test_an_address_that_names_its_node_is_reached_without_a_placement(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        open_node(redis_server.url, echo_types(), node_id="a", prefix="t", located=conn_node) as a,
+        open_node(redis_server.url, echo_types(), node_id="b", prefix="t", located=conn_node) as b,
+        trio.open_nursery() as nursery,
+    ):
+        supervisor = await nursery.start(Supervisor(b.registry, "root-b").run)
+        await supervisor.start_child(echo("conn/b-1", "b"))  # started, never placed
+        assert await b.placement.owner("conn/b-1") is None
+        with trio.fail_after(5):
+            assert await a.registry.ref("conn/b-1").ask(Ping(1)) == Pong(1, "b")
+            with pytest.raises(ActorNotFound):  # on b, but gone: b says so
+                await a.registry.ref("conn/b-2").ask(Ping(2))
+        with pytest.raises(ActorNotFound):  # named here and not here: refused at once
+            a.registry.ref("conn/a-9").tell(Ping(3))
+        nursery.cancel_scope.cancel(reason="test over")
