@@ -162,6 +162,20 @@ def report_rows(figures: ReportFigures) -> list[tuple[str, str]]:
             (f"{KIND_NAMES.get(kind, kind)} calls (organisation)", str(n))
             for kind, n in figures.calls_by_kind
         ),
+        *(
+            ()
+            if figures.group is None
+            else (
+                ("group sessions (organisation)", str(figures.group.sessions)),
+                ("group participants (organisation)", str(figures.group.participants)),
+                ("group session median (min)", minutes(figures.group.session_duration.median)),
+                ("group session longest (min)", minutes(figures.group.session_duration.longest)),
+                (
+                    "group participant time median (min)",
+                    minutes(figures.group.participant_duration.median),
+                ),
+            )
+        ),
     ]
 
 

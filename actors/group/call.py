@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from actors import addresses, refusals
-from actors.calls.core import Call, wire
+from actors.calls.core import CLOSE_CALL_ENDED, Call, wire
 from actors.calls.media import MediaPort
 from actors.calls.presence import ParticipantKind, Present
 from actors.calls.routing import call_id_for
@@ -231,7 +231,7 @@ class GroupCall(Call):
                 self.ref(conn).tell(
                     Push("room.state", {"state": "ended", "reason": reason, "room": self.room_id})
                 )
-                self.ref(conn).tell(CloseConnection(4001, "the session has ended"))
+                self.ref(conn).tell(CloseConnection(CLOSE_CALL_ENDED, "the session has ended"))
         for waiter in self.lobby:
             self.lobby.pop(waiter.member)
         self._tell_breakouts(GroupEnded(reason))
