@@ -826,3 +826,23 @@ async def test_switching_to_manual_without_assignments_keeps_everyone_where_they
     assert member in [p["id"] for p in moved["rooms"][1]["people"]]
     back = await rig.mod("assign", mode="manual", assignments={member: None})
     assert [p["id"] for p in back["unassigned"]] == [member]
+
+
+async def test_sixty_people_in_ten_rooms_of_six_each_in_their_own_call_only(rig: Rig) -> None:
+    view = await opened(rig, 60, 10)
+    assert sizes(view) == [6] * 10
+    look, _ = await rig.socket()
+    calls: dict[str, str] = {}  # member -> the room address whose call let them in
+    for room in view["rooms"]:
+        for person in room["people"]:
+            principal, _, _ = await rig.join_room(person["id"])
+            calls[person["id"]] = addresses.room(principal.room_id or "")
+            assert calls[person["id"]] == room["address"]
+    for room in view["rooms"]:
+        state = await rig.registry.ref(room["address"]).ask(
+            Inbound("room.enter", {}, MODERATOR, look)
+        )
+        inside = {p["member"] for p in state["participants"] if not p["moderator"]}
+        assert inside == {p["id"] for p in room["people"]}
+        await rig.registry.ref(room["address"]).ask(Inbound("room.leave", {}, MODERATOR, look))
+    assert len(set(calls.values())) == 10
