@@ -13,7 +13,7 @@ not exist. It is held for nobody (no grace, no hold) and ends when the desk clos
 ``call.end`` from inside is refused (the rooms close together, from the main call).
 
 The desk tells the room everything (:class:`SeatsChanged`, :class:`ModeratorsChanged`,
-:class:`IntoRoom`, :class:`CloseBreakout`); the room tells the desk who is in
+:class:`IntoRoom`, :class:`RoomRenamed`, :class:`CloseBreakout`); the room tells the desk who is in
 (:class:`RoomPeople`) and asks it when someone presses "ask for help" here (:class:`HelpAsked`).
 """
 
@@ -80,6 +80,13 @@ class IntoRoom:
     type: str
     body: dict[str, Any]
     ends_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRenamed:
+    """The moderator renamed this room while it runs: ``room.state`` shows the new name."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +339,15 @@ class BreakoutCall(Call):
         if msg.ends_at is not None:
             self.breakout.ends_at = msg.ends_at
         self.broadcast(Push(msg.type, msg.body))
+
+    @handles(RoomRenamed)
+    async def _renamed(self, msg: RoomRenamed) -> None:
+        if self.state is CallState.ENDED or msg.name == self.breakout.name:
+            return
+        self.breakout.name = msg.name
+        for person in self.presence:
+            with contextlib.suppress(ActorError):
+                self.ref(person.conn).tell(Push("room.state", self.state_view(person)))
 
     @handles(CloseBreakout)
     async def _close(self, msg: CloseBreakout) -> None:

@@ -42,6 +42,7 @@ from actors.group.breakout_call import (
     IntoRoom,
     ModeratorsChanged,
     RoomPeople,
+    RoomRenamed,
     SeatsChanged,
 )
 from actors.group.breakout_plan import CLOSING_COUNTDOWN, Mode, Phase, Plan
@@ -198,6 +199,10 @@ class BreakoutDesk(Actor):
     async def _rename(self, msg: BreakoutFrame) -> dict[str, Any]:
         body = msg.inbound.body
         plans.rename(self.plan, body.get("room"), body.get("name"))
+        room = self.plan.room(body.get("room"))
+        live = self.live.get(room.id)
+        if live is not None:
+            self._tell(addresses.room(live), RoomRenamed(room.name))
         await self._changed()
         return self.moderator_view()
 

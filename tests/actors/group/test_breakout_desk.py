@@ -846,3 +846,16 @@ async def test_sixty_people_in_ten_rooms_of_six_each_in_their_own_call_only(rig:
         assert inside == {p["id"] for p in room["people"]}
         await rig.registry.ref(room["address"]).ask(Inbound("room.leave", {}, MODERATOR, look))
     assert len(set(calls.values())) == 10
+
+
+async def test_renaming_a_running_room_shows_the_new_name_inside_it(rig: Rig) -> None:
+    view = await opened(rig, 2, 1)
+    room = view["rooms"][0]
+    _, _, got = await rig.join_room(room["people"][0]["id"])
+    renamed = await rig.mod("rename", room=room["id"], name="Stretching")
+    assert renamed["rooms"][0]["name"] == "Stretching"
+    with trio.fail_after(TIMEOUT):
+        state = await got.wait_for(
+            lambda e: isinstance(e, Push) and e.type == "room.state" and "name" in e.body
+        )
+    assert state.body["name"] == "Stretching" and state.body["kind"] == KIND
