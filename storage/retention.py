@@ -10,7 +10,10 @@ data stopped being needed (a caller's finish, a message's last attempt, a sessio
   staff notices (the bell, which names patients) older than the same days are deleted;
 * sent or failed outbox messages lose their recipient, subject and body (the link inside);
 * expired or revoked staff sessions are deleted;
-* used, revoked or expired room tokens are deleted (only hashes, but nothing needs them).
+* used, revoked or expired room tokens are deleted (only hashes, but nothing needs them), except
+  a group participant's, which their participant row (kept for the report) refers to;
+* the names and contacts of an ended group session's participants and registrations become ""
+  (issue 12), so the report keeps its counts and minutes.
 
 The audit log is not touched: it records who did what and never clinical detail
 (``storage.audit`` refuses credentials and the actions carry ids, not names), and an audit trail
@@ -64,6 +67,7 @@ class SweepResult:
     tokens_deleted: int = 0
     ondemand_anonymised: int = 0
     notices_deleted: int = 0
+    group_anonymised: int = 0
 
     @property
     def total(self) -> int:
@@ -75,6 +79,7 @@ class SweepResult:
             + self.tokens_deleted
             + self.ondemand_anonymised
             + self.notices_deleted
+            + self.group_anonymised
         )
 
 
@@ -83,7 +88,7 @@ def _cutoff(now: datetime, days: int) -> str:
 
 
 def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
-    callers = participants = outbox = sessions = tokens = ondemand = notices = 0
+    callers = participants = outbox = sessions = tokens = ondemand = notices = group = 0
     if policy.caller_days:
         cutoff = _cutoff(now, policy.caller_days)
         marks = ",".join("?" for _ in FINISHED)
@@ -111,6 +116,21 @@ def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
             (cutoff,),
         ).rowcount
         notices = execute(db, "DELETE FROM staff_notices WHERE created_at < ?", (cutoff,)).rowcount
+        ended = "SELECT id FROM group_sessions WHERE state = 'ended' AND ended_at < ?"
+        group = (
+            execute(
+                db,
+                f"""UPDATE group_participants SET name = '', contact = ''
+                    WHERE (name != '' OR contact != '') AND session_id IN ({ended})""",
+                (cutoff,),
+            ).rowcount
+            + execute(
+                db,
+                f"""UPDATE group_registrations SET name = '', contact = ''
+                    WHERE (name != '' OR contact != '') AND session_id IN ({ended})""",
+                (cutoff,),
+            ).rowcount
+        )
     if policy.outbox_days:
         outbox = execute(
             db,
@@ -131,10 +151,11 @@ def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
         tokens = execute(
             db,
             """DELETE FROM room_tokens
-               WHERE revoked_at < ? OR expires_at < ? OR (single_use = 1 AND used_at < ?)""",
+               WHERE (revoked_at < ? OR expires_at < ? OR (single_use = 1 AND used_at < ?))
+                 AND id NOT IN (SELECT token_id FROM group_participants)""",
             (cutoff, cutoff, cutoff),
         ).rowcount
-    return SweepResult(callers, participants, outbox, sessions, tokens, ondemand, notices)
+    return SweepResult(callers, participants, outbox, sessions, tokens, ondemand, notices, group)
 
 
 async def sweep(store: Store, policy: RetentionPolicy, now: datetime) -> SweepResult:

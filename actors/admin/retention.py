@@ -104,5 +104,6 @@ def _audit_details(policy: RetentionPolicy, result: SweepResult) -> dict[str, di
             "spent_links": result.tokens_deleted,
             "ondemand_requests": result.ondemand_anonymised,
             "staff_bell_items": result.notices_deleted,
+            "group_names": result.group_anonymised,
         },
     }

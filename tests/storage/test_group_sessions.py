@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 
 from storage import group_sessions as groups
-from storage import rooms, seed
+from storage import retention, rooms, seed
 from storage.db import Store
 from storage.errors import NotFoundError, TokenRejectedError
+from storage.retention import RetentionPolicy
 from storage.times import utcnow
 
 
@@ -173,3 +174,37 @@ async def test_a_session_takes_a_bounded_number_of_arrivals(
         await groups.arrive(store, session.link, "One more", max_arrivals=3)
     assert full.value.reason == "full"
     assert len(await groups.list_participants(store, session.id)) == 3
+
+
+async def test_the_retention_sweep_forgets_group_names_and_keeps_working(
+    store: Store, demo: seed.DemoInfo
+) -> None:
+    start = utcnow()
+    session = await _session(store, demo)
+    arrival = await groups.arrive(store, session.link, "Ann Smith", "ann@example.org", now=start)
+    await groups.end_session(store, session.id, "ended", now=start)  # revokes the tokens
+    later = await groups.create_session(
+        store,
+        unit_id=demo.unit_id,
+        title="Next",
+        starts_at=start,
+        capacity=5,
+        moderator_ids=(),
+        registrants=(("Cara Jones", "07700900000"),),
+    )
+    await groups.arrive(store, later.link, "Dan Brown", "", now=start)
+    policy = RetentionPolicy(caller_days=30, outbox_days=30, session_days=7)
+    swept = await retention.sweep(store, policy, start + timedelta(days=31))
+    assert swept.group_anonymised == 3  # Ann, and the ended session's two registrations
+    gone = await groups.get_participant(store, arrival.participant.id)
+    assert gone.name == "" and gone.contact == ""
+    assert [(r.name, r.contact) for r in await groups.list_registrations(store, session.id)] == [
+        ("", ""),
+        ("", ""),
+    ]
+    # The session that has not ended keeps its people's names.
+    kept = await groups.list_participants(store, later.id)
+    assert [p.name for p in kept] == ["Dan Brown"]
+    assert [r.name for r in await groups.list_registrations(store, later.id)] == ["Cara Jones"]
+    again = await retention.sweep(store, policy, start + timedelta(days=31))
+    assert again.group_anonymised == 0
