@@ -210,6 +210,19 @@ class ClaimInvite:
 
 
 @dataclass(frozen=True)
+class FindRoomPage:
+    """Asked of the room host by a staff page of one room (``/call/<id>``: kind ``caller``;
+    ``/consult/call/<id>``: ``consult_now``; ``/ondemand/session/<id>``: ``ondemand``): answers
+    None when the room is of that kind and of one of the staff member's organisations, else
+    refuses ``not_found``, the same for another organisation's room as for one that does not
+    exist, so no page shell is shown for either (issue 15). Entering stays the room's decision."""
+
+    principal: Principal
+    room_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class CheckInvite:
     """An invite link's landing page is opened: is it an open invitation into this room? Uses
     nothing; answers None, or refuses exactly as `ClaimInvite` would (one answer for every reason)."""

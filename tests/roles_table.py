@@ -509,14 +509,16 @@ PAGES: dict[tuple[str, str], Page] = {
     ("POST", "/c/<secret>"): Page(
         _row(R(404), R(404), R(404), R(404), R(404), R(404), R(404), R(404))
     ),
-    ("GET", "/call/<room_id>"): Page(_row(R(303), R(303), A, A, A, A, A, R(303))),
+    ("GET", "/call/<room_id>"): Page(_row(R(303), R(303), A, A, A, A, R(404), R(303))),
     ("POST", "/consult/<link_id>/cancel"): Page(
         _row(R(401), R(401), R(404), R(403), R(404), R(404), R(404), R(401))
     ),
     ("POST", "/consult/<link_id>/extend"): Page(
         _row(R(401), R(401), R(404), R(403), R(404), R(404), R(404), R(401))
     ),
-    ("GET", "/consult/call/<room_id>"): Page(_row(R(303), R(303), A, A, A, A, A, R(303))),
+    ("GET", "/consult/call/<room_id>"): Page(
+        _row(R(303), R(303), R(404), R(404), R(404), R(404), R(404), R(303))
+    ),
     ("GET", "/consult/new"): Page(_row(R(303), R(303), A, R(403), A, A, A, R(303))),
     ("POST", "/consult/new"): Page(_row(R(401), R(401), A, R(403), A, A, A, R(401))),
     ("GET", "/dashboard"): Page(_row(R(303), R(303), A, A, A, A, A, R(303))),
@@ -536,7 +538,9 @@ PAGES: dict[tuple[str, str], Page] = {
     ("GET", "/o/<org_id>/meet/wait"): Page(_row(A, A, A, A, A, A, A, A)),
     ("GET", "/ondemand"): Page(_row(R(303), R(303), A, R(403), A, A, A, R(303))),
     ("POST", "/ondemand/oncall"): Page(_row(R(401), R(401), A, R(403), A, A, A, R(401))),
-    ("GET", "/ondemand/session/<room_id>"): Page(_row(R(303), R(303), A, A, A, A, A, R(303))),
+    ("GET", "/ondemand/session/<room_id>"): Page(
+        _row(R(303), R(303), R(404), R(404), R(404), R(404), R(404), R(303))
+    ),
     ("GET", "/ondemand/settings"): Page(_row(R(303), R(303), R(403), R(403), A, A, A, R(303))),
     ("POST", "/ondemand/settings"): Page(_row(R(401), R(401), R(403), R(403), A, A, A, R(401))),
     ("GET", "/sign-in"): Page(_row(A, A, A, A, A, A, A, A)),
@@ -596,10 +600,14 @@ PAGE_NOTES = {
     ("GET", "/admin/meetings"): "administrators, their own organisation's rooms",
     ("GET", "/areas/<int:area_id>/share"): "providers of the area and its administrators; "
     "404 for others, like a missing area",
-    ("GET", "/call/<room_id>"): "a page shell for any member of staff: nothing of the call "
-    "is in it; `room.enter` decides who gets in",
-    ("GET", "/consult/call/<room_id>"): "as `/call/<room_id>`",
-    ("GET", "/ondemand/session/<room_id>"): "as `/call/<room_id>`",
+    ("GET", "/call/<room_id>"): "a page shell for staff of the call's organisation: nothing "
+    "of the call is in it; `room.enter` decides who gets in; another organisation's call is 404 "
+    "like a missing one",
+    ("GET", "/consult/call/<room_id>"): "as `/call/<room_id>`, for a Consult Now call: the walk "
+    "names a caller's room, so 404 for everyone alike (tests/web/test_other_org_ids.py opens "
+    "a real one)",
+    ("GET", "/ondemand/session/<room_id>"): "as `/consult/call/<room_id>`, for an on-demand "
+    "session",
     ("GET", "/consult/new"): "providers of a waiting area (the stranger: of their own)",
     ("POST", "/consult/<link_id>/cancel"): "the sender's own links: the walk names none that "
     "exists, so providers get 404 (someone else's link too); non-providers 403",

@@ -37,7 +37,7 @@ from actors.consult.messages import (
     OpenConsultLink,
     SendConsultLink,
 )
-from actors.messages import AreasFor, AreaSummary
+from actors.messages import AreasFor, AreaSummary, FindRoomPage
 from actors.principal import Principal
 from runtime import Refusal
 from web import console, i18n, security
@@ -232,9 +232,14 @@ async def cancel(link_id: str) -> tuple[str, int] | WerkzeugResponse:
 @blueprint.get("/consult/call/<room_id>")
 async def provider_call(room_id: str) -> str:
     """The provider's call page (the ring's link): the call itself admits only its provider."""
-    await security.require_staff()
+    principal = await security.require_staff()
+    missing = security.WebError(NOT_FOUND, N_("Page not found"), N_("No such link."))
     if not _SECRET.match(room_id):
-        raise security.WebError(NOT_FOUND, N_("Page not found"), N_("No such link."))
+        raise missing
+    try:  # another organisation's call gets the page of a call that does not exist (issue 15)
+        await security.ask(addresses.ROOMS, FindRoomPage(principal, room_id, "consult_now"))
+    except Refusal:
+        raise missing from None
     return await render_template("consult/staff_call.html", room_id=room_id)
 
 

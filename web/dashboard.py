@@ -15,10 +15,11 @@ import trio
 from quart import Blueprint, render_template
 
 from actors import addresses
-from actors.messages import AreasFor, AreaSummary
+from actors.messages import AreasFor, AreaSummary, FindRoomPage
 from actors.principal import Principal
 from actors.staff.directory import AreaSummary as GrantedArea
 from actors.staff.directory import ListMyAreas
+from runtime import Refusal
 from web import console, security
 
 blueprint = Blueprint("dashboard", __name__)
@@ -73,7 +74,12 @@ async def dashboard() -> str:
 
 @blueprint.get("/call/<room_id>")
 async def call(room_id: str) -> str:
-    await security.require_staff()
+    principal = await security.require_staff()
+    missing = security.WebError(404, "No such call", "This call does not exist.")
     if not _ROOM_ID.match(room_id):
-        raise security.WebError(404, "No such call", "This call does not exist.")
+        raise missing
+    try:  # another organisation's call gets the page of a call that does not exist (issue 15)
+        await security.ask(addresses.ROOMS, FindRoomPage(principal, room_id, "caller"))
+    except Refusal:
+        raise missing from None
     return await render_template("staff/call.html", room_id=room_id, role="staff")

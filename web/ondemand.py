@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from actors import addresses, refusals
 from actors.inbound import Inbound
+from actors.messages import FindRoomPage
 from actors.ondemand.messages import (
     DETAIL_EMAIL,
     DETAIL_NAME,
@@ -309,9 +310,14 @@ async def set_on_call() -> WerkzeugResponse:
 @blueprint.get("/ondemand/session/<room_id>")
 async def session_page(room_id: str) -> str:
     """The staff side of a claimed request; the room decides who may enter (room.enter)."""
-    await security.require_staff()
+    principal = await security.require_staff()
+    missing = security.WebError(404, "No such session", "This session does not exist.")
     if not _ROOM_ID.match(room_id):
-        raise security.WebError(404, "No such session", "This session does not exist.")
+        raise missing
+    try:  # another organisation's session gets the page of one that does not exist (issue 15)
+        await security.ask(addresses.ROOMS, FindRoomPage(principal, room_id, "ondemand"))
+    except Refusal:
+        raise missing from None
     return await render_template("ondemand/session.html", room_id=room_id, role="staff")
 
 

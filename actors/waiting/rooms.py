@@ -36,6 +36,7 @@ from actors.messages import (
     CheckInvite,
     ClaimInvite,
     EndRoom,
+    FindRoomPage,
     GuestPass,
     HoldCaller,
     HoldFromCall,
@@ -50,7 +51,9 @@ from runtime.address import Address
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from runtime.supervisor import ChildSpec, Restart, Supervisor
-from storage import audit, callers, calls
+from storage import areas as area_store
+from storage import audit, callers, calls, orgs, staff_views
+from storage import ondemand as ondemand_store
 from storage import rooms as room_store
 from storage.db import Store
 from storage.errors import NotFoundError, TokenRejectedError
@@ -90,6 +93,8 @@ _RECORD_KIND = {
 }
 #: Longest display name a guest may give themselves.
 MAX_NAME = invites.MAX_NAME
+#: `FindRoomPage` kind of an on-demand session's page (its room is not in the rooms table).
+ONDEMAND_PAGE: Final = "ondemand"
 _Args = TypeVarTuple("_Args")
 
 
@@ -520,6 +525,35 @@ class RoomHost(Actor):
         self.supervisor = supervisor
         self.media = media
         self.grace = grace
+
+    @handles(FindRoomPage)
+    async def _find_page(self, message: FindRoomPage) -> None:
+        self._answer_aside(self._page_allowed, message)
+
+    async def _page_allowed(self, message: FindRoomPage) -> None:
+        """See `FindRoomPage`: one ``not_found`` for a room that does not exist, is of another
+        kind, or belongs to an organisation the staff member has no role in."""
+        principal = message.principal
+        org_id = await self._org_of(message.kind, message.room_id)
+        if (
+            org_id is None
+            or not principal.is_staff
+            or principal.user_id is None
+            or org_id not in await staff_views.orgs_of_user(self.store, int(principal.user_id))
+        ):
+            raise Refusal(refusals.NOT_FOUND, "there is no such call")
+
+    async def _org_of(self, kind: str, room_id: str) -> int | None:
+        try:
+            if kind == ONDEMAND_PAGE:
+                return (await ondemand_store.by_room(self.store, room_id)).org_id
+            room = await room_store.get_room(self.store, room_id)
+            if room.kind != kind or room.area_id is None:
+                return None
+            area = await area_store.get_area(self.store, room.area_id)
+            return (await orgs.get_unit(self.store, area.unit_id)).org_id
+        except NotFoundError:
+            return None
 
     @handles(OpenRoom)
     async def _open_one(self, message: OpenRoom) -> None:
