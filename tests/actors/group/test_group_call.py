@@ -750,3 +750,32 @@ async def test_share_link_sends_the_sessions_link_through_the_outbox(
     (entry,) = [e for e in await audit.list_entries(world.store) if e.action == "group.link_sent"]
     assert entry.details == {"channel": "sms", "to": "•••123"}
     assert detail.link not in str(entry.details)
+
+
+async def test_two_tabs_wait_as_one_person_and_leaving_the_waiting_area_takes_them_off_the_list(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail = await world.create()
+    ann = await waiting(world, detail, "Ann")
+    conn, pushes = await world.socket()
+    ann_tab = Person(ann.principal, conn, pushes, ann.member)
+    assert (await world.send(detail, ann_tab, "room.enter"))["state"] == "waiting"
+    bob = await waiting(world, detail, "Bob")
+    # The moderator comes later and finds them waiting, each person once.
+    moderator = await world.staff_socket(world.moderator)
+    view = await world.send(detail, moderator, "room.enter")
+    assert [w["id"] for w in view["lobby"]] == [ann.member, bob.member]
+    assert await world.send(detail, bob, "room.leave") == {}
+    assert [w["id"] for w in moderator.last("group.lobby").body["waiting"]] == [ann.member]
+    await world.send(detail, moderator, "group.admit", {"ids": [ann.member]})
+    assert ann.last("room.state").body["state"] == "in_call"
+    assert ann_tab.last("room.state").body["state"] == "in_call"
+    assert moderator.last("group.lobby").body["admitted"] == 1
+    people = [p["member"] for p in moderator.last("room.participants").body["participants"]]
+    assert people.count(ann.member) == 2  # two tabs, one person: one place of the capacity
+    await world.send(detail, moderator, "group.spotlight", {"id": ann.member})
+    assert len(moderator.last("group.spotlight").body["peers"]) == 2
+    await world.send(detail, ann, "room.leave")
+    assert moderator.last("group.spotlight").body["id"] == ann.member  # one tab still in
+    await world.send(detail, ann_tab, "room.leave")
+    assert moderator.last("group.spotlight").body == {"id": None, "peers": []}
