@@ -10,6 +10,7 @@ transport and what it needs, on Redis (or Valkey) through coredis:
   released on stop, taken over when its owner stops refreshing;
 * ``codec``: the typed messages that may cross, as msgpack; anything else is refused;
 * ``transport``: tells, asks and replies across nodes through one Redis stream per node;
+* ``rescue``: what was left in a dead node's stream goes to the addresses' new owners;
 * ``node``: one node's pieces opened and closed together.
 
 It stands on ``runtime`` only (a contract in pyproject.toml): what crosses is registered by the

@@ -2,7 +2,8 @@
 
 ``open_node`` enters the coredis client once in the calling (parent) task, joins the cluster,
 builds the :class:`~runtime.registry.Registry` whose remote transport is this node's, and runs the
-background tasks (liveness, placement refresh, outbox, inbox) in its own nursery until the block
+background tasks (liveness, placement refresh, outbox, inbox, the rescue of dead nodes'
+inboxes) in its own nursery until the block
 ends; then it releases what it owns and leaves, so the other nodes need not wait for a TTL.
 
 Hosting an actor is ``await node.host(supervisor, spec)``: the address is claimed first (exactly
@@ -28,6 +29,7 @@ from cluster.connection import Client, ClusterUnavailable, Health, open_client
 from cluster.keys import DEFAULT_PREFIX, Keys
 from cluster.membership import Membership
 from cluster.placement import Placement
+from cluster.rescue import Rescue
 from cluster.transport import RedisTransport
 from runtime.registry import Registry
 from runtime.supervisor import ChildSpec, Supervisor
@@ -50,6 +52,7 @@ class Node:
     placement: Placement
     transport: RedisTransport
     registry: Registry
+    rescue: Rescue
     #: Supervisor hosting each address this node claimed through ``host``, to stop a lost one.
     _hosts: dict[str, Supervisor]
 
@@ -122,7 +125,10 @@ async def open_node(
         transport.bind(registry)
         await membership.join()
         await transport.ensure_inbox()
-        node = Node(node_id, client, keys, health, membership, placement, transport, registry, {})
+        rescue = Rescue(client, keys, health, membership, placement, transport)
+        node = Node(
+            node_id, client, keys, health, membership, placement, transport, registry, rescue, {}
+        )
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(membership.keep_alive, name=f"node {node_id} liveness")
@@ -131,6 +137,7 @@ async def open_node(
                 )
                 nursery.start_soon(transport.send_loop, name=f"node {node_id} outbox")
                 nursery.start_soon(transport.receive_loop, name=f"node {node_id} inbox")
+                nursery.start_soon(rescue.keep, name=f"node {node_id} rescue")
                 yield node
                 nursery.cancel_scope.cancel(reason=f"node {node_id} leaves")
         finally:

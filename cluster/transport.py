@@ -78,6 +78,9 @@ class Outgoing:
     body: bytes
     reply_to: str | None = None
     hops: int = 0
+    #: ``<node>:<entry id>`` of an entry rescued from a dead node's inbox: its identity, so a
+    #: second rescue of the same entry is recognised and not queued twice.
+    origin: bytes | None = None
 
 
 @dataclass
@@ -245,6 +248,10 @@ class RedisTransport:
                 routed.append((known[0], item))
         return routed
 
+    async def append(self, routed: list[tuple[str, Outgoing]]) -> None:
+        """Append entries to the given nodes' inboxes in one pipeline (the rescue uses it too)."""
+        await self._append(routed)
+
     async def _append(self, routed: list[tuple[str, Outgoing]]) -> None:
         async def pipeline() -> None:
             async with self.client.pipeline(transaction=False) as pipe:
@@ -258,6 +265,8 @@ class RedisTransport:
                         fields[b"r"] = item.reply_to.encode()
                     if item.hops:
                         fields[b"h"] = str(item.hops).encode()
+                    if item.origin is not None:
+                        fields[b"o"] = item.origin
                     pipe.xadd(
                         self.keys.inbox(node),
                         fields,  # type: ignore[arg-type]
@@ -327,9 +336,10 @@ class RedisTransport:
 
     def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         """Hand one entry to the local registry; errors go back to the asker. Never raises."""
-        if entry_id in self._seen:
-            return  # queued before, its ack was lost
-        self._remember(entry_id)
+        identity = fields.get(b"o") or entry_id
+        if identity in self._seen:
+            return  # queued before: its ack was lost, or it was rescued twice
+        self._remember(identity)
         self.counts.received += 1
         kind = fields.get(b"k")
         address = fields.get(b"a", b"").decode()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import trio
 
-from tests.cluster.echo import Ping, Pong, Relay
+from tests.cluster.echo import Note, Notes, Ping, Pong, Relay
 from tests.cluster.nodes import echo, running
 from tests.cluster.servers import NodeProcess, RedisServer
 
@@ -87,3 +87,33 @@ async def test_kill_9_of_a_room_s_node_its_room_is_taken_over_after_the_ttl(
         await a.node.host(a.supervisor, echo("room/r", "a"))
         with trio.fail_after(5):
             assert (await ref.ask(Ping(2))).by == "a"
+
+
+async def test_what_was_sent_to_a_killed_node_reaches_its_room_where_the_room_starts_again(
+    redis_server: RedisServer, processes: list[NodeProcess]
+) -> None:
+    b = NodeProcess(redis_server.url, "b", "--host", "room/r")
+    processes.append(b)
+    assert b.read() == {"ready": "b"}
+    async with running(redis_server.url, "a") as a, trio.open_nursery() as nursery:
+        ref = a.node.registry.ref("room/r")
+        with trio.fail_after(5):
+            assert (await ref.ask(Ping(1))).by == "b"  # a now knows b owns it
+        b.kill()
+        ref.tell(Note("sent after the kill"))  # both land in the dead node's inbox
+        answers: list[Pong] = []
+
+        async def ask_across_the_takeover() -> None:
+            answers.append(await ref.ask(Ping(2), timeout=12))
+
+        nursery.start_soon(ask_across_the_takeover)
+        with trio.fail_after(8):
+            while await a.node.placement.claim("room/r") != "a":  # noqa: ASYNC110 (Redis' state)
+                await trio.sleep(0.1)
+        await a.node.host(a.supervisor, echo("room/r", "a"))  # the room starts again on a
+        with trio.fail_after(5):
+            while not answers:  # noqa: ASYNC110 (the rescue sweeps every second)
+                await trio.sleep(0.05)
+        assert answers == [Pong(2, "a")]
+        assert await ref.ask(Notes()) == ("sent after the kill",)  # in order, once
+        assert a.node.rescue.rescued == 2

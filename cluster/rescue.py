@@ -1,0 +1,174 @@
+"""Entries left in a dead node's inbox reach the addresses' new owners instead of waiting forever.
+
+A node killed with entries in its inbox (sent to it in the seconds before the others learned it
+was gone, or read but not yet acknowledged) would keep them until a process with the same id
+started again. Every live node sweeps the inboxes of nodes whose liveness key is gone, reading
+them through the same consumer group under its own name, so two rescuers never take the same entry
+(``XREADGROUP`` for entries never delivered, ``XAUTOCLAIM`` for those the dead node or a dead
+rescuer had taken but not acknowledged):
+
+* a message goes to the node that owns its address now; while nobody owns it (the room is not
+  started again yet) the entry stays with the rescuer and is looked at again on the next sweep, up
+  to ``HOLD_FOR`` seconds after it was sent, after which its asker is told ``ActorNotFound``;
+* a reply goes to the asker's node if that node is alive, and is dropped otherwise.
+
+A rescued entry is appended to its new inbox before it is acknowledged in the dead one, and
+carries its identity (``<dead node>:<entry id>``): a rescuer that dies between the two lets another
+rescue it again, and the receiving node recognises the copy and does not queue it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from cluster.connection import Client, ClusterUnavailable, Health, call
+from cluster.keys import INBOX_GROUP, Keys
+from cluster.membership import Membership
+from cluster.placement import Placement
+from cluster.transport import BATCH, MESSAGE, REPLY, Outgoing, RedisTransport
+from runtime.errors import ActorNotFound
+from runtime.kernel import Failure
+
+if TYPE_CHECKING:
+    from coredis.response.types import StreamEntry
+
+log = logging.getLogger(__name__)
+
+#: Seconds between sweeps.
+SWEEP_EVERY = 1.0
+#: Seconds a message waits in a dead inbox for its address to have an owner again.
+HOLD_FOR = 30.0
+#: An entry taken by a rescuer and not acknowledged for this long may be taken by another (the
+#: first rescuer died); longer than a sweep, so live rescuers do not take each other's entries.
+CLAIM_IDLE_MS = int(4 * SWEEP_EVERY * 1000)
+
+
+class Rescue:
+    """Sweeps dead nodes' inboxes for this node (a background task, :meth:`keep`)."""
+
+    def __init__(
+        self,
+        client: Client,
+        keys: Keys,
+        health: Health,
+        membership: Membership,
+        placement: Placement,
+        transport: RedisTransport,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.health = health
+        self.membership = membership
+        self.placement = placement
+        self.transport = transport
+        self.node_id = membership.node_id
+        #: Entries rescued so far (forwarded, handed over here, or answered as not found).
+        self.rescued = 0
+        #: One sweep at a time (the loop's and a caller's would read the same held entries).
+        self._sweeping = trio.Lock()
+
+    async def keep(self) -> None:
+        while True:
+            await trio.sleep(SWEEP_EVERY)
+            try:
+                await self.sweep()
+            except ClusterUnavailable as exc:
+                log.warning("dead inboxes not swept by %s: %s", self.node_id, exc)
+
+    async def dead_inboxes(self) -> list[str]:
+        """Ids of nodes that have an inbox and no liveness key (this node's own never counts)."""
+        live = set(await self.membership.live_nodes())
+        prefix = self.keys.inbox("")
+        found: set[str] = set()
+        cursor = 0
+        with trio.fail_after(5):
+            while True:
+                cursor, keys = await call(
+                    self.health,
+                    "list inboxes",
+                    self.client.scan(cursor, match=prefix + "*", count=100, type_="stream"),
+                )
+                found.update(key.decode().removeprefix(prefix) for key in keys)
+                if cursor == 0:
+                    break
+        return sorted(found - live - {self.node_id})
+
+    async def sweep(self) -> int:
+        """One pass over every dead inbox; the number of entries rescued."""
+        async with self._sweeping:
+            before = self.rescued
+            for dead in await self.dead_inboxes():
+                await self._drain(dead)
+            return self.rescued - before
+
+    async def _drain(self, dead: str) -> None:
+        inbox = self.keys.inbox(dead)
+        # Entries the dead node (or a dead rescuer) had taken: to this rescuer, then read below.
+        await call(
+            self.health,
+            "claim dead entries",
+            self.client.xautoclaim(
+                inbox, INBOX_GROUP, self.node_id, CLAIM_IDLE_MS, "0-0", count=BATCH
+            ),
+        )
+        for start in ("0", ">"):  # what this rescuer holds, then what nobody read yet
+            response = await call(
+                self.health,
+                "read dead inbox",
+                self.client.xreadgroup(INBOX_GROUP, self.node_id, {inbox: start}, count=BATCH),
+            )
+            entries = (response or {}).get(inbox.encode(), ())
+            if entries:
+                await self._rescue(dead, inbox, entries)
+
+    async def _rescue(self, dead: str, inbox: str, entries: tuple[StreamEntry, ...]) -> None:
+        now_ms = time.time() * 1000
+        fields_of = {e.identifier: e.field_values for e in entries}
+        addresses = sorted(
+            {f[b"a"].decode() for f in fields_of.values() if f.get(b"k") == MESSAGE and b"a" in f}  # type: ignore[union-attr, call-overload]
+        )
+        owners = await self.placement.owners(addresses)
+        live = set(await self.membership.live_nodes())
+        forward: list[tuple[str, Outgoing]] = []
+        done: list[bytes] = []
+        for entry_id, raw in fields_of.items():
+            fields: dict[bytes, bytes] = dict(raw)  # type: ignore[arg-type]
+            ident = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
+            address = fields.get(b"a", b"").decode()
+            reply_to = fields[b"r"].decode() if b"r" in fields else None
+            origin = fields.get(b"o") or f"{dead}:{ident.decode()}".encode()
+            item = Outgoing(
+                fields.get(b"k", b""), address, fields.get(b"b", b""), reply_to, 0, origin
+            )
+            if item.kind == REPLY:
+                node = address[6:].partition("/")[0]
+                if node in live:
+                    forward.append((node, item))
+                done.append(ident)
+                continue
+            owner = owners.get(address)
+            if owner is not None and owner in live:
+                forward.append((owner, item))
+                done.append(ident)
+            elif now_ms - _sent_ms(ident) > HOLD_FOR * 1000 or item.kind != MESSAGE:
+                if reply_to is not None and self.transport.registry is not None:
+                    self.transport.registry.reply(reply_to, Failure(ActorNotFound(address)))
+                done.append(ident)
+            # else: nobody owns it yet; it stays with this rescuer until the next sweep
+        if forward:
+            await self.transport.append(forward)
+        if done:
+            await call(
+                self.health, "acknowledge rescued", self.client.xack(inbox, INBOX_GROUP, done)
+            )
+            self.rescued += len(done)
+            log.info("rescued %d entries from the inbox of dead node %s", len(done), dead)
+
+
+def _sent_ms(entry_id: bytes) -> float:
+    """When an entry was appended: the milliseconds part of its stream id."""
+    return float(entry_id.partition(b"-")[0] or 0)

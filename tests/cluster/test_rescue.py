@@ -1,0 +1,87 @@
+"""The rescue of a dead node's inbox, entry by entry: forwarded to the new owner once, held while
+nobody owns the address, answered as not found when held too long, replies to dead askers dropped."""
+
+from __future__ import annotations
+
+import time
+
+import trio
+from coredis.response.types import StreamPending
+
+from cluster.connection import Client
+from cluster.keys import INBOX_GROUP
+from cluster.rescue import HOLD_FOR
+from cluster.transport import MESSAGE
+from runtime import ActorNotFound
+from tests.cluster.echo import Note, Notes, echo_types
+from tests.cluster.nodes import echo, running
+from tests.cluster.servers import RedisServer
+
+GHOST = "ghost"  # a node that had an inbox and has no liveness key: dead
+
+
+async def held(client: Client, inbox: str) -> int:
+    """Entries of ``inbox`` taken by a consumer and not acknowledged."""
+    summary = await client.xpending(inbox, INBOX_GROUP)
+    assert isinstance(summary, StreamPending)
+    return summary.pending
+
+
+async def test_entries_of_a_dead_inbox_are_forwarded_once_held_or_refused(
+    redis_server: RedisServer,
+) -> None:
+    types = echo_types()
+    async with running(redis_server.url, "a") as a:
+        client, keys = a.node.client, a.node.keys
+        inbox = keys.inbox(GHOST)
+        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+        old = int((time.time() - HOLD_FOR - 5) * 1000)
+
+        # Sent long ago to an address nobody hosts, by an asker on a: refused as not found.
+        reply_to, slot = a.node.registry.open_reply()
+        await client.xadd(
+            inbox,
+            {
+                b"k": MESSAGE,
+                b"a": b"room/gone",
+                b"b": types.encode(Note("x")),
+                b"r": reply_to.encode(),
+            },
+            identifier=f"{old}-0",
+        )
+        # The same entry twice (a rescuer died after forwarding it once): queued once.
+        for _ in range(2):
+            await client.xadd(
+                inbox,
+                {
+                    b"k": MESSAGE,
+                    b"a": b"room/here",
+                    b"b": types.encode(Note("once")),
+                    b"o": b"x:1-1",
+                },
+            )
+        # A reply for an asker on a node that is dead too: dropped.
+        await client.xadd(inbox, {b"k": b"r", b"a": b"reply/other/1", b"b": types.encode(None)})
+        # For an address nobody owns yet, sent just now: held for a later sweep.
+        await client.xadd(
+            inbox, {b"k": MESSAGE, b"a": b"room/later", b"b": types.encode(Note("later"))}
+        )
+
+        await a.node.host(a.supervisor, echo("room/here", "a"))
+        with trio.fail_after(5):
+            await a.node.rescue.sweep()
+            try:
+                await slot.wait("room/gone", 2)
+                raise AssertionError("the held-too-long ask was answered with a value")
+            except ActorNotFound:
+                pass
+            assert await a.node.registry.ref("room/here").ask(Notes()) == ("once",)
+            assert a.node.rescue.rescued == 4
+            assert await held(client, inbox) == 1  # room/later, held by a
+
+            await a.node.host(a.supervisor, echo("room/later", "a"))
+            await a.node.rescue.sweep()
+            while await a.node.registry.ref("room/later").ask(Notes()) != ("later",):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            assert await held(client, inbox) == 0
+        assert await a.node.rescue.dead_inboxes() == [GHOST]  # swept, kept for a returning ghost
