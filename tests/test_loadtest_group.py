@@ -1,0 +1,100 @@
+"""The group scenario of the load tester (issue 12) through the real server, at a small size.
+
+Eight simulated participants arrive by the session's link, are admitted all at once, go into
+three breakout rooms of three (3, 3, 2) with a second websocket and a media peer each, and come
+back: every figure ``bench/group.py`` reports at 60 is measured here, everyone reached the room
+the moderator's view assigned and came back with media, and nothing failed.
+
+The server is the whole of ``run_server`` in this process with its media worker inside. The
+product's closing countdown is 60 s and has no setting; so that the test takes seconds, boot's
+breakout factory is given the short countdown the desk's constructor takes (its actor tests do the
+same on the virtual clock). The scenario itself reads the countdown from the close's answer and
+times "back" from its end, so it measures the same thing either way.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+import actors.boot
+from actors.group.breakouts import breakout_factory
+from tests.conftest import DEMO_PASSWORD, RunningServer
+from waitroom.loadtest.clip import SimulcastClip, make_simulcast_clip
+from waitroom.loadtest.group import GroupScenario, run, summarise, table
+from waitroom.server import ServerConfig, ServerInfo, run_server
+
+PARTICIPANTS = 8
+ROOM_SIZE = 3
+COUNTDOWN = 1.0
+
+
+@pytest.fixture(scope="module")
+def clip() -> SimulcastClip:
+    return make_simulcast_clip(0.5)
+
+
+@pytest.fixture
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
+    monkeypatch.setattr(
+        actors.boot, "breakout_factory", functools.partial(breakout_factory, countdown=COUNTDOWN)
+    )
+    db_path = tmp_path / "waitroom.sqlite3"
+    config = ServerConfig(port=0, media_udp_port=0, db_path=db_path, demo_password=DEMO_PASSWORD)
+    async with trio.open_nursery() as nursery:
+        info: ServerInfo = await nursery.start(
+            functools.partial(run_server, config, handle_signals=False)
+        )
+        assert info.demo is not None
+        yield RunningServer(info.url, info.registry, info.demo, db_path, info)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_small_group_session_with_breakouts_is_measured_end_to_end(
+    server: RunningServer, clip: SimulcastClip
+) -> None:
+    spec = GroupScenario(
+        base_url=server.base_url,
+        username=server.demo.provider_username,
+        password=DEMO_PASSWORD,
+        participants=PARTICIPANTS,
+        arrival_seconds=1.0,
+        room_size=ROOM_SIZE,
+        main_seconds=0.5,
+        room_seconds=0.5,
+        phase_timeout=20.0,
+    )
+    raw = await run(spec, clip=clip)
+    figures = summarise(raw)
+    shown = table(figures)
+    print(shown)  # the figures, with pytest -s
+    assert figures["errors"] == {}, shown
+    assert figures["arrived"] == PARTICIPANTS, shown
+    for name in (
+        "lobby_update",
+        "lobby_update_from_enter",
+        "admission_to_media",
+        "breakout_moved",
+        "breakout_open",
+        "breakout_back_event",
+        "breakout_close",
+    ):
+        stats = figures[name]
+        assert stats["count"] == PARTICIPANTS, (name, shown)
+        assert stats["p50_ms"] is not None and stats["p99_ms"] is not None, (name, shown)
+        assert 0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"], (name, shown)
+    assert figures["rooms"] == 3
+    assert sorted(Counter(raw["assignment"].values()).values()) == [2, 3, 3], raw["assignment"]
+    assert figures["in_the_assigned_room"] == PARTICIPANTS, shown
+    assert figures["moderator_sees_all_present_ms"] is not None, shown
+    assert figures["countdown_seconds"] is not None
+    assert 0 < figures["countdown_seconds"] <= COUNTDOWN + 0.5, shown
+    # Three media connections each: the main call, their room, the main call again.
+    assert figures["media_connections"] == 3 * PARTICIPANTS, shown
+    assert figures["media_received"] > 0 and figures["srtp_errors"] == 0, shown
+    assert "group session: 8 participants, 3 rooms of 3" in shown
