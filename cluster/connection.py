@@ -49,7 +49,8 @@ class ClusterUnavailable(ActorError):
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,  # ConnectionError, TimeoutError
     coredis.exceptions.ConnectionError,
-    coredis.exceptions.BusyLoadingError,
+    coredis.exceptions.BusyLoadingError,  # restarting: loading its data
+    coredis.exceptions.ReadOnlyError,  # a replica that is not (yet) the primary
     trio.TooSlowError,
     trio.BrokenResourceError,
     trio.ClosedResourceError,

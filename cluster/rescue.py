@@ -19,10 +19,12 @@ rescue it again, and the receiving node recognises the copy and does not queue i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
 
+import coredis.exceptions
 import trio
 
 from cluster.connection import Client, ClusterUnavailable, Health, call
@@ -106,6 +108,19 @@ class Rescue:
             return self.rescued - before
 
     async def _drain(self, dead: str) -> None:
+        try:
+            await self._drain_group(dead)
+        except coredis.exceptions.StreamConsumerGroupError:
+            # NOGROUP: entries were appended after Redis lost the group (restarted without its
+            # data) and nobody read them; read them from the start next sweep.
+            with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+                await call(
+                    self.health,
+                    "make dead inbox group",
+                    self.client.xgroup_create(self.keys.inbox(dead), INBOX_GROUP, identifier="0"),
+                )
+
+    async def _drain_group(self, dead: str) -> None:
         inbox = self.keys.inbox(dead)
         # Entries the dead node (or a dead rescuer) had taken: to this rescuer, then read below.
         await call(

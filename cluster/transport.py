@@ -333,6 +333,11 @@ class RedisTransport:
                 log.warning("inbox of %s not read: %s", self.node_id, exc)
                 pending_first = True
                 await trio.sleep(0.2)
+            except coredis.exceptions.StreamConsumerGroupError as exc:
+                # NOGROUP: Redis came back without its data; the group is made again (from the
+                # stream's start: whatever was appended since is read).
+                log.warning("inbox of %s lost its group (%s): making it again", self.node_id, exc)
+                pending_first = True
 
     def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         """Hand one entry to the local registry; errors go back to the asker. Never raises."""

@@ -49,12 +49,16 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = directory / "redis.log"
-        self.process = subprocess.Popen(
+        self.process = self._start()
+        self._wait_ready()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 redis_binary(),
                 "--bind", "127.0.0.1",
                 "--port", str(self.port),
-                "--dir", str(directory),
+                "--dir", str(self.directory),
                 "--save", "",
                 "--appendonly", "no",
                 "--logfile", str(self.log),
@@ -64,7 +68,6 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -88,6 +91,12 @@ class RedisServer:
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, without its data (no persistence)."""
+        self.stop()
+        self.process = self._start()
+        self._wait_ready()
 
     def stop(self) -> None:
         if self.process.poll() is None:

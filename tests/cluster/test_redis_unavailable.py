@@ -8,6 +8,7 @@ import trio
 
 from cluster import ClusterUnavailable
 from cluster.connection import Health
+from runtime import ActorNotFound, AskTimeout
 from tests.cluster.echo import Note, Notes, Ping, Pong
 from tests.cluster.nodes import echo, running
 from tests.cluster.servers import RedisServer
@@ -87,3 +88,32 @@ async def test_a_node_that_starts_while_redis_is_paused_fails_with_a_clear_error
     with trio.fail_after(5):
         async with running(redis_server.url, "late") as late:
             assert await late.node.live_nodes() == ["late"]
+
+
+async def test_redis_restarted_without_its_data_the_nodes_set_again_what_they_hold(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/local", "a"))
+        await b.node.host(b.supervisor, echo("room/far", "b"))
+        far = a.node.registry.ref("room/far")
+        with trio.fail_after(5):
+            assert await far.ask(Ping(0)) == Pong(0, "b")
+        redis_server.restart()  # every key, stream and group is gone
+        restarted_at = trio.current_time()
+        with trio.fail_after(8):
+            while True:
+                try:
+                    assert await far.ask(Ping(1), timeout=0.5) == Pong(1, "b")
+                    break
+                except (ClusterUnavailable, AskTimeout, ActorNotFound):
+                    await trio.sleep(0.1)
+            while await a.node.placement.owners(["room/far", "room/local"]) != {  # noqa: ASYNC110
+                "room/far": "b",
+                "room/local": "a",
+            }:
+                await trio.sleep(0.1)
+            assert await a.node.live_nodes() == ["a", "b"]
+        print(f"crossing again {trio.current_time() - restarted_at:.2f} s after the restart")
+        with trio.fail_after(5):
+            assert await b.node.registry.ref("room/local").ask(Ping(2)) == Pong(2, "a")
