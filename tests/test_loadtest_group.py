@@ -25,8 +25,9 @@ import trio
 import actors.boot
 from actors.group.breakouts import breakout_factory
 from tests.conftest import DEMO_PASSWORD, RunningServer
+from tests.test_loadtest_cli import loadtest, one_clear_line
 from waitroom.loadtest.clip import SimulcastClip, make_simulcast_clip
-from waitroom.loadtest.group import GroupScenario, run, summarise, table
+from waitroom.loadtest.group import GroupLoadtestError, GroupScenario, run, summarise, table
 from waitroom.server import ServerConfig, ServerInfo, run_server
 
 PARTICIPANTS = 8
@@ -98,3 +99,25 @@ async def test_a_small_group_session_with_breakouts_is_measured_end_to_end(
     assert figures["media_connections"] == 3 * PARTICIPANTS, shown
     assert figures["media_received"] > 0 and figures["srtp_errors"] == 0, shown
     assert "group session: 8 participants, 3 rooms of 3" in shown
+
+
+async def test_the_group_scenario_refuses_in_one_line(server: RunningServer) -> None:
+    group = (server.base_url, "--scenario", "group")
+    status, stderr = await loadtest(*group, "--password", "wrong", "--participants", "2")
+    assert status == 2
+    assert "refused" in one_clear_line(stderr)
+
+
+def test_the_group_scenario_is_bounded() -> None:
+    base = {"base_url": "http://127.0.0.1:1", "username": "provider", "password": "x"}
+    for bad, words in (
+        ({"participants": 61}, "--participants must be 1..60"),
+        ({"participants": 0}, "--participants must be 1..60"),
+        ({"room_size": 1}, "--room-size must be 2..60"),
+        ({"arrival_seconds": 601.0}, "--arrival-seconds must be 0..600"),
+        ({"room_seconds": -1.0}, "--room-seconds must be 0..300"),
+        ({"processes": 9}, "--processes must be 1..8"),
+    ):
+        with pytest.raises(GroupLoadtestError, match=words):
+            GroupScenario(**base, **bad).validate()  # type: ignore[arg-type]
+    assert GroupScenario(**base).hard_limit < 600  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from waitroom.loadtest import report, scenario
+from waitroom.loadtest import group, report, scenario
 from waitroom.loadtest.scenario import Scenario
 
 QUICK = {"callers": 20, "rate": 4.0, "duration": 8.0, "providers": 2, "call_seconds": 1.0}
@@ -49,6 +49,14 @@ CONNECTIONS_PER_PROCESS = 2500
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="server base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--scenario",
+        choices=("clinic", "group"),
+        default="clinic",
+        help="clinic: callers and providers (default); group: one group consultation with "
+        "breakout rooms (issue 12, waitroom/loadtest/group.py)",
+    )
+    group.add_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a small run under 30 s")
     parser.add_argument("--areas", type=int, default=2, help="waiting areas used (%(default)s)")
     parser.add_argument("--callers", type=int, default=200, help="arrivals at most (%(default)s)")
@@ -198,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
             "loadtest: the target is not a loopback address; pass --allow-remote", file=sys.stderr
         )
         return 2
+    if args.scenario == "group":
+        return group.run_cli(args)
     spec = scenario_from_args(args)
     if args.processes <= 0:
         args.processes = auto_processes(spec)
