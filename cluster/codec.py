@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from types import ModuleType
 from typing import Any
 
 import msgpack
@@ -74,7 +75,11 @@ def _error_name(error: ActorError) -> str:
 
 
 class MessageTypes:
-    """Which dataclasses and enums may cross, by a stable name (the class name unless given)."""
+    """Which dataclasses and enums may cross, by a stable name (``module.Class`` unless given).
+
+    Every node of a cluster runs the same build, so a module-qualified name means the same type
+    on each; a type that moves module keeps crossing if it is registered under an explicit name.
+    """
 
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
@@ -87,12 +92,24 @@ class MessageTypes:
         for cls in types:
             if not (dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum)):
                 raise TypeError(f"{cls.__name__} is neither a dataclass nor an enum")
-            key = name or cls.__qualname__
+            key = name or f"{cls.__module__}.{cls.__qualname__}"
             known = self._by_name.get(key)
             if known is not None and known is not cls:
                 raise ValueError(f"{key} already names {known.__module__}.{known.__qualname__}")
             self._by_name[key] = cls
             self._by_type[cls] = key
+
+    def register_module(self, module: ModuleType) -> list[type]:
+        """Register every dataclass and enum defined in ``module`` (not imported into it)."""
+        found = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and value.__module__ == module.__name__
+            and (dataclasses.is_dataclass(value) or issubclass(value, enum.Enum))
+        ]
+        self.register(*found)
+        return found
 
     def __contains__(self, cls: type) -> bool:
         return cls in self._by_type

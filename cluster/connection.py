@@ -120,10 +120,17 @@ async def open_client(url: str) -> AsyncIterator[Client]:
         # coredis' pool runs its connections in a task group: a connection that cannot be made
         # comes out wrapped, beside the command that failed with it. One clear error instead.
         leaves = list(_leaves(group))
-        if leaves and all(isinstance(e, (ClusterUnavailable, *UNREACHABLE)) for e in leaves):
+        if leaves and all(_unreachable(e) for e in leaves):
             first = next((e for e in leaves if isinstance(e, ClusterUnavailable)), None)
             raise first or ClusterUnavailable("connect", leaves[0]) from group
         raise
+
+
+def _unreachable(error: BaseException) -> bool:
+    """An error of reaching Redis (a deadline of the caller's own, TooSlowError, is not one)."""
+    return isinstance(error, ClusterUnavailable) or (
+        isinstance(error, UNREACHABLE) and not isinstance(error, trio.TooSlowError)
+    )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:

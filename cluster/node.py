@@ -61,9 +61,12 @@ class Node:
 
         Raises PlacementTaken if another node owns it, ClusterUnavailable if Redis cannot be
         reached (nothing started either way). The claim is released if the start fails, and
-        when the actor stops (within one refresh period, or at once through ``unhost``).
+        when the actor stops (within one refresh period, or at once through ``unhost``). Hosting
+        an address that already runs here only confirms its claim.
         """
         await self.placement.acquire(spec.address)
+        if spec.address in self.registry:
+            return
         try:
             await supervisor.start_child(spec)
         except BaseException:

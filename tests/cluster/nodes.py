@@ -10,7 +10,7 @@ from functools import partial
 import trio
 
 from cluster import MessageTypes, Node, open_node
-from runtime import ChildSpec, Supervisor
+from runtime import ChildSpec, Restart, Supervisor
 from tests.cluster.echo import Echo, echo_types
 
 
@@ -33,5 +33,5 @@ async def running(
         nursery.cancel_scope.cancel(reason="test over")
 
 
-def echo(address: str, node: str) -> ChildSpec:
-    return ChildSpec(address, partial(Echo, node))
+def echo(address: str, node: str, restart: Restart = Restart.PERMANENT) -> ChildSpec:
+    return ChildSpec(address, partial(Echo, node), restart)

@@ -86,7 +86,7 @@ def test_one_name_means_one_type() -> None:
         n: int
 
     with pytest.raises(ValueError, match="already names"):
-        codec.register(Inner, name="Inner")
+        codec.register(Inner, name="tests.cluster.test_codec.Inner")
     with pytest.raises(TypeError):
         codec.register(int)
     codec.register(Inner, name="OtherInner")
@@ -115,3 +115,22 @@ def test_failures_keep_their_error_class_and_what_the_asker_reads() -> None:
     refused = codec.decode(codec.encode(Failure(Refusal("forbidden", "not yours"))))
     assert (refused.error.code, refused.error.detail) == ("forbidden", "not yours")
     assert codec.decode(codec.encode(Failure(MailboxFull("room/y", 8)))).error.capacity == 8
+
+
+def test_a_module_s_messages_are_registered_at_once_under_module_qualified_names() -> None:
+    from tests.cluster import echo
+
+    codec = MessageTypes()
+    found = codec.register_module(echo)
+    assert {cls.__name__ for cls in found} == {
+        "Ping",
+        "Pong",
+        "Note",
+        "Notes",
+        "Deny",
+        "Hold",
+        "Relay",
+    }
+    assert "tests.cluster.echo.Ping" in codec.names()
+    assert MessageTypes not in codec  # imported there, defined elsewhere: not taken
+    assert codec.decode(codec.encode(echo.Pong(1, "b"))) == echo.Pong(1, "b")
