@@ -8,6 +8,7 @@ import trio
 
 from cluster import ClusterUnavailable
 from cluster.connection import Health
+from cluster.membership import NODE_TTL
 from runtime import ActorNotFound, AskTimeout
 from tests.cluster.echo import Note, Notes, Ping, Pong
 from tests.cluster.nodes import echo, running
@@ -117,3 +118,33 @@ async def test_redis_restarted_without_its_data_the_nodes_set_again_what_they_ho
         print(f"crossing again {trio.current_time() - restarted_at:.2f} s after the restart")
         with trio.fail_after(5):
             assert await b.node.registry.ref("room/local").ask(Ping(2)) == Pong(2, "a")
+
+
+async def test_a_pause_longer_than_the_ttls_every_node_keeps_what_it_ran(
+    redis_server: RedisServer,
+) -> None:
+    """Redis away for longer than liveness and placements live: when it answers again, each node
+    joins again and re-takes its own addresses (nobody else could take them meanwhile)."""
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/on-a", "a"))
+        await b.node.host(b.supervisor, echo("room/on-b", "b"))
+        redis_server.pause()
+        try:
+            paused_at = trio.current_time()
+            local = a.node.registry.ref("room/on-a")
+            while trio.current_time() - paused_at < NODE_TTL + 1:  # every key has expired
+                with trio.fail_after(0.5):
+                    assert (await local.ask(Ping(0))).by == "a"
+                await trio.sleep(0.05)
+        finally:
+            redis_server.resume()
+        with trio.fail_after(5):
+            while await a.node.placement.owners(["room/on-a", "room/on-b"]) != {  # noqa: ASYNC110
+                "room/on-a": "a",
+                "room/on-b": "b",
+            }:
+                await trio.sleep(0.05)
+            assert await a.node.registry.ref("room/on-b").ask(Ping(1)) == Pong(1, "b")
+            assert await b.node.registry.ref("room/on-a").ask(Ping(2)) == Pong(2, "a")
+        assert await a.node.live_nodes() == ["a", "b"]
+        assert "room/on-a" in a.node.registry and "room/on-b" in b.node.registry
