@@ -779,3 +779,29 @@ async def test_two_tabs_wait_as_one_person_and_leaving_the_waiting_area_takes_th
     assert moderator.last("group.spotlight").body["id"] == ann.member  # one tab still in
     await world.send(detail, ann_tab, "room.leave")
     assert moderator.last("group.spotlight").body == {"id": None, "peers": []}
+
+
+async def test_arrivals_are_checked_at_the_link(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail = await world.create()
+    for name, contact in (("", ""), ("   ", ""), ("x" * 81, ""), ("Ann", "y" * 255)):
+        with pytest.raises(Refusal) as invalid:
+            await world.ref().ask(ArriveGroup(detail.link, name, contact))
+        assert invalid.value.code == refusals.INVALID
+    for link in ("", "../../etc", "x" * 65, "nope"):
+        with pytest.raises(Refusal) as unknown:
+            await world.ref().ask(ArriveGroup(link, "Ann"))
+        assert unknown.value.code == refusals.INVALID_TOKEN
+    assert await groups.list_participants(world.store, detail.summary.id) == []
+    ticket = await world.ref().ask(ArriveGroup(detail.link, "  Ann   Smith ", "ann@example.org"))
+    (stored,) = await groups.list_participants(world.store, detail.summary.id)
+    assert stored.id == ticket.participant_id and stored.name == "Ann Smith"
+    assert ticket.title == detail.summary.title and ticket.room_id == detail.summary.room_id
+    # The landing page follows the session: scheduled, running once a moderator is in, ended.
+    moderator = await world.staff_socket(world.moderator)
+    await world.send(detail, moderator, "room.enter")
+    assert (await world.ref().ask(CheckGroupLink(detail.link))).state == "running"
+    await world.send(detail, moderator, "group.end")
+    assert (await world.ref().ask(CheckGroupLink(detail.link))).state == "ended"
+    assert "group.arrived" in await world.actions()
