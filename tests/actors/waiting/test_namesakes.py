@@ -93,3 +93,32 @@ async def test_two_callers_with_one_name_are_both_admitted_and_told_apart(
     queue = by_id(await clinic.send(clinic.area, "area.watch", {}, provider, "conn/dash"))
     assert first.caller_id not in queue
     assert (queue[second.caller_id]["namesake"], queue[third.caller_id]["namesake"]) == (2, 3)
+
+
+async def test_a_caller_transferred_to_an_area_with_their_namesake_is_told_apart_there(
+    clinic: Clinic,  # noqa: F811
+) -> None:
+    here, there = clinic.area.split("/")[1], clinic.other_area.split("/")[1]
+    provider = clinic.provider(
+        (Role.PROVIDER, here), (Role.PROVIDER, there), (Role.REFERRER, there)
+    )
+    waiting_there = await clinic.arrive("John Smith", clinic.other_area)
+    moving = await clinic.arrive("John Smith")
+    assert (
+        by_id(await clinic.send(clinic.area, "area.watch", {}, provider, "conn/d"))[
+            moving.caller_id
+        ]["namesake"]
+        == 1
+    )
+    await clinic.send(
+        clinic.area,
+        "caller.transfer",
+        {"caller_id": moving.caller_id, "target_area": there},
+        provider,
+        "conn/d",
+    )
+    queue = by_id(await clinic.send(clinic.other_area, "area.watch", {}, provider, "conn/d"))
+    assert (queue[waiting_there.caller_id]["namesake"], queue[moving.caller_id]["namesake"]) == (
+        1,
+        2,
+    )
