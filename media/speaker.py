@@ -21,7 +21,8 @@ Two tunings for forwarding video by speaker (issue 11: a new speaker's video wit
 
 * Decisions every 100 ms, not Jitsi's 300 ms. The interval only spaces out the comparisons (the
   paper decides per frame); at 300 ms it added 150 ms on average to every switch. One decision
-  over 60 peers costs about 0.6 ms, so this is about 0.6 % of a core per 60-person call.
+  over 60 peers costs 0.6 ms (quiet machine) to 1.2 ms (load 5), so this is 0.6-1.2 % of a core
+  per 60-person call.
 * A *clear takeover* waives C3. The long interval (about 1 s of history) keeps a speaker who
   just stopped ahead on the long score for about half a second, which is what made a turn
   change take 0.55-0.75 s. When the dominant speaker's newest `TAKEOVER_MEDIUMS` medium
