@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import coredis
 import coredis.exceptions
 import trio
+from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 
 from runtime.errors import ActorError
@@ -57,6 +58,10 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+#: What a command raises when it did nothing: unreachable, or refused by Redis.
+_FAILED: tuple[type[BaseException], ...] = (*UNREACHABLE, cast(type[BaseException], RedisError))
+
+
 class Health:
     """Whether Redis answered the last command: flipped down by any failure, up by any success."""
 
@@ -90,13 +95,20 @@ async def call(
 ) -> T:
     """Run one command once; a failure to reach Redis marks it down and raises ClusterUnavailable.
 
+    A refusal by Redis (``OOM``, ``BUSY``, ``READONLY``) counts the same: the command did nothing.
+    Consumer-group errors pass through for the stream readers to repair.
+
     ``timeout`` bounds the whole call (coredis' own stream timeout is the first line; this one
     makes sure no wait is unbounded, whatever the client does).
     """
     try:
         with trio.fail_after(timeout + 0.5):
             result = await command
-    except UNREACHABLE as exc:
+    except coredis.exceptions.StreamConsumerError:
+        raise  # NOGROUP and the like: the caller makes the group again
+    except _FAILED as exc:
+        # Unreachable, or reachable and refusing (out of memory, a script busy): either way
+        # nothing was done, and the caller fails closed.
         health.mark(False, f"{what}: {type(exc).__name__}: {exc}")
         raise ClusterUnavailable(what, exc) from exc
     health.mark(True)

@@ -130,7 +130,6 @@ class RedisTransport:
         self._seen_order: deque[bytes] = deque()
         #: Hops of the entry being handed to the registry now (None outside an incoming entry).
         self._incoming_hops: int | None = None
-        self._reply_prefix = f"reply/{node_id}/"
         self.counts = Counts()
 
     def bind(self, registry: Registry) -> None:
@@ -202,10 +201,15 @@ class RedisTransport:
     async def _send_batch(self, batch: list[Outgoing]) -> None:
         try:
             routed = await self._route(batch)
-            if routed:
-                await self._append(routed)
         except ClusterUnavailable as exc:
             for item in batch:
+                self._fail(item, exc)
+            return
+        try:
+            if routed:
+                await self._append(routed)
+        except ClusterUnavailable as exc:  # the items _route answered itself are not failed again
+            for _, item in routed:
                 self._fail(item, exc)
             return
         self.counts.sent += len(routed)
