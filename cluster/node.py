@@ -8,7 +8,8 @@ ends; then it releases what it owns and leaves, so the other nodes need not wait
 
 Hosting an actor is ``await node.host(supervisor, spec)``: the address is claimed first (exactly
 one node wins) and the actor started only by the winner; the loser is told who owns it
-(:class:`~cluster.placement.PlacementTaken`). While Redis is unreachable ``host`` fails closed with
+(:class:`~cluster.placement.PlacementTaken`); ``await node.ensure(supervisor, spec)`` is the same
+for a sender that only needs the actor running somewhere (it returns the owner's id). While Redis is unreachable ``host`` fails closed with
 :class:`~cluster.connection.ClusterUnavailable`, and actors already running keep running (the
 local registry never waits on Redis). An address found taken over after the node was away longer
 than the TTL is stopped here, so no actor runs on two nodes for longer than one refresh period.
@@ -65,6 +66,24 @@ class Node:
         an address that already runs here only confirms its claim.
         """
         await self.placement.acquire(spec.address)
+        await self._start(supervisor, spec)
+
+    async def ensure(self, supervisor: Supervisor, spec: ChildSpec) -> str:
+        """Make sure ``spec.address`` runs somewhere; the id of the node it runs on.
+
+        What a sender does before talking to an actor that may not be running yet: the first
+        node to claim the address starts it (here, under ``supervisor``), every other node is
+        told the owner and its messages go there. ClusterUnavailable if Redis cannot be reached.
+        """
+        owner = await self.placement.claim(spec.address)
+        if owner != self.id:
+            self.transport.remember_owner(spec.address, owner)
+            return owner
+        await self._start(supervisor, spec)
+        return self.id
+
+    async def _start(self, supervisor: Supervisor, spec: ChildSpec) -> None:
+        """Start a claimed address here (already running: nothing to do); release it on failure."""
         if spec.address in self.registry:
             return
         try:

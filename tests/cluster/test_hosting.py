@@ -8,7 +8,7 @@ import trio
 from cluster.placement import REFRESH_EVERY
 from runtime import ActorNotFound, Restart, Stop
 from tests.cluster.echo import Ping, Pong
-from tests.cluster.nodes import echo, running
+from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
 
 
@@ -51,3 +51,28 @@ async def test_an_address_taken_over_while_this_node_was_away_is_stopped_here(
             a.node.registry.ref("room/r").tell(Ping(3))  # now goes to c's inbox
         except ActorNotFound as exc:
             raise AssertionError("the address should route to its new owner") from exc
+
+
+async def test_two_nodes_ensuring_the_same_rooms_at_once_agree_on_one_owner_each(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        owners: dict[str, list[str]] = {}
+
+        async def ensure(side: Running, name: str, address: str) -> None:
+            owner = await side.node.ensure(side.supervisor, echo(address, name))
+            owners.setdefault(address, []).append(owner)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(100):
+                nursery.start_soon(ensure, a, "a", f"room/{n}")
+                nursery.start_soon(ensure, b, "b", f"room/{n}")
+        for address, said in owners.items():
+            assert len(said) == 2 and said[0] == said[1], (address, said)
+            running_on = [s for s, side in (("a", a), ("b", b)) if address in side.node.registry]
+            assert running_on == [said[0]]
+        with trio.fail_after(5):
+            for n in range(0, 100, 10):
+                by_a = await a.node.registry.ref(f"room/{n}").ask(Ping(n))
+                by_b = await b.node.registry.ref(f"room/{n}").ask(Ping(n))
+                assert by_a == by_b == Pong(n, owners[f"room/{n}"][0])
