@@ -14,6 +14,7 @@ and connections are started on demand afterwards.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import trio
@@ -36,6 +37,7 @@ from actors.system import Echo
 from actors.waiting.areas import AreaHost
 from actors.waiting.rooms import RoomHost
 from runtime.supervisor import ChildSpec, Supervisor
+from storage.sessions import DEFAULT_IDLE_TIMEOUT
 
 if TYPE_CHECKING:
     from services.sender import Sender
@@ -55,6 +57,7 @@ async def start_actors(
     senders: dict[Channel, Sender] | None = None,
     retention: RetentionPolicy | None = None,
     consult_link_seconds: float = LINK_LIFETIME,
+    staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
     restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
@@ -68,8 +71,13 @@ async def start_actors(
     ondemand_sessions: Supervisor = await nursery.start(
         Supervisor(registry, "ondemand-sessions", max_restarts=ROOM_MAX_RESTARTS).run
     )
-    await root.start_child(ChildSpec(addresses.DIRECTORY, lambda: Directory(store)))
-    await root.start_child(ChildSpec(addresses.SIGN_IN, lambda: SignInDesk(store)))
+    # ``staff_idle_timeout``: a staff session nobody uses for this long is over (issue 15).
+    await root.start_child(
+        ChildSpec(addresses.DIRECTORY, lambda: Directory(store, idle_timeout=staff_idle_timeout))
+    )
+    await root.start_child(
+        ChildSpec(addresses.SIGN_IN, lambda: SignInDesk(store, idle_timeout=staff_idle_timeout))
+    )
     await root.start_child(ChildSpec(addresses.NOTICES, lambda: NoticeBoard(store)))
     await root.start_child(ChildSpec(addresses.ECHO, Echo))
     await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, media)))

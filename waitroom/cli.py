@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
@@ -25,6 +26,7 @@ from storage.retention import (
     DEFAULT_SESSION_DAYS,
     RetentionPolicy,
 )
+from storage.sessions import DEFAULT_IDLE_TIMEOUT
 from waitroom import first_admin
 from waitroom.loadtest import main as loadtest
 from waitroom.senders import (
@@ -71,6 +73,12 @@ DEFAULT_MEDIA_WORKERS = "auto"
 #: What ``--consult-link-seconds`` accepts: ten seconds (tests) to an hour.
 MIN_CONSULT_LINK_SECONDS = 10.0
 MAX_CONSULT_LINK_SECONDS = 3600.0
+#: ``--staff-idle-minutes`` (issue 15): a staff session nobody uses for this long is over. At
+#: least five minutes (a session's deadline moves at most once a minute), at most the 12-hour
+#: absolute limit.
+STAFF_IDLE_ENV = "WAITROOM_STAFF_IDLE_MINUTES"
+MIN_STAFF_IDLE_MINUTES = 5
+MAX_STAFF_IDLE_MINUTES = 720
 
 
 def media_workers(value: str) -> int:
@@ -129,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "seconds a Consult Now link is valid from sending, and what each extension adds "
             f"(default {CONSULT_LINK_SECONDS:g}: five minutes)"
+        ),
+    )
+    serve.add_argument(
+        "--staff-idle-minutes",
+        type=int,
+        default=None,
+        metavar="M",
+        help=(
+            "minutes a staff session may go unused before it signs out, beside the 12-hour limit "
+            f"(default: ${STAFF_IDLE_ENV} or {DEFAULT_IDLE_TIMEOUT // timedelta(minutes=1)})"
         ),
     )
     serve.add_argument(
@@ -305,6 +323,7 @@ def config_from_args(
                 f" to {MAX_CONSULT_LINK_SECONDS:g}"
             )
     return ServerConfig(
+        staff_idle_timeout=staff_idle_timeout(args, env),
         consult_link_seconds=link_seconds,
         retention=retention,
         trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
@@ -324,6 +343,24 @@ def config_from_args(
         demo_password=args.demo_password,
         senders=senders,
     )
+
+
+def staff_idle_timeout(args: argparse.Namespace, env: Mapping[str, str]) -> timedelta:
+    """The staff idle timeout: the flag, else the environment, else the hour of storage.sessions."""
+    minutes = args.staff_idle_minutes
+    if minutes is None and env.get(STAFF_IDLE_ENV, "").strip():
+        try:
+            minutes = int(env[STAFF_IDLE_ENV])
+        except ValueError:
+            raise SystemExit(f"waitroom serve: ${STAFF_IDLE_ENV} must be a number") from None
+    if minutes is None:
+        return DEFAULT_IDLE_TIMEOUT
+    if not MIN_STAFF_IDLE_MINUTES <= minutes <= MAX_STAFF_IDLE_MINUTES:
+        raise SystemExit(
+            f"waitroom serve: --staff-idle-minutes must be {MIN_STAFF_IDLE_MINUTES}"
+            f" to {MAX_STAFF_IDLE_MINUTES}"
+        )
+    return timedelta(minutes=minutes)
 
 
 def media_tcp_port(args: argparse.Namespace, env: Mapping[str, str]) -> int:

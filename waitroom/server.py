@@ -22,6 +22,7 @@ import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from services.turn import TurnConfig, ice_servers
 from storage import seed
 from storage.db import Store, open_store
 from storage.retention import RetentionPolicy
+from storage.sessions import DEFAULT_IDLE_TIMEOUT
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
@@ -108,6 +110,8 @@ class ServerConfig:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     #: Seconds a Consult Now link is valid from sending, and what each extension adds (issue 13).
     consult_link_seconds: float = CONSULT_LINK_SECONDS
+    #: A staff session nobody uses for this long is over, beside the 12-hour limit (issue 15).
+    staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
 
     @property
     def tls(self) -> bool:
@@ -253,6 +257,7 @@ async def _serve(
         senders=build_senders(config.senders),
         retention=config.retention,
         consult_link_seconds=config.consult_link_seconds,
+        staff_idle_timeout=config.staff_idle_timeout,
     )
     gateway = GatewayEndpoint(info.registry)
     lag = LoopLag()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from actors import addresses, refusals
 from actors.staff.directory import MAX_CREDENTIAL_LENGTH, SessionInfo, principal_of
@@ -52,9 +53,12 @@ class SignInDesk(Actor):
         store: Store,
         passwords: Passwords | None = None,
         throttle: FailureThrottle | None = None,
+        idle_timeout: timedelta = sessions.DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         super().__init__()
         self.store = store
+        #: The first idle deadline of a new session (``waitroom serve --staff-idle-minutes``).
+        self.session_idle = idle_timeout
         self.passwords = passwords if passwords is not None else Passwords()
         self.throttle = throttle if throttle is not None else FailureThrottle()
 
@@ -97,7 +101,7 @@ class SignInDesk(Actor):
             new_hash = await self.passwords.hash(msg.password)
             await staff.update_user(self.store, user_id, password_hash=new_hash)
         # A fresh random id at every sign-in: a session id planted before sign-in is worthless.
-        created = await sessions.create_session(self.store, user_id)
+        created = await sessions.create_session(self.store, user_id, idle=self.session_idle)
         await audit.append(
             self.store,
             audit.SIGN_IN,
