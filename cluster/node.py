@@ -3,14 +3,15 @@
 ``open_node`` enters the coredis client once in the calling (parent) task, joins the cluster,
 builds the :class:`~runtime.registry.Registry` whose remote transport is this node's, and runs the
 background tasks (liveness, placement refresh, outbox, inbox, the rescue of dead nodes'
-inboxes) in its own nursery until the block
-ends; then it releases what it owns and leaves, so the other nodes need not wait for a TTL.
+inboxes) in its own nursery until the block ends; then it releases what it owns and leaves, so
+the other nodes need not wait for a TTL.
 
 Hosting an actor is ``await node.host(supervisor, spec)``: the address is claimed first (exactly
 one node wins) and the actor started only by the winner; the loser is told who owns it
-(:class:`~cluster.placement.PlacementTaken`); ``await node.ensure(supervisor, spec)`` is the same
-for a sender that only needs the actor running somewhere (it returns the owner's id). While Redis is unreachable ``host`` fails closed with
-:class:`~cluster.connection.ClusterUnavailable`, and actors already running keep running (the
+(:class:`~cluster.placement.PlacementTaken`). ``await node.ensure(supervisor, spec)`` is the
+same for a sender that only needs the actor running somewhere (it returns the owner's id). While
+Redis is unreachable both fail closed with :class:`~cluster.connection.ClusterUnavailable`, and
+actors already running keep running (the
 local registry never waits on Redis). An address found taken over after the node was away longer
 than the TTL is stopped here, so no actor runs on two nodes for longer than one refresh period.
 """
@@ -145,13 +146,13 @@ async def open_node(
         transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
         registry = Registry(transport, node=node_id)
         transport.bind(registry)
-        await membership.join()
-        await transport.ensure_inbox()
         rescue = Rescue(client, keys, health, membership, placement, transport)
         node = Node(
             node_id, client, keys, health, membership, placement, transport, registry, rescue, {}
         )
+        await membership.join()
         try:
+            await transport.ensure_inbox()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(membership.keep_alive, name=f"node {node_id} liveness")
                 nursery.start_soon(
