@@ -85,3 +85,32 @@ async def test_entries_of_a_dead_inbox_are_forwarded_once_held_or_refused(
                 await trio.sleep(0.01)
             assert await held(client, inbox) == 0
         assert await a.node.rescue.dead_inboxes() == [GHOST]  # swept, kept for a returning ghost
+
+
+async def test_two_rescuers_sweeping_one_dead_inbox_at_once_deliver_each_entry_once(
+    redis_server: RedisServer,
+) -> None:
+    types = echo_types()
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        client = a.node.client
+        inbox = a.node.keys.inbox(GHOST)
+        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+        await a.node.host(a.supervisor, echo("room/here", "a"))
+        for n in range(600):  # more than one read's worth for each rescuer
+            await client.xadd(
+                inbox, {b"k": MESSAGE, b"a": b"room/here", b"b": types.encode(Note(str(n)))}
+            )
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for side in (a, b, a, b):
+                    nursery.start_soon(side.node.rescue.sweep)
+            here = a.node.registry.ref("room/here")
+            while await held(client, inbox) or len(await here.ask(Notes())) < 600:
+                async with trio.open_nursery() as nursery:  # what one rescuer still held
+                    nursery.start_soon(a.node.rescue.sweep)
+                    nursery.start_soon(b.node.rescue.sweep)
+                await trio.sleep(0.05)
+        notes = await here.ask(Notes())
+        assert sorted(notes, key=int) == [str(n) for n in range(600)]  # each once
+        assert a.node.rescue.rescued > 0 and b.node.rescue.rescued > 0
+        assert a.node.rescue.rescued + b.node.rescue.rescued == 600
