@@ -201,7 +201,13 @@
     if (body.privacy) state.privacy = body.privacy;
     if (Array.isArray(body.participants) && !state.breakout) state.participants = body.participants;
     if ("spotlight" in body) setSpotlight({ id: body.spotlight, peers: body.spotlight_peers || peersOf(body.spotlight) });
-    if (body.lobby) applyLobby(body.lobby);
+    if (Array.isArray(body.lobby)) {
+      applyLobby({ waiting: body.lobby, admitted: body.admitted, capacity: body.capacity });
+    } else if (body.lobby) {
+      applyLobby(body.lobby);
+    } else if (MODERATOR && "admitted" in body) {
+      applyLobby({ waiting: state.lobby.waiting, admitted: body.admitted, capacity: body.capacity });
+    }
     if (body.hands) applyHands(body.hands);
     if ("locked" in body) applyLocked(body.locked);
     if (body.ends_at) state.endsAt = body.ends_at;
@@ -257,8 +263,14 @@
     return others.length ? others[0].id : null;
   }
 
+  /* Tiles: everyone in this call, except (main call) those now in a breakout room: their media
+   * is there, the people list says which room. */
+  function inCall() {
+    return state.breakout ? state.participants : state.participants.filter((p) => !p.breakout);
+  }
+
   function renderTiles() {
-    const people = state.participants;
+    const people = inCall();
     const pins = pinnedPeers();
     const seen = new Set();
     for (const p of people) {
@@ -287,7 +299,7 @@
       const bits = [self ? S.you + (p.name ? " (" + p.name + ")" : "") : p.name || ""];
       if (p.kind === "staff" && !self) bits[0] = bits[0] + " · " + S.moderator;
       if (p.audio === false) bits.push(S.muted);
-      if (handOf(p.member)) bits.push(S.hand);
+      if (handOf(p.member) || p.hand) bits.push(S.hand);
       if (state.speaker === p.id) bits.push(S.speaking);
       tile.querySelector("figcaption").textContent = bits.filter(Boolean).join(" · ");
       tile.classList.toggle("tile--speaking", state.speaker === p.id);
@@ -302,7 +314,7 @@
   }
 
   function layoutTiles() {
-    const others = state.participants.filter((p) => p.id !== state.you);
+    const others = inCall().filter((p) => p.id !== state.you);
     const tileOf = (id) => el.tiles.querySelector('[data-peer="' + CSS.escape(id) + '"]');
     const selfTile = state.you ? tileOf(state.you) : null;
     el.tiles.classList.toggle("group-tiles--speaker", state.layout === "speaker");
@@ -384,9 +396,10 @@
         if (p.video === false) bits.push(S.camera_off);
         const hand = handOf(p.member);
         if (hand) bits.push(S.hand + " (" + (state.hands.indexOf(hand) + 1) + ")");
+        else if (p.hand) bits.push(S.hand);
         if (state.speaker === p.id) bits.push(S.speaking);
         if ((state.spotlight.peers || []).includes(p.id)) bits.push(S.spotlight);
-        if (p.breakout && S.in_room) bits.push(fmt(S.in_room, { room: p.breakout }));
+        if (p.breakout && S.in_room) bits.push(fmt(S.in_room, { room: p.breakout.name || "" }));
         status.textContent = bits.join(", ");
         li.append(who, status);
         if (MODERATOR && p.kind !== "staff" && p.member && !state.breakout) li.append(personActions(p));
@@ -492,8 +505,8 @@
         bits.push(fmt(S.waiting_since, { time: duration(now - (w.since || now)) }));
         about.textContent = bits.join(" · ");
         about.dataset.since = String(w.since || now);
-        const admit = button(S.admit, fmt(S.admit_one, { name: w.name }), () => admit([w.id]), "button--primary-quiet");
-        li.append(check, who, about, admit);
+        const admitOne = button(S.admit, fmt(S.admit_one, { name: w.name }), () => admit([w.id]));
+        li.append(check, who, about, admitOne);
         return li;
       })
     );
