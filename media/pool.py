@@ -2,7 +2,8 @@
 
 `MediaPool` starts N `python -m media.process` children (one UDP port each: base port + i, or an
 ephemeral port each when the base is 0) in its own nursery and supervises them. It places each
-call on one worker, the one with the fewest peers (open or being opened) at the time, so every
+call on one worker, the one forwarding the fewest streams (`call_cost` over its calls' peers,
+open or being opened), then with the fewest peers, at the time, so every
 peer of a call shares a worker and forwarding never leaves a process; the placement is kept until
 the call has no peers left.
 
@@ -103,6 +104,14 @@ class _Call:
     #: that was sent later must not bring the peer back into the mirror.
     epoch: int = 0
     peer_epochs: dict[str, int] = field(default_factory=dict)
+
+
+def call_cost(peers: int, last_n: int, loudest: int) -> int:
+    """About how many streams a call of ``peers`` forwards: each subscriber gets at most
+    ``last_n`` videos and about ``loudest`` voices, everyone's while the call is small. The
+    worker's CPU goes with forwarded packets (docs/media.md, "When a call outgrows a worker")."""
+    others = max(0, peers - 1)
+    return peers * (min(others, last_n) + min(others, loudest))
 
 
 @dataclass(eq=False)
@@ -593,7 +602,7 @@ class MediaPool:
     # ---- helpers -----------------------------------------------------------------------------
 
     async def _choose(self) -> _WorkerSlot:
-        """The running worker with the fewest peers (then calls); waits while none runs."""
+        """The running worker that carries least (`_load`); waits while none runs."""
         with trio.move_on_after(PLACE_TIMEOUT):
             while True:
                 running = [slot for slot in self._workers if slot.up]
@@ -602,9 +611,14 @@ class MediaPool:
                 await trio.sleep(PLACE_POLL)
         raise MediaError("no media worker is running")
 
-    def _load(self, slot: _WorkerSlot) -> tuple[int, int, int]:
+    def _load(self, slot: _WorkerSlot) -> tuple[int, int, int, int]:
+        """What a worker carries, cheapest first: the streams its calls forward (`call_cost`),
+        then its peers, then its calls. Peers alone would rank a worker with one 60-person call
+        (720 streams) like one with thirty two-party calls (120)."""
         calls = [self._calls[c] for c in slot.calls if c in self._calls]
-        return (sum(len(c.peers) + c.opening for c in calls), len(calls), slot.index)
+        sizes = [len(c.peers) + c.opening for c in calls]
+        cost = sum(call_cost(n, self.config.last_n, self.config.loudest) for n in sizes)
+        return (cost, sum(sizes), len(calls), slot.index)
 
     async def _request(
         self,
