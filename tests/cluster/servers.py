@@ -1,4 +1,6 @@
-"""A real redis-server for tests and benchmarks: loopback, a free port, a temporary directory.
+"""Real servers for tests and benchmarks: redis-server and PostgreSQL, and cluster node processes.
+
+Each server listens on loopback only, on a free port, with its files in a temporary directory.
 
 Started from Debian's ``redis-server`` (``./manage test`` installs it when missing). No persistence
 (the tests start a fresh server each time), bound to 127.0.0.1 only. ``pause``/``resume`` send
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -175,3 +178,109 @@ class NodeProcess:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+
+def postgres_bin() -> Path:
+    """The directory of PostgreSQL's server programs (on PATH, or Debian's newest version)."""
+    initdb = shutil.which("initdb")
+    if initdb is not None:
+        return Path(initdb).resolve().parent
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    if not versions:
+        raise AssertionError("PostgreSQL is not installed: ./manage test installs Debian's")
+    return versions[-1].parent
+
+
+class PostgresServer:
+    """One PostgreSQL server: loopback, a free port, its own temporary data directory, trust auth.
+
+    PostgreSQL refuses to run as root, so under root (CI) its files belong to the ``postgres``
+    user (made by Debian's package) and it runs as that user. ``fsync=off``: a test's data only
+    has to survive a restart or a crash of the server process, not of the machine.
+    """
+
+    USER = "waitroom"
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin()
+        self.directory = Path(tempfile.mkdtemp(prefix="waitroom-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.url = f"postgresql://{self.USER}@127.0.0.1:{self.port}/postgres"
+        self.log = self.directory / "postgres.log"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            # setpriv execs (no forked parent in between), so signals reach postgres itself.
+            self._as = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        subprocess.run(
+            [*self._as, str(self.bin / "initdb"), "-D", str(self.data), "-U", self.USER,
+             "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.process = self._start()
+        self._wait_ready()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            return subprocess.Popen(
+                [*self._as, str(self.bin / "postgres"), "-D", str(self.data),
+                 "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={self.directory}", "-c", "fsync=off"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,  # its own process group: crash() ends the backends too
+            )  # fmt: skip
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT * 3
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"postgres exited: {self.log.read_text()[-2000:]}")
+            ready = subprocess.run(
+                [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                check=False, timeout=10,
+            )  # fmt: skip
+            if ready.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"postgres not ready within {START_TIMEOUT * 3} s")
+            time.sleep(0.05)
+
+    def sql(self, statement: str) -> str:
+        """Run ``statement`` with psql; its unaligned output, stripped."""
+        result = subprocess.run(
+            ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+             "-p", str(self.port), "-U", self.USER, "-d", "postgres", "-c", statement],
+            check=True, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    def restart(self) -> None:
+        """A clean stop (fast shutdown) and a start on the same port and data."""
+        self._shut_down()
+        self.process = self._start()
+        self._wait_ready()
+
+    def crash(self) -> None:
+        """kill -9 of the server and its backends, then a start: crash recovery replays the WAL."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = self._start()
+        self._wait_ready()
+
+    def _shut_down(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: roll back, checkpoint, exit
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self._shut_down()
+        shutil.rmtree(self.directory, ignore_errors=True)
