@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import trio
 
+from gateway import connlimit
 from gateway.auth import Authenticator
 from gateway.connection import ClientSession, Limits
 from runtime.registry import Registry
@@ -66,9 +67,16 @@ def session_cookie_of(scope: Scope) -> str | None:
 class GatewayEndpoint:
     """ASGI app for websocket scopes; one :class:`ClientSession` per connection."""
 
-    def __init__(self, registry: Registry, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        limits: Limits | None = None,
+        per_address: connlimit.PerAddressLimit | None = None,
+    ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
+        #: Open websockets per client address (gateway.connlimit; issue 15).
+        self.per_address = per_address or connlimit.PerAddressLimit()
         self.authenticator = Authenticator(registry)
         self.open_connections = 0
         self.total_connections = 0
@@ -104,12 +112,16 @@ class GatewayEndpoint:
             str(client[0]),
             self.limits,
         )
+        if not self.per_address.acquire(str(client[0])):  # before any hello work (issue 15)
+            await connlimit.refuse(send, receive)
+            return
         self.open_connections += 1
         self.total_connections += 1
         try:
             await session.run(frames)
         finally:
             self.open_connections -= 1
+            self.per_address.release(str(client[0]))
         if not disconnected:
             await send(
                 {

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
+from gateway.connlimit import DEFAULT_PER_ADDRESS
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
 from storage.retention import (
@@ -79,6 +80,9 @@ MAX_CONSULT_LINK_SECONDS = 3600.0
 STAFF_IDLE_ENV = "WAITROOM_STAFF_IDLE_MINUTES"
 MIN_STAFF_IDLE_MINUTES = 5
 MAX_STAFF_IDLE_MINUTES = 720
+#: ``--max-websockets-per-address`` (issue 15): open websockets one client address may hold.
+WEBSOCKETS_PER_ADDRESS_ENV = "WAITROOM_MAX_WEBSOCKETS_PER_ADDRESS"
+MAX_WEBSOCKETS_PER_ADDRESS = 100_000
 
 
 def media_workers(value: str) -> int:
@@ -147,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "minutes a staff session may go unused before it signs out, beside the 12-hour limit "
             f"(default: ${STAFF_IDLE_ENV} or {DEFAULT_IDLE_TIMEOUT // timedelta(minutes=1)})"
+        ),
+    )
+    serve.add_argument(
+        "--max-websockets-per-address",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "open websocket connections one client address may hold (a clinic behind NAT has "
+            f"many); loopback is not counted (default: ${WEBSOCKETS_PER_ADDRESS_ENV} or "
+            f"{DEFAULT_PER_ADDRESS})"
         ),
     )
     serve.add_argument(
@@ -324,6 +339,7 @@ def config_from_args(
             )
     return ServerConfig(
         staff_idle_timeout=staff_idle_timeout(args, env),
+        websockets_per_address=websockets_per_address(args, env),
         consult_link_seconds=link_seconds,
         retention=retention,
         trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
@@ -361,6 +377,25 @@ def staff_idle_timeout(args: argparse.Namespace, env: Mapping[str, str]) -> time
             f" to {MAX_STAFF_IDLE_MINUTES}"
         )
     return timedelta(minutes=minutes)
+
+
+def websockets_per_address(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Open websockets per client address: the flag, else the environment, else the default."""
+    count = args.max_websockets_per_address
+    if count is None and env.get(WEBSOCKETS_PER_ADDRESS_ENV, "").strip():
+        try:
+            count = int(env[WEBSOCKETS_PER_ADDRESS_ENV])
+        except ValueError:
+            raise SystemExit(
+                f"waitroom serve: ${WEBSOCKETS_PER_ADDRESS_ENV} must be a number"
+            ) from None
+    if count is None:
+        return DEFAULT_PER_ADDRESS
+    if not 1 <= count <= MAX_WEBSOCKETS_PER_ADDRESS:
+        raise SystemExit(
+            f"waitroom serve: --max-websockets-per-address must be 1 to {MAX_WEBSOCKETS_PER_ADDRESS}"
+        )
+    return int(count)
 
 
 def media_tcp_port(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -36,6 +36,7 @@ from actors.boot import start_actors
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
 from gateway import protocol
 from gateway.asgi import GatewayEndpoint
+from gateway.connlimit import DEFAULT_PER_ADDRESS, PerAddressLimit
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
 from runtime import Registry, Supervisor
 from runtime.errors import ActorError
@@ -112,6 +113,8 @@ class ServerConfig:
     consult_link_seconds: float = CONSULT_LINK_SECONDS
     #: A staff session nobody uses for this long is over, beside the 12-hour limit (issue 15).
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
+    #: Open websockets one client address may hold (gateway.connlimit; loopback not counted).
+    websockets_per_address: int = DEFAULT_PER_ADDRESS
 
     @property
     def tls(self) -> bool:
@@ -259,7 +262,9 @@ async def _serve(
         consult_link_seconds=config.consult_link_seconds,
         staff_idle_timeout=config.staff_idle_timeout,
     )
-    gateway = GatewayEndpoint(info.registry)
+    gateway = GatewayEndpoint(
+        info.registry, per_address=PerAddressLimit(config.websockets_per_address)
+    )
     lag = LoopLag()
     nursery.start_soon(lag.run)
     gc_pauses = GcPauses()
