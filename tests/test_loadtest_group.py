@@ -121,3 +121,29 @@ def test_the_group_scenario_is_bounded() -> None:
         with pytest.raises(GroupLoadtestError, match=words):
             GroupScenario(**base, **bad).validate()  # type: ignore[arg-type]
     assert GroupScenario(**base).hard_limit < 600  # type: ignore[arg-type]
+
+
+async def test_the_crowd_in_child_processes_reports_every_milestone(server: RunningServer) -> None:
+    """What bench/group.py runs: the participants in two child processes, their milestones read
+    from their output (here 4 people in rooms of 2, a short clip encoded by each child)."""
+    spec = GroupScenario(
+        base_url=server.base_url,
+        username=server.demo.provider_username,
+        password=DEMO_PASSWORD,
+        participants=4,
+        arrival_seconds=0.5,
+        room_size=2,
+        main_seconds=0.2,
+        room_seconds=0.2,
+        phase_timeout=20.0,
+        processes=2,
+        clip_seconds=0.2,
+    )
+    figures = summarise(await run(spec))
+    shown = table(figures)
+    assert figures["errors"] == {}, shown
+    for name in ("lobby_update", "admission_to_media", "breakout_open", "breakout_close"):
+        assert figures[name]["count"] == 4, (name, shown)
+    assert figures["in_the_assigned_room"] == 4, shown
+    assert figures["media_connections"] == 12, shown
+    assert len(figures["client_cpu_seconds"]) == 3  # this process and the two children

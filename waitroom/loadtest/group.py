@@ -54,7 +54,12 @@ import trio
 
 from media.dtls import Certificate
 from waitroom.loadtest.client import GatewayClient, GatewayRefused, connect
-from waitroom.loadtest.clip import SimulcastClip, load_simulcast_clip
+from waitroom.loadtest.clip import (
+    CLIP_SECONDS,
+    SimulcastClip,
+    load_simulcast_clip,
+    make_simulcast_clip,
+)
 from waitroom.loadtest.http import Browser, HttpError
 from waitroom.loadtest.largecall import (
     DEFAULT_AUDIO_SLOTS,
@@ -132,6 +137,8 @@ class GroupScenario:
     room_seconds: float = 5.0
     phase_timeout: float = PHASE_TIMEOUT
     processes: int = 1
+    #: The simulated camera's clip length: the cached 2 s one, or a shorter one encoded at once.
+    clip_seconds: float = CLIP_SECONDS
 
     @property
     def ws_url(self) -> str:
@@ -631,7 +638,7 @@ async def run(
     spec.validate()
     started, cpu_started = time.monotonic(), _cpu_seconds()
     session = await create_session(spec)
-    media_clip = clip if clip is not None else await trio.to_thread.run_sync(_load_clip)
+    media_clip = clip if clip is not None else await _clip(spec)
     moderator = Moderator(spec)
     crowds: list[Crowd] = []
     children: list[dict[str, Any]] = []
@@ -727,7 +734,9 @@ async def _child(
 ) -> None:
     """One child process's share: its milestone lines feed the moderator; its last line is its
     errors, media counts and CPU."""
-    payload = json.dumps({"spec": asdict(spec), "link": link, "mine": mine, "start": start})
+    # A participant needs no password: it stays out of the child's command line.
+    share = {**asdict(spec), "password": ""}
+    payload = json.dumps({"spec": share, "link": link, "mine": mine, "start": start})
     command = [sys.executable, "-m", "waitroom.loadtest.group", "--child", payload]
     final: dict[str, Any] = {"errors": {"child_failed": 1}}
     try:
@@ -741,7 +750,13 @@ async def _child(
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    message = json.loads(line)
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        moderator.errors["child_output"] += 1  # not ours: counted, not fatal
+                        continue
+                    if not isinstance(message, dict):
+                        continue
                     if message.get("kind") == "child_done":
                         final = message
                     else:
@@ -761,7 +776,7 @@ def child_main(payload: str) -> int:
         print(json.dumps(milestone), flush=True)
 
     async def main() -> Crowd:
-        clip = await trio.to_thread.run_sync(_load_clip)
+        clip = await _clip(spec)
         crowd = Crowd(spec, data["link"], list(data["mine"]), float(data["start"]), emit, clip)
         await crowd.run()
         return crowd
@@ -782,9 +797,14 @@ def child_main(payload: str) -> int:
     return 0
 
 
-def _load_clip() -> SimulcastClip:
-    """The cached three-layer clip (encoded once per host, in a thread: it takes seconds)."""
-    return load_simulcast_clip()
+async def _clip(spec: GroupScenario) -> SimulcastClip:
+    return await trio.to_thread.run_sync(_load_clip, spec.clip_seconds)
+
+
+def _load_clip(seconds: float = CLIP_SECONDS) -> SimulcastClip:
+    """The three-layer clip: the cached one (encoded once per host), or a short one encoded now
+    (tests); run in a thread, it takes seconds."""
+    return load_simulcast_clip() if seconds == CLIP_SECONDS else make_simulcast_clip(seconds)
 
 
 def _cpu_seconds() -> float:
