@@ -27,12 +27,12 @@ Two tunings for forwarding video by speaker (issue 11: a new speaker's video wit
   just stopped ahead on the long score for about half a second, which is what made a turn
   change take 0.55-0.75 s. When the dominant speaker's newest `TAKEOVER_MEDIUMS` medium
   intervals hold no speech sub-unit at all (200 ms of silence) and the challenger's newest
-  `TAKEOVER_MEDIUMS` mediums are each speech by the long interval's own test (above
-  `LONG_THRESHOLD`), the floor is free, not contested: C1 and C2 still apply, C3 does not. A
-  speaker who talks on keeps the floor exactly as before (an interjection during their speech
-  still has to win on the long score), a 60 ms burst never qualifies, and a false switch during
-  a 200 ms pause costs little: the last-N keeps recent speakers forwarded, so both stay on
-  screen (`media.selection`).
+  `TAKEOVER_MEDIUMS` mediums are each speech (at least `LONG_THRESHOLD` of their five
+  immediates loud: the long interval's own test, less one late or quiet packet), the floor is
+  free, not contested: C1 and C2 still apply, C3 does not. A speaker who talks on keeps the
+  floor exactly as before (an interjection during their speech still has to win on the long
+  score), a 60 ms burst never qualifies, and a false switch during a 200 ms pause costs little:
+  the last-N keeps recent speakers forwarded, so both stay on screen (`media.selection`).
 
 One deliberate difference from Jitsi: a level counts only if it is more than `FLOOR_MARGIN` above
 the peer's own adaptive noise floor (the paper thresholds against a noise estimate too; Jitsi
@@ -75,8 +75,12 @@ DECISION_INTERVAL = 0.1  # seconds between decisions (Jitsi: 0.3; see the module
 #: that make a clear takeover (C3 waived).
 TAKEOVER_MEDIUMS = 2
 SAMPLE_PERIOD = 0.02  # a browser's audio packet: what a peer that sends nothing is padded with
-# A peer silent (no packets, e.g. Opus DTX) for longer than this is fed silence before a decision.
-IDLE_TIMEOUT = 0.04
+# A peer silent (no packets, e.g. Opus DTX, or muted) for longer than this is fed silence before
+# a decision. Jitsi uses 40 ms (two packets); with decisions every 100 ms that turned network or
+# scheduling jitter into silence in a speaker's history, and a delayed batch of their packets
+# then failed the clear-takeover test. 100 ms (five packets) still reads a muted peer as silent
+# within one decision.
+IDLE_TIMEOUT = 0.1
 # Jitsi's window for raising the noise floor: 15 s of 20 ms packets.
 MIN_LEVEL_WINDOW = 750
 # Levels within one immediate sub-unit of the floor are noise.
@@ -169,8 +173,10 @@ def _silent(mediums: list[int]) -> bool:
 
 
 def _speaking(mediums: list[int]) -> bool:
-    """The newest TAKEOVER_MEDIUMS medium intervals are each speech by the long interval's test."""
-    return all(m > LONG_THRESHOLD for m in mediums[:TAKEOVER_MEDIUMS])
+    """The newest TAKEOVER_MEDIUMS medium intervals are each speech: at least LONG_THRESHOLD of
+    their N2 immediates above the medium threshold (the long interval's test asks for more than
+    that; one late, lost or quiet packet per 100 ms is allowed here)."""
+    return all(m >= LONG_THRESHOLD for m in mediums[:TAKEOVER_MEDIUMS])
 
 
 class DominantSpeaker(Generic[PeerId]):

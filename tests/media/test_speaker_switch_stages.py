@@ -6,7 +6,7 @@ steps, timed here per switch with the load tester's simulated peers (`LargeCall`
 in-process worker: the detector's decision (DominantSpeakerChanged), the slot re-mapping
 (SlotsChanged), the key-frame request arriving at the speaker, and the key frame arriving at the
 subscriber. `bench/large_call.py` reports the same stages at 6 to 60 participants; this test
-keeps the breakdown honest at 8 (last-N 3, one tile shown, so every turn is a switch) and prints
+keeps the breakdown honest at 6 (last-N 3, one tile shown, so every turn is a switch) and prints
 it (``pytest -s``).
 """
 
@@ -32,11 +32,11 @@ from waitroom.loadtest.largecall import (
 )
 
 CALL = "c-stages"
-PEERS = 8
+PEERS = 6
 SPEAKERS = 4
 TURN = 1.2
 LEAD_IN = 0.8
-#: Bounds with room for a loaded machine (measured 0.19-0.24 s and 0.24-0.25 s at load 7; the
+#: Bounds with room for a loaded machine (measured 0.19-0.27 s and 0.21-0.29 s at load 7-10; the
 #: build before the issue-11 tuning took 0.55 s and 0.74 s: Jitsi's 300 ms decisions and C3, and a
 #: layer's PLI held back by the publisher's previous one).
 DECIDE_BOUND = 0.45
@@ -61,7 +61,7 @@ def recorder(slots: list[SlotEvent], speakers: list[SpeakerEvent]) -> Callable[[
 async def test_speaker_switch_stages_each_switch_is_decided_mapped_asked_and_delivered(
     clip: SimulcastClip,
 ) -> None:
-    """Four speakers in turns over room noise in a call of eight: each turn moves the speaker into
+    """Four speakers in turns over room noise in a call of six: each turn moves the speaker into
     every other page's last-N (one tile shown, two recent speakers). Every switch is timed by
     stage; they come in order, none is missed, and the median switch stays within bounds."""
     slot_events: list[SlotEvent] = []
