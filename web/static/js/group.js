@@ -461,7 +461,12 @@
     if (!MODERATOR) return;
     const fresh = state.lobby.waiting.filter((w) => !before.has(w.id));
     if (fresh.length && before.size + fresh.length > 0 && state.phase === "in_call") {
-      announce(fresh.map((w) => fmt(S.arrived, { name: w.name })).join(" "));
+      /* a few by name; a crowd arriving at once is one count, not sixty announcements */
+      announce(
+        fresh.length <= 3
+          ? fresh.map((w) => fmt(S.arrived, { name: w.name })).join(" ")
+          : fmt(S.arrived_many, { n: state.lobby.waiting.length })
+      );
     }
     for (const id of Array.from(selected)) if (!state.lobby.waiting.some((w) => w.id === id)) selected.delete(id);
     renderLobby();
