@@ -6,6 +6,8 @@ domain's message modules; this package imports none of them). What is encoded:
 * registered dataclasses, by their registered name and their fields (nested ones too);
 * registered enums, by name and value;
 * tuples and frozensets (kept apart from lists, so frozen dataclasses come back hashable),
+  datetimes, dates, times and timedeltas (exactly: a datetime keeps its time zone or its lack
+  of one, a timedelta its microseconds),
   lists, dicts, str, bytes, int, float, bool and None;
 * the outcome of an ask: a reply value as above, or a :class:`~runtime.kernel.Failure` holding a
   runtime error (``Refusal`` keeps its code and detail).
@@ -18,6 +20,7 @@ message (``unknown_message``) instead of guessing. Decoding is bounded like the 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 from types import ModuleType
 from typing import Any
@@ -38,6 +41,7 @@ from runtime.kernel import Failure
 
 #: msgpack extension codes.
 _DATACLASS, _ENUM, _TUPLE, _FROZENSET, _FAILURE = 1, 2, 3, 4, 5
+_DATETIME, _DATE, _TIME, _TIMEDELTA = 6, 7, 8, 9
 
 #: Bounds on what one decoded entry may build (a stream entry is at most this big).
 MAX_BODY = 1 << 20
@@ -99,13 +103,17 @@ class MessageTypes:
             self._by_name[key] = cls
             self._by_type[cls] = key
 
-    def register_module(self, module: ModuleType) -> list[type]:
-        """Register every dataclass and enum defined in ``module`` (not imported into it)."""
+    def register_module(
+        self, module: ModuleType, *, exclude: frozenset[type] = frozenset()
+    ) -> list[type]:
+        """Register every dataclass and enum defined in ``module`` (not imported into it) but
+        those in ``exclude`` (messages that hold live objects and never leave their node)."""
         found = [
             value
             for value in vars(module).values()
             if isinstance(value, type)
             and value.__module__ == module.__name__
+            and value not in exclude
             and (dataclasses.is_dataclass(value) or issubclass(value, enum.Enum))
         ]
         self.register(*found)
@@ -135,6 +143,17 @@ class MessageTypes:
             return msgpack.ExtType(_TUPLE, self.encode(list(value)))  # type: ignore[call-overload]
         if cls is frozenset:
             return msgpack.ExtType(_FROZENSET, self.encode(list(value)))  # type: ignore[call-overload]
+        if cls is dt.datetime:
+            return msgpack.ExtType(_DATETIME, value.isoformat().encode())  # type: ignore[attr-defined]
+        if cls is dt.date:
+            return msgpack.ExtType(_DATE, value.isoformat().encode())  # type: ignore[attr-defined]
+        if cls is dt.time:
+            return msgpack.ExtType(_TIME, value.isoformat().encode())  # type: ignore[attr-defined]
+        if cls is dt.timedelta:
+            span: dt.timedelta = value  # type: ignore[assignment]
+            return msgpack.ExtType(
+                _TIMEDELTA, self.encode([span.days, span.seconds, span.microseconds])
+            )
         if cls is Failure:
             error = value.error  # type: ignore[attr-defined]
             attrs = {k: v for k, v in vars(error).items() if _plain(v)}
@@ -175,6 +194,15 @@ class MessageTypes:
             return tuple(self.decode(data))
         if code == _FROZENSET:
             return frozenset(self.decode(data))
+        if code == _DATETIME:
+            return dt.datetime.fromisoformat(data.decode())
+        if code == _DATE:
+            return dt.date.fromisoformat(data.decode())
+        if code == _TIME:
+            return dt.time.fromisoformat(data.decode())
+        if code == _TIMEDELTA:
+            days, seconds, microseconds = self.decode(data)
+            return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
         if code == _FAILURE:
             name, text, attrs = self.decode(data)
             return Failure(_rebuild_error(name, text, attrs))
