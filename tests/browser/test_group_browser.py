@@ -523,8 +523,12 @@ def test_a_group_session_from_registration_to_breakouts_and_the_end(
             who.context.close()
 
 
-def test_waiting_callers_never_see_each_other_in_frames(server: Served, browser: Browser) -> None:
-    """Before admission a waiting page's frames name nobody else who waits."""
+def test_waiting_callers_never_see_each_other_and_privacy_holds(
+    server: Served, browser: Browser
+) -> None:
+    """Before admission a waiting page's frames name nobody else who waits; in a session with
+    every privacy option on, a participant sees first names only, no participant list, and can
+    write privately to the moderator only."""
     staff = person(browser)
     a, b = person(browser), person(browser)
     try:
@@ -535,7 +539,12 @@ def test_waiting_callers_never_see_each_other_in_frames(server: Served, browser:
         console.fill("#group-start", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
         console.select_option("#group-tz", "UTC")
         console.fill("#group-capacity", "6")
+        console.get_by_label("Show participants by first name only").check()
+        console.get_by_label("Hide the participant list from participants").check()
+        console.get_by_label("No private chat between participants").check()
         console.get_by_role("button", name="Create group session").click()
+        expect(console.locator("#group-about-title")).to_be_visible()
+        expect(console.locator("main")).to_contain_text("first name only")
         link = console.get_by_label("Link for participants").input_value()
         first, second = a.page(), b.page()
         arrive(first, link, "Wanda Waiting")
@@ -547,6 +556,27 @@ def test_waiting_callers_never_see_each_other_in_frames(server: Served, browser:
         for who, other in ((a, "Xavier"), (b, "Wanda")):
             seen = [s for f in who.frames for s in strings_in(f) if other in s]
             assert not seen, seen
+        # Admitted, with every privacy option on.
+        mod.locator("#lobby-list").get_by_label("Select Wanda Waiting").check()
+        mod.locator("#lobby-list").get_by_label("Select Xavier Waiting").check()
+        mod.get_by_role("button", name="Admit selected").click()
+        expect(first.locator("#group-call")).to_be_visible(timeout=LIVE_MS)
+        expect(second.locator("#group-call")).to_be_visible(timeout=LIVE_MS)
+        expect(first.locator("#people-hidden")).to_be_visible()
+        expect(first.locator("#people-list")).to_contain_text("Dr Demo Provider")
+        expect(first.locator("#people-list li")).to_have_count(2)
+        expect(first.locator("#people-list")).not_to_contain_text("Xavier")
+        options = first.locator("#chat-to option").all_inner_texts()
+        assert options == ["Everyone", "Private to Dr Demo Provider"], options
+        second.fill("#chat-text", "Hi all")
+        second.get_by_role("button", name="Send").click()
+        expect(first.locator("#chat-log")).to_contain_text("Hi all")
+        expect(first.locator("#chat-log")).not_to_contain_text("Xavier")
+        expect(mod.locator("#people-list")).to_contain_text("Xavier Waiting")
+        assert_accessible_at_both_sizes(first, "a participant with the list hidden")
+        for who in (staff, a, b):
+            problems = [e for e in who.errors if "Failed to load resource" not in e]
+            assert not problems, problems
     finally:
         for who in (staff, a, b):
             who.context.close()

@@ -209,11 +209,11 @@
       G.announce(fmt(S.help_asked, { room: body.name || "", who: body.who || "" }));
       const list = $("breakout-help-list");
       if (list) {
-        const li = document.createElement("li");
-        li.setAttribute("role", "alert");
-        li.textContent = fmt(S.help_asked, { room: body.name || "", who: body.who || "" });
-        li.dataset.room = body.room;
-        list.append(li);
+        const line = document.createElement("p");
+        line.className = "notice notice--error";
+        line.textContent = fmt(S.help_asked, { room: body.name || "", who: body.who || "" });
+        line.dataset.room = body.room;
+        list.append(line);
       }
     });
   }
