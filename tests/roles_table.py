@@ -467,19 +467,19 @@ PAGES: dict[tuple[str, str], Page] = {
         _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
     ),
     ("GET", "/admin/setup/areas/<int:area_id>"): Page(
-        _row(R(303), R(303), R(403), R(403), A, A, R(403), R(303))
+        _row(R(303), R(303), R(404), R(404), A, A, R(404), R(303))
     ),
     ("POST", "/admin/setup/areas/<int:area_id>"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("POST", "/admin/setup/areas/<int:area_id>/closures"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("POST", "/admin/setup/areas/<int:area_id>/closures/<int:closure_id>/remove"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("POST", "/admin/setup/areas/<int:area_id>/rotate-link"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("POST", "/admin/setup/grants"): Page(
         _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
@@ -489,10 +489,10 @@ PAGES: dict[tuple[str, str], Page] = {
     ),
     ("POST", "/admin/setup/staff"): Page(_row(R(401), R(401), R(403), R(403), A, A, A, R(401))),
     ("POST", "/admin/setup/staff/<int:user_id>/active"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("POST", "/admin/setup/staff/<int:user_id>/password"): Page(
-        _row(R(401), R(401), R(403), R(403), A, A, R(403), R(401))
+        _row(R(401), R(401), R(404), R(404), A, A, R(404), R(401))
     ),
     ("GET", "/areas/<int:area_id>/leaflet.pdf"): Page(
         _row(R(303), R(303), A, R(404), A, A, R(404), R(303))

@@ -2,7 +2,10 @@
 
 Every rule lives in the set-up rules (:mod:`actors.admin.setup_rules`), applied by the set-up actor; this page only turns forms into messages.
 A success redirects back with a fixed message key (so reloading does not submit twice); a refusal
-re-renders the page with the reason, status 400 (invalid) or 403 (forbidden).
+re-renders the page with the reason, status 400. A page about one area or one member of staff
+answers 404 when the set-up actor refuses it ``forbidden``: it refuses an id of another
+organisation, one the sender does not administer and one that does not exist alike, and the page
+must too (issue 15), as every other page that takes an id does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from quart import Blueprint, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from actors import addresses
+from actors import addresses, refusals
 from actors.admin.setup import (
     DEFAULT_FIELDS,
     MAX_CONSENT,
@@ -67,6 +70,17 @@ DONE = {
 }
 HTTP_BAD_REQUEST = 400
 HTTP_FORBIDDEN = 403
+HTTP_NOT_FOUND = 404
+
+
+def _no_such(what: str) -> security.WebError:
+    """One answer for another organisation's id and a missing one (see the module docstring);
+    the words of ``web.share`` for an area, so no page tells the two apart either."""
+    return security.WebError(HTTP_NOT_FOUND, "Page not found", f"There is no such {what}.")
+
+
+NO_SUCH_AREA = "waiting area"
+NO_SUCH_STAFF = "member of staff"
 
 
 def _remote() -> str:
@@ -190,7 +204,9 @@ async def set_staff_active(user_id: int) -> WerkzeugResponse | tuple[str, int]:
     try:
         await security.ask(addresses.SETUP, SetStaffActive(principal, user_id, active, _remote()))
     except Refusal as refusal:
-        return await _page(principal, refusal.detail, _refused_status(refusal))
+        if refusal.code == refusals.FORBIDDEN:
+            raise _no_such(NO_SUCH_STAFF) from None
+        return await _page(principal, refusal.detail, HTTP_BAD_REQUEST)
     return redirect(
         url_for("setup.setup_page", done="reactivated" if active else "deactivated"), code=303
     )
@@ -206,7 +222,9 @@ async def reset_staff_password(user_id: int) -> WerkzeugResponse | tuple[str, in
             addresses.SETUP, ResetStaffPassword(principal, user_id, new_password, _remote())
         )
     except Refusal as refusal:
-        return await _page(principal, refusal.detail, _refused_status(refusal))
+        if refusal.code == refusals.FORBIDDEN:
+            raise _no_such(NO_SUCH_STAFF) from None
+        return await _page(principal, refusal.detail, HTTP_BAD_REQUEST)
     return redirect(url_for("setup.setup_page", done="password"), code=303)
 
 
@@ -350,12 +368,8 @@ def _parse_fields(draft: Draft) -> Fields:
 async def _area_settings(principal: Principal, area_id: int) -> AreaSettings:
     try:
         settings = await security.ask(addresses.SETUP, GetAreaSettings(principal, area_id))
-    except Refusal as refusal:
-        raise security.WebError(
-            HTTP_FORBIDDEN,
-            "Not allowed",
-            "Only administrators of this waiting area's unit can change its settings.",
-        ) from refusal
+    except Refusal:
+        raise _no_such(NO_SUCH_AREA) from None
     assert isinstance(settings, AreaSettings)
     return settings
 
@@ -389,7 +403,11 @@ async def _settings_page(
 
 
 def _refused_status(refusal: Refusal) -> int:
-    return HTTP_FORBIDDEN if refusal.code == "forbidden" else HTTP_BAD_REQUEST
+    """A refused change to one area: ``forbidden`` is the 404 of a missing area (the settings
+    page re-asks the actor and raises it), anything else bad input."""
+    if refusal.code == refusals.FORBIDDEN:
+        raise _no_such(NO_SUCH_AREA)
+    return HTTP_BAD_REQUEST
 
 
 def _back(area_id: int, done: str) -> WerkzeugResponse:

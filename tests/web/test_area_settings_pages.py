@@ -18,6 +18,7 @@ HTTP_OK = 200
 HTTP_SEE_OTHER = 303
 HTTP_BAD_REQUEST = 400
 HTTP_FORBIDDEN = 403
+HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 
 _SETTINGS_LINK = re.compile(r'href="(/admin/setup/areas/(\d+))"')
@@ -178,14 +179,15 @@ async def test_a_provider_sees_no_setup_link_and_is_refused(waitroom_server: Run
         assert shown.status == HTTP_OK and NAV_LINK not in shown.text, page
         assert 'href="/admin/audit"' not in shown.text and 'id="nav-console"' in shown.text
     assert (await provider.get("/admin/setup")).status == HTTP_FORBIDDEN
-    assert (await provider.get(path)).status == HTTP_FORBIDDEN
+    # An area's page answers a non-administrator like a missing area (issue 15).
+    assert (await provider.get(path)).status == HTTP_NOT_FOUND
     csrf = (await provider.get("/")).csrf_token()
     takeover = await post_pairs(provider, path, settings_form(csrf, name="Taken over"))
-    assert takeover.status == HTTP_FORBIDDEN
+    assert takeover.status == HTTP_NOT_FOUND
     closure = await provider.post(
         f"{path}/closures", {"csrf_token": csrf, "starts_on": "2030-01-01"}
     )
-    assert closure.status == HTTP_FORBIDDEN
+    assert closure.status == HTTP_NOT_FOUND
     # Nothing changed: the admin still sees the old name and no closure.
     after = await admin.get(path)
     assert "Settings: General Practice" in after.text and 'id="no-closures"' in after.text

@@ -163,3 +163,49 @@ async def test_another_organisations_ids_answer_like_missing_ones(
         assert (await admin.get(f"/ondemand/session/{od_room}")).status == HTTP_OK
         # A room of the right organisation but the wrong kind is not that page either.
         assert (await provider.get(f"/call/{consult_room}")).status == HTTP_NOT_FOUND
+
+
+def setup_probes(world: RoleWorld) -> list[tuple[str, str, str]]:
+    """The clinic set-up pages that take an area or staff id (and a closure id)."""
+    area, user = str(world.area_id), str(world.target_user_id)
+    paths = [
+        ("GET", f"/admin/setup/areas/{area}", f"/admin/setup/areas/{MISSING_NUMBER}"),
+        *(
+            (
+                "POST",
+                f"/admin/setup/areas/{area}{tail}",
+                f"/admin/setup/areas/{MISSING_NUMBER}{tail}",
+            )
+            for tail in ("", "/rotate-link", "/closures", "/closures/1/remove")
+        ),
+        *(
+            (
+                "POST",
+                f"/admin/setup/staff/{user}{tail}",
+                f"/admin/setup/staff/{MISSING_NUMBER}{tail}",
+            )
+            for tail in ("/active", "/password")
+        ),
+    ]
+    return paths
+
+
+@pytest.mark.timeout(120)
+async def test_set_up_pages_answer_404_for_another_organisations_ids_and_missing_ones(
+    waitroom_server: RunningServer,
+) -> None:
+    """Failed on the old code: both answered 403 ("Not allowed"), unlike every other page that
+    takes an id, which answers 404; a 403 says "this exists, but not for you"."""
+    async with role_world(waitroom_server) as world:
+        stranger = world.browsers[STRANGER]
+        for method, theirs, missing in setup_probes(world):
+            for path in (theirs, missing):
+                page = await ask(stranger, method, path, world.csrf[STRANGER])
+                assert page.status == HTTP_NOT_FOUND, (method, path, page.status)
+                assert "Page not found" in page.text, (method, path)
+        # Their own administrator still gets the pages.
+        admin = world.browsers[ORG_ADMIN]
+        own = await admin.get(f"/admin/setup/areas/{world.area_id}")
+        assert own.status == HTTP_OK
+        own_elsewhere = await stranger.get(f"/admin/setup/areas/{world.stranger_area_id}")
+        assert own_elsewhere.status == HTTP_OK
