@@ -93,6 +93,7 @@ async def test_a_small_group_session_with_breakouts_is_measured_end_to_end(
     assert sorted(Counter(raw["assignment"].values()).values()) == [2, 3, 3], raw["assignment"]
     assert figures["in_the_assigned_room"] == PARTICIPANTS, shown
     assert figures["moderator_sees_all_present_ms"] is not None, shown
+    assert figures["moderator_lists_all_admitted_ms"] is not None, shown
     assert figures["countdown_seconds"] is not None
     assert 0 < figures["countdown_seconds"] <= COUNTDOWN + 0.5, shown
     # Three media connections each: the main call, their room, the main call again.

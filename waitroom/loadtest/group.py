@@ -581,6 +581,16 @@ class Moderator:
                 if isinstance(entry, dict):
                     self.lobby_seen.setdefault(str(entry.get("name")), now)
             self._poke()
+        elif kind in ("room.participants", "room.state") and "admit" in self.marks:
+            people = body.get("participants")
+            entries = people if isinstance(people, list) else []
+            listed = sum(
+                1
+                for p in entries
+                if isinstance(p, dict) and str(p.get("member", "")).startswith("p-")
+            )
+            if listed >= self.spec.participants and "all_listed" not in self.marks:
+                self.marks["all_listed"] = now
         elif kind == "group.breakout.rooms" and body.get("phase") == "open":
             present = sum(len(r.get("present") or []) for r in body.get("rooms") or [])
             if present >= self.spec.participants and "all_present" not in self.marks:
@@ -872,6 +882,9 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "breakout_open_aim_met": open_stats["count"] == n
         and open_stats["p99_ms"] is not None
         and float(open_stats["p99_ms"]) < OPEN_P99_AIM_MS,
+        "moderator_lists_all_admitted_ms": None
+        if "all_listed" not in marks or "admit" not in marks
+        else round((marks["all_listed"] - marks["admit"]) * _MS, 1),
         "moderator_sees_all_present_ms": None
         if "all_present" not in marks or "open" not in marks
         else round((marks["all_present"] - marks["open"]) * _MS, 1),
@@ -908,6 +921,8 @@ def table(figures: dict[str, Any]) -> str:
         f"{figures['room_size']}, {figures['arrived']} arrived",
         row("lobby update (POST -> group.lobby)", figures["lobby_update"]),
         row("admission to media", figures["admission_to_media"]),
+        f"  the moderator's list showed everyone admitted after "
+        f"{figures['moderator_lists_all_admitted_ms']} ms",
         row("breakout open (in room with media)", figures["breakout_open"]),
         f"  aim p99 < {OPEN_P99_AIM_MS:.0f} ms: {aim}; moderator saw all present after "
         f"{figures['moderator_sees_all_present_ms']} ms; in the assigned room: "
