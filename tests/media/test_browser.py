@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from media.pool import MediaPool
 from tests.chromium import launch_persistent
 from tests.media.conftest import RecordingWorker
 from tests.polling import seconds_until, seconds_until_flat
@@ -104,7 +105,7 @@ def stop_time(p: Participant, others: list[str], keys: tuple[str, ...] = ARRIVIN
     )
 
 
-def browser_scenario(worker: RecordingWorker, tmp: Path) -> dict[str, float]:
+def browser_scenario(worker: RecordingWorker | MediaPool, tmp: Path) -> dict[str, float]:
     """Runs in a worker thread: the whole multi-page journey. Returns timings."""
     from playwright.sync_api import Route, sync_playwright
 

@@ -81,7 +81,9 @@ async def test_aiortc_publisher_retransmits_a_packet_the_server_nacks(
             ]
             assert video, offer
             # aiortc offers RTX, but the answer does not accept it: the original packet comes back.
-            spy = DropOnce(worker, video[0].ssrc)
+            ssrc = video[0].ssrc
+            assert ssrc is not None
+            spy = DropOnce(worker, ssrc)
             answer = await worker.open_peer("call-nack", "publisher", offer)
             await peer.write({"answer": answer})
             nursery.start_soon(peer.follow)

@@ -42,8 +42,8 @@ Script = Callable[[str, int], int]  # (peer, round) -> level in -dBov
 class LevelPeer(FakePeer):
     """A fake browser whose offer negotiates the audio level and whose audio carries one."""
 
-    def offer(self, slots: int = 2) -> str:
-        sdp = super().offer(slots)
+    def offer(self, slots: int = 2, audio_slots: int | None = None) -> str:
+        sdp = super().offer(slots, audio_slots)
         audio = f"a=rtpmap:{AUDIO_PT} opus/48000/2\r\n"
         first = sdp.index(audio) + len(audio)  # the sendonly audio line comes first
         return sdp[:first] + f"a=extmap:{LEVEL_ID} {AUDIO_LEVEL_URI}\r\n" + sdp[first:]

@@ -207,7 +207,7 @@ async def echo() -> AsyncIterator[Echo]:
 
 
 async def read_frames(stream: trio.SocketStream, count: int) -> list[bytes]:
-    deframer, out = Deframer(), []
+    deframer, out = Deframer(), list[bytes]()
     with trio.fail_after(5):
         while len(out) < count:
             chunk = await stream.receive_some(65536)
