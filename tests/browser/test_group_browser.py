@@ -398,6 +398,7 @@ def test_a_group_session_from_registration_to_breakouts_and_the_end(
         expect(panel.locator("#breakout-phase")).to_contain_text("2 rooms ready")
         panel.get_by_label("Evenly at random").check()
         panel.get_by_role("button", name="Apply").click()
+        expect(panel.locator(".breakout-room li[data-member]")).to_have_count(len(NAMES))
         sizes = sorted(
             panel.locator(".breakout-room").nth(i).locator("li[data-member]").count()
             for i in range(2)
