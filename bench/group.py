@@ -147,14 +147,16 @@ def row(figures: dict[str, Any], server_cpu: float, wall: float, load_start: str
         f"{_ms(admit, 'p50_ms')} / {_ms(admit, 'p99_ms')} | "
         f"{_ms(opened, 'p50_ms')} / {_ms(opened, 'p99_ms')} / {_ms(opened, 'max_ms')} | "
         f"{_ms(closed, 'p50_ms')} / {_ms(closed, 'p99_ms')} / {_ms(closed, 'max_ms')} | "
-        f"{figures['in_the_assigned_room']} | {figures['error_count']} | "
+        f"{figures['in_the_assigned_room']} / {figures['room_video_from_outside']} | "
+        f"{figures['error_count']} | "
         f"{100 * server_cpu / wall:.0f} | {100 * client / wall:.0f} | {load_start} -> {load()} |"
     )
 
 
 HEADER = (
     "| N | rooms | lobby p50 / p99 ms | admission to media p50 / p99 ms | "
-    "open p50 / p99 / max ms | close p50 / p99 / max ms | in assigned room | errors | "
+    "open p50 / p99 / max ms | close p50 / p99 / max ms | in assigned room / video from "
+    "outside | errors | "
     "server %CPU | tester %CPU | load average start -> end |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )

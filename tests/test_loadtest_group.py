@@ -92,6 +92,10 @@ async def test_a_small_group_session_with_breakouts_is_measured_end_to_end(
     assert figures["rooms"] == 3
     assert sorted(Counter(raw["assignment"].values()).values()) == [2, 3, 3], raw["assignment"]
     assert figures["in_the_assigned_room"] == PARTICIPANTS, shown
+    # Media stays inside each room: everyone saw video from their room-mates and nobody else.
+    assert figures["room_video_checked"] == PARTICIPANTS, shown
+    assert figures["room_video_from_outside"] == 0, shown
+    assert figures["room_video_streams_p50"] in (1, 2), shown
     assert figures["moderator_sees_all_present_ms"] is not None, shown
     assert figures["moderator_lists_all_admitted_ms"] is not None, shown
     assert figures["countdown_seconds"] is not None

@@ -71,7 +71,7 @@ from waitroom.loadtest.largecall import (
     percentile,
 )
 from waitroom.loadtest.mediaload import DTLS_TIMEOUT, ICE_TIMEOUT, media_error
-from waitroom.loadtest.mediapeer import MediaPeer, MediaTally
+from waitroom.loadtest.mediapeer import VIDEO_CLOCK, MediaPeer, MediaTally
 from waitroom.loadtest.pacer import MediaPump
 
 #: A session holds at most this many participants (actors.group: capacity 1..60).
@@ -106,12 +106,13 @@ _MODERATOR = re.compile(r'name="moderators" value="(\d+)" checked')
 _UNIT = re.compile(r'name="unit_id" value="(\d+)"|<option value="(\d+)"')
 _SESSION = re.compile(r"/group/([A-Za-z0-9_\-]+)\?done=created")
 #: The milestones a participant reports, in the order they happen.
-ARRIVED, ENTERED, MAIN, MOVED, ROOM, BACK, BACK_MEDIA = (
+ARRIVED, ENTERED, MAIN, MOVED, ROOM, ROOM_STREAMS, BACK, BACK_MEDIA = (
     "arrived",
     "entered",
     "main",
     "moved",
     "room",
+    "room_streams",
     "back",
     "back_media",
 )
@@ -365,13 +366,14 @@ class Crowd:
     ) -> None:
         """A breakout room: its own socket with the move's token, ``room.enter``, media there.
         The server closes that socket when the rooms close (4001) or on a move (4006)."""
-        state: dict[str, Any] = {"participants": [], "you": None}
+        state: dict[str, Any] = {"participants": [], "you": None, "most": 0}
 
         def on_room(kind: str, body: dict[str, Any]) -> None:
             if kind in ("room.state", "room.participants") and isinstance(
                 body.get("participants"), list
             ):
                 state["participants"] = body["participants"]
+                state["most"] = max(state["most"], len(body["participants"]))
 
         try:
             async with connect(self.spec.ws_url, on_room, token=str(move["token"])) as room:
@@ -379,6 +381,7 @@ class Crowd:
                 state["you"] = view.get("you")
                 if isinstance(view.get("participants"), list):
                     state["participants"] = view["participants"]
+                    state["most"] = max(state["most"], len(view["participants"]))
                 if view.get("breakout") != move.get("room"):
                     self.errors["room_not_the_moved_one"] += 1
                 async with trio.open_nursery() as nursery:
@@ -431,10 +434,18 @@ class Crowd:
                         self.emit({"kind": milestone, "i": index, "t": peer.first_media})
                     await trio.sleep_forever()
                 finally:
+                    if milestone == ROOM:
+                        self._confinement(index, peer, state)
                     self.pump.remove(peer)
                     nursery.cancel_scope.cancel()
         finally:
             peer.close()
+
+    def _confinement(self, index: int, peer: GroupPeer, state: dict[str, Any]) -> None:
+        """Media stays inside a room: the video streams that reached this peer there (one per
+        receive slot in use) against the most people its room ever had besides itself."""
+        video = sum(1 for st in peer.streams.values() if st.clock == VIDEO_CLOCK and st.received)
+        self.milestone(ROOM_STREAMS, index, video=video, mates=max(0, int(state["most"]) - 1))
 
     async def _offer(
         self, client: GatewayClient, peer: GroupPeer, after_back: bool
@@ -866,6 +877,7 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         member = entered.get(index, {}).get("member")
         if member is not None and raw["assignment"].get(member) == m.get("room"):
             right_room += 1
+    streams = list(by.get(ROOM_STREAMS, {}).values())
     open_stats = _stats(since(ROOM, "open"))
     media = raw["media"]
     figures = {
@@ -894,6 +906,10 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "breakout_back_event": _stats(since(BACK, "countdown_end")),
         "breakout_close": _stats(since(BACK_MEDIA, "countdown_end")),
         "in_the_assigned_room": right_room,
+        # Participants whose room brought them more video streams than it had other people.
+        "room_video_checked": len(streams),
+        "room_video_from_outside": sum(1 for m in streams if m["video"] > m["mates"]),
+        "room_video_streams_p50": percentile([float(m["video"]) for m in streams], 0.5),
         "media_connections": sum(m["connected"] for m in media),
         "media_received": sum(m["received"] for m in media),
         "media_lost": sum(max(0, m["expected"] - m["received"]) for m in media),
@@ -926,7 +942,8 @@ def table(figures: dict[str, Any]) -> str:
         row("breakout open (in room with media)", figures["breakout_open"]),
         f"  aim p99 < {OPEN_P99_AIM_MS:.0f} ms: {aim}; moderator saw all present after "
         f"{figures['moderator_sees_all_present_ms']} ms; in the assigned room: "
-        f"{figures['in_the_assigned_room']}",
+        f"{figures['in_the_assigned_room']}; more video than room-mates: "
+        f"{figures['room_video_from_outside']} of {figures['room_video_checked']}",
         f"breakout close: countdown {figures['countdown_seconds']} s, then",
         row("  back in main call with media", figures["breakout_close"]),
         f"media: {figures['media_connections']} connections, {figures['media_received']} packets "
