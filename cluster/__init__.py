@@ -19,14 +19,16 @@ composition root, so no domain module is imported here.
 
 from cluster.codec import MessageTypes, UnknownMessageType
 from cluster.connection import ClusterUnavailable
-from cluster.node import Node, open_node
+from cluster.node import Node, NodeRegistry, PlacingSupervisor, open_node
 from cluster.placement import PlacementTaken
 
 __all__ = [
     "ClusterUnavailable",
     "MessageTypes",
     "Node",
+    "NodeRegistry",
     "PlacementTaken",
+    "PlacingSupervisor",
     "UnknownMessageType",
     "open_node",
 ]

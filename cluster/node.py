@@ -14,6 +14,12 @@ Redis is unreachable both fail closed with :class:`~cluster.connection.ClusterUn
 actors already running keep running (the
 local registry never waits on Redis). An address found taken over after the node was away longer
 than the TTL is stopped here, so no actor runs on two nodes for longer than one refresh period.
+
+A :class:`PlacingSupervisor` is the server's form of ``ensure``: a supervisor whose placed
+children (``placed(address)``) start through the node, so the actors that start rooms and areas
+on demand do not change. The node's registry (:class:`NodeRegistry`) takes an admission
+``gate``: the server refuses new admissions there while Redis is down (fail closed), before
+any actor stores anything.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -33,6 +40,7 @@ from cluster.membership import Membership
 from cluster.placement import Placement
 from cluster.rescue import Rescue
 from cluster.transport import RedisTransport
+from runtime.kernel import ActorRef, Envelope
 from runtime.registry import Registry
 from runtime.supervisor import ChildSpec, Supervisor
 
@@ -40,6 +48,18 @@ log = logging.getLogger(__name__)
 
 #: Seconds a clean stop may spend releasing placements and leaving (Redis may be gone).
 LEAVE_TIMEOUT = 2.0
+
+
+class NodeRegistry(Registry):
+    """A node's registry: the runtime's, with an optional ``gate`` every delivery passes first
+    (local ones and those arriving from other nodes alike); the gate raises to refuse one."""
+
+    gate: Callable[[str, object], None] | None = None
+
+    def deliver(self, address: str, envelope: Envelope) -> None:
+        if self.gate is not None:
+            self.gate(address, envelope.message)
+        super().deliver(address, envelope)
 
 
 @dataclass
@@ -53,7 +73,7 @@ class Node:
     membership: Membership
     placement: Placement
     transport: RedisTransport
-    registry: Registry
+    registry: NodeRegistry
     rescue: Rescue
     #: Supervisor hosting each address this node claimed through ``host``, to stop a lost one.
     _hosts: dict[str, Supervisor]
@@ -88,7 +108,10 @@ class Node:
         if spec.address in self.registry:
             return
         try:
-            await supervisor.start_child(spec)
+            if isinstance(supervisor, PlacingSupervisor):
+                await supervisor.start_here(spec)
+            else:
+                await supervisor.start_child(spec)
         except BaseException:
             with contextlib.suppress(ClusterUnavailable), trio.move_on_after(LEAVE_TIMEOUT):
                 await self.placement.release(spec.address)
@@ -118,6 +141,38 @@ class Node:
             await supervisor.stop_child(address)
 
 
+class PlacingSupervisor(Supervisor):
+    """A supervisor whose placed children start through ``node.ensure``: here if this node wins
+    the address, else nowhere (its owner's copy is reached through the transport).
+
+    ``start_child`` of a placed address returns a reference either way; it raises
+    ClusterUnavailable while Redis is down (nothing started). Restarts after a crash stay local
+    (the claim is held while the actor runs); unplaced children start as under any supervisor.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        *,
+        placed: Callable[[str], bool],
+        **options: Any,
+    ) -> None:
+        super().__init__(node.registry, name, **options)
+        self.node = node
+        self._placed = placed
+
+    async def start_child(self, spec: ChildSpec) -> ActorRef:
+        if not self._placed(spec.address):
+            return await super().start_child(spec)
+        await self.node.ensure(self, spec)
+        return ActorRef(self.registry, spec.address)
+
+    async def start_here(self, spec: ChildSpec) -> ActorRef:
+        """Start a child this node has claimed (what ``node.ensure`` calls)."""
+        return await super().start_child(spec)
+
+
 @contextlib.asynccontextmanager
 async def open_node(
     redis_url: str,
@@ -127,6 +182,7 @@ async def open_node(
     prefix: str = DEFAULT_PREFIX,
     placed: Callable[[str], bool] | None = None,
     located: Callable[[str], str | None] | None = None,
+    on_unowned: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Node]:
     """Join the cluster at ``redis_url`` as ``node_id`` (random if not given) until the block ends.
 
@@ -134,6 +190,8 @@ async def open_node(
     here may be on another node (by default every one; the others fail as ActorNotFound at once);
     ``located(address)`` names the node of an address that says where it lives (a connection's
     ``conn/<node>-<n>``), which is then reached without a placement look-up.
+    ``on_unowned(address)`` is called when a message is for a placed address nobody owns (its node
+    died): the server starts it again; the message is held meanwhile (see ``cluster.transport``).
     Raises ClusterUnavailable if Redis cannot be reached at the start, NodeIdTaken if another
     live process runs as ``node_id``.
     """
@@ -144,8 +202,9 @@ async def open_node(
         membership = Membership(client, keys, health, node_id)
         placement = Placement(client, keys, health, node_id)
         transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
-        registry = Registry(transport, node=node_id)
+        registry = NodeRegistry(transport, node=node_id)
         transport.bind(registry)
+        transport.on_unowned = on_unowned
         rescue = Rescue(client, keys, health, membership, placement, transport)
         node = Node(
             node_id, client, keys, health, membership, placement, transport, registry, rescue, {}

@@ -8,7 +8,8 @@ them through the same consumer group under its own name, so two rescuers never t
 rescuer had taken but not acknowledged):
 
 * a message goes to the node that owns its address now; while nobody owns it (the room is not
-  started again yet) the entry stays with the rescuer and is looked at again on the next sweep, up
+  started again yet; the server is asked to, through the transport's ``on_unowned``) the entry
+  stays with the rescuer and is looked at again on the next sweep, up
   to ``HOLD_FOR`` seconds after it was sent, after which its asker is told ``ActorNotFound``;
 * a reply goes to the asker's node if that node is alive, and is dropped otherwise.
 
@@ -173,7 +174,8 @@ class Rescue:
                 if reply_to is not None and self.transport.registry is not None:
                     self.transport.registry.reply(reply_to, Failure(ActorNotFound(address)))
                 done.append(ident)
-            # else: nobody owns it yet; it stays with this rescuer until the next sweep
+            else:  # nobody owns it yet: it stays with this rescuer until the next sweep
+                self.transport.revive(address)
         if forward:
             await self.transport.append(forward)
         if done:

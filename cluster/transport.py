@@ -19,7 +19,10 @@ waits for is dropped there, as on one node. Asks keep their sender's timeout. Wh
 fails at the sender where it can and at the asker otherwise: while Redis is known to be down a
 send raises :class:`~cluster.connection.ClusterUnavailable` at once; an ask whose batch could not
 be appended is answered with it; an ask to an address nobody owns gets
-:class:`~runtime.errors.ActorNotFound`. A tell that cannot be sent after it left the sender is
+:class:`~runtime.errors.ActorNotFound`, unless the node was given ``on_unowned``: then that is
+called (the server starts the address again, on this node or wherever its claim lands) and the
+message is held, looked up again every ``RETRY_HELD`` seconds for up to ``HOLD_UNOWNED`` seconds,
+and sent once the address has an owner (in order with what follows it to the same address). A tell that cannot be sent after it left the sender is
 dropped, logged and counted (a tell has no answer to carry the error), as a tell to a full mailbox
 is refused on one node.
 """
@@ -67,6 +70,13 @@ MAX_HOPS = 2
 #: Entry ids remembered to recognise an entry delivered again after its ack was lost.
 SEEN_IDS = 10_000
 
+#: Seconds a message to an address nobody owns is held while the address is started again.
+HOLD_UNOWNED = 10.0
+#: Seconds between look-ups of the owners of held messages.
+RETRY_HELD = 0.2
+#: Seconds before ``on_unowned`` is called again for the same address.
+REVIVE_EVERY = 1.0
+
 #: Entry kinds.
 MESSAGE, REPLY = b"m", b"r"
 
@@ -81,6 +91,8 @@ class Outgoing:
     #: ``<node>:<entry id>`` of an entry rescued from a dead node's inbox: its identity, so a
     #: second rescue of the same entry is recognised and not queued twice.
     origin: bytes | None = None
+    #: Held for an owner until then (trio clock), once ``on_unowned`` was called for it.
+    held_until: float | None = None
 
 
 @dataclass
@@ -90,6 +102,9 @@ class Counts:
     sent: int = 0
     received: int = 0
     forwarded: int = 0
+    #: Messages held for an address nobody owned, and the starts asked for (``on_unowned``).
+    held: int = 0
+    revivals: int = 0
     dropped: int = 0
     batches: int = 0
     reads: int = 0
@@ -131,6 +146,11 @@ class RedisTransport:
         #: Hops of the entry being handed to the registry now (None outside an incoming entry).
         self._incoming_hops: int | None = None
         self.counts = Counts()
+        #: Called (synchronously) with a placed address nobody owns that a message is for.
+        self.on_unowned: Callable[[str], None] | None = None
+        self._held: list[Outgoing] = []
+        self._held_retry_at = 0.0
+        self._revived: dict[str, float] = {}
 
     def bind(self, registry: Registry) -> None:
         self.registry = registry
@@ -190,13 +210,30 @@ class RedisTransport:
         """Drain the outbox in order, a batch per round trip (a background task)."""
         receive = self._receive
         while True:
-            batch = [await receive.receive()]
+            batch: list[Outgoing] = []
+            if self._held:
+                with trio.move_on_at(self._held_retry_at):
+                    batch.append(await receive.receive())
+            else:
+                batch.append(await receive.receive())
             while len(batch) < BATCH:
                 try:
                     batch.append(receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            await self._send_batch(batch)
+            if self._held and trio.current_time() >= self._held_retry_at:
+                # Held ones first: they were sent before anything in this batch.
+                batch, self._held = self._held + batch, []
+                for item in batch:
+                    if item.held_until is not None:
+                        self.forget_owner(item.address)
+            elif self._held:
+                # Still waiting: what follows a held message to the same address waits behind it.
+                waiting = {item.address for item in self._held}
+                self._held.extend(item for item in batch if item.address in waiting)
+                batch = [item for item in batch if item.address not in waiting]
+            if batch:
+                await self._send_batch(batch)
 
     async def _send_batch(self, batch: list[Outgoing]) -> None:
         try:
@@ -243,6 +280,8 @@ class RedisTransport:
                 routed.append((node, item))
                 continue
             known = self._owners.get(item.address)
+            if known is None and self._hold(item, now):
+                continue
             if known is None:
                 self._fail(item, ActorNotFound(item.address))
             elif known[0] == self.node_id:
@@ -251,6 +290,37 @@ class RedisTransport:
             else:
                 routed.append((known[0], item))
         return routed
+
+    def _hold(self, item: Outgoing, now: float) -> bool:
+        """Hold a message for an address nobody owns while it is started again (True), or not."""
+        if self.on_unowned is None or item.kind != MESSAGE:
+            return False
+        if item.held_until is None:
+            item.held_until = now + HOLD_UNOWNED
+            self.counts.held += 1
+        elif now >= item.held_until:
+            return False
+        self.revive(item.address)
+        if not self._held:
+            self._held_retry_at = now + RETRY_HELD
+        self._held.append(item)
+        return True
+
+    def revive(self, address: str) -> None:
+        """Ask the server to start ``address`` again (at most once per ``REVIVE_EVERY``)."""
+        if self.on_unowned is None:
+            return
+        now = trio.current_time()
+        if self._revived.get(address, -REVIVE_EVERY) + REVIVE_EVERY > now:
+            return
+        if len(self._revived) > OWNER_CACHE_SIZE:
+            self._revived = {a: t for a, t in self._revived.items() if t + REVIVE_EVERY > now}
+        self._revived[address] = now
+        self.counts.revivals += 1
+        try:
+            self.on_unowned(address)
+        except Exception:  # the server's hook must not end the outbox
+            log.exception("starting %s again failed", address)
 
     async def append(self, routed: list[tuple[str, Outgoing]]) -> None:
         """Append entries to the given nodes' inboxes in one pipeline (the rescue uses it too)."""

@@ -1,0 +1,112 @@
+"""The server's side of placement: supervisors that start placed children through the node, a
+message for an address nobody owns held while the server starts it again, and the admission gate."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import cluster.transport
+from cluster import PlacingSupervisor
+from runtime import ActorNotFound, Refusal
+from tests.cluster.echo import Note, Notes, Ping, Pong
+from tests.cluster.nodes import Running, echo, running
+from tests.cluster.servers import RedisServer
+
+
+def placed(address: str) -> bool:
+    return address.startswith("room/")
+
+
+async def placing(side: Running, nursery: trio.Nursery) -> PlacingSupervisor:
+    supervisor: PlacingSupervisor = await nursery.start(
+        PlacingSupervisor(side.node, f"rooms-{side.node.id}", placed=placed).run
+    )
+    return supervisor
+
+
+async def test_placed_children_start_on_one_node_and_others_everywhere(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        running(redis_server.url, "a") as a,
+        running(redis_server.url, "b") as b,
+        trio.open_nursery() as nursery,
+    ):
+        rooms_a, rooms_b = await placing(a, nursery), await placing(b, nursery)
+        async with trio.open_nursery() as starts:
+            for n in range(20):
+                starts.start_soon(rooms_a.start_child, echo(f"room/{n}", "a"))
+                starts.start_soon(rooms_b.start_child, echo(f"room/{n}", "b"))
+        for n in range(20):
+            here = [s.node.id for s in (a, b) if f"room/{n}" in s.node.registry]
+            assert len(here) == 1
+            with trio.fail_after(5):
+                by_a = await a.node.registry.ref(f"room/{n}").ask(Ping(n))
+                by_b = await b.node.registry.ref(f"room/{n}").ask(Ping(n))
+            assert by_a == by_b == Pong(n, here[0])
+        # A kind that is not placed runs on every node that starts it.
+        await rooms_a.start_child(echo("system/echo", "a"))
+        await rooms_b.start_child(echo("system/echo", "b"))
+        assert (await a.node.registry.ref("system/echo").ask(Ping(0))).by == "a"
+        assert (await b.node.registry.ref("system/echo").ask(Ping(0))).by == "b"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_for_an_address_nobody_owns_waits_for_the_server_to_start_it(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        running(redis_server.url, "a") as a,
+        running(redis_server.url, "b") as b,
+        trio.open_nursery() as nursery,
+    ):
+        rooms_b = await placing(b, nursery)
+        asked: list[str] = []
+
+        def start_on_b(address: str) -> None:  # what the server's hook does: start it somewhere
+            asked.append(address)
+            nursery.start_soon(rooms_b.start_child, echo(address, "b"))
+
+        a.node.transport.on_unowned = start_on_b
+        a.node.registry.ref("room/gone").tell(Note("first"))
+        with trio.fail_after(5):
+            pong = await a.node.registry.ref("room/gone").ask(Ping(7), timeout=5)
+            assert pong == Pong(7, "b")
+            assert await a.node.registry.ref("room/gone").ask(Notes()) == ("first",)
+        assert asked == ["room/gone"]  # asked once, though two messages waited
+        assert a.node.transport.counts.held >= 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_held_message_ends_as_not_found_when_nobody_starts_it(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster.transport, "HOLD_UNOWNED", 0.6)
+    async with running(redis_server.url, "a") as a:
+        asked: list[str] = []
+        a.node.transport.on_unowned = asked.append
+        with trio.fail_after(3), pytest.raises(ActorNotFound):
+            await a.node.registry.ref("room/never").ask(Ping(1), timeout=3)
+        assert asked and set(asked) == {"room/never"}
+
+
+async def test_the_gate_refuses_before_delivery_here_and_from_another_node(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await a.node.host(a.supervisor, echo("room/r", "a"))
+
+        def gate(address: str, message: object) -> None:
+            if isinstance(message, Note):
+                raise Refusal("unavailable", "no new notes now")
+
+        a.node.registry.gate = gate
+        with pytest.raises(Refusal) as local:
+            a.node.registry.ref("room/r").tell(Note("x"))
+        assert local.value.code == "unavailable"
+        b.node.registry.ref("room/r").tell(Note("from b"))  # refused on arrival at a
+        with trio.fail_after(5):
+            assert await b.node.registry.ref("room/r").ask(Ping(2)) == Pong(2, "a")
+            assert await a.node.registry.ref("room/r").ask(Notes()) == ()
+        assert any("no new notes" in reason for reason in a.node.transport.counts.drops)
