@@ -67,3 +67,5 @@ ONDEMAND = Address.named("ondemand")
 CONSULT = Address.named("consult")
 #: Group consultations: creates sessions, hands out arrivals' tokens, starts their calls (issue 12).
 GROUP = Address.named("group")
+#: Invite links into rooms that are not running: refused after a live room's work (issue 15).
+INVITES = Address.named("invites")

@@ -14,6 +14,7 @@ and connections are started on demand afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from actors.admin.outbox import OutboxActor
 from actors.admin.reports import AdminActor
 from actors.admin.retention import RetentionActor
 from actors.admin.setup import SetupAdmin
+from actors.calls.invite_desk import InviteDesk
 from actors.calls.media import MediaPort
 from actors.consult.desk import LINK_LIFETIME, ConsultDesk
 from actors.group.breakouts import breakout_factory
@@ -58,18 +60,23 @@ async def start_actors(
     retention: RetentionPolicy | None = None,
     consult_link_seconds: float = LINK_LIFETIME,
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
+    supervisor: Callable[..., Supervisor] = Supervisor,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
     restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
-    see :mod:`services.sender`) and the admin reports."""
+    see :mod:`services.sender`) and the admin reports.
+
+    ``supervisor(registry, name, **options)`` makes the supervisors of the on-demand kinds
+    (rooms, areas, on-demand queues and sessions, meeting calls); a cluster node passes one that
+    starts them through placement (``cluster.PlacingSupervisor``, issue 18)."""
     registry = root.registry
     rooms: Supervisor = await nursery.start(
-        Supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
+        supervisor(registry, "rooms", max_restarts=ROOM_MAX_RESTARTS).run
     )
-    areas: Supervisor = await nursery.start(Supervisor(registry, "areas").run)
-    ondemand_queues: Supervisor = await nursery.start(Supervisor(registry, "ondemand").run)
+    areas: Supervisor = await nursery.start(supervisor(registry, "areas").run)
+    ondemand_queues: Supervisor = await nursery.start(supervisor(registry, "ondemand").run)
     ondemand_sessions: Supervisor = await nursery.start(
-        Supervisor(registry, "ondemand-sessions", max_restarts=ROOM_MAX_RESTARTS).run
+        supervisor(registry, "ondemand-sessions", max_restarts=ROOM_MAX_RESTARTS).run
     )
     # ``staff_idle_timeout``: a staff session nobody uses for this long is over (issue 15).
     await root.start_child(
@@ -80,11 +87,13 @@ async def start_actors(
     )
     await root.start_child(ChildSpec(addresses.NOTICES, lambda: NoticeBoard(store)))
     await root.start_child(ChildSpec(addresses.ECHO, Echo))
+    # Invite links into rooms that are not running: the same check as a live room's (issue 15).
+    await root.start_child(ChildSpec(addresses.INVITES, lambda: InviteDesk(store)))
     await root.start_child(ChildSpec(addresses.ROOMS, lambda: RoomHost(store, rooms, media)))
     await root.start_child(ChildSpec(addresses.AREAS, lambda: AreaHost(store, areas)))
     # Meeting rooms and user rooms (issue 13): their calls run under a supervisor of their own.
     meetings: Supervisor = await nursery.start(
-        Supervisor(registry, "meetings", max_restarts=ROOM_MAX_RESTARTS).run
+        supervisor(registry, "meetings", max_restarts=ROOM_MAX_RESTARTS).run
     )
     await root.start_child(
         ChildSpec(addresses.MEETINGS, lambda: MeetingHost(store, meetings, media))

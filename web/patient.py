@@ -33,6 +33,7 @@ from actors.messages import (
     GuestPass,
 )
 from runtime import Refusal
+from runtime.address import Address
 from web import i18n, security
 from web.i18n import N_
 
@@ -252,22 +253,23 @@ async def waiting(slug: str) -> tuple[str, int]:
     return await _waiting_page(info, ""), 200
 
 
-def _invite_room(token: str) -> tuple[str, str]:
+def _invite_room(token: str) -> tuple[Address, str]:
+    """Who checks an invite link: the room while it runs, else the invite desk, which does the
+    same storage check before the same refusal (no timing oracle of live rooms; issue 15)."""
     room_id, _, secret = token.partition(".")
     if not _TOKEN_PART.match(room_id) or not _TOKEN_PART.match(secret):
         raise _gone()
-    if addresses.room(room_id) not in security.registry():
-        raise _gone()
-    return room_id, secret
+    room = addresses.room(room_id)
+    return (room if room in security.registry() else addresses.INVITES), secret
 
 
 @blueprint.get("/i/<token>")
 async def invite(token: str) -> tuple[str, int]:
     """The landing page of an invite link. Opening it consumes nothing (link previews do GETs).
     A wrong secret gets the page a used link or an ended call gets (no oracle of live rooms)."""
-    room_id, secret = _invite_room(token)
+    room, secret = _invite_room(token)
     try:
-        await security.ask(addresses.room(room_id), CheckInvite(secret))
+        await security.ask(room, CheckInvite(secret))
     except Refusal:
         raise _gone() from None
     page = await render_template("patient/invite.html", error=None, name="")
@@ -276,7 +278,7 @@ async def invite(token: str) -> tuple[str, int]:
 
 @blueprint.post("/i/<token>")
 async def invite_claim(token: str) -> tuple[str, int]:
-    room_id, secret = _invite_room(token)
+    room, secret = _invite_room(token)
     form = await request.form
     name = form.get("name", "").strip()[:MAX_GUEST_NAME]
     if not name:
@@ -285,9 +287,7 @@ async def invite_claim(token: str) -> tuple[str, int]:
         )
         return page, 400
     try:
-        guest = await security.ask(
-            addresses.room(room_id), ClaimInvite(secret, name, request.remote_addr or "")
-        )
+        guest = await security.ask(room, ClaimInvite(secret, name, request.remote_addr or ""))
     except Refusal:
         raise _gone() from None
     assert isinstance(guest, GuestPass)

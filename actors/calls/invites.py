@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NoReturn
 
 from actors import refusals
 from actors.calls.presence import ParticipantKind
@@ -65,6 +65,20 @@ async def check_invitation(store: Store, room_id: str, secret: str) -> None:
         raise refused() from None
     if token.room_id != room_id or token.kind != INVITE_TOKEN_KIND:
         raise refused()
+
+
+#: No room has this id: checking a secret against it reads storage as a live room does, and
+#: always refuses.
+NO_ROOM: Final = ""
+
+
+async def refuse_after_checking(store: Store, secret: str) -> NoReturn:
+    """Refuse an invitation into a call that has ended or is not running, after the same work a
+    live room does for a wrong secret (hash it, read storage, compare): without that read a dead
+    room answered sooner than a live one, and the time told which calls are going on (issue 15).
+    The one :func:`check_invitation` serves both, so neither path can drift from the other."""
+    await check_invitation(store, NO_ROOM, secret)
+    raise refused()  # not reached: no stored invitation belongs to NO_ROOM
 
 
 async def open_invitations(store: Store, room_id: str, now: datetime | None = None) -> int:

@@ -223,13 +223,13 @@ class ConsultCall(Call):
     @handles(CheckInvite)
     async def _check_invite(self, msg: CheckInvite) -> None:
         if self.state is CallState.ENDED:
-            raise invites.refused()
+            await invites.refuse_after_checking(self.store, msg.secret)
         await invites.check_invitation(self.store, self.room_id, msg.secret)
 
     @handles(ClaimInvite)
     async def _claim_invite(self, msg: ClaimInvite) -> GuestPass:
         if self.state is CallState.ENDED:
-            raise invites.refused()
+            await invites.refuse_after_checking(self.store, msg.secret)
         claimed = await invites.claim_invitation(
             self.store, self.room_id, msg.secret, msg.display_name
         )
