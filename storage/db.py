@@ -35,12 +35,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, TypeVarTuple, cast
 
 import trio
 from sqlite_utils import Database
 
+from storage.dialect import is_postgres, is_postgres_url
 from storage.errors import ConflictError, NotFoundError, StoreClosedError
+
+if TYPE_CHECKING:
+    from storage.postgres import PostgresDatabase
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -124,8 +128,9 @@ class _Job:
 class Store:
     """Async front of the single connection. Repository modules are thin wrappers over `run`."""
 
-    def __init__(self, db: Database) -> None:
-        self._db: Database | None = db
+    def __init__(self, db: Database | PostgresDatabase) -> None:
+        #: sqlite-utils' Database, or its PostgreSQL stand-in (repositories see either as one).
+        self._db: Database | PostgresDatabase | None = db
         self._pending: deque[_Job] = deque()
         #: True while a batch is in the worker thread; the connection belongs to it.
         self._busy = False
@@ -137,9 +142,32 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate: bool = True) -> Store:
-        """Connect (in a thread: opening a file can block) and bring the schema up to date."""
+        """Connect (in a thread: opening a file can block) and bring the schema up to date.
+
+        ``path`` is a SQLite file, or a ``postgresql://`` URL (`storage.postgres`, the durable
+        store of several nodes); there the migrations run under a cluster-wide advisory lock, so
+        of nodes starting together one migrates and the others wait and find the work done.
+        """
         from storage.migrations import apply_migrations
 
+        if is_postgres_url(path):
+            from storage.postgres import connect as connect_postgres
+
+            pg = await _blocking(connect_postgres, str(path))
+            store = cls(pg)
+            if migrate:
+                try:
+                    await _blocking(pg.lock_migrations)
+                    try:
+                        await store.run(apply_migrations)
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            await _blocking(pg.unlock_migrations)
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await store.aclose()
+                    raise
+            return store
         db = await _blocking(connect, path)
         store = cls(db)
         if migrate:
@@ -191,8 +219,10 @@ class Store:
                 if db is None:
                     for job in batch:
                         job.finish(None, StoreClosedError("the store has been closed"))
+                elif is_postgres(db):
+                    await _blocking(cast("PostgresDatabase", db).run_batch, batch)
                 else:
-                    await _blocking(_group_commit, db, batch)
+                    await _blocking(_group_commit, cast(Database, db), batch)
         finally:
             self._busy = False
             finished, self._batch_done = self._batch_done, trio.Event()
@@ -207,7 +237,7 @@ class Store:
             if db is not None:
                 await _blocking(db.close)
 
-    def _require_open(self) -> Database:
+    def _require_open(self) -> Database | PostgresDatabase:
         if self._db is None:
             raise StoreClosedError("the store has been closed")
         return self._db
@@ -303,9 +333,16 @@ def fetch_required(db: Database, sql: str, params: Params, what: str) -> Row:
     return row
 
 
-def execute(db: Database, sql: str, params: Params = ()) -> sqlite3.Cursor:
+class Executed(Protocol):
+    """What `execute` returns on either engine: how many rows the statement changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+def execute(db: Database, sql: str, params: Params = ()) -> Executed:
     """Run a statement inside the current transaction."""
-    return db.execute(sql, params)
+    return cast(Executed, db.execute(sql, params))
 
 
 def update_by_id(db: Database, table: str, row_id: int, changes: dict[str, Any], what: str) -> None:
@@ -316,12 +353,14 @@ def update_by_id(db: Database, table: str, row_id: int, changes: dict[str, Any],
     assignments = ", ".join(f"{column} = :{column}" for column in changes)
     try:
         db.execute(f"UPDATE {table} SET {assignments} WHERE id = :id", {**changes, "id": row_id})
-    except sqlite3.IntegrityError as exc:
+    except sqlite3.IntegrityError as exc:  # also PostgreSQL's (storage.dialect)
         raise ConflictError(f"{what}: {exc}") from exc
 
 
 def insert(db: Database, sql: str, params: Params = ()) -> int:
-    """Run an INSERT and return the new rowid."""
+    """Run an INSERT and return the new rowid (on PostgreSQL: ``RETURNING id``)."""
+    if is_postgres(db):
+        return cast("PostgresDatabase", db).insert_returning_id(sql, params)
     rowid = db.execute(sql, params).lastrowid
     if rowid is None:  # pragma: no cover - SQLite always sets it after an INSERT
         raise RuntimeError("INSERT did not report a rowid")

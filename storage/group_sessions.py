@@ -321,7 +321,7 @@ def _list(
         db,
         _SESSION_SELECT
         + """ WHERE u.org_id = :org AND (:unit IS NULL OR g.unit_id = :unit)
-                AND (:ended OR g.state != 'ended')
+                AND (:ended = 1 OR g.state != 'ended')
               ORDER BY g.state = 'ended', g.starts_at, g.id""",
         {"org": org_id, "unit": unit_id, "ended": int(include_ended)},
     )

@@ -3,6 +3,10 @@
 Each migration runs in the same transaction as the row that records it in `schema_migrations`,
 so a failed migration leaves the database at the previous version. Migrations are append-only:
 never edit or renumber one that has shipped; add the next number instead (docs/storage.md).
+
+One list serves both engines: on PostgreSQL a migration's SQLite text is translated
+(`storage.dialect.to_postgres_ddl`), or a migration carries its own PostgreSQL text where the two
+cannot share one; `Store.open` runs them there under a cluster-wide advisory lock.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 from sqlite_utils import Database
 
 from storage import audit_chain
 from storage.consult import SCHEMA as _CONSULT_LINKS
 from storage.db import execute, fetch_all
+from storage.dialect import NOCASE_COLLATION, REFUSE_FUNCTION, is_postgres
 from storage.errors import SchemaTooNewError
 from storage.group_breakouts import MIGRATION_NAME as _BREAKOUTS_NAME
 from storage.group_breakouts import MIGRATION_SQL as _BREAKOUTS
@@ -27,14 +33,21 @@ from storage.ondemand import MIGRATION_NAME as _ONDEMAND_NAME
 from storage.ondemand import MIGRATION_SQL as _ONDEMAND
 from storage.times import from_db, to_db, utcnow
 
+if TYPE_CHECKING:
+    from storage.postgres import PostgresDatabase
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One schema step: SQL script text, or a function for steps SQL alone cannot express."""
+    """One schema step: SQL script text, or a function for steps SQL alone cannot express.
+
+    ``postgres``: the step's PostgreSQL text, for a script the translation cannot carry over
+    (None: the SQLite text, translated)."""
 
     number: int
     name: str
     apply: str | Callable[[Database], None]
+    postgres: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +319,11 @@ CREATE INDEX staff_users_by_org ON staff_users (org_id);
 """Only an organisation's administrators may see and manage its staff (issue 15): each member
 of staff belongs to one organisation, taken for existing members from their oldest role grant."""
 
+_STAFF_ORGANISATION_POSTGRES = _STAFF_ORGANISATION.replace(
+    "    ) ORDER BY grant_id LIMIT 1", "    ) AS grants ORDER BY grant_id LIMIT 1"
+)
+"""The same step on PostgreSQL 15, which wants a name for a subquery in FROM."""
+
 
 def _audit_chain(db: Database) -> None:
     """Add the chain column and hash every existing entry (storage.audit_chain). The append-only
@@ -336,7 +354,12 @@ MIGRATIONS: list[Migration] = [
     Migration(4, _MEETING_ROOMS_NAME, _MEETING_ROOMS),
     Migration(5, _ONDEMAND_NAME, _ONDEMAND),
     Migration(6, "audit log hash chain", _audit_chain),
-    Migration(7, "staff members belong to an organisation", _STAFF_ORGANISATION),
+    Migration(
+        7,
+        "staff members belong to an organisation",
+        _STAFF_ORGANISATION,
+        postgres=_STAFF_ORGANISATION_POSTGRES,
+    ),
     Migration(8, _BREAKOUTS_NAME, _BREAKOUTS),
     Migration(9, _GROUP_SESSIONS_NAME, _GROUP_SESSIONS),
 ]
@@ -378,6 +401,10 @@ def apply_migrations(db: Database, migrations: list[Migration] | None = None) ->
     """
     steps = MIGRATIONS if migrations is None else migrations
     check_sequence(steps)
+    postgres = is_postgres(db)
+    if postgres:  # what the translated schema text relies on
+        execute(db, NOCASE_COLLATION)
+        execute(db, REFUSE_FUNCTION)
     version = current_version(db)
     known = steps[-1].number if steps else 0
     if version > known:
@@ -386,7 +413,9 @@ def apply_migrations(db: Database, migrations: list[Migration] | None = None) ->
     for migration in steps:
         if migration.number <= version:
             continue
-        if isinstance(migration.apply, str):
+        if postgres and migration.postgres is not None:
+            db.executescript(migration.postgres)
+        elif isinstance(migration.apply, str):
             db.executescript(migration.apply)
         else:
             migration.apply(db)
@@ -396,4 +425,6 @@ def apply_migrations(db: Database, migrations: list[Migration] | None = None) ->
             (migration.number, migration.name, to_db(utcnow())),
         )
         applied.append(migration.number)
+    if postgres and applied:
+        cast("PostgresDatabase", db).resync_identities()
     return applied

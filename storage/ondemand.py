@@ -270,8 +270,8 @@ def _save_step(
         """
         UPDATE ondemand_requests
         SET case_info = ?, steps_done = ?, steps_total = ?,
-            state = CASE WHEN state = 'intake' AND ? THEN 'waiting' ELSE state END,
-            intake_done_at = CASE WHEN ? AND intake_done_at IS NULL THEN ? ELSE intake_done_at END
+            state = CASE WHEN state = 'intake' AND ? = 1 THEN 'waiting' ELSE state END,
+            intake_done_at = CASE WHEN ? = 1 AND intake_done_at IS NULL THEN ? ELSE intake_done_at END
         WHERE id = ? AND steps_done = ? AND state NOT IN ('in_session', 'ended', 'declined',
                                                            'cancelled')
         """,

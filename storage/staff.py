@@ -240,7 +240,7 @@ _AREA_SCOPES = """
 def _roles_in_area(db: Database, user_id: int, area_id: int) -> frozenset[Role]:
     rows = fetch_all(
         db,
-        f"SELECT DISTINCT role FROM ({_AREA_SCOPES}) WHERE user_id = ? AND area_id = ?",
+        f"SELECT DISTINCT role FROM ({_AREA_SCOPES}) AS scopes WHERE user_id = ? AND area_id = ?",
         (user_id, area_id),
     )
     return frozenset(r["role"] for r in rows)
@@ -249,7 +249,7 @@ def _roles_in_area(db: Database, user_id: int, area_id: int) -> frozenset[Role]:
 def _areas_with_role(db: Database, user_id: int, role: Role) -> list[int]:
     rows = fetch_all(
         db,
-        f"""SELECT DISTINCT area_id FROM ({_AREA_SCOPES})
+        f"""SELECT DISTINCT area_id FROM ({_AREA_SCOPES}) AS scopes
             WHERE user_id = ? AND role = ? ORDER BY area_id""",
         (user_id, role),
     )
@@ -260,7 +260,7 @@ def _users_with_role_in_area(db: Database, area_id: int, role: Role) -> list[Sta
     rows = fetch_all(
         db,
         f"""SELECT {_USER_COLUMNS} FROM staff_users WHERE id IN (
-                SELECT user_id FROM ({_AREA_SCOPES}) WHERE area_id = ? AND role = ?)
+                SELECT user_id FROM ({_AREA_SCOPES}) AS scopes WHERE area_id = ? AND role = ?)
             ORDER BY display_name, id""",
         (area_id, role),
     )

@@ -1,0 +1,78 @@
+"""A real PostgreSQL for the storage tests: one server per session (the cluster tests' fixture
+class, `tests.cluster.servers.PostgresServer`), a fresh database per test.
+
+Each test's ``store`` is on a copy of a template migrated once (``CREATE DATABASE ... TEMPLATE``),
+so a test costs a file copy, not nine migrations. ``db_path`` (a SQLite file in ``tests/storage``)
+is here the URL of a new, empty database: the tests that open stores of their own (two connections
+racing, migrations from nothing, reopening) open them on PostgreSQL. Both fixtures replace the
+SQLite ones, so the test functions imported into this package run unchanged on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import trio
+
+from storage.db import Store, open_store
+from tests.cluster.servers import PostgresServer
+
+TEMPLATE = "waitroom_template"
+
+_numbers = itertools.count(1)
+
+
+def database_url(server: PostgresServer, name: str) -> str:
+    """The URL of database ``name`` on ``server``."""
+    return server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the whole run, with a migrated template database."""
+    server = PostgresServer()
+    try:
+        server.sql(f"CREATE DATABASE {TEMPLATE}")
+
+        async def migrate() -> None:
+            store = await Store.open(database_url(server, TEMPLATE))
+            await store.aclose()
+
+        trio.run(migrate)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def empty_database(postgres: PostgresServer) -> Callable[[], str]:
+    """Makes a new, empty database and returns its URL (for the migration tests)."""
+
+    def make() -> str:
+        name = f"empty_{next(_numbers)}"
+        postgres.sql(f"CREATE DATABASE {name}")
+        return database_url(postgres, name)
+
+    return make
+
+
+@pytest.fixture
+def db_path(empty_database: Callable[[], str]) -> str:
+    """The URL of an empty database of this test's own (the SQLite suite's file path)."""
+    return empty_database()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh migrated database of this test's own."""
+    name = f"test_{next(_numbers)}"
+    postgres.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield database_url(postgres, name)
+
+
+@pytest.fixture
+async def store(pg_url: str) -> AsyncIterator[Store]:
+    async with open_store(pg_url) as opened:
+        yield opened
