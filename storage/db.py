@@ -139,6 +139,8 @@ class Store:
         #: Calls and batches so far (to see how much group commit saves).
         self.calls = 0
         self.batches = 0
+        #: The migrations `open` applied (empty: the schema was up to date, or another node's).
+        self.migrated: list[int] = []
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate: bool = True) -> Store:
@@ -159,7 +161,7 @@ class Store:
                 try:
                     await _blocking(pg.lock_migrations)
                     try:
-                        await store.run(apply_migrations)
+                        store.migrated = await store.run(apply_migrations)
                     finally:
                         with trio.CancelScope(shield=True):
                             await _blocking(pg.unlock_migrations)
@@ -171,7 +173,7 @@ class Store:
         db = await _blocking(connect, path)
         store = cls(db)
         if migrate:
-            await store.run(apply_migrations)
+            store.migrated = await store.run(apply_migrations)
         return store
 
     async def run(self, fn: Callable[[Database, *Ts], T], *args: *Ts) -> T:

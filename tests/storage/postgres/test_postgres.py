@@ -1,0 +1,192 @@
+"""What only PostgreSQL has to show: migrations under the advisory lock, single-use redemptions
+and read-then-write checks across two connections, the repeat of a refused batch, the
+append-only audit log against a raw connection, schema translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+from sqlite_utils import Database
+
+from storage import audit, seed
+from storage import group_sessions as groups
+from storage import ondemand as od
+from storage.db import Store, fetch_all, open_store
+from storage.dialect import to_postgres, to_postgres_ddl
+from storage.migrations import MIGRATIONS, Migration, apply_migrations, current_version
+from storage.times import utcnow
+from tests.storage.test_ondemand import claim_into, people
+
+ROUNDS = 10
+
+
+async def test_nodes_migrating_at_once_migrate_once(empty_database: Callable[[], str]) -> None:
+    """Three nodes start together on an empty database: one migrates, the others wait for its
+    lock and find the schema done."""
+    url = empty_database()
+    stores: list[Store] = []
+
+    async def start() -> None:
+        stores.append(await Store.open(url))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(start)
+    try:
+        migrated = sorted((store.migrated for store in stores), key=len)
+        assert migrated == [[], [], [m.number for m in MIGRATIONS]]
+        for store in stores:
+            assert await store.run(current_version) == MIGRATIONS[-1].number
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+async def test_a_failed_migration_leaves_the_previous_version(store: Store) -> None:
+    broken = [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "broken", "CREATE TABLE oops (;")]
+    with pytest.raises(psycopg.errors.SyntaxError):
+        await store.run(apply_migrations, broken)
+    assert await store.run(current_version) == MIGRATIONS[-1].number
+    assert "oops" not in await store.run(lambda db: db.table_names())
+
+
+async def test_claims_from_two_connections_one_wins(pg_url: str) -> None:
+    """The on-demand claim: two nodes' stores, one request, exactly one claimant."""
+    async with open_store(pg_url) as one, open_store(pg_url) as two:
+        org, _, lee, kim = await people(one)
+        for _ in range(ROUNDS):
+            rid = (await od.create_request(one, org, {"name": "Ada"}, 0)).request.id
+            results: dict[int, bool] = {}
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(claim_into, results, one, org, rid, lee)
+                nursery.start_soon(claim_into, results, two, org, rid, kim)
+            assert sorted(results.values()) == [False, True]
+            winner = next(u for u, won in results.items() if won)
+            assert (await od.get_request(two, rid)).claimed_by == winner
+
+
+async def _admit_into(outcomes: list[object], store: Store, session_id: int, who: str) -> None:
+    try:
+        outcomes.append(await groups.admit(store, session_id, (who,)))
+    except groups.GroupFull as full:
+        outcomes.append(full)
+
+
+async def test_group_admissions_from_two_connections_keep_the_capacity(pg_url: str) -> None:
+    """Two moderators on two nodes admit different people into the last place at once. The
+    count is read, then other rows are written (a write skew): only a serializable transaction
+    keeps the capacity, and exactly one admission wins."""
+    async with open_store(pg_url) as one, open_store(pg_url) as two:
+        demo = await seed.seed_demo(one, "hash")
+        for _ in range(ROUNDS):
+            session = await groups.create_session(
+                one,
+                unit_id=demo.unit_id,
+                title="Pain management",
+                starts_at=utcnow(),
+                capacity=1,
+                moderator_ids=(demo.provider_user_id,),
+                registrants=(),
+                created_by=demo.provider_user_id,
+            )
+            ann = (await groups.arrive(one, session.link, "Ann", "")).participant
+            bob = (await groups.arrive(one, session.link, "Bob", "")).participant
+            outcomes: list[object] = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_admit_into, outcomes, one, session.id, ann.id)
+                nursery.start_soon(_admit_into, outcomes, two, session.id, bob.id)
+            assert sum(isinstance(o, list) and len(o) == 1 for o in outcomes) == 1
+            assert sum(isinstance(o, groups.GroupFull) for o in outcomes) == 1
+            listed = await groups.list_participants(two, session.id)
+            assert sum(p.admitted for p in listed) == 1
+
+
+class _Job:
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn, self.args = fn, ()
+        self.outcome: tuple[Any, BaseException | None] | None = None
+
+    def finish(self, value: Any, error: BaseException | None) -> None:
+        assert self.outcome is None, "finished twice"
+        self.outcome = (value, error)
+
+
+async def test_a_refused_batch_runs_again_whole_and_answers_once(pg_url: str) -> None:
+    """A batch PostgreSQL refuses (a serialization failure in any of its jobs) is rolled back and
+    run again: the jobs before the refusal are not applied twice, nobody is answered early, and a
+    job that failed on its own still fails alone."""
+    refusals = iter([True, True, False])
+
+    def note(db: Database) -> int:
+        db.execute("INSERT INTO notes_for_test (body) VALUES (?)", ("kept",))
+        return 1
+
+    def refused_twice(db: Database) -> str:
+        if next(refusals):
+            raise psycopg.errors.SerializationFailure("could not serialize access")
+        return "done"
+
+    def fails_alone(db: Database) -> None:
+        raise ValueError("bad input")
+
+    async with open_store(pg_url) as store:
+        await store.run(lambda db: db.execute("CREATE TABLE notes_for_test (body TEXT)"))
+        jobs = [_Job(note), _Job(refused_twice), _Job(fails_alone)]
+        pg: Any = store._db
+        await trio.to_thread.run_sync(pg.run_batch, jobs)
+        assert jobs[0].outcome == (1, None)
+        assert jobs[1].outcome == ("done", None)
+        error = jobs[2].outcome[1] if jobs[2].outcome else None
+        assert isinstance(error, ValueError)
+        assert await store.run(fetch_all, "SELECT body FROM notes_for_test") == [{"body": "kept"}]
+
+
+async def test_even_a_raw_connection_cannot_alter_audit_rows(store: Store, pg_url: str) -> None:
+    await audit.append(store, "staff.login", actor_kind="user", actor_user_id=1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in ("UPDATE audit_log SET action = 'nothing'", "DELETE FROM audit_log"):
+            with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="append-only"):
+                conn.execute(statement.encode())
+        assert conn.execute(b"SELECT count(*) FROM audit_log").fetchone() == (1,)
+
+
+async def test_usernames_are_unique_and_found_regardless_of_case(store: Store) -> None:
+    from storage import staff
+    from storage.errors import ConflictError
+
+    made = await staff.create_user(store, "Lee", "Dr Lee", "x", email="Lee@Example.org")
+    with pytest.raises(ConflictError):
+        await staff.create_user(store, "LEE", "Another Lee", "x")
+    rows = await store.run(
+        fetch_all, "SELECT id FROM staff_users WHERE email = ? COLLATE NOCASE", ("lee@example.ORG",)
+    )
+    assert rows == [{"id": made.id}]
+
+
+def test_placeholders_outside_literals_only() -> None:
+    text, names = to_postgres("SELECT '?', \"a?\", x FROM t WHERE a = ? AND b LIKE '50%' -- ?")
+    assert text == "SELECT '?', \"a?\", x FROM t WHERE a = %s AND b LIKE '50%%' -- ?"
+    assert names == ()
+    text, names = to_postgres("SELECT * FROM t WHERE (:a IS NULL OR a = :a) AND b = :b")
+    assert text == "SELECT * FROM t WHERE (%s::text IS NULL OR a = %s) AND b = %s"
+    assert names == ("a", "a", "b")
+
+
+def test_schema_translation() -> None:
+    ddl = to_postgres_ddl(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0, r REAL,"
+        " note TEXT DEFAULT 'INTEGER');\n"
+        "CREATE TRIGGER t_no_delete BEFORE DELETE ON t\nBEGIN\n"
+        "    SELECT RAISE(ABORT, 't is kept');\nEND;"
+    )
+    assert "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY" in ddl
+    assert "n BIGINT NOT NULL" in ddl and "r DOUBLE PRECISION" in ddl
+    assert "DEFAULT 'INTEGER'" in ddl
+    assert (
+        "CREATE TRIGGER t_no_delete BEFORE DELETE ON t FOR EACH ROW "
+        "EXECUTE FUNCTION waitroom_refuse('t is kept');" in ddl
+    )
