@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 # A layer that sent nothing for this long is not offered to subscribers (Chrome stops sending
 # its top layers when its estimate of the uplink falls); consumers on it move down.
 LAYER_TIMEOUT = 1.5
+# A layer this far behind the newest packet of its track, while the others go on, has been
+# stopped by the publisher (Chrome stops its top layers when its uplink estimate falls): it is
+# left at once, not after LAYER_TIMEOUT. Several frame intervals even at a low frame rate.
+LAYER_STALL = 0.5
 # Up-switches wait until the layer fits the budget with this much to spare (no flapping).
 UP_SWITCH_HEADROOM = 0.8
 # ... and until the estimate has not held the line below the layer its tile wants for this long
@@ -91,11 +95,16 @@ class Simulcast:
     # ---- choice ---------------------------------------------------------------------------
 
     def candidates(self, now: float) -> list[Producer]:
-        """Layers sending now, low to high (by key-frame height once every one has declared it)."""
+        """Layers sending now, low to high (by key-frame height once every one has declared it).
+
+        Sending: a packet within LAYER_TIMEOUT, and not LAYER_STALL behind the track's newest
+        packet (the others go on: Chrome's allocator stopped this one)."""
+        bound = [self.layers[rid] for rid in self.rids if rid in self.layers]
+        newest = max((layer.last_at for layer in bound), default=float("-inf"))
         live = [
-            self.layers[rid]
-            for rid in self.rids
-            if rid in self.layers and now - self.layers[rid].last_at <= LAYER_TIMEOUT
+            layer
+            for layer in bound
+            if now - layer.last_at <= LAYER_TIMEOUT and newest - layer.last_at <= LAYER_STALL
         ]
         if live and all(layer.height for layer in live):
             live.sort(key=lambda layer: layer.height)
@@ -152,6 +161,16 @@ class Simulcast:
     def reselect(self, now: float) -> None:
         for consumer in list(self.track.consumers):
             self.select(consumer, now)
+
+    def stalled(self) -> bool:
+        """A layer someone forwards or waits for is LAYER_STALL behind the track's newest packet:
+        the worker's ticker then chooses again (the consumers on it would freeze otherwise)."""
+        layers = self.layers.values()
+        newest = max((layer.last_at for layer in layers), default=float("-inf"))
+        return any(
+            (layer.consumers or layer.pending) and newest - layer.last_at > LAYER_STALL
+            for layer in layers
+        )
 
     def keyframe_layers(self) -> list[Producer]:
         """Layers a keyframe request is for: those waited for, and those being forwarded."""

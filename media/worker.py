@@ -261,8 +261,11 @@ class Worker:
             for producer in transport.publish.values():
                 if producer.keyframes.due(now):
                     self._feedback.send_pli(producer)
-                if producer.simulcast is not None:
-                    self._feedback.send_owed_layer_plis(producer.simulcast, now)
+                track = producer.simulcast
+                if track is not None:
+                    if track.stalled():
+                        track.reselect(now)  # off a layer the publisher stopped sending
+                    self._feedback.send_owed_layer_plis(track, now)
             if report:
                 self._feedback.send_reports(transport, now)
 

@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from media import rtcp, twcc, vp8
-from media.forward import Consumer
+from media.forward import KEYFRAME_INTERVAL, Consumer
 from media.rtpext import build_one_byte_block
 from media.sdp import (
     MID_URI,
@@ -31,7 +31,7 @@ from media.sdp import (
     parse_offer,
     plan_offer,
 )
-from media.simulcast import UP_SWITCH_HOLD
+from media.simulcast import LAYER_STALL, UP_SWITCH_HOLD
 from media.transport import Transport
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import AUDIO_PT, VIDEO_PT, FakePeer, offer_sdp
@@ -489,6 +489,34 @@ async def test_an_estimate_drop_lowers_the_layer_at_once_bounded_and_without_fla
     assert call.line.layer is q and call.line.target is None
     remb(21_000_000, t + 0.2 + UP_SWITCH_HOLD)  # held long enough: up, to what the tile wants
     assert call.line.target is f
+
+
+async def test_a_layer_the_publisher_stops_is_left_at_once_not_after_the_timeout(
+    call: Call,
+) -> None:
+    """Chrome stops its top layer when its uplink estimate falls, and sends the others on. A
+    line on that layer would show a frozen picture until LAYER_TIMEOUT (1.5 s) and the next
+    choice (up to 1 s more); now the worker's ticker sees the layer LAYER_STALL behind the
+    others, chooses again, asks for the next one's key frame and the line goes on there."""
+    await start_layers(call)
+    worker = call.worker
+    track = call.publisher.simulcast[0]
+    h, f = track.layers["h"], track.layers["f"]
+    assert call.line.layer is f
+    await call.pub.frames("qh")  # f has stopped
+    await call.settle()
+    now = worker._clock()
+    f.last_at = now - LAYER_STALL - 0.2  # as if its last packet came that long before the others
+    assert track.stalled()
+    asked = worker.counters.keyframe_requests
+    worker._tick(now, False)
+    assert call.line.target is h  # chosen again at once, and h's key frame owed
+    with trio.fail_after(2 * KEYFRAME_INTERVAL):  # asked within the layer's keyframe interval
+        while worker.counters.keyframe_requests == asked:
+            await call.settle()
+    await call.pub.frames("h", key=True)
+    assert (await call.expect(1))[0].rid == "h"
+    assert_continuous(call.got)
 
 
 # ---- real VP8 through a switch --------------------------------------------------------------
