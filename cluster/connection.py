@@ -70,8 +70,14 @@ class Health:
         self.since = trio.current_time()
         self.last_error = ""
         self.changed = trio.Event()
+        #: When Redis last answered (trio clock): a node that idles still reads its inbox about
+        #: every half second, so an answer older than a second means Redis is probably away
+        #: even before a command has timed out.
+        self.last_ok = self.since
 
     def mark(self, up: bool, error: str = "") -> None:
+        if up:
+            self.last_ok = trio.current_time()
         if up != self.up:
             if up:
                 log.info("redis reachable again after %.1f s", trio.current_time() - self.since)
@@ -83,6 +89,10 @@ class Health:
             self.changed = trio.Event()
         if error:
             self.last_error = error
+
+    def answered_within(self, seconds: float) -> bool:
+        """Up, and Redis answered within the last ``seconds`` (for fail-closed admissions)."""
+        return self.up and trio.current_time() - self.last_ok <= seconds
 
     def check(self, what: str) -> None:
         """Raise at once while Redis is known to be down (fail closed, no waiting)."""

@@ -56,6 +56,10 @@ from runtime.registry import Registry
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+#: This node's id when the server runs as one node of a cluster (set by ``waitroom.server``):
+#: connections are then ``conn/<node>-<n>``, so a push from an actor on another node finds the
+#: node that holds the websocket (issue 18). One node keeps ``conn/<n>``.
+NODE_ID = ""
 
 #: Websocket close codes (RFC 6455 section 7.4.1).
 CLOSE_NORMAL = 1000
@@ -269,7 +273,8 @@ class ClientSession:
     ) -> None:
         self.registry = registry
         self.authenticator = authenticator
-        self.address: Address = addresses.conn(next(_ids))
+        number = next(_ids)
+        self.address: Address = addresses.conn(f"{NODE_ID}-{number}" if NODE_ID else number)
         self.session_cookie = session_cookie
         self.remote_addr = remote_addr
         self.limits = limits

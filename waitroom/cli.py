@@ -78,6 +78,9 @@ MAX_CONSULT_LINK_SECONDS = 3600.0
 #: least five minutes (a session's deadline moves at most once a minute), at most the 12-hour
 #: absolute limit.
 STAFF_IDLE_ENV = "WAITROOM_STAFF_IDLE_MINUTES"
+#: ``--redis`` and ``--node-id``: one node of a cluster (issue 18).
+REDIS_ENV = "WAITROOM_REDIS"
+NODE_ID_ENV = "WAITROOM_NODE_ID"
 MIN_STAFF_IDLE_MINUTES = 5
 MAX_STAFF_IDLE_MINUTES = 720
 #: ``--max-websockets-per-address`` (issue 15): open websockets one client address may hold.
@@ -233,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help=(
+            "Redis or Valkey of a cluster, e.g. redis://10.0.0.5:6379/0: this server joins it as "
+            f"one node (default: ${REDIS_ENV}; none: one node alone; docs/operations.md)"
+        ),
+    )
+    serve.add_argument(
+        "--node-id",
+        help=f"this node's id in the cluster (default: ${NODE_ID_ENV} or random per start)",
+    )
+    serve.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -338,6 +353,8 @@ def config_from_args(
                 f" to {MAX_CONSULT_LINK_SECONDS:g}"
             )
     return ServerConfig(
+        redis_url=args.redis or env.get(REDIS_ENV, ""),
+        node_id=args.node_id or env.get(NODE_ID_ENV, ""),
         staff_idle_timeout=staff_idle_timeout(args, env),
         websockets_per_address=websockets_per_address(args, env),
         consult_link_seconds=link_seconds,

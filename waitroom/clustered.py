@@ -14,11 +14,23 @@ tells it two things here:
   (areas, rooms, calls, the group/consult/meeting actors' per-entity addresses), which name their
   node (a connection's ``conn/<node>-<n>``), and which are per node (the hosts, the directory,
   the sign-in desk: each node runs its own).
+
+:func:`open_cluster` is what ``waitroom serve --redis URL`` adds to the one-node server: the node
+(joined before the registry is used: its registry is the server's), the supervisors that start
+placed kinds through placement, the admission gate (new arrivals are refused while Redis is
+down, before anything is stored) and the start of a dead node's areas and rooms again on a live
+node, when a message for one of them finds no owner and on a sweep every ``SWEEP_EVERY`` s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
+from typing import Any
+
+import trio
 
 import actors.admin.outbox
 import actors.admin.reports
@@ -46,8 +58,13 @@ import actors.staff.signin
 import media.events
 import storage.audit_chain
 import storage.retention
-from actors import inbound, messages, principal
+from actors import addresses, inbound, messages, principal, refusals
+from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
+from runtime.errors import ActorError, Refusal
+from runtime.supervisor import Supervisor
+from storage import areas as area_store
+from storage.db import Store
 
 #: Modules whose every dataclass and enum is a message (or a part of one).
 MESSAGE_MODULES: tuple[ModuleType, ...] = (
@@ -140,3 +157,150 @@ def message_types() -> MessageTypes:
         types.register_module(module, exclude=LOCAL_ONLY)
     types.register(*ACTOR_MESSAGES)
     return types
+
+
+#: Address kinds that live on exactly one node of the cluster, chosen when they start.
+PLACED_KINDS = frozenset(
+    {
+        addresses.AREA,
+        addresses.ROOM,
+        addresses.CALL,
+        addresses.ONDEMAND_KIND,
+        addresses.BREAKOUTS,
+    }
+)
+
+
+def placed(address: str) -> bool:
+    """Whether ``address`` may be hosted by another node (the placed kinds; per-node actors,
+    connections and anything unknown are never looked up in Redis)."""
+    kind, sep, rest = address.partition("/")
+    return bool(sep) and kind in PLACED_KINDS and bool(rest)
+
+
+def located(address: str) -> str | None:
+    """The node a connection's address names (``conn/<node>-<n>``), None for any other address
+    (``conn/<n>`` of a one-node server included)."""
+    kind, sep, rest = address.partition("/")
+    if kind != addresses.CONN or not sep:
+        return None
+    node, dash, number = rest.rpartition("-")
+    return node if dash and node and number.isdigit() else None
+
+
+#: New admissions: refused while Redis cannot be reached (fail closed), before any is stored.
+ADMISSIONS: tuple[type, ...] = (
+    messages.Arrive,
+    messages.ClaimInvite,
+    actors.group.messages.ArriveGroup,
+    actors.ondemand.messages.StartRequest,
+)
+#: Seconds since Redis last answered beyond which new admissions are refused: a pause is
+#: noticed here before any command times out (an idle node hears from Redis twice a second).
+ADMIT_FRESH = 1.0
+#: What a refused arrival is told (the arrival page shows it above the form, kept filled in).
+PAUSED = (
+    "New arrivals cannot be taken for a moment (the service is recovering). "
+    "Please try again in a minute."
+)
+#: Seconds between sweeps for areas nobody hosts (their node died and no message came for them).
+SWEEP_EVERY = 2.0
+
+log = logging.getLogger(__name__)
+
+
+def admission_gate(node: Node) -> Callable[[str, object], None]:
+    """The node registry's gate: while Redis is down (or has not answered for ``ADMIT_FRESH``
+    seconds), new admissions are refused before the actor that would store them sees them.
+
+    What is left: an arrival let in within the second before Redis stops answering is stored,
+    and its room then cannot be placed; its page shows "Service busy" and the caller is in the
+    queue again when the area restarts (docs/operations.md).
+    """
+
+    def gate(address: str, message: object) -> None:
+        if isinstance(message, ADMISSIONS) and not node.health.answered_within(ADMIT_FRESH):
+            raise Refusal(refusals.UNAVAILABLE, PAUSED)
+
+    return gate
+
+
+def reviver(node: Node) -> Callable[[str], None]:
+    """The transport's ``on_unowned``: start an area or a caller's room again through this node's
+    hosts (the area's start opens its waiting callers' rooms; a room restores from the store).
+    The claim decides where it runs: here, unless another node was quicker."""
+    registry = node.registry
+
+    def revive(address: str) -> None:
+        kind, _, ident = address.partition("/")
+        with contextlib.suppress(ActorError):
+            if kind == addresses.AREA and ident.isdigit():
+                registry.ref(addresses.AREAS).tell(messages.ReloadArea(int(ident)))
+            elif kind == addresses.ROOM and ident:
+                registry.ref(addresses.ROOMS).tell(messages.OpenRoom(ident))
+
+    return revive
+
+
+async def sweep_areas(node: Node, store: Store) -> int:
+    """Start again every area nobody hosts; how many were asked for."""
+    ids = [area.id for area in await area_store.list_areas(store, include_inactive=True)]
+    remote: list[str] = [addresses.area(i) for i in ids if addresses.area(i) not in node.registry]
+    owners = await node.placement.owners(remote)
+    live = set(await node.live_nodes())
+    revive = reviver(node)
+    gone = [a for a, owner in owners.items() if owner is None or owner not in live]
+    for address in gone:
+        if owners[address] is None:  # a dead owner's claim expires first
+            revive(address)
+    return len(gone)
+
+
+async def keep_areas(node: Node, store: Store) -> None:
+    """Sweep for unhosted areas forever (a background task); Redis down: try again next time."""
+    while True:
+        await trio.sleep(SWEEP_EVERY)
+        try:
+            await sweep_areas(node, store)
+        except ClusterUnavailable as exc:
+            log.warning("areas not swept: %s", exc)
+
+
+def placing_supervisors(node: Node) -> Callable[..., Supervisor]:
+    """What ``actors.boot.start_actors`` makes its on-demand supervisors with on a node."""
+
+    def make(registry: object, name: str, **options: Any) -> Supervisor:
+        return PlacingSupervisor(node, name, placed=placed, **options)
+
+    return make
+
+
+@contextlib.asynccontextmanager
+async def open_cluster(redis_url: str, store: Store, node_id: str = "") -> AsyncIterator[Node]:
+    """Join the cluster at ``redis_url`` for the server's lifetime (see the module docstring)."""
+    async with (
+        open_node(
+            redis_url,
+            message_types(),
+            node_id=node_id or None,
+            placed=placed,
+            located=located,
+        ) as node,
+        trio.open_nursery() as nursery,
+    ):
+        node.registry.gate = admission_gate(node)
+        node.transport.on_unowned = reviver(node)
+        nursery.start_soon(keep_areas, node, store, name=f"node {node.id} area sweep")
+        log.info("cluster: joined as node %s", node.id)
+        yield node
+        nursery.cancel_scope.cancel(reason="server shut down")
+
+
+@contextlib.asynccontextmanager
+async def maybe_node(redis_url: str, store: Store, node_id: str = "") -> AsyncIterator[Node | None]:
+    """The cluster node when ``redis_url`` is given, else None (one node alone, as always)."""
+    if not redis_url:
+        yield None
+        return
+    async with open_cluster(redis_url, store, node_id) as node:
+        yield node

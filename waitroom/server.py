@@ -34,7 +34,8 @@ from hypercorn.trio import serve
 from actors import addresses
 from actors.boot import start_actors
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
-from gateway import protocol
+from cluster import Node
+from gateway import connection, protocol
 from gateway.asgi import GatewayEndpoint
 from gateway.connlimit import DEFAULT_PER_ADDRESS, PerAddressLimit
 from media import MediaEvent, MediaPool, MediaService, WorkerConfig
@@ -46,6 +47,7 @@ from storage import seed
 from storage.db import Store, open_store
 from storage.retention import RetentionPolicy
 from storage.sessions import DEFAULT_IDLE_TIMEOUT
+from waitroom.clustered import maybe_node, placing_supervisors
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
@@ -115,6 +117,10 @@ class ServerConfig:
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
     #: Open websockets one client address may hold (gateway.connlimit; loopback not counted).
     websockets_per_address: int = DEFAULT_PER_ADDRESS
+    #: Redis/Valkey of a cluster this server is one node of (issue 18); "" runs one node alone.
+    redis_url: str = ""
+    #: This node's id in the cluster ("" = a random one per start).
+    node_id: str = ""
 
     @property
     def tls(self) -> bool:
@@ -235,8 +241,14 @@ async def run_server(
             await outer.start(_stop_on_signal, info)
         async with open_store(config.db_path) as store:
             demo = await _seed_if_empty(store, demo_password, config.public_url)
-            async with trio.open_nursery() as nursery:
-                await _serve(nursery, config, store, info, demo, demo_password, task_status)
+            async with (
+                maybe_node(config.redis_url, store, config.node_id) as node,
+                trio.open_nursery() as nursery,
+            ):
+                if node is not None:  # one node of a cluster: its registry reaches the others
+                    info.registry = node.registry
+                    connection.NODE_ID = node.id
+                await _serve(nursery, config, store, info, demo, demo_password, task_status, node)
         outer.cancel_scope.cancel(reason="server shut down")
 
 
@@ -248,6 +260,7 @@ async def _serve(
     demo: seed.DemoInfo | None,
     demo_password: str,
     task_status: trio.TaskStatus[ServerInfo],
+    node: Node | None = None,
 ) -> None:
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
     media = await nursery.start(_run_media, config, info.registry)
@@ -261,6 +274,7 @@ async def _serve(
         retention=config.retention,
         consult_link_seconds=config.consult_link_seconds,
         staff_idle_timeout=config.staff_idle_timeout,
+        supervisor=Supervisor if node is None else placing_supervisors(node),
     )
     gateway = GatewayEndpoint(
         info.registry, per_address=PerAddressLimit(config.websockets_per_address)
