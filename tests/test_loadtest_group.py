@@ -15,6 +15,7 @@ times "back" from its end, so it measures the same thing either way.
 from __future__ import annotations
 
 import functools
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ import trio
 import actors.boot
 from actors.group.breakouts import breakout_factory
 from tests.conftest import DEMO_PASSWORD, RunningServer
-from tests.test_loadtest_cli import loadtest, one_clear_line
+from tests.test_loadtest_cli import RUN_LIMIT, one_clear_line
 from waitroom.loadtest.clip import SimulcastClip, make_simulcast_clip
 from waitroom.loadtest.group import GroupLoadtestError, GroupScenario, run, summarise, table
 from waitroom.server import ServerConfig, ServerInfo, run_server
@@ -33,6 +34,7 @@ from waitroom.server import ServerConfig, ServerInfo, run_server
 PARTICIPANTS = 8
 ROOM_SIZE = 3
 COUNTDOWN = 1.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +106,20 @@ async def test_a_small_group_session_with_breakouts_is_measured_end_to_end(
     assert figures["media_connections"] == 3 * PARTICIPANTS, shown
     assert figures["media_received"] > 0 and figures["srtp_errors"] == 0, shown
     assert "group session: 8 participants, 3 rooms of 3" in shown
+
+
+async def loadtest(*args: str) -> tuple[int, str]:
+    """``waitroom loadtest`` through this interpreter (not the installed script, whose package
+    list is the one of its install)."""
+    with trio.fail_after(RUN_LIMIT):
+        done = await trio.run_process(
+            [sys.executable, "-m", "waitroom.cli", "loadtest", *args],
+            check=False,
+            capture_stdout=True,
+            capture_stderr=True,
+            cwd=ROOT,
+        )
+    return done.returncode, done.stderr.decode()
 
 
 async def test_the_group_scenario_refuses_in_one_line(server: RunningServer) -> None:
