@@ -30,6 +30,7 @@
   let view = null; /* the moderator's last group.breakout.rooms */
   let plan = null; /* a participant's last group.breakout.plan */
   let moving = 0;
+  let shownMode = null;
 
   function request(type, body) {
     return G.mainRequest(type, body || {});
@@ -349,8 +350,12 @@
     $("breakout-setup").hidden = running || !rooms.length;
     $("breakout-open").hidden = running || !rooms.length;
     $("breakout-running").hidden = !running;
-    for (const radio of document.querySelectorAll('input[name="breakout-mode"]')) {
-      if (document.activeElement !== radio) radio.checked = radio.value === (view.mode || "manual");
+    /* The mode radios follow the desk only when its mode changes, not over a choice being made. */
+    if (view.mode !== shownMode) {
+      shownMode = view.mode;
+      for (const radio of document.querySelectorAll('input[name="breakout-mode"]')) {
+        radio.checked = radio.value === (view.mode || "manual");
+      }
     }
     if (!running) {
       const help = $("breakout-help-list");
