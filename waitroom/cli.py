@@ -21,6 +21,7 @@ from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
 from gateway.connlimit import DEFAULT_PER_ADDRESS
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
+from storage.dialect import is_postgres_url
 from storage.retention import (
     DEFAULT_CALLER_DAYS,
     DEFAULT_OUTBOX_DAYS,
@@ -85,6 +86,8 @@ MIN_STAFF_IDLE_MINUTES = 5
 MAX_STAFF_IDLE_MINUTES = 720
 #: ``--max-websockets-per-address`` (issue 15): open websockets one client address may hold.
 WEBSOCKETS_PER_ADDRESS_ENV = "WAITROOM_MAX_WEBSOCKETS_PER_ADDRESS"
+#: ``--database`` (issue 18): the PostgreSQL every node of a cluster keeps its data in.
+DATABASE_ENV = "WAITROOM_DATABASE"
 MAX_WEBSOCKETS_PER_ADDRESS = 100_000
 
 
@@ -117,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--db", type=Path, default=DEFAULT_DB_PATH, help="SQLite database file (%(default)s)"
+    )
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        help=(
+            "PostgreSQL instead of the SQLite file, e.g. postgresql://waitroom@10.0.0.6/waitroom: "
+            f"the store every node of a cluster shares (default: ${DATABASE_ENV}; docs/storage.md)"
+        ),
     )
     serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM) to serve HTTPS")
     serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM) for --certfile")
@@ -364,6 +375,7 @@ def config_from_args(
         host=args.host,
         port=args.port,
         db_path=args.db,
+        database_url=database_url(args, env),
         certfile=args.certfile,
         keyfile=args.keyfile,
         public_url=args.public_url,
@@ -376,6 +388,14 @@ def config_from_args(
         demo_password=args.demo_password,
         senders=senders,
     )
+
+
+def database_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """``--database``, else ``$WAITROOM_DATABASE``: a PostgreSQL URL, or "" for the SQLite file."""
+    url = (args.database or env.get(DATABASE_ENV, "")).strip()
+    if url and not is_postgres_url(url):
+        raise SystemExit("waitroom serve: --database takes a postgresql:// URL (a file: --db)")
+    return url
 
 
 def staff_idle_timeout(args: argparse.Namespace, env: Mapping[str, str]) -> timedelta:

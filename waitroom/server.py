@@ -83,6 +83,8 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     db_path: Path = DEFAULT_DB_PATH
+    #: A ``postgresql://`` URL: the store is PostgreSQL (several nodes share it), not ``db_path``.
+    database_url: str = ""
     certfile: Path | None = None
     keyfile: Path | None = None
     #: The URL people use to reach this server (behind a proxy: the proxy's https URL).
@@ -239,7 +241,7 @@ async def run_server(
         if handle_signals:
             # Installed first, so a signal during start-up is a clean stop too.
             await outer.start(_stop_on_signal, info)
-        async with open_store(config.db_path) as store:
+        async with open_store(config.database_url or config.db_path) as store:
             demo = await _seed_if_empty(store, demo_password, config.public_url)
             async with (
                 maybe_node(config.redis_url, store, config.node_id) as node,
