@@ -294,13 +294,3 @@ async def open_cluster(redis_url: str, store: Store, node_id: str = "") -> Async
         log.info("cluster: joined as node %s", node.id)
         yield node
         nursery.cancel_scope.cancel(reason="server shut down")
-
-
-@contextlib.asynccontextmanager
-async def maybe_node(redis_url: str, store: Store, node_id: str = "") -> AsyncIterator[Node | None]:
-    """The cluster node when ``redis_url`` is given, else None (one node alone, as always)."""
-    if not redis_url:
-        yield None
-        return
-    async with open_cluster(redis_url, store, node_id) as node:
-        yield node

@@ -20,12 +20,12 @@ import gc
 import logging
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -34,7 +34,6 @@ from hypercorn.trio import serve
 from actors import addresses
 from actors.boot import start_actors
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
-from cluster import Node
 from gateway import connection, protocol
 from gateway.asgi import GatewayEndpoint
 from gateway.connlimit import DEFAULT_PER_ADDRESS, PerAddressLimit
@@ -47,12 +46,14 @@ from storage import seed
 from storage.db import Store, open_store
 from storage.retention import RetentionPolicy
 from storage.sessions import DEFAULT_IDLE_TIMEOUT
-from waitroom.clustered import maybe_node, placing_supervisors
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
 from waitroom.trusted_proxy import TrustedProxy, parse_networks
 from web.app import WebConfig, create_app
+
+if TYPE_CHECKING:
+    from cluster import Node
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ async def run_server(
         async with open_store(config.database_url or config.db_path) as store:
             demo = await _seed_if_empty(store, demo_password, config.public_url)
             async with (
-                maybe_node(config.redis_url, store, config.node_id) as node,
+                _cluster_node(config, store) as node,
                 trio.open_nursery() as nursery,
             ):
                 if node is not None:  # one node of a cluster: its registry reaches the others
@@ -252,6 +253,25 @@ async def run_server(
                     connection.NODE_ID = node.id
                 await _serve(nursery, config, store, info, demo, demo_password, task_status, node)
         outer.cancel_scope.cancel(reason="server shut down")
+
+
+@contextlib.asynccontextmanager
+async def _cluster_node(config: ServerConfig, store: Store) -> AsyncIterator[Node | None]:
+    """The cluster node with ``--redis`` (issue 18), else None; one node alone imports nothing of
+    the cluster (its Redis client is slow to import)."""
+    if not config.redis_url:
+        yield None
+        return
+    from waitroom.clustered import open_cluster
+
+    async with open_cluster(config.redis_url, store, config.node_id) as node:
+        yield node
+
+
+def _placing(node: Node) -> Callable[..., Supervisor]:
+    from waitroom.clustered import placing_supervisors
+
+    return placing_supervisors(node)
 
 
 async def _serve(
@@ -276,7 +296,7 @@ async def _serve(
         retention=config.retention,
         consult_link_seconds=config.consult_link_seconds,
         staff_idle_timeout=config.staff_idle_timeout,
-        supervisor=Supervisor if node is None else placing_supervisors(node),
+        supervisor=Supervisor if node is None else _placing(node),
     )
     gateway = GatewayEndpoint(
         info.registry, per_address=PerAddressLimit(config.websockets_per_address)
