@@ -16,6 +16,7 @@ checked on each page shown, at a desktop and a phone size (390 px).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import trio
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.a11y import DESKTOP, assert_accessible_at_both_sizes
 from tests.browser.test_waiting_area_journey import (
@@ -113,6 +115,14 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+def assert_confined(page: Page, names: list[str]) -> None:
+    """The page decodes video only of ``names``: a track of someone who left the room mutes a
+    moment after their packets stop, so this waits (a leak from another room never settles)."""
+    with contextlib.suppress(PlaywrightTimeout):  # the assertion below says what is wrong
+        page.wait_for_function(f"(names) => ({ONLY_FROM})(names) === ''", arg=names, timeout=10_000)
+    assert page.evaluate(ONLY_FROM, names) == ""
 
 
 def sign_in(page: Page, url: str, username: str) -> None:
@@ -440,8 +450,8 @@ def test_a_group_session_from_registration_to_breakouts_and_the_end(
         cy.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
         wait_growing(ada, [remote_peer(ada, "Bob Brown")], SEE_AND_HEAR, "Ada sees Bob in Knees")
         wait_growing(cy, [remote_peer(cy, "Dee Dee")], ("frames",), "Cy sees Dee in Room 2")
-        assert ada.evaluate(ONLY_FROM, ["Bob Brown"]) == ""
-        assert cy.evaluate(ONLY_FROM, ["Dee Dee", "Eve Adams"]) == ""
+        assert_confined(ada, ["Bob Brown"])
+        assert_confined(cy, ["Dee Dee", "Eve Adams"])
         assert_accessible_at_both_sizes(ada, "a participant in a breakout room")
         shot(ada, "group-04-breakout")
         # A broadcast seen in every room.
@@ -479,7 +489,7 @@ def test_a_group_session_from_registration_to_breakouts_and_the_end(
         eve.wait_for_function(DECODING_REMOTE_VIDEO, arg=2, timeout=MEDIA_MS)
         wait_growing(eve, [remote_peer(eve, "Ada Lovelace")], ("frames",), "Eve sees Ada")
         expect(cy.locator("#tiles figure", has_text="Eve Adams")).to_have_count(0)
-        assert cy.evaluate(ONLY_FROM, ["Dee Dee"]) == ""
+        assert_confined(cy, ["Dee Dee"])
         # Shorten the timer, then close every room: a countdown everywhere, then back.
         before = ada.locator("#breakout-clock").inner_text()
         panel.get_by_role("button", name="1 minute less").click()
