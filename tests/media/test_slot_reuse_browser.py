@@ -4,9 +4,9 @@ The meeting-room bug (issue 11): a guest stayed, the member left (their slot at 
 freed), a second guest came in and took that slot. The server forwarded the newcomer's video on
 the freed slot's lines, the guest heard them, but the guest's page never put their video in
 their tile: `media.js` had marked the slot not live when the member's slot was freed, and only
-a track's `unmute` event marked it live again. Chrome does not mute a receive track whose packets
-stop, so that event never came and the newcomer's stream (`peerStreams`, what `onRemote` gives
-the page) stayed sound only.
+a track's `unmute` event marked it live again. Chrome mutes a receive track only a while after
+its packets stop; a newcomer whose packets came before that caused no mute and no unmute, so
+the newcomer's stream (`peerStreams`, what `onRemote` gives the page) stayed sound only.
 
 Here with two Chromium pages through a real worker: alice and bob, bob leaves, carol joins and
 takes bob's slot at alice; alice's stream for carol must hold a video track that decodes, in a

@@ -141,9 +141,9 @@ export class MediaCall {
   }
 
   /** A video line re-mapped to someone new shows them once a frame decodes after the re-map:
-   * until then its picture is the previous person's last frame (or nothing). Chrome does not
-   * mute a receive track whose packets stop, so a freed slot filled again gets no `unmute`;
-   * the line's decoded-frame count says when the newcomer's video plays (docs/media.md). */
+   * until then its picture is the previous person's last frame (or nothing). Chrome mutes a
+   * receive track only a while after its packets stop, so a freed slot filled again soon gets
+   * no `unmute`; the line's decoded-frame count says when the newcomer's video plays. */
   _awaitFrame(slot) {
     slot.live = false; /* _announce (the caller's) leaves this video out of anyone's stream */
     if (slot.element) slot.element.hidden = true;
