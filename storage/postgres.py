@@ -13,6 +13,9 @@ PostgreSQL lets transactions run side by side and refuses (``40001``, ``40P01``)
 outcome would differ from some serial order, so a conditional ``UPDATE ... WHERE used_at IS NULL``
 or a read-then-write in Python is as safe as on SQLite. A refused batch is rolled back whole
 (nothing of it was applied and nobody has been answered) and run again, up to `RETRIES` times.
+
+A lost connection (PostgreSQL restarted, failed over) fails the batch in flight; the next batch
+connects again before it begins, so a node recovers without a restart.
 """
 
 from __future__ import annotations
@@ -98,8 +101,10 @@ class PostgresDatabase:
 
     engine = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], url: str) -> None:
         self.conn = conn
+        #: Where to connect again when the connection is lost.
+        self.url = url
         self._savepoints = 0
 
     # -- the statements the repositories use -----------------------------------------------
@@ -204,7 +209,12 @@ class PostgresDatabase:
         for attempt in range(RETRIES):
             outcomes: list[tuple[_Job, Any, BaseException | None]] = []
             try:
-                self.begin()
+                self._begin_connected()
+            except psycopg.Error as error:  # the server is down: these calls fail, none applied
+                for job in batch:
+                    job.finish(None, error)
+                return
+            try:
                 for job in batch:
                     try:
                         with self.atomic():
@@ -220,11 +230,11 @@ class PostgresDatabase:
                 self.commit()
             except _RETRYABLE as error:
                 last = error
-                self.rollback()
+                self._abandon()
                 time.sleep(min(0.001 * 2**attempt, 0.05))  # in the worker thread, not the loop
                 continue
             except BaseException as error:  # the commit or the connection failed: all lost
-                self.rollback()
+                self._abandon()
                 for job in batch:
                     job.finish(None, error)
                 return
@@ -233,6 +243,28 @@ class PostgresDatabase:
             return
         for job in batch:
             job.finish(None, last)
+
+    def _begin_connected(self) -> None:
+        """Begin the batch's transaction, first on a new connection if the old one was lost (a
+        PostgreSQL restart or failover): nothing of the batch has run yet, so this is safe."""
+        if self.conn.broken or self.conn.closed:
+            self.conn = _open(self.url)
+        try:
+            self.begin()
+        except psycopg.OperationalError:
+            if not self.conn.broken:
+                raise
+            self.conn = _open(self.url)
+            self.begin()
+
+    def _abandon(self) -> None:
+        """Roll the batch back; on a lost connection there is nothing left to roll back (the
+        server dropped the transaction with it), and the next batch connects again."""
+        try:
+            self.rollback()
+        except psycopg.Error:
+            if not self.conn.broken:
+                raise
 
     # -- migrations -------------------------------------------------------------------------
 
@@ -275,8 +307,13 @@ class PostgresDatabase:
 
 
 def connect(url: str) -> PostgresDatabase:
-    """Open a connection to ``url`` (a ``postgresql://`` URL) with the adaptations the shared SQL
-    relies on: dict rows, booleans as 0/1, sums as numbers, bounded statement and lock waits."""
+    """The store's connection to ``url`` (a ``postgresql://`` URL)."""
+    return PostgresDatabase(_open(url), url)
+
+
+def _open(url: str) -> psycopg.Connection[dict[str, Any]]:
+    """Connect with the adaptations the shared SQL relies on: dict rows, booleans as 0/1, sums as
+    numbers, bounded connecting, statement and lock waits."""
     conn = psycopg.connect(
         url,
         autocommit=True,
@@ -286,4 +323,4 @@ def connect(url: str) -> PostgresDatabase:
     )
     conn.adapters.register_dumper(bool, _FlagDumper)
     conn.adapters.register_loader("numeric", _NumericLoader)
-    return PostgresDatabase(conn)
+    return conn

@@ -17,7 +17,10 @@ import pytest
 import trio
 
 from storage.db import Store, open_store
+from tests.cluster.conftest import postgres_server
 from tests.cluster.servers import PostgresServer
+
+__all__ = ["postgres_server"]  # a server of a test's own, for the tests that restart it
 
 TEMPLATE = "waitroom_template"
 

@@ -19,6 +19,7 @@ from storage.db import Store, fetch_all, open_store
 from storage.dialect import to_postgres, to_postgres_ddl
 from storage.migrations import MIGRATIONS, Migration, apply_migrations, current_version
 from storage.times import utcnow
+from tests.cluster.servers import PostgresServer
 from tests.storage.test_ondemand import claim_into, people
 
 ROUNDS = 10
@@ -190,3 +191,39 @@ def test_schema_translation() -> None:
         "CREATE TRIGGER t_no_delete BEFORE DELETE ON t FOR EACH ROW "
         "EXECUTE FUNCTION waitroom_refuse('t is kept');" in ddl
     )
+
+
+@pytest.mark.parametrize("how", ["restart", "crash"])
+async def test_the_store_connects_again_after_postgresql_restarts(
+    postgres_server: PostgresServer, how: str
+) -> None:
+    """PostgreSQL restarted (or killed and recovered) under a node: what was committed is there,
+    and the next calls connect again by themselves, without restarting the node."""
+    async with open_store(postgres_server.url) as store:
+        kept = await od.create_request(store, await _org(store), {"name": "Ada"}, 0)
+        getattr(postgres_server, how)()
+        again = await od.get_request(store, kept.request.id)
+        assert again.state == kept.request.state
+        later = await od.create_request(store, again.org_id, {"name": "Bea"}, 0)
+        assert (await od.get_request(store, later.request.id)).details == {"name": "Bea"}
+
+
+async def test_calls_while_postgresql_is_down_fail_and_apply_nothing(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_store(postgres_server.url) as store:
+        org = await _org(store)
+        postgres_server._shut_down()
+        with pytest.raises(psycopg.OperationalError):
+            await od.create_request(store, org, {"name": "Lost"}, 0)
+        postgres_server.process = postgres_server._start()
+        postgres_server._wait_ready()
+        await od.create_request(store, org, {"name": "Kept"}, 0)
+        names = await store.run(fetch_all, "SELECT details FROM ondemand_requests")
+        assert names == [{"details": '{"name":"Kept"}'}]
+
+
+async def _org(store: Store) -> int:
+    from storage import orgs
+
+    return (await orgs.create_organisation(store, "Riverside")).id
