@@ -1,9 +1,9 @@
 """Real ``waitroom serve --redis URL`` nodes for the multi-node tests: separate processes on free
 ports, sharing one store, each reached directly (no load balancer in front).
 
-The store is one SQLite file in WAL mode that every node opens: SQLite's locking works across
-processes on one host, which is all these tests need. It is a test-only arrangement; a real
-cluster runs each node on its own machine with PostgreSQL (docs/operations.md).
+The store is one SQLite file in WAL mode that every node opens (SQLite's locking works across
+processes on one host: a test-only arrangement), or with ``database`` one PostgreSQL, as a real
+cluster runs (docs/operations.md).
 
 Each test starts Redis and two servers: run them under the machine-wide heavy lock
 (``flock /tmp/waitroom-heavy.lock .venv/bin/pytest tests/cluster/test_serve_nodes.py``).
@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 class ServedNode:
     """One ``waitroom serve`` process; ``url`` once started, ``kill()`` is kill -9."""
 
-    def __init__(self, redis_url: str, node_id: str, db: Path, logs: Path) -> None:
+    def __init__(
+        self, redis_url: str, node_id: str, db: Path, logs: Path, database: str = ""
+    ) -> None:
         self.node_id = node_id
         self.log = logs / f"node-{node_id}.log"
         self._log_file = self.log.open("w")
@@ -43,6 +45,7 @@ class ServedNode:
                 "--media-workers", "0",
                 "--media-port", "0",
                 "--log-level", "INFO",
+                *(("--database", database) if database else ()),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

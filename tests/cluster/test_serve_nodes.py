@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import trio
 
 from actors import addresses
 from tests.cluster.served_nodes import DEMO_PASSWORD, ServedNode
-from tests.cluster.servers import RedisServer
+from tests.cluster.servers import PostgresServer, RedisServer
 from waitroom.clustered import PAUSED
 from waitroom.loadtest.client import GatewayClient, GatewayRefused, connect
 from waitroom.loadtest.http import Browser
@@ -46,19 +46,34 @@ class Cluster:
     slug: str = ""
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@contextmanager
+def two_nodes(tmp_path: Path, database: str = "") -> Iterator[Cluster]:
     redis = RedisServer(tmp_path)
     nodes: list[ServedNode] = []
     try:
         # a first: it migrates and seeds the shared store, and claims the areas.
-        nodes.append(ServedNode(redis.url, "a", tmp_path / "shared.sqlite3", tmp_path))
-        nodes.append(ServedNode(redis.url, "b", tmp_path / "shared.sqlite3", tmp_path))
+        for node_id in ("a", "b"):
+            shared = tmp_path / "shared.sqlite3"
+            nodes.append(ServedNode(redis.url, node_id, shared, tmp_path, database))
         yield Cluster(redis, nodes[0], nodes[1])
     finally:
         for node in nodes:
             node.stop()
         redis.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Two nodes sharing one SQLite file (test-only)."""
+    with two_nodes(tmp_path) as both:
+        yield both
+
+
+@pytest.fixture
+def pg_cluster(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Cluster]:
+    """Two nodes sharing one PostgreSQL, as a real cluster does."""
+    with two_nodes(tmp_path, postgres_server.url) as both:
+        yield both
 
 
 async def sign_in(node: ServedNode) -> tuple[Browser, list[tuple[str, str]]]:
@@ -214,6 +229,16 @@ async def enter_again(
 async def test_kill_9_of_the_rooms_node_both_people_are_back_through_the_other_within_15_s(
     cluster: Cluster,
 ) -> None:
+    await kill_the_rooms_node(cluster)
+
+
+async def test_on_postgresql_kill_9_of_the_rooms_node_both_people_are_back_within_15_s(
+    pg_cluster: Cluster,
+) -> None:
+    await kill_the_rooms_node(pg_cluster)
+
+
+async def kill_the_rooms_node(cluster: Cluster) -> None:
     browser, areas = await sign_in(cluster.b)
     area_id, slug = areas[0]
     cookie = browser.cookie_header()
