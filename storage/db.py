@@ -8,6 +8,11 @@ one transaction, with one commit (one fsync) for the whole batch. Every call sti
 its own work committed or rolled back, and nobody gets a result before its commit is on disk. WAL
 mode and a busy timeout handle other processes (backups, the sqlite3 shell).
 
+PostgreSQL (several nodes sharing one store, issue 18): `Store.open` given a ``postgresql://``
+URL runs the same group commit on `storage.postgres.PostgresDatabase`, which stands in for the
+sqlite-utils ``Database`` the repositories use (`storage.dialect` translates their SQL); each
+batch is one serializable transaction there, repeated whole when PostgreSQL refuses it.
+
 Why batches: with one transaction per thread hop, each call cost an fsync plus two trips through
 a busy event loop (hand the connection on, deliver the result), and under load the loop trips,
 not SQLite, capped the server's arrival rate (see bench/README.md, "Load test").

@@ -4,7 +4,10 @@ append-only audit log against a raw connection, schema translation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,11 +21,14 @@ from storage import ondemand as od
 from storage.db import Store, fetch_all, open_store
 from storage.dialect import to_postgres, to_postgres_ddl
 from storage.migrations import MIGRATIONS, Migration, apply_migrations, current_version
+from storage.postgres import MIGRATION_LOCK
 from storage.times import utcnow
 from tests.cluster.servers import PostgresServer
+from tests.polling import seconds_until
 from tests.storage.test_ondemand import claim_into, people
 
 ROUNDS = 10
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_nodes_migrating_at_once_migrate_once(empty_database: Callable[[], str]) -> None:
@@ -227,3 +233,45 @@ async def _org(store: Store) -> int:
     from storage import orgs
 
     return (await orgs.create_organisation(store, "Riverside")).id
+
+
+_NODE = """
+import sys, trio
+from storage.db import Store
+
+async def main() -> None:
+    store = await Store.open(sys.argv[1])
+    print(",".join(map(str, store.migrated)), flush=True)
+    await store.aclose()
+
+trio.run(main)
+"""
+
+
+def test_two_processes_migrating_at_once_migrate_once(empty_database: Callable[[], str]) -> None:
+    """Two node processes on an empty database, both held at the advisory lock until both wait
+    there (so they truly start together): one applies the migrations, the other finds them
+    applied."""
+    url = empty_database()
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute(b"SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        nodes = [
+            subprocess.Popen(
+                [sys.executable, "-c", _NODE, url], stdout=subprocess.PIPE, text=True, cwd=ROOT
+            )
+            for _ in range(2)
+        ]
+        try:
+
+            def both_waiting() -> bool:
+                row = holder.execute(
+                    b"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()
+                return row is not None and row[0] == 2
+
+            seconds_until(both_waiting, 30, 0.05, "two nodes waiting for the migration lock")
+        finally:
+            holder.execute(b"SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        outputs = sorted(node.communicate(timeout=60)[0].strip() for node in nodes)
+    assert [node.returncode for node in nodes] == [0, 0]
+    assert outputs == ["", ",".join(str(m.number) for m in MIGRATIONS)]
