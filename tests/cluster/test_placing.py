@@ -1,5 +1,6 @@
 """The server's side of placement: supervisors that start placed children through the node, a
-message for an address nobody owns held while the server starts it again, and the admission gate."""
+message for an address nobody owns held while the server starts it again, and the admission gate
+(the registry's hook, and the server's: new arrivals refused once Redis has been silent 1 s)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import pytest
 import trio
 
 import cluster.transport
+from actors.messages import Arrive, DescribeArea
 from cluster import PlacingSupervisor
 from runtime import ActorNotFound, Refusal
 from tests.cluster.echo import Note, Notes, Ping, Pong
 from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
+from waitroom.clustered import ADMIT_FRESH, PAUSED, admission_gate
 
 
 def placed(address: str) -> bool:
@@ -110,3 +113,26 @@ async def test_the_gate_refuses_before_delivery_here_and_from_another_node(
             assert await b.node.registry.ref("room/r").ask(Ping(2)) == Pong(2, "a")
             assert await a.node.registry.ref("room/r").ask(Notes()) == ()
         assert any("no new notes" in reason for reason in a.node.transport.counts.drops)
+
+
+async def test_new_admissions_are_refused_once_redis_has_not_answered_for_a_second(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a:
+        gate = admission_gate(a.node)
+        gate("area/1", Arrive({"name": "Ann"}))  # Redis answers: let in
+        redis_server.pause()
+        try:
+            with trio.fail_after(ADMIT_FRESH + 3):
+                while a.node.health.answered_within(ADMIT_FRESH):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            with pytest.raises(Refusal) as refused:
+                gate("area/1", Arrive({"name": "Bo"}))
+            assert (refused.value.code, refused.value.detail) == ("unavailable", PAUSED)
+            gate("area/1", DescribeArea())  # what is not an admission passes
+        finally:
+            redis_server.resume()
+        with trio.fail_after(5):
+            while not a.node.health.answered_within(ADMIT_FRESH):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        gate("area/1", Arrive({"name": "Cy"}))
