@@ -275,3 +275,56 @@ def test_two_processes_migrating_at_once_migrate_once(empty_database: Callable[[
         outputs = sorted(node.communicate(timeout=60)[0].strip() for node in nodes)
     assert [node.returncode for node in nodes] == [0, 0]
     assert outputs == ["", ",".join(str(m.number) for m in MIGRATIONS)]
+
+
+_TYPES = {"INTEGER": "bigint", "TEXT": "text", "REAL": "double precision"}
+"""SQLite's declared type -> what the translated schema declares on PostgreSQL."""
+
+Shape = dict[str, list[tuple[str, str, bool]]]
+
+
+def _sqlite_shape(db: Database) -> Shape:
+    return {
+        table: [
+            (c.name, _TYPES[c.type.upper()], bool(c.notnull) or bool(c.is_pk))
+            for c in db[table].columns
+        ]
+        for table in db.table_names()
+        if not table.startswith("sqlite_")
+    }
+
+
+def _postgres_shape(db: Any) -> Shape:
+    rows = fetch_all(
+        db,
+        """SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
+            WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position""",
+    )
+    shape: Shape = {}
+    for row in rows:
+        column = (row["column_name"], row["data_type"], row["is_nullable"] == "NO")
+        shape.setdefault(row["table_name"], []).append(column)
+    return shape
+
+
+def _index_names(db: Any, postgres: bool) -> set[str]:
+    if postgres:
+        sql = "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    return {row["name"] for row in fetch_all(db, sql)}
+
+
+async def test_the_migrations_make_the_same_schema_on_both(store: Store, tmp_path: Path) -> None:
+    """Every table with the same columns in the same order, of the same types and nullability;
+    every named index; both triggers."""
+    async with open_store(tmp_path / "w.sqlite3") as lite:
+        sqlite_shape = await lite.run(_sqlite_shape)
+        sqlite_indexes = await lite.run(_index_names, False)
+    assert await store.run(_postgres_shape) == sqlite_shape
+    assert sqlite_indexes <= await store.run(_index_names, True)
+    triggers = await store.run(
+        fetch_all,
+        "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
+    )
+    assert [t["tgname"] for t in triggers] == ["audit_log_no_delete", "audit_log_no_update"]
