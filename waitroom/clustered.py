@@ -11,7 +11,8 @@ tells it two things here:
   ``@handles`` type of every actor class and every reply type and checks each is here and
   round-trips, so a new message cannot be forgotten;
 * :func:`placed` and :func:`located`: which addresses live on exactly one node of the cluster
-  (areas, rooms, calls, the group/consult/meeting actors' per-entity addresses), which name their
+  (areas, rooms, on-demand queues, breakout desks; every call, of whatever kind, is a
+  ``room/<id>``), which name their
   node (a connection's ``conn/<node>-<n>``), and which are per node (the hosts, the directory,
   the sign-in desk: each node runs its own).
 
@@ -64,7 +65,9 @@ from cluster.codec import MessageTypes
 from runtime.errors import ActorError, Refusal
 from runtime.supervisor import Supervisor
 from storage import areas as area_store
+from storage import rooms as room_store
 from storage.db import Store
+from storage.errors import NotFoundError
 
 #: Modules whose every dataclass and enum is a message (or a part of one).
 MESSAGE_MODULES: tuple[ModuleType, ...] = (
@@ -159,12 +162,13 @@ def message_types() -> MessageTypes:
     return types
 
 
-#: Address kinds that live on exactly one node of the cluster, chosen when they start.
+#: Address kinds that live on exactly one node of the cluster, chosen when they start. Not
+#: ``call/<id>``: it is a second name of its room, on the room's node, told only by that node's
+#: own media plane (an event for a call that ended is dropped at once, as on one node).
 PLACED_KINDS = frozenset(
     {
         addresses.AREA,
         addresses.ROOM,
-        addresses.CALL,
         addresses.ONDEMAND_KIND,
         addresses.BREAKOUTS,
     }
@@ -225,43 +229,64 @@ def admission_gate(node: Node) -> Callable[[str, object], None]:
     return gate
 
 
-def reviver(node: Node) -> Callable[[str], None]:
-    """The transport's ``on_unowned``: start an area or a caller's room again through this node's
-    hosts (the area's start opens its waiting callers' rooms; a room restores from the store).
-    The claim decides where it runs: here, unless another node was quicker."""
-    registry = node.registry
+class Reviver:
+    """The transport's ``on_unowned``: start a dead node's actor again through this node's hosts.
 
-    def revive(address: str) -> None:
+    An area through the area host (its start opens its waiting callers' rooms); an on-demand
+    queue through the on-demand host; a room only if the store says it is a caller's room (the
+    room host starts caller rooms, each restoring itself from the store). Where the claim lands
+    decides where it runs: here, unless another node was quicker. Consult, group, meeting and
+    on-demand session calls are not started again this way (docs/operations.md, what is next):
+    a message for one ends as not found after its hold.
+    """
+
+    def __init__(self, node: Node, store: Store, nursery: trio.Nursery) -> None:
+        self.node = node
+        self.store = store
+        self.nursery = nursery
+
+    def __call__(self, address: str) -> None:
         kind, _, ident = address.partition("/")
+        registry = self.node.registry
         with contextlib.suppress(ActorError):
             if kind == addresses.AREA and ident.isdigit():
                 registry.ref(addresses.AREAS).tell(messages.ReloadArea(int(ident)))
+            elif kind == addresses.ONDEMAND_KIND and ident.isdigit():
+                registry.ref(addresses.ONDEMAND).tell(
+                    actors.ondemand.messages.FindQueue(int(ident))
+                )
             elif kind == addresses.ROOM and ident:
-                registry.ref(addresses.ROOMS).tell(messages.OpenRoom(ident))
+                self.nursery.start_soon(self._room, ident)
 
-    return revive
+    async def _room(self, room_id: str) -> None:
+        try:
+            room = await room_store.get_room(self.store, room_id)
+        except NotFoundError:
+            return
+        if room.kind == "caller" and room.state == "open":
+            with contextlib.suppress(ActorError):
+                self.node.registry.ref(addresses.ROOMS).tell(messages.OpenRoom(room_id))
+        else:
+            log.info("room/%s (%s) is not started again on this node", room_id, room.kind)
 
 
-async def sweep_areas(node: Node, store: Store) -> int:
+async def sweep_areas(node: Node, store: Store, revive: Callable[[str], None]) -> int:
     """Start again every area nobody hosts; how many were asked for."""
     ids = [area.id for area in await area_store.list_areas(store, include_inactive=True)]
     remote: list[str] = [addresses.area(i) for i in ids if addresses.area(i) not in node.registry]
     owners = await node.placement.owners(remote)
-    live = set(await node.live_nodes())
-    revive = reviver(node)
-    gone = [a for a, owner in owners.items() if owner is None or owner not in live]
-    for address in gone:
-        if owners[address] is None:  # a dead owner's claim expires first
-            revive(address)
-    return len(gone)
+    unowned = [a for a, owner in owners.items() if owner is None]  # a dead owner's claim expires
+    for address in unowned:
+        revive(address)
+    return len(unowned)
 
 
-async def keep_areas(node: Node, store: Store) -> None:
+async def keep_areas(node: Node, store: Store, revive: Callable[[str], None]) -> None:
     """Sweep for unhosted areas forever (a background task); Redis down: try again next time."""
     while True:
         await trio.sleep(SWEEP_EVERY)
         try:
-            await sweep_areas(node, store)
+            await sweep_areas(node, store, revive)
         except ClusterUnavailable as exc:
             log.warning("areas not swept: %s", exc)
 
@@ -289,8 +314,9 @@ async def open_cluster(redis_url: str, store: Store, node_id: str = "") -> Async
         trio.open_nursery() as nursery,
     ):
         node.registry.gate = admission_gate(node)
-        node.transport.on_unowned = reviver(node)
-        nursery.start_soon(keep_areas, node, store, name=f"node {node.id} area sweep")
+        revive = Reviver(node, store, nursery)
+        node.transport.on_unowned = revive
+        nursery.start_soon(keep_areas, node, store, revive, name=f"node {node.id} area sweep")
         log.info("cluster: joined as node %s", node.id)
         yield node
         nursery.cancel_scope.cancel(reason="server shut down")

@@ -15,7 +15,6 @@ def test_the_per_entity_kinds_are_placed_and_the_per_node_actors_are_not() -> No
     for address in (
         addresses.area(3),
         addresses.room("AbC"),
-        addresses.call("x1"),
         addresses.ondemand(2),
         addresses.group_breakouts(9),
     ):
@@ -30,6 +29,7 @@ def test_the_per_entity_kinds_are_placed_and_the_per_node_actors_are_not() -> No
         addresses.SETUP,
         addresses.ECHO,
         addresses.conn(4),
+        addresses.call("x1"),
         "room/",
         "reply/a/1",
     )
