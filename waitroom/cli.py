@@ -19,6 +19,7 @@ from pathlib import Path
 
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
 from gateway.connlimit import DEFAULT_PER_ADDRESS
+from runtime.errors import ActorError
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
 from storage.dialect import is_postgres_url
@@ -497,7 +498,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return first_admin.run(args)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     config = config_from_args(args)
-    main_sync(config, announcer(config))
+    try:
+        main_sync(config, announcer(config))
+    except* ActorError as failed:
+        if not config.redis_url:
+            raise
+        # A cluster node whose Redis cannot be reached at start (issue 18): one line, not a trace.
+        leaf: BaseException = failed
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise SystemExit(f"waitroom serve: {leaf}") from None
     return 0
 
 

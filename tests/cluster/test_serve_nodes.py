@@ -13,6 +13,8 @@ The nodes share one SQLite file (WAL mode; a test-only arrangement, see ``served
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -24,8 +26,8 @@ import pytest
 import trio
 
 from actors import addresses
-from tests.cluster.served_nodes import DEMO_PASSWORD, ServedNode
-from tests.cluster.servers import PostgresServer, RedisServer
+from tests.cluster.served_nodes import DEMO_PASSWORD, ROOT, ServedNode
+from tests.cluster.servers import PostgresServer, RedisServer, free_port
 from waitroom.clustered import PAUSED
 from waitroom.loadtest.client import GatewayClient, GatewayRefused, connect
 from waitroom.loadtest.http import Browser
@@ -353,3 +355,22 @@ async def test_redis_paused_10_s_arrivals_fail_closed_the_room_keeps_working_all
             await provider_events.wait_for(chat("after"), 5)
     assert await owner(cluster, addresses.room(room)) == "a"
     assert await owner(cluster, addresses.room(new_token.partition(".")[0])) == "a"
+
+
+def test_a_node_whose_redis_cannot_be_reached_at_start_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "waitroom.cli", "serve", "--port", "0",
+            "--db", str(tmp_path / "w.sqlite3"), "--media-workers", "0", "--media-port", "0",
+            "--redis", f"redis://127.0.0.1:{port}/0",
+        ],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("waitroom serve: cluster unavailable (join)"), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "Serving on" not in done.stdout
