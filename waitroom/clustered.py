@@ -2,7 +2,7 @@
 addresses are placed.
 
 ``cluster/`` knows nothing of the domain (it stands on ``runtime`` alone), so the composition root
-tells it two things here:
+tells it here:
 
 * :func:`message_types`: every message dataclass and enum of ``actors/`` (the per-feature
   ``messages`` modules, the gateway's ``inbound`` messages, principals, the reply types, the
@@ -12,9 +12,8 @@ tells it two things here:
   round-trips, so a new message cannot be forgotten;
 * :func:`placed` and :func:`located`: which addresses live on exactly one node of the cluster
   (areas, rooms, on-demand queues, breakout desks; every call, of whatever kind, is a
-  ``room/<id>``), which name their
-  node (a connection's ``conn/<node>-<n>``), and which are per node (the hosts, the directory,
-  the sign-in desk: each node runs its own).
+  ``room/<id>``), which name their node (a connection's ``conn/<node>-<n>``), and which are per
+  node (the hosts, the directory, the sign-in desk: each node runs its own).
 
 :func:`open_cluster` is what ``waitroom serve --redis URL`` adds to the one-node server: the node
 (joined before the registry is used: its registry is the server's), the supervisors that start
@@ -63,7 +62,8 @@ from actors import addresses, inbound, messages, principal, refusals
 from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
 from runtime.errors import ActorError, Refusal
-from runtime.supervisor import Supervisor
+from runtime.kernel import ActorRef
+from runtime.supervisor import ChildSpec, Supervisor
 from storage import areas as area_store
 from storage import rooms as room_store
 from storage.db import Store
@@ -263,6 +263,9 @@ class Reviver:
             room = await room_store.get_room(self.store, room_id)
         except NotFoundError:
             return
+        except Exception:  # the store is away: the next message or sweep asks again
+            log.exception("room/%s not started again: its row could not be read", room_id)
+            return
         if room.kind == "caller" and room.state == "open":
             with contextlib.suppress(ActorError):
                 self.node.registry.ref(addresses.ROOMS).tell(messages.OpenRoom(room_id))
@@ -282,20 +285,38 @@ async def sweep_areas(node: Node, store: Store, revive: Callable[[str], None]) -
 
 
 async def keep_areas(node: Node, store: Store, revive: Callable[[str], None]) -> None:
-    """Sweep for unhosted areas forever (a background task); Redis down: try again next time."""
+    """Sweep for unhosted areas forever (a background task); Redis or the store down: next time."""
     while True:
         await trio.sleep(SWEEP_EVERY)
         try:
             await sweep_areas(node, store, revive)
         except ClusterUnavailable as exc:
             log.warning("areas not swept: %s", exc)
+        except Exception:  # the store is away: a sweep must not end the server
+            log.exception("areas not swept")
+
+
+#: What a host that could not place an actor answers (Redis went away after the request came in).
+NOT_PLACED = "this cannot be started right now (the service is recovering); try again in a minute"
+
+
+class RefusingPlacer(PlacingSupervisor):
+    """A placing supervisor whose failure to reach Redis is a refusal (``unavailable``), not a
+    crash: the hosts answer a refusal to their asker and keep running, where an error would
+    crash them and, repeated while Redis is away, exhaust their supervisor's restarts."""
+
+    async def start_child(self, spec: ChildSpec) -> ActorRef:
+        try:
+            return await super().start_child(spec)
+        except ClusterUnavailable as exc:
+            raise Refusal(refusals.UNAVAILABLE, NOT_PLACED) from exc
 
 
 def placing_supervisors(node: Node) -> Callable[..., Supervisor]:
     """What ``actors.boot.start_actors`` makes its on-demand supervisors with on a node."""
 
     def make(registry: object, name: str, **options: Any) -> Supervisor:
-        return PlacingSupervisor(node, name, placed=placed, **options)
+        return RefusingPlacer(node, name, placed=placed, **options)
 
     return make
 

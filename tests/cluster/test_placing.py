@@ -14,7 +14,7 @@ from runtime import ActorNotFound, Refusal
 from tests.cluster.echo import Note, Notes, Ping, Pong
 from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
-from waitroom.clustered import ADMIT_FRESH, PAUSED, admission_gate
+from waitroom.clustered import ADMIT_FRESH, NOT_PLACED, PAUSED, RefusingPlacer, admission_gate
 
 
 def placed(address: str) -> bool:
@@ -136,3 +136,21 @@ async def test_new_admissions_are_refused_once_redis_has_not_answered_for_a_seco
             while not a.node.health.answered_within(ADMIT_FRESH):  # noqa: ASYNC110
                 await trio.sleep(0.05)
         gate("area/1", Arrive({"name": "Cy"}))
+
+
+async def test_the_servers_placer_refuses_instead_of_crashing_while_redis_is_away(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, trio.open_nursery() as nursery:
+        rooms = await nursery.start(RefusingPlacer(a.node, "rooms", placed=placed).run)
+        await rooms.start_child(echo("room/1", "a"))
+        redis_server.pause()
+        try:
+            with trio.fail_after(5), pytest.raises(Refusal) as refused:
+                await rooms.start_child(echo("room/2", "a"))
+        finally:
+            redis_server.resume()
+        assert (refused.value.code, refused.value.detail) == ("unavailable", NOT_PLACED)
+        assert "room/2" not in a.node.registry
+        assert await a.node.registry.ref("room/1").ask(Ping(1)) == Pong(1, "a")
+        nursery.cancel_scope.cancel()
