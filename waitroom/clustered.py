@@ -218,8 +218,8 @@ def admission_gate(node: Node) -> Callable[[str, object], None]:
     seconds), new admissions are refused before the actor that would store them sees them.
 
     What is left: an arrival let in within the second before Redis stops answering is stored,
-    and its room then cannot be placed; its page shows "Service busy" and the caller is in the
-    queue again when the area restarts (docs/operations.md).
+    and its room then cannot be placed (``unavailable``, see :class:`RefusingPlacer`); the caller
+    is in the queue again when the area restarts (docs/operations.md).
     """
 
     def gate(address: str, message: object) -> None:
