@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import cast
 
 import pytest
 import trio
@@ -19,6 +22,8 @@ import trio
 from storage.db import Store, open_store
 from tests.cluster.conftest import postgres_server
 from tests.cluster.servers import PostgresServer
+from tests.conftest import DEMO_PASSWORD, RunningServer
+from waitroom.server import ServerConfig, ServerInfo, run_server
 
 __all__ = ["postgres_server"]  # a server of a test's own, for the tests that restart it
 
@@ -79,3 +84,18 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
 async def store(pg_url: str) -> AsyncIterator[Store]:
     async with open_store(pg_url) as opened:
         yield opened
+
+
+@pytest.fixture
+async def waitroom_server(db_path: str) -> AsyncIterator[RunningServer]:
+    """The whole server in-process (as ``tests/conftest.py`` starts it) on a new PostgreSQL
+    database: the page and gateway tests imported here run their journeys on PostgreSQL."""
+    config = ServerConfig(
+        port=0, media_udp_port=0, database_url=db_path, demo_password=DEMO_PASSWORD
+    )
+    async with trio.open_nursery() as nursery:
+        info: ServerInfo = await nursery.start(partial(run_server, config, handle_signals=False))
+        assert info.demo is not None
+        # The tests hand ``db_path`` to open_store, which takes the URL where it takes a file.
+        yield RunningServer(info.url, info.registry, info.demo, cast(Path, db_path), info)
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,6 @@
+"""tests/web/test_account_pages.py on PostgreSQL (the whole server on it)."""
+
+from tests.storage.postgres.reuse import shared_from
+from tests.web import test_account_pages as source
+
+globals().update(shared_from(source))
