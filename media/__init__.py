@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from media.events import (
         DominantSpeakerChanged,
+        LayersWanted,
         MediaError,
         MediaEvent,
         PeerClosed,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "DominantSpeakerChanged": "media.events",
+    "LayersWanted": "media.events",
     "MediaError": "media.events",
     "MediaEvent": "media.events",
     "MediaPool": "media.pool",
@@ -53,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DominantSpeakerChanged",
+    "LayersWanted",
     "MediaError",
     "MediaEvent",
     "MediaPool",

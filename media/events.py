@@ -49,7 +49,18 @@ class DominantSpeakerChanged:
     peer_id: str
 
 
-MediaEvent = PeerConnected | PeerClosed | SlotsChanged | DominantSpeakerChanged
+@dataclass(frozen=True, slots=True)
+class LayersWanted:
+    """Which of `peer_id`'s simulcast layers (rids, low to high) someone wants: the publisher
+    should send these and pause the others (`media.layers`). Debounced by the media plane: a
+    layer is left out only after nobody wanted it for a while, and never the lowest."""
+
+    call_id: str
+    peer_id: str
+    active: tuple[str, ...]
+
+
+MediaEvent = PeerConnected | PeerClosed | SlotsChanged | DominantSpeakerChanged | LayersWanted
 
 
 class MediaError(Exception):

@@ -45,6 +45,7 @@ from media.control import (
 )
 from media.events import (
     DominantSpeakerChanged,
+    LayersWanted,
     MediaError,
     MediaEvent,
     PeerClosed,
@@ -74,6 +75,10 @@ READ_CHUNK = 65536
 #: How long `open_peer` waits for some worker to be running (all of them restarting).
 PLACE_TIMEOUT = 10.0
 PLACE_POLL = 0.05
+#: A worker's `layers` event: at most this many rids (a simulcast track has up to three), each
+#: at most this long (an offer's rid is a short token).
+MAX_RIDS = 3
+MAX_RID_LENGTH = 32
 #: Restart intensity (runtime.supervisor.RestartIntensity): this many restarts of one worker in
 #: this many seconds are restarted after RESTART_DELAY; more mean a crash loop, retried every
 #: RESTART_BACKOFF so it does not burn a core.
@@ -428,6 +433,9 @@ class MediaPool:
             elif event == "speaker":
                 if peer_id in call.peers:
                     self._emit(DominantSpeakerChanged(call_id, peer_id))
+            elif event == "layers":
+                if peer_id in call.peers:
+                    self._emit(LayersWanted(call_id, peer_id, _rids(frame.get("active"))))
             else:
                 raise ControlError(f"unknown event {event!r}")
 
@@ -691,6 +699,15 @@ async def _terminate(process: trio.Process) -> None:
 
 def _int_stats(stats: dict[object, object]) -> dict[str, int]:
     return {k: v for k, v in stats.items() if isinstance(k, str) and type(v) is int}
+
+
+def _rids(value: object) -> tuple[str, ...]:
+    """A worker's list of active rids (short strings; a simulcast track has at most three)."""
+    if not isinstance(value, list) or len(value) > MAX_RIDS:
+        raise ControlError("bad active layers")
+    if not all(isinstance(rid, str) and 0 < len(rid) <= MAX_RID_LENGTH for rid in value):
+        raise ControlError("bad active layers")
+    return tuple(value)
 
 
 def _slot_map(value: object) -> dict[int, str]:

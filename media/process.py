@@ -34,6 +34,7 @@ from media.control import (
 )
 from media.events import (
     DominantSpeakerChanged,
+    LayersWanted,
     MediaError,
     MediaEvent,
     PeerClosed,
@@ -191,6 +192,15 @@ class WorkerProcess:
             )
         elif isinstance(event, DominantSpeakerChanged):
             self._send({"ev": "speaker", "call": event.call_id, "peer": event.peer_id})
+        elif isinstance(event, LayersWanted):
+            self._send(
+                {
+                    "ev": "layers",
+                    "call": event.call_id,
+                    "peer": event.peer_id,
+                    "active": list(event.active),
+                }
+            )
 
     def _reply(self, rid: int | None, *, ok: bool = True, **fields: Any) -> None:
         if rid is not None:

@@ -16,9 +16,14 @@ never takes effect at once: the consumer waits on the new layer's `pending` list
 a PLI (sent by the worker's ticker to the layers that need one), and `switch` moves the consumer
 when that layer's next key frame starts. Sequence numbers, timestamps, VP8 picture ids and
 TL0PICIDX then continue from the last values the subscriber saw, so its decoder sees one stream
-with no gap and no jump. A layer nobody forwards or waits for is *paused*: nothing of it is sent
-(Chrome keeps sending it: pausing an encoding needs renegotiation or an RTCP message Chrome does
-not implement).
+with no gap and no jump. A layer nobody forwards or waits for is *paused*: nothing of it is sent.
+
+The publisher is told too (`LayerPause`, the worker's `LayersWanted` event, the call's
+`media.layers` push, `RTCRtpSender.setParameters` in media.js): a layer no subscriber's view wants
+for `PAUSE_AFTER` is deactivated at the publisher, saving its uplink and encoder; it is active
+again at once when someone's view wants it. What a view wants is judged by the layers' declared
+heights, not by which layers are sending now (a paused layer sends nothing, yet must be wanted
+again). The lowest layer is never paused: the server falls back on it and asks it for key frames.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ UP_SWITCH_HEADROOM = 0.8
 UP_SWITCH_HOLD = 2.0
 # The subscriber's estimate is reduced by its reported loss above this fraction.
 LOSS_THRESHOLD = 0.02
+# A layer no subscriber's view has wanted for this long is paused at the publisher; wanted again,
+# it resumes at once. Longer than a view's debounce and a layer switch: a tile that shrinks and
+# grows back (a re-layout, a scroll) costs no pause and no resume.
+PAUSE_AFTER = 2.0
 # Bind attempts (unknown SSRCs unprotected to read their RID) per transport before giving up.
 MAX_BIND_FAILURES = 64
 MIN_TS_GAP = 1
@@ -55,7 +64,7 @@ MIN_TS_GAP = 1
 class Simulcast:
     """One simulcast track: its layers in the offer's order (low to high for the call page)."""
 
-    __slots__ = ("layers", "mid", "mid_id", "rid_id", "rids", "rrid_id", "track")
+    __slots__ = ("layers", "mid", "mid_id", "pause", "rid_id", "rids", "rrid_id", "track")
 
     def __init__(self, track: Producer, mid: str, rids: list[str], ext_ids: dict[str, int]) -> None:
         self.track = track
@@ -65,6 +74,7 @@ class Simulcast:
         self.rid_id = ext_ids.get(RID_URI)
         self.rrid_id = ext_ids.get(REPAIRED_RID_URI)
         self.layers: dict[str, Producer] = {}
+        self.pause = LayerPause(self.rids)
 
     @property
     def unbound(self) -> bool:
@@ -182,6 +192,42 @@ class Simulcast:
             rid for rid, layer in self.layers.items() if not layer.consumers and not layer.pending
         ]
 
+    def wanted_rids(self) -> set[str]:
+        """Rids some subscriber's view wants now, whether or not the layer is sending.
+
+        Per wanted line, the smallest layer at least as tall as its tile (or the tallest), by
+        the heights the layers' key frames declared; while a bound layer has declared none, or a
+        layer has not arrived yet, every layer from there up counts as wanted (nothing is known
+        to be too large). Layers being forwarded or waited for count too. The bandwidth budget
+        is not applied: it is the publisher's own estimator (transport-cc) that drops layers
+        for a narrow uplink, and a line held down by its subscriber's downlink comes back up."""
+        wanted = {rid for rid, layer in self.layers.items() if layer.consumers or layer.pending}
+        lines = [c for c in self.track.consumers if c.wanted and c.producer is self.track]
+        if not lines:
+            return wanted
+        known = [
+            (layer.height, rid) for rid in self.rids if (layer := self.layers.get(rid)) is not None
+        ]
+        if len(known) < len(self.rids) or not all(height for height, _ in known):
+            # Unknown sizes: keep what is not known to be too large for anyone (everything from
+            # the lowest unknown layer up, in the offer's order: low to high for the call page).
+            first = next(
+                i
+                for i, rid in enumerate(self.rids)
+                if rid not in self.layers or not self.layers[rid].height
+            )
+            wanted.update(self.rids[first:])
+            known = [(height, rid) for height, rid in known if height]
+        known.sort()
+        for line in lines:
+            tile = line.max_height or 0
+            pick = next((rid for height, rid in known if height >= tile), None)
+            if pick is None and known:
+                pick = known[-1][1]
+            if pick is not None:
+                wanted.add(pick)
+        return wanted
+
     # ---- switching --------------------------------------------------------------------------
 
     def switch(self, layer: Producer, seq: int, ts: int, desc: Vp8Descriptor, now: float) -> int:
@@ -256,6 +302,37 @@ class Simulcast:
             if consumer in target.pending:
                 target.pending.remove(consumer)
             consumer.target = None
+
+
+class LayerPause:
+    """Which layers the publisher should send: debounced, so a layer is not flapped.
+
+    `update` is given the rids wanted now (`Simulcast.wanted_rids`); a layer is active while it
+    was wanted within `PAUSE_AFTER`, and the lowest (the offer's first) always is. It returns the
+    new active set when that differs from the last one it returned (the first call always
+    returns: a replaced transport's page may still have layers paused from before), else None.
+    """
+
+    __slots__ = ("rids", "told", "wanted_at")
+
+    def __init__(self, rids: list[str]) -> None:
+        self.rids = list(rids)
+        self.wanted_at: dict[str, float] = {}
+        self.told: tuple[str, ...] | None = None
+
+    def update(self, wanted: set[str], now: float) -> tuple[str, ...] | None:
+        for rid in self.rids:
+            if rid in wanted or rid not in self.wanted_at:
+                self.wanted_at[rid] = now  # a layer starts out wanted: PAUSE_AFTER to show
+        active = tuple(
+            rid
+            for i, rid in enumerate(self.rids)
+            if i == 0 or now - self.wanted_at[rid] < PAUSE_AFTER
+        )
+        if active == self.told:
+            return None
+        self.told = active
+        return active
 
 
 def _remove(layer: Producer, consumer: Consumer) -> None:

@@ -41,6 +41,7 @@ from media.demux import (
 from media.dtls import Certificate, DtlsError, DtlsServer, DtlsState, make_context
 from media.events import (
     DominantSpeakerChanged,
+    LayersWanted,
     MediaError,
     MediaEvent,
     PeerClosed,
@@ -53,6 +54,7 @@ from media.router import Router
 from media.rtp import RTP_HEADER_LENGTH
 from media.sdp import LocalParameters, Offer, SdpError, build_answer, parse_offer, plan_offer
 from media.selection import DEFAULT_LAST_N, DEFAULT_LOUDEST, MAX_PINNED, SelectionConfig, View
+from media.simulcast import Simulcast
 from media.speaker import DominantSpeaker
 from media.tcp import TcpServer, real_address
 from media.transport import ICE_PWD_BYTES, ICE_UFRAG_BYTES, Transport, TransportState
@@ -61,6 +63,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "CONSENT_TIMEOUT",
     "DominantSpeakerChanged",
+    "LayersWanted",
     "MediaError",
     "MediaEvent",
     "PeerClosed",
@@ -91,6 +94,9 @@ DTLS_IDLE_POLL = 0.05
 # How often the loudest few of each call are chosen again from the speakers' activity (the
 # detector's own decision interval): each time costs one selection pass over the call.
 AUDIO_RESELECT_INTERVAL = 0.3
+# How often each simulcast publisher's wanted layers are looked at (`LayersWanted`): a layer
+# wanted again resumes within this; one unwanted pauses after `media.simulcast.PAUSE_AFTER`.
+LAYER_CHECK_INTERVAL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,7 @@ class Worker:
         #: One dominant-speaker detector per call with audio levels, fed by the data path.
         self._speakers: dict[str, DominantSpeaker[str]] = {}
         self._next_reselect = 0.0
+        self._next_layer_check = 0.0
         self._datapath.on_level = self._on_level
         self._transports: dict[tuple[str, str], Transport] = {}
         self._by_ufrag: dict[str, Transport] = {}
@@ -238,6 +245,9 @@ class Worker:
         reselect = now >= self._next_reselect
         if reselect:
             self._next_reselect = now + AUDIO_RESELECT_INTERVAL
+        check_layers = now >= self._next_layer_check
+        if check_layers:
+            self._next_layer_check = now + LAYER_CHECK_INTERVAL
         for call_id, detector in list(self._speakers.items()):
             new = detector.tick(now)  # decides for calls whose speakers went quiet too
             if new is not None:
@@ -266,6 +276,8 @@ class Worker:
                     if track.stalled():
                         track.reselect(now)  # off a layer the publisher stopped sending
                     self._feedback.send_owed_layer_plis(track, now)
+                    if check_layers:
+                        self._check_layers(transport, track, now)
             if report:
                 self._feedback.send_reports(transport, now)
 
@@ -553,6 +565,13 @@ class Worker:
                 self._emit(
                     SlotsChanged(router.call_id, peer_id, router.slot_map(peer_id), maps.audio)
                 )
+
+    def _check_layers(self, transport: Transport, track: Simulcast, now: float) -> None:
+        """Tell the control plane when the layers this publisher should send change: a layer
+        nobody's view wants is paused at the publisher after PAUSE_AFTER, resumed at once."""
+        active = track.pause.update(track.wanted_rids(), now)
+        if active is not None:
+            self._emit(LayersWanted(transport.call_id, transport.peer_id, active))
 
     def _speaker_changed(self, call_id: str, peer_id: str) -> None:
         """Tell the control plane, and move the speaker to the front of everyone's last-N."""

@@ -35,7 +35,14 @@ from actors.calls.presence import ParticipantKind, Presence, Present
 from actors.calls.routing import alias, unalias
 from actors.calls.state import CallState, check_move
 from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
-from media import DominantSpeakerChanged, MediaError, PeerClosed, PeerConnected, SlotsChanged
+from media import (
+    DominantSpeakerChanged,
+    LayersWanted,
+    MediaError,
+    PeerClosed,
+    PeerConnected,
+    SlotsChanged,
+)
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, Pending, Timer, handles
 
@@ -379,6 +386,16 @@ class Call(Actor):
             return  # left between the media plane's decision and this message
         self._speaker = event.peer_id
         self.broadcast(Push("call.speaker", {"peer": event.peer_id}))
+
+    @handles(LayersWanted)
+    async def _layers_wanted(self, event: LayersWanted) -> None:
+        """The publisher's page sends only the simulcast layers someone wants (``media.layers``):
+        the others are paused at its encoder, saving its uplink (docs/media.md)."""
+        person = self.presence.by_peer(event.peer_id)
+        if person is None:
+            return
+        with contextlib.suppress(ActorError):
+            self.ref(person.conn).tell(Push("media.layers", {"active": list(event.active)}))
 
     def _gate(self, person: Present) -> None:
         """Media flows only while the call is on: on hold (or waiting) the server forwards

@@ -9,7 +9,7 @@ not queue behind one another's offers. So an offer is answered in a task of the 
 run side by side. Everything else the port offers is synchronous and cheap.
 
 What the media plane reports (``media.events``: a peer connected or closed, its slots changed,
-the call's dominant speaker changed) reaches the call as messages at ``call/<call id>``, sent by
+the call's dominant speaker changed, which simulcast layers of a publisher are wanted) reaches the call as messages at ``call/<call id>``, sent by
 the port's ``on_event`` callback (``waitroom.server``), never through this port.
 """
 

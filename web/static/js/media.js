@@ -26,6 +26,7 @@
 //   });
 //   call.setCamera(false); call.setMicrophone(true);   // toggles; return the new state
 //   call.setSlots({0: "peer-b", 1: "peer-c"}, {0: "peer-c"}); // media.slots: video, audio maps
+//   call.setLayers(["q", "h"]);  // media.layers: send only these simulcast layers (the lowest always)
 //   await call.stats();   // {slots: {0: {framesDecoded, totalSamplesReceived, concealedSamples, peerId}}, ...}
 //   call.leave();         // stops tracks, closes the connection (signal "media.leave" too)
 
@@ -110,6 +111,45 @@ export class MediaCall {
       });
     }
     return on;
+  }
+
+  /** The server's `media.layers` {active: [rid]}: send only the simulcast layers someone wants,
+   * so a layer nobody shows costs this publisher neither uplink nor encoder (docs/media.md,
+   * "Pausing layers at the publisher"). Applied with RTCRtpSender.setParameters (encodings[i]
+   * .active); the lowest layer is never switched off (the server falls back on it and asks it for
+   * key frames), and a later message resumes what it lists. Calls are applied in order, each with
+   * the newest set, so two messages in quick succession never race on the parameters. Resolves
+   * to whether the sender's encodings now match (false: not publishing simulcast). */
+  setLayers(active) {
+    const rids = Array.isArray(active) ? active.filter((rid) => typeof rid === "string") : [];
+    this._wantedLayers = new Set(rids);
+    const run = () => this._applyLayers();
+    this._layersApplied = (this._layersApplied ?? Promise.resolve()).then(run, run);
+    return this._layersApplied;
+  }
+
+  async _applyLayers() {
+    const sender = this._senders.video;
+    if (!sender || !this._options.simulcast || this.pc.connectionState === "closed") return false;
+    const parameters = sender.getParameters();
+    const encodings = parameters.encodings ?? [];
+    if (encodings.length < 2) return false;
+    let changed = false;
+    encodings.forEach((encoding, i) => {
+      const on = i === 0 || this._wantedLayers.has(encoding.rid);
+      if (encoding.active !== on) {
+        encoding.active = on;
+        changed = true;
+      }
+    });
+    if (!changed) return true;
+    try {
+      await sender.setParameters(parameters);
+      return true;
+    } catch (error) {
+      console.warn("waitroom: could not pause or resume simulcast layers", error);
+      return false;
+    }
   }
 
   get cameraOn() {
