@@ -83,7 +83,6 @@
   };
   let wire = null;
   let media = null;
-  let mediaStarting = false;
   let audioOn = true;
   let videoOn = true;
   let previewStream = null;
@@ -622,10 +621,10 @@
   }
 
   function startMedia() {
-    if (media || mediaStarting || state.phase !== "in_call" || !page.dataset.mediaUrl) return;
+    /* media is {pending} while a start runs: one start at a time, for the call we are in now */
+    if (media || state.phase !== "in_call" || !page.dataset.mediaUrl) return;
     const t = target();
     if (!t.wire || !t.wire.ready) return;
-    mediaStarting = true;
     const mine = { cancelled: false };
     media = { pending: mine };
     import(page.dataset.mediaUrl)
@@ -647,7 +646,6 @@
         })
       )
       .then((call) => {
-        mediaStarting = false;
         if (!media || media.pending !== mine) {
           call.leave();
           return;
@@ -662,7 +660,6 @@
         sendMediaState();
       })
       .catch((error) => {
-        mediaStarting = false;
         console.warn("waitroom: video is unavailable in this call", error);
         if (media && media.pending === mine) media = null;
         if (el.deviceCheck) el.deviceCheck.textContent = S.camera_failed;
@@ -673,7 +670,6 @@
   function stopMedia() {
     if (media && media.leave) media.leave();
     media = null;
-    mediaStarting = false;
     pendingSlots = null;
   }
 
