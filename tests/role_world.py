@@ -66,6 +66,9 @@ class RoleWorld:
     user_room_id: str = ""
     #: An invitation nobody has claimed (``/i/<token>``).
     invite_token: str = ""
+    #: A group session the provider created on its page (they moderate it), and its link.
+    group_session_id: int = 0
+    group_link: str = ""
     #: One browser per role (anonymous, caller and guest: browsers without a staff session).
     browsers: dict[str, HttpClient] = field(default_factory=dict)
     #: A CSRF token that browser's forms carry.
@@ -166,9 +169,34 @@ async def _admin_post(browser: HttpClient, path: str, form: dict[str, str]) -> N
     assert done.status == 303, (path, done.status)
 
 
+async def _group_session(browser: HttpClient, unit_id: int) -> tuple[int, str]:
+    """Create a group session on its page as a provider of the unit; its id and link."""
+    csrf = await _csrf_of(browser, "/group/new")
+    form = {
+        "csrf_token": csrf,
+        "unit_id": str(unit_id),
+        "title": "Walk group",
+        "starts_at": "2030-01-01T10:00",
+        "time_zone": "UTC",
+        "capacity": "10",
+    }
+    created = await browser.post("/group/new", form)
+    location = created.header("Location") or ""
+    found = GROUP_PAGE.search(location)
+    assert created.status == 303 and found is not None, (created.status, location)
+    page = await browser.get(f"/group/{found.group(1)}")
+    link = GROUP_LINK.search(page.text)
+    assert link is not None, "the session page shows no link"
+    return int(found.group(1)), link.group(1)
+
+
 async def _csrf_of(browser: HttpClient, path: str) -> str:
     page = await browser.get(path)
     return page.csrf_token()
+
+
+GROUP_PAGE = re.compile(r"/group/(\d+)")
+GROUP_LINK = re.compile(r'id="share-link"[^>]*value="[^"]*/g/([A-Za-z0-9_-]+)"')
 
 
 @asynccontextmanager
@@ -286,6 +314,7 @@ async def role_world(server: RunningServer) -> AsyncIterator[RoleWorld]:
         world.meeting_id = meeting.id
         world.meeting_link = meeting.guest_link
         world.user_room_id = user_room.room_id
+        world.group_session_id, world.group_link = await _group_session(browsers[PROVIDER], unit.id)
         for role, browser in browsers.items():
             world.csrf[role] = await _csrf_of(
                 browser, "/account/password" if role in usernames else "/sign-in"

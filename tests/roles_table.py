@@ -523,6 +523,33 @@ PAGES: dict[tuple[str, str], Page] = {
     ("POST", "/consult/new"): Page(_row(R(401), R(401), A, R(403), A, A, A, R(401))),
     ("GET", "/dashboard"): Page(_row(R(303), R(303), A, A, A, A, A, R(303))),
     ("GET", "/g"): Page(_row(A, A, A, A, A, A, A, A)),
+    ("GET", "/g/<link>"): Page(_row(A, A, A, A, A, A, A, A)),
+    ("POST", "/g/<link>"): Page(_row(A, A, A, A, A, A, A, A)),
+    ("GET", "/g/<link>/wait"): Page(_row(A, A, A, A, A, A, A, A)),
+    ("GET", "/group/new"): Page(_row(R(303), R(303), A, R(403), A, A, A, R(303))),
+    ("POST", "/group/new"): Page(_row(R(401), R(401), A, R(403), A, A, R(404), R(401))),
+    ("GET", "/group/<session_id>"): Page(_row(R(303), R(303), A, R(403), A, A, R(404), R(303))),
+    ("GET", "/group/<session_id>/call"): Page(
+        _row(R(303), R(303), A, R(403), A, A, R(404), R(303))
+    ),
+    ("GET", "/group/<session_id>/leaflet.pdf"): Page(
+        _row(R(303), R(303), A, R(403), A, A, R(404), R(303))
+    ),
+    ("POST", "/group/<session_id>/share"): Page(
+        _row(R(401), R(401), A, R(403), A, A, R(404), R(401))
+    ),
+    ("POST", "/group/<session_id>/register"): Page(
+        _row(R(401), R(401), A, R(403), A, A, R(404), R(401))
+    ),
+    ("POST", "/group/<session_id>/registrations/<registration_id>/remove"): Page(
+        _row(R(401), R(401), A, R(403), A, A, R(404), R(401))
+    ),
+    ("POST", "/group/<session_id>/rotate"): Page(
+        _row(R(401), R(401), A, R(403), A, A, R(404), R(401))
+    ),
+    ("POST", "/group/<session_id>/cancel"): Page(
+        _row(R(401), R(401), A, R(403), A, A, R(404), R(401))
+    ),
     ("GET", "/healthz"): Page(_row(A, A, A, A, A, A, A, A)),
     ("GET", "/i/<token>"): Page(_row(A, A, A, A, A, A, A, A)),
     ("POST", "/i/<token>"): Page(_row(A, A, A, A, A, A, A, A)),
@@ -624,6 +651,14 @@ PAGE_NOTES = {
     ("POST", "/sign-out"): "ends the session if there is one; 303 to sign-in for everyone",
     ("GET", "/w/<slug>"): "the public arrival form",
     ("GET", "/i/<token>"): "an unclaimed invitation; claiming needs a name (400 without)",
+    ("GET", "/group/new"): "providers of a unit's waiting areas and administrators",
+    ("POST", "/group/new"): "in a unit the sender may run sessions in; another organisation's "
+    "unit is 404 like a missing one",
+    ("GET", "/group/<session_id>"): "the session's moderators (the walk's provider created it) "
+    "and its unit's administrators; another organisation's session is 404 like a missing one",
+    ("GET", "/g/<link>"): "the session's public link: a name form; opening it creates nobody",
+    ("POST", "/g/<link>"): "an arrival into the group waiting area (refused while locked, "
+    "full or ended)",
 }
 
 

@@ -54,6 +54,8 @@ LAST_PAGES = (
     ("POST", "/admin/meetings/rooms/<meeting_id>/archive"),
     ("POST", "/admin/meetings/user-rooms/<room_id>/archive"),
     ("POST", "/admin/setup/areas/<int:area_id>/rotate-link"),
+    ("POST", "/group/<session_id>/rotate"),
+    ("POST", "/group/<session_id>/cancel"),
     ("POST", "/sign-out"),
 )
 #: Pages whose answer is the same whoever asks: a failed sign-in's 401, sign-out's way back to
@@ -215,9 +217,13 @@ def _path(path: str, world: RoleWorld) -> str:
         "link_id": "999999",
         "secret": "nosuchsecret",
         "closure_id": "999999",
+        "session_id": str(world.group_session_id),
+        "registration_id": "999999",
     }
     special = {
         "/admin/meetings/user-rooms/<room_id>/archive": world.user_room_id,
+        "/g/<link>": world.group_link,
+        "/g/<link>/wait": world.group_link,
     }
     if path in special:
         return _PARAM.sub(special[path], path)
@@ -234,6 +240,13 @@ def _form(method_path: tuple[str, str], world: RoleWorld) -> dict[str, str]:
         "/admin/setup/revoke": {"user_id": target, "role": "provider", "scope": f"area:{area}"},
         "/admin/meetings/rooms": {"unit_id": unit, "name": ""},
         "/admin/meetings/user-rooms": {"unit_id": unit, "user_id": target},
+        "/group/new": {
+            "unit_id": unit,
+            "title": "Walked",
+            "starts_at": "2030-01-01T10:00",
+            "time_zone": "UTC",
+            "capacity": "5",
+        },
     }
     return forms.get(method_path[1], {})
 

@@ -283,6 +283,8 @@ async def create_session() -> WerkzeugResponse | tuple[str, int]:
             ),
         )
     except Refusal as refusal:
+        if refusal.code == refusals.NOT_FOUND:  # another organisation's unit, like a missing one
+            raise _no_such_session() from None
         status = HTTP_FORBIDDEN if refusal.code == refusals.FORBIDDEN else HTTP_BAD_REQUEST
         return await _new_page(principal, values, _sentence(refusal.detail), status)
     assert isinstance(detail, SessionDetail)
