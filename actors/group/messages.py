@@ -94,7 +94,7 @@ class Privacy:
 class Registrant:
     """Someone registered for the session in advance (name, and how to reach them)."""
 
-    name: str
+    name: str = field(repr=False)
     contact: str = ""
 
 
@@ -198,9 +198,9 @@ class SendGroupLink:
     principal: Principal
     session_id: int
     channel: str
-    recipient: str
+    recipient: str = field(repr=False)
     subject: str
-    body: str
+    body: str = field(repr=False)
     remote_addr: str = ""
 
 
@@ -209,7 +209,7 @@ class CheckGroupLink:
     """The link's landing page (a GET; link previews fetch it too): changes nothing. Replies a
     :class:`GroupLinkStatus`, never refuses for the session's state."""
 
-    link: str
+    link: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,8 @@ class ArriveGroup:
     had 600 arrivals). (A full waiting area, 200
     people, refuses their ``room.enter`` with ``full``.)"""
 
-    link: str
-    name: str
+    link: str = field(repr=False)
+    name: str = field(repr=False)
     contact: str = ""
     remote_addr: str = ""
 
@@ -262,7 +262,7 @@ class GroupLinkStatus:
 class GroupPass:
     """The arrival's participant token (for the websocket hello) and where it leads."""
 
-    token: str
+    token: str = field(repr=False)
     room_id: str
     session_id: int
     participant_id: str
@@ -289,7 +289,7 @@ class SessionSummary:
 @dataclass(frozen=True)
 class RegistrationView:
     id: int
-    name: str
+    name: str = field(repr=False)
     contact: str
     created_at: datetime
     #: The participant who arrived under this registration (matched by name), if any.
@@ -308,7 +308,7 @@ class SessionDetail:
 
     summary: SessionSummary
     #: The link's secret part: the page builds ``<base url>/g/<link>``.
-    link: str
+    link: str = field(repr=False)
     privacy: Privacy
     moderators: tuple[ModeratorView, ...]
     registrations: tuple[RegistrationView, ...]
@@ -326,7 +326,7 @@ class GroupMember:
 
     #: The participant's member id (``p-...``), the id ``group.*`` frames name.
     participant_id: str
-    display_name: str
+    display_name: str = field(repr=False)
     first_name: str
 
 
@@ -338,7 +338,7 @@ class BreakoutFrame:
 
     inbound: Inbound
     is_moderator: bool
-    participants: tuple[GroupMember, ...]
+    participants: tuple[GroupMember, ...] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,7 @@ class PushToMembers:
 
     participant_ids: tuple[str, ...] | None
     type: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -367,7 +367,7 @@ class MembersChanged:
     """Group call -> desk: the admitted participants now (someone was admitted, sent back,
     removed or left for good)."""
 
-    participants: tuple[GroupMember, ...]
+    participants: tuple[GroupMember, ...] = field(repr=False)
 
 
 @dataclass(frozen=True)
