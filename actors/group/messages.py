@@ -95,7 +95,7 @@ class Registrant:
     """Someone registered for the session in advance (name, and how to reach them)."""
 
     name: str = field(repr=False)
-    contact: str = ""
+    contact: str = field(default="", repr=False)
 
 
 # -- pages -> the desk (``group``) ------------------------------------------------------------------
@@ -223,7 +223,7 @@ class ArriveGroup:
 
     link: str = field(repr=False)
     name: str = field(repr=False)
-    contact: str = ""
+    contact: str = field(default="", repr=False)
     remote_addr: str = ""
 
 
@@ -290,7 +290,7 @@ class SessionSummary:
 class RegistrationView:
     id: int
     name: str = field(repr=False)
-    contact: str
+    contact: str = field(repr=False)
     created_at: datetime
     #: The participant who arrived under this registration (matched by name), if any.
     arrived: bool
@@ -327,7 +327,7 @@ class GroupMember:
     #: The participant's member id (``p-...``), the id ``group.*`` frames name.
     participant_id: str
     display_name: str = field(repr=False)
-    first_name: str
+    first_name: str = field(repr=False)
 
 
 @dataclass(frozen=True)
