@@ -511,12 +511,25 @@ export async function joinMedia(options) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   // The SFU is ICE-lite: it needs no candidates from us, so the offer goes out at once.
-  const reply = await options.signal("media.offer", { sdp: pc.localDescription.sdp });
+  // A refused offer (the person moved to a breakout room meanwhile, the call ended) must not
+  // leave a connection open that will never be answered.
+  let reply;
+  try {
+    reply = await options.signal("media.offer", { sdp: pc.localDescription.sdp });
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
   if (!reply || typeof reply.sdp !== "string") {
     pc.close();
     throw new Error("media.offer: the server sent no answer");
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  try {
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
   for (const [transceiver, slot] of slotByTransceiver) {
     slot.mids[transceiver.receiver.track.kind] = transceiver.mid;
   }

@@ -577,6 +577,10 @@
       el.callNotice.hidden = false;
     });
     /* The SFU says which participant fills which receive slot, so each stream lands on its tile. */
+    /* The SFU says which of our simulcast layers anyone wants: Chrome stops sending the rest. */
+    wire.on("media.layers", (body) => {
+      if (media && media.setLayers && Array.isArray(body.active)) media.setLayers(body.active);
+    });
     wire.on("media.slots", (body) => {
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
       else if (media) slotsWhileStarting = { body, at: ++wireOrder };
