@@ -79,9 +79,6 @@
       if (body.ends_at) endsAt = body.ends_at;
       if (Array.isArray(body.participants)) G.setParticipants(body.participants, body.you);
     });
-    roomWire.on("media.layers", (body) => {
-      if (room && room.wire === roomWire) G.setLayers(body);
-    });
     roomWire.on("media.slots", (body) => {
       if (room && room.wire === roomWire) G.setSlots(body);
     });

@@ -765,11 +765,6 @@
       const other = mine ? nameOf(body.to) || body.to_name || "" : body.from;
       addChat(body, fmt(mine ? S.private_to : S.private_from, { name: other }));
     });
-    /* The SFU says which of our simulcast layers anyone wants: Chrome stops sending the rest. */
-    w.on("media.layers", (body) => {
-      if (state.breakout) return;
-      if (media && media.setLayers && Array.isArray(body.active)) media.setLayers(body.active);
-    });
     w.on("media.slots", (body) => {
       if (state.breakout) return;
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
@@ -1021,9 +1016,6 @@
       if (you) state.you = you;
       render();
       startMedia();
-    },
-    setLayers(body) {
-      if (media && media.setLayers && Array.isArray(body.active)) media.setLayers(body.active);
     },
     setSlots(body) {
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
