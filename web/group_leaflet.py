@@ -15,23 +15,21 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel import dates
-from fpdf import FPDF
 
 from web import i18n
 from web.leaflet import (
     ACCENT,
     ACCENT_LIGHT,
     BAND_HEIGHT,
-    FONT_DIR,
     FONT_FAMILY,
     INK,
     LINK_FONT_MAX,
     LINK_FONT_MIN,
     MARGIN,
     MUTED,
-    PAGE_WIDTH,
     QR_SIZE,
     qr_png,
+    start_leaflet,
 )
 
 
@@ -60,26 +58,12 @@ def start_text(content: GroupLeaflet) -> str:
 def render_group_leaflet(content: GroupLeaflet) -> bytes:
     """The leaflet as PDF bytes (blocking)."""
     _: Callable[[str], str] = i18n.translations_for(content.locale).gettext
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_title(f"{content.title} · {content.service_name}")
-    pdf.set_author(content.service_name)
-    pdf.set_margins(MARGIN, MARGIN, MARGIN)
-    pdf.set_auto_page_break(auto=True, margin=MARGIN)
-    pdf.add_font(FONT_FAMILY, "", str(FONT_DIR / "DejaVuSans.ttf"))
-    pdf.add_font(FONT_FAMILY, "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
-    pdf.add_page()
-    width = PAGE_WIDTH - 2 * MARGIN
-
-    pdf.set_fill_color(*ACCENT)
-    pdf.rect(0, 0, PAGE_WIDTH, BAND_HEIGHT, style="F")
-    pdf.set_text_color(255, 255, 255)
-    pdf.set_xy(MARGIN, 11)
-    pdf.set_font(FONT_FAMILY, "", 11)
-    pdf.cell(width, 6, content.service_name.upper(), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(FONT_FAMILY, "B", 22)
-    pdf.cell(width, 12, _("Group video session"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(FONT_FAMILY, "", 12)
-    pdf.cell(width, 7, f"{content.title} · {content.unit_name}", new_x="LMARGIN", new_y="NEXT")
+    pdf, width = start_leaflet(
+        content.service_name,
+        _("Group video session"),
+        f"{content.title} · {content.unit_name}",
+        content.title,
+    )
 
     top = BAND_HEIGHT + 10
     text_width = width - QR_SIZE - 8

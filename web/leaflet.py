@@ -93,30 +93,37 @@ def hours_lines(
     return lines
 
 
-def render_leaflet(content: LeafletContent) -> bytes:
-    """The leaflet as PDF bytes (blocking: call it in a worker thread)."""
-    _: Callable[[str], str] = i18n.translations_for(content.locale).gettext
+def start_leaflet(service_name: str, heading: str, subtitle: str, title: str) -> tuple[FPDF, float]:
+    """An A4 page with the fonts and the header band every leaflet opens with (who it is from,
+    what it is, for what); the PDF and the width between the margins."""
     pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_title(f"{content.area_name} · {content.service_name}")
-    pdf.set_author(content.service_name)
+    pdf.set_title(f"{title} · {service_name}")
+    pdf.set_author(service_name)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     pdf.set_auto_page_break(auto=True, margin=MARGIN)
     pdf.add_font(FONT_FAMILY, "", str(FONT_DIR / "DejaVuSans.ttf"))
     pdf.add_font(FONT_FAMILY, "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
     pdf.add_page()
     width = PAGE_WIDTH - 2 * MARGIN
-
-    # Header band: who this is from and what it is.
     pdf.set_fill_color(*ACCENT)
     pdf.rect(0, 0, PAGE_WIDTH, BAND_HEIGHT, style="F")
     pdf.set_text_color(255, 255, 255)
     pdf.set_xy(MARGIN, 11)
     pdf.set_font(FONT_FAMILY, "", 11)
-    pdf.cell(width, 6, content.service_name.upper(), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(width, 6, service_name.upper(), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT_FAMILY, "B", 22)
-    pdf.cell(width, 12, _("Video consultation"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(width, 12, heading, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT_FAMILY, "", 12)
-    pdf.cell(width, 7, content.area_name, new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(width, 7, subtitle, new_x="LMARGIN", new_y="NEXT")
+    return pdf, width
+
+
+def render_leaflet(content: LeafletContent) -> bytes:
+    """The leaflet as PDF bytes (blocking: call it in a worker thread)."""
+    _: Callable[[str], str] = i18n.translations_for(content.locale).gettext
+    pdf, width = start_leaflet(
+        content.service_name, _("Video consultation"), content.area_name, content.area_name
+    )
 
     # The link and its QR code, side by side.
     top = BAND_HEIGHT + 10
