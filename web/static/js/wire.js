@@ -62,6 +62,7 @@
 
     close() {
       this.closed = true;
+      this.ready = false;
       this._stopHeartbeat();
       if (this.socket) this.socket.close(1000, "bye");
       this._status("offline");
@@ -118,6 +119,12 @@
       const frame = { t: type, id: id, b: body || {} };
       if (to) frame.to = to;
       return new Promise((resolve, reject) => {
+        /* A socket that is closing or closed does not throw on send(), it logs an error and drops
+           the frame: refuse here instead, as offline, until onclose reconnects or ends. */
+        if (!this.socket || this.socket.readyState !== WebSocket.OPEN) {
+          reject(new WireError("offline", "not connected"));
+          return;
+        }
         const timer = setTimeout(() => {
           this.pending.delete(id);
           reject(new WireError("timeout", "no answer in time"));
