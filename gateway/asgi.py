@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from gateway import connlimit
+from gateway import connlimit, counters
 from gateway.auth import Authenticator
 from gateway.connection import ClientSession, Limits
 from runtime.registry import Registry
@@ -55,6 +55,7 @@ def session_cookie_of(scope: Scope) -> str | None:
     host = _header(scope, b"host")
     if origin is not None and (host is None or urlsplit(origin).netloc != host):
         log.warning("ignoring session cookie on a cross-origin websocket from %s", origin)
+        counters.refused(counters.CROSS_ORIGIN_COOKIE)
         return None
     try:
         cookie = SimpleCookie(raw)

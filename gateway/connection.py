@@ -36,7 +36,7 @@ from actors.inbound import CloseConnection, ConnectionClosed, Inbound, Push
 from actors.messages import PrincipalChanged, StaffActive, StaffConnected, StaffDisconnected
 from actors.principal import Principal
 from actors.waiting.areas import NOT_YOURS
-from gateway import protocol
+from gateway import counters, protocol
 from gateway.auth import Authenticator
 from gateway.protocol import ProtocolError
 from gateway.ratelimit import TokenBucket
@@ -312,6 +312,13 @@ class ClientSession:
             self.close_reason = reason
         self._closed.set()
 
+    def refuse(self, counted: str, code: int, reason: str) -> None:
+        """Close for cause, counted under ``counted`` (one of :data:`gateway.counters.REASONS`)
+        unless the connection was already closing for another reason."""
+        if self.close_code is None:
+            counters.refused(counted)
+        self.request_close(code, reason)
+
     def close_for_actor(self, code: int, reason: str) -> None:
         """An actor's :class:`CloseConnection`: after the reply to a request in flight, if any."""
         if self._in_flight:
@@ -388,7 +395,7 @@ class ClientSession:
                 self.registry.ref(address).tell(gone)
 
     def _overflowed(self) -> None:
-        self.request_close(CLOSE_TRY_AGAIN, "client too slow to read events")
+        self.refuse(counters.SLOW_READER, CLOSE_TRY_AGAIN, "client too slow to read events")
 
     async def _read_loop(self, frames: Callable[[], Awaitable[bytes | str | None]]) -> None:
         hello_deadline = trio.current_time() + self.limits.hello_timeout
@@ -401,8 +408,10 @@ class ClientSession:
             with trio.move_on_at(deadline) as idle:
                 data = await frames()
             if idle.cancelled_caught:
-                reason = "idle timeout" if self.principal is not None else "no hello in time"
-                self.request_close(CLOSE_GOING_AWAY, reason)
+                if self.principal is not None:
+                    self.request_close(CLOSE_GOING_AWAY, "idle timeout")
+                else:
+                    self.refuse(counters.HELLO_TIMEOUT, CLOSE_GOING_AWAY, "no hello in time")
                 return
             if data is None:
                 self.request_close(CLOSE_NORMAL, "client closed")
@@ -432,10 +441,11 @@ class ClientSession:
                     self._in_flight = False
             self._strikes = 0
         except ProtocolError as error:
+            counters.error_sent(error.code)
             await self.write(protocol.encode_error(error.request_id, error.code, error.detail))
             self._strikes += 1
             if self._strikes >= self.limits.max_strikes:
-                self.request_close(CLOSE_POLICY, "too many refused messages")
+                self.refuse(counters.TOO_MANY_REFUSED, CLOSE_POLICY, "too many refused messages")
         finally:
             if self._close_after_reply is not None:
                 self.request_close(*self._close_after_reply)

@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from gateway import counters
 from services.throttle import NEVER_COUNTED
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,10 @@ class PerAddressLimit:
 
 async def refuse(send: Send, receive: Receive) -> None:
     """Close an accepted websocket with :data:`CLOSE_TOO_MANY`, then wait (bounded) for the
-    client's Close: returning while Hypercorn still answers it races that send on the socket."""
+    client's Close: returning while Hypercorn still answers it races that send on the socket.
+    Each refusal is counted for /metrics (``waitroom_ws_refusals_total{reason="per_address_limit"}``),
+    the log line being only the first of each address."""
+    counters.refused(counters.PER_ADDRESS_LIMIT)
     await send({"type": "websocket.close", "code": CLOSE_TOO_MANY, "reason": CLOSE_REASON})
     with trio.move_on_after(CLOSE_HANDSHAKE_TIMEOUT):
         while (await receive())["type"] != "websocket.disconnect":

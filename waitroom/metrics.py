@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway import counters as gateway_counters
 from runtime.kernel import MESSAGES_HANDLED
 from runtime.registry import Registry
 
@@ -132,6 +133,7 @@ class _Collector(Collector):
         yield CounterMetricFamily(
             "waitroom_ws_connections", "Websocket connections accepted.", value=total
         )
+        yield from _gateway_refusals()
         actors = GaugeMetricFamily(
             "waitroom_actors", "Running actors by address kind.", labels=["kind"]
         )
@@ -205,6 +207,26 @@ class Metrics:
     def render(self) -> str:
         """The exposition text (format 0.0.4)."""
         return generate_latest(self.prometheus).decode()
+
+
+def _gateway_refusals() -> Iterator[Metric]:
+    """What the gateway refused (gateway.counters, issue 15): labels from its fixed sets only."""
+    refusals = CounterMetricFamily(
+        "waitroom_ws_refusals",
+        "Websockets the gateway closed (or served without their cookie) for cause, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in gateway_counters.REFUSALS.items():
+        refusals.add_metric([reason], count)
+    yield refusals
+    errors = CounterMetricFamily(
+        "waitroom_ws_errors",
+        "Error frames the gateway sent (hellos, frames and requests refused), by refusal code.",
+        labels=["code"],
+    )
+    for code, count in gateway_counters.ERRORS.items():
+        errors.add_metric([code], count)
+    yield errors
 
 
 def _media(stats: dict[str, int]) -> Iterator[Metric]:
