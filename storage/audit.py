@@ -4,6 +4,12 @@ Append-only is enforced twice: this module has no update or delete function, and
 (migration 1) abort any UPDATE or DELETE on ``audit_log`` whoever issues it. Each entry also
 carries a hash chained to the one before (``storage.audit_chain``, migration 6), so a change made
 by someone who dropped the triggers shows.
+
+The client's address is the one part of an entry that is forgotten (issue 15): it is kept apart,
+in ``audit_addresses`` with a key of its own, and the chain covers only its keyed digest
+(``storage.audit_chain``, migration 10). `forget_addresses` deletes the addresses of entries
+older than the retention policy's days; the entries themselves, who did what and when, stay as
+they were and the chain still holds. Entries read back show a forgotten address as "".
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from storage import audit_chain
-from storage.db import Row, Store, dump_json, fetch_all, fetch_required, insert, load_json
+from storage.db import (
+    Row,
+    Store,
+    dump_json,
+    execute,
+    fetch_all,
+    fetch_required,
+    insert,
+    load_json,
+)
 from storage.times import from_db, to_db, utcnow
 
 ActorKind = Literal["user", "caller", "guest", "system"]
@@ -180,6 +195,11 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+#: Entries with their address while it is kept (``address`` NULL once forgotten or for none).
+_SELECT = """SELECT l.*, a.address FROM audit_log l
+               LEFT JOIN audit_addresses a ON a.entry_id = l.id"""
+
+
 def _entry(row: Row) -> AuditEntry:
     return AuditEntry(
         row["id"],
@@ -189,7 +209,7 @@ def _entry(row: Row) -> AuditEntry:
         row["action"],
         row["area_id"],
         row["subject"],
-        row["remote_addr"],
+        row["address"] or "",
         load_json(row["details"]),
     )
 
@@ -216,6 +236,7 @@ def _append(
     # The id is chosen here because it is part of the chain hash; rows are never deleted, so
     # the next rowid is the newest one's plus one.
     last_id, previous = audit_chain.head(db)
+    key = audit_chain.new_address_key() if remote_addr else ""
     fields: dict[str, object] = {
         "id": last_id + 1,
         "at": to_db(now),
@@ -224,16 +245,24 @@ def _append(
         "action": action,
         "area_id": area_id,
         "subject": subject,
-        "remote_addr": remote_addr,
+        "remote_addr": "",  # the address itself goes to audit_addresses, below
+        "address_digest": audit_chain.address_digest(key, remote_addr),
         "details": dump_json(details),
     }
     entry_id = insert(
         db,
         """INSERT INTO audit_log (id, at, actor_kind, actor_user_id, action, area_id, subject,
-               remote_addr, details, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               remote_addr, address_digest, details, chain)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (*fields.values(), audit_chain.link(previous, fields)),  # type: ignore[arg-type]
     )
-    return _entry(fetch_required(db, "SELECT * FROM audit_log WHERE id = ?", (entry_id,), "entry"))
+    if remote_addr:
+        execute(
+            db,
+            "INSERT INTO audit_addresses (entry_id, address, address_key) VALUES (?, ?, ?)",
+            (entry_id, remote_addr, key),
+        )
+    return _entry(fetch_required(db, f"{_SELECT} WHERE l.id = ?", (entry_id,), "entry"))
 
 
 def _list(
@@ -250,14 +279,14 @@ def _list(
     until_text = None if until is None else to_db(until)
     rows = fetch_all(
         db,
-        """SELECT * FROM audit_log
-           WHERE (:action IS NULL OR action = :action)
-             AND (:area IS NULL OR area_id = :area)
-             AND (:user IS NULL OR actor_user_id = :user)
-             AND (:since IS NULL OR at >= :since)
-             AND (:until IS NULL OR at < :until)
-             AND (:before IS NULL OR id < :before)
-           ORDER BY id DESC LIMIT :limit""",
+        f"""{_SELECT}
+           WHERE (:action IS NULL OR l.action = :action)
+             AND (:area IS NULL OR l.area_id = :area)
+             AND (:user IS NULL OR l.actor_user_id = :user)
+             AND (:since IS NULL OR l.at >= :since)
+             AND (:until IS NULL OR l.at < :until)
+             AND (:before IS NULL OR l.id < :before)
+           ORDER BY l.id DESC LIMIT :limit""",
         {
             "action": action,
             "area": area_id,
@@ -316,3 +345,14 @@ async def list_entries(
     return await store.run(
         _list, action, area_id, user_id, since, until, before_id, min(max(limit, 1), MAX_PAGE)
     )
+
+
+def forget_addresses(db: Database, before: datetime) -> int:
+    """Forget the client addresses (with their keys) of entries written before ``before``, in the
+    caller's transaction (the retention sweep's); how many. The entries stay as they were."""
+    return execute(
+        db,
+        """DELETE FROM audit_addresses
+           WHERE entry_id IN (SELECT id FROM audit_log WHERE at < ?)""",
+        (to_db(before),),
+    ).rowcount

@@ -11,6 +11,7 @@ cannot share one; `Store.open` runs them there under a cluster-wide advisory loc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ from storage.times import from_db, to_db, utcnow
 
 if TYPE_CHECKING:
     from storage.postgres import PostgresDatabase
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,20 +334,98 @@ def _audit_chain(db: Database) -> None:
     db.execute("ALTER TABLE audit_log ADD COLUMN chain TEXT NOT NULL DEFAULT ''")
     db.execute("DROP TRIGGER audit_log_no_update")
     previous, after = audit_chain.GENESIS, 0
-    columns = ", ".join(audit_chain.FIELDS)
+    v1 = audit_chain.FIELDS_V1  # the fields of this schema, whatever the chain hashes today
+    columns = ", ".join(v1)
     while rows := fetch_all(
         db,
         f"SELECT {columns} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
         (after, audit_chain.VERIFY_PAGE),
     ):
         for row in rows:
-            previous = audit_chain.link(previous, audit_chain.fields_of(row))
+            previous = audit_chain.link(previous, audit_chain.fields_of(row, v1), v1)
             execute(db, "UPDATE audit_log SET chain = ? WHERE id = ?", (previous, row["id"]))
             after = int(row["id"])
     db.execute(
         """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
     )
+
+
+_AUDIT_ADDRESSES_NAME = "audit addresses kept apart, the chain over their digests"
+_AUDIT_ADDRESSES = (
+    """CREATE TABLE audit_addresses (
+           entry_id    INTEGER PRIMARY KEY REFERENCES audit_log(id) ON DELETE CASCADE,
+           address     TEXT NOT NULL,
+           address_key TEXT NOT NULL
+       )""",
+    """CREATE TRIGGER audit_addresses_no_update BEFORE UPDATE ON audit_addresses
+       BEGIN SELECT RAISE(ABORT, 'audit addresses are kept or forgotten, never changed'); END""",
+    "ALTER TABLE audit_log ADD COLUMN address_digest TEXT NOT NULL DEFAULT ''",
+)
+
+
+def _audit_addresses(db: Database) -> None:
+    """Move each entry's client address to ``audit_addresses`` and chain the log again over the
+    address's keyed digest (``storage.audit_chain.FIELDS``), so the retention policy can forget
+    addresses and the chain still holds (issue 15).
+
+    The old chain is checked on the way: if it was already broken, the entries from the first
+    broken one on keep their old hashes, so the administrators' check still names that entry
+    rather than this migration hiding the change. The old and new heads are logged, for whoever
+    noted the old head down. The append-only trigger is lifted inside this transaction only."""
+    for statement in _AUDIT_ADDRESSES:
+        db.execute(statement)
+    db.execute("DROP TRIGGER audit_log_no_update")
+    v1 = audit_chain.FIELDS_V1
+    old_head = new_head = audit_chain.GENESIS
+    broken_at: int | None = None
+    after = 0
+    while rows := fetch_all(
+        db,
+        f"SELECT {', '.join(v1)}, chain FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+        (after, audit_chain.VERIFY_PAGE),
+    ):
+        for row in rows:
+            entry_id = after = int(row["id"])
+            fields = audit_chain.fields_of(row, v1)
+            if broken_at is None and row["chain"] != audit_chain.link(old_head, fields, v1):
+                broken_at = entry_id
+            old_head = str(row["chain"])
+            address = str(row["remote_addr"])
+            key = audit_chain.new_address_key() if address else ""
+            fields["remote_addr"] = ""
+            fields["address_digest"] = audit_chain.address_digest(key, address)
+            if address:
+                execute(
+                    db,
+                    """INSERT INTO audit_addresses (entry_id, address, address_key)
+                       VALUES (?, ?, ?)""",
+                    (entry_id, address, key),
+                )
+            chain = old_head
+            if broken_at is None:
+                chain = new_head = audit_chain.link(new_head, fields)
+            execute(
+                db,
+                """UPDATE audit_log SET remote_addr = '', address_digest = ?, chain = ?
+                   WHERE id = ?""",
+                (fields["address_digest"], chain, entry_id),
+            )
+    db.execute(
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+    )
+    if broken_at is not None:
+        log.warning(
+            "migration 10: the audit chain was already broken at entry #%d; left broken there",
+            broken_at,
+        )
+    elif after:
+        log.warning(
+            "migration 10: audit chain hashed again over address digests: head %s is now %s",
+            old_head,
+            new_head,
+        )
 
 
 MIGRATIONS: list[Migration] = [
@@ -362,6 +443,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(8, _BREAKOUTS_NAME, _BREAKOUTS),
     Migration(9, _GROUP_SESSIONS_NAME, _GROUP_SESSIONS),
+    Migration(10, _AUDIT_ADDRESSES_NAME, _audit_addresses),
 ]
 """Every migration ever shipped, in order. Append only."""
 
