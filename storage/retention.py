@@ -13,12 +13,16 @@ data stopped being needed (a caller's finish, a message's last attempt, a sessio
 * used, revoked or expired room tokens are deleted (only hashes, but nothing needs them), except
   a group participant's, which their participant row (kept for the report) refers to;
 * the names and contacts of an ended group session's participants and registrations become ""
-  (issue 12), so the report keeps its counts and minutes.
+  (issue 12), so the report keeps its counts and minutes;
+* audit entries lose the client's network address (counted from the entry's time).
 
-The audit log is not touched: it records who did what and never clinical detail
-(``storage.audit`` refuses credentials and the actions carry ids, not names), and an audit trail
-that forgets would not be one. Each rule is one UPDATE or DELETE, so a sweep is a handful of
-statements however much is due, and running it twice changes nothing the second time.
+The audit entries themselves are not touched: they record who did what and when, never clinical
+detail (``storage.audit`` refuses credentials and the actions carry ids, not names), and an audit
+trail that forgets would not be one. The address is the one personal datum in them (a caller's
+arrival ties a patient's address to a visit); it is kept apart from the entry and out of its hash
+(``storage.audit_chain``), so forgetting it leaves the chain intact. Each rule is one UPDATE or
+DELETE, so a sweep is a handful of statements however much is due, and running it twice changes
+nothing the second time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
+from storage import audit
 from storage.db import Store, execute
 from storage.times import to_db
 
@@ -37,6 +42,10 @@ from storage.times import to_db
 DEFAULT_CALLER_DAYS = 30
 DEFAULT_OUTBOX_DAYS = 30
 DEFAULT_SESSION_DAYS = 7
+#: Audit entries' client addresses: 180 days, the six months the CNIL recommends at least for
+#: access logs. A breach or an abused link is often noticed weeks or months later, and the address
+#: is what ties the entries to one attacker; after that it mostly says where patients called from.
+DEFAULT_AUDIT_ADDRESS_DAYS = 180
 
 #: Caller statuses after which the details are no longer needed.
 FINISHED = ("left", "ended", "transferred")
@@ -49,9 +58,10 @@ class RetentionPolicy:
     caller_days: int = DEFAULT_CALLER_DAYS
     outbox_days: int = DEFAULT_OUTBOX_DAYS
     session_days: int = DEFAULT_SESSION_DAYS
+    audit_address_days: int = DEFAULT_AUDIT_ADDRESS_DAYS
 
     def __post_init__(self) -> None:
-        for name in ("caller_days", "outbox_days", "session_days"):
+        for name in ("caller_days", "outbox_days", "session_days", "audit_address_days"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (keep) or more days")
 
@@ -68,6 +78,7 @@ class SweepResult:
     ondemand_anonymised: int = 0
     notices_deleted: int = 0
     group_anonymised: int = 0
+    audit_addresses_forgotten: int = 0
 
     @property
     def total(self) -> int:
@@ -80,6 +91,7 @@ class SweepResult:
             + self.ondemand_anonymised
             + self.notices_deleted
             + self.group_anonymised
+            + self.audit_addresses_forgotten
         )
 
 
@@ -89,6 +101,7 @@ def _cutoff(now: datetime, days: int) -> str:
 
 def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
     callers = participants = outbox = sessions = tokens = ondemand = notices = group = 0
+    addresses = 0
     if policy.caller_days:
         cutoff = _cutoff(now, policy.caller_days)
         marks = ",".join("?" for _ in FINISHED)
@@ -155,7 +168,11 @@ def _sweep(db: Database, policy: RetentionPolicy, now: datetime) -> SweepResult:
                  AND id NOT IN (SELECT token_id FROM group_participants)""",
             (cutoff, cutoff, cutoff),
         ).rowcount
-    return SweepResult(callers, participants, outbox, sessions, tokens, ondemand, notices, group)
+    if policy.audit_address_days:
+        addresses = audit.forget_addresses(db, now - timedelta(days=policy.audit_address_days))
+    return SweepResult(
+        callers, participants, outbox, sessions, tokens, ondemand, notices, group, addresses
+    )
 
 
 async def sweep(store: Store, policy: RetentionPolicy, now: datetime) -> SweepResult:

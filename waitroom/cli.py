@@ -24,6 +24,7 @@ from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
 from services.turn import TurnConfig
 from storage.dialect import is_postgres_url
 from storage.retention import (
+    DEFAULT_AUDIT_ADDRESS_DAYS,
     DEFAULT_CALLER_DAYS,
     DEFAULT_OUTBOX_DAYS,
     DEFAULT_SESSION_DAYS,
@@ -65,6 +66,7 @@ RETENTION_FLAGS = (
     ("caller", DEFAULT_CALLER_DAYS, "ended callers' details and names in call records"),
     ("outbox", DEFAULT_OUTBOX_DAYS, "sent and failed messages' recipients and texts"),
     ("session", DEFAULT_SESSION_DAYS, "ended staff sessions and spent links"),
+    ("audit-address", DEFAULT_AUDIT_ADDRESS_DAYS, "client addresses in audit entries"),
 )
 #: ICE-TCP and TURN (issue 16). The TURN secret is a secret: from the environment only.
 MEDIA_TCP_PORT_ENV = "WAITROOM_MEDIA_TCP_PORT"
@@ -353,6 +355,7 @@ def config_from_args(
             caller_days=args.retain_caller_days,
             outbox_days=args.retain_outbox_days,
             session_days=args.retain_session_days,
+            audit_address_days=args.retain_audit_address_days,
         )
     except ValueError as error:
         raise SystemExit(f"waitroom serve: --retain-*-days: {error}") from None

@@ -1,7 +1,8 @@
 """``admin/retention``: carries out the retention policy, so personal data does not pile up.
 
-Nothing else in Waitroom deletes: callers' details, call participants' names, outbox messages and
-ended sessions would otherwise be kept for ever (issue 15). This actor sweeps once shortly after
+Nothing else in Waitroom deletes: callers' details, call participants' names, outbox messages,
+ended sessions and the client addresses in audit entries would otherwise be kept for ever
+(issue 15). This actor sweeps once shortly after
 start and then every :data:`SWEEP_INTERVAL` seconds; each sweep is one transaction of a few
 UPDATE/DELETE statements (``storage.retention``) and, when it changed anything, one audit entry
 saying how many rows of each kind it forgot (never which). The policy's days are configured per
@@ -95,6 +96,7 @@ def _audit_details(policy: RetentionPolicy, result: SweepResult) -> dict[str, di
             "caller_details": policy.caller_days,
             "outbox": policy.outbox_days,
             "ended_sign_ins_and_links": policy.session_days,
+            "audit_addresses": policy.audit_address_days,
         },
         "forgot": {
             "caller_details": result.callers_anonymised,
@@ -105,5 +107,6 @@ def _audit_details(policy: RetentionPolicy, result: SweepResult) -> dict[str, di
             "ondemand_requests": result.ondemand_anonymised,
             "staff_bell_items": result.notices_deleted,
             "group_names": result.group_anonymised,
+            "audit_addresses": result.audit_addresses_forgotten,
         },
     }
