@@ -358,8 +358,6 @@ _AUDIT_ADDRESSES = (
            address     TEXT NOT NULL,
            address_key TEXT NOT NULL
        )""",
-    """CREATE TRIGGER audit_addresses_no_update BEFORE UPDATE ON audit_addresses
-       BEGIN SELECT RAISE(ABORT, 'audit addresses are kept or forgotten, never changed'); END""",
     "ALTER TABLE audit_log ADD COLUMN address_digest TEXT NOT NULL DEFAULT ''",
 )
 
