@@ -28,6 +28,7 @@ from actors.admin.setup import SetupAdmin
 from actors.calls.invite_desk import InviteDesk
 from actors.calls.media import MediaPort
 from actors.consult.desk import LINK_LIFETIME, ConsultDesk
+from actors.group.breakout_plan import CLOSING_COUNTDOWN
 from actors.group.breakouts import breakout_factory
 from actors.group.desk import GroupDesk
 from actors.meetings.host import MeetingHost
@@ -61,6 +62,7 @@ async def start_actors(
     consult_link_seconds: float = LINK_LIFETIME,
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
     supervisor: Callable[..., Supervisor] = Supervisor,
+    breakout_countdown: float = CLOSING_COUNTDOWN,
 ) -> None:
     """Start the directory and the sign-in desk, the echo probe, the room and area hosts (which
     restore the queues), set-up, the outbox (``senders`` per channel; by default it only records,
@@ -115,8 +117,9 @@ async def start_actors(
         )
     )
     # Group consultations (issue 12): their calls run under the rooms supervisor, as room/<id>,
-    # and so do their breakout desks and each open breakout room's call.
-    breakouts = breakout_factory(store, rooms, media)
+    # and so do their breakout desks and each open breakout room's call. ``breakout_countdown``:
+    # the seconds every room counts down before its people are back in the main call.
+    breakouts = breakout_factory(store, rooms, media, countdown=breakout_countdown)
     await root.start_child(
         ChildSpec(addresses.GROUP, lambda: GroupDesk(store, rooms, media, breakouts))
     )

@@ -6,10 +6,11 @@ back: every figure ``bench/group.py`` reports at 60 is measured here, everyone r
 the moderator's view assigned and came back with media, and nothing failed.
 
 The server is the whole of ``run_server`` in this process with its media worker inside. The
-product's closing countdown is 60 s and has no setting; so that the test takes seconds, boot's
-breakout factory is given the short countdown the desk's constructor takes (its actor tests do the
-same on the virtual clock). The scenario itself reads the countdown from the close's answer and
-times "back" from its end, so it measures the same thing either way.
+product's closing countdown is 60 s by default; so that the test takes seconds, the server is
+configured with a 1 s countdown (``breakout_countdown_seconds``, the setting behind
+``--breakout-countdown-seconds``, whose flag accepts 10 s at least). The scenario itself reads the
+countdown from the close's answer and times "back" from its end, so it measures the same thing
+either way.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from pathlib import Path
 import pytest
 import trio
 
-import actors.boot
-from actors.group.breakouts import breakout_factory
 from tests.conftest import DEMO_PASSWORD, RunningServer
 from tests.test_loadtest_cli import RUN_LIMIT, one_clear_line
 from waitroom.loadtest.clip import SimulcastClip, make_simulcast_clip
@@ -43,12 +42,15 @@ def clip() -> SimulcastClip:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
-    monkeypatch.setattr(
-        actors.boot, "breakout_factory", functools.partial(breakout_factory, countdown=COUNTDOWN)
-    )
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     db_path = tmp_path / "waitroom.sqlite3"
-    config = ServerConfig(port=0, media_udp_port=0, db_path=db_path, demo_password=DEMO_PASSWORD)
+    config = ServerConfig(
+        port=0,
+        media_udp_port=0,
+        db_path=db_path,
+        demo_password=DEMO_PASSWORD,
+        breakout_countdown_seconds=COUNTDOWN,
+    )
     async with trio.open_nursery() as nursery:
         info: ServerInfo = await nursery.start(
             functools.partial(run_server, config, handle_signals=False)

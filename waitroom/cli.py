@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
+from actors.group.breakout_plan import CLOSING_COUNTDOWN as BREAKOUT_COUNTDOWN
 from gateway.connlimit import DEFAULT_PER_ADDRESS
 from runtime.errors import ActorError
 from services.turn import DEFAULT_TTL as DEFAULT_TURN_TTL
@@ -78,6 +79,9 @@ DEFAULT_MEDIA_WORKERS = "auto"
 #: What ``--consult-link-seconds`` accepts: ten seconds (tests) to an hour.
 MIN_CONSULT_LINK_SECONDS = 10.0
 MAX_CONSULT_LINK_SECONDS = 3600.0
+#: What ``--breakout-countdown-seconds`` accepts: the rooms' closing countdown, 10 s to 5 minutes.
+MIN_BREAKOUT_COUNTDOWN = 10.0
+MAX_BREAKOUT_COUNTDOWN = 300.0
 #: ``--staff-idle-minutes`` (issue 15): a staff session nobody uses for this long is over. At
 #: least five minutes (a session's deadline moves at most once a minute), at most the 12-hour
 #: absolute limit.
@@ -158,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "seconds a Consult Now link is valid from sending, and what each extension adds "
             f"(default {CONSULT_LINK_SECONDS:g}: five minutes)"
+        ),
+    )
+    serve.add_argument(
+        "--breakout-countdown-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help=(
+            "seconds breakout rooms count down, in every room, before everyone is back in the "
+            f"main call (default {BREAKOUT_COUNTDOWN:g})"
         ),
     )
     serve.add_argument(
@@ -367,7 +381,16 @@ def config_from_args(
                 f"waitroom serve: --consult-link-seconds must be {MIN_CONSULT_LINK_SECONDS:g}"
                 f" to {MAX_CONSULT_LINK_SECONDS:g}"
             )
+    countdown = BREAKOUT_COUNTDOWN
+    if args.breakout_countdown_seconds is not None:
+        countdown = args.breakout_countdown_seconds
+        if not MIN_BREAKOUT_COUNTDOWN <= countdown <= MAX_BREAKOUT_COUNTDOWN:
+            raise SystemExit(
+                f"waitroom serve: --breakout-countdown-seconds must be {MIN_BREAKOUT_COUNTDOWN:g}"
+                f" to {MAX_BREAKOUT_COUNTDOWN:g}"
+            )
     return ServerConfig(
+        breakout_countdown_seconds=countdown,
         redis_url=args.redis or env.get(REDIS_ENV, ""),
         node_id=args.node_id or env.get(NODE_ID_ENV, ""),
         staff_idle_timeout=staff_idle_timeout(args, env),

@@ -34,6 +34,7 @@ from hypercorn.trio import serve
 from actors import addresses
 from actors.boot import start_actors
 from actors.consult.desk import LINK_LIFETIME as CONSULT_LINK_SECONDS
+from actors.group.breakout_plan import CLOSING_COUNTDOWN as BREAKOUT_COUNTDOWN
 from gateway import connection, protocol
 from gateway.asgi import GatewayEndpoint
 from gateway.connlimit import DEFAULT_PER_ADDRESS, PerAddressLimit
@@ -116,6 +117,8 @@ class ServerConfig:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     #: Seconds a Consult Now link is valid from sending, and what each extension adds (issue 13).
     consult_link_seconds: float = CONSULT_LINK_SECONDS
+    #: ``--breakout-countdown-seconds``: how long breakout rooms count down before they close.
+    breakout_countdown_seconds: float = BREAKOUT_COUNTDOWN
     #: A staff session nobody uses for this long is over, beside the 12-hour limit (issue 15).
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
     #: Open websockets one client address may hold (gateway.connlimit; loopback not counted).
@@ -297,6 +300,7 @@ async def _serve(
         consult_link_seconds=config.consult_link_seconds,
         staff_idle_timeout=config.staff_idle_timeout,
         supervisor=Supervisor if node is None else _placing(node),
+        breakout_countdown=config.breakout_countdown_seconds,
     )
     gateway = GatewayEndpoint(
         info.registry, per_address=PerAddressLimit(config.websockets_per_address)
