@@ -61,7 +61,9 @@ def without_values(html: str) -> str:
 def failed_sign_ins(db_path: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(db_path) as conn:
         found = conn.execute(
-            "SELECT subject, remote_addr, details FROM audit_log WHERE action = ? ORDER BY id",
+            """SELECT l.subject, COALESCE(a.address, ''), l.details FROM audit_log l
+                 LEFT JOIN audit_addresses a ON a.entry_id = l.id
+                WHERE l.action = ? ORDER BY l.id""",
             (audit.SIGN_IN_FAILED,),
         ).fetchall()
     return [(str(a), str(b), str(c)) for a, b, c in found]

@@ -119,7 +119,9 @@ async def test_sign_in_failures_are_throttled_and_audited_by_the_real_address(
     async with open_store(db_path) as store:
         rows = await store.run(
             fetch_all,
-            "SELECT DISTINCT remote_addr FROM audit_log WHERE action = 'auth.sign_in_failed'",
+            """SELECT DISTINCT a.address AS remote_addr FROM audit_log l
+                 JOIN audit_addresses a ON a.entry_id = l.id
+                WHERE l.action = 'auth.sign_in_failed'""",
         )
     assert {row["remote_addr"] for row in rows} == {OUTSIDER, "198.51.100.20"}
 
