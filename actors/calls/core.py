@@ -20,7 +20,9 @@ The grace is a timer (``send_after``) that is cancelled when they come back or t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,6 +109,12 @@ class Call(Actor):
         self.policy = policy
         self.signalling = Signalling(media, call_id)
         self.presence = Presence()
+        #: Numbers every slot map this call sends (``seq`` in the offer's answer and in
+        #: ``media.slots``): a reply and a push travel by different paths and may swap places on
+        #: the way, so the page applies a map only if it is newer than the one it has. Counted
+        #: from the wall clock in microseconds, so a restarted call goes on above its old numbers
+        #: (a page's media connection may outlive the restart).
+        self._slot_seq = itertools.count(time.time_ns() // 1_000)
         self._state = CallState.WAITING
         self._grace: Timer | None = None
         #: Deferred ``media.offer`` replies whose answer has not come back yet.
@@ -334,6 +342,7 @@ class Call(Actor):
                 "sdp": outcome.sdp,
                 "slots": self.signalling.slot_names(person.peer_id),
                 "audio": self.signalling.audio_slot_names(person.peer_id),
+                "seq": next(self._slot_seq),
             }
         )
 
@@ -370,6 +379,7 @@ class Call(Actor):
             body: dict[str, Any] = {
                 "slots": self.signalling.slot_names(event.peer_id),
                 "audio": self.signalling.audio_slot_names(event.peer_id),
+                "seq": next(self._slot_seq),
             }
             kind = "media.slots"
         elif isinstance(event, PeerClosed):

@@ -9,9 +9,9 @@ each other; the moderator admits one, sends them back, locks (a newcomer is told
 everyone; they see and hear each other; mute all, ask to unmute, raised hands in order, chat to
 everyone and privately; breakout rooms evenly at random and then by hand, opened with a timer,
 media confined to each room, a broadcast seen in every room, help asked, a visit, a move, the
-timer shortened and the rooms closed (a countdown, 15 s on this test server), reopened as remembered on a short
-timer that ends them; the 61st refused; the end for all. axe-core's WCAG 2.1 A/AA rules are
-checked on each page shown, at a desktop and a phone size (390 px).
+timer shortened and the rooms closed (a countdown, 15 s on this test server), reopened as
+remembered on a short timer that ends them; the 61st refused; the end for all. axe-core's WCAG
+2.1 A/AA rules are checked on each page shown, at a desktop and a phone size (390 px).
 """
 
 from __future__ import annotations

@@ -267,7 +267,15 @@ async def test_media_events_reach_the_call_by_its_own_id(rig: Rig) -> None:
     )
     with trio.fail_after(TIMEOUT):
         slots = await events.wait_for(lambda e: e.type == "media.slots")
+    seq = slots.body.pop("seq")
     assert slots.body == {"slots": {"0": "conn-other"}, "audio": {"0": "conn-other"}}
+    # Every map is numbered, newer above older, so a page can drop one that arrives late.
+    rig.registry.ref(addresses.call(rig.call_id)).tell(
+        SlotsChanged(rig.call_id, "conn-a", {0: "conn-other", 1: "conn-third"})
+    )
+    with trio.fail_after(TIMEOUT):
+        newer = await events.wait_for(lambda e: e.type == "media.slots" and e is not slots)
+    assert isinstance(seq, int) and newer.body["seq"] > seq
 
 
 # -- the grace ------------------------------------------------------------------------------------

@@ -655,7 +655,7 @@
         call.setCamera(videoOn);
         const self = state.you && el.tiles.querySelector('[data-peer="' + CSS.escape(state.you) + '"] video');
         if (self) self.srcObject = call.localStream;
-        if (pendingSlots) call.setSlots(pendingSlots.slots || {}, pendingSlots.audio);
+        if (pendingSlots) call.setSlots(pendingSlots.slots || {}, pendingSlots.audio, pendingSlots.seq);
         pendingSlots = null;
         sendMediaState();
       })
@@ -767,7 +767,7 @@
     });
     w.on("media.slots", (body) => {
       if (state.breakout) return;
-      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
+      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
     });
     w.on("call.speaker", (body) => {
@@ -1018,7 +1018,7 @@
       startMedia();
     },
     setSlots(body) {
-      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
+      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
     },
     setSpeaker(peer) {

@@ -25,7 +25,8 @@
 //     onRemoteGone: ({slot, peerId}) => {},              // a slot went quiet / was freed
 //   });
 //   call.setCamera(false); call.setMicrophone(true);   // toggles; return the new state
-//   call.setSlots({0: "peer-b", 1: "peer-c"}, {0: "peer-c"}); // media.slots: video, audio maps
+//   call.setSlots({0: "peer-b", 1: "peer-c"}, {0: "peer-c"}, seq); // media.slots: video, audio maps
+//                         // and the server's seq: a map older than the one applied is ignored
 //   call.setLayers(["q", "h"]);  // media.layers: send only these simulcast layers (the lowest always)
 //   await call.stats();   // {slots: {0: {framesDecoded, totalSamplesReceived, concealedSamples, peerId}}, ...}
 //   call.leave();         // stops tracks, closes the connection (signal "media.leave" too)
@@ -162,7 +163,13 @@ export class MediaCall {
 
   /** Apply the server's slot maps ({slot index: peer id}) for video and audio; without an audio
    * map, each slot's audio belongs to whoever has its video (a small call). Freed slots hide. */
-  setSlots(map, audioMap) {
+  setSlots(map, audioMap, seq) {
+    /* The offer's answer and media.slots pushes come by different paths and may swap places:
+       the server numbers its maps (seq), and an older one must not undo a newer one. */
+    if (typeof seq === "number") {
+      if (seq <= (this._slotSeq ?? 0)) return;
+      this._slotSeq = seq;
+    }
     const at = (m, i) => (m ? (m[i] ?? m[String(i)] ?? null) : null);
     const before = this._peerTracks();
     for (const slot of this.slots) {
@@ -533,7 +540,7 @@ export async function joinMedia(options) {
   for (const [transceiver, slot] of slotByTransceiver) {
     slot.mids[transceiver.receiver.track.kind] = transceiver.mid;
   }
-  if (reply.slots) call.setSlots(reply.slots, reply.audio);
+  if (reply.slots) call.setSlots(reply.slots, reply.audio, reply.seq);
   if (options.tiles) call.watchTiles(options.tiles, options.self ?? null);
   return call;
 }

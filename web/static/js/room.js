@@ -56,11 +56,10 @@
   let localStream = null;
   let wire = null;
   let media = null;
-  /* A media.slots that came while the media plane was still starting, and the order it came in
-   * relative to our offer's answer (the answer carries slots too): the newer one wins. */
+  /* A media.slots that came while the media plane was still starting. The answer to our offer
+   * carries slot maps too; the server numbers every map (seq) and the newer one wins, whichever
+   * came first (a reply and a push may swap places on the way). */
   let slotsWhileStarting = null;
-  let wireOrder = 0;
-  let answeredAt = -1;
   let audioOn = true;
   let videoOn = true;
   let reoffers = [];
@@ -295,11 +294,7 @@
     import(page.dataset.mediaUrl)
       .then((module) =>
         module.joinMedia({
-          signal: (type, body) =>
-            wire.request(type, body, roomAddress()).then((reply) => {
-              if (type === "media.offer") answeredAt = ++wireOrder;
-              return reply;
-            }),
+          signal: (type, body) => wire.request(type, body, roomAddress()),
           stream: localStream || undefined,
           ...iceOptions() /* TURN servers and policy (data-ice) */,
           onConnectionState: watchMedia,
@@ -323,7 +318,7 @@
           call.setCamera(videoOn);
           const late = slotsWhileStarting;
           slotsWhileStarting = null;
-          if (late && late.at > answeredAt) call.setSlots(late.body.slots || {}, late.body.audio);
+          if (late) call.setSlots(late.slots || {}, late.audio, late.seq);
         } else {
           call.leave();
         }
@@ -582,8 +577,8 @@
       if (media && media.setLayers && Array.isArray(body.active)) media.setLayers(body.active);
     });
     wire.on("media.slots", (body) => {
-      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio);
-      else if (media) slotsWhileStarting = { body, at: ++wireOrder };
+      if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
+      else if (media) slotsWhileStarting = body;
     });
     /* Who speaks now: their tile is outlined and its caption (in the polite live region) says so. */
     wire.on("call.speaker", (body) => {
