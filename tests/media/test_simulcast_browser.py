@@ -29,7 +29,6 @@ CALL = "call-simulcast"
 DEADLINE = 15.0
 POLL = 0.2
 SMALL = 180  # the subscriber's tile height once it shows the publisher small
-SMALL_WIDTH = 320  # the low layer's width (a 1280x720 camera scaled down by 4)
 #: Chrome starts its estimate at 300 kbit/s; with correct transport-cc feedback it climbs, and
 #: without it collapses to a few tens of kbit/s (MEDIA-NOTES).
 MIN_ESTIMATE_BPS = 450_000
@@ -200,9 +199,14 @@ def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
             result["sending"] = pub.evaluate("() => window.sending()")
 
             in_trio(worker.set_view, CALL, "sub", {"pub": 720}, [])
-            result["switch_up_s"] = seconds_until(
-                lambda: seen().get("frameWidth", 0) > SMALL_WIDTH, DEADLINE, POLL, "a higher layer"
-            )
+
+            # Higher than the low layer as Chrome sends it now: under CPU pressure Chrome scales
+            # every layer down (its h may then be 320 wide), so a fixed width would not say it.
+            def above_low_layer() -> bool:
+                low = pub.evaluate("() => window.sending()")["layers"].get("q", {})
+                return seen().get("frameWidth", 0) > max(low.get("width", 0), 1)
+
+            result["switch_up_s"] = seconds_until(above_low_layer, DEADLINE, POLL, "a higher layer")
             # Chrome starts its top layer once its estimate covers all three and its CPU allows
             # it; on a loaded machine its CPU adaptation may hold it back whatever we feed back.
             try:
