@@ -406,7 +406,7 @@ async def test_a_consultation_from_arrival_to_call_end(waitroom_server: RunningS
         # media.offer: the answer and the slots (slot index as a string -> participant id).
         assert await caller.error("media.offer", {"sdp": "not sdp"}) == "bad_sdp"
         answer = await caller.reply("media.offer", {"sdp": offer()})
-        assert set(answer) == {"sdp", "slots", "audio"} and answer["sdp"].startswith("v=0")
+        assert set(answer) == {"sdp", "slots", "audio", "seq"} and answer["sdp"].startswith("v=0")
         staff_answer = await call.reply("media.offer", {"sdp": offer()}, f"room/{room_id}")
         for reply_ in (answer, staff_answer):
             assert all(k.isdigit() and v in (me, doctor) for k, v in reply_["slots"].items())

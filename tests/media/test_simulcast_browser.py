@@ -220,13 +220,21 @@ def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
 
             # The publisher's uplink shrinks: Chrome's estimator, fed our transport-cc feedback,
             # falls, its allocator stops the top layer, and the subscriber moves down to h.
+            # Shown when Chrome sent its top layer; a Chrome that held its layers back for its CPU
+            # (smaller than their configured sizes) may fit them all in the shrunk uplink, and then
+            # only its estimate falling is seen (asserted below either way).
             in_trio(worker.shape, pub_transport.addr)
-            result["uplink_down_s"] = seconds_until(
-                lambda: 0 < seen().get("frameWidth", 0) < result["width_at_top"],
-                UPLINK_DEADLINE,
-                POLL,
-                "a lower layer once the uplink shrank",
-            )
+            try:
+                result["uplink_down_s"] = seconds_until(
+                    lambda: 0 < seen().get("frameWidth", 0) < result["width_at_top"],
+                    UPLINK_DEADLINE,
+                    POLL,
+                    "a lower layer once the uplink shrank",
+                )
+            except AssertionError:
+                if result["top_s"] is not None:
+                    raise
+                result["uplink_down_s"] = None
             result["sending_shrunk"] = pub.evaluate("() => window.sending()")
             before = seen()["framesDecoded"]
             seconds_until(
