@@ -412,7 +412,7 @@ async def test_a_consultation_from_arrival_to_call_end(waitroom_server: RunningS
             assert all(k.isdigit() and v in (me, doctor) for k, v in reply_["slots"].items())
         # Once both publish, each is told which slot carries the other: media.slots.
         slots = await caller.event("media.slots")
-        assert set(slots) == {"slots", "audio"} and set(slots["slots"].values()) <= {doctor}
+        assert set(slots) == {"slots", "audio", "seq"} and set(slots["slots"].values()) <= {doctor}
         assert await caller.reply("media.leave") == {}
 
         # call.invite: a one-time link; transfer refused while in a call.
