@@ -204,7 +204,7 @@ def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
             # every layer down (its h may then be 320 wide), so a fixed width would not say it.
             def above_low_layer() -> bool:
                 low = pub.evaluate("() => window.sending()")["layers"].get("q", {})
-                return seen().get("frameWidth", 0) > max(low.get("width", 0), 1)
+                return bool(seen().get("frameWidth", 0) > max(low.get("width", 0), 1))
 
             try:
                 result["switch_up_s"] = seconds_until(
