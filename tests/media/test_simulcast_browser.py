@@ -208,7 +208,7 @@ def scenario(worker: ShapedWorker, tmp: Path) -> dict[str, Any]:
 
             try:
                 result["switch_up_s"] = seconds_until(
-                    above_low_layer, DEADLINE, POLL, "a higher layer"
+                    above_low_layer, TOP_LAYER_DEADLINE, POLL, "a higher layer"
                 )
             except AssertionError:
                 # Only acceptable if Chrome itself sends nothing above the low layer for its CPU
