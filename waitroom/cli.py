@@ -373,22 +373,20 @@ def config_from_args(
         )
     except ValueError as error:
         raise SystemExit(f"waitroom serve: --retain-*-days: {error}") from None
-    link_seconds = CONSULT_LINK_SECONDS
-    if args.consult_link_seconds is not None:
-        link_seconds = args.consult_link_seconds
-        if not MIN_CONSULT_LINK_SECONDS <= link_seconds <= MAX_CONSULT_LINK_SECONDS:
-            raise SystemExit(
-                f"waitroom serve: --consult-link-seconds must be {MIN_CONSULT_LINK_SECONDS:g}"
-                f" to {MAX_CONSULT_LINK_SECONDS:g}"
-            )
-    countdown = BREAKOUT_COUNTDOWN
-    if args.breakout_countdown_seconds is not None:
-        countdown = args.breakout_countdown_seconds
-        if not MIN_BREAKOUT_COUNTDOWN <= countdown <= MAX_BREAKOUT_COUNTDOWN:
-            raise SystemExit(
-                f"waitroom serve: --breakout-countdown-seconds must be {MIN_BREAKOUT_COUNTDOWN:g}"
-                f" to {MAX_BREAKOUT_COUNTDOWN:g}"
-            )
+    link_seconds = seconds_flag(
+        "--consult-link-seconds",
+        args.consult_link_seconds,
+        CONSULT_LINK_SECONDS,
+        MIN_CONSULT_LINK_SECONDS,
+        MAX_CONSULT_LINK_SECONDS,
+    )
+    countdown = seconds_flag(
+        "--breakout-countdown-seconds",
+        args.breakout_countdown_seconds,
+        BREAKOUT_COUNTDOWN,
+        MIN_BREAKOUT_COUNTDOWN,
+        MAX_BREAKOUT_COUNTDOWN,
+    )
     return ServerConfig(
         breakout_countdown_seconds=countdown,
         redis_url=args.redis or env.get(REDIS_ENV, ""),
@@ -415,6 +413,16 @@ def config_from_args(
         demo_password=args.demo_password,
         senders=senders,
     )
+
+
+def seconds_flag(flag: str, given: float | None, default: float, low: float, high: float) -> float:
+    """A duration flag: the default when not given, else a value in [low, high] or a message
+    naming the flag."""
+    if given is None:
+        return default
+    if not low <= given <= high:
+        raise SystemExit(f"waitroom serve: {flag} must be {low:g} to {high:g}")
+    return given
 
 
 def database_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
