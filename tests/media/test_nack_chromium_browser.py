@@ -6,6 +6,12 @@ the next packet opens a gap, the worker sends a generic NACK addressed to the pa
 (`rtcp.build_nack`), and Chrome, whose RTX the answer declined, resends the original packet on
 its media SSRC with its sequence number, which passes SRTP (it is new to the replay window: the
 worker never unprotected the lost copy).
+
+Chrome also resends packets nobody asked for: without RTX, its pacer pads a bandwidth probe with
+copies of recently sent packets on the media SSRC (same sequence number, new transport-wide
+number), often the very packet just sent. Such a copy of the dropped packet, arriving before the
+worker saw the gap, would fill it and no NACK would be needed; so every copy that comes before the
+worker's NACK is lost too, and only one that comes after it counts as the answer to the NACK.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ class DropOnce:
         self.forward: Callable[[Transport, bytes], None] = worker._on_rtp
         self.seen = 0
         self.dropped: int | None = None
+        self.nacks_at_drop = 0
+        self.copies_before_nack = 0
         self.resent_accepted = 0
         worker._on_rtp = self  # type: ignore[method-assign]
 
@@ -65,8 +73,13 @@ class DropOnce:
             return
         self.seen += 1
         seq = _seq(data)
+        nacks = self.worker.counters.nack_upstream
         if self.dropped is None and self.seen > PACKETS_BEFORE_DROP and not padding_only:
             self.dropped = seq  # lost on the way in: never reaches SRTP or the data path
+            self.nacks_at_drop = nacks
+            return
+        if seq == self.dropped and nacks == self.nacks_at_drop:
+            self.copies_before_nack += 1  # Chrome's own probe padding, not an answer: lost too
             return
         before = self.worker.counters.rtp_in
         self.forward(transport, data)
@@ -131,7 +144,13 @@ async def test_chromium_retransmits_a_packet_the_server_nacks(
     spy = DropOnce(worker)
     result = await trio.to_thread.run_sync(scenario, worker, spy, tmp_path)
     stats = worker.stats()
-    print("chromium nack", result, {k: v for k, v in stats.items() if "nack" in k})
+    print(
+        "chromium nack",
+        result,
+        "copies before the NACK",
+        spy.copies_before_nack,
+        {k: v for k, v in stats.items() if "nack" in k},
+    )
     assert result["offers_rtx"] and not result["answer_rtx"], result  # the original comes back
     assert stats["nack_upstream"] >= 1, stats
     assert spy.resent_accepted >= 1
