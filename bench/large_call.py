@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _BUILD_ENV = "WAITROOM_LARGE_CALL_BUILD"
 sys.path.insert(0, os.environ.get(_BUILD_ENV) or str(ROOT))
 
+from procstat import udp_rcvbuf_errors  # noqa: E402  (bench/, the script's folder)
+
 CALL = "large-call"
 STARTUP_TIMEOUT = 60.0
 #: Setup allowance per peer (offer, ICE, DTLS) before a step is abandoned.
@@ -335,6 +337,7 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
                 await link.stream.aclose()
 
         trio.run(control, "mark")
+        rcvbuf0 = udp_rcvbuf_errors()
         t0 = time.monotonic()
         start = t0 + LEAD_IN
         probe_at = t0 + PROBE_AT * args.seconds
@@ -344,6 +347,7 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
         for driver in drivers:
             driver.join(timeout=30)
         served = trio.run(control, "stop")
+        rcvbuf_drops = udp_rcvbuf_errors() - rcvbuf0
     finally:
         try:
             worker.wait(timeout=30)
@@ -401,6 +405,9 @@ def run_step(build: Build, size: int, args: argparse.Namespace) -> dict[str, Any
         "keyframes_sent": sum(s["keyframes_sent"] for s in subscribers.values()),
         "tester_sent": sum(r["sent"] for r in runs),
         "tester_send_dropped": sum(r["send_dropped"] for r in runs),
+        # Host-wide datagrams the kernel dropped on a full receive buffer during the hold: the
+        # worker's socket or a tester's. Beside the worker's own counters it says where loss was.
+        "udp_rcvbuf_drops": rcvbuf_drops,
         "tester_cpu_percent": round(100 * tester_cpu / tester_wall, 1) if tester_wall else None,
         "load_average": load_average(),
     }
@@ -424,6 +431,7 @@ COLUMNS = (
     ("layer_switch_p50_ms", "layer p50 ms"),
     ("layer_switch_max_gap_ms", "layer gap ms"),
     ("tester_cpu_percent", "tester %CPU"),
+    ("udp_rcvbuf_drops", "rcvbuf drops"),
 )
 
 

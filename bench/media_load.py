@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The repository root first, so the checkout's packages are imported, not an installed copy.
 sys.path.insert(0, str(ROOT))
 
-from procstat import process_tree, tree_cpu_seconds  # noqa: E402  (bench/, the script's folder)
+from procstat import process_tree, tree_cpu_seconds, udp_rcvbuf_errors  # noqa: E402  (bench/, the script's folder)
 
 from waitroom.loadtest import mediaload  # noqa: E402
 from waitroom.loadtest.mediapeer import MediaPeer, MediaPump, MediaTally, load_clip  # noqa: E402
@@ -66,17 +66,6 @@ REGISTER_WAIT = 0.5
 #: Extra time a step may take beyond its planned length before it is abandoned.
 STEP_GRACE = 120.0
 _SERVING = re.compile(r"Serving on (http://\S+)")
-
-
-def udp_rcvbuf_errors() -> int:
-    """Host-wide count of UDP datagrams dropped because a receive buffer was full."""
-    lines = [
-        ln.split()
-        for ln in Path("/proc/net/snmp").read_text().splitlines()
-        if ln.startswith("Udp:")
-    ]
-    header, values = lines[0], lines[1]
-    return int(values[header.index("RcvbufErrors")])
 
 
 def udp_drops_of_tree(pid: int) -> int:

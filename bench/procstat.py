@@ -47,3 +47,14 @@ def process_tree(pid: int) -> list[int]:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its live descendants."""
     return cpu_seconds(*process_tree(pid))
+
+
+def udp_rcvbuf_errors() -> int:
+    """Host-wide count of UDP datagrams dropped because a receive buffer was full."""
+    lines = [
+        ln.split()
+        for ln in Path("/proc/net/snmp").read_text().splitlines()
+        if ln.startswith("Udp:")
+    ]
+    header, values = lines[0], lines[1]
+    return int(values[header.index("RcvbufErrors")])
