@@ -521,7 +521,10 @@ def test_a_group_session_from_registration_to_breakouts_and_the_end(
         # -- the 61st is refused and stays waiting (while the rooms count down) --------------
         simulated = Simulated(server.url, secret)
         simulated.start(SIMULATED)
-        expect(lobby.locator("li")).to_have_count(SIMULATED, timeout=30_000)
+        try:
+            expect(lobby.locator("li")).to_have_count(SIMULATED, timeout=30_000)
+        except AssertionError as error:  # say why: the simulated participants' own failures
+            raise AssertionError(f"{simulated.count()} entered, {simulated.failures}") from error
         assert not simulated.failures, simulated.failures
         mod.get_by_role("button", name="Admit all").click()
         expect(mod.locator("#group-admitted")).to_have_text(str(CAPACITY), timeout=LIVE_MS)

@@ -657,7 +657,6 @@
         if (self) self.srcObject = call.localStream;
         if (pendingSlots) call.setSlots(pendingSlots.slots || {}, pendingSlots.audio, pendingSlots.seq);
         pendingSlots = null;
-        if (pendingLayers) applyLayers(pendingLayers);
         sendMediaState();
       })
       .catch((error) => {
@@ -667,24 +666,11 @@
       });
   }
   let pendingSlots = null;
-  /* The last media.layers that came while the call was starting: the first report after
-     connecting always comes, and it may come before joinMedia resolves. */
-  let pendingLayers = null;
-
-  /* media.layers {active: [rid]}: our camera sends only the simulcast layers somebody shows. */
-  function applyLayers(body) {
-    if (!body || !Array.isArray(body.active)) return;
-    if (media && media.setLayers) {
-      pendingLayers = null;
-      media.setLayers(body.active);
-    } else pendingLayers = body;
-  }
 
   function stopMedia() {
     if (media && media.leave) media.leave();
     media = null;
     pendingSlots = null;
-    pendingLayers = null;
   }
 
   function sendMediaState() {
@@ -783,9 +769,6 @@
       if (state.breakout) return;
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
-    });
-    w.on("media.layers", (body) => {
-      if (!state.breakout) applyLayers(body);
     });
     w.on("call.speaker", (body) => {
       if (state.breakout) return;
@@ -1037,9 +1020,6 @@
     setSlots(body) {
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
-    },
-    setLayers(body) {
-      applyLayers(body);
     },
     setSpeaker(peer) {
       state.speaker = peer || null;
