@@ -608,6 +608,11 @@ class WaitingArea(Actor):
         )
 
 
+#: Seconds the host waits for an area on another node to re-read its settings: shorter than the
+#: admin's ``RELOAD_TIMEOUT`` (5 s), so the save is answered even when that node is away.
+REMOTE_RELOAD_TIMEOUT = 3.0
+
+
 class AreaHost(Actor):
     """``areas``: starts one actor per area, resolves public slugs, lists areas per provider.
 
@@ -631,7 +636,7 @@ class AreaHost(Actor):
         for config in await area_store.list_areas(self.store, include_inactive=True):
             await self._place(config.id)
 
-    async def _place(self, area_id: int) -> None:
+    async def _place(self, area_id: int, *, reload_elsewhere: bool = False) -> None:
         config = await area_store.get_area(self.store, area_id)
         self.by_slug = {s: i for s, i in self.by_slug.items() if i != area_id}
         self.by_slug[config.slug] = area_id
@@ -649,6 +654,17 @@ class AreaHost(Actor):
                     Restart.PERMANENT,
                 )
             )
+            if reload_elsewhere and address not in self.supervisor.children():
+                # Placed on another node (a cluster): the registry routes the reload there.
+                await self._reload_elsewhere(address, area_id)
+
+    async def _reload_elsewhere(self, address: str, area_id: int) -> None:
+        """Have the area running on another node re-read its settings; a failure is logged, not
+        raised: the edit is stored, and the area reads it when it starts again."""
+        try:
+            await self.ref(address).ask(ReloadArea(area_id), timeout=REMOTE_RELOAD_TIMEOUT)
+        except ActorError as exc:
+            log.warning("%s keeps its old settings until it restarts: %r", address, exc)
 
     @handles(FindArea)
     async def _find(self, message: FindArea) -> str:
@@ -670,4 +686,4 @@ class AreaHost(Actor):
 
     @handles(ReloadArea)
     async def _reload(self, message: ReloadArea) -> None:
-        await self._place(message.area_id)
+        await self._place(message.area_id, reload_elsewhere=True)
