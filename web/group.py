@@ -553,7 +553,8 @@ async def _gone_page(state: str) -> tuple[str, int]:
 async def _status(link: str) -> GroupLinkStatus:
     if not _LINK.match(link):
         return GroupLinkStatus("unknown")
-    status = await security.ask(addresses.GROUP, CheckGroupLink(link))
+    # The same burst: a whole class opens and posts the link at once, behind one another's arrivals.
+    status = await security.ask(addresses.GROUP, CheckGroupLink(link), timeout=ARRIVE_TIMEOUT)
     assert isinstance(status, GroupLinkStatus)
     return status
 
