@@ -78,12 +78,14 @@ def pg_cluster(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Clus
         yield both
 
 
-async def sign_in(node: ServedNode) -> tuple[Browser, list[tuple[str, str]]]:
+async def sign_in(
+    node: ServedNode, username: str = "provider"
+) -> tuple[Browser, list[tuple[str, str]]]:
     browser = Browser(node.url)
     page = await browser.get("/sign-in")
     csrf = page.csrf_token()
     assert csrf is not None
-    form = {"username": "provider", "password": DEMO_PASSWORD, "csrf_token": csrf}
+    form = {"username": username, "password": DEMO_PASSWORD, "csrf_token": csrf}
     assert (await browser.post_form("/sign-in", form)).status == 303
     home = await browser.get("/")
     return browser, [(m.group(1), m.group(2)) for m in _AREA.finditer(home.text)]
