@@ -29,11 +29,17 @@ CHROMIUM_ARGS = (
 )
 
 
-def launch(playwright: Playwright) -> Browser:
-    """A headless browser; callers open one context per person (separate cookies and storage)."""
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-    )
+def launch(playwright: Playwright, camera_fps: int | None = None) -> Browser:
+    """A headless browser; callers open one context per person (separate cookies and storage).
+
+    ``camera_fps`` slows the fake camera (Chromium's own is 20 frames a second): a test that runs
+    many publishing pages in one browser lowers its encoding cost so a 2-core machine keeps up.
+    """
+    args = list(CHROMIUM_ARGS)
+    if camera_fps is not None:
+        fake = args.index("--use-fake-device-for-media-stream")
+        args[fake] = f"--use-fake-device-for-media-stream=fps={camera_fps}"
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
 
 
 def launch_persistent(
