@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from media.probe import PROBE_FIRST
 from media.rtp import SEQ_MASK, TS_MASK, seq_newer
 
 if TYPE_CHECKING:
+    from media.probe import Probe
     from media.simulcast import Simulcast
     from media.transport import Transport
 
@@ -211,6 +213,9 @@ class Consumer:
         "max_height",
         "payload_type",
         "picture_id_off",
+        "probe",
+        "probe_at",
+        "probe_wait",
         "producer",
         "protect",
         "seq_off",
@@ -261,6 +266,11 @@ class Consumer:
         self.last_out_tl0: int | None = None
         #: When the subscriber's budget last held this line below the layer its tile wants.
         self.budget_limited_at = float("-inf")
+        #: Trying the layer above the budget (media.probe), when the next try may start (None:
+        #: not held down), and the wait before a try (doubled by each failed one).
+        self.probe: Probe | None = None
+        self.probe_at: float | None = None
+        self.probe_wait = PROBE_FIRST
         # What the subscriber shows this line at (set_wanted): False forwards nothing.
         self.wanted = True
         self.max_height: int | None = DEFAULT_MAX_HEIGHT
@@ -276,6 +286,7 @@ class Consumer:
         """
         if self.producer is not None:
             self.detach(now)
+        self.probe, self.probe_at, self.probe_wait = None, None, PROBE_FIRST
         if shown_at != KEEP_HEIGHT:
             self.wanted = shown_at is not None
             self.max_height = shown_at

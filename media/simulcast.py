@@ -9,7 +9,8 @@ under the *track* producer that the router attaches subscribers to.
 Each consumer forwards exactly one layer. `select` picks it from what the subscriber shows (the
 smallest layer at least `max_height` tall, by the sizes its key frames declare) and from the
 subscriber's bandwidth budget (lower while the layer's measured bitrate exceeds it; up again only
-with headroom and not within `UP_SWITCH_HOLD` of the budget last holding it down). Choices are
+with headroom and not within `UP_SWITCH_HOLD` of the budget last holding it down, or by trying
+the layer above when the budget has held it down a while: media.probe says why and how). Choices are
 made when the view changes (`set_wanted`), when the subscriber's estimate moves (at most every
 200 ms, `media.feedback`), and once a second with the layers' measured bit rates. A change
 never takes effect at once: the consumer waits on the new layer's `pending` list, the track owes
@@ -31,6 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from media.forward import NO_ADDRESS, Consumer, Producer
+from media.probe import PROBE_FIRST, PROBE_LIMIT, Probe, Verdict, next_wait
 from media.rtp import SEQ_MASK, TS_MASK
 from media.sdp import MID_URI, REPAIRED_RID_URI, RID_URI
 from media.vp8 import Vp8Descriptor, picture_id_mask
@@ -132,23 +134,80 @@ class Simulcast:
         if all(layer.height for layer in live):
             index = next((i for i, layer in enumerate(live) if layer.height >= wanted), index)
         budget = subscriber_budget(consumer.transport)
-        if budget is not None:
-            fits = index
-            while index > 0 and live[index].bitrate > budget:
+        if budget is None:
+            return live[index]
+        fits = index
+        if consumer.probe is not None:
+            probed = self._judge_probe(consumer, live, fits, budget, now)
+            if probed is not None:
+                return probed
+        while index > 0 and live[index].bitrate > budget:
+            index -= 1
+        if index < fits:
+            consumer.budget_limited_at = now
+        current = consumer.layer
+        if current not in live:
+            return live[index]
+        floor = live.index(current)
+        if floor < index:
+            # Going up only with headroom, so a layer at the edge of the budget stays put,
+            # and not within UP_SWITCH_HOLD of the estimate last holding this line down: an
+            # estimate that wobbles (choices every 200 ms) does not flap between layers.
+            if now - consumer.budget_limited_at < UP_SWITCH_HOLD:
+                index = floor
+            while index > floor and live[index].bitrate > budget * UP_SWITCH_HEADROOM:
                 index -= 1
-            if index < fits:
-                consumer.budget_limited_at = now
-            current = consumer.layer
-            if current in live and live.index(current) < index:
-                # Going up only with headroom, so a layer at the edge of the budget stays put,
-                # and not within UP_SWITCH_HOLD of the estimate last holding this line down: an
-                # estimate that wobbles (choices every 200 ms) does not flap between layers.
-                floor = live.index(current)
-                if now - consumer.budget_limited_at < UP_SWITCH_HOLD:
-                    index = floor
-                while index > floor and live[index].bitrate > budget * UP_SWITCH_HEADROOM:
-                    index -= 1
+        if index >= fits:
+            consumer.probe_at, consumer.probe_wait = None, PROBE_FIRST
+        elif index == floor:
+            # Held on the layer it has, below what its tile wants (by the budget or for want of
+            # headroom, which an estimate capped by what arrives may never give): try the next?
+            if consumer.probe_at is None:
+                consumer.probe_at = now + consumer.probe_wait
+            elif now >= consumer.probe_at and self._may_probe(consumer):
+                step = live[floor + 1]
+                consumer.probe, consumer.probe_at = Probe(step, budget, now), None
+                return step
         return live[index]
+
+    @staticmethod
+    def _may_probe(consumer: Consumer) -> bool:
+        """No loss reported, and no other line of this subscriber probing now."""
+        transport = consumer.transport
+        if transport.loss_fraction > LOSS_THRESHOLD:
+            return False
+        return all(c.probe is None for c in transport.consumers.values() if c is not consumer)
+
+    @staticmethod
+    def _judge_probe(
+        consumer: Consumer, live: list[Producer], fits: int, budget: int, now: float
+    ) -> Producer | None:
+        """The probed layer while the probe stands; None once it is over (or moot)."""
+        probe = consumer.probe
+        assert probe is not None
+        layer = probe.layer
+        if (
+            layer not in live
+            or live.index(layer) > fits
+            or (consumer.layer is not layer and consumer.target is not layer)
+        ):
+            consumer.probe = None  # the view or the layers changed: the choice starts afresh
+            return None
+        lossy = consumer.transport.loss_fraction > LOSS_THRESHOLD
+        if consumer.layer is not layer and not lossy and now - probe.started_at <= PROBE_LIMIT:
+            probe.rose_at = now  # still waiting for its key frame: nothing to judge yet
+            return layer
+        verdict = probe.verdict(budget, lossy, layer.bitrate, now)
+        if verdict is None:
+            return layer
+        consumer.probe = None
+        if verdict is Verdict.FAILED:
+            consumer.probe_wait = next_wait(consumer.probe_wait)
+            consumer.probe_at = now + consumer.probe_wait
+            consumer.budget_limited_at = now
+            return None
+        consumer.probe_wait = PROBE_FIRST
+        return layer
 
     def select(self, consumer: Consumer, now: float) -> None:
         """Re-choose `consumer`'s layer; a change waits for the new layer's next key frame."""

@@ -161,6 +161,24 @@ def scenario(worker: Worker, relay: Relay, tmp: Path) -> dict[str, Any]:
             def f_bytes() -> int:
                 return int(sending()["bytes"].get("f", 0))
 
+            def budget() -> dict[str, Any]:
+                """What layer choice saw: the subscriber's estimate and the layers' rates."""
+
+                def read() -> dict[str, Any]:
+                    transport = worker._transports[(CALL, "sub")]
+                    track = worker._transports[(CALL, "pub")].simulcast[0]
+                    line = next(iter(track.track.consumers), None)
+                    return {
+                        "remb": transport.remb_bitrate,
+                        "loss": round(transport.loss_fraction, 3),
+                        "rates": {rid: layer.bitrate for rid, layer in track.layers.items()},
+                        "on": getattr(getattr(line, "layer", None), "rid", None),
+                        "target": getattr(getattr(line, "target", None), "rid", None),
+                    }
+
+                out: dict[str, Any] = in_trio(read)
+                return out
+
             def seen_width() -> int:
                 peers: dict[str, Any] = sub.evaluate(
                     "async () => (await window.call.stats()).peers"
@@ -173,11 +191,15 @@ def scenario(worker: Worker, relay: Relay, tmp: Path) -> dict[str, Any]:
             result["top_s"] = seconds_until(
                 lambda: f_bytes() > first + 50_000, TOP_LAYER_DEADLINE, POLL, "f is sent"
             )
-            result["top_width_s"] = seconds_until(
-                lambda: seen_width() > 640, DEADLINE, POLL, "the subscriber gets f"
-            )
+            try:
+                result["top_width_s"] = seconds_until(
+                    lambda: seen_width() > 640, DEADLINE, POLL, "the subscriber gets f"
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; {budget()}") from None
 
             # Shown small: the subscriber moves to q, and PAUSE_AFTER later f is paused.
+            result["budget_top"] = budget()
             in_trio(worker.set_view, CALL, "sub", {"pub": SMALL}, [])
             result["down_s"] = seconds_until(
                 lambda: 0 < seen_width() <= 320, DEADLINE, POLL, "the low layer"
@@ -200,9 +222,18 @@ def scenario(worker: Worker, relay: Relay, tmp: Path) -> dict[str, Any]:
                 lambda: f_bytes() > stopped_at + 20_000, TOP_LAYER_DEADLINE, POLL, "f again"
             )
             result["resumed"] = sending()
-            result["back_up_s"] = seconds_until(
-                lambda: seen_width() > 640, TOP_LAYER_DEADLINE, POLL, "the subscriber gets f again"
-            )
+            result["budget_resumed"] = budget()
+            try:
+                result["back_up_s"] = seconds_until(
+                    lambda: seen_width() > 640,
+                    TOP_LAYER_DEADLINE,
+                    POLL,
+                    "the subscriber gets f again",
+                )
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{exc}; {budget()}; at resume {result['budget_resumed']}"
+                ) from None
             result["told"] = list(relay.told)
             result["applied"] = applied
         finally:
