@@ -251,6 +251,21 @@ class Simulated:
             return self.ended
 
 
+def create_session(console: Page, url: str, title: str, capacity: int, *options: str) -> str:
+    """A session starting now, made through the console's form with the options (labels) ticked;
+    returns the participants' link, with the console left on the session's page."""
+    console.goto(url + "/group/new")
+    console.fill("#group-title", title)
+    console.fill("#group-start", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
+    console.select_option("#group-tz", "UTC")
+    console.fill("#group-capacity", str(capacity))
+    for label in options:
+        console.get_by_label(label).check()
+    console.get_by_role("button", name="Create group session").click()
+    expect(console.locator("#group-about-title")).to_be_visible()
+    return console.get_by_label("Link for participants").input_value()
+
+
 def moderator_lobby(page: Page) -> Any:
     return page.locator("#lobby-list")
 
@@ -585,18 +600,16 @@ def test_waiting_callers_never_see_each_other_and_privacy_holds(
     try:
         console = page_of(staff)
         sign_in(console, server.url, "provider")
-        console.goto(server.url + "/group/new")
-        console.fill("#group-title", "Quiet group")
-        console.fill("#group-start", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
-        console.select_option("#group-tz", "UTC")
-        console.fill("#group-capacity", "6")
-        console.get_by_label("Show participants by first name only").check()
-        console.get_by_label("Hide the participant list from participants").check()
-        console.get_by_label("No private chat between participants").check()
-        console.get_by_role("button", name="Create group session").click()
-        expect(console.locator("#group-about-title")).to_be_visible()
+        link = create_session(
+            console,
+            server.url,
+            "Quiet group",
+            6,
+            "Show participants by first name only",
+            "Hide the participant list from participants",
+            "No private chat between participants",
+        )
         expect(console.locator("main")).to_contain_text("first name only")
-        link = console.get_by_label("Link for participants").input_value()
         first, second = page_of(a), page_of(b)
         arrive(first, link, "Wanda Waiting")
         arrive(second, link, "Xavier Waiting")
@@ -645,14 +658,7 @@ def test_a_full_session_refuses_the_61st_and_its_end_reaches_everyone(
     try:
         console = page_of(staff)
         sign_in(console, server.url, "provider")
-        console.goto(server.url + "/group/new")
-        console.fill("#group-title", "Full class")
-        console.fill("#group-start", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
-        console.select_option("#group-tz", "UTC")
-        console.fill("#group-capacity", str(CAPACITY))
-        console.get_by_role("button", name="Create group session").click()
-        expect(console.locator("#group-about-title")).to_be_visible()
-        link = console.get_by_label("Link for participants").input_value()
+        link = create_session(console, server.url, "Full class", CAPACITY)
         match = re.search(r"/g/([A-Za-z0-9_-]{16,})$", link)
         assert match, link
         mod = page_of(staff)
