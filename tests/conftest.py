@@ -13,6 +13,19 @@ import trio
 from runtime import Registry
 from waitroom.server import DemoSignIn, ServerConfig, ServerInfo, run_server
 
+#: Tests that want the cores to themselves (real Redis/PostgreSQL nodes with recovery deadlines,
+#: load tests with loss limits) are marked slow here, so `./manage test` runs them in its serial
+#: part with the browser tests, after the rest has run on every core (pytest-xdist).
+SERIAL_PATHS = ("tests/cluster/", "tests/test_loadtest")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(config.rootpath).as_posix().startswith(SERIAL_PATHS):
+            item.add_marker(pytest.mark.slow)
+
+
 #: The demo users' password in tests (a new database otherwise gets a random one).
 DEMO_PASSWORD = "demo-password-for-tests"
 
