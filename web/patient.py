@@ -9,7 +9,9 @@ CSRF for these anonymous forms is the double-submit cookie of :mod:`web.security
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hmac
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,7 @@ from actors.messages import (
     DescribeArea,
     FindArea,
     GuestPass,
+    ReloadArea,
 )
 from runtime import Refusal
 from runtime.address import Address
@@ -102,6 +105,12 @@ async def _area(slug: str) -> tuple[str, AreaPublic]:
     except Refusal:
         raise _not_found() from None
     assert isinstance(info, AreaPublic)
+    if not hmac.compare_digest(info.slug, slug):
+        # This node's look-up still had a link replaced through another node: the area (which
+        # every node's edit reaches) knows better. Refused, and the look-up is read again.
+        with contextlib.suppress(Refusal, security.WebError):
+            await security.ask(addresses.AREAS, ReloadArea(info.id))
+        raise _not_found()
     return address, info
 
 

@@ -668,9 +668,17 @@ class AreaHost(Actor):
 
     @handles(FindArea)
     async def _find(self, message: FindArea) -> str:
+        """The area at a link. A slug this node does not know may be one made through another
+        node (a new area, a new link): the store is asked before the link is refused. A slug it
+        knows may have been replaced elsewhere; the page checks it against the area's own
+        (`web.patient`) and has this host re-read the area (`ReloadArea`) when they differ."""
         area_id = self.by_slug.get(message.slug)
         if area_id is None:
-            raise Refusal(refusals.NOT_FOUND, "there is no waiting area at this link")
+            config = await area_store.get_area_by_slug(self.store, message.slug)
+            if config is None:
+                raise Refusal(refusals.NOT_FOUND, "there is no waiting area at this link")
+            area_id = config.id
+            await self._place(area_id)
         return addresses.area(area_id)
 
     @handles(AreasFor)

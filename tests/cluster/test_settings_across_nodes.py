@@ -48,3 +48,31 @@ async def test_a_closure_saved_through_node_b_closes_the_area_running_on_node_a(
     status, page = await post_arrival(cluster.a, slug, "After")
     assert CLOSED in page, f"node a still takes arrivals ({status})"
     assert await owner(cluster, addresses.area(area_id)) == "a"
+
+
+async def test_a_new_link_made_through_node_b_works_through_node_a_and_the_old_one_does_not(
+    cluster: Cluster,
+) -> None:
+    """Each node resolves links from its own look-up: node a learns the new link from the store
+    on its first use, and the old one, still in its look-up, is refused (the area knows its own)."""
+    _, areas = await sign_in(cluster.b)
+    area_id, old = areas[0]
+    assert (await Browser(cluster.a.url).get(f"/w/{old}")).status == 200  # known to node a
+
+    admin, _ = await sign_in(cluster.b, "admin")
+    settings = f"/admin/setup/areas/{area_id}"
+    csrf = (await admin.get(settings)).csrf_token()
+    assert csrf is not None
+    rotated = await admin.post_form(f"{settings}/rotate-link", {"csrf_token": csrf})
+    assert rotated.status == 303, rotated.text[:2000]
+    _, after = await sign_in(cluster.b)
+    new = dict(after)[area_id]
+    assert new != old
+
+    for _ in range(2):  # the first refusal has node a read the area again; the second is its own
+        assert (await Browser(cluster.a.url).get(f"/w/{old}")).status == 404
+        status, _ = await post_arrival(cluster.a, old, "Old link")
+        assert status == 404
+    assert (await Browser(cluster.a.url).get(f"/w/{new}")).status == 200
+    status, token = await post_arrival(cluster.a, new, "New link")
+    assert status == 200, token
