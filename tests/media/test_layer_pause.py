@@ -24,6 +24,7 @@ from media.process import WorkerProcess
 from media.simulcast import PAUSE_AFTER, LayerPause, Simulcast
 from media.worker import LAYER_CHECK_INTERVAL, Worker, WorkerConfig
 from tests.media.fakepeer import FakePeer
+from tests.media.stepclock import StepClock
 from tests.media.test_simulcast import CALL, Publisher, Received, read
 
 STEP = LAYER_CHECK_INTERVAL + 0.05  # each step of the injected clock is one layer check
@@ -100,20 +101,10 @@ def test_layers_of_unknown_size_are_wanted_from_the_first_unknown_up() -> None:
 # ---- the worker ---------------------------------------------------------------------------------
 
 
-class Clock:
-    """The worker's clock, moved by the test (the ticker and the data path read it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Call:
     worker: Worker
-    clock: Clock
+    clock: StepClock
     events: list[MediaEvent]
     pub: Publisher
     big: FakePeer
@@ -154,7 +145,7 @@ class Call:
 
 @pytest.fixture
 async def call() -> AsyncIterator[Call]:
-    clock = Clock()
+    clock = StepClock()
     events: list[MediaEvent] = []
     config = WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1")
     worker = Worker(config, on_event=events.append, clock=clock)

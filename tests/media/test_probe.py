@@ -18,26 +18,17 @@ from media import feedback
 from media.probe import PROBE_FIRST, PROBE_STALL
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import FakePeer
+from tests.media.stepclock import StepClock
 from tests.media.test_simulcast import CALL, Call, Publisher, start_layers
 
 RATES = {"q": 150_000, "h": 500_000, "f": 1_700_000}
 HELD = 230_000  # what Chrome's estimate stays near while only q (150 kbit/s) arrives
 
 
-class Clock:
-    """The worker's clock, moved by the test only."""
-
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Call, Clock]]:
+async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Call, StepClock]]:
     monkeypatch.setattr(feedback, "measure_bitrate", lambda layer, now: None)  # set by hand
-    clock = Clock()
+    clock = StepClock(10_000.0)
     worker = Worker(
         WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"), None, clock
     )
@@ -50,7 +41,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Call, Cloc
         nursery.cancel_scope.cancel()
 
 
-def at(call: Call, clock: Clock, when: float, remb: int, loss: float = 0.0) -> None:
+def at(call: Call, clock: StepClock, when: float, remb: int, loss: float = 0.0) -> None:
     """Time `when`: every layer sending at its rate, the subscriber's estimate and loss, and
     the once-a-second choice."""
     clock.now = when
@@ -71,7 +62,7 @@ async def switched_to(call: Call, rid: str) -> None:
     assert call.line.layer is call.publisher.simulcast[0].layers[rid]
 
 
-async def held_on_q(call: Call, clock: Clock) -> float:
+async def held_on_q(call: Call, clock: StepClock) -> float:
     """Start all three layers, then an estimate that holds the line on q; returns the time."""
     await start_layers(call)
     t = clock.now + 1.0
@@ -80,20 +71,28 @@ async def held_on_q(call: Call, clock: Clock) -> float:
     return t
 
 
-async def test_a_held_line_tries_the_layer_above_and_keeps_it_as_the_estimate_follows(
-    rig: tuple[Call, Clock],
-) -> None:
-    call, clock = rig
+async def tried_h(call: Call, clock: StepClock) -> float:
+    """Held on q, the line tries h PROBE_FIRST after it was first held there (not before) and
+    moves onto it at h's key frame; returns the time of the try."""
     track = call.publisher.simulcast[0]
     t = await held_on_q(call, clock)
     at(call, clock, t + 0.5, HELD)  # held: the first try is set for PROBE_FIRST from now
     assert call.line.probe_at == t + 0.5 + PROBE_FIRST
     at(call, clock, t + 0.5 + PROBE_FIRST - 0.1, HELD)
     assert call.line.target is None and call.line.probe is None
-    at(call, clock, t + 0.5 + PROBE_FIRST, HELD)
+    t += 0.5 + PROBE_FIRST
+    at(call, clock, t, HELD)
     assert call.line.target is track.layers["h"] and call.line.probe is not None
     await switched_to(call, "h")
-    t = clock.now
+    return t
+
+
+async def test_a_held_line_tries_the_layer_above_and_keeps_it_as_the_estimate_follows(
+    rig: tuple[Call, StepClock],
+) -> None:
+    call, clock = rig
+    track = call.publisher.simulcast[0]
+    t = await tried_h(call, clock)
     for step, remb in enumerate((300_000, 380_000, 460_000), start=1):
         at(call, clock, t + step, remb)  # climbing toward h's 500 kbit/s: the probe stands
         assert call.line.layer is track.layers["h"] and call.line.target is None
@@ -105,15 +104,11 @@ async def test_a_held_line_tries_the_layer_above_and_keeps_it_as_the_estimate_fo
 
 
 async def test_a_try_into_loss_or_a_flat_estimate_goes_back_down_and_waits_longer(
-    rig: tuple[Call, Clock],
+    rig: tuple[Call, StepClock],
 ) -> None:
     call, clock = rig
     track = call.publisher.simulcast[0]
-    t = await held_on_q(call, clock)
-    at(call, clock, t + 0.5, HELD)
-    t += 0.5 + PROBE_FIRST
-    at(call, clock, t, HELD)
-    await switched_to(call, "h")
+    t = await tried_h(call, clock)
     at(call, clock, t + 1, 260_000, loss=0.1)  # the try costs loss: back to q at once
     assert call.line.probe is None and call.line.target is track.layers["q"]
     assert call.line.probe_wait == 2 * PROBE_FIRST
@@ -135,7 +130,7 @@ async def test_a_try_into_loss_or_a_flat_estimate_goes_back_down_and_waits_longe
 
 
 async def test_no_try_while_loss_is_reported_or_when_the_tile_wants_no_more(
-    rig: tuple[Call, Clock],
+    rig: tuple[Call, StepClock],
 ) -> None:
     call, clock = rig
     t = await held_on_q(call, clock)
@@ -148,7 +143,7 @@ async def test_no_try_while_loss_is_reported_or_when_the_tile_wants_no_more(
 
 
 async def test_a_line_short_of_headroom_tries_too_and_keeps_a_layer_that_fits(
-    rig: tuple[Call, Clock],
+    rig: tuple[Call, StepClock],
 ) -> None:
     """f fits a 1.9 M estimate but not with the headroom an up-switch wants, and an estimate
     capped by what arrives on h may never give it (the browser test stalled so on h, 790 k

@@ -24,6 +24,7 @@ from media.sdp import AUDIO_LEVEL_URI
 from media.speaker import SAMPLE_PERIOD
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import AUDIO_PT, FakePeer
+from tests.media.stepclock import StepClock
 
 CALL = "c-speaker"
 #: The extension id the fake offers use (a browser picks its own; the worker reads the offer's).
@@ -56,18 +57,10 @@ class LevelPeer(FakePeer):
         return header + block + b"\xfc" + bytes(40)
 
 
-class SteppedClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def stepped() -> AsyncIterator[tuple[Worker, list[MediaEvent], SteppedClock]]:
+async def stepped() -> AsyncIterator[tuple[Worker, list[MediaEvent], StepClock]]:
     events: list[MediaEvent] = []
-    clock = SteppedClock()
+    clock = StepClock()
     worker = Worker(
         WorkerConfig(announced_address="127.0.0.1", bind_address="127.0.0.1"),
         on_event=events.append,
@@ -96,7 +89,7 @@ async def read_up_to(worker: Worker, packets: int) -> None:
 
 
 async def play(
-    worker: Worker, clock: SteppedClock, peers: dict[str, LevelPeer], script: Script, rounds: range
+    worker: Worker, clock: StepClock, peers: dict[str, LevelPeer], script: Script, rounds: range
 ) -> None:
     for i in rounds:
         expected = worker.counters.rtp_in + len(peers)
@@ -117,7 +110,7 @@ def speaking(i: int) -> int:
 
 
 async def test_a_publisher_who_speaks_after_room_noise_becomes_dominant(
-    stepped: tuple[Worker, list[MediaEvent], SteppedClock],
+    stepped: tuple[Worker, list[MediaEvent], StepClock],
 ) -> None:
     worker, events, clock = stepped
     peers = await join(worker, ["a", "b"])
@@ -146,7 +139,7 @@ async def test_a_publisher_who_speaks_after_room_noise_becomes_dominant(
 
 
 async def test_a_publisher_claiming_a_constant_loud_level_takes_nothing_from_the_others(
-    stepped: tuple[Worker, list[MediaEvent], SteppedClock],
+    stepped: tuple[Worker, list[MediaEvent], StepClock],
 ) -> None:
     worker, events, clock = stepped
     peers = await join(worker, ["a", "b", "liar"])
@@ -168,7 +161,7 @@ async def test_a_publisher_claiming_a_constant_loud_level_takes_nothing_from_the
 
 
 async def test_an_offer_without_the_extension_reads_no_levels(
-    stepped: tuple[Worker, list[MediaEvent], SteppedClock],
+    stepped: tuple[Worker, list[MediaEvent], StepClock],
 ) -> None:
     worker, events, clock = stepped
     plain = FakePeer("plain")
