@@ -64,6 +64,8 @@ class DropOnce:
         self.nacks_at_drop = 0
         self.copies_before_nack = 0
         self.resent_accepted = 0
+        self.at_drop = ""
+        self.after_drop = 0  # video packets seen after the drop (a NACK needs one)
         worker._on_rtp = self  # type: ignore[method-assign]
 
     def __call__(self, transport: Transport, data: bytes) -> None:
@@ -77,7 +79,14 @@ class DropOnce:
         if self.dropped is None and self.seen > PACKETS_BEFORE_DROP and not padding_only:
             self.dropped = seq  # lost on the way in: never reaches SRTP or the data path
             self.nacks_at_drop = nacks
+            producer = transport.producers.get(self.video_ssrc)
+            self.at_drop = (
+                f"producer started {producer is not None and producer.started}, "
+                f"rtp_in {self.worker.counters.rtp_in}"
+            )
             return
+        if self.dropped is not None and seq != self.dropped:
+            self.after_drop += 1
         if seq == self.dropped and nacks == self.nacks_at_drop:
             self.copies_before_nack += 1  # Chrome's own probe padding, not an answer: lost too
             return
@@ -131,7 +140,9 @@ def scenario(worker: RecordingWorker, spy: DropOnce, tmp: Path) -> dict[str, Any
                 lambda: spy.resent_accepted > 0,
                 DEADLINE,
                 POLL,
-                f"Chromium resends NACKed packet {spy.dropped}",
+                f"Chromium resends NACKed packet {spy.dropped} (copies before the NACK "
+                f"{spy.copies_before_nack}, NACKs sent {worker.counters.nack_upstream}, "
+                f"{spy.after_drop} packets after it, at the drop {spy.at_drop})",
             )
         finally:
             context.close()
