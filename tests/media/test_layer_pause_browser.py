@@ -167,13 +167,13 @@ def scenario(worker: Worker, relay: Relay, tmp: Path) -> dict[str, Any]:
                 def read() -> dict[str, Any]:
                     transport = worker._transports[(CALL, "sub")]
                     track = worker._transports[(CALL, "pub")].simulcast[0]
-                    line = next(iter(track.track.consumers), None)
+                    line = transport.slots[0]["video"]
                     return {
                         "remb": transport.remb_bitrate,
                         "loss": round(transport.loss_fraction, 3),
                         "rates": {rid: layer.bitrate for rid, layer in track.layers.items()},
-                        "on": getattr(getattr(line, "layer", None), "rid", None),
-                        "target": getattr(getattr(line, "target", None), "rid", None),
+                        "on": line.layer.rid if line.layer else None,
+                        "target": line.target.rid if line.target else None,
                     }
 
                 out: dict[str, Any] = in_trio(read)

@@ -136,14 +136,19 @@ def scenario(worker: RecordingWorker, spy: DropOnce, tmp: Path) -> dict[str, Any
             out["dropped_after"] = seconds_until(
                 lambda: spy.dropped is not None, DEADLINE, POLL, "a video packet to drop"
             )
-            out["resent_after"] = seconds_until(
-                lambda: spy.resent_accepted > 0,
-                DEADLINE,
-                POLL,
-                f"Chromium resends NACKed packet {spy.dropped} (copies before the NACK "
-                f"{spy.copies_before_nack}, NACKs sent {worker.counters.nack_upstream}, "
-                f"{spy.after_drop} packets after it, at the drop {spy.at_drop})",
-            )
+            try:
+                out["resent_after"] = seconds_until(
+                    lambda: spy.resent_accepted > 0,
+                    DEADLINE,
+                    POLL,
+                    f"Chromium resends NACKed packet {spy.dropped}",
+                )
+            except AssertionError as exc:  # what was seen by then, read when it failed
+                raise AssertionError(
+                    f"{exc} (copies before the NACK {spy.copies_before_nack}, NACKs sent "
+                    f"{worker.counters.nack_upstream}, {spy.after_drop} packets after the drop, "
+                    f"at the drop {spy.at_drop})"
+                ) from None
         finally:
             context.close()
     return out
