@@ -186,14 +186,13 @@ class Feedback:
             self.counters.keyframe_coalesced += 1
 
     def send_owed_layer_plis(self, track: Simulcast, now: float) -> None:
-        """The ticker: layers owed a key frame (a consumer waits for it, or a request was
-        coalesced) whose own interval has passed, in one compound PLI."""
+        """The ticker: layers owed a key frame (a request was coalesced) whose own interval has
+        passed, and layers a switch has waited on for KEYFRAME_RETRY, in one compound PLI."""
         due = [
             layer
             for layer in track.layers.values()
-            if layer.keyframes.pending
-            and (layer.pending or layer.consumers)
-            and layer.keyframes.due(now)
+            if (layer.pending or layer.consumers)
+            and layer.keyframes.due(now, waited=bool(layer.pending))
         ]
         self.send_layer_plis(track.track, due)
 

@@ -26,6 +26,10 @@ PACKET_CACHE_SIZE = 512
 PACKET_CACHE_MASK = PACKET_CACHE_SIZE - 1
 # At most one keyframe request per publisher per this many seconds (issue 4).
 KEYFRAME_INTERVAL = 0.5
+# A switch still waiting for its layer's key frame this long after the request asks again: a PLI
+# can be lost, and no browser sends key frames unasked (mediasoup's KeyFrameRequestManager
+# retransmits after 1 s too).
+KEYFRAME_RETRY = 1.0
 # A gap larger than this is a restart or a reordering storm, not loss worth NACKing.
 MAX_NACK_GAP = 32
 MIN_SLOT_SWITCH_TS_GAP = 1
@@ -69,9 +73,11 @@ class KeyframeLimiter:
         self.pending = True
         return False
 
-    def due(self, now: float) -> bool:
-        """True (once) when a coalesced request is owed and the interval has passed."""
-        if self.pending and now - self.last_sent >= KEYFRAME_INTERVAL:
+    def due(self, now: float, waited: bool = False) -> bool:
+        """True (once) when a coalesced request is owed and the interval has passed, or when
+        ``waited`` (someone still waits for a key frame) and KEYFRAME_RETRY has."""
+        since = now - self.last_sent
+        if (self.pending and since >= KEYFRAME_INTERVAL) or (waited and since >= KEYFRAME_RETRY):
             self.last_sent = now
             self.pending = False
             return True

@@ -201,9 +201,12 @@ def scenario(worker: Worker, relay: Relay, tmp: Path) -> dict[str, Any]:
             # Shown small: the subscriber moves to q, and PAUSE_AFTER later f is paused.
             result["budget_top"] = budget()
             in_trio(worker.set_view, CALL, "sub", {"pub": SMALL}, [])
-            result["down_s"] = seconds_until(
-                lambda: 0 < seen_width() <= 320, DEADLINE, POLL, "the low layer"
-            )
+            try:
+                result["down_s"] = seconds_until(
+                    lambda: 0 < seen_width() <= 320, DEADLINE, POLL, "the low layer"
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; {budget()}; {worker.stats()}") from None
             result["f_stopped_s"] = seconds_until_flat(
                 f_bytes, STOP_WITHIN, FLAT_FOR, POLL, "f's bytesSent"
             )
