@@ -255,31 +255,26 @@ class Simulcast:
         """Rids some subscriber's view wants now, whether or not the layer is sending.
 
         Per wanted line, the smallest layer at least as tall as its tile (or the tallest), by
-        the heights the layers' key frames declared; while a bound layer has declared none, or a
-        layer has not arrived yet, every layer from there up counts as wanted (nothing is known
-        to be too large). Layers being forwarded or waited for count too. The bandwidth budget
-        is not applied: it is the publisher's own estimator (transport-cc) that drops layers
-        for a narrow uplink, and a line held down by its subscriber's downlink comes back up."""
+        the heights the layers' key frames declared. A bound layer that has declared none, or a
+        layer that has not arrived yet (Chrome's allocator may hold its top layer back), might be
+        the one a line needs: every layer from the lowest such one up counts as wanted for a line
+        that no known layer below it fits (the offer lists layers low to high, as the call page
+        and the load tester send them, so a layer above one that fits is only larger). Layers
+        being forwarded or waited for count too. The bandwidth budget is not applied: it is the
+        publisher's own estimator (transport-cc) that drops layers for a narrow uplink, and a
+        line held down by its subscriber's downlink comes back up."""
         wanted = {rid for rid, layer in self.layers.items() if layer.consumers or layer.pending}
         lines = [c for c in self.track.consumers if c.wanted and c.producer is self.track]
         if not lines:
             return wanted
-        known = [
-            (layer.height, rid) for rid in self.rids if (layer := self.layers.get(rid)) is not None
-        ]
-        if len(known) < len(self.rids) or not all(height for height, _ in known):
-            # Unknown sizes: keep what is not known to be too large for anyone (everything from
-            # the lowest unknown layer up, in the offer's order: low to high for the call page).
-            first = next(
-                i
-                for i, rid in enumerate(self.rids)
-                if rid not in self.layers or not self.layers[rid].height
-            )
-            wanted.update(self.rids[first:])
-            known = [(height, rid) for height, rid in known if height]
-        known.sort()
+        heights = {rid: layer.height for rid, layer in self.layers.items() if layer.height}
+        first = next((i for i, rid in enumerate(self.rids) if rid not in heights), None)
+        below = [heights[rid] for rid in self.rids[:first]] if first is not None else []
+        known = sorted((height, rid) for rid, height in heights.items())
         for line in lines:
             tile = line.max_height or 0
+            if first is not None and not any(height >= tile for height in below):
+                wanted.update(self.rids[first:])  # an unknown layer may be the one that fits
             pick = next((rid for height, rid in known if height >= tile), None)
             if pick is None and known:
                 pick = known[-1][1]

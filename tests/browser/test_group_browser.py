@@ -712,3 +712,78 @@ def test_a_full_session_refuses_the_61st_and_its_end_reaches_everyone(
             simulated.stop()
         for who in (staff, late):
             who.context.close()
+
+
+#: The camera layers of the page's open connection and whether Chrome sends each ({rid: active});
+#: null while it has no answered connection or no camera sender.
+CAMERA_LAYERS = """() => {
+  const open = (window.__pcs || []).filter(
+    (pc) => pc.connectionState !== 'closed' && pc.remoteDescription);
+  if (open.length !== 1) return null;
+  const sender = open[0].getSenders().find((s) => s.track && s.track.kind === 'video');
+  if (!sender) return null;
+  const out = {};
+  for (const e of sender.getParameters().encodings) out[e.rid] = e.active;
+  return out;
+}"""
+PHONE_SIZE: ViewportSize = {"width": 390, "height": 844}
+#: The size each remote tile is shown at on this page, as media.js reports it ({name: "WxH"}).
+SHOWN_AT = """() => Object.fromEntries(
+  [...document.querySelectorAll('#tiles figure:not(.tile--self)')].map((tile) => {
+    const r = tile.getBoundingClientRect();
+    return [tile.querySelector('figcaption').textContent, Math.round(r.width) + 'x' + Math.round(r.height)];
+  }))"""
+
+
+def test_a_camera_shown_only_small_sends_only_its_small_layers(
+    server: Served, browser: Browser
+) -> None:
+    """A group call publishes three simulcast layers; the server tells each publisher which of
+    them anyone shows (``media.layers``) and the page stops the others. Ada is shown only on the
+    moderator's page: on a phone her tile is small and her top layer stops; on a desktop it is
+    large and the layer is sent again."""
+    staff, participant = person(browser), person(browser)
+    try:
+        console = page_of(staff)
+        sign_in(console, server.url, "provider")
+        link = create_session(console, server.url, "Layers class", 6)
+        mod = page_of(staff)
+        mod.goto(console.url.split("?")[0] + "/call")
+        expect(mod.locator("#group-call")).to_be_visible()
+        ada = page_of(participant)
+        arrive(ada, link, "Ada Lovelace")
+        moderator_lobby(mod).get_by_role("button", name="Admit Ada Lovelace").click()
+        expect(ada.locator("#group-call")).to_be_visible()
+        mod.wait_for_function(DECODING_REMOTE_VIDEO, arg=1, timeout=MEDIA_MS)
+        ada.wait_for_function(DECODING_REMOTE_VIDEO, arg=1, timeout=MEDIA_MS)
+        assert ada.evaluate(CAMERA_LAYERS) == {"q": True, "h": True, "f": True}
+
+        def ada_sends(top: bool, what: str) -> None:
+            """Ada's lowest layer is always sent, and her top one (f) only when ``top``."""
+
+            def sending() -> bool:
+                layers = ada.evaluate(CAMERA_LAYERS)
+                return bool(layers) and layers["q"] and layers["f"] is top
+
+            try:
+                seconds_until(sending, LIVE_MS / 1000, 0.2, what)
+            except AssertionError as error:
+                shown = mod.evaluate(SHOWN_AT)
+                raise AssertionError(
+                    f"{error}: Ada's page sends {ada.evaluate(CAMERA_LAYERS)}, "
+                    f"the moderator's page shows her at {shown}"
+                ) from None
+
+        # On the moderator's phone Ada's tile is small: her page stops sending her top layer.
+        mod.set_viewport_size(PHONE_SIZE)
+        ada_sends(False, "Ada's top layer paused while she is shown small")
+        # Spotlit, in the speaker view of a desktop, her tile is large: the top layer is sent again.
+        mod.set_viewport_size(DESKTOP_SIZE)
+        mod.get_by_role("button", name="Spotlight: Ada Lovelace").click()
+        mod.get_by_role("button", name="Speaker view").click()
+        ada_sends(True, "Ada's top layer sent again once she is shown large")
+    finally:
+        for who in (staff, participant):
+            who.context.close()
+    for who in (staff, participant):
+        assert who.errors == [], who.errors

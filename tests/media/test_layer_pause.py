@@ -89,13 +89,24 @@ def test_views_want_the_smallest_layer_that_fits_their_tile_whether_or_not_it_se
     assert track.wanted_rids() == {"f"}  # taller than any layer: the tallest
 
 
-def test_layers_of_unknown_size_are_wanted_from_the_first_unknown_up() -> None:
+def test_layers_of_unknown_size_are_wanted_from_the_first_unknown_up_unless_one_below_fits() -> (
+    None
+):
     track = _track({"q": 180, "h": 0})  # h has not declared its size, f has not arrived
     track.track.consumers = [_Line(track.track, 90)]  # type: ignore[list-item]
-    assert track.wanted_rids() == {"q", "h", "f"}
+    assert track.wanted_rids() == {"q"}  # q fits: h and f, above it, are only larger
+    track.track.consumers = [_Line(track.track, 240)]  # type: ignore[list-item]
+    assert track.wanted_rids() == {"q", "h", "f"}  # q is too small: h or f may be the one
     track = _track({"q": 180, "h": 360})  # f has not arrived (Chrome's allocator holds it)
+    track.track.consumers = [_Line(track.track, 131)]  # type: ignore[list-item]
+    assert track.wanted_rids() == {"q"}
+    track.track.consumers = [_Line(track.track, 200)]  # type: ignore[list-item]
+    assert track.wanted_rids() == {"h"}  # h fits: f is not needed, so it stays paused
+    track.track.consumers.append(_Line(track.track, 500))  # type: ignore[arg-type]
+    assert track.wanted_rids() == {"h", "f"}  # taller than h: f may fit it, and is wanted
+    track = _track({"q": 0})  # nothing known yet: everything may be needed
     track.track.consumers = [_Line(track.track, 90)]  # type: ignore[list-item]
-    assert track.wanted_rids() == {"q", "f"}
+    assert track.wanted_rids() == {"q", "h", "f"}
 
 
 # ---- the worker ---------------------------------------------------------------------------------

@@ -82,6 +82,9 @@
     roomWire.on("media.slots", (body) => {
       if (room && room.wire === roomWire) G.setSlots(body);
     });
+    roomWire.on("media.layers", (body) => {
+      if (room && room.wire === roomWire) G.setLayers(body);
+    });
     roomWire.on("call.speaker", (body) => {
       if (room && room.wire === roomWire) G.setSpeaker(body.peer);
     });

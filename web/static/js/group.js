@@ -620,6 +620,11 @@
     return wire.request(type, body || {}, MODERATOR ? "room/" + page.dataset.room : undefined);
   }
 
+  /* media.layers {active: [rid]}: the simulcast layers of ours that someone shows (media.js). */
+  function applyLayers(body) {
+    if (media && media.setLayers && Array.isArray(body.active)) media.setLayers(body.active);
+  }
+
   function startMedia() {
     /* media is {pending} while a start runs: one start at a time, for the call we are in now */
     if (media || state.phase !== "in_call" || !page.dataset.mediaUrl) return;
@@ -769,6 +774,10 @@
       if (state.breakout) return;
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
+    });
+    /* The SFU says which of our simulcast layers anyone wants: Chrome stops sending the rest. */
+    w.on("media.layers", (body) => {
+      if (!state.breakout) applyLayers(body);
     });
     w.on("call.speaker", (body) => {
       if (state.breakout) return;
@@ -1021,6 +1030,7 @@
       if (media && media.setSlots) media.setSlots(body.slots || {}, body.audio, body.seq);
       else pendingSlots = body;
     },
+    setLayers: applyLayers,
     setSpeaker(peer) {
       state.speaker = peer || null;
       render();
