@@ -191,7 +191,7 @@ class Feedback:
         due = [
             layer
             for layer in track.layers.values()
-            if (layer.pending or layer.consumers)
+            if (layer.pending or (layer.consumers and layer.keyframes.pending))
             and layer.keyframes.due(now, waited=bool(layer.pending))
         ]
         self.send_layer_plis(track.track, due)

@@ -264,15 +264,17 @@ class Simulcast:
         publisher's own estimator (transport-cc) that drops layers for a narrow uplink, and a
         line held down by its subscriber's downlink comes back up."""
         wanted = {rid for rid, layer in self.layers.items() if layer.consumers or layer.pending}
-        lines = [c for c in self.track.consumers if c.wanted and c.producer is self.track]
-        if not lines:
+        # Each tile height once: a 60-person call has ~59 lines per track and few distinct sizes.
+        tiles = {
+            c.max_height or 0 for c in self.track.consumers if c.wanted and c.producer is self.track
+        }
+        if not tiles:
             return wanted
         heights = {rid: layer.height for rid, layer in self.layers.items() if layer.height}
         first = next((i for i, rid in enumerate(self.rids) if rid not in heights), None)
         below = [heights[rid] for rid in self.rids[:first]] if first is not None else []
         known = sorted((height, rid) for rid, height in heights.items())
-        for line in lines:
-            tile = line.max_height or 0
+        for tile in tiles:
             if first is not None and not any(height >= tile for height in below):
                 wanted.update(self.rids[first:])  # an unknown layer may be the one that fits
             pick = next((rid for height, rid in known if height >= tile), None)
