@@ -22,6 +22,7 @@ COUNTER_NAMES = (
     "nack_retransmits",
     "nack_misses",
     "nack_upstream",
+    "nack_upstream_retries",
     "keyframe_requests",
     "keyframe_coalesced",
     "remb_sent",
@@ -76,6 +77,7 @@ class Counters:
     nack_retransmits: int
     nack_misses: int
     nack_upstream: int
+    nack_upstream_retries: int
     keyframe_requests: int
     keyframe_coalesced: int
     remb_sent: int

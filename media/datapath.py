@@ -144,6 +144,9 @@ class DataPath:
             if lost:
                 self.send_rtcp(transport, rtcp.build_nack(transport.rtcp_ssrc, producer.ssrc, lost))
                 counters.nack_upstream += 1
+                producer.asked_for(lost, self.clock())
+            elif producer.nacked:
+                producer.nacked.pop(seq, None)  # a NACK answered (or a late packet came)
         else:
             producer.start(seq, ts, self.clock())
         producer.packets += 1

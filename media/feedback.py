@@ -185,6 +185,17 @@ class Feedback:
         else:
             self.counters.keyframe_coalesced += 1
 
+    def resend_nacks(self, producer: Producer, now: float) -> None:
+        """The ticker: NACK again what a publisher was asked for and has not sent (forward.py,
+        NACK_RETRY), one generic NACK for all of them."""
+        due = producer.nacks_due(now)
+        if due:
+            transport = producer.transport
+            self.datapath.send_rtcp(
+                transport, rtcp.build_nack(transport.rtcp_ssrc, producer.ssrc, due)
+            )
+            self.counters.nack_upstream_retries += 1
+
     def send_owed_layer_plis(self, track: Simulcast, now: float) -> None:
         """The ticker: layers owed a key frame (a request was coalesced) whose own interval has
         passed, and layers a switch has waited on for KEYFRAME_RETRY, in one compound PLI."""

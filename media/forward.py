@@ -32,6 +32,14 @@ KEYFRAME_INTERVAL = 0.5
 KEYFRAME_RETRY = 1.0
 # A gap larger than this is a restart or a reordering storm, not loss worth NACKing.
 MAX_NACK_GAP = 32
+# A NACKed packet still missing this long after the NACK is asked for again (the NACK or the
+# resend can be lost too; libwebrtc's receiver repeats its NACKs in the same way), at most
+# NACK_TRIES times in all. Longer than a resend takes on any sane path, so a resend that is only
+# slow is rarely asked twice (a second copy would be refused by SRTP's replay check).
+NACK_RETRY = 0.25
+NACK_TRIES = 3
+# At most this many sequence numbers are followed per publisher; the oldest are given up first.
+NACK_TRACKED = 64
 MIN_SLOT_SWITCH_TS_GAP = 1
 #: `Consumer.attach`'s default: keep the line's wanted height.
 KEEP_HEIGHT = -1
@@ -104,6 +112,7 @@ class Producer:
         "last_sr_at",
         "last_sr_mid",
         "last_ts",
+        "nacked",
         "octets",
         "packets",
         "payload_type",
@@ -142,6 +151,8 @@ class Producer:
         self.consumers: list[Consumer] = []
         self.targets: tuple[Consumer, ...] = ()
         self.cache: PacketCache | None = PacketCache() if kind == "video" else None
+        #: Sequence numbers NACKed upstream and not yet arrived: seq -> (last asked at, tries).
+        self.nacked: dict[int, tuple[float, int]] = {}
         self.keyframes = KeyframeLimiter()
         self.started = False
         self.last_seq = 0
@@ -193,6 +204,29 @@ class Producer:
             if 0 < missing <= MAX_NACK_GAP:
                 return [(last + 1 + i) & SEQ_MASK for i in range(missing)]
         return []
+
+    def asked_for(self, lost: list[int], now: float) -> None:
+        """`lost` was just NACKed: follow each until it arrives or NACK_TRIES are spent."""
+        nacked = self.nacked
+        for seq in lost:
+            nacked[seq] = (now, 1)
+        while len(nacked) > NACK_TRACKED:
+            del nacked[next(iter(nacked))]
+
+    def nacks_due(self, now: float) -> list[int]:
+        """Sequence numbers to NACK again now (each counted as one more try); gives up on those
+        that have had NACK_TRIES."""
+        due = []
+        nacked = self.nacked
+        for seq, (asked_at, tries) in list(nacked.items()):
+            if now - asked_at < NACK_RETRY:
+                continue
+            if tries >= NACK_TRIES:
+                del nacked[seq]
+            else:
+                nacked[seq] = (now, tries + 1)
+                due.append(seq)
+        return due
 
     @property
     def extended_highest(self) -> int:

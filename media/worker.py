@@ -272,7 +272,13 @@ class Worker:
                 if producer.keyframes.due(now):
                     self._feedback.send_pli(producer)
                 track = producer.simulcast
-                if track is not None:
+                if track is None:
+                    if producer.nacked:
+                        self._feedback.resend_nacks(producer, now)
+                else:
+                    for layer in track.layers.values():
+                        if layer.nacked:
+                            self._feedback.resend_nacks(layer, now)
                     if track.stalled():
                         track.reselect(now)  # off a layer the publisher stopped sending
                     self._feedback.send_owed_layer_plis(track, now)

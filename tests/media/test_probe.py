@@ -15,7 +15,6 @@ import pytest
 import trio
 
 from media import feedback
-from media.forward import KEYFRAME_RETRY, Producer
 from media.probe import PROBE_FIRST, PROBE_STALL
 from media.worker import Worker, WorkerConfig
 from tests.media.fakepeer import FakePeer
@@ -163,39 +162,3 @@ async def test_a_line_short_of_headroom_tries_too_and_keeps_a_layer_that_fits(
     at(call, clock, t + 1.5 + PROBE_FIRST, 1_900_000)
     assert call.line.probe is None and call.line.layer is track.layers["f"]
     assert call.line.probe_at is None and call.line.target is None
-
-
-# ---- a switch whose key frame does not come -----------------------------------------------------
-
-
-async def asked_at(call: Call, layer: Producer, when: float) -> None:
-    """The worker's ticker (every 50 ms, at the injected clock's time) asked `layer` for a key
-    frame at `when`."""
-    with trio.fail_after(5.0):
-        while layer.keyframes.last_sent != when:
-            await call.settle()
-
-
-async def test_a_switch_whose_key_frame_does_not_come_asks_again_until_it_does(
-    rig: tuple[Call, StepClock],
-) -> None:
-    """A PLI can be lost, and no browser sends a key frame unasked: a line waiting to switch
-    would keep its old layer for good. The ticker asks again each KEYFRAME_RETRY until the
-    layer's key frame comes, and not once it has."""
-    call, clock = rig
-    await start_layers(call)
-    q = call.publisher.simulcast[0].layers["q"]
-    t = clock.now + 1.0
-    at(call, clock, t, 10_000_000)
-    call.line.set_wanted(180, t)  # a small tile: the line waits for q's key frame
-    assert call.line.target is q
-    await asked_at(call, q, t)
-    at(call, clock, t + KEYFRAME_RETRY - 0.1, 10_000_000)
-    await trio.sleep(0.2)  # four ticks: not yet
-    assert q.keyframes.last_sent == t
-    at(call, clock, t + KEYFRAME_RETRY, 10_000_000)
-    await asked_at(call, q, t + KEYFRAME_RETRY)
-    await switched_to(call, "q")
-    at(call, clock, t + 4 * KEYFRAME_RETRY, 10_000_000)
-    await trio.sleep(0.2)  # on q now: nothing more to ask
-    assert q.keyframes.last_sent == t + KEYFRAME_RETRY
