@@ -3,6 +3,7 @@ clear line on stderr and exit status 2, never a Python traceback (issue 17)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from pathlib import Path
@@ -56,3 +57,27 @@ async def test_no_server_is_one_line() -> None:
     status, stderr = await loadtest(f"http://127.0.0.1:{port}", "--quick", "--password", "x")
     assert status == 2
     assert "cannot reach" in one_clear_line(stderr)
+
+
+def report_errors(out: Path) -> dict[str, int]:
+    """The errors of the one report a run wrote under ``out``."""
+    [report] = out.glob("*/report.json")
+    errors: dict[str, int] = json.loads(report.read_text())["errors"]
+    return errors
+
+
+async def test_a_process_that_cannot_run_says_why_in_the_report(
+    waitroom_server: RunningServer, tmp_path: Path
+) -> None:
+    """With several load-generator processes, one that cannot start (here: a wrong password)
+    names its reason in the report's errors, not a bare ``worker_failed``."""
+    status, _ = await loadtest(
+        waitroom_server.base_url,
+        *("--quick", "--password", "wrong", "--processes", "2", "--out", str(tmp_path)),
+    )
+    assert status == 1  # the run ends with errors
+    errors = report_errors(tmp_path)
+    assert "worker_failed" not in errors, errors
+    reasons = [kind for kind in errors if kind.startswith("worker_could_not_run: ")]
+    assert len(reasons) == 1 and "refused" in reasons[0], errors
+    assert errors[reasons[0]] == 2, errors

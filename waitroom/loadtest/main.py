@@ -230,8 +230,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, spec: Scenario) -> int:
     if args.worker is not None:
-        recorder = trio.run(scenario.run, spec, sys.stderr)
         assert args.samples_out is not None
+        try:
+            recorder = trio.run(scenario.run, spec, sys.stderr)
+        except (scenario.LoadtestError, OSError) as error:
+            # The parent reports what each process saw: say why this one could not run, rather
+            # than leave it to count as a bare "worker_failed".
+            recorder = scenario.Recorder()
+            recorder.error(f"worker_could_not_run: {error}")
+            args.samples_out.write_text(json.dumps(recorder.to_json()))
+            raise
         args.samples_out.write_text(json.dumps(recorder.to_json()))
         return 0
     out: Path = args.out / time.strftime("%Y%m%d-%H%M%S")
