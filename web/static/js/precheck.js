@@ -31,6 +31,8 @@
   /* The analyser's RMS level (0..1) above which the microphone counts as hearing sound. */
   const SOUND_LEVEL = 0.02;
   const METER_INTERVAL_MS = 100;
+  /* Samples per stretch whose RMS level is compared with SOUND_LEVEL. */
+  const STRETCH = 1024;
   const TONE_HZ = 440;
   const TONE_SECONDS = 0.8;
   const TONE_GAIN = 0.2;
@@ -95,8 +97,11 @@
       say("precheck-microphone", S.mic_untested);
       return;
     }
+    /* Each read covers more than the time since the last one (8192 samples: 170 ms at 48 kHz,
+     * read every 100 ms), so a short sound between two reads is never missed; the level is the
+     * loudest 1024-sample stretch of it (about 21 ms), so steady hiss does not count as sound. */
     const analyser = ctx.createAnalyser();
-    analyser.fftSize = 1024;
+    analyser.fftSize = 8192;
     ctx.createMediaStreamSource(new MediaStream(tracks)).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
     say("precheck-microphone", S.mic_listening);
@@ -106,9 +111,12 @@
         return;
       }
       analyser.getFloatTimeDomainData(samples);
-      let sum = 0;
-      for (const v of samples) sum += v * v;
-      const level = Math.sqrt(sum / samples.length);
+      let level = 0;
+      for (let start = 0; start < samples.length; start += STRETCH) {
+        let sum = 0;
+        for (let i = start; i < start + STRETCH; i++) sum += samples[i] * samples[i];
+        level = Math.max(level, Math.sqrt(sum / STRETCH));
+      }
       if (meter) meter.value = Math.min(1, level * 5);
       if (level > SOUND_LEVEL && result.microphone !== "ok") {
         result.microphone = "ok";
