@@ -112,6 +112,7 @@ class Producer:
         "last_sr_at",
         "last_sr_mid",
         "last_ts",
+        "nack_due_at",
         "nacked",
         "octets",
         "packets",
@@ -153,6 +154,8 @@ class Producer:
         self.cache: PacketCache | None = PacketCache() if kind == "video" else None
         #: Sequence numbers NACKed upstream and not yet arrived: seq -> (last asked at, tries).
         self.nacked: dict[int, tuple[float, int]] = {}
+        #: When the first of them is due to be asked again (the ticker looks no sooner).
+        self.nack_due_at = float("inf")
         self.keyframes = KeyframeLimiter()
         self.started = False
         self.last_seq = 0
@@ -212,20 +215,26 @@ class Producer:
             nacked[seq] = (now, 1)
         while len(nacked) > NACK_TRACKED:
             del nacked[next(iter(nacked))]
+        self.nack_due_at = min(self.nack_due_at, now + NACK_RETRY)
 
     def nacks_due(self, now: float) -> list[int]:
         """Sequence numbers to NACK again now (each counted as one more try); gives up on those
         that have had NACK_TRIES."""
-        due = []
+        due: list[int] = []
         nacked = self.nacked
+        if now < self.nack_due_at:
+            return due
+        next_at = float("inf")
         for seq, (asked_at, tries) in list(nacked.items()):
             if now - asked_at < NACK_RETRY:
-                continue
-            if tries >= NACK_TRIES:
+                next_at = min(next_at, asked_at + NACK_RETRY)
+            elif tries >= NACK_TRIES:
                 del nacked[seq]
             else:
                 nacked[seq] = (now, tries + 1)
+                next_at = min(next_at, now + NACK_RETRY)
                 due.append(seq)
+        self.nack_due_at = next_at
         return due
 
     @property
