@@ -74,24 +74,24 @@ async def nacked(call: Call, ssrc: int, seq: int, within: float = 2.0) -> bool:
     return False
 
 
-async def lose_one(call: Call) -> tuple[int, bytes]:
-    """A packet of q lost on the way in: the next one opens the gap. Returns its seq and bytes."""
+async def lose_one(call: Call, clock: StepClock) -> tuple[float, int, Producer, int, bytes]:
+    """All layers started, then a packet of q lost on the way in: the next one opens the gap and
+    the data path NACKs it at once. Returns the time, q's SSRC and layer, the seq and packet."""
+    await start_layers(call)
+    t = clock.now + 1.0
+    at(call, clock, t, ESTIMATE)
     lost = call.pub.frame("q", key=False)
     await call.pub.frames("q")
-    return int.from_bytes(lost[2:4], "big"), lost
+    ssrc, seq = call.pub.layers["q"].ssrc, int.from_bytes(lost[2:4], "big")
+    assert await nacked(call, ssrc, seq)
+    return t, ssrc, call.publisher.simulcast[0].layers["q"], seq, lost
 
 
 async def test_a_nack_left_unanswered_is_sent_again_then_given_up(
     rig: tuple[Call, StepClock],  # noqa: F811
 ) -> None:
     call, clock = rig
-    await start_layers(call)
-    ssrc = call.pub.layers["q"].ssrc
-    q = call.publisher.simulcast[0].layers["q"]
-    t = clock.now + 1.0
-    at(call, clock, t, ESTIMATE)
-    seq, _ = await lose_one(call)
-    assert await nacked(call, ssrc, seq)  # at once, from the data path
+    t, ssrc, q, seq, _ = await lose_one(call, clock)
     at(call, clock, t + NACK_RETRY - 0.05, ESTIMATE)
     assert not await nacked(call, ssrc, seq, within=0.2)  # not before NACK_RETRY
     for attempt in range(2, NACK_TRIES + 1):
@@ -107,13 +107,7 @@ async def test_a_nack_answered_is_not_sent_again(
     rig: tuple[Call, StepClock],  # noqa: F811
 ) -> None:
     call, clock = rig
-    await start_layers(call)
-    ssrc = call.pub.layers["q"].ssrc
-    q = call.publisher.simulcast[0].layers["q"]
-    t = clock.now + 1.0
-    at(call, clock, t, ESTIMATE)
-    seq, packet = await lose_one(call)
-    assert await nacked(call, ssrc, seq)
+    t, ssrc, q, seq, packet = await lose_one(call, clock)
     await call.pub.send(packet)  # the resend
     await call.settle()
     assert q.nacked == {}

@@ -99,7 +99,7 @@
     }
     /* Each read covers more than the time since the last one (8192 samples: 170 ms at 48 kHz,
      * read every 100 ms), so a short sound between two reads is never missed; the level is the
-     * loudest 1024-sample stretch of it (about 21 ms), so steady hiss does not count as sound. */
+     * loudest 1024-sample stretch of it (about 21 ms: the window the meter used to read whole). */
     const analyser = ctx.createAnalyser();
     analyser.fftSize = 8192;
     ctx.createMediaStreamSource(new MediaStream(tracks)).connect(analyser);
