@@ -1,6 +1,6 @@
 """What the gateway refused, counted for ``/metrics`` (issue 15).
 
-Two families of plain counters, read at scrape time by :mod:`waitroom.metrics`:
+Plain counters, read at scrape time by :mod:`waitroom.metrics`:
 
 * :data:`REFUSALS`: websockets the gateway closed (or served with less) for cause, by reason:
   one of :data:`REASONS`, each tied to one close code of ``docs/protocol.md``.
@@ -15,7 +15,8 @@ number of series. Every label is present from the start at 0, as the media plane
 reasons are, so a rate over the first refusal is not lost.
 
 Process-wide, like :data:`runtime.kernel.MESSAGES_HANDLED`: one node's process is one gateway.
-An increment is one dict store, and it happens only on a refusal, never per accepted message.
+An increment is one dict store, and it happens only on a refusal or a batched frame, never per
+accepted message. :data:`BATCHED` counts frames that carried several events (protocol version 2).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ CODES: tuple[str, ...] = (
 REFUSALS: dict[str, int] = dict.fromkeys(REASONS, 0)
 #: Error frames sent, by code (always every one of :data:`CODES`).
 ERRORS: dict[str, int] = dict.fromkeys(CODES, 0)
+
+
+#: Frames that carried several events (protocol version 2), and the events they carried: how much
+#: batching saves shows as events per frame.
+BATCHED: dict[str, int] = {"frames": 0, "events": 0}
+
+
+def events_batched(count: int) -> None:
+    """Count one frame that carried ``count`` events."""
+    BATCHED["frames"] += 1
+    BATCHED["events"] += count
 
 
 def refused(reason: str) -> None:

@@ -1,6 +1,7 @@
 """The wire protocol, sans-IO: decode and validate client frames, encode server frames.
 
-Every frame is one binary websocket message holding a msgpack map (see ``docs/protocol.md``):
+Every frame is one binary websocket message holding a msgpack map (see ``docs/protocol.md``);
+from protocol version 2 a server frame may hold several maps back to back:
 
 * client -> server: ``{"t": type, "id": request id (int, optional), "to": address (optional), "b": body}``
 * server -> client: ``{"t": "reply", "id": n, "b": {...}}``, ``{"t": "error", "id": n|None,
@@ -21,7 +22,15 @@ import msgpack
 from actors import refusals
 
 #: Protocol versions this server speaks; negotiated in ``hello``.
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
+#: From this version on, a server frame may carry several events, their msgpack maps concatenated:
+#: a dashboard of a busy clinic gets the events queued for it in one websocket send instead of one
+#: each (issue 17: sends were most of the server's per-arrival work). Replies stay one per frame.
+BATCHED_EVENTS_VERSION = 2
+#: A batched frame stops growing past this many bytes (the next event starts the next frame).
+MAX_BATCH_BYTES = 64 * 1024
+#: ... or this many events.
+MAX_BATCH_EVENTS = 64
 #: Largest accepted frame. An SDP offer with six participants' slots is about 12 KiB; chat and
 #: arrival forms are far smaller. Anything bigger is an error, not a buffer to grow.
 MAX_FRAME_BYTES = 64 * 1024
@@ -135,8 +144,22 @@ def encode_client(
 
 
 def decode_server(data: bytes) -> dict[str, Any]:
-    """Decode a server frame (clients: tests, the load tester)."""
+    """Decode a server frame of one message (clients of version 1: tests, the load tester)."""
     obj = msgpack.unpackb(data, raw=False)
     if not isinstance(obj, dict):
         raise ValueError("server frame is not a map")
     return obj
+
+
+def decode_server_messages(data: bytes) -> list[dict[str, Any]]:
+    """Every message of a server frame: one, or several events back to back (version 2)."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(data) or 1)
+    unpacker.feed(data)
+    messages: list[dict[str, Any]] = []
+    for obj in unpacker:
+        if not isinstance(obj, dict):
+            raise ValueError("server frame holds something other than a map")
+        messages.append(obj)
+    if not messages:
+        raise ValueError("empty server frame")
+    return messages

@@ -227,6 +227,16 @@ def _gateway_refusals() -> Iterator[Metric]:
     for code, count in gateway_counters.ERRORS.items():
         errors.add_metric([code], count)
     yield errors
+    yield CounterMetricFamily(
+        "waitroom_ws_batched_frames",
+        "Server frames that carried several queued events at once (protocol version 2).",
+        value=gateway_counters.BATCHED["frames"],
+    )
+    yield CounterMetricFamily(
+        "waitroom_ws_batched_events",
+        "Events sent in those frames.",
+        value=gateway_counters.BATCHED["events"],
+    )
 
 
 def _media(stats: dict[str, int]) -> Iterator[Metric]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 import trio
 
@@ -23,6 +22,7 @@ from actors.inbound import Inbound, Push
 from actors.messages import Arrive, CallerGone, CallerUpdate, FindArea
 from actors.principal import Grant, Principal, Role, Scope
 from actors.waiting.areas import AREAS_ADDRESS
+from gateway import protocol
 from gateway.auth import Authenticator
 from gateway.connection import CLOSE_TRY_AGAIN, ClientSession, Limits, OutboundMailbox
 from runtime import Registry, Supervisor
@@ -46,10 +46,14 @@ class SlowSocket:
     def __init__(self) -> None:
         self.gate = trio.Event()
         self.frames: list[dict[str, Any]] = []
+        #: Messages per websocket frame written (more than one only at protocol version 2).
+        self.per_write: list[int] = []
 
     async def write(self, frame: bytes) -> None:
         await self.gate.wait()
-        self.frames.append(msgpack.unpackb(frame))
+        messages = protocol.decode_server_messages(frame)
+        self.frames.extend(messages)
+        self.per_write.append(len(messages))
 
     async def never_sends(self) -> bytes | None:
         await trio.sleep_forever()
@@ -158,6 +162,43 @@ async def test_dashboard_behind_during_a_burst_stays_open_and_ends_with_the_queu
     assert shown == expected  # nobody missing, nobody removed still shown, latest state of each
     assert sum(1 for c in shown.values() if c["status"] == "on_hold") == UPDATED
     assert len(dashboard.socket.frames) <= BURST + 1  # one write per caller, not per event
+
+
+async def test_a_version_2_dashboard_gets_what_queued_up_in_few_frames_and_the_same_queue(
+    dashboard: Dashboard,
+) -> None:
+    """Protocol version 2: the events queued while the socket was blocked go out several per
+    frame (one send each), and replaying them still gives exactly the area's queue."""
+    dashboard.session.version = protocol.BATCHED_EVENTS_VERSION  # as its hello would have set
+    ids = await burst(dashboard, BURST)
+    area = dashboard.registry.ref(dashboard.area)
+    for caller_id in ids[:UPDATED]:
+        area.tell(CallerUpdate(caller_id, status="on_hold"))
+    for caller_id in ids[-LEAVING:]:
+        area.tell(CallerGone(caller_id, "left"))
+    await trio.testing.wait_all_tasks_blocked()
+    queued = dashboard.session.mailbox.depth()
+    dashboard.socket.gate.set()
+    with trio.fail_after(SETTLE):
+        await trio.testing.wait_all_tasks_blocked()
+    assert dashboard.session.mailbox.depth() == 0
+    assert dashboard.session.close_code is None
+    assert replay(dashboard.socket.frames) == await dashboard.snapshot()
+    writes = dashboard.socket.per_write
+    assert sum(writes) == len(dashboard.socket.frames)
+    # The first write was already under way when the rest queued; the rest took ceil(n/64) sends.
+    assert len(writes) <= 1 + -(-queued // protocol.MAX_BATCH_EVENTS)
+    assert max(writes) == protocol.MAX_BATCH_EVENTS
+
+
+async def test_a_version_1_dashboard_gets_one_event_per_frame(dashboard: Dashboard) -> None:
+    dashboard.session.version = 1
+    await burst(dashboard, 20)
+    await trio.testing.wait_all_tasks_blocked()
+    dashboard.socket.gate.set()
+    with trio.fail_after(SETTLE):
+        await trio.testing.wait_all_tasks_blocked()
+    assert dashboard.socket.per_write == [1] * 20
 
 
 async def test_dashboard_that_never_reads_is_closed_with_1013(

@@ -29,7 +29,7 @@ globalThis.WebSocket = FakeSocket;
 globalThis.window = { location: { protocol: "http:", host: "x" } };
 globalThis.MessagePack = {
   encode: (frame) => JSON.stringify(frame),
-  decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+  decodeMulti: (bytes) => [JSON.parse(new TextDecoder().decode(bytes))],
 };
 %(wire)s
 const results = {};

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
 
-from gateway.protocol import decode_server, encode_client
+from gateway.protocol import decode_server_messages, encode_client
 
 #: Bounds the websocket handshake and every request's reply.
 CONNECT_TIMEOUT = 10.0
@@ -76,14 +76,14 @@ class GatewayClient:
                 data = await self.ws.get_message()
                 if not isinstance(data, bytes):
                     continue
-                frame = decode_server(data)
-                request_id = frame.get("id")
-                if frame.get("t") in ("reply", "error") and request_id in self._waiting:
-                    done, slot = self._waiting[request_id]
-                    slot.append(frame)
-                    done.set()
-                else:
-                    self.on_event(str(frame.get("t")), frame.get("b") or {})
+                for frame in decode_server_messages(data):
+                    request_id = frame.get("id")
+                    if frame.get("t") in ("reply", "error") and request_id in self._waiting:
+                        done, slot = self._waiting[request_id]
+                        slot.append(frame)
+                        done.set()
+                    else:
+                        self.on_event(str(frame.get("t")), frame.get("b") or {})
         except ConnectionClosed:
             pass
         finally:
@@ -125,7 +125,8 @@ async def _connected(
         try:
             client = GatewayClient(ws, on_event)
             nursery.start_soon(client.read_loop)
-            hello: dict[str, Any] = {"versions": [1]}
+            # Version 2 as the pages speak it: several events may share a frame.
+            hello: dict[str, Any] = {"versions": [1, 2]}
             if token:
                 hello["token"] = token
             await client.request("hello", hello)

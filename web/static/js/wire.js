@@ -90,7 +90,8 @@
     }
 
     async _hello() {
-      const body = { versions: [1] };
+      /* Version 2: a server frame may hold several events back to back (docs/protocol.md). */
+      const body = { versions: [1, 2] };
       if (this.options.token) body.token = this.options.token;
       try {
         const hello = await this._send("hello", body);
@@ -141,12 +142,16 @@
     }
 
     _receive(data) {
-      let frame;
+      let frames;
       try {
-        frame = MessagePack.decode(new Uint8Array(data));
+        frames = Array.from(MessagePack.decodeMulti(new Uint8Array(data)));
       } catch (error) {
         return;
       }
+      for (const frame of frames) this._handle(frame);
+    }
+
+    _handle(frame) {
       if (!frame || typeof frame !== "object") return;
       const body = frame.b || {};
       if (frame.t === "reply" || (frame.t === "error" && frame.id != null)) {
