@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -31,6 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from gateway.protocol import decode_server_messages
 from tests.chromium import launch
 from tests.polling import seconds_until_flat, seconds_until_grown
 from tests.served import Served, served
@@ -58,7 +58,8 @@ class Person:
     def record(self, ws: WebSocket) -> None:
         def on_frame(payload: str | bytes) -> None:
             if isinstance(payload, bytes):
-                self.frames.append(msgpack.unpackb(payload, raw=False))
+                # A version 2 frame may carry several events back to back.
+                self.frames.extend(decode_server_messages(payload))
 
         ws.on("framereceived", on_frame)
 
