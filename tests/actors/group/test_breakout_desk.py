@@ -144,15 +144,18 @@ class Rig:
 
     async def mod(self, kind: str, **body: Any) -> Any:
         frame = Inbound(f"group.breakout.{kind}", body, MODERATOR, "conn/mod")
-        return await self.registry.ref(self.desk).ask(
-            BreakoutFrame(frame, True, tuple(self.members))
-        )
+        return await self._ask(BreakoutFrame(frame, True, tuple(self.members)))
 
     async def part(self, member: str, kind: str, **body: Any) -> Any:
         frame = Inbound(f"group.breakout.{kind}", body, self.people[member], f"conn/{member}")
-        return await self.registry.ref(self.desk).ask(
-            BreakoutFrame(frame, False, tuple(self.members))
-        )
+        return await self._ask(BreakoutFrame(frame, False, tuple(self.members)))
+
+    async def _ask(self, frame: BreakoutFrame) -> Any:
+        """The desk's answer, once the actors it told on the way (the main call's pushes) have
+        taken their mail: the desk answers without waiting for them."""
+        answer = await self.registry.ref(self.desk).ask(frame)
+        await trio.testing.wait_all_tasks_blocked()
+        return answer
 
     async def socket(self) -> tuple[str, Changes]:
         self.sockets += 1
