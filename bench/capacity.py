@@ -41,10 +41,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from procstat import cpu_seconds  # bench/, the script's folder
 
@@ -199,7 +200,15 @@ class Server:
 # -- a load-test run -------------------------------------------------------------------------------
 
 
-def loadtest(server: Server, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+class Served(Protocol):
+    """What a load test needs of the server it drives (one `Server`, or a node of bench/nodes.py)."""
+
+    url: str
+
+    def cpu_seconds(self) -> float: ...
+
+
+def loadtest(server: Served, out: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Run this tree's ``waitroom loadtest`` against ``server``; its summary plus our extras."""
     args = [
         sys.executable,
@@ -220,14 +229,15 @@ def loadtest(server: Server, out: Path, options: dict[str, Any]) -> dict[str, An
     limit = float(options["duration"]) + RUN_GRACE
     cpu_before = server.cpu_seconds()
     started = time.monotonic()
-    done = subprocess.run(
-        args,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=limit,
-        check=False,
-    )
+    with CpuSeries(server) as series:
+        done = subprocess.run(
+            args,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            check=False,
+        )
     wall = time.monotonic() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -235,6 +245,9 @@ def loadtest(server: Server, out: Path, options: dict[str, Any]) -> dict[str, An
     summary: dict[str, Any] = json.loads(lines[-1])
     server_cpu = server.cpu_seconds() - cpu_before
     summary["server_process_cpu_percent"] = round(100 * server_cpu / wall, 1)
+    # The run's average hides the arrivals' window (a drain and sign-ins follow it): the busiest
+    # second says whether the server's one core was full while the callers came.
+    summary["server_cpu_busiest_second_percent"] = series.busiest_percent()
     # Includes the server's idle work over the run (timers, pings of waiting callers): an upper
     # bound on the cost of one arrival, from the process's own CPU clock (/proc).
     summary["server_cpu_ms_per_arrival"] = (
@@ -248,6 +261,39 @@ def loadtest(server: Server, out: Path, options: dict[str, Any]) -> dict[str, An
         summary["while_waiting"] = while_waiting(samples)
         summary["out_dir"] = str(samples_path.parent)
     return summary
+
+
+class CpuSeries:
+    """The server's CPU share second by second while a load test runs (a thread reading /proc)."""
+
+    def __init__(self, server: Served, every: float = 1.0) -> None:
+        self.server = server
+        self.every = every
+        self.shares: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="cpu series", daemon=True)
+
+    def _sample(self) -> None:
+        last, at = self.server.cpu_seconds(), time.monotonic()
+        while not self._stop.wait(self.every):
+            try:
+                now_cpu = self.server.cpu_seconds()
+            except OSError:  # the server has gone
+                return
+            now = time.monotonic()
+            self.shares.append(100 * (now_cpu - last) / (now - at))
+            last, at = now_cpu, now
+
+    def busiest_percent(self) -> float | None:
+        return round(max(self.shares), 1) if self.shares else None
+
+    def __enter__(self) -> CpuSeries:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(STOP_TIMEOUT)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -498,7 +544,7 @@ def row_text(name: str, r: dict[str, Any]) -> str:
         f"dash p50/p95/p99 {d['p50_ms']}/{d['p95_ms']}/{d['p99_ms']} ms, "
         f"calls {r['calls_started']}, errors {r['error_count']}, "
         f"server CPU {r['server']['cpu_percent']}% ({r.get('server_cpu_ms_per_arrival')} ms per "
-        f"arrival), load tester CPU {r.get('client', {}).get('cpu_percent')}% "
+        f"arrival, busiest second {r.get('server_cpu_busiest_second_percent')}%), load tester CPU {r.get('client', {}).get('cpu_percent')}% "
         f"(busiest process {r.get('client', {}).get('busiest_process_percent')}%)"
         + (
             f", waiting: {w['peak_connections']} connected, {w['kib_per_connection']} KiB each, "

@@ -1,0 +1,264 @@
+"""Arrivals per second on one node against two on this machine, sharing Redis and PostgreSQL.
+
+    python bench/nodes.py [--rates 50,100,150] [--step-seconds 10] [--areas 50] [--quick]
+
+One Waitroom node uses one core for the control plane (Python runs one thread at a time), so on a
+2-core machine a second node is the way to the second core (issue 18). For each arrival rate this
+starts its own redis-server and PostgreSQL (Debian's, loopback, as the cluster tests do), a fresh
+database prepared with ``--areas`` always-open areas, then:
+
+* ``1 node``: one ``waitroom serve --redis --database`` and the arrival ramp of
+  ``bench/capacity.py`` against it (callers arrive, dashboards watch, providers join some);
+* ``2 nodes``: two such nodes on the same Redis and database, and the same load split in half,
+  each half arriving and watching through its own node. An area lives on one node, so about half
+  the arrivals reach an area hosted on the other node and their dashboard events cross through
+  Redis.
+
+A step passes with arrival-to-dashboard p99 under 250 ms, no error and the offered rate kept up;
+the ramp stops at the first step that fails on both. Also per step: each node's CPU per arrival,
+Redis commands per arrival (``INFO commandstats`` before and after, background work included).
+The load tester shares the two cores: its CPU is printed beside the servers'. The last line
+printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from capacity import (  # bench/, the script's folder
+    MAX_RAMP_PROVIDERS,
+    MIN_RAMP_PROVIDERS,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    free_port,
+    loadtest,
+    percentile,
+    step_passed,
+)
+from procstat import cpu_seconds
+
+from tests.cluster.servers import PostgresServer, RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Node:
+    """One ``waitroom serve`` of this tree in cluster mode, in a process of its own."""
+
+    def __init__(self, node_id: str, redis: str, database: str, workdir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = (workdir / f"node-{node_id}.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "waitroom.cli", "serve",
+                "--port", str(port),
+                "--db", str(workdir / "unused.sqlite3"),
+                "--database", database,
+                "--redis", redis,
+                "--node-id", node_id,
+                "--media-workers", "0",
+                "--media-port", str(free_port(socket.SOCK_DGRAM)),
+                "--log-level", "WARNING",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("Serving on"):
+                return
+        self.stop()
+        raise RuntimeError(f"node {node_id} did not start (see {workdir})")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT)
+        self.log.close()
+
+
+def redis_commands(port: int) -> int:
+    """Commands Redis has run since it started (``INFO commandstats``, every command summed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            header, _, rest = data.partition(b"\r\n")
+            if header.startswith(b"$") and len(rest) >= int(header[1:]):
+                break
+    total = 0
+    for line in data.decode().splitlines():
+        if line.startswith("cmdstat_"):
+            fields = dict(part.split("=") for part in line.split(":", 1)[1].split(","))
+            total += int(fields["calls"])
+    return total
+
+
+def prepare(database: str, areas: int) -> None:
+    """The demo organisation and ``areas`` always-open areas, as `bench/capacity.py` prepares them."""
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("capacity.py")), "--prepare", database,
+         "--areas", str(areas)],
+        check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=180,
+    )  # fmt: skip
+
+
+def step(nodes: int, rate: float, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """``rate`` arrivals/s through ``nodes`` fresh nodes (the load split evenly between them)."""
+    work.mkdir(parents=True, exist_ok=True)
+    redis = RedisServer(work)
+    postgres = PostgresServer()
+    started: list[Node] = []
+    try:
+        prepare(postgres.url, args.areas)
+        for n in range(nodes):
+            started.append(Node(f"n{n + 1}", redis.url, postgres.url, work))
+        providers = min(MAX_RAMP_PROVIDERS, max(MIN_RAMP_PROVIDERS, int(rate / 10)))
+        share = {
+            "areas": args.areas,
+            "callers": int(rate * args.step_seconds / nodes),
+            "rate": rate / nodes,
+            "duration": args.step_seconds,
+            "providers": max(2, providers // nodes),
+            "call_seconds": args.call_seconds,
+            "processes": 0,
+        }
+        commands_before = redis_commands(redis.port)
+        results: list[dict[str, Any] | BaseException] = [RuntimeError("no result")] * nodes
+
+        def drive(index: int) -> None:
+            try:
+                results[index] = loadtest(started[index], work / f"runs-{index + 1}", share)
+            except BaseException as error:  # reported below with the others
+                results[index] = error
+
+        threads = [threading.Thread(target=drive, args=(i,)) for i in range(nodes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        commands = redis_commands(redis.port) - commands_before
+    finally:
+        for node in started:
+            node.stop()
+        redis.stop()
+        postgres.stop()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise RuntimeError(f"a load tester failed: {failed[0]}")
+    return combine(nodes, rate, [r for r in results if isinstance(r, dict)], commands)
+
+
+def combine(nodes: int, rate: float, parts: list[dict[str, Any]], commands: int) -> dict[str, Any]:
+    """One step's figures over every node's load tester: latencies from the samples merged."""
+    dashboard: list[float] = []
+    for part in parts:
+        samples = json.loads((Path(part["out_dir"]) / "samples.json").read_text())
+        dashboard += [lat * 1000 for run in samples for _, lat in run["dashboard"]]
+    arrivals = sum(p["arrivals"] for p in parts)
+    errors: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    result: dict[str, Any] = {
+        "nodes": nodes,
+        "rate": rate,
+        "arrivals": arrivals,
+        "arrivals_per_s": round(sum(p["arrivals_per_s"] for p in parts), 2),
+        "dashboard": {
+            "count": len(dashboard),
+            "p50_ms": percentile(dashboard, 0.5),
+            "p95_ms": percentile(dashboard, 0.95),
+            "p99_ms": percentile(dashboard, 0.99),
+        },
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "server_cpu_percent": [p["server_process_cpu_percent"] for p in parts],
+        "server_cpu_ms_per_arrival": [p["server_cpu_ms_per_arrival"] for p in parts],
+        "server_cpu_busiest_second_percent": [
+            p["server_cpu_busiest_second_percent"] for p in parts
+        ],
+        "tester_cpu_percent": round(sum(p["client"]["cpu_percent"] for p in parts), 1),
+        "redis_commands_per_arrival": round(commands / arrivals, 1) if arrivals else None,
+    }
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        value = result["dashboard"][key]
+        result["dashboard"][key] = None if value is None else round(value, 1)
+    passed, why = step_passed(result, rate)
+    result["passed"], result["why"] = passed, why
+    return result
+
+
+def row_text(r: dict[str, Any]) -> str:
+    d = r["dashboard"]
+    return (
+        f"{r['nodes']} node(s): offered {r['rate']:g}/s -> {r['arrivals_per_s']}/s, dash "
+        f"p50/p95/p99 {d['p50_ms']}/{d['p95_ms']}/{d['p99_ms']} ms, errors {r['error_count']}, "
+        f"server CPU {r['server_cpu_percent']} % ({r['server_cpu_ms_per_arrival']} ms/arrival, "
+        f"busiest second {r['server_cpu_busiest_second_percent']} %), "
+        f"tester {r['tester_cpu_percent']} %, Redis {r['redis_commands_per_arrival']} "
+        f"commands/arrival ({r['why']})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="50,100,150", help="arrivals/s, comma list")
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--call-seconds", type=float, default=3.0)
+    parser.add_argument("--areas", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="one small step each, under a minute")
+    args = parser.parse_args()
+    if args.quick:
+        args.rates, args.step_seconds, args.areas = "10", 4.0, 4
+    rates = [float(r) for r in args.rates.split(",")]
+    results: dict[str, Any] = {"load_average": os.getloadavg(), "steps": []}
+    with tempfile.TemporaryDirectory(prefix="waitroom-nodes-") as tmp:
+        for rate in rates:
+            passed_any = False
+            for nodes in (1, 2):
+                r = step(nodes, rate, args, Path(tmp) / f"{nodes}-nodes-{rate:g}")
+                results["steps"].append(r)
+                print(row_text(r), file=sys.stderr, flush=True)
+                passed_any = passed_any or r["passed"]
+            if not passed_any:
+                break
+    results["load_average_end"] = os.getloadavg()
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
