@@ -628,7 +628,6 @@ class AreaHost(Actor):
         self.store = store
         self.supervisor = supervisor
         self.by_slug: dict[str, int] = {}
-        self.summaries: dict[int, AreaSummary] = {}
         #: Each area's watchers, kept here across the area's restarts (see WaitingArea.watchers).
         self.watchers: dict[int, set[str]] = {}
 
@@ -640,7 +639,6 @@ class AreaHost(Actor):
         config = await area_store.get_area(self.store, area_id)
         self.by_slug = {s: i for s, i in self.by_slug.items() if i != area_id}
         self.by_slug[config.slug] = area_id
-        self.summaries[area_id] = AreaSummary(area_id, config.name, config.unit_id, config.slug)
         address = addresses.area(area_id)
         if address in self.supervisor.children():
             # Edited settings: the running actor re-reads them and keeps its queue and watchers.
@@ -683,12 +681,15 @@ class AreaHost(Actor):
 
     @handles(AreasFor)
     async def _areas_for(self, message: AreasFor) -> list[AreaSummary]:
+        """The areas this principal may serve, read from the store each time (one query): an
+        area created or renamed through another node shows on dashboards served by this one."""
         units = {u.id: u.org_id for u in await orgs.list_units(self.store)}
         return [
-            s
-            for s in self.summaries.values()
+            AreaSummary(area.id, area.name, area.unit_id, area.slug)
+            for area in await area_store.list_areas(self.store, include_inactive=True)
             if message.principal.has_role(
-                Role.PROVIDER, AreaPlace(str(s.id), str(s.unit_id), str(units.get(s.unit_id)))
+                Role.PROVIDER,
+                AreaPlace(str(area.id), str(area.unit_id), str(units.get(area.unit_id))),
             )
         ]
 

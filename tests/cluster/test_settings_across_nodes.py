@@ -9,9 +9,11 @@ longer taken. Starts Redis and two servers: run under the heavy lock
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from actors import addresses
 from tests.cluster.test_serve_nodes import Cluster, cluster, owner, post_arrival, sign_in
+from tests.web.test_area_settings_pages import settings_form
 from waitroom.loadtest.http import Browser
 
 __all__ = ["cluster"]  # the fixture, used by name
@@ -76,3 +78,25 @@ async def test_a_new_link_made_through_node_b_works_through_node_a_and_the_old_o
     assert (await Browser(cluster.a.url).get(f"/w/{new}")).status == 200
     status, token = await post_arrival(cluster.a, new, "New link")
     assert status == 200, token
+
+
+async def test_a_rename_saved_through_node_b_shows_on_node_a_s_console(cluster: Cluster) -> None:
+    """The console's list of areas is read from the store on each visit, not from what node a's
+    host read at its start: a rename saved through node b shows through node a at once."""
+    provider, areas = await sign_in(cluster.a)
+    area_id, _ = areas[0]
+    renamed = "Renamed through node b"
+    assert renamed not in (await provider.get("/")).text
+
+    admin, _ = await sign_in(cluster.b, "admin")
+    settings = f"/admin/setup/areas/{area_id}"
+    csrf = (await admin.get(settings)).csrf_token()
+    assert csrf is not None
+    body = urlencode(settings_form(csrf, name=renamed)).encode()
+    saved = await admin.request(
+        "POST", settings, body, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert saved.status == 303, saved.text[:2000]
+    assert await owner(cluster, addresses.area(area_id)) == "a"
+
+    assert renamed in (await provider.get("/")).text
