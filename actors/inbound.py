@@ -20,6 +20,10 @@ class Inbound:
     principal: Principal
     conn: str  # the sending connection actor's address, e.g. "conn/17"
     remote_addr: str = ""
+    #: A ``room.enter`` the gateway sends on the page's behalf after the room answered
+    #: ``not_in_room`` (it restarted, here or on another node): a room takes it only from a
+    #: connection it never had, so a person removed from the call is not let back in by it.
+    again: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,10 @@ CLOSE_TRY_AGAIN = 1013
 #: its session from idling out (the idle timeout is an hour by default), and to register the
 #: connection again with a Directory that restarted.
 STAFF_ACTIVITY_REPORT_INTERVAL = 60.0
+#: Rooms a connection remembers having entered (a page is in one; a group page and its breakout).
+MAX_REMEMBERED_ROOMS = 4
+ROOM_ENTER = "room.enter"
+ROOM_LEAVE = "room.leave"
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,7 @@ class ClientSession:
         "_bucket",
         "_close_after_reply",
         "_closed",
+        "_entered",
         "_in_flight",
         "_presence_reported",
         "_staff_session",
@@ -317,6 +322,9 @@ class ClientSession:
         self._bucket = TokenBucket(limits.rate, limits.burst)
         self._strikes = 0
         self._touched: set[str] = set()
+        #: The ``room.enter`` body of each room this page entered (newest last, a few at most):
+        #: what `_enter_again` sends when the room restarted and forgot the page.
+        self._entered: dict[str, dict[str, Any]] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = trio.Event()
@@ -546,33 +554,76 @@ class ClientSession:
         validate_body(route, frame.body, frame.request_id)
         message = Inbound(frame.type, frame.body, self.principal, self.address, self.remote_addr)
         try:
-            result: Any = await self.registry.ref(address).ask(
-                message, timeout=self.limits.ask_timeout
-            )
-        except Refusal as refusal:
-            raise ProtocolError(refusal.code, refusal.detail, frame.request_id) from None
-        except ActorNotFound:
-            if address.startswith(addresses.AREA + "/"):
-                # Exactly what an area of another organisation answers (issue 15).
-                raise ProtocolError(
-                    refusals.FORBIDDEN, NOT_YOURS.format(role="provider"), frame.request_id
-                ) from None
-            raise ProtocolError(
-                refusals.NOT_FOUND, f"{address} does not exist (any more)", frame.request_id
-            ) from None
-        except MailboxFull:
-            raise ProtocolError(
-                refusals.BUSY, f"{address} is busy; try again", frame.request_id
-            ) from None
-        except AskTimeout:
-            raise ProtocolError(
-                refusals.TIMEOUT, f"{address} did not answer in time", frame.request_id
-            ) from None
-        except ActorCrashed:
-            raise ProtocolError(
-                refusals.INTERNAL, "the request failed; it was logged", frame.request_id
-            ) from None
+            result = await self._ask(address, message, frame.request_id)
+        except ProtocolError as refused:
+            if refused.code != refusals.NOT_IN_ROOM or address not in self._entered:
+                raise
+            result = await self._enter_again(address, message, refused)
+        if frame.type == ROOM_ENTER and address.startswith(addresses.ROOM + "/"):
+            self._remember_entry(address, frame.body)
+        elif frame.type == ROOM_LEAVE:
+            self._entered.pop(address, None)
         self._touched.add(address)
         await self.write(
             protocol.encode_reply(frame.request_id, result if isinstance(result, dict) else {})
         )
+
+    def _remember_entry(self, address: str, body: dict[str, Any]) -> None:
+        self._entered.pop(address, None)
+        self._entered[address] = body
+        while len(self._entered) > MAX_REMEMBERED_ROOMS:
+            del self._entered[next(iter(self._entered))]
+
+    async def _enter_again(self, address: str, message: Inbound, refused: ProtocolError) -> Any:
+        """The room this page entered answers ``not_in_room``: it restarted (after a crash, or on
+        another node after its node died) and lost who was in it. Enter it again as the page did
+        (``Inbound.again``: the room refuses it from a connection it had, so nobody removed gets
+        back in this way), tell the page the room's state as a ``room.state`` event, and repeat
+        the request once. If the room refuses the entry, the page gets the first refusal."""
+        assert self.principal is not None
+        entry = Inbound(
+            ROOM_ENTER,
+            self._entered[address],
+            self.principal,
+            self.address,
+            self.remote_addr,
+            again=True,
+        )
+        try:
+            state = await self._ask(address, entry, refused.request_id)
+        except ProtocolError:
+            self._entered.pop(address, None)
+            raise refused from None
+        counters.entered_again()
+        await self.write(
+            protocol.encode_event("room.state", state if isinstance(state, dict) else {})
+        )
+        return await self._ask(address, message, refused.request_id)
+
+    async def _ask(self, address: str, message: Inbound, request_id: int | None) -> Any:
+        """The actor's answer to ``message``, or the `ProtocolError` the client is sent instead."""
+        try:
+            return await self.registry.ref(address).ask(message, timeout=self.limits.ask_timeout)
+        except Refusal as refusal:
+            raise ProtocolError(refusal.code, refusal.detail, request_id) from None
+        except ActorNotFound:
+            if address.startswith(addresses.AREA + "/"):
+                # Exactly what an area of another organisation answers (issue 15).
+                raise ProtocolError(
+                    refusals.FORBIDDEN, NOT_YOURS.format(role="provider"), request_id
+                ) from None
+            raise ProtocolError(
+                refusals.NOT_FOUND, f"{address} does not exist (any more)", request_id
+            ) from None
+        except MailboxFull:
+            raise ProtocolError(
+                refusals.BUSY, f"{address} is busy; try again", request_id
+            ) from None
+        except AskTimeout:
+            raise ProtocolError(
+                refusals.TIMEOUT, f"{address} did not answer in time", request_id
+            ) from None
+        except ActorCrashed:
+            raise ProtocolError(
+                refusals.INTERNAL, "the request failed; it was logged", request_id
+            ) from None

@@ -57,6 +57,15 @@ ERRORS: dict[str, int] = dict.fromkeys(CODES, 0)
 BATCHED: dict[str, int] = {"frames": 0, "events": 0}
 
 
+#: Rooms the gateway entered again on a page's behalf after the room restarted and answered
+#: ``not_in_room`` (`gateway.connection`; a node died, or the room crashed).
+ENTERED_AGAIN: dict[str, int] = {"rooms": 0}
+
+
+def entered_again() -> None:
+    ENTERED_AGAIN["rooms"] += 1
+
+
 def events_batched(count: int) -> None:
     """Count one frame that carried ``count`` events."""
     BATCHED["frames"] += 1

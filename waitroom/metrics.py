@@ -237,6 +237,11 @@ def _gateway_refusals() -> Iterator[Metric]:
         "Events sent in those frames.",
         value=gateway_counters.BATCHED["events"],
     )
+    yield CounterMetricFamily(
+        "waitroom_ws_rooms_entered_again",
+        "Rooms the gateway entered again for a page after the room restarted and forgot it.",
+        value=gateway_counters.ENTERED_AGAIN["rooms"],
+    )
 
 
 def _media(stats: dict[str, int]) -> Iterator[Metric]:

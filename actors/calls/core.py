@@ -77,6 +77,10 @@ def _wire_table(cls: type) -> dict[str, WireHandler]:
     return {frame_type: getattr(cls, name) for frame_type, name in names.items()}
 
 
+#: The frame a page enters a call with.
+ENTER = "room.enter"
+
+
 @dataclass(frozen=True, slots=True)
 class GraceOver:
     """What a call's grace timer tells the call when it is due (never, if it was cancelled)."""
@@ -122,6 +126,9 @@ class Call(Actor):
         self._alias: str | None = None
         #: The media plane's current dominant speaker (a peer id), told to each newcomer.
         self._speaker: str | None = None
+        #: Every connection that entered this call since it started: a gateway's entry on a
+        #: page's behalf (``Inbound.again``) is taken only from a connection not among them.
+        self._ever_entered: set[str] = set()
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -158,14 +165,20 @@ class Call(Actor):
         handler = self._wire.get(message.type)
         if handler is None:
             raise Refusal(refusals.UNKNOWN_TYPE, f"a room does not handle {message.type}")
-        return await handler(self, message)
+        if message.type != ENTER:
+            return await handler(self, message)
+        if message.again and message.conn in self._ever_entered:
+            raise Refusal(refusals.NOT_IN_ROOM, "enter the room first")
+        entered = await handler(self, message)
+        self._ever_entered.add(message.conn)
+        return entered
 
     @handles(ConnectionClosed)
     async def _connection_closed(self, message: ConnectionClosed) -> None:
         await self.leave(message.conn)
 
     # -- entry ------------------------------------------------------------------------------------
-    @wire("room.enter")
+    @wire(ENTER)
     async def _enter(self, msg: Inbound) -> dict[str, Any]:
         if self._state is CallState.ENDED:
             raise Refusal(refusals.ENDED, "this call has ended")

@@ -36,6 +36,8 @@ class Socket:
 
     ws: WebSocketConnection
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: The ``hello`` reply's body (``conn``: this socket's connection address).
+    hello: dict[str, Any] = field(default_factory=dict)
     _next: int = 0
 
     async def call(
@@ -92,12 +94,14 @@ class World:
         socket = await self.stack.enter_async_context(self._open(headers))
         hello = await socket.call("hello", {"versions": [1]})
         assert hello["t"] == "reply" and hello["b"]["kind"] == "staff", hello
+        socket.hello = hello["b"]
         return socket
 
     async def token_socket(self, token: str) -> Socket:
         socket = await self.stack.enter_async_context(self._open([]))
         hello = await socket.call("hello", {"versions": [1], "token": token})
         assert hello["t"] == "reply", hello
+        socket.hello = hello["b"]
         return socket
 
     async def arrive(self, name: str) -> ArrivalTicket:
