@@ -81,6 +81,15 @@ class GatewayEndpoint:
         self.authenticator = Authenticator(registry)
         self.open_connections = 0
         self.total_connections = 0
+        #: Every open connection, for `after_node_lost`.
+        self.sessions: set[ClientSession] = set()
+
+    async def after_node_lost(self) -> None:
+        """Another node of the cluster died: every connection here watches its areas and enters
+        its rooms again (`ClientSession.rejoin`; each bounded), all at once."""
+        async with trio.open_nursery() as nursery:
+            for session in list(self.sessions):
+                nursery.start_soon(session.rejoin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -118,9 +127,11 @@ class GatewayEndpoint:
             return
         self.open_connections += 1
         self.total_connections += 1
+        self.sessions.add(session)
         try:
             await session.run(frames)
         finally:
+            self.sessions.discard(session)
             self.open_connections -= 1
             self.per_address.release(str(client[0]))
         if not disconnected:

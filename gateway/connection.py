@@ -75,6 +75,16 @@ STAFF_ACTIVITY_REPORT_INTERVAL = 60.0
 MAX_REMEMBERED_ROOMS = 4
 ROOM_ENTER = "room.enter"
 ROOM_LEAVE = "room.leave"
+AREA_WATCH = "area.watch"
+AREA_UNWATCH = "area.unwatch"
+#: How long a connection keeps trying to watch and enter again after a node died (its areas and
+#: rooms start on a live node within about 7 s: the 5 s placement TTL and the 2 s area sweep).
+REJOIN_FOR = 30.0
+REJOIN_RETRY = 1.0
+#: What an area or room answers while it is being started again elsewhere.
+REJOIN_RETRYABLE = frozenset(
+    {refusals.NOT_FOUND, refusals.TIMEOUT, refusals.UNAVAILABLE, refusals.BUSY}
+)
 
 
 @dataclass(frozen=True)
@@ -284,6 +294,7 @@ class ClientSession:
         "_staff_session",
         "_strikes",
         "_touched",
+        "_watched",
         "_write_lock",
         "_write_raw",
         "address",
@@ -325,6 +336,8 @@ class ClientSession:
         #: The ``room.enter`` body of each room this page entered (newest last, a few at most):
         #: what `_enter_again` sends when the room restarted and forgot the page.
         self._entered: dict[str, dict[str, Any]] = {}
+        #: The ``area.watch`` body of each area this page watches: what `rejoin` sends again.
+        self._watched: dict[str, dict[str, Any]] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = trio.Event()
@@ -563,6 +576,10 @@ class ClientSession:
             self._remember_entry(address, frame.body)
         elif frame.type == ROOM_LEAVE:
             self._entered.pop(address, None)
+        elif frame.type == AREA_WATCH and address.startswith(addresses.AREA + "/"):
+            self._watched[address] = frame.body
+        elif frame.type == AREA_UNWATCH:
+            self._watched.pop(address, None)
         self._touched.add(address)
         await self.write(
             protocol.encode_reply(frame.request_id, result if isinstance(result, dict) else {})
@@ -599,6 +616,67 @@ class ClientSession:
             protocol.encode_event("room.state", state if isinstance(state, dict) else {})
         )
         return await self._ask(address, message, refused.request_id)
+
+    async def rejoin(self) -> None:
+        """A node died (`GatewayEndpoint.after_node_lost`): the areas and rooms it hosted start
+        again on a live node without the watchers and people they had, and a page that sends
+        nothing would never find out. Watch each watched area again and enter each entered room
+        again (`Inbound.again`), each retried every ``REJOIN_RETRY`` s for up to ``REJOIN_FOR`` s,
+        and tell the page what it missed: ``queue.snapshot`` for an area, ``room.state`` for a
+        room. A room that never restarted refuses the entry (it has this connection): nothing to
+        tell. Bounded, and a no-op for a connection that watches and entered nothing."""
+        if self.principal is None:
+            return
+        with trio.move_on_after(REJOIN_FOR):
+            async with trio.open_nursery() as nursery:
+                for address in list(self._watched):
+                    nursery.start_soon(self._watch_again, address)
+                for address in list(self._entered):
+                    nursery.start_soon(self._enter_room_again, address)
+
+    async def _watch_again(self, address: str) -> None:
+        assert self.principal is not None
+        while not self._closed.is_set() and address in self._watched:
+            watch = Inbound(
+                AREA_WATCH, self._watched[address], self.principal, self.address, self.remote_addr
+            )
+            try:
+                reply = await self._ask(address, watch, None)
+            except ProtocolError as error:
+                if error.code not in REJOIN_RETRYABLE:
+                    self._watched.pop(address, None)  # no longer theirs to watch
+                    return
+                await trio.sleep(REJOIN_RETRY)
+                continue
+            if isinstance(reply, dict) and not self._closed.is_set():
+                area = reply.get("area") or {}
+                snapshot = {"area": area.get("id"), "callers": reply.get("callers", [])}
+                await self.write(protocol.encode_event("queue.snapshot", snapshot))
+            return
+
+    async def _enter_room_again(self, address: str) -> None:
+        assert self.principal is not None
+        while not self._closed.is_set() and address in self._entered:
+            entry = Inbound(
+                ROOM_ENTER,
+                self._entered[address],
+                self.principal,
+                self.address,
+                self.remote_addr,
+                again=True,
+            )
+            try:
+                state = await self._ask(address, entry, None)
+            except ProtocolError as error:
+                if error.code not in REJOIN_RETRYABLE:
+                    return  # not_in_room: the room has this page still; or it ended
+                await trio.sleep(REJOIN_RETRY)
+                continue
+            counters.entered_again()
+            if not self._closed.is_set():
+                body = state if isinstance(state, dict) else {}
+                await self.write(protocol.encode_event("room.state", body))
+            return
 
     async def _ask(self, address: str, message: Inbound, request_id: int | None) -> Any:
         """The actor's answer to ``message``, or the `ProtocolError` the client is sent instead."""

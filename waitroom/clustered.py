@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
@@ -294,6 +294,30 @@ async def keep_areas(node: Node, store: Store, revive: Callable[[str], None]) ->
             log.warning("areas not swept: %s", exc)
         except Exception:  # the store is away: a sweep must not end the server
             log.exception("areas not swept")
+
+
+#: Seconds between looks at the live nodes, to notice one that died.
+DEPARTURES_EVERY = 2.0
+
+
+async def follow_departures(node: Node, lost: Callable[[set[str]], Awaitable[None]]) -> None:
+    """Look at the live nodes every ``DEPARTURES_EVERY`` s, forever; when nodes that were live
+    are gone (killed, or stopped), run ``lost(gone)`` in a task of its own (it is bounded: the
+    gateway's connections watch and enter again). Redis away: look again next time."""
+    known: set[str] | None = None
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                live = set(await node.live_nodes())
+            except ClusterUnavailable as exc:
+                log.warning("live nodes not read: %s", exc)
+            else:
+                gone = (known or set()) - live - {node.id}
+                if gone:
+                    log.warning("cluster: node(s) %s gone; connections here catch up", sorted(gone))
+                    nursery.start_soon(lost, gone)
+                known = live
+            await trio.sleep(DEPARTURES_EVERY)
 
 
 #: What a host that could not place an actor answers (Redis went away after the request came in).

@@ -271,6 +271,16 @@ async def _cluster_node(config: ServerConfig, store: Store) -> AsyncIterator[Nod
         yield node
 
 
+async def _follow_departures(node: Node, gateway: GatewayEndpoint) -> None:
+    """When another node dies, this node's connections watch and enter again (issue 18)."""
+    from waitroom.clustered import follow_departures
+
+    async def lost(gone: set[str]) -> None:
+        await gateway.after_node_lost()
+
+    await follow_departures(node, lost)
+
+
 def _placing(node: Node) -> Callable[..., Supervisor]:
     from waitroom.clustered import placing_supervisors
 
@@ -305,6 +315,8 @@ async def _serve(
     gateway = GatewayEndpoint(
         info.registry, per_address=PerAddressLimit(config.websockets_per_address)
     )
+    if node is not None:
+        nursery.start_soon(_follow_departures, node, gateway)
     lag = LoopLag()
     nursery.start_soon(lag.run)
     gc_pauses = GcPauses()

@@ -295,7 +295,12 @@ async def kill_the_rooms_node(cluster: Cluster) -> None:
             await caller_events.wait_for(chat("after"), 5)
             states = [body for _, event, body in provider_events.seen if event == "room.state"]
             assert states and states[-1]["state"] == "in_call", states
-            assert "Cy" in {p["name"] for p in states[-1]["participants"]}
+            lists = [
+                body["participants"]
+                for _, _, body in provider_events.seen
+                if "participants" in body
+            ]
+            assert "Cy" in {p["name"] for p in lists[-1]}  # the provider's page sees the caller
     # The caller is still in the area's queue, in the call, now kept by b.
     async with connect(cluster.b.ws_url, Events(), cookie=cookie) as desk:
         with trio.fail_after(RECONNECT_BUDGET):
@@ -308,6 +313,40 @@ async def kill_the_rooms_node(cluster: Cluster) -> None:
         mine = [c for c in snapshot["callers"] if c["room"] == room]
         assert [c["status"] for c in mine] == ["in_call"]
     assert await owner(cluster, addresses.area(area_id)) == "b"
+
+
+async def test_a_dashboard_on_a_live_node_follows_its_area_after_the_area_s_node_dies(
+    cluster: Cluster,
+) -> None:
+    """The area lives on node a; a provider's dashboard watches it through node b. After kill -9
+    of a, node b notices a is gone and has the dashboard watch again (``queue.snapshot``); a new
+    arrival then reaches the dashboard, which never sent ``area.watch`` again."""
+    browser, areas = await sign_in(cluster.b)
+    area_id, slug = areas[0]
+    assert await owner(cluster, addresses.area(area_id)) == "a"
+    dashboard = Events()
+    async with connect(cluster.b.ws_url, dashboard, cookie=browser.cookie_header()) as desk:
+        await desk.request("area.watch", {}, addresses.area(area_id))
+        status, token = await post_arrival(cluster.b, slug, "Before")
+        assert status == 200, token
+        await dashboard.wait_for(queued(token.partition(".")[0]), 5)
+        killed = time.monotonic()
+        cluster.a.kill()
+        snapshot_at = await dashboard.wait_for(
+            lambda event, body: event == "queue.snapshot" and body["area"] == int(area_id),
+            RECONNECT_BUDGET,
+        )
+        snapshot = [b for _, e, b in dashboard.seen if e == "queue.snapshot"][-1]
+        assert "Before" in {c["name"] for c in snapshot["callers"]}  # the queue was kept
+        assert await owner(cluster, addresses.area(area_id)) == "b"
+        status, token = await post_arrival(cluster.b, slug, "After")
+        assert status == 200, token
+        arrived_at = await dashboard.wait_for(queued(token.partition(".")[0]), 5)
+        print(
+            f"dashboard on b caught up {snapshot_at - killed:.1f} s after kill -9 of a; "
+            f"a new arrival reached it {arrived_at - killed:.1f} s after"
+        )
+        assert snapshot_at - killed < RECONNECT_BUDGET
 
 
 async def test_redis_paused_10_s_arrivals_fail_closed_the_room_keeps_working_all_recovers(
