@@ -65,6 +65,10 @@ def session_cookie_of(scope: Scope) -> str | None:
     return morsel.value if morsel is not None else None
 
 
+#: Connections catching up at once after another node died (`GatewayEndpoint.after_node_lost`).
+REJOIN_AT_ONCE = 64
+
+
 class GatewayEndpoint:
     """ASGI app for websocket scopes; one :class:`ClientSession` per connection."""
 
@@ -86,10 +90,17 @@ class GatewayEndpoint:
 
     async def after_node_lost(self) -> None:
         """Another node of the cluster died: every connection here watches its areas and enters
-        its rooms again (`ClientSession.rejoin`; each bounded), all at once."""
+        its rooms again (`ClientSession.rejoin`; each bounded), ``REJOIN_AT_ONCE`` connections
+        at a time, so a node with thousands of waiting callers does not ask them all at once."""
+        limiter = trio.CapacityLimiter(REJOIN_AT_ONCE)
+
+        async def rejoin(session: ClientSession) -> None:
+            async with limiter:
+                await session.rejoin()
+
         async with trio.open_nursery() as nursery:
             for session in list(self.sessions):
-                nursery.start_soon(session.rejoin)
+                nursery.start_soon(rejoin, session)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
