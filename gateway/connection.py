@@ -597,25 +597,26 @@ class ClientSession:
         (``Inbound.again``: the room refuses it from a connection it had, so nobody removed gets
         back in this way), tell the page the room's state as a ``room.state`` event, and repeat
         the request once. If the room refuses the entry, the page gets the first refusal."""
-        assert self.principal is not None
-        entry = Inbound(
-            ROOM_ENTER,
-            self._entered[address],
-            self.principal,
-            self.address,
-            self.remote_addr,
-            again=True,
-        )
         try:
-            state = await self._ask(address, entry, refused.request_id)
+            state = await self._ask(address, self._entry_again(address), refused.request_id)
         except ProtocolError:
             self._entered.pop(address, None)
             raise refused from None
-        counters.entered_again()
-        await self.write(
-            protocol.encode_event("room.state", state if isinstance(state, dict) else {})
-        )
+        await self._entered_again(state)
         return await self._ask(address, message, refused.request_id)
+
+    def _entry_again(self, address: str) -> Inbound:
+        """The page's last ``room.enter`` of ``address``, sent by the gateway (``again``)."""
+        assert self.principal is not None
+        body = self._entered[address]
+        return Inbound(ROOM_ENTER, body, self.principal, self.address, self.remote_addr, True)
+
+    async def _entered_again(self, state: object) -> None:
+        """Count the entry and tell the page the room's state, as ``room.state``."""
+        counters.entered_again()
+        if not self._closed.is_set():
+            body = state if isinstance(state, dict) else {}
+            await self.write(protocol.encode_event("room.state", body))
 
     async def rejoin(self) -> None:
         """A node died (`GatewayEndpoint.after_node_lost`): the areas and rooms it hosted start
@@ -655,27 +656,15 @@ class ClientSession:
             return
 
     async def _enter_room_again(self, address: str) -> None:
-        assert self.principal is not None
         while not self._closed.is_set() and address in self._entered:
-            entry = Inbound(
-                ROOM_ENTER,
-                self._entered[address],
-                self.principal,
-                self.address,
-                self.remote_addr,
-                again=True,
-            )
             try:
-                state = await self._ask(address, entry, None)
+                state = await self._ask(address, self._entry_again(address), None)
             except ProtocolError as error:
                 if error.code not in REJOIN_RETRYABLE:
                     return  # not_in_room: the room has this page still; or it ended
                 await trio.sleep(REJOIN_RETRY)
                 continue
-            counters.entered_again()
-            if not self._closed.is_set():
-                body = state if isinstance(state, dict) else {}
-                await self.write(protocol.encode_event("room.state", body))
+            await self._entered_again(state)
             return
 
     async def _ask(self, address: str, message: Inbound, request_id: int | None) -> Any:

@@ -57,8 +57,8 @@ ERRORS: dict[str, int] = dict.fromkeys(CODES, 0)
 BATCHED: dict[str, int] = {"frames": 0, "events": 0}
 
 
-#: Rooms the gateway entered again on a page's behalf after the room restarted and answered
-#: ``not_in_room`` (`gateway.connection`; a node died, or the room crashed).
+#: Rooms the gateway entered again on a page's behalf after the room restarted (`gateway.connection`:
+#: the room answered ``not_in_room``, or another node died).
 ENTERED_AGAIN: dict[str, int] = {"rooms": 0}
 
 
