@@ -138,33 +138,18 @@ def prepare_database(build: Build, db: Path, areas: int) -> None:
 # -- a server --------------------------------------------------------------------------------------
 
 
-class Server:
-    """``waitroom serve`` of one build on a fresh database, in a process of its own."""
+class ServeProcess:
+    """A ``waitroom serve`` child process: started, waited for until it serves, then stopped."""
 
-    def __init__(self, build: Build, workdir: Path, areas: int) -> None:
-        self.build = build
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.db = workdir / "waitroom.sqlite3"
-        prepare_database(build, self.db, areas)
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (workdir / "serve.log").open("w")
-        command = [
-            sys.executable,
-            "-c",
-            "import sys; from waitroom.cli import main; sys.exit(main(sys.argv[1:]))",
-            "serve",
-            "--db",
-            str(self.db),
-            "--port",
-            str(port),
-            "--media-port",
-            str(free_port(socket.SOCK_DGRAM)),
-            "--log-level",
-            "WARNING",
-        ]
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, url: str, what: str
+    ) -> None:
+        self.url = url
+        self.log = log.open("w")
+        # No cwd of ours: ``python -c`` puts the working directory first on the path, and a
+        # reference build must import its own code (its ``env`` says where), not this tree's.
         self.process = subprocess.Popen(
-            command, env=build.env(), stdout=subprocess.PIPE, stderr=self.log, text=True
+            command, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
         )
         deadline = time.monotonic() + START_TIMEOUT
         assert self.process.stdout is not None
@@ -175,7 +160,7 @@ class Server:
             if line.startswith("Serving on"):
                 return
         self.stop()
-        raise RuntimeError(f"{build.name}: the server did not start (see {workdir}/serve.log)")
+        raise RuntimeError(f"{what}: the server did not start (see {log})")
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
@@ -190,11 +175,39 @@ class Server:
                 self.process.wait(STOP_TIMEOUT)
         self.log.close()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> ServeProcess:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class Server(ServeProcess):
+    """``waitroom serve`` of one build on a fresh database, in a process of its own."""
+
+    def __init__(self, build: Build, workdir: Path, areas: int) -> None:
+        self.build = build
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.db = workdir / "waitroom.sqlite3"
+        prepare_database(build, self.db, areas)
+        port = free_port()
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from waitroom.cli import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--db",
+            str(self.db),
+            "--port",
+            str(port),
+            "--media-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            "--log-level",
+            "WARNING",
+        ]
+        super().__init__(
+            command, build.env(), workdir / "serve.log", f"http://127.0.0.1:{port}", build.name
+        )
 
 
 # -- a load-test run -------------------------------------------------------------------------------
@@ -349,7 +362,7 @@ def _round(value: float | None) -> float | None:
 class Profile:
     """py-spy recording the server for ``seconds`` (raw stacks), summarised afterwards."""
 
-    def __init__(self, server: Server, path: Path, seconds: float) -> None:
+    def __init__(self, server: ServeProcess, path: Path, seconds: float) -> None:
         self.path = path
         self.process = subprocess.Popen(
             [

@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,68 +39,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from capacity import (  # bench/, the script's folder
     MAX_RAMP_PROVIDERS,
     MIN_RAMP_PROVIDERS,
-    START_TIMEOUT,
-    STOP_TIMEOUT,
+    ServeProcess,
     free_port,
     loadtest,
     percentile,
     step_passed,
 )
-from procstat import cpu_seconds
 
 from tests.cluster.servers import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Node:
+class Node(ServeProcess):
     """One ``waitroom serve`` of this tree in cluster mode, in a process of its own."""
 
     def __init__(self, node_id: str, redis: str, database: str, workdir: Path) -> None:
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (workdir / f"node-{node_id}.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "waitroom.cli", "serve",
-                "--port", str(port),
-                "--db", str(workdir / "unused.sqlite3"),
-                "--database", database,
-                "--redis", redis,
-                "--node-id", node_id,
-                "--media-workers", "0",
-                "--media-port", str(free_port(socket.SOCK_DGRAM)),
-                "--log-level", "WARNING",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("Serving on"):
-                return
-        self.stop()
-        raise RuntimeError(f"node {node_id} did not start (see {workdir})")
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        self.log.close()
+        command = [
+            sys.executable, "-m", "waitroom.cli", "serve",
+            "--port", str(port),
+            "--db", str(workdir / "unused.sqlite3"),
+            "--database", database,
+            "--redis", redis,
+            "--node-id", node_id,
+            "--media-workers", "0",
+            "--media-port", str(free_port(socket.SOCK_DGRAM)),
+            "--log-level", "WARNING",
+        ]  # fmt: skip
+        super().__init__(
+            command,
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+            workdir / f"node-{node_id}.log",
+            f"http://127.0.0.1:{port}",
+            f"node {node_id}",
+        )
 
 
 def redis_commands(port: int) -> int:
