@@ -17,6 +17,7 @@ CONN = "conn"
 SYSTEM = "system"
 ONDEMAND_KIND = "ondemand"
 BREAKOUTS = "breakouts"
+NODE_KIND = "node"
 
 
 def area(area_id: object) -> Address:
@@ -42,6 +43,11 @@ def ondemand(org_id: object) -> Address:
 def group_breakouts(session_id: object) -> Address:
     """The breakout desk of one group session (``breakouts/4``; issue 12)."""
     return Address.of(BREAKOUTS, session_id)
+
+
+def node_desk(node_id: str) -> Address:
+    """One cluster node's desk (``node/<id>``): other nodes hand it the areas it should host."""
+    return Address.of(NODE_KIND, node_id)
 
 
 def conn(number: object) -> Address:

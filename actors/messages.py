@@ -50,6 +50,25 @@ class ReloadArea:
     area_id: int
 
 
+@dataclass(frozen=True)
+class AdoptArea:
+    """Start ``area/<id>`` on this node: another node handed it over (a node joined and this one
+    is now the area's home), or asks for it to run here. Sent to a node's ``node/<id>`` desk,
+    which passes it to its host (``areas``). ``watchers`` are the connections that watched it
+    where it ran before: the area sends them ``queue.snapshot`` when it starts here."""
+
+    area_id: int
+    watchers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GiveUpArea:
+    """Stop ``area/<id>`` on this node (its home is another node now); the host answers with the
+    connections that watched it, for the node that takes it over."""
+
+    area_id: int
+
+
 # -- a waiting area ("area/<id>") --------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from cluster.keys import DEFAULT_PREFIX, Keys
 from cluster.membership import Membership
 from cluster.placement import Placement
 from cluster.rescue import Rescue
+from cluster.spread import Spread
 from cluster.transport import RedisTransport
 from runtime.kernel import ActorRef, Envelope
 from runtime.registry import Registry
@@ -77,6 +78,9 @@ class Node:
     rescue: Rescue
     #: Supervisor hosting each address this node claimed through ``host``, to stop a lost one.
     _hosts: dict[str, Supervisor]
+    #: Which live node should host each spread address (set by the server; None: wherever
+    #: an address is first claimed).
+    spread: Spread | None = None
 
     async def host(self, supervisor: Supervisor, spec: ChildSpec) -> None:
         """Claim ``spec.address`` for this node and start it under ``supervisor``.

@@ -59,10 +59,12 @@ import media.events
 import storage.audit_chain
 import storage.retention
 from actors import addresses, inbound, messages, principal, refusals
+from actors.messages import AdoptArea, GiveUpArea
 from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
+from cluster.spread import Spread
 from runtime.errors import ActorError, Refusal
-from runtime.kernel import ActorRef
+from runtime.kernel import Actor, ActorRef, handles
 from runtime.supervisor import ChildSpec, Supervisor
 from storage import areas as area_store
 from storage import rooms as room_store
@@ -183,13 +185,32 @@ def placed(address: str) -> bool:
 
 
 def located(address: str) -> str | None:
-    """The node a connection's address names (``conn/<node>-<n>``), None for any other address
-    (``conn/<n>`` of a one-node server included)."""
+    """The node an address names: a connection's (``conn/<node>-<n>``) or a node's desk
+    (``node/<node>``); None for any other address (``conn/<n>`` of a one-node server included)."""
     kind, sep, rest = address.partition("/")
+    if kind == addresses.NODE_KIND and sep and rest:
+        return rest
     if kind != addresses.CONN or not sep:
         return None
     node, dash, number = rest.rpartition("-")
     return node if dash and node and number.isdigit() else None
+
+
+#: Address kinds spread over the live nodes (each has a home, ``cluster.spread``): areas, so a
+#: second node hosts about half of them, and the rooms their callers' arrivals open there.
+#: On-demand queues and breakout desks run where they are first claimed (their watchers are
+#: not handed over yet).
+SPREAD_KINDS = frozenset({addresses.AREA})
+
+
+def spreads(address: str) -> bool:
+    """Whether ``address`` has a home node (an area)."""
+    kind, sep, rest = address.partition("/")
+    return bool(sep) and kind in SPREAD_KINDS and rest.isdigit()
+
+
+def _area_id(address: str) -> int:
+    return int(address.partition("/")[2])
 
 
 #: New admissions: refused while Redis cannot be reached (fail closed), before any is stored.
@@ -207,8 +228,15 @@ PAUSED = (
     "New arrivals cannot be taken for a moment (the service is recovering). "
     "Please try again in a minute."
 )
-#: Seconds between sweeps for areas nobody hosts (their node died and no message came for them).
+#: Seconds between sweeps of the areas: the live nodes are read, areas whose home is now another
+#: node are handed over, and areas nobody hosts (their node died and no message came for them)
+#: are started on their home.
 SWEEP_EVERY = 2.0
+#: Areas one node hands over per sweep, so a node joining a busy cluster takes its share in
+#: steps (each handover stops an area for a moment; its messages wait meanwhile).
+HANDOVERS_PER_SWEEP = 50
+#: Seconds the area host gets to stop an area it hands over (it drains its mailbox first).
+HANDOVER_TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -273,10 +301,18 @@ class Reviver:
             log.info("room/%s (%s) is not started again on this node", room_id, room.kind)
 
 
-async def sweep_areas(node: Node, store: Store, revive: Callable[[str], None]) -> int:
-    """Start again every area nobody hosts; how many were asked for."""
+async def sweep_areas(
+    node: Node, store: Store, revive: Callable[[str], None], spread: Spread | None = None
+) -> int:
+    """Start again every area nobody hosts whose home is this node (every one, without a
+    ``spread``); how many were asked for."""
     ids = [area.id for area in await area_store.list_areas(store, include_inactive=True)]
-    remote: list[str] = [addresses.area(i) for i in ids if addresses.area(i) not in node.registry]
+    remote: list[str] = [
+        addresses.area(i)
+        for i in ids
+        if addresses.area(i) not in node.registry
+        and (spread is None or spread.is_home(addresses.area(i)))
+    ]
     owners = await node.placement.owners(remote)
     unowned = [a for a, owner in owners.items() if owner is None]  # a dead owner's claim expires
     for address in unowned:
@@ -284,16 +320,72 @@ async def sweep_areas(node: Node, store: Store, revive: Callable[[str], None]) -
     return len(unowned)
 
 
-async def keep_areas(node: Node, store: Store, revive: Callable[[str], None]) -> None:
-    """Sweep for unhosted areas forever (a background task); Redis or the store down: next time."""
+async def hand_over_areas(node: Node, spread: Spread, limit: int = HANDOVERS_PER_SWEEP) -> int:
+    """Hand each area running here whose home is another live node to that node; how many.
+
+    The area host stops the area (it drains its mailbox first, so nothing it acknowledged is
+    lost), the placement is released, and the home node's desk is told to start it with the
+    connections that watched it (they get ``queue.snapshot`` from the new copy). Messages sent
+    meanwhile find no owner and wait (``cluster.transport``) until the home node has it; the
+    queue itself is in the store, which the new copy reads. Stop before release: never two
+    copies of one area.
+    """
+    moving = [
+        a
+        for a in sorted(node.placement.held)
+        if spreads(a) and a in node.registry and not spread.is_home(a)
+    ][:limit]
+    for address in moving:
+        home = spread.home(address)
+        area_id = _area_id(address)
+        try:
+            watchers = await node.registry.ref(addresses.AREAS).ask(
+                GiveUpArea(area_id), timeout=HANDOVER_TIMEOUT
+            )
+        except ActorError as exc:
+            log.warning("%s not handed over to node %s: %r", address, home, exc)
+            continue
+        await node.unhost(address)
+        with contextlib.suppress(ActorError):  # lost: the home's sweep starts it all the same
+            node.registry.ref(addresses.node_desk(home)).tell(AdoptArea(area_id, watchers))
+        log.info("cluster: %s handed over to node %s (%d watching)", address, home, len(watchers))
+    return len(moving)
+
+
+async def keep_areas(
+    node: Node, store: Store, revive: Callable[[str], None], spread: Spread
+) -> None:
+    """Every ``SWEEP_EVERY`` s, forever (a background task): read the live nodes, hand over the
+    areas whose home moved, start unhosted areas homed here. Redis or the store down: next time."""
     while True:
         await trio.sleep(SWEEP_EVERY)
         try:
-            await sweep_areas(node, store, revive)
+            if await spread.refresh():
+                log.info("cluster: live nodes %s", ", ".join(spread.live))
+            await hand_over_areas(node, spread)
+            await sweep_areas(node, store, revive, spread)
         except ClusterUnavailable as exc:
             log.warning("areas not swept: %s", exc)
         except Exception:  # the store is away: a sweep must not end the server
             log.exception("areas not swept")
+
+
+class NodeDesk(Actor):
+    """``node/<id>``: what another node asks of this node as a whole, to host an area whose home
+    this node is (handed over, or wanted by a message nobody could deliver). The area host does
+    the work; the desk only gives the other nodes one address per node to reach it by."""
+
+    @handles(AdoptArea)
+    async def _adopt(self, message: AdoptArea) -> None:
+        try:
+            self.ref(addresses.AREAS).tell(message)
+        except ActorError as exc:  # the host is busy or restarting: the sweep starts it later
+            log.warning("area/%s not adopted now: %r", message.area_id, exc)
+
+
+async def start_node_desk(root: Supervisor, node: Node) -> None:
+    """Start this node's desk under the server's root supervisor."""
+    await root.start_child(ChildSpec(addresses.node_desk(node.id), NodeDesk))
 
 
 #: Seconds between looks at the live nodes, to notice one that died.
@@ -325,13 +417,29 @@ NOT_PLACED = "this cannot be started right now (the service is recovering); try 
 
 
 class RefusingPlacer(PlacingSupervisor):
-    """A placing supervisor whose failure to reach Redis is a refusal (``unavailable``), not a
-    crash: the hosts answer a refusal to their asker and keep running, where an error would
-    crash them and, repeated while Redis is away, exhaust their supervisor's restarts."""
+    """A placing supervisor that starts a spread address only on its home, and whose failure to
+    reach Redis is a refusal (``unavailable``), not a crash: the hosts answer a refusal to their
+    asker and keep running, where an error would crash them and, repeated while Redis is away,
+    exhaust their supervisor's restarts.
+
+    An area whose home is another node is not claimed here: if nobody runs it, its home's desk
+    is asked to start it (``AdoptArea``), and messages for it wait until it does.
+    """
 
     async def start_child(self, spec: ChildSpec) -> ActorRef:
+        address = spec.address
+        spread = self.node.spread
         try:
-            return await super().start_child(spec)
+            if spread is None or address in self.registry or spread.is_home(address):
+                return await super().start_child(spec)
+            owner = await self.node.placement.owner(address)
+            if owner is None:
+                home = spread.home(address)
+                with contextlib.suppress(ActorError):  # lost: the home's sweep starts it
+                    self.registry.ref(addresses.node_desk(home)).tell(AdoptArea(_area_id(address)))
+            else:
+                self.node.transport.remember_owner(address, owner)
+            return ActorRef(self.registry, address)
         except ClusterUnavailable as exc:
             raise Refusal(refusals.UNAVAILABLE, NOT_PLACED) from exc
 
@@ -359,9 +467,13 @@ async def open_cluster(redis_url: str, store: Store, node_id: str = "") -> Async
         trio.open_nursery() as nursery,
     ):
         node.registry.gate = admission_gate(node)
+        node.spread = Spread(node.id, spreads, node.live_nodes)
+        await node.spread.refresh()  # before the area host places the areas
         revive = Reviver(node, store, nursery)
         node.transport.on_unowned = revive
-        nursery.start_soon(keep_areas, node, store, revive, name=f"node {node.id} area sweep")
+        nursery.start_soon(
+            keep_areas, node, store, revive, node.spread, name=f"node {node.id} area sweep"
+        )
         log.info("cluster: joined as node %s", node.id)
         yield node
         nursery.cancel_scope.cancel(reason="server shut down")

@@ -281,6 +281,13 @@ async def _follow_departures(node: Node, gateway: GatewayEndpoint) -> None:
     await follow_departures(node, lost)
 
 
+async def _start_node_desk(root: Supervisor, node: Node) -> None:
+    """The desk other nodes hand this node's areas to (issue 18)."""
+    from waitroom.clustered import start_node_desk
+
+    await start_node_desk(root, node)
+
+
 def _placing(node: Node) -> Callable[..., Supervisor]:
     from waitroom.clustered import placing_supervisors
 
@@ -316,6 +323,7 @@ async def _serve(
         info.registry, per_address=PerAddressLimit(config.websockets_per_address)
     )
     if node is not None:
+        await _start_node_desk(root, node)
         nursery.start_soon(_follow_departures, node, gateway)
     lag = LoopLag()
     nursery.start_soon(lag.run)

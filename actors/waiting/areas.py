@@ -18,6 +18,7 @@ from typing import Any
 from actors import addresses, refusals
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.messages import (
+    AdoptArea,
     AreaChanged,
     AreaLeaflet,
     AreaPublic,
@@ -31,6 +32,7 @@ from actors.messages import (
     DescribeForLeaflet,
     EndRoom,
     FindArea,
+    GiveUpArea,
     HoldCaller,
     HoldFromCall,
     OpenRoom,
@@ -696,3 +698,16 @@ class AreaHost(Actor):
     @handles(ReloadArea)
     async def _reload(self, message: ReloadArea) -> None:
         await self._place(message.area_id, reload_elsewhere=True)
+
+    @handles(AdoptArea)
+    async def _adopt(self, message: AdoptArea) -> None:
+        """Start an area another node handed over, with the connections that watched it there
+        (its start sends them the queue again). Already running here: the watchers are added."""
+        self.watchers.setdefault(message.area_id, set()).update(message.watchers)
+        await self._place(message.area_id)
+
+    @handles(GiveUpArea)
+    async def _give_up(self, message: GiveUpArea) -> tuple[str, ...]:
+        """Stop the area here (it drains its mailbox first); the connections that watched it."""
+        await self.supervisor.stop_child(addresses.area(message.area_id))
+        return tuple(sorted(self.watchers.pop(message.area_id, set())))

@@ -88,6 +88,19 @@ class RedisServer:
                 raise AssertionError(f"redis-server not ready within {START_TIMEOUT} s")
             time.sleep(0.02)
 
+    def get(self, key: str) -> str | None:
+        """``GET key`` over a plain socket (a test reads what the nodes wrote, such as who owns
+        a placement), None for a missing key."""
+        data = key.encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(data), data))
+            reply = sock.makefile("rb")
+            header = reply.readline()
+            if not header.startswith(b"$"):
+                raise AssertionError(f"GET {key}: {header!r}")
+            size = int(header[1:])
+            return None if size < 0 else reply.read(size).decode()
+
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing is answered until ``resume``."""
         os.kill(self.process.pid, signal.SIGSTOP)

@@ -26,6 +26,7 @@ import pytest
 import trio
 
 from actors import addresses
+from cluster.spread import home
 from tests.cluster.served_nodes import DEMO_PASSWORD, ROOT, ServedNode
 from tests.cluster.servers import PostgresServer, RedisServer, free_port
 from waitroom.clustered import PAUSED
@@ -39,8 +40,20 @@ DASHBOARD_BUDGET = 1.0
 RECONNECT_BUDGET = 15.0
 
 
+#: The two nodes' ids. Both demo areas have n2 as their home among these (rendezvous hashing,
+#: ``cluster.spread``), so once n2 joins, n1 hands them over to it.
+NODE_IDS = ("n1", "n2")
+#: The demo organisation's areas.
+DEMO_AREAS = (addresses.area(1), addresses.area(2))
+#: Seconds the demo areas may take to reach their home after the second node starts.
+SETTLE_TIMEOUT = 15.0
+
+
 @dataclass
 class Cluster:
+    """Two nodes, named by role: ``a`` hosts the demo areas (and so their callers' rooms) once
+    they are spread over the two, ``b`` is the other."""
+
     redis: RedisServer
     a: ServedNode
     b: ServedNode
@@ -53,15 +66,32 @@ def two_nodes(tmp_path: Path, database: str = "") -> Iterator[Cluster]:
     redis = RedisServer(tmp_path)
     nodes: list[ServedNode] = []
     try:
-        # a first: it migrates and seeds the shared store, and claims the areas.
-        for node_id in ("a", "b"):
+        # n1 first: it migrates and seeds the shared store, and claims the areas; n2 then joins
+        # and takes the areas whose home it is.
+        for node_id in NODE_IDS:
             shared = tmp_path / "shared.sqlite3"
             nodes.append(ServedNode(redis.url, node_id, shared, tmp_path, database))
-        yield Cluster(redis, nodes[0], nodes[1])
+        wait_settled(redis, DEMO_AREAS, NODE_IDS)
+        by_id = {node.node_id: node for node in nodes}
+        host = by_id[home(DEMO_AREAS[0], NODE_IDS)]
+        assert all(home(area, NODE_IDS) == host.node_id for area in DEMO_AREAS)
+        yield Cluster(redis, host, next(n for n in nodes if n is not host))
     finally:
         for node in nodes:
             node.stop()
         redis.stop()
+
+
+def wait_settled(redis: RedisServer, areas: tuple[str, ...], node_ids: tuple[str, ...]) -> None:
+    """Wait until each of ``areas`` is placed on its home among ``node_ids``."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        owners = {area: redis.get(f"waitroom:place:{area}") for area in areas}
+        if all(owners[area] == home(area, node_ids) for area in areas):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"areas not at their homes: {owners}")
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -135,11 +165,8 @@ def chat(text: str) -> Callable[[str, dict[str, Any]], bool]:
 
 
 async def owner(cluster: Cluster, address: str) -> str | None:
-    async with await trio.open_tcp_stream("127.0.0.1", cluster.redis.port) as stream:
-        key = f"waitroom:place:{address}".encode()
-        await stream.send_all(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
-        reply = await stream.receive_some(256)
-    return None if reply.startswith(b"$-1") else reply.split(b"\r\n")[1].decode()
+    """The id of the node that hosts ``address`` now (its placement in Redis)."""
+    return await trio.to_thread.run_sync(cluster.redis.get, f"waitroom:place:{address}")
 
 
 @asynccontextmanager
@@ -173,7 +200,7 @@ async def test_an_arrival_through_node_a_is_on_a_dashboard_of_node_b_within_a_se
             latencies.append(seen - posted)
     print(f"arrival on a to dashboard on b: {[round(x * 1000) for x in latencies]} ms")
     assert max(latencies) < DASHBOARD_BUDGET
-    assert await owner(cluster, addresses.area(area_id)) == "a"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
 
 
 async def join_and_chat(
@@ -213,7 +240,7 @@ async def test_a_provider_on_node_b_joins_a_room_on_node_a_and_they_chat(
     cluster: Cluster,
 ) -> None:
     room, _, _, _ = await join_and_chat(cluster, cluster.a, cluster.b)
-    assert await owner(cluster, addresses.room(room)) == "a"
+    assert await owner(cluster, addresses.room(room)) == cluster.a.node_id
 
 
 async def enter_again(
@@ -254,7 +281,9 @@ async def kill_the_rooms_node(cluster: Cluster) -> None:
     status, token = await post_arrival(cluster.b, slug, "Cy")
     assert status == 200, token
     room = token.partition(".")[0]
-    assert await owner(cluster, addresses.room(room)) == "a"  # started by its area, on a
+    assert (
+        await owner(cluster, addresses.room(room)) == cluster.a.node_id
+    )  # started by its area, on a
     caller_events, provider_events, dashboard = Events(), Events(), Events()
     async with (
         connect(cluster.b.ws_url, dashboard, cookie=cookie) as desk,
@@ -278,7 +307,7 @@ async def kill_the_rooms_node(cluster: Cluster) -> None:
                 stack, cluster.b, room, caller_events, deadline, token=token
             )
             assert entered["state"] == "in_call"  # the room's state was kept
-            assert await owner(cluster, addresses.room(room)) == "b"
+            assert await owner(cluster, addresses.room(room)) == cluster.b.node_id
             while True:  # the provider's page only goes on chatting
                 try:
                     await provider.request("chat.send", {"text": "after"}, addresses.room(room))
@@ -312,7 +341,7 @@ async def kill_the_rooms_node(cluster: Cluster) -> None:
                     await trio.sleep(0.25)
         mine = [c for c in snapshot["callers"] if c["room"] == room]
         assert [c["status"] for c in mine] == ["in_call"]
-    assert await owner(cluster, addresses.area(area_id)) == "b"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.b.node_id
 
 
 async def test_a_dashboard_on_a_live_node_follows_its_area_after_the_area_s_node_dies(
@@ -323,7 +352,7 @@ async def test_a_dashboard_on_a_live_node_follows_its_area_after_the_area_s_node
     arrival then reaches the dashboard, which never sent ``area.watch`` again."""
     browser, areas = await sign_in(cluster.b)
     area_id, slug = areas[0]
-    assert await owner(cluster, addresses.area(area_id)) == "a"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
     dashboard = Events()
     async with connect(cluster.b.ws_url, dashboard, cookie=browser.cookie_header()) as desk:
         await desk.request("area.watch", {}, addresses.area(area_id))
@@ -338,7 +367,7 @@ async def test_a_dashboard_on_a_live_node_follows_its_area_after_the_area_s_node
         )
         snapshot = [b for _, e, b in dashboard.seen if e == "queue.snapshot"][-1]
         assert "Before" in {c["name"] for c in snapshot["callers"]}  # the queue was kept
-        assert await owner(cluster, addresses.area(area_id)) == "b"
+        assert await owner(cluster, addresses.area(area_id)) == cluster.b.node_id
         status, token = await post_arrival(cluster.b, slug, "After")
         assert status == 200, token
         arrived_at = await dashboard.wait_for(queued(token.partition(".")[0]), 5)
@@ -409,8 +438,8 @@ async def test_redis_paused_10_s_arrivals_fail_closed_the_room_keeps_working_all
             assert names == ["After", "Di"]  # nothing refused was stored
             await caller.request("chat.send", {"text": "after"}, addresses.room(room))
             await provider_events.wait_for(chat("after"), 5)
-    assert await owner(cluster, addresses.room(room)) == "a"
-    assert await owner(cluster, addresses.room(new_token.partition(".")[0])) == "a"
+    assert await owner(cluster, addresses.room(room)) == cluster.a.node_id
+    assert await owner(cluster, addresses.room(new_token.partition(".")[0])) == cluster.a.node_id
 
 
 def test_a_node_whose_redis_cannot_be_reached_at_start_says_so_in_one_line(

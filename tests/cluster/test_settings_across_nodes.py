@@ -1,6 +1,6 @@
 """A settings edit saved through one node reaches the area running on another (issue 18).
 
-The area runs on node a (it claims the areas first); an admin adds a closure through node b;
+The area runs on node a (its home, see ``test_serve_nodes.Cluster``); an admin adds a closure through node b;
 node a's running area is closed at once, without a restart: an arrival through node a is no
 longer taken. Starts Redis and two servers: run under the heavy lock
 (``flock /tmp/waitroom-heavy.lock .venv/bin/pytest tests/cluster/test_settings_across_nodes.py``).
@@ -30,7 +30,7 @@ async def test_a_closure_saved_through_node_b_closes_the_area_running_on_node_a(
     status, token = await post_arrival(cluster.a, slug, "Before")
     assert status == 200, token
     assert CLOSED not in (await Browser(cluster.a.url).get(f"/w/{slug}")).text
-    assert await owner(cluster, addresses.area(area_id)) == "a"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
 
     admin, _ = await sign_in(cluster.b, "admin")
     settings = f"/admin/setup/areas/{area_id}"
@@ -49,7 +49,7 @@ async def test_a_closure_saved_through_node_b_closes_the_area_running_on_node_a(
     # Node a's running area re-read its closures: it offers no form and says closed.
     status, page = await post_arrival(cluster.a, slug, "After")
     assert CLOSED in page, f"node a still takes arrivals ({status})"
-    assert await owner(cluster, addresses.area(area_id)) == "a"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
 
 
 async def test_a_new_link_made_through_node_b_works_through_node_a_and_the_old_one_does_not(
@@ -97,6 +97,6 @@ async def test_a_rename_saved_through_node_b_shows_on_node_a_s_console(cluster: 
         "POST", settings, body, {"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert saved.status == 303, saved.text[:2000]
-    assert await owner(cluster, addresses.area(area_id)) == "a"
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
 
     assert renamed in (await provider.get("/")).text

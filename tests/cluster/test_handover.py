@@ -1,0 +1,120 @@
+"""A node that joins takes over the areas whose home it is (issue 18), with no caller lost.
+
+Node n1 runs alone and hosts both demo areas; a dashboard on n1 watches one, and callers keep
+arriving through n1. Node n2 starts: both demo areas have n2 as their home (rendezvous hashing,
+``cluster.spread``), so n1 hands them over. The dashboard gets ``queue.snapshot`` from the new
+copy without watching again, every arrival made during the handover is taken and on the
+dashboard, and the next arrival through n1 reaches it through the area on n2.
+
+Starts Redis and two servers: run under the heavy lock
+(``flock /tmp/waitroom-heavy.lock .venv/bin/pytest tests/cluster/test_handover.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from actors import addresses
+from cluster.spread import home
+from tests.cluster.served_nodes import ServedNode
+from tests.cluster.servers import RedisServer
+from tests.cluster.test_serve_nodes import (
+    DEMO_AREAS,
+    NODE_IDS,
+    SETTLE_TIMEOUT,
+    Events,
+    post_arrival,
+    queued,
+    sign_in,
+    wait_settled,
+)
+from waitroom.loadtest.client import connect
+
+#: Arrivals still made through n1 after the dashboard had the new copy's snapshot.
+ARRIVALS_AFTER = 5
+
+
+def seen_names(events: Events, area_id: int) -> set[str]:
+    """The callers a dashboard was shown: the last snapshot and every caller event after it."""
+    names: set[str] = set()
+    for _, event, body in events.seen:
+        if event == "queue.snapshot" and body["area"] == area_id:
+            names = {c["name"] for c in body["callers"]}
+        elif event == "queue.caller" and body["area"] == area_id:
+            names.add(body["caller"]["name"])
+    return names
+
+
+async def test_a_joining_node_takes_its_areas_and_no_arrival_or_dashboard_is_lost(
+    tmp_path: Path,
+) -> None:
+    assert all(home(area, NODE_IDS) == "n2" for area in DEMO_AREAS)
+    redis = RedisServer(tmp_path)
+    db = tmp_path / "shared.sqlite3"
+    nodes: list[ServedNode] = []
+    try:
+        n1 = ServedNode(redis.url, "n1", db, tmp_path)
+        nodes.append(n1)
+        wait_settled(redis, DEMO_AREAS, ("n1",))
+        browser, areas = await sign_in(n1)
+        area, slug = areas[0]
+        area_id = int(area)
+        dashboard = Events()
+        async with connect(n1.ws_url, dashboard, cookie=browser.cookie_header()) as desk:
+            await desk.request("area.watch", {}, addresses.area(area_id))
+            status, token = await post_arrival(n1, slug, "Before")
+            assert status == 200, token
+            await dashboard.wait_for(queued(token.partition(".")[0]), 5)
+
+            taken: list[str] = []
+            refused: list[tuple[int, str]] = []
+            handed_over = trio.Event()
+
+            async def keep_arriving() -> None:
+                after = 0
+                while after < ARRIVALS_AFTER:
+                    name = f"During {len(taken) + len(refused)}"
+                    status, token = await post_arrival(n1, slug, name)
+                    if status == 200:
+                        taken.append(name)
+                    else:
+                        refused.append((status, token[:300]))
+                    if handed_over.is_set():
+                        after += 1
+                    await trio.sleep(0.05)  # about 15 arrivals a second, one at a time
+
+            def snapshot(event: str, body: dict[str, Any]) -> bool:
+                return event == "queue.snapshot" and body["area"] == area_id
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(keep_arriving)
+                joined = time.monotonic()
+                nodes.append(
+                    await trio.to_thread.run_sync(ServedNode, redis.url, "n2", db, tmp_path)
+                )
+                snapshot_at = await dashboard.wait_for(snapshot, SETTLE_TIMEOUT)
+                handed_over.set()
+            print(
+                f"dashboard on n1 had the area's queue from n2 {snapshot_at - joined:.1f} s after "
+                f"n2 was started; {len(taken)} arrivals during the handover"
+            )
+            await trio.to_thread.run_sync(wait_settled, redis, DEMO_AREAS, NODE_IDS)
+            assert refused == []
+            assert len(taken) > ARRIVALS_AFTER
+            # Every arrival made during the handover is on the dashboard, which never watched
+            # again, and in the area's queue.
+            status, token = await post_arrival(n1, slug, "After")
+            assert status == 200, token
+            await dashboard.wait_for(queued(token.partition(".")[0]), 5)
+            expected = {"Before", "After", *taken}
+            assert expected <= seen_names(dashboard, area_id)
+            listed = await desk.request("area.watch", {}, addresses.area(area_id))
+            assert expected == {c["name"] for c in listed["callers"]}
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
