@@ -1,6 +1,7 @@
 """Arrivals per second on one node against two on this machine, sharing Redis and PostgreSQL.
 
-    python bench/nodes.py [--rates 50,100,150] [--step-seconds 10] [--areas 50] [--quick]
+    python bench/nodes.py [--rates 50,100,150] [--step-seconds 10] [--areas 50]
+                          [--reference COMMIT] [--quick]
 
 One Waitroom node uses one core for the control plane (Python runs one thread at a time), so on a
 2-core machine a second node is the way to the second core (issue 18). For each arrival rate this
@@ -10,9 +11,11 @@ database prepared with ``--areas`` always-open areas, then:
 * ``1 node``: one ``waitroom serve --redis --database`` and the arrival ramp of
   ``bench/capacity.py`` against it (callers arrive, dashboards watch, providers join some);
 * ``2 nodes``: two such nodes on the same Redis and database, and the same load split in half,
-  each half arriving and watching through its own node. An area lives on one node, so about half
-  the arrivals reach an area hosted on the other node and their dashboard events cross through
-  Redis.
+  each half arriving and watching through its own node. The load starts once every area is on
+  its home node (``cluster.spread``: about half on each). An area lives on one node, so about
+  half the arrivals reach an area hosted on the other node and their dashboard events cross
+  through Redis;
+* with ``--reference COMMIT``, ``2 nodes`` of that commit too, in the same run.
 
 A step passes with arrival-to-dashboard p99 under 250 ms, no error and the offered rate kept up;
 the ramp stops at the first step that fails on both. Also per step: each node's CPU per arrival,
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +43,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from capacity import (  # bench/, the script's folder
     MAX_RAMP_PROVIDERS,
     MIN_RAMP_PROVIDERS,
+    Build,
     ServeProcess,
+    export_commit,
     free_port,
     loadtest,
     percentile,
     step_passed,
 )
 
+from cluster.spread import home
 from tests.cluster.servers import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +61,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class Node(ServeProcess):
     """One ``waitroom serve`` of this tree in cluster mode, in a process of its own."""
 
-    def __init__(self, node_id: str, redis: str, database: str, workdir: Path) -> None:
+    def __init__(
+        self, node_id: str, redis: str, database: str, workdir: Path, build: Build
+    ) -> None:
+        self.node_id = node_id
         port = free_port()
         command = [
             sys.executable, "-m", "waitroom.cli", "serve",
@@ -69,7 +79,7 @@ class Node(ServeProcess):
         ]  # fmt: skip
         super().__init__(
             command,
-            {**os.environ, "PYTHONPATH": str(ROOT)},
+            build.env(),
             workdir / f"node-{node_id}.log",
             f"http://127.0.0.1:{port}",
             f"node {node_id}",
@@ -97,6 +107,30 @@ def redis_commands(port: int) -> int:
     return total
 
 
+#: Seconds the areas may take to reach their homes once every node has started.
+SETTLE_TIMEOUT = 60.0
+
+
+def settle(redis: RedisServer, node_ids: list[str], spread: bool = True) -> None:
+    """Wait until every area is placed on its home among ``node_ids`` (the later nodes take
+    theirs over from the first, a few dozen every couple of seconds), so the load meets the
+    spread a running cluster has, not the handover. A build that does not spread (a reference
+    older than the spread) leaves them where the first node put them: ``spread=False``."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        keys = redis.keys("waitroom:place:area/*")
+        away = [
+            k
+            for k in keys
+            if spread and redis.get(k) != home(k.removeprefix("waitroom:place:"), node_ids)
+        ]
+        if keys and not away:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(away)} of {len(keys)} areas not at their homes in time")
+        time.sleep(0.2)
+
+
 def prepare(database: str, areas: int) -> None:
     """The demo organisation and ``areas`` always-open areas, as `bench/capacity.py` prepares them."""
     subprocess.run(
@@ -106,8 +140,10 @@ def prepare(database: str, areas: int) -> None:
     )  # fmt: skip
 
 
-def step(nodes: int, rate: float, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """``rate`` arrivals/s through ``nodes`` fresh nodes (the load split evenly between them)."""
+def step(
+    nodes: int, rate: float, args: argparse.Namespace, work: Path, build: Build
+) -> dict[str, Any]:
+    """``rate`` arrivals/s through ``nodes`` fresh nodes of ``build`` (the load split evenly)."""
     work.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(work)
     postgres = PostgresServer()
@@ -115,7 +151,8 @@ def step(nodes: int, rate: float, args: argparse.Namespace, work: Path) -> dict[
     try:
         prepare(postgres.url, args.areas)
         for n in range(nodes):
-            started.append(Node(f"n{n + 1}", redis.url, postgres.url, work))
+            started.append(Node(f"n{n + 1}", redis.url, postgres.url, work, build))
+        settle(redis, [node.node_id for node in started], spread=build.root == ROOT)
         providers = min(MAX_RAMP_PROVIDERS, max(MIN_RAMP_PROVIDERS, int(rate / 10)))
         share = {
             "areas": args.areas,
@@ -149,7 +186,8 @@ def step(nodes: int, rate: float, args: argparse.Namespace, work: Path) -> dict[
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         raise RuntimeError(f"a load tester failed: {failed[0]}")
-    return combine(nodes, rate, [r for r in results if isinstance(r, dict)], commands)
+    result = combine(nodes, rate, [r for r in results if isinstance(r, dict)], commands)
+    return {"build": build.name, **result}
 
 
 def combine(nodes: int, rate: float, parts: list[dict[str, Any]], commands: int) -> dict[str, Any]:
@@ -195,7 +233,7 @@ def combine(nodes: int, rate: float, parts: list[dict[str, Any]], commands: int)
 def row_text(r: dict[str, Any]) -> str:
     d = r["dashboard"]
     return (
-        f"{r['nodes']} node(s): offered {r['rate']:g}/s -> {r['arrivals_per_s']}/s, dash "
+        f"{r['build']}, {r['nodes']} node(s): offered {r['rate']:g}/s -> {r['arrivals_per_s']}/s, dash "
         f"p50/p95/p99 {d['p50_ms']}/{d['p95_ms']}/{d['p99_ms']} ms, errors {r['error_count']}, "
         f"server CPU {r['server_cpu_percent']} % ({r['server_cpu_ms_per_arrival']} ms/arrival, "
         f"busiest second {r['server_cpu_busiest_second_percent']} %), "
@@ -211,16 +249,24 @@ def main() -> int:
     parser.add_argument("--call-seconds", type=float, default=3.0)
     parser.add_argument("--areas", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="one small step each, under a minute")
+    parser.add_argument(
+        "--reference", default=None, help="commit whose 2 nodes are measured beside this tree's"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rates, args.step_seconds, args.areas = "10", 4.0, 4
     rates = [float(r) for r in args.rates.split(",")]
     results: dict[str, Any] = {"load_average": os.getloadavg(), "steps": []}
     with tempfile.TemporaryDirectory(prefix="waitroom-nodes-") as tmp:
+        tree = Build("tree", ROOT)
+        runs = [(1, tree), (2, tree)]
+        if args.reference:
+            runs.append((2, export_commit(args.reference, Path(tmp) / "reference")))
         for rate in rates:
             passed_any = False
-            for nodes in (1, 2):
-                r = step(nodes, rate, args, Path(tmp) / f"{nodes}-nodes-{rate:g}")
+            for nodes, build in runs:
+                slug = "tree" if build is tree else "reference"
+                r = step(nodes, rate, args, Path(tmp) / f"{slug}-{nodes}-nodes-{rate:g}", build)
                 results["steps"].append(r)
                 print(row_text(r), file=sys.stderr, flush=True)
                 passed_any = passed_any or r["passed"]

@@ -101,6 +101,21 @@ class RedisServer:
             size = int(header[1:])
             return None if size < 0 else reply.read(size).decode()
 
+    def keys(self, pattern: str) -> list[str]:
+        """``KEYS pattern`` (a test's or a benchmark's small database only)."""
+        data = pattern.encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n" % (len(data), data))
+            reply = sock.makefile("rb")
+            header = reply.readline()
+            if not header.startswith(b"*"):
+                raise AssertionError(f"KEYS {pattern}: {header!r}")
+            found = []
+            for _ in range(int(header[1:])):
+                size = int(reply.readline()[1:])
+                found.append(reply.read(size + 2)[:-2].decode())
+            return found
+
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing is answered until ``resume``."""
         os.kill(self.process.pid, signal.SIGSTOP)
