@@ -12,7 +12,8 @@ savepoint of its own, as on SQLite. SQLite serialises writers with ``BEGIN IMMED
 PostgreSQL lets transactions run side by side and refuses (``40001``, ``40P01``) the one whose
 outcome would differ from some serial order, so a conditional ``UPDATE ... WHERE used_at IS NULL``
 or a read-then-write in Python is as safe as on SQLite. A refused batch is rolled back whole
-(nothing of it was applied and nobody has been answered) and run again, up to `RETRIES` times.
+(nothing of it was applied and nobody has been answered) and run again; a batch refused
+`BATCH_ATTEMPTS` times is split into a transaction per job, each tried up to `RETRIES` times.
 
 A lost connection (PostgreSQL restarted, failed over) fails the batch in flight; the next batch
 connects again before it begins, so a node recovers without a restart.
@@ -20,6 +21,7 @@ connects again before it begins, so a node recovers without a restart.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,7 +43,11 @@ from storage.dialect import (
 )
 
 RETRIES = 20
-"""Runs of one batch refused for serialization before its calls fail with the refusal."""
+"""Runs of one job refused for serialization before it fails with the refusal."""
+
+BATCH_ATTEMPTS = 3
+"""Runs of a batch of several jobs refused for serialization before it is split into one
+transaction per job."""
 
 CONNECT_TIMEOUT_S = 10
 """Most seconds to reach the server when the Store opens."""
@@ -204,16 +210,36 @@ class PostgresDatabase:
         """The group commit on PostgreSQL: ``batch`` in one serializable transaction, each job in
         a savepoint; a job that fails fails alone; a batch refused for serialization (at any
         statement or at the commit) is rolled back and run again whole. Nobody is answered
-        before the commit."""
+        before the commit.
+
+        A batch refused ``BATCH_ATTEMPTS`` times is split: each job then runs in a transaction
+        of its own, retried alone up to ``RETRIES`` times. Two nodes writing at once refuse each
+        other's large batches (a serializable transaction's reads cover whole index ranges), and
+        retried together they would keep colliding; one job at a time rarely does.
+        """
+        refused = self._attempt(batch, BATCH_ATTEMPTS if len(batch) > 1 else RETRIES)
+        if refused is None:
+            return
+        if len(batch) == 1:
+            batch[0].finish(None, refused)
+            return
+        for job in batch:
+            refused = self._attempt([job], RETRIES)
+            if refused is not None:
+                job.finish(None, refused)
+
+    def _attempt(self, batch: Sequence[_Job], attempts: int) -> BaseException | None:
+        """Run ``batch`` in one transaction up to ``attempts`` times: None once every job is
+        finished (answered), else the last serialization refusal (no job answered or applied)."""
         last: BaseException | None = None
-        for attempt in range(RETRIES):
+        for attempt in range(attempts):
             outcomes: list[tuple[_Job, Any, BaseException | None]] = []
             try:
                 self._begin_connected()
             except psycopg.Error as error:  # the server is down: these calls fail, none applied
                 for job in batch:
                     job.finish(None, error)
-                return
+                return None
             try:
                 for job in batch:
                     try:
@@ -231,18 +257,19 @@ class PostgresDatabase:
             except _RETRYABLE as error:
                 last = error
                 self._abandon()
-                time.sleep(min(0.001 * 2**attempt, 0.05))  # in the worker thread, not the loop
+                # Full jitter, in the worker thread (not the loop): two nodes refused together
+                # do not retry in step.
+                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
                 continue
             except BaseException as error:  # the commit or the connection failed: all lost
                 self._abandon()
                 for job in batch:
                     job.finish(None, error)
-                return
+                return None
             for job, value, failure in outcomes:
                 job.finish(value, failure)
-            return
-        for job in batch:
-            job.finish(None, last)
+            return None
+        return last
 
     def _begin_connected(self) -> None:
         """Begin the batch's transaction, first on a new connection if the old one was lost (a

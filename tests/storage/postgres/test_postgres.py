@@ -21,7 +21,7 @@ from storage import ondemand as od
 from storage.db import Store, fetch_all, open_store
 from storage.dialect import to_postgres, to_postgres_ddl
 from storage.migrations import MIGRATIONS, Migration, apply_migrations, current_version
-from storage.postgres import MIGRATION_LOCK
+from storage.postgres import BATCH_ATTEMPTS, MIGRATION_LOCK, RETRIES
 from storage.times import utcnow
 from tests.cluster.servers import PostgresServer
 from tests.polling import seconds_until
@@ -150,6 +150,36 @@ async def test_a_refused_batch_runs_again_whole_and_answers_once(pg_url: str) ->
         error = jobs[2].outcome[1] if jobs[2].outcome else None
         assert isinstance(error, ValueError)
         assert await store.run(fetch_all, "SELECT body FROM notes_for_test") == [{"body": "kept"}]
+
+
+async def test_a_batch_refused_again_and_again_is_split_and_only_the_refused_job_fails(
+    pg_url: str,
+) -> None:
+    """Two nodes' batches can keep refusing each other; after ``BATCH_ATTEMPTS`` the batch is
+    split: each job runs alone, the others are applied once and answered, and only a job that
+    is refused every time fails, with the refusal."""
+    runs = {"always": 0}
+
+    def note(db: Database) -> int:
+        db.execute("INSERT INTO notes_for_test (body) VALUES (?)", ("kept",))
+        return 1
+
+    def always_refused(db: Database) -> str:
+        runs["always"] += 1
+        raise psycopg.errors.SerializationFailure("could not serialize access")
+
+    async with open_store(pg_url) as store:
+        await store.run(lambda db: db.execute("CREATE TABLE notes_for_test (body TEXT)"))
+        jobs = [_Job(note), _Job(always_refused), _Job(note)]
+        pg: Any = store._db
+        await trio.to_thread.run_sync(pg.run_batch, jobs)
+        assert jobs[0].outcome == (1, None)
+        assert jobs[2].outcome == (1, None)
+        error = jobs[1].outcome[1] if jobs[1].outcome else None
+        assert isinstance(error, psycopg.errors.SerializationFailure)
+        assert runs["always"] == BATCH_ATTEMPTS + RETRIES
+        rows = await store.run(fetch_all, "SELECT body FROM notes_for_test")
+        assert rows == [{"body": "kept"}, {"body": "kept"}]
 
 
 async def test_even_a_raw_connection_cannot_alter_audit_rows(store: Store, pg_url: str) -> None:
