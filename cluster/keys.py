@@ -1,7 +1,8 @@
 """The Redis key names of one cluster, in one place, so no module spells a key by hand.
 
 Every key starts with the cluster's prefix (``waitroom`` unless an operator runs two clusters on
-one Redis), so a ``SCAN`` for the live nodes or a look at the keyspace shows one cluster at a time.
+one Redis), so a look at the keyspace shows one cluster at a time. Nothing on a regular path
+scans the keyspace (it holds a key per placed room): the nodes are listed in one set.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ class Keys:
         """A node's liveness key: present while the node refreshes it."""
         return f"{self.prefix}:node:{node_id}"
 
-    def node_pattern(self) -> str:
-        return f"{self.prefix}:node:*"
-
-    def node_of_key(self, key: str) -> str:
-        return key.removeprefix(f"{self.prefix}:node:")
+    def nodes(self) -> str:
+        """The set of every node id that joined (live or not): the live ones are those whose
+        liveness key exists, the others may have an inbox left to rescue."""
+        return f"{self.prefix}:nodes"
 
     def place(self, address: str) -> str:
         """Who hosts ``address``: the owning node's id, with a TTL its owner keeps refreshing."""

@@ -5,7 +5,9 @@ refused instead of silently sharing its inbox. Every refresh extends the key onl
 holds this process's token (a script, so a refresh after the key expired and another process took
 the id does not steal it back). Redis expires the key on its own clock, so a node that dies, hangs
 or loses its network drops out of :meth:`Membership.live_nodes` about ``NODE_TTL`` seconds later,
-and its placements (refreshed by the same loop) can then be taken over.
+and its placements (refreshed by the same loop) can then be taken over. Every node that joined
+is also named in one set (``Keys.nodes``), so listing the nodes reads that set and their keys,
+never the keyspace; a dead node stays in the set, and the rescue finds its inbox there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ RETRY_EVERY = 0.25
 
 _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SADD', KEYS[2], ARGV[3])
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
@@ -66,7 +69,13 @@ class Membership:
         )
         if not won:
             raise NodeIdTaken(f"node {self.node_id} is already live")
+        await self._list()
         self.alive = True
+
+    async def _list(self) -> None:
+        """Name this node in the set of nodes (idempotent; every refresh does it again, so a set
+        lost with Redis' data is made again within a period)."""
+        await call(self.health, "list node", self.client.sadd(self.keys.nodes(), [self.node_id]))
 
     async def refresh(self) -> bool:
         """Extend this node's key; False if it had expired (the node was away longer than the TTL).
@@ -78,7 +87,9 @@ class Membership:
         kept = await call(
             self.health,
             "refresh liveness",
-            self.client.eval(_REFRESH, [key], [self.token, _ms(NODE_TTL)]),
+            self.client.eval(
+                _REFRESH, [key, self.keys.nodes()], [self.token, _ms(NODE_TTL), self.node_id]
+            ),
         )
         if kept:
             self.alive = True
@@ -90,6 +101,7 @@ class Membership:
         )
         if not rejoined:
             raise NodeIdTaken(f"node {self.node_id} was taken by another process while away")
+        await self._list()
         log.warning("node %s was away longer than %.0f s and joined again", self.node_id, NODE_TTL)
         self.alive = True
         return False
@@ -104,20 +116,21 @@ class Membership:
         self.alive = False
 
     async def live_nodes(self) -> list[str]:
-        """The ids of every node whose liveness key exists now, sorted."""
-        found: list[str] = []
-        cursor = 0
-        with trio.fail_after(5):  # a cluster has a handful of nodes: a few SCAN pages at most
-            while True:
-                cursor, keys = await call(
-                    self.health,
-                    "list nodes",
-                    self.client.scan(cursor, match=self.keys.node_pattern(), count=100),
-                )
-                found.extend(self.keys.node_of_key(k.decode()) for k in keys)
-                if cursor == 0:
-                    break
-        return sorted(set(found))
+        """The ids of every node whose liveness key exists now, sorted: two round trips, however
+        many keys the cluster holds (a ``SCAN`` would walk every room's placement)."""
+        return sorted(node for node, live in (await self.known_nodes()).items() if live)
+
+    async def known_nodes(self) -> dict[str, bool]:
+        """Every node id that ever joined this cluster (since Redis last lost its data), each
+        with whether it is live now."""
+        members = await call(self.health, "list nodes", self.client.smembers(self.keys.nodes()))
+        ids = sorted(m.decode() for m in members)
+        if not ids:
+            return {}
+        values = await call(
+            self.health, "nodes alive", self.client.mget([self.keys.node(i) for i in ids])
+        )
+        return {i: v is not None for i, v in zip(ids, values, strict=True)}
 
     async def is_live(self, node_id: str) -> bool:
         return bool(

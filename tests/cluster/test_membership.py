@@ -58,3 +58,26 @@ async def test_a_node_away_longer_than_the_ttl_joins_again_on_its_next_refresh(
         assert await node.refresh() is False
         assert await node.live_nodes() == ["n"]
         assert await node.refresh() is True
+
+
+async def test_the_nodes_are_listed_without_walking_the_keyspace(redis_server: RedisServer) -> None:
+    """Listing the live nodes reads the set of nodes and their keys, never ``SCAN`` (a cluster
+    holds a key per placed room, thousands of them); a dead node stays known, not live."""
+    async with open_client(redis_server.url) as client:
+        keys = Keys("t")
+        a = Membership(client, keys, Health(), "a")
+        b = Membership(client, keys, Health(), "b")
+        await a.join()
+        await b.join()
+        for n in range(2000):
+            await client.set(keys.place(f"room/{n}"), b"a")
+        before = await client.info("commandstats")
+        assert await a.live_nodes() == ["a", "b"]
+        after = await client.info("commandstats")
+        assert "cmdstat_scan" not in after or after["cmdstat_scan"] == before.get("cmdstat_scan")
+        await client.delete([keys.node("b")])  # b died: its key is gone
+        assert await a.live_nodes() == ["a"]
+        assert await a.known_nodes() == {"a": True, "b": False}
+        await client.delete([keys.nodes()])  # Redis lost the set: the next refresh lists a again
+        assert await a.refresh() is True
+        assert await a.known_nodes() == {"a": True}

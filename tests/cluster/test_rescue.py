@@ -17,7 +17,7 @@ from tests.cluster.echo import Note, Notes, echo_types
 from tests.cluster.nodes import echo, running
 from tests.cluster.servers import RedisServer
 
-GHOST = "ghost"  # a node that had an inbox and has no liveness key: dead
+GHOST = "ghost"  # a node that joined, had an inbox and has no liveness key: dead
 
 
 async def held(client: Client, inbox: str) -> int:
@@ -35,6 +35,7 @@ async def test_entries_of_a_dead_inbox_are_forwarded_once_held_or_refused(
         client, keys = a.node.client, a.node.keys
         inbox = keys.inbox(GHOST)
         await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+        await client.sadd(keys.nodes(), [GHOST])  # it joined once; its liveness key is gone
         old = int((time.time() - HOLD_FOR - 5) * 1000)
 
         # Sent long ago to an address nobody hosts, by an asker on a: refused as not found.
@@ -95,6 +96,7 @@ async def test_two_rescuers_sweeping_one_dead_inbox_at_once_deliver_each_entry_o
         client = a.node.client
         inbox = a.node.keys.inbox(GHOST)
         await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+        await client.sadd(a.node.keys.nodes(), [GHOST])  # it joined once; its liveness key is gone
         await a.node.host(a.supervisor, echo("room/here", "a"))
         for n in range(600):  # more than one read's worth for each rescuer
             await client.xadd(
