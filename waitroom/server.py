@@ -281,6 +281,18 @@ async def _follow_departures(node: Node, gateway: GatewayEndpoint) -> None:
     await follow_departures(node, lost)
 
 
+def _one_node() -> str | None:
+    return None
+
+
+def _cluster_status(node: Node) -> Callable[[], str | None]:
+    """``/healthz``'s ``cluster``: "unavailable" once Redis has not answered for as long as new
+    admissions are refused, so the probe and the arrival pages agree."""
+    from waitroom.clustered import ADMIT_FRESH
+
+    return lambda: "ok" if node.health.answered_within(ADMIT_FRESH) else "unavailable"
+
+
 async def _start_node_desk(root: Supervisor, node: Node) -> None:
     """The desk other nodes hand this node's areas to (issue 18)."""
     from waitroom.clustered import start_node_desk
@@ -343,6 +355,7 @@ async def _serve(
         WebConfig(
             public_url=config.public_url,
             gateway_ready=lambda: True,
+            cluster_status=_one_node if node is None else _cluster_status(node),
             ice_servers=partial(ice_servers, config.turn),
             ice_transport_policy=config.ice_transport_policy,
         ),

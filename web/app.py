@@ -47,6 +47,10 @@ def _no_ice_servers() -> list[dict[str, object]]:
     return []
 
 
+def _one_node() -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """What pages need to know about the deployment (the composition root fills it in)."""
@@ -56,6 +60,8 @@ class WebConfig:
     service_name: str = "Waitroom"
     #: Whether the websocket gateway is mounted and accepting connections, for ``/healthz``.
     gateway_ready: Callable[[], bool] = field(default=_always_ready)
+    #: A cluster node's link to Redis for ``/healthz``, "ok" or "unavailable"; None on one node.
+    cluster_status: Callable[[], str | None] = field(default=_one_node)
     #: Fresh TURN/STUN servers for a page's RTCPeerConnection (services.turn); none by default.
     ice_servers: Callable[[], list[dict[str, object]]] = field(default=_no_ice_servers)
     #: "all", or "relay" (TURN only: tests of the TURN path and of the failure notice).

@@ -1,4 +1,5 @@
-"""``GET /healthz``: 200 once actors, storage and the gateway are up; 503 saying what is not."""
+"""``GET /healthz``: 200 once actors, storage and the gateway are up (and, on a cluster node,
+Redis answers); 503 saying what is not."""
 
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ async def healthz() -> tuple[dict[str, object], int]:
         storage = "ok"
     except ActorError:
         storage = "unavailable"
-    gateway = "ok" if current_app.extensions["waitroom.config"].gateway_ready() else "unavailable"
-    healthy = actors_up and storage == "ok" and gateway == "ok"
+    config = current_app.extensions["waitroom.config"]
+    gateway = "ok" if config.gateway_ready() else "unavailable"
+    cluster = config.cluster_status()
+    healthy = actors_up and storage == "ok" and gateway == "ok" and cluster in (None, "ok")
     body: dict[str, object] = {
         "status": "ok" if healthy else "degraded",
         "actors": sum(1 for _ in registry.addresses()),
         "storage": storage,
         "gateway": gateway,
     }
+    if cluster is not None:  # one node of a cluster: whether Redis answers (issue 18)
+        body["cluster"] = cluster
     return body, 200 if healthy else 503

@@ -13,6 +13,7 @@ The nodes share one SQLite file (WAL mode; a test-only arrangement, see ``served
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -410,6 +411,9 @@ async def test_redis_paused_10_s_arrivals_fail_closed_the_room_keeps_working_all
                 with trio.fail_after(5):  # each node notices within a liveness refresh or two
                     while not noticed():  # noqa: ASYNC110 (what another process logs)
                         await trio.sleep(0.1)
+                # Each node's health probe says Redis is away (and the node not fully up).
+                probe = await Browser(cluster.b.url).get("/healthz")
+                assert probe.status == 503 and json.loads(probe.text)["cluster"] == "unavailable"
                 # Through the area's node: the form, kept filled in, says to try again soon.
                 status, page = await post_arrival(cluster.a, slug, "Paused a")
                 assert (status, PAUSED in page) == (400, True), cluster.a.tail()
@@ -433,6 +437,8 @@ async def test_redis_paused_10_s_arrivals_fail_closed_the_room_keeps_working_all
                         break
                     await trio.sleep(0.25)
             print(f"arrivals taken again {time.monotonic() - resumed:.1f} s after Redis resumed")
+            probe = await Browser(cluster.b.url).get("/healthz")
+            assert probe.status == 200 and json.loads(probe.text)["cluster"] == "ok"
             snapshot = await desk.request("area.watch", {}, addresses.area(area_id))
             names = sorted(c["name"] for c in snapshot["callers"])
             assert names == ["After", "Di"]  # nothing refused was stored
