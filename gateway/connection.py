@@ -77,6 +77,14 @@ ROOM_ENTER = "room.enter"
 ROOM_LEAVE = "room.leave"
 AREA_WATCH = "area.watch"
 AREA_UNWATCH = "area.unwatch"
+ONDEMAND_WATCH = "ondemand.watch"
+ONDEMAND_UNWATCH = "ondemand.unwatch"
+#: The lists a page watches, by the kind of address: how to watch it, stop, and the event that
+#: gives the page the whole list again after `rejoin` watched it once more.
+WATCHES: dict[str, tuple[str, str, str]] = {
+    addresses.AREA: (AREA_WATCH, AREA_UNWATCH, "queue.snapshot"),
+    addresses.ONDEMAND_KIND: (ONDEMAND_WATCH, ONDEMAND_UNWATCH, "ondemand.snapshot"),
+}
 #: How long a connection keeps trying to watch and enter again after a node died (its areas and
 #: rooms start on a live node within about 7 s: the 5 s placement TTL and the 2 s area sweep).
 REJOIN_FOR = 30.0
@@ -85,6 +93,21 @@ REJOIN_RETRY = 1.0
 REJOIN_RETRYABLE = frozenset(
     {refusals.NOT_FOUND, refusals.TIMEOUT, refusals.UNAVAILABLE, refusals.BUSY}
 )
+
+
+def _watch_of(address: str) -> tuple[str, str, str] | None:
+    """The watch, unwatch and snapshot types of the list at ``address`` (None: not a list)."""
+    kind, sep, rest = address.partition("/")
+    return WATCHES.get(kind) if sep and rest else None
+
+
+def _snapshot(kind: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """The event body a page gets after `rejoin` watched a list again: an area's
+    ``queue.snapshot`` (its id and callers), or the on-demand queue's reply as it is."""
+    if kind == AREA_WATCH:
+        area = reply.get("area") or {}
+        return {"area": area.get("id"), "callers": reply.get("callers", [])}
+    return reply
 
 
 @dataclass(frozen=True)
@@ -336,7 +359,8 @@ class ClientSession:
         #: The ``room.enter`` body of each room this page entered (newest last, a few at most):
         #: what `_enter_again` sends when the room restarted and forgot the page.
         self._entered: dict[str, dict[str, Any]] = {}
-        #: The ``area.watch`` body of each area this page watches: what `rejoin` sends again.
+        #: The watch body of each list this page watches (an area's queue, an organisation's
+        #: on-demand queue), by address: what `rejoin` sends again.
         self._watched: dict[str, dict[str, Any]] = {}
         self.close_code: int | None = None
         self.close_reason = ""
@@ -576,10 +600,11 @@ class ClientSession:
             self._remember_entry(address, frame.body)
         elif frame.type == ROOM_LEAVE:
             self._entered.pop(address, None)
-        elif frame.type == AREA_WATCH and address.startswith(addresses.AREA + "/"):
-            self._watched[address] = frame.body
-        elif frame.type == AREA_UNWATCH:
-            self._watched.pop(address, None)
+        elif (watch := _watch_of(address)) is not None:
+            if frame.type == watch[0]:
+                self._watched[address] = frame.body
+            elif frame.type == watch[1]:
+                self._watched.pop(address, None)
         self._touched.add(address)
         await self.write(
             protocol.encode_reply(frame.request_id, result if isinstance(result, dict) else {})
@@ -619,13 +644,15 @@ class ClientSession:
             await self.write(protocol.encode_event("room.state", body))
 
     async def rejoin(self) -> None:
-        """A node died (`GatewayEndpoint.after_node_lost`): the areas and rooms it hosted start
-        again on a live node without the watchers and people they had, and a page that sends
-        nothing would never find out. Watch each watched area again and enter each entered room
-        again (`Inbound.again`), each retried every ``REJOIN_RETRY`` s for up to ``REJOIN_FOR`` s,
-        and tell the page what it missed: ``queue.snapshot`` for an area, ``room.state`` for a
-        room. A room that never restarted refuses the entry (it has this connection): nothing to
-        tell. Bounded, and a no-op for a connection that watches and entered nothing."""
+        """A node died (`GatewayEndpoint.after_node_lost`): the areas, on-demand queues and rooms
+        it hosted start again on a live node without the watchers and people they had, and a
+        page that sends nothing would never find out. Watch each watched list again and enter
+        each entered room again (`Inbound.again`), each retried every ``REJOIN_RETRY`` s for up
+        to ``REJOIN_FOR`` s, and tell the page what it missed: ``queue.snapshot`` for an area,
+        ``ondemand.snapshot`` for an on-demand queue, ``room.state`` for a room. A room that
+        never restarted refuses the entry (it has this connection): nothing to tell. A list no
+        longer the page's to watch (a provider gone off call) is dropped. Bounded, and a no-op
+        for a connection that watches and entered nothing."""
         if self.principal is None:
             return
         with trio.move_on_after(REJOIN_FOR):
@@ -637,9 +664,12 @@ class ClientSession:
 
     async def _watch_again(self, address: str) -> None:
         assert self.principal is not None
+        kinds = _watch_of(address)
+        assert kinds is not None
+        kind, _, snapshot_event = kinds
         while not self._closed.is_set() and address in self._watched:
             watch = Inbound(
-                AREA_WATCH, self._watched[address], self.principal, self.address, self.remote_addr
+                kind, self._watched[address], self.principal, self.address, self.remote_addr
             )
             try:
                 reply = await self._ask(address, watch, None)
@@ -650,9 +680,7 @@ class ClientSession:
                 await trio.sleep(REJOIN_RETRY)
                 continue
             if isinstance(reply, dict) and not self._closed.is_set():
-                area = reply.get("area") or {}
-                snapshot = {"area": area.get("id"), "callers": reply.get("callers", [])}
-                await self.write(protocol.encode_event("queue.snapshot", snapshot))
+                await self.write(protocol.encode_event(snapshot_event, _snapshot(kind, reply)))
             return
 
     async def _enter_room_again(self, address: str) -> None:

@@ -19,11 +19,14 @@ import trio
 
 from actors import addresses
 from actors.inbound import Inbound
+from actors.ondemand.messages import StartRequest
 from gateway.auth import Authenticator
 from gateway.connection import ClientSession, Limits
 from gateway.protocol import decode_server_messages, encode_client
+from storage import orgs
+from storage.db import open_store
 from tests.conftest import RunningServer
-from tests.gateway.test_entry_rules import LEE, world
+from tests.gateway.test_entry_rules import ADMIN, LEE, world
 
 WAIT = 10.0
 
@@ -109,6 +112,53 @@ async def test_a_dashboard_watches_again_and_gets_its_area_s_updates_again(
         assert first.caller_id in {c["id"] for c in snapshot["callers"]}
         await w.arrive("Bo")
         await page.first(lambda m: m["t"] == "queue.caller" and m["b"]["caller"]["name"] == "Bo")
+        await page.send.send(None)
+
+
+async def test_an_on_demand_list_is_watched_again_and_given_whole(
+    waitroom_server: RunningServer, nursery: trio.Nursery
+) -> None:
+    """The organisation's on-demand queue also lives on one node: after a node died the page
+    watching it gets ``ondemand.snapshot`` (the watch reply's shape) and the queue's pushes."""
+    async with open_store(waitroom_server.db_path) as store:
+        org = (await orgs.list_organisations(store))[0]
+    queue = addresses.ondemand(org.id)
+    registry = waitroom_server.registry
+
+    async def request(name: str) -> None:
+        await registry.ref(queue).ask(StartRequest({"name": name, "phone": "+44 20 7946 0000"}))
+
+    def pushed(name: str) -> bool:
+        return name in [e["request"]["name"] for e in page.events("ondemand.request")]
+
+    async with world(waitroom_server) as w:
+        page = await open_page(waitroom_server, nursery, w.staff[ADMIN][1])
+        watched = await page.call("ondemand.watch", {}, queue)
+        assert watched["t"] == "reply", watched
+        await request("Ada")
+        await page.first(lambda m: m["t"] == "ondemand.request" and pushed("Ada"))
+        principal = page.session.principal
+        assert principal is not None
+        await registry.ref(queue).ask(
+            Inbound("ondemand.unwatch", {}, principal, page.session.address)
+        )
+        await request("Unseen")
+        with trio.move_on_after(0.5):
+            await page.first(lambda m: m["t"] == "ondemand.request" and pushed("Unseen"))
+        assert not pushed("Unseen")
+
+        with trio.fail_after(WAIT):
+            await page.session.rejoin()
+        (snapshot,) = page.events("ondemand.snapshot")
+        assert snapshot["org"]["id"] == org.id
+        assert {"Ada", "Unseen"} <= {r["name"] for r in snapshot["requests"]}
+        await request("Bo")
+        await page.first(lambda m: m["t"] == "ondemand.request" and pushed("Bo"))
+        unwatched = await page.call("ondemand.unwatch", {}, queue)
+        assert unwatched["t"] == "reply", unwatched
+        with trio.fail_after(WAIT):
+            await page.session.rejoin()  # nothing watched any more: nothing sent
+        assert len(page.events("ondemand.snapshot")) == 1
         await page.send.send(None)
 
 

@@ -1,6 +1,7 @@
 /* The On-Demand Requests list (issue 14): every open request of the organisation, live.
  *
- * `ondemand.watch` answers the whole list and then the queue pushes `ondemand.request` (an upsert
+ * `ondemand.watch` answers the whole list (as does `ondemand.snapshot`, after the server watched
+ * again for the page) and then the queue pushes `ondemand.request` (an upsert
  * of one request's whole state: created, each intake step saved, assigned, claimed),
  * `ondemand.removed` and `ondemand.providers` (docs/protocol.md "On-demand"). Longest wait first;
  * wait times tick here, counted from the server's `waited` (so a wrong clock on this computer does
@@ -245,18 +246,23 @@
     setOn(false);
   }
 
+  /* The whole list: the answer to ondemand.watch, or ondemand.snapshot (the server watched
+     again for this page after the queue restarted on another node). */
+  function showList(list) {
+    watching = true;
+    showError("");
+    setOn(true);
+    providers = list.providers || [];
+    alertAfter = list.alert_after || 0;
+    requests.clear();
+    for (const r of list.requests || []) remember(r);
+    showEstimate(list.estimate);
+    render();
+  }
+
   async function watch(wire) {
     try {
-      const list = await wire.request("ondemand.watch", {}, queue);
-      watching = true;
-      showError("");
-      setOn(true);
-      providers = list.providers || [];
-      alertAfter = list.alert_after || 0;
-      requests.clear();
-      for (const r of list.requests || []) remember(r);
-      showEstimate(list.estimate);
-      render();
+      showList(await wire.request("ondemand.watch", {}, queue));
     } catch (error) {
       if (error.code === "not_on_call") offCall();
       else if (error.code !== "offline") showError(error.detail);
@@ -277,6 +283,9 @@
     if (!watching || !body.request) return;
     remember(body.request);
     render();
+  });
+  wire.on("ondemand.snapshot", (body) => {
+    if (watching) showList(body);
   });
   wire.on("ondemand.removed", (body) => {
     if (!requests.delete(body.id)) return;
