@@ -33,6 +33,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from procstat import cpu_seconds  # bench/, the script's folder
+
 from cluster import open_node
 from runtime import ActorRef, ChildSpec, Supervisor
 from tests.cluster.echo import Echo, Ping, echo_types
@@ -109,7 +111,9 @@ async def measure(redis: RedisServer, asks: int, width: int, warmup: int) -> dic
             cross_samples = await sequential(cross, asks)
             after = await commands(node.client)
             await concurrent(cross, warmup, width)
+            cpu_a, cpu_b = time.process_time(), cpu_seconds(b.process.pid)
             wide_samples, wide_seconds = await concurrent(cross, asks, width)
+            cpu_a, cpu_b = time.process_time() - cpu_a, cpu_seconds(b.process.pid) - cpu_b
             nursery.cancel_scope.cancel(reason="bench over")
         return {
             "local": percentiles(local_samples),
@@ -118,6 +122,10 @@ async def measure(redis: RedisServer, asks: int, width: int, warmup: int) -> dic
                 "concurrency": width,
                 "asks_per_s": round(len(wide_samples) / wide_seconds, 1),
                 **percentiles(wide_samples),
+                # CPU of each side per ask in the concurrent run: A sends the ask and reads the
+                # reply, B reads the ask and sends the reply (the transport's cost per message).
+                "cpu_us_per_ask_a": round(cpu_a / len(wide_samples) * 1e6, 1),
+                "cpu_us_per_ask_b": round(cpu_b / len(wide_samples) * 1e6, 1),
             },
             # The two INFO calls themselves are subtracted.
             "redis_commands_per_cross_ask": round((after - before - 1) / asks, 2),
@@ -153,7 +161,8 @@ def main() -> None:
     wide = report["cross_k"]
     print(
         f"cross  ask, {wide['concurrency']} in flight: {wide['asks_per_s']:.0f} asks/s  "
-        f"p50 {wide['p50_ms']:.3f} ms  p99 {wide['p99_ms']:.3f} ms"
+        f"p50 {wide['p50_ms']:.3f} ms  p99 {wide['p99_ms']:.3f} ms  CPU per ask "
+        f"{wide['cpu_us_per_ask_a']:.0f} us (A) + {wide['cpu_us_per_ask_b']:.0f} us (B)"
     )
     print(f"redis commands per cross-node ask: {report['redis_commands_per_cross_ask']}")
     print(json.dumps(report))
