@@ -69,6 +69,15 @@ class GiveUpArea:
     area_id: int
 
 
+@dataclass(frozen=True)
+class ShowQueue:
+    """Send ``queue.snapshot`` to these connections, which have just become the area's
+    watchers while it ran (watchers handed over from another node, found it already started
+    here by an arrival): without it their list would miss every caller before them."""
+
+    conns: tuple[str, ...]
+
+
 # -- a waiting area ("area/<id>") --------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from actors.messages import (
     OpenRooms,
     ProviderJoining,
     ReloadArea,
+    ShowQueue,
     TransferIn,
 )
 from actors.ondemand.estimate import RecentWaits, WaitEstimate
@@ -176,12 +177,21 @@ class WaitingArea(Actor):
             # Rooms restore themselves; make sure each waiting caller's room is running again.
             await self.ref(addresses.ROOMS).ask(OpenRoom(row.room_id))
         if self.watchers:  # restarted after a crash: the dashboards' lists may be stale
-            self._broadcast(
-                Push(
-                    "queue.snapshot",
-                    {"area": self.area_id, "callers": [c.view() for c in self.queue.values()]},
-                )
-            )
+            self._broadcast(self._snapshot())
+
+    def _snapshot(self) -> Push:
+        return Push(
+            "queue.snapshot",
+            {"area": self.area_id, "callers": [c.view() for c in self.queue.values()]},
+        )
+
+    @handles(ShowQueue)
+    async def _show_queue(self, message: ShowQueue) -> None:
+        snapshot = self._snapshot()
+        for conn in message.conns:
+            if conn in self.watchers:
+                with contextlib.suppress(ActorError):  # gone: _broadcast drops it next time
+                    self.ref(conn).tell(snapshot)
 
     # -- dispatch ---------------------------------------------------------------------------------
     @handles(Inbound)
@@ -702,8 +712,17 @@ class AreaHost(Actor):
     @handles(AdoptArea)
     async def _adopt(self, message: AdoptArea) -> None:
         """Start an area another node handed over, with the connections that watched it there
-        (its start sends them the queue again). Already running here: the watchers are added."""
-        self.watchers.setdefault(message.area_id, set()).update(message.watchers)
+        (its start sends them the queue again). Already running here (an arrival had it
+        started first): the watchers are added and sent the queue all the same."""
+        watchers = self.watchers.setdefault(message.area_id, set())
+        new = tuple(sorted(set(message.watchers) - watchers))
+        watchers.update(new)
+        address = addresses.area(message.area_id)
+        if address in self.supervisor.children():
+            if new:
+                with contextlib.suppress(ActorError):  # its mailbox is full: it is restarting
+                    self.ref(address).tell(ShowQueue(new))
+            return
         await self._place(message.area_id)
 
     @handles(GiveUpArea)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import trio
 
 from actors.inbound import Push
+from actors.messages import AdoptArea
 from actors.principal import Role
 from actors.waiting.areas import AREAS_ADDRESS, AreaHost
 from tests.actors.waiting.test_waiting_area import Clinic, clinic  # noqa: F401 (fixture)
@@ -48,3 +49,25 @@ async def test_a_restarted_area_keeps_its_watchers_and_resends_the_queue(
     await clinic.arrive("Grace")
     updates = await wait_for(events, "queue.caller", count=2)
     assert updates[-1].body["caller"]["name"] == "Grace"
+
+
+async def test_watchers_handed_over_to_an_area_already_running_are_sent_its_queue(
+    clinic: Clinic,  # noqa: F811
+) -> None:
+    """A handover's ``AdoptArea`` can come after an arrival had the area started here (issue
+    18): the dashboards it brings are watchers all the same, and each is sent the queue."""
+    await clinic.arrive("Ada")
+    events = await clinic.inbox("conn/moved")
+    area_id = int(clinic.area.split("/")[1])
+    clinic.registry.ref(AREAS_ADDRESS).tell(AdoptArea(area_id, ("conn/moved",)))
+
+    [snapshot] = await wait_for(events, "queue.snapshot")
+    assert [c["name"] for c in snapshot.body["callers"]] == ["Ada"]
+    await clinic.arrive("Grace")
+    [update] = await wait_for(events, "queue.caller")
+    assert update.body["caller"]["name"] == "Grace"
+    # Adopted again (a second handover message): no second snapshot.
+    clinic.registry.ref(AREAS_ADDRESS).tell(AdoptArea(area_id, ("conn/moved",)))
+    await clinic.arrive("Mary")
+    await wait_for(events, "queue.caller", count=2)
+    assert len([e for e in events if e.type == "queue.snapshot"]) == 1
