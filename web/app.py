@@ -176,9 +176,25 @@ async def _security_headers(response: Response) -> Response:
     return response
 
 
-async def _web_error(error: security.WebError) -> tuple[str, int]:
-    page = await render_template("error.html", title=error.title, detail=error.detail)
-    return page, error.status
+#: Seconds before a page that could not be answered asks again by itself (and its Retry-After).
+RETRY_AFTER = 5
+
+
+async def _web_error(error: security.WebError) -> tuple[str, int, dict[str, str]]:
+    """The calm error page. A page that was busy (an actor starting again after a node died, or
+    overloaded) is worth asking for again: a GET says so, with a link to try again, and its
+    script reloads it after ``RETRY_AFTER`` s, so a caller who opened the link mid-recovery
+    lands on the form without doing anything. No meta refresh: WCAG 2.2.1 forbids one."""
+    retry = error.status == security.SERVICE_BUSY and request.method == "GET"
+    page = await render_template(
+        "error.html",
+        title=error.title,
+        detail=error.detail,
+        retry_url=request.full_path.rstrip("?") if retry else None,
+        retry_after=RETRY_AFTER,
+    )
+    headers = {"Retry-After": str(RETRY_AFTER)} if error.status == security.SERVICE_BUSY else {}
+    return page, error.status, headers
 
 
 _MESSAGES = {

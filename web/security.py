@@ -29,6 +29,7 @@ from actors import addresses
 from actors.principal import Principal
 from actors.staff.directory import CheckCsrf, DescribeSession, SessionView
 from runtime import ActorError, ActorRef, Refusal, Registry
+from web.i18n import N_
 
 SESSION_COOKIE = "waitroom_session"
 #: The session cookie's name over HTTPS: browsers accept a ``__Host-`` cookie only when it is
@@ -59,6 +60,10 @@ class SignInRequired(Exception):
         self.target = target
 
 
+#: The status of a page whose actor did not answer (busy, or starting again on another node).
+SERVICE_BUSY = 503
+
+
 class WebError(Exception):
     """A page-level failure the error handler turns into a calm error page."""
 
@@ -86,7 +91,9 @@ async def ask(address: str, message: object, timeout: float = DIRECTORY_TIMEOUT)
         raise
     except ActorError as exc:
         raise WebError(
-            503, "Service busy", "Waitroom could not answer in time. Please try again."
+            SERVICE_BUSY,
+            N_("Service busy"),
+            N_("Waitroom could not answer in time. Please try again."),
         ) from exc
 
 
