@@ -13,6 +13,12 @@ rescuer had taken but not acknowledged):
   to ``HOLD_FOR`` seconds after it was sent, after which its asker is told ``ActorNotFound``;
 * a reply goes to the asker's node if that node is alive, and is dropped otherwise.
 
+A dead node's inbox is removed, and its id taken out of the set of nodes, once nothing in it is
+left to rescue and nothing was appended to it for ``RETIRE_AFTER`` seconds (long past every
+placement's TTL and ``HOLD_FOR``, so no sender still thinks the node owns anything). Checked and
+done in one script, so a node that came back with the same id in the meantime keeps its inbox; one
+that comes back later makes a new one.
+
 A rescued entry is appended to its new inbox before it is acknowledged in the dead one, and
 carries its identity (``<dead node>:<entry id>``): a rescuer that dies between the two lets another
 rescue it again, and the receiving node recognises the copy and does not queue it twice.
@@ -48,6 +54,35 @@ HOLD_FOR = 30.0
 #: An entry taken by a rescuer and not acknowledged for this long may be taken by another (the
 #: first rescuer died); longer than a sweep, so live rescuers do not take each other's entries.
 CLAIM_IDLE_MS = int(4 * SWEEP_EVERY * 1000)
+#: Seconds a dead node's inbox must have had nothing new before it is removed.
+RETIRE_AFTER = 120.0
+
+#: KEYS: the node's liveness key, its inbox, the set of nodes. ARGV: the node id, the group, the
+#: quiet milliseconds. 1 if the node was retired; 0 if it is live, has entries not rescued, or
+#: was written to too recently.
+_RETIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local function field(flat, name)
+    for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+  end
+  local stream = redis.call('XINFO', 'STREAM', KEYS[2])
+  local last = field(stream, 'last-generated-id')
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  if now_ms - tonumber(string.match(last, '^(%d+)')) < tonumber(ARGV[3]) then return 0 end
+  local drained = field(stream, 'length') == 0
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[2])) do
+    if field(group, 'name') == ARGV[2] then
+      drained = field(group, 'pending') == 0 and field(group, 'last-delivered-id') == last
+    end
+  end
+  if not drained then return 0 end
+  redis.call('DEL', KEYS[2])
+end
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+"""
 
 
 class Rescue:
@@ -71,6 +106,8 @@ class Rescue:
         self.node_id = membership.node_id
         #: Entries rescued so far (forwarded, handed over here, or answered as not found).
         self.rescued = 0
+        #: Dead nodes whose inbox and id this node removed.
+        self.retired = 0
         #: One sweep at a time (the loop's and a caller's would read the same held entries).
         self._sweeping = trio.Lock()
 
@@ -82,23 +119,42 @@ class Rescue:
             except ClusterUnavailable as exc:
                 log.warning("dead inboxes not swept by %s: %s", self.node_id, exc)
 
-    async def dead_inboxes(self) -> list[str]:
-        """Ids of nodes that have an inbox and no liveness key (this node's own never counts)."""
+    async def dead_nodes(self) -> list[str]:
+        """Ids of nodes in the set of nodes with no liveness key (this node's own never counts):
+        a handful, the nodes that died and were not retired yet."""
         known = await self.membership.known_nodes()
-        dead = sorted(n for n, live in known.items() if not live and n != self.node_id)
+        return sorted(n for n, live in known.items() if not live and n != self.node_id)
+
+    async def dead_inboxes(self) -> list[str]:
+        """Ids of dead nodes that still have an inbox."""
         with_inbox = []
-        for node in dead:  # a handful: the nodes that died since Redis last lost its data
+        for node in await self.dead_nodes():
             if await call(self.health, "find inbox", self.client.exists([self.keys.inbox(node)])):
                 with_inbox.append(node)
         return with_inbox
 
     async def sweep(self) -> int:
-        """One pass over every dead inbox; the number of entries rescued."""
+        """One pass over every dead inbox, then the retirement of those left with nothing to
+        rescue; the number of entries rescued."""
         async with self._sweeping:
             before = self.rescued
             for dead in await self.dead_inboxes():
                 await self._drain(dead)
+            for dead in await self.dead_nodes():
+                await self._retire(dead)
             return self.rescued - before
+
+    async def _retire(self, dead: str) -> None:
+        keys = [self.keys.node(dead), self.keys.inbox(dead), self.keys.nodes()]
+        quiet_ms = str(int(RETIRE_AFTER * 1000))
+        retired = await call(
+            self.health,
+            "retire dead node",
+            self.client.eval(_RETIRE, keys, [dead, INBOX_GROUP, quiet_ms]),
+        )
+        if retired:
+            self.retired += 1
+            log.info("dead node %s retired: its inbox was empty and quiet", dead)
 
     async def _drain(self, dead: str) -> None:
         try:

@@ -10,7 +10,7 @@ from coredis.response.types import StreamPending
 
 from cluster.connection import Client
 from cluster.keys import INBOX_GROUP
-from cluster.rescue import HOLD_FOR
+from cluster.rescue import HOLD_FOR, RETIRE_AFTER
 from cluster.transport import MESSAGE
 from runtime import ActorNotFound
 from tests.cluster.echo import Note, Notes, echo_types
@@ -116,3 +116,38 @@ async def test_two_rescuers_sweeping_one_dead_inbox_at_once_deliver_each_entry_o
         assert sorted(notes, key=int) == [str(n) for n in range(600)]  # each once
         assert a.node.rescue.rescued > 0 and b.node.rescue.rescued > 0
         assert a.node.rescue.rescued + b.node.rescue.rescued == 600
+
+
+async def test_a_dead_node_left_with_nothing_to_rescue_is_retired_once_quiet(
+    redis_server: RedisServer,
+) -> None:
+    """Its inbox is removed and its id leaves the set of nodes (issue 18: they were kept for
+    ever); a dead node written to recently, or a live one, is kept."""
+    types = echo_types()
+    async with running(redis_server.url, "a") as a:
+        client, keys = a.node.client, a.node.keys
+        long_ago = int((time.time() - RETIRE_AFTER - 5) * 1000)
+        for ghost in ("old", "recent"):
+            await client.xgroup_create(
+                keys.inbox(ghost), INBOX_GROUP, identifier="0", mkstream=True
+            )
+            await client.sadd(keys.nodes(), [ghost])
+        # An ask sent long ago to an address nobody hosts: refused as not found, then retired.
+        reply_to, slot = a.node.registry.open_reply()
+        body = types.encode(Note("x"))
+        old_entry = {b"k": MESSAGE, b"a": b"room/gone", b"b": body, b"r": reply_to.encode()}
+        await client.xadd(keys.inbox("old"), old_entry, identifier=f"{long_ago}-0")
+        await client.xadd(keys.inbox("recent"), {b"k": MESSAGE, b"a": b"room/gone", b"b": body})
+        with trio.fail_after(5):
+            await a.node.rescue.sweep()
+            try:
+                await slot.wait("room/gone", 2)
+                raise AssertionError("the old ask was answered with a value")
+            except ActorNotFound:
+                pass
+        assert not await client.exists([keys.inbox("old")])
+        nodes = {m.decode() for m in await client.smembers(keys.nodes())}
+        assert nodes == {"a", "recent"}
+        assert a.node.rescue.retired == 1
+        assert await client.exists([keys.inbox("recent"), keys.inbox("a")]) == 2
+        assert await a.node.rescue.dead_nodes() == ["recent"]
