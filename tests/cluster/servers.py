@@ -89,32 +89,39 @@ class RedisServer:
             time.sleep(0.02)
 
     def get(self, key: str) -> str | None:
-        """``GET key`` over a plain socket (a test reads what the nodes wrote, such as who owns
-        a placement), None for a missing key."""
-        data = key.encode()
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(data), data))
-            reply = sock.makefile("rb")
-            header = reply.readline()
-            if not header.startswith(b"$"):
-                raise AssertionError(f"GET {key}: {header!r}")
-            size = int(header[1:])
-            return None if size < 0 else reply.read(size).decode()
+        """``GET key`` (a test reads what the nodes wrote, such as who owns a placement), None
+        for a missing key."""
+        reply = self._command("GET", key)
+        assert reply is None or isinstance(reply, str), reply
+        return reply
 
     def keys(self, pattern: str) -> list[str]:
         """``KEYS pattern`` (a test's or a benchmark's small database only)."""
-        data = pattern.encode()
+        reply = self._command("KEYS", pattern)
+        assert isinstance(reply, list), reply
+        return reply
+
+    def _command(self, *args: str) -> str | list[str] | None:
+        """One command over a plain socket (no client library, no event loop: callable from any
+        thread); a bulk string, an array of them, or None for a missing value."""
+        parts = [arg.encode() for arg in args]
+        request = b"*%d\r\n" % len(parts) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+        )
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n" % (len(data), data))
+            sock.sendall(request)
             reply = sock.makefile("rb")
+
+            def bulk(header: bytes) -> str | None:
+                if not header.startswith(b"$"):
+                    raise AssertionError(f"{args}: {header!r}")
+                size = int(header[1:])
+                return None if size < 0 else reply.read(size + 2)[:-2].decode()
+
             header = reply.readline()
-            if not header.startswith(b"*"):
-                raise AssertionError(f"KEYS {pattern}: {header!r}")
-            found = []
-            for _ in range(int(header[1:])):
-                size = int(reply.readline()[1:])
-                found.append(reply.read(size + 2)[:-2].decode())
-            return found
+            if header.startswith(b"*"):
+                return [bulk(reply.readline()) or "" for _ in range(int(header[1:]))]
+            return bulk(header)
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing is answered until ``resume``."""
