@@ -84,6 +84,9 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.extensions["waitroom.registry"] = registry
     app.extensions["waitroom.config"] = cfg
 
+    # The locale first: a request refused by the hooks below (an expired form) is answered in
+    # the caller's language.
+    i18n.init_app(app)
     app.before_request(security.load_session)
     app.before_request(security.check_csrf)
     app.after_request(security.remember_anonymous_token)
@@ -96,7 +99,6 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
     app.register_error_handler(security.SignInRequired, security.sign_in_required)
     app.register_error_handler(HTTPException, _http_error)
 
-    i18n.init_app(app)  # before the page blueprints: they render with gettext
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(home.blueprint)
     app.register_blueprint(health.blueprint)

@@ -245,6 +245,9 @@ async def check_csrf() -> None:
 def _csrf_refused() -> WebError:
     return WebError(
         400,
-        "This form has expired",
-        "For your security the form could not be accepted. Go back, reload the page and try again.",
+        N_("This form has expired"),
+        N_(
+            "For your security the form could not be accepted. Go back, reload the page and "
+            "try again."
+        ),
     )

@@ -27,3 +27,15 @@ async def test_a_busy_page_in_ukrainian() -> None:
     page = await response.get_data(as_text=True)
     assert response.status_code == 503
     assert "Service busy" not in page and "Try again now" not in page
+
+
+async def test_a_form_refused_for_its_token_is_explained_in_ukrainian_too() -> None:
+    """A caller whose arrival form expired meets this page (it was English on Ukrainian pages)."""
+    client = create_app(Registry()).test_client()
+    response = await client.post(
+        "/w/some-area", form={"name": "Ада"}, headers={"Accept-Language": "uk"}
+    )
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Термін дії форми минув" in page
+    assert "This form has expired" not in page
