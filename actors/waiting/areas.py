@@ -144,6 +144,10 @@ class WaitingArea(Actor):
         self.store = store
         self.area_id = area_id
         self.queue: dict[str, QueuedCaller] = {}
+        #: Queued callers' namesake numbers by name key (`name_key`), kept with ``queue`` by
+        #: `_enqueue` and `_remove`: an arrival's number is a look-up, not a walk of the queue
+        #: (the walk was 9 % of the server's samples with 1,400 callers waiting; issue 17).
+        self.names: dict[str, dict[str, int]] = {}
         #: The connections watching this area. The host hands every instance of the area the same
         #: set, like the mailbox that outlives a crash: a restarted area still knows its watchers
         #: and sends them the queue again, so open dashboards do not silently stop (issue 15).
@@ -165,14 +169,16 @@ class WaitingArea(Actor):
         self.place = AreaPlace(str(self.area_id), str(unit.id), str(unit.org_id))
         for row in await callers.list_queue(self.store, self.area_id):
             assert row.room_id is not None
-            self.queue[row.id] = QueuedCaller(
-                row.id,
-                row.room_id,
-                row.details,
-                row.status,
-                _epoch(row.arrived_at),
-                _epoch(row.queued_at),
-                namesake=self._namesake(row.details),
+            self._enqueue(
+                QueuedCaller(
+                    row.id,
+                    row.room_id,
+                    row.details,
+                    row.status,
+                    _epoch(row.arrived_at),
+                    _epoch(row.queued_at),
+                    namesake=self._namesake(row.details),
+                )
             )
             # Rooms restore themselves; make sure each waiting caller's room is running again.
             await self.ref(addresses.ROOMS).ask(OpenRoom(row.room_id))
@@ -338,7 +344,7 @@ class WaitingArea(Actor):
                 stamp,
                 namesake=self._namesake(details),
             )
-            self.queue[entry.id] = entry
+            self._enqueue(entry)
             self._publish(entry)
             self._tell_estimate(entry)
             outcomes[index] = ArrivalTicket(
@@ -528,7 +534,7 @@ class WaitingArea(Actor):
             connected=True,
             namesake=self._namesake(msg.details),
         )
-        self.queue[entry.id] = entry
+        self._enqueue(entry)
         self.ref(addresses.room(msg.room_id)).tell(
             AreaChanged(self.area_id, self.config.name, self.place)
         )
@@ -573,17 +579,30 @@ class WaitingArea(Actor):
             if entry.status == "waiting":
                 self._tell_estimate(entry)
 
+    def _enqueue(self, entry: QueuedCaller) -> None:
+        self.queue[entry.id] = entry
+        key = name_key(entry.details)
+        if key:
+            self.names.setdefault(key, {})[entry.id] = entry.namesake
+
     def _remove(self, caller_id: str) -> None:
-        if self.queue.pop(caller_id, None) is not None:
-            self._broadcast(Push("queue.removed", {"area": self.area_id, "id": caller_id}))
+        entry = self.queue.pop(caller_id, None)
+        if entry is None:
+            return
+        key = name_key(entry.details)
+        same = self.names.get(key)
+        if same is not None:
+            same.pop(caller_id, None)
+            if not same:
+                del self.names[key]
+        self._broadcast(Push("queue.removed", {"area": self.area_id, "id": caller_id}))
 
     def _namesake(self, details: dict[str, str]) -> int:
         """1 for a name nobody queued here has, else one more than the highest of theirs."""
         key = name_key(details)
         if not key:
             return 1
-        taken = [e.namesake for e in self.queue.values() if name_key(e.details) == key]
-        return max(taken, default=0) + 1
+        return max(self.names.get(key, {}).values(), default=0) + 1
 
     def _publish(self, entry: QueuedCaller) -> None:
         self._broadcast(Push("queue.caller", {"area": self.area_id, "caller": entry.view()}))

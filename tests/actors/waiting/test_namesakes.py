@@ -122,3 +122,29 @@ async def test_a_caller_transferred_to_an_area_with_their_namesake_is_told_apart
         1,
         2,
     )
+
+
+async def test_a_name_whose_callers_all_left_starts_again_at_one(clinic: Clinic) -> None:  # noqa: F811
+    """The numbers are kept in an index beside the queue (issue 17): leaving must update it, so
+    the highest number still queued is what counts, and a name nobody has any more is plain."""
+    provider = clinic.provider((Role.PROVIDER, clinic.area.split("/")[1]))
+
+    async def end(caller_id: str) -> None:
+        await clinic.send(clinic.area, "caller.end", {"caller_id": caller_id}, provider, "conn/d")
+
+    async def numbers() -> dict[str, int]:
+        queue = await clinic.send(clinic.area, "area.watch", {}, provider, "conn/d")
+        return {c["id"]: c["namesake"] for c in queue["callers"]}
+
+    first = await clinic.arrive("John Smith")
+    second = await clinic.arrive("John Smith")
+    await end(second.caller_id)  # the highest number leaves: it is free again
+    third = await clinic.arrive("John Smith")
+    assert await numbers() == {first.caller_id: 1, third.caller_id: 2}
+    await end(first.caller_id)  # a lower one leaves: the next is still above the highest
+    fourth = await clinic.arrive("john smith")
+    assert await numbers() == {third.caller_id: 2, fourth.caller_id: 3}
+    await end(third.caller_id)
+    await end(fourth.caller_id)
+    fifth = await clinic.arrive("JOHN SMITH")  # nobody of that name is left
+    assert await numbers() == {fifth.caller_id: 1}
