@@ -8,6 +8,7 @@ give ``None`` ("no estimate yet") rather than a number made of one data point. P
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
@@ -27,6 +28,15 @@ def typical_wait(waits: Sequence[float]) -> float | None:
     if len(usable) < MIN_SAMPLES:
         return None
     return float(statistics.median(usable))
+
+
+def in_whole_minutes(seconds: float | None) -> float | None:
+    """``seconds`` rounded to whole minutes as a page shows them (half a minute up, like the
+    pages' ``Math.round``), still in seconds: who is told an estimate is told again only when
+    what they see would change, not on every join that moves the median by a second."""
+    if seconds is None:
+        return None
+    return float(math.floor(seconds / 60 + 0.5) * 60)
 
 
 class RecentWaits:

@@ -42,7 +42,7 @@ from actors.messages import (
     ShowQueue,
     TransferIn,
 )
-from actors.ondemand.estimate import RecentWaits, WaitEstimate
+from actors.ondemand.estimate import RecentWaits, WaitEstimate, in_whole_minutes
 from actors.principal import AreaPlace, Principal, Role
 from actors.staff.directory import principal_of
 from actors.waiting.hours import is_open, next_opening
@@ -154,6 +154,8 @@ class WaitingArea(Actor):
         self.watchers: set[str] = watchers if watchers is not None else set()
         #: Queued-to-joined waits of the area's recent joins: each waiting caller's estimate.
         self.recent_waits = RecentWaits()
+        #: What the waiting callers were last told (`_tell_estimates`), in whole minutes.
+        self.told_estimate: float | None = None
         #: Flood limits (in memory, like the sign-in throttle: a restart forgets them).
         self.arrivals_by_address = FailureThrottle(ARRIVALS_PER_ADDRESS, ARRIVAL_WINDOW)
         self.arrivals_in_area = FailureThrottle(ARRIVALS_PER_AREA, ARRIVAL_WINDOW, max_tracked=1)
@@ -333,6 +335,7 @@ class WaitingArea(Actor):
                 log.warning(
                     "area/%s: room host slow to open %d rooms", self.area_id, len(registered)
                 )
+        estimate = self._estimate()
         for (index, details), (stored, _) in zip(accepted, registered, strict=True):
             stamp = _epoch(stored.caller.arrived_at)
             entry = QueuedCaller(
@@ -346,7 +349,7 @@ class WaitingArea(Actor):
             )
             self._enqueue(entry)
             self._publish(entry)
-            self._tell_estimate(entry)
+            self._tell_estimate(entry, estimate)
             outcomes[index] = ArrivalTicket(
                 entry.id, stored.room.id, f"{stored.room.id}.{stored.token.raw}"
             )
@@ -566,18 +569,27 @@ class WaitingArea(Actor):
             entry.precheck = msg.precheck
         self._publish(entry)
 
-    def _tell_estimate(self, entry: QueuedCaller) -> None:
+    def _estimate(self) -> float | None:
+        return in_whole_minutes(self.recent_waits.estimate(datetime.now(UTC).timestamp()))
+
+    def _tell_estimate(self, entry: QueuedCaller, estimate: float | None) -> None:
         """A waiting caller's own room hears the typical wait (issue 14): never about others."""
-        estimate = self.recent_waits.estimate(datetime.now(UTC).timestamp())
         if estimate is None:
             return
         with contextlib.suppress(ActorError):
             self.ref(addresses.room(entry.room_id)).tell(WaitEstimate(estimate))
 
     def _tell_estimates(self) -> None:
+        """After a join, every waiting caller, but only if the minutes they see change: telling
+        each one on every join was a message and a websocket push per waiting caller per join
+        (issue 17)."""
+        estimate = self._estimate()
+        if estimate == self.told_estimate:
+            return
+        self.told_estimate = estimate
         for entry in self.queue.values():
             if entry.status == "waiting":
-                self._tell_estimate(entry)
+                self._tell_estimate(entry, estimate)
 
     def _enqueue(self, entry: QueuedCaller) -> None:
         self.queue[entry.id] = entry

@@ -12,7 +12,7 @@ import trio
 from actors import addresses
 from actors.inbound import Inbound
 from actors.messages import FindArea
-from actors.ondemand.estimate import MIN_SAMPLES
+from actors.ondemand.estimate import MIN_SAMPLES, in_whole_minutes
 from actors.waiting.areas import AreaHost
 from actors.waiting.rooms import RoomHost
 from gateway.auth import Authenticator
@@ -65,3 +65,43 @@ async def test_waiting_callers_get_the_estimate_from_recent_joins(clinic: Clinic
     await trio.sleep(0.05)
     late_state = await clinic.connect(late, "conn/late")
     assert late_state["estimate"] == estimate
+
+
+async def test_waiting_callers_are_told_again_only_when_the_minutes_they_see_change(
+    clinic: Clinic,
+) -> None:
+    """Every join moves the median a little; a page shows whole minutes. Telling every waiting
+    caller on every join was a message and a websocket push each (issue 17): now only a change
+    of the minutes shown is told."""
+    waiting = await clinic.arrive("Wendy")
+    who = await Authenticator(clinic.registry).authenticate(waiting.token, None, "127.0.0.1")
+    pushes = await clinic.inbox("conn/wendy")
+    room = clinic.registry.ref(addresses.room(waiting.room_id))
+    await room.ask(Inbound("room.enter", {}, who, "conn/wendy"))
+
+    def told() -> list[object]:
+        return [p.body["estimate"] for p in pushes if p.type == "room.state"]
+
+    for n in range(MIN_SAMPLES + 4):  # each wait a little longer than the one before
+        ticket = await clinic.arrive(f"Joined {n}")
+        await trio.sleep(0.01 * (n + 1))
+        await clinic.registry.ref(clinic.area).ask(
+            Inbound("caller.join", {"caller_id": ticket.caller_id}, clinic.provider(), "conn/dash")
+        )
+    await clinic.arrive("Late")  # the area has handled every join before it answers this
+    with trio.fail_after(5):
+        await pushes.wait_for(lambda p: p.type == "room.state" and p.body["estimate"] == 0.0)
+    await trio.sleep(0.05)
+    assert [estimate for estimate in told() if estimate is not None] == [0.0]
+
+
+def test_an_estimate_is_rounded_to_the_minutes_a_page_shows() -> None:
+    assert in_whole_minutes(None) is None
+    assert [in_whole_minutes(s) for s in (0.0, 29.9, 30.0, 89.9, 90.0, 150.0)] == [
+        0.0,
+        0.0,
+        60.0,
+        60.0,
+        120.0,
+        180.0,  # 2.5 minutes shows as 3 (JavaScript's Math.round), not as 2
+    ]
