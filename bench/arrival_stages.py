@@ -30,7 +30,7 @@ from capacity import PASSWORD, Build, ServeProcess, Server, export_commit  # ben
 from actors import addresses
 from waitroom.loadtest.client import connect
 from waitroom.loadtest.http import Browser
-from waitroom.loadtest.scenario import _TOKEN, Recorder, Scenario, discover_areas
+from waitroom.loadtest.scenario import ROOM_TOKEN, Recorder, Scenario, discover_areas
 
 STAGES = ("get", "post", "websocket")
 #: Arrivals made before measuring, so imports, caches and the first room are paid for.
@@ -62,7 +62,7 @@ async def _pages(base_url: str, slug: str, stage: str, index: int) -> str | None
         return None
     form = {"name": f"Stage {index}", "reason": "bench", "consent": "yes", "csrf_token": csrf}
     page = await browser.post_form(f"/w/{slug}", form)
-    match = _TOKEN.search(page.text)
+    match = ROOM_TOKEN.search(page.text)
     if page.status != 200 or match is None:
         raise RuntimeError(f"the arrival answered {page.status}")
     return None if stage == "post" else match.group(1)

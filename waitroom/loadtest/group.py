@@ -73,6 +73,7 @@ from waitroom.loadtest.largecall import (
 from waitroom.loadtest.mediaload import DTLS_TIMEOUT, ICE_TIMEOUT, media_error
 from waitroom.loadtest.mediapeer import VIDEO_CLOCK, MediaPeer, MediaTally
 from waitroom.loadtest.pacer import MediaPump
+from waitroom.loadtest.scenario import ROOM_TOKEN
 
 #: A session holds at most this many participants (actors.group: capacity 1..60).
 MAX_PARTICIPANTS = 60
@@ -99,7 +100,6 @@ TURN_SECONDS = 4.0
 TILE_WIDTH = 640
 PROGRESS_INTERVAL = 1.0
 _MS = 1000.0
-_TOKEN = re.compile(r'data-token="([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
 _LINK = re.compile(r'id="share-link"[^>]*value="[^"]*/g/([A-Za-z0-9_\-]+)"')
 _ROOM = re.compile(r'id="group-page"[^>]*data-room="([^"]+)"')
 _MODERATOR = re.compile(r'name="moderators" value="(\d+)" checked')
@@ -255,7 +255,7 @@ class Crowd:
             return
         posted = time.monotonic()
         page = await http.post_form(path, {"csrf_token": csrf, "name": name})
-        match = _TOKEN.search(page.text)
+        match = ROOM_TOKEN.search(page.text)
         if page.status != 200 or match is None:
             self.errors[f"arrive_{page.status}"] += 1
             return

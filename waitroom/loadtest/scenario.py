@@ -35,7 +35,7 @@ IDLE_POLL = 0.5
 #: With media, the last /metrics sample waits this long: the server's media worker processes
 #: report their counters once a second.
 MEDIA_STATS_SETTLE = 1.5
-_TOKEN = re.compile(r'data-token="([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
+ROOM_TOKEN = re.compile(r'data-token="([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
 _AREA = re.compile(r'data-area-id="(\d+)".*?/w/([A-Za-z0-9_\-]+)"', re.S)
 
 
@@ -254,7 +254,7 @@ async def _arrive(scenario: Scenario, recorder: Recorder, slug: str, index: int)
     except HttpError as error:
         recorder.error(error.kind)
         return None
-    match = _TOKEN.search(page.text)
+    match = ROOM_TOKEN.search(page.text)
     if page.status != 200 or match is None:
         recorder.error(f"arrive_{page.status}")
         return None
