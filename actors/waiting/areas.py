@@ -179,7 +179,6 @@ class WaitingArea(Actor):
                     row.status,
                     _epoch(row.arrived_at),
                     _epoch(row.queued_at),
-                    namesake=self._namesake(row.details),
                 )
             )
             # Rooms restore themselves; make sure each waiting caller's room is running again.
@@ -345,14 +344,18 @@ class WaitingArea(Actor):
                 "waiting",
                 stamp,
                 stamp,
-                namesake=self._namesake(details),
             )
             self._enqueue(entry)
             self._publish(entry)
-            self._tell_estimate(entry, estimate)
+            if estimate is not None and estimate == self.told_estimate:  # a room starts at None
+                self._tell_estimate(entry, estimate)
             outcomes[index] = ArrivalTicket(
                 entry.id, stored.room.id, f"{stored.room.id}.{stored.token.raw}"
             )
+        if estimate != self.told_estimate:
+            # The recent waits aged out since the last join: everyone waiting, not only these
+            # arrivals, now sees the new figure, so no two callers are shown different ones.
+            self._tell_all_waiting(estimate)
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _check_arrival(self, msg: Arrive, queued: int) -> dict[str, str]:
@@ -535,7 +538,6 @@ class WaitingArea(Actor):
             _epoch(row.queued_at),
             transferred_from=msg.from_area_name,
             connected=True,
-            namesake=self._namesake(msg.details),
         )
         self._enqueue(entry)
         self.ref(addresses.room(msg.room_id)).tell(
@@ -573,9 +575,8 @@ class WaitingArea(Actor):
         return in_whole_minutes(self.recent_waits.estimate(datetime.now(UTC).timestamp()))
 
     def _tell_estimate(self, entry: QueuedCaller, estimate: float | None) -> None:
-        """A waiting caller's own room hears the typical wait (issue 14): never about others."""
-        if estimate is None:
-            return
+        """A waiting caller's own room hears the typical wait (issue 14): never about others.
+        ``None`` (the recent waits aged out) is told too: the page stops showing a stale figure."""
         with contextlib.suppress(ActorError):
             self.ref(addresses.room(entry.room_id)).tell(WaitEstimate(estimate))
 
@@ -584,18 +585,24 @@ class WaitingArea(Actor):
         each one on every join was a message and a websocket push per waiting caller per join
         (issue 17)."""
         estimate = self._estimate()
-        if estimate == self.told_estimate:
-            return
+        if estimate != self.told_estimate:
+            self._tell_all_waiting(estimate)
+
+    def _tell_all_waiting(self, estimate: float | None) -> None:
         self.told_estimate = estimate
         for entry in self.queue.values():
             if entry.status == "waiting":
                 self._tell_estimate(entry, estimate)
 
     def _enqueue(self, entry: QueuedCaller) -> None:
+        """Queue a caller, numbering them after any namesake still queued here: 1 for a name
+        nobody queued has, else one more than the highest of theirs."""
         self.queue[entry.id] = entry
         key = name_key(entry.details)
         if key:
-            self.names.setdefault(key, {})[entry.id] = entry.namesake
+            same = self.names.setdefault(key, {})
+            entry.namesake = max(same.values(), default=0) + 1
+            same[entry.id] = entry.namesake
 
     def _remove(self, caller_id: str) -> None:
         entry = self.queue.pop(caller_id, None)
@@ -608,13 +615,6 @@ class WaitingArea(Actor):
             if not same:
                 del self.names[key]
         self._broadcast(Push("queue.removed", {"area": self.area_id, "id": caller_id}))
-
-    def _namesake(self, details: dict[str, str]) -> int:
-        """1 for a name nobody queued here has, else one more than the highest of theirs."""
-        key = name_key(details)
-        if not key:
-            return 1
-        return max(self.names.get(key, {}).values(), default=0) + 1
 
     def _publish(self, entry: QueuedCaller) -> None:
         self._broadcast(Push("queue.caller", {"area": self.area_id, "caller": entry.view()}))

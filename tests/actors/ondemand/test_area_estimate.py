@@ -12,6 +12,7 @@ import trio
 from actors import addresses
 from actors.inbound import Inbound
 from actors.messages import FindArea
+from actors.ondemand import estimate as estimate_module
 from actors.ondemand.estimate import MIN_SAMPLES, in_whole_minutes
 from actors.waiting.areas import AreaHost
 from actors.waiting.rooms import RoomHost
@@ -93,6 +94,54 @@ async def test_waiting_callers_are_told_again_only_when_the_minutes_they_see_cha
         await pushes.wait_for(lambda p: p.type == "room.state" and p.body["estimate"] == 0.0)
     await trio.sleep(0.05)
     assert [estimate for estimate in told() if estimate is not None] == [0.0]
+
+
+async def test_when_the_recent_waits_age_out_every_waiting_caller_stops_seeing_them(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Joins older than the window say nothing about now. The next arrival finds no estimate;
+    the callers already waiting must not keep the stale figure while the newcomer sees none,
+    and when joins bring a figure back, both see it."""
+    wendy = await clinic.arrive("Wendy")
+    pushes = await clinic.inbox("conn/wendy")
+    who = await Authenticator(clinic.registry).authenticate(wendy.token, None, "127.0.0.1")
+    await clinic.registry.ref(addresses.room(wendy.room_id)).ask(
+        Inbound("room.enter", {}, who, "conn/wendy")
+    )
+
+    async def joins(count: int, prefix: str) -> None:
+        for n in range(count):
+            ticket = await clinic.arrive(f"{prefix} {n}")
+            await clinic.registry.ref(clinic.area).ask(
+                Inbound(
+                    "caller.join", {"caller_id": ticket.caller_id}, clinic.provider(), "conn/dash"
+                )
+            )
+
+    def told() -> list[object]:
+        return [p.body["estimate"] for p in pushes if p.type == "room.state"]
+
+    await joins(MIN_SAMPLES, "Early")
+    with trio.fail_after(5):
+        await pushes.wait_for(lambda p: p.type == "room.state" and p.body["estimate"] == 0.0)
+
+    monkeypatch.setattr(estimate_module, "WINDOW", 0.0)  # every recorded join is now too old
+    late = await clinic.arrive("Late")
+    with trio.fail_after(5):
+        await pushes.wait_for(lambda p: p.type == "room.state" and p.body["estimate"] is None)
+    late_pushes = await clinic.inbox("conn/late")
+    who_late = await Authenticator(clinic.registry).authenticate(late.token, None, "127.0.0.1")
+    entered = await clinic.registry.ref(addresses.room(late.room_id)).ask(
+        Inbound("room.enter", {}, who_late, "conn/late")
+    )
+    assert entered["estimate"] is None
+
+    monkeypatch.undo()  # the joins count again
+    await joins(1, "Again")
+    with trio.fail_after(5):
+        await pushes.wait_for(lambda p: p.type == "room.state" and told()[-1] == 0.0)
+        await late_pushes.wait_for(lambda p: p.type == "room.state" and p.body["estimate"] == 0.0)
+    assert [e for e in told() if e is not None] == [0.0, 0.0]
 
 
 def test_an_estimate_is_rounded_to_the_minutes_a_page_shows() -> None:
