@@ -19,6 +19,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 #: must not exhaust memory or starve the two cores the whole server shares.
 MAX_CONCURRENT_HASHES = 2
 
+#: Production parameters: argon2id at OWASP's recommended configuration (Password Storage Cheat
+#: Sheet: 19 MiB, two passes, one lane), about 22 ms of one core per check on the machines of
+#: bench/README.md. argon2-cffi's own default (RFC 9106's low-memory profile: 64 MiB, three passes,
+#: four lanes) took about 170 ms of CPU over both cores per check, so 100 staff signing in at once
+#: queued for over 13 s (issue 17). One lane per check lets two checks use the two cores side by
+#: side. Hashes made with other parameters are replaced at their owner's next sign-in.
+TIME_COST = 2
+MEMORY_COST_KIB = 19 * 1024
+PARALLELISM = 1
+
 #: Parameters for tests only: the same algorithm at a thousandth of the cost (8 KiB, one pass).
 TEST_TIME_COST = 1
 TEST_MEMORY_COST_KIB = 8
@@ -35,12 +45,18 @@ class Verification:
 class Passwords:
     """Hash and verify passwords with one set of argon2id parameters.
 
-    Construct with argon2-cffi's defaults (RFC 9106 low-memory profile) in production; tests pass
-    :meth:`fast_for_tests`.
+    Construct with no hasher in production (:data:`TIME_COST`, :data:`MEMORY_COST_KIB`,
+    :data:`PARALLELISM`); tests pass :meth:`fast_for_tests`.
     """
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
-        self._hasher = hasher if hasher is not None else PasswordHasher()
+        self._hasher = (
+            hasher
+            if hasher is not None
+            else PasswordHasher(
+                time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB, parallelism=PARALLELISM
+            )
+        )
         self._limiter = trio.CapacityLimiter(MAX_CONCURRENT_HASHES)
         # A real hash to verify against when the username is unknown, so an unknown user costs as
         # much time as a wrong password and response times do not reveal which usernames exist.
