@@ -62,6 +62,14 @@ class AdoptArea:
 
 
 @dataclass(frozen=True)
+class NodeReady:
+    """Asked of a node's ``node/<id>`` desk before areas are handed to it: the desk starts after
+    the node's hosts, so an answer means an ``AdoptArea`` will be taken, not dropped by a node
+    that joined the cluster a moment ago and is still starting (the watchers it carries would be
+    lost with it). Answered with True."""
+
+
+@dataclass(frozen=True)
 class GiveUpArea:
     """Stop ``area/<id>`` on this node (its home is another node now); the host answers with the
     connections that watched it, for the node that takes it over."""

@@ -59,7 +59,7 @@ import media.events
 import storage.audit_chain
 import storage.retention
 from actors import addresses, inbound, messages, principal, refusals
-from actors.messages import AdoptArea, GiveUpArea
+from actors.messages import AdoptArea, GiveUpArea, NodeReady
 from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
 from cluster.spread import Spread
@@ -237,6 +237,8 @@ SWEEP_EVERY = 2.0
 HANDOVERS_PER_SWEEP = 50
 #: Seconds the area host gets to stop an area it hands over (it drains its mailbox first).
 HANDOVER_TIMEOUT = 10.0
+#: Seconds a home node's desk gets to say it is ready before its areas are handed to it.
+READY_TIMEOUT = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +337,13 @@ async def hand_over_areas(node: Node, spread: Spread, limit: int = HANDOVERS_PER
         for a in sorted(node.placement.held)
         if spreads(a) and a in node.registry and not spread.is_home(a)
     ][:limit]
+    ready: dict[str, bool] = {}
     for address in moving:
         home = spread.home(address)
+        if home not in ready:
+            ready[home] = await _is_ready(node, home)
+        if not ready[home]:
+            continue  # still starting: the next sweep hands its areas over
         area_id = _area_id(address)
         try:
             watchers = await node.registry.ref(addresses.AREAS).ask(
@@ -350,6 +357,20 @@ async def hand_over_areas(node: Node, spread: Spread, limit: int = HANDOVERS_PER
             node.registry.ref(addresses.node_desk(home)).tell(AdoptArea(area_id, watchers))
         log.info("cluster: %s handed over to node %s (%d watching)", address, home, len(watchers))
     return len(moving)
+
+
+async def _is_ready(node: Node, node_id: str) -> bool:
+    """Whether ``node_id``'s desk answers: a node is live in Redis from the moment it joins, but
+    takes its areas only once its hosts have started."""
+    try:
+        return bool(
+            await node.registry.ref(addresses.node_desk(node_id)).ask(
+                NodeReady(), timeout=READY_TIMEOUT
+            )
+        )
+    except ActorError as exc:
+        log.info("areas not handed to node %s yet: %r", node_id, exc)
+        return False
 
 
 async def keep_areas(
@@ -374,6 +395,10 @@ class NodeDesk(Actor):
     """``node/<id>``: what another node asks of this node as a whole, to host an area whose home
     this node is (handed over, or wanted by a message nobody could deliver). The area host does
     the work; the desk only gives the other nodes one address per node to reach it by."""
+
+    @handles(NodeReady)
+    async def _ready(self, message: NodeReady) -> bool:
+        return True
 
     @handles(AdoptArea)
     async def _adopt(self, message: AdoptArea) -> None:
