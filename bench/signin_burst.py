@@ -26,10 +26,6 @@ from typing import Any
 import capacity  # bench/, the script's folder
 import trio
 
-# The client below is this tree's load-tester code; bench/gateway.py (a script beside this one)
-# must not shadow the gateway package it imports.
-sys.path.insert(0, str(capacity.ROOT))
-
 PASSWORD = "burst-bench-password"
 #: Every console must be up within this (the issue's aim: 100 staff within 10 s).
 AIM_SECONDS = 10.0
@@ -160,8 +156,13 @@ def main() -> int:
     parser.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare is not None:
+        # The build's own code (its PYTHONPATH) seeds its database: the password hash is made
+        # with that build's parameters, as its server will check them.
         trio.run(_prepare_staff, args.prepare, args.staff)
         return 0
+    # The client is this tree's load-tester code; bench/gateway.py (a script beside this one)
+    # must not shadow the gateway package it imports.
+    sys.path.insert(0, str(capacity.ROOT))
     if args.quick:
         args.staff, args.reference = 10, None
     results: dict[str, Any] = {"load_average": os.getloadavg(), "builds": {}}
