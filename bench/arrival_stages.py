@@ -9,6 +9,8 @@ websockets stay open until the stage ends). Repeat it: run to run, a stage moves
     python bench/arrival_stages.py --arrivals 300 --reference 7424ace
 
 The last line printed is one JSON object: ``{build: {stage: ms of server CPU per arrival}}``.
+``--profile post`` also records this tree's server with py-spy during that stage and adds where
+its samples went (``<stage>_profile``; ``--profile-out`` keeps the raw stacks).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +28,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from capacity import PASSWORD, Build, ServeProcess, Server, export_commit  # bench/, beside this
+from capacity import (  # bench/, beside this
+    PASSWORD,
+    Build,
+    Profile,
+    ServeProcess,
+    Server,
+    export_commit,
+)
 
 from actors import addresses
 from waitroom.loadtest.client import connect
@@ -35,6 +45,8 @@ from waitroom.loadtest.scenario import ROOM_TOKEN, Recorder, Scenario, discover_
 STAGES = ("get", "post", "websocket")
 #: Arrivals made before measuring, so imports, caches and the first room are paid for.
 WARM_UP = 20
+#: Seconds of a stage ``--profile`` records (the stage must last longer: more ``--arrivals``).
+PROFILE_SECONDS = 10.0
 #: Bounds an arrival's two page requests (the websocket client bounds its own connect and asks).
 PAGES_TIMEOUT = 20.0
 
@@ -68,39 +80,62 @@ async def _pages(base_url: str, slug: str, stage: str, index: int) -> str | None
     return None if stage == "post" else match.group(1)
 
 
-async def _measure(server: ServeProcess, arrivals: int) -> dict[str, float]:
+async def _measure(
+    server: ServeProcess, arrivals: int, profile: str | None = None, work: Path | None = None
+) -> dict[str, Any]:
     scenario = Scenario(server.url, "provider", PASSWORD, areas=len(STAGES))
     _, areas = await discover_areas(scenario, Recorder())
-    results: dict[str, float] = {}
+    results: dict[str, Any] = {}
     # An area per stage: each stage starts with an empty queue, whatever the one before left.
     for stage, (_, slug) in zip(STAGES, areas, strict=True):
         async with contextlib.AsyncExitStack() as stack:
             for index in range(WARM_UP):
                 await _arrive(server.url, slug, "get", index, stack)
+            recording = None
+            if stage == profile and work is not None:
+                recording = Profile(server, work / f"{stage}-profile.txt", PROFILE_SECONDS)
             before = server.cpu_seconds()
+            started = trio.current_time()
             for index in range(arrivals):
                 await _arrive(server.url, slug, stage, index, stack)
             results[stage] = round((server.cpu_seconds() - before) / arrivals * 1000, 2)
+            if recording is not None:
+                if trio.current_time() - started < PROFILE_SECONDS:
+                    print(
+                        f"  (the stage ended before the {PROFILE_SECONDS:.0f} s profile: "
+                        "give it more arrivals)",
+                        file=sys.stderr,
+                    )
+                results[f"{stage}_profile"] = recording.summary()
         print(f"  {stage}: {results[stage]} ms of server CPU per arrival", file=sys.stderr)
     return results
 
 
-def measure(build: Build, work: Path, arrivals: int) -> dict[str, float]:
+def measure(build: Build, work: Path, arrivals: int, profile: str | None = None) -> dict[str, Any]:
     print(f"{build.name}:", file=sys.stderr)
     with Server(build, work / "server", len(STAGES)) as server:
-        return trio.run(_measure, server, arrivals)
+        return trio.run(_measure, server, arrivals, profile, work)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arrivals", type=int, default=300, help="per stage (300)")
     parser.add_argument("--reference", help="a commit measured after this tree, in the same run")
+    parser.add_argument(
+        "--profile",
+        choices=STAGES,
+        help=f"py-spy this tree's server for the first {PROFILE_SECONDS:.0f} s of that stage",
+    )
+    parser.add_argument("--profile-out", type=Path, help="keep the raw py-spy stacks here")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="waitroom-stages-") as tmp:
         work = Path(tmp)
         tree = Build("this tree", Path(__file__).resolve().parent.parent)
-        results[tree.name] = measure(tree, work / "tree", args.arrivals)
+        results[tree.name] = measure(tree, work / "tree", args.arrivals, args.profile)
+        raw = work / "tree" / f"{args.profile}-profile.txt"
+        if args.profile_out is not None and raw.exists():
+            shutil.copyfile(raw, args.profile_out)
         if args.reference:
             reference = export_commit(args.reference, work / "reference")
             results[reference.name] = measure(reference, work / "ref", args.arrivals)

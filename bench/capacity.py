@@ -35,6 +35,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -359,6 +360,12 @@ def _round(value: float | None) -> float | None:
 # -- profiles --------------------------------------------------------------------------------------
 
 
+def py_spy() -> str:
+    """py-spy from the PATH, else the one installed beside this Python (a virtualenv that was
+    not activated)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
 class Profile:
     """py-spy recording the server for ``seconds`` (raw stacks), summarised afterwards."""
 
@@ -366,7 +373,7 @@ class Profile:
         self.path = path
         self.process = subprocess.Popen(
             [
-                "py-spy",
+                py_spy(),
                 "record",
                 "--pid",
                 str(server.process.pid),
