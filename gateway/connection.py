@@ -637,10 +637,12 @@ class ClientSession:
         return Inbound(ROOM_ENTER, body, self.principal, self.address, self.remote_addr, True)
 
     async def _entered_again(self, state: object) -> None:
-        """Count the entry and tell the page the room's state, as ``room.state``."""
+        """Count the entry and tell the page the room's state, as ``room.state`` with
+        ``again``: the room that forgot the page forgot its media peer too, so a page with
+        media offers again instead of waiting for its old connection to fail."""
         counters.entered_again()
         if not self._closed.is_set():
-            body = state if isinstance(state, dict) else {}
+            body = {**state, "again": True} if isinstance(state, dict) else {"again": True}
             await self.write(protocol.encode_event("room.state", body))
 
     async def rejoin(self) -> None:

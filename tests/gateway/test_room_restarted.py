@@ -51,6 +51,7 @@ async def test_pages_in_a_restarted_room_are_entered_again_and_their_request_goe
         state = lee.seen("room.state")[-1]
         assert state["state"] == "in_call"  # restored from the store, not started afresh
         assert "you" in state  # the page learns its new place in the call
+        assert state["again"] is True  # ... and that its media peer is gone: offer again
         answered = await ada.call("chat.send", {"text": "yes"})
         assert answered["t"] == "reply", answered
         with trio.fail_after(RESTART_S):

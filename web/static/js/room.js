@@ -454,7 +454,13 @@
     if ("joining" in body) state.joining = body.joining;
     if ("estimate" in body) showEstimate(body.estimate);
     if (Array.isArray(body.participants)) state.participants = body.participants;
+    /* The room no longer knows our media peer: it started again (after a crash, or on another
+     * node; the server says "again"), or took this socket as a new entry (a new id for us).
+     * Offer afresh instead of waiting for the old connection to fail, which takes Chrome about
+     * half a minute. */
+    const forgotten = body.again === true || Boolean(state.you && body.you && body.you !== state.you);
     if (body.you) state.you = body.you;
+    if (forgotten && media && media.leave) reofferMedia();
     if (body.ondemand) state.ondemand = body.ondemand;
     if (page.dataset.ondemand === "1") {
       document.dispatchEvent(new CustomEvent("waitroom:ondemand", { detail: body }));
