@@ -185,11 +185,12 @@ def placed(address: str) -> bool:
 
 
 def located(address: str) -> str | None:
-    """The node an address names: a connection's (``conn/<node>-<n>``) or a node's desk
-    (``node/<node>``); None for any other address (``conn/<n>`` of a one-node server included)."""
+    """The node an address names: a connection's (``conn/<node>-<n>``), a node's desk
+    (``node/<node>``) or a per-node actor of one node (``node/<node>/<name>``, e.g. its notice
+    board); None for any other address (``conn/<n>`` of a one-node server included)."""
     kind, sep, rest = address.partition("/")
     if kind == addresses.NODE_KIND and sep and rest:
-        return rest
+        return rest.partition("/")[0] or None
     if kind != addresses.CONN or not sep:
         return None
     node, dash, number = rest.rpartition("-")
