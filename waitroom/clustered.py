@@ -130,6 +130,7 @@ ACTOR_MESSAGES: tuple[type, ...] = (
     actors.staff.directory.ProbeStorage,
     actors.staff.directory._Recheck,
     actors.staff.notices.Notify,
+    actors.staff.notices.NoticeStored,
     actors.staff.notices.ListNotices,
     actors.staff.notices.MarkNoticeRead,
     actors.staff.notices.NoticeList,
