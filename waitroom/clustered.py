@@ -129,6 +129,8 @@ ACTOR_MESSAGES: tuple[type, ...] = (
     actors.staff.directory.ListMyAreas,
     actors.staff.directory.ProbeStorage,
     actors.staff.directory._Recheck,
+    actors.staff.directory.SignedOutElsewhere,
+    actors.staff.directory.GrantsChangedElsewhere,
     actors.staff.notices.Notify,
     actors.staff.notices.NoticeStored,
     actors.staff.notices.ListNotices,
