@@ -33,7 +33,7 @@ from tests.cluster.servers import PostgresServer, RedisServer, free_port
 from waitroom.clustered import PAUSED
 from waitroom.loadtest.client import GatewayClient, GatewayRefused, connect
 from waitroom.loadtest.http import Browser
-from waitroom.loadtest.scenario import _AREA, _TOKEN
+from waitroom.loadtest.scenario import _AREA, ROOM_TOKEN
 
 #: The brief's latency budget for an arrival to reach a dashboard.
 DASHBOARD_BUDGET = 1.0
@@ -131,7 +131,7 @@ async def post_arrival(node: ServedNode, slug: str, name: str) -> tuple[int, str
         return form.status, form.text
     fields = {"name": name, "reason": "cluster test", "consent": "yes", "csrf_token": csrf}
     page = await browser.post_form(f"/w/{slug}", fields)
-    match = _TOKEN.search(page.text)
+    match = ROOM_TOKEN.search(page.text)
     return page.status, match.group(1) if match else page.text
 
 
