@@ -8,6 +8,7 @@ outbox and the echo probe. Pages, the gateway and actors call these constructors
 
 from __future__ import annotations
 
+from runtime import address as _address
 from runtime.address import Address
 
 AREA = "area"
@@ -17,7 +18,8 @@ CONN = "conn"
 SYSTEM = "system"
 ONDEMAND_KIND = "ondemand"
 BREAKOUTS = "breakouts"
-NODE_KIND = "node"
+#: A node's desk and its per-node actors (the runtime routes ``node/<id>/<name>``).
+NODE_KIND = _address.NODE_KIND
 
 
 def area(area_id: object) -> Address:
@@ -48,6 +50,12 @@ def group_breakouts(session_id: object) -> Address:
 def node_desk(node_id: str) -> Address:
     """One cluster node's desk (``node/<id>``): other nodes hand it the areas it should host."""
     return Address.of(NODE_KIND, node_id)
+
+
+def on_node(node_id: str, name: Address) -> Address:
+    """The per-node actor ``name`` (``NOTICES``, ``MEETINGS``, ``CONSULT``) of one cluster node
+    (``node/<id>/notices``): how a node's copy tells the copy on another node."""
+    return _address.on_node(node_id, name)
 
 
 def conn(number: object) -> Address:

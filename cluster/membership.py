@@ -29,6 +29,9 @@ NODE_TTL = 5.0
 REFRESH_EVERY = 1.5
 #: Seconds between refresh attempts while Redis does not answer.
 RETRY_EVERY = 0.25
+#: Seconds between reads of the live nodes for :meth:`Membership.peers` (the per-node desks
+#: tell the same desk on every other node; a node that joined is told within this).
+VIEW_EVERY = 2.0
 
 _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -59,6 +62,8 @@ class Membership:
         self.token = secrets.token_hex(8)
         #: False after a refresh found the key gone (expired while Redis or this node was away).
         self.alive = False
+        #: The live nodes as last read (every read of them updates it), this one excluded.
+        self.last_peers: tuple[str, ...] = ()
 
     async def join(self) -> None:
         key = self.keys.node(self.node_id)
@@ -118,7 +123,23 @@ class Membership:
     async def live_nodes(self) -> list[str]:
         """The ids of every node whose liveness key exists now, sorted: two round trips, however
         many keys the cluster holds (a ``SCAN`` would walk every room's placement)."""
-        return sorted(node for node, live in (await self.known_nodes()).items() if live)
+        live = sorted(node for node, live in (await self.known_nodes()).items() if live)
+        self.last_peers = tuple(n for n in live if n != self.node_id)
+        return live
+
+    def peers(self) -> tuple[str, ...]:
+        """The other live nodes as last read, without waiting on Redis (the registry's)."""
+        return self.last_peers
+
+    async def keep_view(self) -> None:
+        """Read the live nodes every ``VIEW_EVERY`` s, forever (a background task), so
+        :meth:`peers` is at most that old; Redis away: the last view stays until it answers."""
+        while True:
+            await trio.sleep(VIEW_EVERY)
+            try:
+                await self.live_nodes()
+            except ClusterUnavailable as exc:
+                log.warning("live nodes of %s not read: %s", self.node_id, exc)
 
     async def known_nodes(self) -> dict[str, bool]:
         """Every node id that ever joined this cluster (since Redis last lost its data), each

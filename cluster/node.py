@@ -206,7 +206,7 @@ async def open_node(
         membership = Membership(client, keys, health, node_id)
         placement = Placement(client, keys, health, node_id)
         transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
-        registry = NodeRegistry(transport, node=node_id)
+        registry = NodeRegistry(transport, node=node_id, peers=membership.peers)
         transport.bind(registry)
         transport.on_unowned = on_unowned
         rescue = Rescue(client, keys, health, membership, placement, transport)
@@ -216,8 +216,10 @@ async def open_node(
         await membership.join()
         try:
             await transport.ensure_inbox()
+            await membership.live_nodes()  # the peers are known before any actor starts
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(membership.keep_alive, name=f"node {node_id} liveness")
+                nursery.start_soon(membership.keep_view, name=f"node {node_id} peers")
                 nursery.start_soon(
                     placement.keep, node._hosted, node._lost, name=f"node {node_id} placements"
                 )

@@ -8,6 +8,9 @@ place above the runtime (``actors/addresses.py``); nothing else spells an addres
 from __future__ import annotations
 
 SEPARATOR = "/"
+#: The kind of a cluster node's own addresses: ``node/<id>`` (its desk) and
+#: ``node/<id>/<name>`` (the per-node actor ``name`` on that node, :func:`on_node`).
+NODE_KIND = "node"
 
 
 class Address(str):
@@ -47,6 +50,18 @@ class Address(str):
 
     def is_kind(self, kind: str) -> bool:
         return self.startswith(kind + SEPARATOR) and len(self) > len(kind) + 1
+
+
+def on_node(node_id: str, name: str) -> Address:
+    """The per-node actor ``name`` (``notices``, ``meetings``) of node ``node_id``.
+
+    Every node runs its own copy of such an actor under the same name; this form names one
+    node's copy from another node, so the transport carries it there (``node/<id>/<name>``) and
+    that node's registry hands it to its local ``name``.
+    """
+    if not node_id or SEPARATOR in node_id or not name:
+        raise ValueError(f"bad node {node_id!r} or name {name!r}")
+    return Address(f"{NODE_KIND}{SEPARATOR}{node_id}{SEPARATOR}{name}")
 
 
 def kind_of(address: str) -> str:

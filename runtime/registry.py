@@ -11,15 +11,20 @@ one-shot slot the registry holds only while the asker waits. The handler's outco
 :meth:`Registry.reply`, locally or through the transport; a reply nobody waits for any more (the
 asker timed out or was cancelled) is dropped. Slots are a plain dict, not mailboxes: every ask opens
 and closes one, so they must stay cheap.
+
+Some actors run once per node under a fixed name (``notices``, ``meetings``). On a named node the
+registry also knows the other live nodes (``peers()``, supplied by the cluster; none on one
+node) and answers ``node/<this node>/<name>`` with its local ``name``, so one node's copy can
+tell the same actor on every other node (``runtime.address.on_node``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from runtime.address import SEPARATOR
+from runtime.address import NODE_KIND, SEPARATOR
 from runtime.errors import ActorNotFound
 from runtime.kernel import ActorRef, Envelope, Mailbox, Reply
 
@@ -47,10 +52,20 @@ class RemoteTransport(Protocol):
 class Registry:
     """Maps actor addresses to mailboxes; the single place where a name becomes a destination.
 
-    ``node`` names this node in its reply addresses, so that a transport can route a reply home.
+    ``node`` names this node in its reply addresses, so that a transport can route a reply home;
+    ``peers`` gives the ids of the other live nodes as last seen (the cluster's membership).
     """
 
-    def __init__(self, remote: RemoteTransport | None = None, node: str = "") -> None:
+    def __init__(
+        self,
+        remote: RemoteTransport | None = None,
+        node: str = "",
+        peers: Callable[[], Sequence[str]] | None = None,
+    ) -> None:
+        self.node = node
+        self._peers = peers
+        #: ``node/<this node>/``: a per-node name addressed to this node (see ``on_node``).
+        self._here = NODE_KIND + SEPARATOR + node + SEPARATOR if node else None
         self._local: dict[str, Mailbox] = {}
         #: Second names: ``call/<id>`` -> the address of the actor that runs the call.
         self._aliases: dict[str, str] = {}
@@ -101,6 +116,12 @@ class Registry:
             except ActorNotFound:
                 self._aliases.pop(address, None)  # its actor is gone
                 raise ActorNotFound(address) from None
+        elif self._here is not None and address.startswith(self._here):
+            # Another node's desk told this node's copy of a per-node actor.
+            name = address[len(self._here) :]
+            if not name or name not in self._local:
+                raise ActorNotFound(address)
+            self._local[name].put(envelope)
         elif self._remote is not None and self._remote.owns(address):
             # Not hosted here under any name: the transport finds the node that hosts it.
             self._remote.deliver(address, envelope)
@@ -150,6 +171,12 @@ class Registry:
     def waiting_replies(self) -> int:
         """Reply slots open now (asks waiting for an answer), for tests and metrics."""
         return len(self._replies)
+
+    def peers(self) -> tuple[str, ...]:
+        """The other live nodes as last seen (sorted); empty on one node."""
+        if self._peers is None:
+            return ()
+        return tuple(sorted(n for n in self._peers() if n != self.node))
 
     def ref(self, address: str) -> ActorRef:
         return ActorRef(self, address)

@@ -129,7 +129,10 @@ ACTOR_MESSAGES: tuple[type, ...] = (
     actors.staff.directory.ListMyAreas,
     actors.staff.directory.ProbeStorage,
     actors.staff.directory._Recheck,
+    actors.staff.directory.SignedOutElsewhere,
+    actors.staff.directory.GrantsChangedElsewhere,
     actors.staff.notices.Notify,
+    actors.staff.notices.NoticeStored,
     actors.staff.notices.ListNotices,
     actors.staff.notices.MarkNoticeRead,
     actors.staff.notices.NoticeList,
@@ -185,11 +188,12 @@ def placed(address: str) -> bool:
 
 
 def located(address: str) -> str | None:
-    """The node an address names: a connection's (``conn/<node>-<n>``) or a node's desk
-    (``node/<node>``); None for any other address (``conn/<n>`` of a one-node server included)."""
+    """The node an address names: a connection's (``conn/<node>-<n>``), a node's desk
+    (``node/<node>``) or a per-node actor of one node (``node/<node>/<name>``, e.g. its notice
+    board); None for any other address (``conn/<n>`` of a one-node server included)."""
     kind, sep, rest = address.partition("/")
     if kind == addresses.NODE_KIND and sep and rest:
-        return rest
+        return rest.partition("/")[0] or None
     if kind != addresses.CONN or not sep:
         return None
     node, dash, number = rest.rpartition("-")

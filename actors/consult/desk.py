@@ -16,6 +16,14 @@ provider's pages that watch their links (``consult.watch``). Every send, opening
 cancellation and expiry is audited.
 
 All times come from one clock (``now``), the same one the timers run on in tests (virtual).
+
+In a cluster every node runs a desk, and the provider's pages may watch through any node: the
+desk that changes a link tells every other node's desk (:class:`LinkChanged`), which reads the
+link again, pushes the change to its own watchers and arms (or disarms) its timer. So every live
+node's desk has a timer for every pending link, and the expiry is still recorded and audited
+once: storage's conditional UPDATE lets exactly one desk expire it (the others find it expired
+and only disarm), and it expires even if the node it was sent through has died. The ring is the
+notice board's, which reaches the provider's sockets on every node.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from actors.consult.messages import (
     ConsultPass,
     DescribeLinkTimes,
     ExtendConsultLink,
+    LinkChanged,
     LinkStatus,
     LinkTimes,
     LinkView,
@@ -47,6 +56,7 @@ from actors.consult.messages import (
     OpenConsultLink,
     SendConsultLink,
 )
+from actors.every_node import tell_every_node
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.principal import AreaPlace, Principal, Role
 from actors.staff.notices import Notify, notify_quietly
@@ -264,6 +274,11 @@ class ConsultDesk(Actor):
         return link
 
     async def _tell_watchers(self, link: ConsultLink, kind: str = "consult.link") -> None:
+        """Push the change to this node's watchers and tell the other nodes' desks."""
+        tell_every_node(self, addresses.CONSULT, LinkChanged(link.id, kind))
+        await self._push_watchers(link, kind)
+
+    async def _push_watchers(self, link: ConsultLink, kind: str) -> None:
         conns = self.watchers.get(link.provider_user_id)
         if not conns:
             return
@@ -403,10 +418,9 @@ class ConsultDesk(Actor):
     @handles(MyConsultLinks)
     async def _mine(self, msg: MyConsultLinks) -> tuple[LinkView, ...]:
         user_id = _user_id(msg.principal)
-        mine = sorted(
-            (link for link in self.links.values() if link.provider_user_id == user_id),
-            key=lambda link: (link.expires_at, link.id),
-        )
+        # From the store, not ``self.links``: a link sent through another node is listed too.
+        pending = await consult.list_pending(self.store, provider_user_id=user_id)
+        mine = sorted(pending, key=lambda link: (link.expires_at, link.id))
         return tuple([await self.view(link) for link in mine])
 
     @handles(LinkDue)
@@ -432,6 +446,19 @@ class ConsultDesk(Actor):
             subject=f"consult:{link.id}",
         )
         await self._tell_watchers(link)
+
+    @handles(LinkChanged)
+    async def _changed_elsewhere(self, msg: LinkChanged) -> None:
+        try:
+            link = await consult.get_link(self.store, msg.link_id)
+        except NotFoundError:
+            self._disarm(msg.link_id)
+            return
+        if link.state == "pending":
+            self._arm(link)
+        else:
+            self._disarm(link.id)
+        await self._push_watchers(link, msg.event)
 
     # -- the recipient ----------------------------------------------------------------------------
     @handles(CheckConsultLink)

@@ -99,6 +99,16 @@ class OpenConsultLink:
 
 
 @dataclass(frozen=True)
+class LinkChanged:
+    """Another node's desk changed link ``link_id`` (sent, extended, cancelled, opened, expired):
+    read it again, arm or disarm its timer, and push ``event`` (``consult.link`` or
+    ``consult.opened``) to this node's pages that watch its provider's links."""
+
+    link_id: str
+    event: str
+
+
+@dataclass(frozen=True)
 class LinkStatus:
     """``state``: pending | used | cancelled | expired | unknown; ``lang`` the message's."""
 

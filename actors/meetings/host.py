@@ -18,6 +18,14 @@ enter that room (a user room: its owner only).
 
 Who owns which user room is kept in memory (read at start, changed only here), because every
 staff page's menu asks for it.
+
+In a cluster every node runs a host, and a call runs on one node while consoles watch through
+any: the host of the call's node tells every other node's host (:class:`OccupancyHeard`), so
+each keeps who is in the calls of the other live nodes, lists them on its consoles and pushes
+``meetings.occupancy`` to its own watchers; a host that starts asks the others what they run
+(:class:`OccupancyWanted`). Archiving a room through one node ends its call on whichever node
+runs it (:class:`EndCallHere`), and a user room created or archived through one node is read
+again by the others (:class:`UserRoomsChanged`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import trio
 from actors import addresses, refusals
 from actors.admin import setup_rules as rules
 from actors.calls.media import MediaPort
+from actors.every_node import ask_every_node, tell_every_node
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.meetings.messages import (
     ArchiveMeetingRoom,
@@ -39,6 +48,7 @@ from actors.meetings.messages import (
     CreateMeetingRoom,
     CreateUserRoom,
     DescribeGuestLink,
+    EndCallHere,
     EnterMeetingRoom,
     EnterUserRoom,
     Expect,
@@ -51,6 +61,9 @@ from actors.meetings.messages import (
     MeetingRoomView,
     MeetingSetupView,
     OccupancyChanged,
+    OccupancyHeard,
+    OccupancyLearned,
+    OccupancyWanted,
     Occupants,
     RenameMeetingRoom,
     RotateGuestLink,
@@ -58,6 +71,7 @@ from actors.meetings.messages import (
     UnitChoice,
     UserRoomAdminEntry,
     UserRoomFor,
+    UserRoomsChanged,
     UserRoomView,
 )
 from actors.meetings.policies import OWNER_GRACE, expect_key, may_meet
@@ -118,11 +132,28 @@ class MeetingHost(Actor):
         self._user_rooms: dict[int, store_rooms.UserRoom] = {}
         #: Connections watching the rooms (``meetings.watch``) -> who is watching.
         self._watchers: dict[str, Principal] = {}
+        #: room id -> (the node its call runs on, who is in it), for calls someone is in: what
+        #: the consoles of this node show of calls on other nodes (see the module docstring).
+        self._people_in: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     async def on_start(self) -> None:
+        await self._read_user_rooms()
+        if self.registry.peers():
+            self.spawn(self._learn_occupancy)
+
+    async def _read_user_rooms(self) -> None:
         self._user_rooms = {
             r.owner_user_id: r for r in await store_rooms.list_user_rooms(self.store)
         }
+
+    async def _learn_occupancy(self) -> None:
+        """In a task: ask the other nodes' hosts who is in the calls they run."""
+        replies = await ask_every_node(
+            self, addresses.MEETINGS, OccupancyWanted(), OCCUPANTS_TIMEOUT
+        )
+        heard = tuple(h for reply in replies.values() if isinstance(reply, tuple) for h in reply)
+        with contextlib.suppress(ActorError):
+            self.self_ref.tell(OccupancyLearned(heard))
 
     # -- starting calls -------------------------------------------------------------------------
     async def _start(self, room_id: str, make: Callable[[], PermanentRoomCall]) -> str:
@@ -144,7 +175,7 @@ class MeetingHost(Actor):
     async def _occupants(self, room_id: str) -> tuple[str, ...]:
         address = addresses.room(room_id)
         if address not in self.registry:
-            return ()
+            return self._elsewhere(room_id)
         try:
             names: tuple[str, ...] = await self.ref(address).ask(
                 Occupants(), timeout=OCCUPANTS_TIMEOUT
@@ -164,8 +195,29 @@ class MeetingHost(Actor):
                 nursery.start_soon(one, room_id)
         return found
 
+    def _elsewhere(self, room_id: str) -> tuple[str, ...]:
+        """Who is in a call another live node runs, as its host last told; () if none."""
+        known = self._people_in.get(room_id)
+        if known is None or known[0] not in self.registry.peers():
+            return ()  # nobody in it, or its node is gone (its call with it)
+        return known[1]
+
     def _end_call(self, room_id: str) -> None:
+        """End the room's call here, or ask every other node's host to end it where it runs.
+
+        Not a tell to ``room/<id>`` when it is not here: a call that runs nowhere would have the
+        transport hold that tell and ask for the room to be started again; the hosts answer at
+        once (and a call that runs nowhere has nothing to end)."""
         address = addresses.room(room_id)
+        if address in self.registry:
+            with contextlib.suppress(ActorError):
+                self.ref(address).tell(CloseRoom())
+        else:
+            tell_every_node(self, addresses.MEETINGS, EndCallHere(room_id))
+
+    @handles(EndCallHere)
+    async def _end_call_here(self, msg: EndCallHere) -> None:
+        address = addresses.room(msg.room_id)
         if address in self.registry:
             with contextlib.suppress(ActorError):
                 self.ref(address).tell(CloseRoom())
@@ -326,6 +378,7 @@ class MeetingHost(Actor):
                 refusals.INVALID, f"{user.display_name} already has a user room."
             ) from None
         self._user_rooms[user.id] = room
+        tell_every_node(self, addresses.MEETINGS, UserRoomsChanged())
         await self._audit(
             audit.USER_ROOM_CREATED,
             msg.principal,
@@ -347,6 +400,7 @@ class MeetingHost(Actor):
             raise Refusal(refusals.INVALID, "This user room has been archived.")
         await store_rooms.archive_user_room(self.store, current.room_id)
         self._user_rooms.pop(current.owner_user_id, None)
+        tell_every_node(self, addresses.MEETINGS, UserRoomsChanged())
         await self._audit(
             audit.USER_ROOM_ARCHIVED,
             msg.principal,
@@ -488,19 +542,57 @@ class MeetingHost(Actor):
     async def _closed(self, msg: ConnectionClosed) -> None:
         self._watchers.pop(msg.conn, None)
 
+    @handles(UserRoomsChanged)
+    async def _user_rooms_changed(self, msg: UserRoomsChanged) -> None:
+        await self._read_user_rooms()
+
     @handles(OccupancyChanged)
     async def _occupancy(self, msg: OccupancyChanged) -> None:
+        """A call of this node: keep it, tell the other nodes' hosts, push to this node's."""
+        heard = OccupancyHeard(msg.room_id, msg.people, self.registry.node)
+        self._keep(heard)
+        tell_every_node(self, addresses.MEETINGS, heard)
+        await self._push_occupancy(msg.room_id, msg.people)
+
+    @handles(OccupancyHeard)
+    async def _occupancy_elsewhere(self, msg: OccupancyHeard) -> None:
+        self._keep(msg)
+        await self._push_occupancy(msg.room_id, msg.people)
+
+    @handles(OccupancyWanted)
+    async def _occupancy_wanted(self, msg: OccupancyWanted) -> tuple[OccupancyHeard, ...]:
+        here = self.registry.node
+        return tuple(
+            OccupancyHeard(room_id, people, here)
+            for room_id, (node, people) in sorted(self._people_in.items())
+            if node == here and addresses.room(room_id) in self.registry
+        )
+
+    @handles(OccupancyLearned)
+    async def _occupancy_learned(self, msg: OccupancyLearned) -> None:
+        for heard in msg.heard:
+            if heard.room_id not in self._people_in:  # what was told since is newer
+                self._keep(heard)
+                await self._push_occupancy(heard.room_id, heard.people)
+
+    def _keep(self, heard: OccupancyHeard) -> None:
+        if heard.people:
+            self._people_in[heard.room_id] = (heard.node, heard.people)
+        else:
+            self._people_in.pop(heard.room_id, None)
+
+    async def _push_occupancy(self, room_id: str, people: tuple[str, ...]) -> None:
         if not self._watchers:
             return
-        owner = next((r for r in self._user_rooms.values() if r.room_id == msg.room_id), None)
+        owner = next((r for r in self._user_rooms.values() if r.room_id == room_id), None)
         if owner is not None:
-            event = Push("meetings.occupancy", {"user_room": True, "people": list(msg.people)})
+            event = Push("meetings.occupancy", {"user_room": True, "people": list(people)})
             self._push(event, lambda p: p.user_id == str(owner.owner_user_id))
             return
-        room = await store_rooms.meeting_room_for_room(self.store, msg.room_id)
+        room = await store_rooms.meeting_room_for_room(self.store, room_id)
         if room is None:
             return
-        event = Push("meetings.occupancy", {"id": room.id, "people": list(msg.people)})
+        event = Push("meetings.occupancy", {"id": room.id, "people": list(people)})
         self._push(event, lambda p: may_meet(p, room.id, room.unit_id, room.org_id))
 
     def _push(self, event: Push, may_see: Callable[[Principal], bool]) -> None:

@@ -161,6 +161,44 @@ class CloseRoom:
     """The room was archived: end the call for everyone."""
 
 
+# -- one node's host to the others' (a cluster: every node runs a host) ---------------------------
+
+
+@dataclass(frozen=True)
+class OccupancyHeard:
+    """Who is in ``room_id``, whose call runs on ``node``: told by that node's host to every
+    other node's, which keeps it for its consoles and pushes it to its own watchers."""
+
+    room_id: str
+    people: tuple[str, ...] = field(repr=False)
+    node: str
+
+
+@dataclass(frozen=True)
+class OccupancyWanted:
+    """A host that starts asks the others who is in the calls they run: replies a tuple of
+    :class:`OccupancyHeard`."""
+
+
+@dataclass(frozen=True)
+class OccupancyLearned:
+    """What the other hosts answered to :class:`OccupancyWanted` (told by the host's own task)."""
+
+    heard: tuple[OccupancyHeard, ...]
+
+
+@dataclass(frozen=True)
+class EndCallHere:
+    """A room was archived through another node: end its call if it runs on this one."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
+class UserRoomsChanged:
+    """A user room was created or archived through another node: read who owns which again."""
+
+
 # -- replies ----------------------------------------------------------------------------------------
 
 

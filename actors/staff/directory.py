@@ -21,6 +21,11 @@ sockets with :data:`CLOSE_SESSION_ENDED`: at once for a sign-out or a ``GrantsCh
 rights gets its new principal (:class:`~actors.messages.PrincipalChanged`); one that lost any is
 closed with :data:`CLOSE_RIGHTS_CHANGED`, so nothing it subscribed to with the old rights lingers
 and the client reconnects with what the Directory holds now.
+
+In a cluster every node runs a Directory and knows the sockets of its own node only, so the one
+that hears a sign-out or a ``GrantsChanged`` also tells every other node's
+(:class:`SignedOutElsewhere`, :class:`GrantsChangedElsewhere`): a staff member's sockets on any
+node are closed (or get their new principal) at once, not at the next recheck or never.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from functools import partial
 import trio
 
 from actors import addresses, refusals
+from actors.every_node import tell_every_node
 from actors.inbound import CloseConnection
 from actors.messages import (
     GrantsChanged,
@@ -148,6 +154,20 @@ class ListMyAreas:
 @dataclass(frozen=True)
 class ProbeStorage:
     """Health check: reply the database schema version after one real read."""
+
+
+@dataclass(frozen=True)
+class SignedOutElsewhere:
+    """Another node's Directory ended the session with this hash: close its sockets here."""
+
+    session_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GrantsChangedElsewhere:
+    """Another node's Directory was told ``GrantsChanged``: the same for this node's sockets."""
+
+    user_id: int
 
 
 @dataclass(frozen=True)
@@ -267,6 +287,18 @@ class Directory(Actor):
             user_id = int(message.user_id)
         except ValueError:
             raise Refusal(refusals.BAD_FIELD, "user_id must be a number") from None
+        tell_every_node(self, addresses.DIRECTORY, GrantsChangedElsewhere(user_id))
+        await self._grants_changed(user_id)
+
+    @handles(GrantsChangedElsewhere)
+    async def _on_grants_changed_elsewhere(self, message: GrantsChangedElsewhere) -> None:
+        await self._grants_changed(message.user_id)
+
+    @handles(SignedOutElsewhere)
+    async def _on_signed_out_elsewhere(self, message: SignedOutElsewhere) -> None:
+        self._close_session(message.session_hash, "signed out")
+
+    async def _grants_changed(self, user_id: int) -> None:
         watched = {c: w for c, w in self._conns.items() if w.user_id == user_id}
         if not watched:
             return
@@ -316,6 +348,11 @@ class Directory(Actor):
             return
         self._conns[conn] = _Watched(session.id_hash, session.user_id, principal)
 
+    def _close_session(self, session_hash: str, reason: str) -> None:
+        for conn, w in list(self._conns.items()):
+            if w.session_hash == session_hash:
+                self._close(conn, CLOSE_SESSION_ENDED, reason)
+
     def _close(self, conn: str, code: int, reason: str) -> None:
         self._conns.pop(conn, None)
         self._tell(conn, CloseConnection(code, reason))
@@ -363,9 +400,8 @@ class Directory(Actor):
         if session is None:
             return
         await sessions.revoke_session(self.store, msg.session_id, now=self.clock())
-        for conn, w in list(self._conns.items()):
-            if w.session_hash == session.id_hash:
-                self._close(conn, CLOSE_SESSION_ENDED, "signed out")
+        self._close_session(session.id_hash, "signed out")
+        tell_every_node(self, addresses.DIRECTORY, SignedOutElsewhere(session.id_hash))
         await audit.append(
             self.store, audit.SIGN_OUT, actor_user_id=session.user_id, remote_addr=msg.remote_addr
         )

@@ -6,6 +6,10 @@ then pushes ``staff.notice`` to every open socket of that staff member that subs
 (``notices.subscribe``). ``ring`` asks the page to play its sound and show a desktop notification;
 the page script (``web/static/js/notices.js``) decides how. Reading a notice (``notices.read``)
 only marks it. The wire is in ``docs/protocol.md`` ("Notices").
+
+In a cluster every node runs a board and a staff member's sockets may be on any node: the node
+that stores a notice pushes it to the sockets subscribed there and tells every other node's board
+:class:`NoticeStored`, which pushes the same event to that node's subscribers and stores nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors import addresses, refusals
+from actors.every_node import tell_every_node
 from actors.inbound import ConnectionClosed, Inbound, Push
 from actors.principal import Principal
 from runtime.errors import ActorError, Refusal
@@ -49,6 +54,15 @@ class Notify:
     text: str = field(repr=False)
     url: str
     ring: bool
+
+
+@dataclass(frozen=True)
+class NoticeStored:
+    """Another node's board stored a notice for ``user_id``: push ``event`` (the body of
+    ``staff.notice``, the unread count included) to this node's subscribers; nothing is stored."""
+
+    user_id: int
+    event: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,16 +142,29 @@ class NoticeBoard(Actor):
             message.url,
             message.ring,
         )
-        conns = self.subscribers.get(message.user_id)
-        if conns:
+        peers = self.registry.peers()
+        if self.subscribers.get(message.user_id) or peers:
             unread = await notice_store.unread_count(self.store, message.user_id)
-            event = Push("staff.notice", {**notice_view(notice), "unread": unread})
-            for conn in list(conns):
-                try:
-                    self.ref(conn).tell(event)
-                except ActorError:
-                    conns.discard(conn)
+            body = {**notice_view(notice), "unread": unread}
+            self._push(message.user_id, body)
+            if peers:
+                tell_every_node(self, addresses.NOTICES, NoticeStored(message.user_id, body))
         return notice.id
+
+    @handles(NoticeStored)
+    async def _stored_elsewhere(self, message: NoticeStored) -> None:
+        self._push(message.user_id, message.event)
+
+    def _push(self, user_id: int, body: dict[str, Any]) -> None:
+        conns = self.subscribers.get(user_id)
+        if not conns:
+            return
+        event = Push("staff.notice", body)
+        for conn in list(conns):
+            try:
+                self.ref(conn).tell(event)
+            except ActorError:
+                conns.discard(conn)
 
     @handles(ListNotices)
     async def _list(self, message: ListNotices) -> NoticeList:

@@ -43,6 +43,10 @@ def test_a_connection_names_its_node_and_nothing_else_does() -> None:
     assert located(addresses.conn(17)) is None  # a one-node server's connection
     assert located(addresses.conn("a-")) is None
     assert located(addresses.room("a-1")) is None
+    # A node's desk, and one node's copy of a per-node actor, name that node.
+    assert located(addresses.node_desk("b")) == "b"
+    assert located(addresses.on_node("node-2", addresses.NOTICES)) == "node-2"
+    assert not placed(addresses.on_node("b", addresses.MEETINGS))
 
 
 def session(registry: Registry) -> ClientSession:

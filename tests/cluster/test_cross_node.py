@@ -9,9 +9,11 @@ import trio
 
 from cluster import PlacementTaken, UnknownMessageType, open_node
 from runtime import ActorNotFound, AskTimeout, Refusal, Supervisor
+from runtime.address import on_node
 from tests.cluster.echo import Deny, Hold, Note, Notes, Ping, Pong, Relay, echo_types
 from tests.cluster.nodes import Running, echo, running
 from tests.cluster.servers import RedisServer
+from waitroom.clustered import located
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,29 @@ async def test_an_address_that_names_its_node_is_reached_without_a_placement(
         with pytest.raises(ActorNotFound):  # named here and not here: refused at once
             a.registry.ref("conn/a-9").tell(Ping(3))
         nursery.cancel_scope.cancel(reason="test over")
+
+
+async def test_a_per_node_actor_reaches_the_same_name_on_another_node_and_peers_are_known(
+    redis_server: RedisServer,
+) -> None:
+    """``node/<id>/<name>`` crosses to node ``id`` and reaches its local ``name`` (each node runs
+    its own copy under that name); every node knows the others (``Registry.peers``)."""
+    async with (
+        open_node(redis_server.url, echo_types(), node_id="a", prefix="t", located=located) as a,
+        open_node(redis_server.url, echo_types(), node_id="b", prefix="t", located=located) as b,
+        trio.open_nursery() as nursery,
+    ):
+        for node in (a, b):
+            root = await nursery.start(Supervisor(node.registry, f"root-{node.id}").run)
+            await root.start_child(echo("notices", node.id))
+        with trio.fail_after(5):
+            while a.registry.peers() != ("b",):  # noqa: ASYNC110 (a reads b within a period)
+                await trio.sleep(0.05)
+            assert b.registry.peers() == ("a",)
+            there = a.registry.ref(on_node("b", "notices"))
+            assert await there.ask(Ping(1)) == Pong(1, "b")
+            here = a.registry.ref(on_node("a", "notices"))
+            assert await here.ask(Ping(2)) == Pong(2, "a")  # this node's own copy, not sent
+            with pytest.raises(ActorNotFound):
+                await a.registry.ref(on_node("b", "nobody")).ask(Ping(3))
+        nursery.cancel_scope.cancel()
