@@ -199,6 +199,18 @@ class OpenRoom:
 
 
 @dataclass(frozen=True)
+class StartAgain:
+    """Asked of the host or desk that starts a kind of call (meetings, consult, group,
+    on-demand): start ``room/<id>`` again, restored from the store, under the supervisor it runs
+    under; answered once it runs (here, or on the node whose claim came first: never two
+    copies). Sent by a cluster node whose message for the room found no owner (its node died);
+    a call that has ended, or that is not this host's kind, is refused (``closed``,
+    ``not_found``) and nothing starts."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class OpenRooms:
     """Asked of the room host by an area that admitted a batch of arrivals: start their new rooms
     together, each from the snapshot the arrival's transaction just wrote (no storage read; a

@@ -63,6 +63,7 @@ from actors.messages import AdoptArea, GiveUpArea, NodeReady
 from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
 from cluster.spread import Spread
+from runtime.address import Address
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, ActorRef, handles
 from runtime.supervisor import ChildSpec, Supervisor
@@ -263,21 +264,43 @@ def admission_gate(node: Node) -> Callable[[str, object], None]:
     return gate
 
 
+#: Seconds a host gets to start a call again for the Reviver (as long as a message is held for
+#: an owner: an answer later than that helps nobody; the next held message asks again).
+REVIVE_TIMEOUT = 10.0
+
+#: Which per-node host starts each kind of call again (``rooms.kind`` in the store); the room
+#: host's own message (``OpenRoom``) for a caller's room. A room with no row is asked of the
+#: on-demand host (its sessions' rooms are rows of ``ondemand_requests``); a breakout room has
+#: neither and is not started again (see :class:`Reviver`).
+REVIVING_HOSTS: dict[str, Address] = {
+    "meeting": addresses.MEETINGS,
+    "user": addresses.MEETINGS,
+    "consult_now": addresses.CONSULT,
+    "group": addresses.GROUP,
+}
+
+
 class Reviver:
     """The transport's ``on_unowned``: start a dead node's actor again through this node's hosts.
 
     An area through the area host (its start opens its waiting callers' rooms); an on-demand
-    queue through the on-demand host; a room only if the store says it is a caller's room (the
-    room host starts caller rooms, each restoring itself from the store). Where the claim lands
-    decides where it runs: here, unless another node was quicker. Consult, group, meeting and
-    on-demand session calls are not started again this way (docs/operations.md, what is next):
-    a message for one ends as not found after its hold.
+    queue through the on-demand host; a call (``room/<id>``) through the host or desk that starts
+    its kind, read from the store: a caller's room through the room host, meeting and user
+    rooms through ``meetings``, Consult Now calls through ``consult``, group sessions through
+    ``group``, on-demand sessions (no ``rooms`` row) through ``ondemand``. Each host restores the
+    call from the store under its own supervisor, whose placement claims it: where the claim
+    lands decides where it runs (here, unless another node was quicker), and it runs once. A call
+    that has ended, and a breakout room (its plan lives in its desk's memory), is refused by its
+    host and starts nothing: a message for one ends as not found after its hold. At most one
+    start per address is in flight on this node, each bounded by ``REVIVE_TIMEOUT``.
     """
 
     def __init__(self, node: Node, store: Store, nursery: trio.Nursery) -> None:
         self.node = node
         self.store = store
         self.nursery = nursery
+        #: Rooms whose start this node has asked for and not heard back about yet.
+        self._reviving: set[str] = set()
 
     def __call__(self, address: str) -> None:
         kind, _, ident = address.partition("/")
@@ -289,22 +312,45 @@ class Reviver:
                 registry.ref(addresses.ONDEMAND).tell(
                     actors.ondemand.messages.FindQueue(int(ident))
                 )
-            elif kind == addresses.ROOM and ident:
+            elif kind == addresses.ROOM and ident and ident not in self._reviving:
+                self._reviving.add(ident)
                 self.nursery.start_soon(self._room, ident)
 
     async def _room(self, room_id: str) -> None:
         try:
+            await self._start_room(room_id)
+        finally:
+            self._reviving.discard(room_id)
+
+    async def _start_room(self, room_id: str) -> None:
+        try:
             room = await room_store.get_room(self.store, room_id)
         except NotFoundError:
-            return
+            room = None  # an on-demand session (or a breakout room): the on-demand host knows
         except Exception:  # the store is away: the next message or sweep asks again
             log.exception("room/%s not started again: its row could not be read", room_id)
             return
-        if room.kind == "caller" and room.state == "open":
-            with contextlib.suppress(ActorError):
-                self.node.registry.ref(addresses.ROOMS).tell(messages.OpenRoom(room_id))
+        if room is not None and room.state != "open":
+            log.info("room/%s (%s) has closed: not started again", room_id, room.kind)
+            return
+        ask: object = messages.StartAgain(room_id)
+        if room is None:
+            host = addresses.ONDEMAND
+        elif room.kind == "caller":
+            host, ask = addresses.ROOMS, messages.OpenRoom(room_id)
+        elif room.kind in REVIVING_HOSTS:
+            host = REVIVING_HOSTS[room.kind]
         else:
-            log.info("room/%s (%s) is not started again on this node", room_id, room.kind)
+            log.warning("room/%s (%s) has no host to start it again", room_id, room.kind)
+            return
+        try:
+            await self.node.registry.ref(host).ask(ask, timeout=REVIVE_TIMEOUT)
+        except Refusal as refusal:  # ended, not that kind (a breakout room): nothing starts
+            log.info("room/%s not started again: %s", room_id, refusal)
+        except ActorError as exc:  # the host is busy, restarting or slow: asked again later
+            log.warning("room/%s not started again now: %r", room_id, exc)
+        else:
+            log.info("cluster: room/%s started again (%s)", room_id, host)
 
 
 async def sweep_areas(

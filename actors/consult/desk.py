@@ -58,6 +58,7 @@ from actors.consult.messages import (
 )
 from actors.every_node import tell_every_node
 from actors.inbound import ConnectionClosed, Inbound, Push
+from actors.messages import StartAgain
 from actors.principal import AreaPlace, Principal, Role
 from actors.staff.notices import Notify, notify_quietly
 from runtime.errors import ActorError, Refusal
@@ -508,6 +509,22 @@ class ConsultDesk(Actor):
         )
         await self._tell_watchers(link, "consult.opened")
         return ConsultPass(f"{opened.room.id}.{opened.guest_secret}", opened.room.id, area.name)
+
+    @handles(StartAgain)
+    async def _start_again(self, msg: StartAgain) -> None:
+        """A Consult Now call whose node died: start it again (here, or learn who claimed it),
+        restored from the store as after a restart (``ConsultNowPolicy.restore``: in call, its
+        call record kept). A room that is not a Consult Now call, or that has closed, starts
+        nothing."""
+        try:
+            room = await room_store.get_room(self.store, msg.room_id)
+        except NotFoundError:
+            raise Refusal(refusals.NOT_FOUND, "there is no such Consult Now call") from None
+        if room.kind != "consult_now":
+            raise Refusal(refusals.NOT_FOUND, "there is no such Consult Now call")
+        if room.state != "open":
+            raise Refusal(refusals.CLOSED, "this call has ended")
+        await self._start_call(room.id, None)
 
     async def _start_call(self, room_id: str, start: ConsultStart | None) -> None:
         address = addresses.room(room_id)

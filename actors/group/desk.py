@@ -62,6 +62,7 @@ from actors.group.messages import (
     UnitChoice,
 )
 from actors.group.policy import CANCELLED, may_moderate, user_id_of
+from actors.messages import StartAgain
 from actors.principal import AreaPlace, Principal, Role
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
@@ -159,6 +160,19 @@ class GroupDesk(Actor):
             )
 
         await self.calls.start_child(ChildSpec(address, new_call, Restart.TRANSIENT))
+
+    @handles(StartAgain)
+    async def _start_again(self, msg: StartAgain) -> None:
+        """A group session's call whose node died: start it again (here, or learn who claimed
+        it), restored from the store (``GroupPolicy.restore``: waiting or running, its admitted
+        participants, its timers from the stored start). An ended or unknown session starts
+        nothing."""
+        session = await groups.session_for_room(self.store, msg.room_id)
+        if session is None:
+            raise Refusal(refusals.NOT_FOUND, "there is no such group session")
+        if session.state == "ended":
+            raise Refusal(refusals.CLOSED, "this session has ended")
+        await self._start_call(session)
 
     # -- rights -----------------------------------------------------------------------------------
     async def _unit(self, principal: Principal, unit_id: int) -> Unit:

@@ -76,12 +76,12 @@ from actors.meetings.messages import (
 )
 from actors.meetings.policies import OWNER_GRACE, expect_key, may_meet
 from actors.meetings.rooms import MeetingRoomCall, PermanentRoomCall, UserRoomCall
-from actors.messages import GuestPass
+from actors.messages import GuestPass, StartAgain
 from actors.principal import Principal
 from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from runtime.supervisor import ChildSpec, Restart, Supervisor
-from storage import audit, orgs, staff
+from storage import audit, calls, orgs, staff
 from storage import meeting_rooms as store_rooms
 from storage.db import Store
 from storage.errors import ConflictError, NotFoundError
@@ -171,6 +171,33 @@ class MeetingHost(Actor):
         return await self._start(
             room.room_id, lambda: UserRoomCall(self.store, room.room_id, self.media, self.grace)
         )
+
+    @handles(StartAgain)
+    async def _start_again(self, msg: StartAgain) -> None:
+        """A call that was running on a node that died: start it again here (or learn the node
+        that claimed it first). Only a call someone was in (its call record is still open: a
+        call ends its record when it ends), so a late message for a call that ended starts
+        nothing; an archived room stays closed. The restarted call ends its predecessor's record
+        (``close_stale_record``) and opens a new one at the first entry again."""
+        if addresses.room(msg.room_id) in self.registry:
+            return
+        meeting = await store_rooms.meeting_room_for_room(self.store, msg.room_id)
+        user_room: store_rooms.UserRoom | None = None
+        if meeting is None:
+            with contextlib.suppress(NotFoundError):
+                user_room = await store_rooms.get_user_room(self.store, msg.room_id)
+            if user_room is None:
+                raise _not_found("meeting room or user room")
+        if (meeting is not None and meeting.archived) or (
+            user_room is not None and user_room.archived
+        ):
+            raise Refusal(refusals.CLOSED, "this room has been archived")
+        if await calls.active_call_for_room(self.store, msg.room_id) is None:
+            raise Refusal(refusals.CLOSED, "this room's call has ended")
+        if meeting is not None:
+            await self._start_meeting(meeting)
+        elif user_room is not None:
+            await self._start_user_room(user_room)
 
     async def _occupants(self, room_id: str) -> tuple[str, ...]:
         address = addresses.room(room_id)

@@ -26,11 +26,13 @@ from actors import addresses, refusals
 from actors.admin.outbox import SendMessage
 from actors.calls.media import MediaPort
 from actors.inbound import ConnectionClosed, Inbound, Push
+from actors.messages import StartAgain
 from actors.ondemand import intake
 from actors.ondemand.estimate import RecentWaits
 from actors.ondemand.messages import (
     DETAIL_EMAIL,
     DETAIL_NAME,
+    FINAL_STATES,
     DescribePublic,
     DescribeSettings,
     FindQueue,
@@ -103,6 +105,29 @@ def _user_id(principal: Principal) -> int:
     return int(principal.user_id)
 
 
+async def start_session(
+    actor: Actor,
+    sessions: Supervisor,
+    store: Store,
+    room_id: str,
+    media: MediaPort | None,
+    grace: float,
+    snapshot: store_od.Request | None = None,
+) -> None:
+    """Start ``room/<room_id>``'s session under ``sessions`` unless it runs here; from
+    ``snapshot`` at first, from the store on every restart. What the queue does for its live
+    requests, and the host for one whose node died (:class:`StartAgain`)."""
+    address = addresses.room(room_id)
+    if address in actor.registry:
+        return
+    first = [snapshot] if snapshot is not None else []
+
+    def new_session() -> OnDemandSession:
+        return OnDemandSession(store, room_id, media, grace, first.pop() if first else None)
+
+    await sessions.start_child(ChildSpec(address, new_session, Restart.TRANSIENT))
+
+
 class OnDemandQueue(Actor):
     """``ondemand/<org>``: see the module docstring."""
 
@@ -173,17 +198,9 @@ class OnDemandQueue(Actor):
     async def _start_session(
         self, request: store_od.Request, snapshot: store_od.Request | None
     ) -> None:
-        address = addresses.room(request.room_id)
-        if address in self.registry:
-            return
-        first = [snapshot] if snapshot is not None else []
-
-        def new_session() -> OnDemandSession:
-            return OnDemandSession(
-                self.store, request.room_id, self.media, self.grace, first.pop() if first else None
-            )
-
-        await self.sessions.start_child(ChildSpec(address, new_session, Restart.TRANSIENT))
+        await start_session(
+            self, self.sessions, self.store, request.room_id, self.media, self.grace, snapshot
+        )
 
     # -- who is asking ----------------------------------------------------------------------------
     def _roles(self, principal: Principal) -> tuple[bool, bool]:
@@ -686,6 +703,22 @@ class OnDemandHost(Actor):
                 )
             )
         return address
+
+    @handles(StartAgain)
+    async def _start_again(self, message: StartAgain) -> None:
+        """An on-demand session whose node died while its queue lives on: start it again (here,
+        or learn who claimed it), restored from its request (``OnDemandPolicy.restore``: intake,
+        waiting or in session). A request that is over, or a room that is not a session, starts
+        nothing. (A queue that died with it starts its live sessions itself.)"""
+        try:
+            request = await store_od.by_room(self.store, message.room_id)
+        except NotFoundError:
+            raise Refusal(refusals.NOT_FOUND, "there is no such on-demand session") from None
+        if request.state in FINAL_STATES:
+            raise Refusal(refusals.CLOSED, "this session has ended")
+        await start_session(
+            self, self.sessions, self.store, request.room_id, self.media, self.grace
+        )
 
     @handles(FindQueue)
     async def _find(self, message: FindQueue) -> str:

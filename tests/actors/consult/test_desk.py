@@ -33,12 +33,12 @@ from actors.consult.messages import (
     SendConsultLink,
 )
 from actors.inbound import Inbound, RedeemToken
-from actors.messages import ClaimInvite
+from actors.messages import ClaimInvite, StartAgain
 from actors.principal import Grant, Principal, Role, Scope
 from actors.staff.notices import ListNotices, NoticeList
 from runtime import ChildSpec, Refusal, Registry, Supervisor
 from services.passwords import Passwords
-from storage import audit, consult, orgs, reports, seed, staff
+from storage import audit, calls, consult, orgs, reports, seed, staff
 from storage import outbox as outbox_store
 from storage import rooms as room_store
 from storage.db import Store, fetch_one, open_store
@@ -362,3 +362,46 @@ async def test_a_restarted_desk_keeps_the_expiry_of_pending_links(
     assert kept.id == view.id and kept.seconds_left == pytest.approx(LINK_LIFETIME - 100)
     await trio.sleep(LINK_LIFETIME - 100 + 0.001)
     assert (await consult.get_link(desk.store, view.id)).state == "expired"
+
+
+async def test_a_call_whose_node_died_starts_again_in_call_once_and_a_closed_one_does_not(
+    desk: Desk, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``StartAgain`` (a cluster node's message for the call found no owner): the desk starts
+    it again under the rooms supervisor, restored in call with its call record; a second ask
+    starts no second copy; the provider's gateway enters it again. Once it has ended, nothing
+    starts."""
+    view = await desk.send(label="Sam")
+    ticket = await desk.ref().ask(OpenConsultLink(await desk.secret(view), "Sam Jones"))
+    room = addresses.room(ticket.room_id)
+    await desk.socket("conn/doc")
+    await desk.ref(room).ask(Inbound("room.enter", {}, desk.provider, "conn/doc"))
+    record = await calls.active_call_for_room(desk.store, ticket.room_id)
+    rooms = desk._rooms_supervisor()
+    await rooms.stop_child(room)  # as its node dying leaves it: nothing ended in the store
+    with trio.fail_after(5):
+        while room in desk.registry:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as both:
+        for _ in range(2):
+            both.start_soon(desk.ref().ask, StartAgain(ticket.room_id))
+    first = rooms.instance(room)
+    assert first is not None and rooms.children().count(room) == 1
+    await desk.ref().ask(StartAgain(ticket.room_id))
+    assert rooms.instance(room) is first
+    again = await desk.ref(room).ask(
+        Inbound("room.enter", {}, desk.provider, "conn/doc", again=True)
+    )
+    assert again["state"] == "in_call" and again["kind"] == "consult_now"
+    assert await calls.active_call_for_room(desk.store, ticket.room_id) == record
+
+    await desk.ref(room).ask(Inbound("call.end", {}, desk.provider, "conn/doc"))
+    with trio.fail_after(5):
+        while room in desk.registry:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    for room_id, code in ((ticket.room_id, refusals.CLOSED), ("nope", refusals.NOT_FOUND)):
+        with pytest.raises(Refusal) as refused:
+            await desk.ref().ask(StartAgain(room_id))
+        assert refused.value.code == code
+    assert room not in desk.registry

@@ -31,7 +31,7 @@ from actors.meetings.messages import (
     UserRoomFor,
 )
 from actors.meetings.policies import EXPECT_WINDOW, MAX_PARTICIPANTS
-from actors.messages import ClaimInvite, GuestPass
+from actors.messages import ClaimInvite, GuestPass, StartAgain
 from actors.principal import Principal
 from actors.staff.directory import principal_of
 from runtime import ChildSpec, Refusal, Registry, Supervisor
@@ -389,3 +389,56 @@ async def test_guests_given_a_token_count_until_they_come_or_the_wait_is_over(
     assert full.value.code == refusals.CALL_FULL
     await trio.sleep(EXPECT_WINDOW + 1)  # they never came: their places are free again
     await clinic.enter(view.room_id, await clinic.guest(room.guest_link, "Late"), "conn/late")
+
+
+def _meetings_supervisor(clinic: Clinic) -> Supervisor:
+    supervisor = getattr(clinic.root.instance(addresses.MEETINGS), "supervisor", None)
+    assert isinstance(supervisor, Supervisor)
+    return supervisor
+
+
+async def test_a_meeting_call_whose_node_died_starts_again_once_and_its_member_is_back(
+    clinic: Clinic,
+) -> None:
+    """``StartAgain`` (what a cluster node asks when a message for the call finds no owner):
+    the host starts the call again from the store under its own supervisor; a second ask
+    finds it running and starts no second copy; the member's gateway enters it again."""
+    room = await clinic.meeting()
+    view = await clinic.ask(EnterMeetingRoom(clinic.member, room.id))
+    await clinic.enter(view.room_id, clinic.member, "conn/member")
+    address = addresses.room(view.room_id)
+    supervisor = _meetings_supervisor(clinic)
+    # As the call's node dying leaves it: the actor gone, nothing ended, its record still open.
+    await supervisor.stop_child(address)
+    await _gone(clinic.registry, address)
+    assert await calls.active_call_for_room(clinic.store, view.room_id) is not None
+
+    async with trio.open_nursery() as both:  # two messages for it at once: one copy
+        for _ in range(2):
+            both.start_soon(clinic.ask, StartAgain(view.room_id))
+    first = supervisor.instance(address)
+    assert first is not None and supervisor.children().count(address) == 1
+    await clinic.ask(StartAgain(view.room_id))
+    assert supervisor.instance(address) is first
+
+    entered = await clinic.registry.ref(address).ask(
+        Inbound("room.enter", {}, clinic.member, "conn/member", again=True)
+    )
+    assert entered["state"] == "in_call" and entered["meeting"] == "Huddle"
+    await clinic.send(view.room_id, clinic.member, "conn/member", "chat.send", text="back")
+
+
+async def test_a_meeting_call_that_ended_or_an_unknown_room_is_not_started_again(
+    clinic: Clinic,
+) -> None:
+    room = await clinic.meeting()
+    view = await clinic.ask(EnterMeetingRoom(clinic.member, room.id))
+    await clinic.enter(view.room_id, clinic.member, "conn/member")
+    address = addresses.room(view.room_id)
+    await clinic.leave(view.room_id, clinic.member, "conn/member")  # the last one out: it ends
+    await _gone(clinic.registry, address)
+    for room_id, code in ((view.room_id, refusals.CLOSED), ("nope", refusals.NOT_FOUND)):
+        with pytest.raises(Refusal) as refused:
+            await clinic.ask(StartAgain(room_id))
+        assert refused.value.code == code
+    assert address not in clinic.registry
