@@ -754,6 +754,12 @@
     w.on("room.state", (body) => {
       if (state.breakout && body.kind === "breakout") return;
       applyView(body);
+      /* The call started again (its node died; the server says "again") and forgot our media
+       * peer: offer afresh rather than wait for the old connection to fail. */
+      if (body.again === true && !state.breakout && media && media.leave) {
+        stopMedia();
+        startMedia();
+      }
     });
     w.on("room.participants", (body) => {
       if (state.breakout) return;
