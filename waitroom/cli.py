@@ -95,6 +95,8 @@ MAX_STAFF_IDLE_MINUTES = 720
 WEBSOCKETS_PER_ADDRESS_ENV = "WAITROOM_MAX_WEBSOCKETS_PER_ADDRESS"
 #: ``--database`` (issue 18): the PostgreSQL every node of a cluster keeps its data in.
 DATABASE_ENV = "WAITROOM_DATABASE"
+#: Log every event-loop task step longer than this many ms (a diagnostic; waitroom/slow_steps.py).
+SLOW_STEP_ENV = "WAITROOM_SLOW_STEP_MS"
 MAX_WEBSOCKETS_PER_ADDRESS = 100_000
 
 
@@ -397,6 +399,7 @@ def config_from_args(
         retention=retention,
         trusted_proxies=tuple(p.strip() for p in proxies if p.strip()),
         metrics_token=env.get(METRICS_TOKEN_ENV, ""),
+        slow_step_ms=slow_step_ms(env),
         host=args.host,
         port=args.port,
         db_path=args.db,
@@ -413,6 +416,28 @@ def config_from_args(
         demo_password=args.demo_password,
         senders=senders,
     )
+
+
+def slow_step_ms(env: Mapping[str, str]) -> float:
+    """``$WAITROOM_SLOW_STEP_MS``: a positive number of milliseconds, or 0 (off)."""
+    raw = env.get(SLOW_STEP_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(
+            f"waitroom serve: ${SLOW_STEP_ENV} must be a number of ms, not {raw!r}"
+        ) from None
+    if not 0 < value <= MAX_SLOW_STEP_MS:
+        raise SystemExit(
+            f"waitroom serve: ${SLOW_STEP_ENV} must be over 0 and at most {MAX_SLOW_STEP_MS:.0f}"
+        )
+    return value
+
+
+#: The longest threshold ``WAITROOM_SLOW_STEP_MS`` takes (a minute: a step that long is a hang).
+MAX_SLOW_STEP_MS = 60_000.0
 
 
 def seconds_flag(flag: str, given: float | None, default: float, low: float, high: float) -> float:

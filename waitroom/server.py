@@ -50,6 +50,7 @@ from storage.sessions import DEFAULT_IDLE_TIMEOUT
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
+from waitroom.slow_steps import SlowSteps
 from waitroom.trusted_proxy import TrustedProxy, parse_networks
 from web.app import WebConfig, create_app
 
@@ -119,6 +120,8 @@ class ServerConfig:
     consult_link_seconds: float = CONSULT_LINK_SECONDS
     #: ``--breakout-countdown-seconds``: how long breakout rooms count down before they close.
     breakout_countdown_seconds: float = BREAKOUT_COUNTDOWN
+    #: ``WAITROOM_SLOW_STEP_MS``: log every task step longer than this (0: off; slow_steps.py).
+    slow_step_ms: float = 0.0
     #: A staff session nobody uses for this long is over, beside the 12-hour limit (issue 15).
     staff_idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
     #: Open websockets one client address may hold (gateway.connlimit; loopback not counted).
@@ -460,4 +463,5 @@ def main_sync(config: ServerConfig, announce: Callable[[ServerInfo], None]) -> N
             tune_gc()
             announce(info)
 
-    trio.run(main)
+    instruments = [SlowSteps(config.slow_step_ms / 1000)] if config.slow_step_ms > 0 else []
+    trio.run(main, instruments=instruments)
