@@ -1,10 +1,12 @@
 """Calls of every kind start again on a live node when their node is killed (issue 18).
 
-A meeting room's call runs on node a; its member's page is connected through node b. After
-kill -9 of a, the page's gateway on b enters the room again (``rejoin``): the message finds no
-owner, node b's ``Reviver`` asks its meetings host to start the call again from the store
-(``StartAgain``), and the page gets ``room.state`` with ``again`` and chats again, within the
-same 15 s as a caller's room.
+A call runs on node a; the pages in it are connected through node b. After kill -9 of a, each
+page's gateway on b enters the room again (``rejoin``): the message finds no owner, node b's
+``Reviver`` asks the host of the call's kind to start it again from the store (``StartAgain``),
+and each page gets ``room.state`` with ``again`` and chats again, within the same 15 s as a
+caller's room. Tested for a meeting room (its member), a Consult Now call (the provider and the
+patient's guest token) and a group session (its moderator and an admitted participant, with
+what docs/operations.md says a group call loses: raised hands and the spotlight).
 
 Two ``waitroom serve --redis`` processes sharing one SQLite file (``test_serve_nodes.Cluster``).
 Starts Redis and two servers: run under the heavy lock
@@ -13,8 +15,11 @@ Starts Redis and two servers: run under the heavy lock
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -29,9 +34,36 @@ from tests.cluster.test_serve_nodes import (
     owner,
     sign_in,
 )
-from waitroom.loadtest.client import GatewayRefused, connect
+from waitroom.loadtest.client import GatewayClient, GatewayRefused, connect
+from waitroom.loadtest.http import Browser
+from waitroom.loadtest.scenario import ROOM_TOKEN
 
 __all__ = ["cluster"]  # the fixture, used by name
+
+_LINK = re.compile(r"/c/([A-Za-z0-9_-]+)")
+_UNIT = re.compile(r'name="unit_id"(?: value="(\d+)"|[^>]*><option value="(\d+)")')
+
+
+def again(event: str, body: dict[str, Any]) -> bool:
+    return event == "room.state" and body.get("again") is True
+
+
+async def chat_until_through(
+    ws: GatewayClient, room: str, text: str, deadline: float, who: str
+) -> None:
+    """Send ``text`` to ``room`` until the gateway takes it (the call is starting again)."""
+    while True:
+        try:
+            await ws.request("chat.send", {"text": text}, room)
+            return
+        except GatewayRefused as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{who}'s chat never went through: {exc}") from exc
+            await trio.sleep(0.25)
+
+
+def last_state(events: Events) -> dict[str, Any]:
+    return [body for _, event, body in events.seen if event == "room.state"][-1]
 
 
 async def test_kill_9_of_a_meeting_calls_node_its_member_on_node_b_is_back_within_15_s(
@@ -87,3 +119,141 @@ async def test_kill_9_of_a_meeting_calls_node_its_member_on_node_b_is_back_withi
     # The dead node's call record was ended when the call started again; the new one is open.
     records = query(tmp_path, "SELECT ended_at IS NULL FROM calls WHERE room_id = ?", room_id)
     assert sorted(open_ for (open_,) in records) == [0, 1], records
+
+
+async def test_kill_9_of_a_consult_now_calls_node_provider_and_patient_on_b_are_back_within_15_s(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The link is opened through node a (the call starts there); the provider's call page and
+    the patient's page (its guest token) are connected through node b. After kill -9 of a both
+    gateways enter the call again, node b's consult desk starts it from the store, in call with
+    its call record kept, and they chat."""
+    provider, areas = await sign_in(cluster.b)
+    page = await provider.get("/consult/new")
+    form = {
+        "csrf_token": page.csrf_token() or "",
+        "channel": "sms",
+        "recipient": "+44 7700 900123",
+        "label": "Sam",
+        "lang": "en",
+        "area_id": areas[0][0],
+    }
+    assert (await provider.post_form("/consult/new", form)).status == 303
+    ((body,),) = query(tmp_path, "SELECT body FROM outbox")
+    link = _LINK.search(str(body))
+    assert link is not None, body
+    patient = Browser(cluster.a.url)
+    landing = await patient.get(f"/c/{link.group(1)}")
+    opened = await patient.post_form(
+        f"/c/{link.group(1)}", {"csrf_token": landing.csrf_token() or "", "name": "Sam"}
+    )
+    token = ROOM_TOKEN.search(opened.text)
+    assert opened.status == 200 and token is not None, opened.text[:2000]
+    ((room_id,),) = query(tmp_path, "SELECT id FROM rooms WHERE kind = 'consult_now'")
+    room = addresses.room(room_id)
+    assert await owner(cluster, room) == cluster.a.node_id
+    assert (await provider.get(f"/consult/call/{room_id}")).status == 200
+    staff, guest = Events(), Events()
+    async with (
+        connect(cluster.b.ws_url, guest, token=token.group(1)) as sam,
+        connect(cluster.b.ws_url, staff, cookie=provider.cookie_header()) as doc,
+    ):
+        await sam.request("room.enter", {}, room)
+        assert (await doc.request("room.enter", {}, room))["state"] == "in_call"
+        await doc.request("chat.send", {"text": "before"}, room)
+        await guest.wait_for(chat("before"), 5)
+
+        killed = time.monotonic()
+        cluster.a.kill()
+        deadline = killed + RECONNECT_BUDGET
+        # Neither page sends anything: their gateway sees node a gone and enters again.
+        for who, events in (("provider", staff), ("patient", guest)):
+            at = await events.wait_for(again, RECONNECT_BUDGET)
+            print(f"Consult Now: room.state again for the {who} on b {at - killed:.1f} s after")
+        assert await owner(cluster, room) == cluster.b.node_id
+        await chat_until_through(doc, room, "after", deadline, "the provider")
+        await guest.wait_for(chat("after"), 5)
+        await chat_until_through(sam, room, "back", deadline, "the patient")
+        await staff.wait_for(chat("back"), 5)
+        back = time.monotonic() - killed
+        print(f"provider and patient chat in Consult Now {room_id} through b {back:.1f} s after")
+        assert back < RECONNECT_BUDGET
+        for events in (staff, guest):
+            assert last_state(events)["state"] == "in_call"
+    # Its call record was kept: one record, still open (a meeting's is ended and opened anew).
+    records = query(tmp_path, "SELECT ended_at IS NULL FROM calls WHERE room_id = ?", room_id)
+    assert records == [(1,)], records
+
+
+async def test_kill_9_of_a_group_calls_node_moderator_and_participant_on_b_are_back_within_15_s(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A group session created through node a (its call starts there); its moderator and an
+    admitted participant are connected through node b. After kill -9 of a both gateways enter
+    again and node b's group desk starts the call from the store: running, locked, the
+    participant admitted (so the lock does not keep them out); what lived only in the dead
+    node's memory, the raised hand and the spotlight, is gone."""
+    creator, _ = await sign_in(cluster.a)
+    page = await creator.get("/group/new")
+    unit = _UNIT.search(page.text)
+    assert unit is not None, page.text[:2000]
+    form = {
+        "csrf_token": page.csrf_token() or "",
+        "unit_id": unit.group(1) or unit.group(2),
+        "title": "Back pain",
+        # Now: a session nobody started a day after its start has ended.
+        "starts_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
+        "time_zone": "UTC",
+        "capacity": "10",
+    }
+    created = await creator.post_form("/group/new", form)
+    assert created.status == 303, created.text[:2000]
+    ((room_id, link),) = query(tmp_path, "SELECT room_id, link FROM group_sessions")
+    room = addresses.room(room_id)
+    assert await owner(cluster, room) == cluster.a.node_id
+    arrival = Browser(cluster.a.url)
+    join = await arrival.get(f"/g/{link}")
+    arrived = await arrival.post_form(
+        f"/g/{link}", {"csrf_token": join.csrf_token() or "", "name": "Ann Smith"}
+    )
+    token = ROOM_TOKEN.search(arrived.text)
+    assert arrived.status == 200 and token is not None, arrived.text[:2000]
+
+    moderator, _ = await sign_in(cluster.b)
+    staff, person = Events(), Events()
+    async with (
+        connect(cluster.b.ws_url, staff, cookie=moderator.cookie_header()) as mod,
+        connect(cluster.b.ws_url, person, token=token.group(1)) as ann,
+    ):
+        assert (await mod.request("room.enter", {}, room))["state"] == "in_call"
+        waited = await ann.request("room.enter", {}, room)
+        assert waited["state"] == "waiting"
+        member = waited["member"]
+        await mod.request("group.admit", {"ids": [member]}, room)
+        await person.wait_for(lambda e, b: e == "room.state" and b["state"] == "in_call", 5)
+        await ann.request("group.hand", {"raised": True}, room)
+        await mod.request("group.spotlight", {"id": member}, room)
+        await mod.request("group.lock", {"locked": True}, room)
+        await ann.request("chat.send", {"text": "before"}, room)
+        await staff.wait_for(chat("before"), 5)
+
+        killed = time.monotonic()
+        cluster.a.kill()
+        deadline = killed + RECONNECT_BUDGET
+        for who, events in (("moderator", staff), ("participant", person)):
+            at = await events.wait_for(again, RECONNECT_BUDGET)
+            print(f"group: room.state again for the {who} on b {at - killed:.1f} s after")
+        assert await owner(cluster, room) == cluster.b.node_id
+        await chat_until_through(ann, room, "after", deadline, "the participant")
+        await staff.wait_for(chat("after"), 5)
+        await chat_until_through(mod, room, "back", deadline, "the moderator")
+        await person.wait_for(chat("back"), 5)
+        back = time.monotonic() - killed
+        print(f"moderator and participant chat in group {room_id} through b {back:.1f} s after")
+        assert back < RECONNECT_BUDGET
+        assert last_state(person)["state"] == "in_call"
+        kept = last_state(staff)
+        assert kept["state"] == "in_call" and kept["locked"] is True and kept["admitted"] == 1
+        lists = [body["participants"] for _, _, body in staff.seen if "participants" in body]
+        assert member in {p["member"] for p in lists[-1]}  # the moderator sees them again
+        assert kept["hands"] == [] and kept["spotlight"] is None, kept  # lost with node a

@@ -42,6 +42,7 @@ from actors.group.messages import (
     SessionDetail,
 )
 from actors.inbound import Inbound, Push, RedeemToken
+from actors.messages import StartAgain
 from actors.principal import Grant, Principal, Role, Scope
 from runtime import ChildSpec, Refusal, Registry, Supervisor
 from services.passwords import Passwords
@@ -805,3 +806,70 @@ async def test_arrivals_are_checked_at_the_link(
     await world.send(detail, moderator, "group.end")
     assert (await world.ref().ask(CheckGroupLink(detail.link))).state == "ended"
     assert "group.arrived" in await world.actions()
+
+
+def _calls(world: World) -> Supervisor:
+    """The supervisor the desk starts its sessions' calls under (the room host's)."""
+    calls = getattr(world.root.instance(addresses.ROOMS), "supervisor", None)
+    assert isinstance(calls, Supervisor)
+    return calls
+
+
+async def _gone(world: World, address: str) -> None:
+    with trio.fail_after(5):
+        while address in world.registry:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+
+
+async def test_a_call_whose_node_died_starts_again_once_running_with_its_admitted_people(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``StartAgain`` (a cluster node's message for the call found no owner): the desk starts
+    the session's call again from the store under its supervisor, running, with whoever was
+    admitted; asks at once and a later one start one copy; both gateways enter it again. The
+    lobby was in the dead node's memory: someone waiting enters again and waits again."""
+    detail, moderator = await running(world)
+    ann = await waiting(world, detail, "Ann Smith")
+    bob = await waiting(world, detail, "Bob Jones")
+    await world.send(detail, moderator, "group.admit", {"ids": [ann.member]})
+    await world.send(detail, ann, "chat.send", {"text": "before"})
+    room_id = detail.summary.room_id
+    address = addresses.room(room_id)
+    calls = _calls(world)
+    await calls.stop_child(address)  # as its node dying leaves it: nothing ended in the store
+    await _gone(world, address)
+
+    async with trio.open_nursery() as both:  # two messages for it at once: one copy
+        for _ in range(2):
+            both.start_soon(world.ref().ask, StartAgain(room_id))
+    first = calls.instance(address)
+    assert first is not None and calls.children().count(address) == 1
+    await world.ref().ask(StartAgain(room_id))
+    assert calls.instance(address) is first
+
+    def again(person: Person) -> Inbound:
+        return Inbound("room.enter", {}, person.principal, person.conn, again=True)
+
+    entered = await world.ref(address).ask(again(moderator))
+    assert entered["state"] == "in_call" and entered["kind"] == "group"
+    assert entered["lobby"] == []  # Bob's place in the lobby died with the node
+    back = await world.ref(address).ask(again(ann))
+    assert back["state"] == "in_call" and back["member"] == ann.member
+    assert (await world.ref(address).ask(again(bob)))["state"] == "waiting"
+    await world.send(detail, ann, "chat.send", {"text": "after"})
+    assert moderator.last("chat.message").body["text"] == "after"
+    assert (await groups.get_session(world.store, detail.summary.id)).state == "running"
+
+
+async def test_a_session_that_ended_or_an_unknown_room_is_not_started_again(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    detail, moderator = await running(world)
+    address = addresses.room(detail.summary.room_id)
+    await world.send(detail, moderator, "group.end")
+    await _gone(world, address)
+    for room_id, code in ((detail.summary.room_id, refusals.CLOSED), ("nope", refusals.NOT_FOUND)):
+        with pytest.raises(Refusal) as refused:
+            await world.ref().ask(StartAgain(room_id))
+        assert refused.value.code == code
+    assert address not in world.registry

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import trio
 
-from actors import refusals
+from actors import addresses, refusals
 from actors.inbound import ConnectionClosed, Inbound
+from actors.messages import StartAgain
 from actors.ondemand.messages import DescribePublic, OnCallStatus, StaffStatus
 from actors.principal import Principal
 from actors.staff.notices import ListNotices, NoticeList
-from runtime import Refusal
+from runtime import Refusal, Supervisor
 from runtime.kernel import Stop
 from storage import audit
 from storage import ondemand as store_od
@@ -440,3 +441,72 @@ async def test_a_patient_who_does_not_come_back_is_cancelled_after_the_grace(
     await settle()
     assert (await store_od.get_request(world.store, ticket.request_id)).state == "cancelled"
     assert events_of(watched, "ondemand.removed")[-1]["state"] == "cancelled"
+
+
+def _sessions(world: World) -> Supervisor:
+    """The supervisor the host and the queues start the sessions under."""
+    sessions = getattr(world.root.instance(addresses.ONDEMAND), "sessions", None)
+    assert isinstance(sessions, Supervisor)
+    return sessions
+
+
+async def _gone(world: World, address: str) -> None:
+    with trio.fail_after(5):
+        while address in world.registry:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+
+
+async def test_a_session_whose_node_died_starts_again_once_in_session_and_both_are_back(
+    world: World, autojump_clock: object
+) -> None:
+    """``StartAgain`` (a cluster node's message for the session found no owner, its queue
+    alive): the host starts the session again from its request under the sessions' supervisor,
+    in session with who claimed it; asks at once and a later one start one copy; both gateways
+    enter it again and they chat."""
+    await world.on_call(world.lee)
+    ticket = await world.meet_now("Ada")
+    pconn, patient_events, patient, _ = await world.patient(ticket)
+    for step, values in enumerate((STEP_ONE, STEP_TWO)):
+        await world.in_room(
+            ticket, patient, "ondemand.step", pconn, {"step": step, "values": values}
+        )
+    await world.ask(world.lee, "ondemand.claim", {"request_id": ticket.request_id})
+    sconn, _ = await world.socket()
+    await world.in_room(ticket, world.lee, "room.enter", sconn)
+    await world.in_room(ticket, world.lee, "session.start", sconn)
+    await world.in_room(ticket, patient, "session.start", pconn)
+    address = addresses.room(ticket.room_id)
+    sessions = _sessions(world)
+    await sessions.stop_child(address)  # as its node dying leaves it: nothing ended in the store
+    await _gone(world, address)
+
+    async with trio.open_nursery() as both:  # two messages for it at once: one copy
+        for _ in range(2):
+            both.start_soon(world.registry.ref(addresses.ONDEMAND).ask, StartAgain(ticket.room_id))
+    first = sessions.instance(address)
+    assert first is not None and sessions.children().count(address) == 1
+    await world.registry.ref(addresses.ONDEMAND).ask(StartAgain(ticket.room_id))
+    assert sessions.instance(address) is first
+
+    for who, conn in ((world.lee, sconn), (patient, pconn)):
+        entered = await world.room(ticket).ask(Inbound("room.enter", {}, who, conn, again=True))
+        assert entered["state"] == "in_call", entered
+        assert entered["ondemand"]["state"] == "in_session"
+        assert entered["ondemand"]["claimed_by"] == "Dr Lee"
+    await world.in_room(ticket, world.lee, "chat.send", sconn, {"text": "back"})
+    await settle()
+    assert events_of(patient_events, "chat.message")[-1]["text"] == "back"
+
+
+async def test_a_request_that_is_over_or_an_unknown_room_is_not_started_again(
+    world: World, autojump_clock: object
+) -> None:
+    ticket = await world.meet_now("Ada")
+    pconn, _, patient, _ = await world.patient(ticket)
+    await world.in_room(ticket, patient, "ondemand.cancel", pconn)
+    address = addresses.room(ticket.room_id)
+    await _gone(world, address)
+    host = world.registry.ref(addresses.ONDEMAND)
+    for room_id, code in ((ticket.room_id, refusals.CLOSED), ("nope", refusals.NOT_FOUND)):
+        await refused(code, host.ask(StartAgain(room_id)))
+    assert address not in world.registry
