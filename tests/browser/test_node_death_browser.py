@@ -32,6 +32,7 @@ from tests.browser.a11y import DESKTOP, assert_accessible_at_both_sizes
 from tests.browser.test_waiting_area_journey import (
     LIVE_UPDATE_MS,
     MEDIA_MS,
+    Person,
     browser,  # noqa: F401 (the module's fixture)
     person,
     shot,
@@ -63,13 +64,7 @@ def test_a_console_on_a_live_node_keeps_its_callers_after_the_area_s_node_dies(
 ) -> None:
     provider, ada, bo = person(browser), person(browser), person(browser)
     try:
-        console = provider.page()
-        console.set_viewport_size(DESKTOP)
-        console.goto(cluster.b.url + "/sign-in")
-        console.fill("#username", "provider")
-        console.fill("#password", DEMO_PASSWORD)
-        console.click("button[type=submit]")
-        console.wait_for_url(cluster.b.url + "/")
+        console = console_on(provider, cluster.b.url)
         lists = console.locator("#console-waiting_areas section.queue")
         expect(lists).to_have_count(2)
         first = lists.nth(0)
@@ -141,13 +136,7 @@ def test_after_the_room_s_node_dies_both_sides_see_each_other_again(
     their media afresh, and decode each other's camera through b's media plane."""
     provider, ada = person(browser), person(browser)
     try:
-        console = provider.page()
-        console.set_viewport_size(DESKTOP)
-        console.goto(cluster.b.url + "/sign-in")
-        console.fill("#username", "provider")
-        console.fill("#password", DEMO_PASSWORD)
-        console.click("button[type=submit]")
-        console.wait_for_url(cluster.b.url + "/")
+        console = console_on(provider, cluster.b.url)
         first = console.locator("#console-waiting_areas section.queue").nth(0)
         found = _AREA.search(console.content())
         assert found is not None, "no waiting area link on the console"
@@ -191,6 +180,18 @@ def wait_decoding(page: Page, made_before: int, seconds: float) -> None:
             states = page.evaluate("() => (window.__pcs || []).map((pc) => pc.connectionState)")
             raise AssertionError(f"no new connection decoding video; connections: {states}")
         page.wait_for_timeout(POLL_MS)
+
+
+def console_on(provider: Person, url: str) -> Page:
+    """The demo provider signed in on the node at ``url``, their console open (desktop size)."""
+    console = provider.page()
+    console.set_viewport_size(DESKTOP)
+    console.goto(url + "/sign-in")
+    console.fill("#username", "provider")
+    console.fill("#password", DEMO_PASSWORD)
+    console.click("button[type=submit]")
+    console.wait_for_url(url + "/")
+    return console
 
 
 def fill_arrival(page: Page, name: str, reason: str) -> None:
