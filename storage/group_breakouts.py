@@ -7,7 +7,11 @@ rooms open or someone is moved, and revoked when they move on, leave the session
 close; a revoked seat opens nothing.
 
 The plan (the rooms, their names, who is assigned where, how) is kept as one JSON document per
-session, so the assignments are remembered for reopening even after the desk restarts.
+session, so the assignments are remembered for reopening even after the desk restarts. While the
+rooms are open the document also says so (their room ids, the phase, when the timer ends): a desk
+started again (its node died, or it crashed) resumes them, with the seats still valid. Each
+opening's room ids are kept in ``group_breakout_rooms`` (migration 11), so a message for a breakout
+room whose node died finds the session that owns it (:func:`session_of_room`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.db import Store, dump_json, execute, fetch_one, load_json, new_id
+from storage.db import Store, dump_json, execute, fetch_all, fetch_one, load_json, new_id
 from storage.rooms import TOKEN_BYTES, hash_token
 from storage.times import to_db, utcnow
 
@@ -43,6 +47,17 @@ CREATE TABLE group_breakout_plans (
     session_id INTEGER PRIMARY KEY,
     plan       TEXT NOT NULL,
     updated_at TEXT NOT NULL
+);
+"""
+
+
+#: The migration of breakout room ids (numbered 11 in ``storage.migrations``).
+ROOMS_MIGRATION_NAME = "group breakout rooms"
+ROOMS_MIGRATION_SQL = """
+CREATE TABLE group_breakout_rooms (
+    room_id    TEXT PRIMARY KEY,
+    session_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL
 );
 """
 
@@ -149,6 +164,42 @@ def _load_plan(db: Database, session_id: int) -> dict[str, Any] | None:
     return plan
 
 
+def _open_rooms(
+    db: Database, session_id: int, plan: dict[str, Any], room_ids: tuple[str, ...], now: datetime
+) -> None:
+    for room_id in room_ids:
+        execute(
+            db,
+            """INSERT INTO group_breakout_rooms (room_id, session_id, created_at) VALUES (?, ?, ?)
+               ON CONFLICT (room_id) DO NOTHING""",
+            (room_id, session_id, to_db(now)),
+        )
+    _save_plan(db, session_id, plan, now)
+
+
+def _session_of_room(db: Database, room_id: str) -> int | None:
+    row = fetch_one(db, "SELECT session_id FROM group_breakout_rooms WHERE room_id = ?", (room_id,))
+    if row is None:
+        return None
+    session_id = int(row["session_id"])
+    plan = _load_plan(db, session_id) or {}
+    live = dict(plan.get("live") or {})
+    return session_id if room_id in {str(r) for r in live.values()} else None
+
+
+def _valid_seats(db: Database, session_id: int) -> list[Seat]:
+    rows = fetch_all(
+        db,
+        """SELECT id, session_id, room_id, member_id, display_name FROM group_breakout_seats
+           WHERE session_id = ? AND revoked_at IS NULL ORDER BY created_at, id""",
+        (session_id,),
+    )
+    return [
+        Seat(r["id"], r["session_id"], r["room_id"], r["member_id"], r["display_name"])
+        for r in rows
+    ]
+
+
 async def issue_seats(
     store: Store, session_id: int, requests: Sequence[SeatRequest], *, now: datetime | None = None
 ) -> dict[str, str]:
@@ -189,3 +240,27 @@ async def save_plan(
 
 async def load_plan(store: Store, session_id: int) -> dict[str, Any] | None:
     return await store.run(_load_plan, session_id)
+
+
+async def open_rooms(
+    store: Store,
+    session_id: int,
+    plan: dict[str, Any],
+    room_ids: Sequence[str],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """The rooms open: their ids are the session's, and the plan (saying so) is saved, in one
+    transaction."""
+    await store.run(_open_rooms, session_id, plan, tuple(room_ids), now or utcnow())
+
+
+async def session_of_room(store: Store, room_id: str) -> int | None:
+    """The session whose breakout room ``room_id`` is, while its plan says the room is open;
+    None for a room that closed, or that is no breakout room."""
+    return await store.run(_session_of_room, room_id)
+
+
+async def valid_seats(store: Store, session_id: int) -> list[Seat]:
+    """The session's seats not revoked: who sits in which open room (oldest first)."""
+    return await store.run(_valid_seats, session_id)

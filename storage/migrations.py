@@ -26,6 +26,8 @@ from storage.dialect import NOCASE_COLLATION, REFUSE_FUNCTION, is_postgres
 from storage.errors import SchemaTooNewError
 from storage.group_breakouts import MIGRATION_NAME as _BREAKOUTS_NAME
 from storage.group_breakouts import MIGRATION_SQL as _BREAKOUTS
+from storage.group_breakouts import ROOMS_MIGRATION_NAME as _BREAKOUT_ROOMS_NAME
+from storage.group_breakouts import ROOMS_MIGRATION_SQL as _BREAKOUT_ROOMS
 from storage.group_sessions import MIGRATION_NAME as _GROUP_SESSIONS_NAME
 from storage.group_sessions import MIGRATION_SQL as _GROUP_SESSIONS
 from storage.meeting_rooms import MIGRATION_NAME as _MEETING_ROOMS_NAME
@@ -442,6 +444,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, _BREAKOUTS_NAME, _BREAKOUTS),
     Migration(9, _GROUP_SESSIONS_NAME, _GROUP_SESSIONS),
     Migration(10, _AUDIT_ADDRESSES_NAME, _audit_addresses),
+    Migration(11, _BREAKOUT_ROOMS_NAME, _BREAKOUT_ROOMS),
 ]
 """Every migration ever shipped, in order. Append only."""
 

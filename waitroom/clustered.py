@@ -68,9 +68,9 @@ from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, ActorRef, handles
 from runtime.supervisor import ChildSpec, Supervisor
 from storage import areas as area_store
+from storage import group_breakouts
 from storage import rooms as room_store
 from storage.db import Store
-from storage.errors import NotFoundError
 
 #: Modules whose every dataclass and enum is a message (or a part of one).
 MESSAGE_MODULES: tuple[ModuleType, ...] = (
@@ -270,8 +270,8 @@ REVIVE_TIMEOUT = 10.0
 
 #: Which per-node host starts each kind of call again (``rooms.kind`` in the store); the room
 #: host's own message (``OpenRoom``) for a caller's room. A room with no row is asked of the
-#: on-demand host (its sessions' rooms are rows of ``ondemand_requests``); a breakout room has
-#: neither and is not started again (see :class:`Reviver`).
+#: group desk when it is an open breakout room (``group_breakout_rooms`` names its session), else
+#: of the on-demand host (its sessions' rooms are rows of ``ondemand_requests``).
 REVIVING_HOSTS: dict[str, Address] = {
     "meeting": addresses.MEETINGS,
     "user": addresses.MEETINGS,
@@ -287,11 +287,14 @@ class Reviver:
     queue through the on-demand host; a call (``room/<id>``) through the host or desk that starts
     its kind, read from the store: a caller's room through the room host, meeting and user
     rooms through ``meetings``, Consult Now calls through ``consult``, group sessions through
-    ``group``, on-demand sessions (no ``rooms`` row) through ``ondemand``. Each host restores the
+    ``group``, a group session's open breakout room (no ``rooms`` row; its session named by
+    ``group_breakout_rooms``) through ``group`` too, which starts the session's breakout desk (it
+    resumes every open room of the session), on-demand sessions (no ``rooms`` row) through
+    ``ondemand``. Each host restores the
     call from the store under its own supervisor, whose placement claims it: where the claim
     lands decides where it runs (here, unless another node was quicker), and it runs once. A call
-    that has ended, and a breakout room (its plan lives in its desk's memory), is refused by its
-    host and starts nothing: a message for one ends as not found after its hold. At most one
+    that has ended, a breakout room that closed or whose session ended, is refused by its host
+    (or not asked) and starts nothing: a message for one ends as not found after its hold. At most one
     start per address is in flight on this node, each bounded by ``REVIVE_TIMEOUT``.
     """
 
@@ -324,9 +327,11 @@ class Reviver:
 
     async def _start_room(self, room_id: str) -> None:
         try:
-            room = await room_store.get_room(self.store, room_id)
-        except NotFoundError:
-            room = None  # an on-demand session (or a breakout room): the on-demand host knows
+            room = await room_store.find_room(self.store, room_id)
+            # No row: an on-demand session, or a breakout room (its session's, while open).
+            breakout = (
+                await group_breakouts.session_of_room(self.store, room_id) if room is None else None
+            )
         except Exception:  # the store is away: the next message or sweep asks again
             log.exception("room/%s not started again: its row could not be read", room_id)
             return
@@ -334,7 +339,9 @@ class Reviver:
             log.info("room/%s (%s) has closed: not started again", room_id, room.kind)
             return
         ask: object = messages.StartAgain(room_id)
-        if room is None:
+        if room is None and breakout is not None:
+            host = addresses.GROUP  # starts the session's breakout desk, which resumes the rooms
+        elif room is None:
             host = addresses.ONDEMAND
         elif room.kind == "caller":
             host, ask = addresses.ROOMS, messages.OpenRoom(room_id)
@@ -345,7 +352,7 @@ class Reviver:
             return
         try:
             await self.node.registry.ref(host).ask(ask, timeout=REVIVE_TIMEOUT)
-        except Refusal as refusal:  # ended, not that kind (a breakout room): nothing starts
+        except Refusal as refusal:  # ended, or a breakout room that closed: nothing starts
             log.info("room/%s not started again: %s", room_id, refusal)
         except ActorError as exc:  # the host is busy, restarting or slow: asked again later
             log.warning("room/%s not started again now: %r", room_id, exc)

@@ -12,6 +12,14 @@ the timer, is a countdown of :data:`CLOSING_COUNTDOWN` seconds in every room, th
 back in the main call: seats revoked, the rooms' calls ended, the plan kept for reopening (in
 storage too, so a restarted desk remembers it).
 
+**Started again.** While the rooms run, storage says so too (the plan's record: the rooms' ids,
+the phase, when the timer or the countdown ends, when they opened; the seats are rows of their
+own). A desk that starts (its node died and a message for one of its rooms or for it brought it
+back, see ``GroupDesk``'s ``StartAgain``; or it crashed) with rooms open resumes them: their
+calls start again with the same room ids and the people whose seats are still valid, so the pages'
+room sockets enter again with the tokens they hold; the timer is armed for what is left of it (due
+at once if that moment has passed). Rooms that closed are not started again.
+
 Participants may choose (``group.breakout.choose``) when the moderator lets them, and ask for help
 (``group.breakout.help``, from the main socket or the room's); everything else is the moderators'
 and refused ``not_moderator`` from anyone else, before any field is looked at. Events go out
@@ -140,6 +148,7 @@ class BreakoutDesk(Actor):
         self._timer: Timer | None = None
         self._generation = 0
         self._opened_at: float | None = None
+        self._opened_wall: float | None = None  # the same moment, epoch (kept for a restart)
         self._closing_reason = BY_TIMER
         self._closed_by: Principal | None = None
 
@@ -149,6 +158,8 @@ class BreakoutDesk(Actor):
         self.plan = plans.from_record(record)
         self.phase = Phase.READY if self.plan.rooms else Phase.NONE
         left_open = dict((record or {}).get("live") or {})
+        if left_open and await self._resume(record or {}, left_open):
+            return
         revoked = await group_breakouts.revoke_session_seats(self.store, self.setup.session_id)
         if left_open or revoked:
             # The desk stopped while rooms were open: they close now, everyone is back.
@@ -159,6 +170,80 @@ class BreakoutDesk(Actor):
                 self._tell_call(InBreakout(back, None))
                 self._push(back, "group.breakout.back", {})
             await self._save()
+
+    async def _resume(self, record: Mapping[str, Any], left_open: Mapping[str, Any]) -> bool:
+        """Rooms open in storage: run them again as they were (see the module docstring); False
+        for a record that cannot be resumed (written before it said its phase and end)."""
+        phase = record.get("phase")
+        ends_wall = record.get("ends_at")
+        if phase not in (Phase.OPEN.value, Phase.CLOSING.value) or not isinstance(
+            ends_wall, int | float
+        ):
+            return False
+        self.live = {
+            str(plan_room): str(live)
+            for plan_room, live in left_open.items()
+            if self.plan.has_room(plan_room)
+        }
+        if not self.live:
+            return False
+        self.phase = Phase(phase)
+        self._closing_reason = str(record.get("closing_reason") or BY_TIMER)
+        by_live = {live: plan_room for plan_room, live in self.live.items()}
+        for seat in await group_breakouts.valid_seats(self.store, self.setup.session_id):
+            if seat.room_id in by_live:
+                self.seated[seat.member_id] = by_live[seat.room_id]
+                self.names.setdefault(seat.member_id, seat.display_name)
+        now = wall_clock()
+        opened = record.get("opened_at")
+        self._opened_wall = float(opened) if isinstance(opened, int | float) else now
+        ran = now - self._opened_wall
+        self._opened_at = trio.current_time() - max(0.0, ran)
+        self._generation += 1
+        due: object = (
+            RoomsDue(self._generation)
+            if self.phase is Phase.OPEN
+            else CountdownOver(self._generation)
+        )
+        self._arm(max(0.0, float(ends_wall) - now), due, float(ends_wall))
+        for room in self.plan.rooms:
+            if room.id in self.live:
+                await self._start_room(room.id)
+        for room in self.plan.rooms:
+            people = tuple(m for m, r in self.seated.items() if r == room.id)
+            if people and room.id in self.live:
+                self._tell_call(InBreakout(people, self.live[room.id], room.name))
+        log.info(
+            "breakouts/%s: %d room(s) resumed (%s), %d seated",
+            self.setup.session_id,
+            len(self.live),
+            self.phase.value,
+            len(self.seated),
+        )
+        self._push_rooms_view()
+        return True
+
+    async def _start_room(self, plan_room: str) -> None:
+        """Start the call of this opening's room ``plan_room`` (again) with who sits there now;
+        one already running here is left as it is (a placing supervisor learns who runs it)."""
+        room = self.plan.room(plan_room)
+        start = BreakoutStart(
+            session_id=self.setup.session_id,
+            room_id=self.live[room.id],
+            plan_id=room.id,
+            name=room.name,
+            main_room_id=self.setup.room_id,
+            moderators=frozenset(self.moderators),
+            seated=frozenset(m for m, r in self.seated.items() if r == room.id),
+            ends_at=self._ends_at(),
+            privacy=self.setup.privacy,
+        )
+        address = addresses.room(start.room_id)
+        if address in self.registry:
+            return
+        await self.supervisor.start_child(
+            ChildSpec(address, _room_factory(self.store, start, self.media), Restart.TRANSIENT)
+        )
 
     # -- frames -----------------------------------------------------------------------------------
     @handles(BreakoutFrame)
@@ -257,29 +342,16 @@ class BreakoutDesk(Actor):
         self._arm(duration, RoomsDue(self._generation))
         self._opened_at = trio.current_time()
         self.live = {room.id: new_id() for room in self.plan.rooms}
-        await self._save()  # before the rooms start: a restarted desk knows what to close
+        self._opened_wall = wall_clock()
+        # Before the rooms start: a restarted desk knows what to resume (or close).
+        await group_breakouts.open_rooms(
+            self.store, self.setup.session_id, self._record(), list(self.live.values())
+        )
         ends_at = self._ends_at()
-        for room in self.plan.rooms:
-            start = BreakoutStart(
-                session_id=self.setup.session_id,
-                room_id=self.live[room.id],
-                plan_id=room.id,
-                name=room.name,
-                main_room_id=self.setup.room_id,
-                moderators=frozenset(self.moderators),
-                seated=frozenset(m for m, r in going.items() if r == room.id),
-                ends_at=ends_at,
-                privacy=self.setup.privacy,
-            )
-            await self.supervisor.start_child(
-                ChildSpec(
-                    addresses.room(start.room_id),
-                    _room_factory(self.store, start, self.media),
-                    Restart.TRANSIENT,
-                )
-            )
-        moves = await self._issue(going)
         self.seated = dict(going)
+        for room in self.plan.rooms:
+            await self._start_room(room.id)
+        moves = await self._issue(going)
         for member, move in moves.items():
             self._push((member,), "group.breakout.move", move)
         for room in self.plan.rooms:
@@ -315,7 +387,7 @@ class BreakoutDesk(Actor):
             moved = (self._ends_wall or wall_clock()) + (left - self._remaining())
             self._arm(left, RoomsDue(self._generation), moved)
             self._announce_timer()
-        await self._changed(save=False)
+        await self._changed()
         return {"ends_at": self._ends_at(), "phase": self.phase.value}
 
     async def _broadcast(self, msg: BreakoutFrame) -> dict[str, Any]:
@@ -354,7 +426,7 @@ class BreakoutDesk(Actor):
         if self.phase is Phase.OPEN:
             self._closed_by = msg.inbound.principal
             self._begin_closing(BY_MODERATOR)
-            await self._changed(save=False)
+            await self._changed()
         elif self.phase is not Phase.CLOSING:
             raise Refusal(refusals.BREAKOUT_NOT_OPEN, "no breakout rooms are open")
         return self.moderator_view()
@@ -394,6 +466,7 @@ class BreakoutDesk(Actor):
         self._timer = None
         self._closed_by = None
         self._begin_closing(BY_TIMER)
+        await self._save()
         self._push_rooms_view()
 
     @handles(CountdownOver)
@@ -484,7 +557,7 @@ class BreakoutDesk(Actor):
         self.present.clear()
         self.help.clear()
         self._deadline = self._ends_wall = None
-        self._opened_at = None
+        self._opened_at = self._opened_wall = None
         await self._changed()
         by = self._closed_by
         await audit.append(
@@ -614,9 +687,18 @@ class BreakoutDesk(Actor):
         self._push_plans()
 
     async def _save(self) -> None:
+        await group_breakouts.save_plan(self.store, self.setup.session_id, self._record())
+
+    def _record(self) -> dict[str, Any]:
+        """The plan as storage keeps it; while the rooms run, with what resuming them needs."""
         record = plans.to_record(self.plan)
         record["live"] = dict(self.live)
-        await group_breakouts.save_plan(self.store, self.setup.session_id, record)
+        if self.live and self.phase in (Phase.OPEN, Phase.CLOSING):
+            record["phase"] = self.phase.value
+            record["ends_at"] = self._ends_wall
+            record["opened_at"] = self._opened_wall
+            record["closing_reason"] = self._closing_reason
+        return record
 
     def _moderator_ids(self) -> tuple[str, ...]:
         return tuple(staff_member(u) for u in sorted(self.moderators))

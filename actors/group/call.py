@@ -784,20 +784,7 @@ class GroupCall(Call):
         if address not in self.registry:
             if self.breakout_factory is None or self.supervisor is None:
                 raise Refusal(refusals.UNAVAILABLE, "breakout rooms are not available here")
-            session = self.session
-            setup = BreakoutSetup(
-                session.id,
-                self.room_id,
-                session.org_id,
-                session.unit_id,
-                session.title,
-                self.privacy,
-                session.moderator_ids,
-            )
-            factory = self.breakout_factory
-            await self.supervisor.start_child(
-                ChildSpec(address, lambda: factory(setup), Restart.TRANSIENT)
-            )
+            await start_breakouts(self.supervisor, self.breakout_factory, self.session)
         frame = BreakoutFrame(msg, self._is_moderator(person), self._members())
         self.spawn(self._ask_breakouts, self.defer_reply(), address, frame)
 
@@ -835,3 +822,25 @@ class GroupCall(Call):
             for person in self._present(member):
                 self.signalling.close_peer(person.peer_id)
         self.push_participants()
+
+
+async def start_breakouts(
+    supervisor: Supervisor, factory: BreakoutFactory, session: GroupSession
+) -> None:
+    """Start the breakout desk of ``session`` (``breakouts/<id>``) under ``supervisor``: on the
+    first ``group.breakout.*`` frame, or for one of its open rooms whose node died (the desk
+    resumes the rooms open in storage). Placed: a placing supervisor claims it, or learns who
+    runs it."""
+    setup = BreakoutSetup(
+        session.id,
+        session.room_id,
+        session.org_id,
+        session.unit_id,
+        session.title,
+        Privacy(session.first_names_only, session.hide_participant_list, session.no_private_chat),
+        session.moderator_ids,
+    )
+    address = addresses.group_breakouts(session.id)
+    if address in supervisor.registry:
+        return
+    await supervisor.start_child(ChildSpec(address, lambda: factory(setup), Restart.TRANSIENT))

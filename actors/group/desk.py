@@ -30,7 +30,7 @@ from actors import addresses, refusals
 from actors.admin.outbox import SendMessage
 from actors.calls.media import MediaPort
 from actors.consult.desk import clean_recipient
-from actors.group.call import EndGroup, GroupCall
+from actors.group.call import EndGroup, GroupCall, start_breakouts
 from actors.group.messages import (
     MAX_CAPACITY,
     MAX_CONTACT,
@@ -68,7 +68,7 @@ from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, handles
 from runtime.supervisor import ChildSpec, Restart, Supervisor
 from storage import areas as area_store
-from storage import audit, orgs, staff
+from storage import audit, group_breakouts, orgs, staff
 from storage import group_sessions as groups
 from storage.db import Store
 from storage.errors import NotFoundError
@@ -165,14 +165,27 @@ class GroupDesk(Actor):
     async def _start_again(self, msg: StartAgain) -> None:
         """A group session's call whose node died: start it again (here, or learn who claimed
         it), restored from the store (``GroupPolicy.restore``: waiting or running, its admitted
-        participants, its timers from the stored start). An ended or unknown session starts
-        nothing."""
+        participants, its timers from the stored start). For one of its open breakout rooms, the
+        session's breakout desk too, which resumes the open rooms. An ended or unknown session,
+        or a breakout room that closed, starts nothing."""
         session = await groups.session_for_room(self.store, msg.room_id)
+        breakout = session is None
+        if breakout:
+            # One of a session's breakout rooms, while storage says it is open: its desk
+            # resumes the session's open rooms when it starts.
+            session_id = await group_breakouts.session_of_room(self.store, msg.room_id)
+            if session_id is not None:
+                with contextlib.suppress(NotFoundError):
+                    session = await groups.get_session(self.store, session_id)
         if session is None:
             raise Refusal(refusals.NOT_FOUND, "there is no such group session")
         if session.state == "ended":
             raise Refusal(refusals.CLOSED, "this session has ended")
         await self._start_call(session)
+        if breakout:
+            if self.breakouts is None:
+                raise Refusal(refusals.UNAVAILABLE, "breakout rooms are not available here")
+            await start_breakouts(self.calls, self.breakouts, session)
 
     # -- rights -----------------------------------------------------------------------------------
     async def _unit(self, principal: Principal, unit_id: int) -> Unit:

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 from actors import addresses, refusals
+from actors.group import breakouts
 from actors.group.breakout_call import CLOSE_MOVED, KIND
 from actors.group.breakout_plan import CLOSING_COUNTDOWN
 from actors.group.breakouts import BreakoutDesk
@@ -37,7 +38,7 @@ from actors.inbound import CloseConnection, Inbound, Push, RedeemToken
 from actors.principal import Principal
 from runtime import ChildSpec, Refusal, Registry, Restart, Supervisor
 from runtime.kernel import Actor, handles
-from storage import audit
+from storage import audit, group_breakouts
 from storage.db import Store, open_store
 from tests.actors.calls.fakes import SlowMedia
 
@@ -722,17 +723,133 @@ async def test_assignments_are_remembered_for_reopening_and_across_a_restart(
     assert people(again) == people(first)
 
 
-async def test_a_desk_that_stopped_while_rooms_ran_brings_everyone_back(rig: Rig) -> None:
-    view = await opened(rig, 4, 2)
-    _, _, got = await rig.join_room(view["rooms"][0]["people"][0]["id"])
-    await rig.root.stop_child(rig.desk)  # as if it had crashed for good
+def wall_follows_trio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's epoch clock moves with Trio's virtual one (a restart reads the deadline back
+    as an epoch moment)."""
+    monkeypatch.setattr(breakouts, "wall_clock", lambda: 1_700_000_000.0 + trio.current_time())
+
+
+async def node_died(rig: Rig, rooms: list[str]) -> None:
+    """The desk and its rooms' calls stop as their node's death stops them: nothing closes,
+    nothing is revoked (what storage says stays as it was)."""
+    await rig.root.stop_child(rig.desk)
+    for address in rooms:
+        await rig.root.stop_child(address)
+        assert address not in rig.registry
+
+
+async def test_a_desk_started_again_while_rooms_ran_resumes_them_until_the_original_deadline(
+    rig: Rig, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall_follows_trio(monkeypatch)
+    start = trio.current_time()
+    view = await opened(rig, 4, 2, duration=300)
+    rooms = [room["address"] for room in view["rooms"]]
+    member = view["rooms"][0]["people"][0]["id"]
+    token = rig.move_of(member)["token"]
+    room_id, _, secret = token.partition(".")
+    assert await group_breakouts.session_of_room(rig.store, room_id) == SESSION
+    await trio.sleep(100)
+    await node_died(rig, rooms)
     mark = len(rig.told.items)
     await rig.start_desk()
-    back = await rig.pushed("group.breakout.back", mark)
-    assert sorted(back.participant_ids or ()) == sorted(rig.people)
-    with trio.fail_after(TIMEOUT):
-        await got.wait_for(lambda e: isinstance(e, CloseConnection))
-    assert (await rig.mod("state"))["phase"] == "ready"
+    # The same rooms run again, and the seat the page holds still opens its room.
+    for address in rooms:
+        assert address in rig.registry
+    principal: Principal = await rig.registry.ref(addresses.room(room_id)).ask(RedeemToken(secret))
+    assert principal.participant_id == member and principal.room_id == room_id
+    conn, got = await rig.socket()
+    state = await rig.registry.ref(addresses.room(room_id)).ask(
+        Inbound("room.enter", {}, principal, conn)
+    )
+    assert state["kind"] == KIND and state["name"] == view["rooms"][0]["name"]
+    assert state["ends_at"] == view["ends_at"]
+    # The group call hears again who is in which room; the moderator sees them open as before.
+    again = [m for m in rig.told.items[mark:] if isinstance(m, InBreakout)]
+    assert sorted(p for m in again for p in m.participant_ids) == sorted(rig.people)
+    assert {m.room_id for m in again} == {a.split("/", 1)[1] for a in rooms}
+    now = await rig.mod("state")
+    assert now["phase"] == "open" and now["ends_at"] == view["ends_at"]
+    assert [r["address"] for r in now["rooms"]] == rooms and sizes(now) == sizes(view)
+    # The timer closes them at the deadline of the opening, not 300 s after the restart.
+    with trio.fail_after(300):  # virtual seconds: bounded, not waited for
+        closing = await rig.told.wait_for(
+            lambda m: (
+                isinstance(m, PushToMembers)
+                and m.type == "group.breakout.closing"
+                and rig.told.items.index(m) >= mark
+            )
+        )
+    assert trio.current_time() - start == pytest.approx(300)
+    assert closing.body["reason"] == "timer"
+    await got.wait_for(lambda e: isinstance(e, Push) and e.type == "group.breakout.closing")
+    back = await rig.told.wait_for(lambda m: isinstance(m, InBreakout) and m.room_id is None)
+    assert trio.current_time() - start == pytest.approx(300 + CLOSING_COUNTDOWN)
+    assert sorted(back.participant_ids) == sorted(rig.people)
+    for address in rooms:
+        await gone(rig, address)
+    assert await group_breakouts.session_of_room(rig.store, room_id) is None
+
+
+async def test_a_desk_started_again_after_its_deadline_passed_closes_the_rooms_at_once(
+    rig: Rig, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall_follows_trio(monkeypatch)
+    view = await opened(rig, 4, 2, duration=60)
+    rooms = [room["address"] for room in view["rooms"]]
+    await node_died(rig, rooms)
+    await trio.sleep(90)  # nobody ran the desk when the time was up
+    mark = len(rig.told.items)
+    started = trio.current_time()
+    await rig.start_desk()
+    closing = await rig.pushed("group.breakout.closing", mark)
+    assert trio.current_time() == pytest.approx(started)
+    assert closing.body["reason"] == "timer"
+    await rig.told.wait_for(lambda m: isinstance(m, InBreakout) and m.room_id is None)
+    assert trio.current_time() - started == pytest.approx(CLOSING_COUNTDOWN)
+    for address in rooms:
+        await gone(rig, address)
+
+
+async def test_a_desk_started_again_after_the_rooms_closed_starts_none(
+    rig: Rig, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall_follows_trio(monkeypatch)
+    view = await opened(rig, 4, 2)
+    rooms = [room["address"] for room in view["rooms"]]
+    _, _, secret = rig.move_of(view["rooms"][0]["people"][0]["id"])["token"].partition(".")
+    await rig.mod("close")
+    await rig.told.wait_for(lambda m: isinstance(m, InBreakout) and m.room_id is None)
+    for address in rooms:
+        await gone(rig, address)
+    await rig.root.stop_child(rig.desk)
+    mark = len(rig.told.items)
+    await rig.start_desk()
+    now = await rig.mod("state")
+    assert now["phase"] == "ready" and now["ends_at"] is None
+    assert all(room["address"] is None for room in now["rooms"])
+    await trio.sleep(CLOSING_COUNTDOWN * 2)
+    for address in rooms:
+        assert address not in rig.registry
+        assert await group_breakouts.session_of_room(rig.store, address.split("/", 1)[1]) is None
+    assert not [m for m in rig.told.items[mark:] if isinstance(m, InBreakout)]
+    seat = await group_breakouts.find_seat(rig.store, rooms[0].split("/", 1)[1], secret)
+    assert seat is None
+
+
+async def test_a_desk_that_crashed_while_rooms_ran_keeps_them_running(
+    rig: Rig, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall_follows_trio(monkeypatch)
+    view = await opened(rig, 4, 2)
+    _, _, got = await rig.join_room(view["rooms"][0]["people"][0]["id"])
+    await rig.root.stop_child(rig.desk)  # as if it had crashed: its rooms run on
+    await rig.start_desk()
+    now = await rig.mod("state")
+    assert now["phase"] == "open" and now["ends_at"] == view["ends_at"]
+    assert [r["address"] for r in now["rooms"]] == [r["address"] for r in view["rooms"]]
+    await trio.testing.wait_all_tasks_blocked()
+    assert not [e for e in got.items if isinstance(e, CloseConnection)]
 
 
 # -- refusals --------------------------------------------------------------------------------------

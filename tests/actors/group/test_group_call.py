@@ -873,3 +873,49 @@ async def test_a_session_that_ended_or_an_unknown_room_is_not_started_again(
             await world.ref().ask(StartAgain(room_id))
         assert refused.value.code == code
     assert address not in world.registry
+
+
+async def test_a_breakout_room_whose_node_died_starts_again_with_its_desk_and_seats(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``StartAgain`` for an open breakout room (no ``rooms`` row): the desk starts the
+    session's call and its breakout desk again, which resumes every open room with the same
+    ids; the token the page holds opens its room again. Once the rooms closed, nothing starts."""
+    detail, moderator = await running(world)
+    people = [await waiting(world, detail, name) for name in ("Ann", "Bob", "Cat", "Dan")]
+    await world.send(detail, moderator, "group.admit_all")
+    await world.send(detail, moderator, "group.breakout.create", {"count": 2})
+    await world.send(detail, moderator, "group.breakout.assign", {"mode": "random"})
+    view = await world.send(detail, moderator, "group.breakout.open", {"duration": 600})
+    rooms = [room["address"] for room in view["rooms"]]
+    ann = people[0]
+    room_id, _, secret = ann.last("group.breakout.move").body["token"].partition(".")
+    calls = _calls(world)
+    main = addresses.room(detail.summary.room_id)
+    desk = addresses.group_breakouts(detail.summary.id)
+    for address in (desk, *rooms, main):  # as their node dying leaves them: nothing closed
+        await calls.stop_child(address)
+        await _gone(world, address)
+
+    await world.ref().ask(StartAgain(room_id))
+    assert all(a in world.registry for a in (main, desk, *rooms))
+    principal = await world.ref(addresses.room(room_id)).ask(RedeemToken(secret))
+    assert principal.participant_id == ann.member
+    entered = await world.ref(addresses.room(room_id)).ask(
+        Inbound("room.enter", {}, principal, ann.conn, again=True)
+    )
+    assert entered["kind"] == "breakout" and entered["ends_at"] == view["ends_at"]
+    await world.ref(main).ask(  # the moderator's gateway enters the main call again
+        Inbound("room.enter", {}, moderator.principal, moderator.conn, again=True)
+    )
+    state = await world.send(detail, moderator, "group.breakout.state")
+    assert state["phase"] == "open" and [r["address"] for r in state["rooms"]] == rooms
+
+    await world.send(detail, moderator, "group.breakout.close")
+    await trio.sleep(61)
+    for address in rooms:
+        await _gone(world, address)
+    with pytest.raises(Refusal) as refused:
+        await world.ref().ask(StartAgain(room_id))
+    assert refused.value.code == refusals.NOT_FOUND
+    assert all(a not in world.registry for a in rooms)
