@@ -65,7 +65,7 @@ async def test_migration_10_chains_a_log_of_the_previous_code_again(db_path: Pat
     async with open_store(db_path, migrate=False) as store:
         await store.run(apply_migrations, MIGRATIONS[:9])
         await store.run(_fill_as_of_schema_9)
-        assert await store.run(apply_migrations) == [10]
+        assert await store.run(apply_migrations, MIGRATIONS[:10]) == [10]
         check = await audit_chain.verify(store)
         assert check.intact and check.entries == len(OLD_ROWS)
         # Every entry reads back as before, address included.
@@ -91,7 +91,7 @@ async def test_migration_10_leaves_a_chain_broken_before_it_broken_there(db_path
     async with open_store(db_path, migrate=False) as store:
         await store.run(apply_migrations, MIGRATIONS[:9])
         await store.run(_fill_as_of_schema_9, 3)
-        assert await store.run(apply_migrations) == [10]
+        assert await store.run(apply_migrations, MIGRATIONS[:10]) == [10]
         check = await audit_chain.verify(store)
         assert not check.intact
         assert check.first_broken_id == 3 and check.entries == 2
