@@ -180,8 +180,7 @@ class GroupCall(Call):
 
     @property
     def privacy(self) -> Privacy:
-        s = self.session
-        return Privacy(s.first_names_only, s.hide_participant_list, s.no_private_chat)
+        return Privacy.of(self.session)
 
     def _arm_timers(self) -> None:
         for timer in self._timers:
@@ -837,7 +836,7 @@ async def start_breakouts(
         session.org_id,
         session.unit_id,
         session.title,
-        Privacy(session.first_names_only, session.hide_participant_list, session.no_private_chat),
+        Privacy.of(session),
         session.moderator_ids,
     )
     address = addresses.group_breakouts(session.id)

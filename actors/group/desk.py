@@ -249,9 +249,7 @@ class GroupDesk(Actor):
         return SessionDetail(
             summary=self._summary(session, principal, len(registrations)),
             link=session.link,
-            privacy=Privacy(
-                session.first_names_only, session.hide_participant_list, session.no_private_chat
-            ),
+            privacy=Privacy.of(session),
             moderators=tuple(moderators),
             registrations=tuple(
                 RegistrationView(r.id, r.name, r.contact, r.created_at, r.arrived)

@@ -44,6 +44,7 @@ from actors.principal import Principal
 
 if TYPE_CHECKING:
     from runtime.kernel import Actor
+    from storage.group_sessions import GroupSession
 
 #: At most this many participants in one session (seed 002: "up to 60 participants").
 MAX_CAPACITY = 60
@@ -88,6 +89,11 @@ class Privacy:
     hide_participant_list: bool = False
     #: Participants may chat privately with the moderators only, not with each other.
     no_private_chat: bool = False
+
+    @classmethod
+    def of(cls, session: GroupSession) -> Privacy:
+        """A stored session's settings."""
+        return cls(session.first_names_only, session.hide_participant_list, session.no_private_chat)
 
 
 @dataclass(frozen=True)

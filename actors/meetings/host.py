@@ -235,19 +235,21 @@ class MeetingHost(Actor):
         Not a tell to ``room/<id>`` when it is not here: a call that runs nowhere would have the
         transport hold that tell and ask for the room to be started again; the hosts answer at
         once (and a call that runs nowhere has nothing to end)."""
-        address = addresses.room(room_id)
-        if address in self.registry:
-            with contextlib.suppress(ActorError):
-                self.ref(address).tell(CloseRoom())
-        else:
+        if not self._end_call_on_this_node(room_id):
             tell_every_node(self, addresses.MEETINGS, EndCallHere(room_id))
+
+    def _end_call_on_this_node(self, room_id: str) -> bool:
+        """End the room's call if it runs here; whether it did."""
+        address = addresses.room(room_id)
+        if address not in self.registry:
+            return False
+        with contextlib.suppress(ActorError):
+            self.ref(address).tell(CloseRoom())
+        return True
 
     @handles(EndCallHere)
     async def _end_call_here(self, msg: EndCallHere) -> None:
-        address = addresses.room(msg.room_id)
-        if address in self.registry:
-            with contextlib.suppress(ActorError):
-                self.ref(address).tell(CloseRoom())
+        self._end_call_on_this_node(msg.room_id)
 
     # -- permissions ----------------------------------------------------------------------------
     async def _admin_units(self, principal: Principal) -> list[Unit]:
