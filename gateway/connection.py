@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
@@ -171,25 +171,25 @@ class OutboundMailbox(Mailbox):
     change. Asks and other events are never merged.
     """
 
-    __slots__ = ("_entries", "_lot", "_on_overflow", "_serial")
+    __slots__ = ("_entries", "_on_overflow", "_serial")
 
     def __init__(
         self, address: str, capacity: int, on_overflow: Callable[[], None] | None = None
     ) -> None:
-        # Not Mailbox.__init__: its memory channel (about 1.8 KiB, issue 17: 10,000 waiting
-        # callers) would never carry a message here. Every slot it sets is set here instead
-        # (tests/gateway/test_outbound_coalescing.py checks that none is missed).
+        # Not Mailbox.__init__: its queue would never carry a message here (issue 17: 10,000
+        # waiting callers). Every slot it sets is set here instead
+        # (tests/gateway/test_connection_memory.py checks that none is missed).
         self.address = address
         self.capacity = capacity
-        self._send, self._receive = _NO_CHANNEL
+        self._queue = _NO_QUEUE
+        self._lot = trio.lowlevel.ParkingLot()
         self.closed = False
         self.front: Envelope | None = None
         self.registry = None
-        self.overflow = trio.Event()
+        self.overflowed = False
         self.kind = address.split("/", 1)[0]
         self.tally = None
         self._entries: OrderedDict[Hashable, Envelope] = OrderedDict()
-        self._lot = trio.lowlevel.ParkingLot()
         self._serial = itertools.count()
         #: Called once, when an entry first finds the queue full (the connection closes 1013):
         #: a callback instead of a task per connection waiting for ``overflow``.
@@ -204,8 +204,8 @@ class OutboundMailbox(Mailbox):
             self._entries.move_to_end(key)
             return
         if len(self._entries) >= self.capacity:
-            if not self.overflow.is_set():
-                self.overflow.set()
+            if not self.overflowed:
+                self.overflowed = True
                 if self._on_overflow is not None:
                     self._on_overflow()
             raise MailboxFull(self.address, self.capacity)
@@ -251,8 +251,8 @@ class OutboundMailbox(Mailbox):
         self._lot.unpark_all()
 
 
-#: What an OutboundMailbox has for the base class's channel, which it never uses (see there).
-_NO_CHANNEL = trio.open_memory_channel[Envelope](0)
+#: What an OutboundMailbox has for the base class's queue, which it never uses (see there).
+_NO_QUEUE: deque[Envelope] = deque(maxlen=0)
 
 
 class Connection(Actor):

@@ -274,20 +274,27 @@ class Supervisor:
 
     async def _supervise(self, child: _Child, task_status: trio.TaskStatus[None]) -> None:
         """The one restart loop: run an instance, decide from how it ended whether to run another."""
-        status: trio.TaskStatus[None] = task_status
+        # Handed to the first instance and not held here: a started status keeps the task that
+        # called ``start_child`` (finished long ago) alive for as long as the child lives.
+        starting = [task_status]
+        del task_status
         while True:
             actor = self._new_instance(child)
             crash: Exception | None = None
+            first = bool(starting)
             with child.scope:
                 try:
-                    await actor.run_loop(child.mailbox, task_status=status, tasks=self._nursery)
+                    await actor.run_loop(
+                        child.mailbox,
+                        task_status=starting.pop() if first else trio.TASK_STATUS_IGNORED,
+                        tasks=self._nursery,
+                    )
                 except Exception as exc:
-                    if status is task_status and not actor._actor_started:
+                    if first and not actor._actor_started:
                         # The first start is not protected: a child that cannot start is the
                         # caller's error (start_child raises it).
                         raise
                     crash = exc
-            status = trio.TASK_STATUS_IGNORED
             if child.scope.cancelled_caught and not child.restart_requested:
                 break  # killed: shutdown or stop_child timeout
             if crash is not None:

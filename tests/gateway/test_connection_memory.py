@@ -63,7 +63,7 @@ async def test_overflow_calls_back_once_and_refuses_the_entry() -> None:
     for caller in ("c", "d"):
         with pytest.raises(Exception, match="full"):
             mailbox.put(_queue_event(caller))
-    assert calls == ["full"] and mailbox.overflow.is_set()
+    assert calls == ["full"] and mailbox.overflowed
     assert mailbox.depth() == 2
     with trio.move_on_after(1):
         assert (await mailbox.get()).message == _queue_event("b").message
