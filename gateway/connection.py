@@ -1,8 +1,8 @@
 """One client connection: an actor (``conn/<n>``) plus the reader that feeds the actors it addresses.
 
-The reader task owns the inbound side: it decodes each frame, applies the limits (frame size, rate,
-hello first), resolves the route and asks the target actor, then writes the reply. The actor side
-owns the outbound side: other actors ``tell`` it :class:`~actors.inbound.Push` events, which it writes
+The reader (the connection's own task) owns the inbound side: it decodes each frame, applies the
+limits (frame size, rate, hello first), resolves the route and asks the target actor, then writes
+the reply. The actor side owns the outbound side: other actors ``tell`` it :class:`~actors.inbound.Push` events, which it writes
 to the socket. Both write through one lock, because a websocket carries one frame at a time.
 
 An actor that closes the connection (a room that ends) does so while the request that ended it may
@@ -310,10 +310,10 @@ class ClientSession:
         "_activity_reported",
         "_bucket",
         "_close_after_reply",
-        "_closed",
         "_entered",
         "_in_flight",
         "_presence_reported",
+        "_serving",
         "_staff_session",
         "_strikes",
         "_touched",
@@ -364,7 +364,8 @@ class ClientSession:
         self._watched: dict[str, dict[str, Any]] = {}
         self.close_code: int | None = None
         self.close_reason = ""
-        self._closed = trio.Event()
+        #: The scope of `run`'s reader and actor: cancelled by `request_close`.
+        self._serving: trio.CancelScope | None = None
         #: A request is with an actor; an actor's close waits for its reply (see the module doc).
         self._in_flight = False
         self._close_after_reply: tuple[int, str] | None = None
@@ -387,7 +388,8 @@ class ClientSession:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
-        self._closed.set()
+        if self._serving is not None:
+            self._serving.cancel(reason=f"connection closing: {self.close_reason}")
 
     def refuse(self, counted: str, code: int, reason: str) -> None:
         """Close for cause, counted under ``counted`` (one of :data:`gateway.counters.REASONS`)
@@ -416,12 +418,16 @@ class ClientSession:
         actor.registry = self.registry
         self.registry.register(self.mailbox)
         try:
+            # The reader runs in this task, not a child of its own: a task is some 40 objects the
+            # cyclic GC walks for every waiting caller (issue 17), and this one only waited.
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop, frames)
+                self._serving = nursery.cancel_scope
                 nursery.start_soon(partial(actor.run_loop, self.mailbox, tasks=nursery))
-                await self._closed.wait()
+                if self.close_code is None:
+                    await self._read_loop(frames)
                 nursery.cancel_scope.cancel(reason=f"connection closing: {self.close_reason}")
         finally:
+            self._serving = None
             self.registry.unregister(self.mailbox)
             self.mailbox.close()
             self.mailbox.fail_pending()
@@ -641,7 +647,7 @@ class ClientSession:
         ``again``: the room that forgot the page forgot its media peer too, so a page with
         media offers again instead of waiting for its old connection to fail."""
         counters.entered_again()
-        if not self._closed.is_set():
+        if self.close_code is None:
             body = {**state, "again": True} if isinstance(state, dict) else {"again": True}
             await self.write(protocol.encode_event("room.state", body))
 
@@ -669,7 +675,7 @@ class ClientSession:
         kinds = _watch_of(address)
         assert kinds is not None
         kind, _, snapshot_event = kinds
-        while not self._closed.is_set() and address in self._watched:
+        while self.close_code is None and address in self._watched:
             watch = Inbound(
                 kind, self._watched[address], self.principal, self.address, self.remote_addr
             )
@@ -681,12 +687,12 @@ class ClientSession:
                     return
                 await trio.sleep(REJOIN_RETRY)
                 continue
-            if isinstance(reply, dict) and not self._closed.is_set():
+            if isinstance(reply, dict) and self.close_code is None:
                 await self.write(protocol.encode_event(snapshot_event, _snapshot(kind, reply)))
             return
 
     async def _enter_room_again(self, address: str) -> None:
-        while not self._closed.is_set() and address in self._entered:
+        while self.close_code is None and address in self._entered:
             try:
                 state = await self._ask(address, self._entry_again(address), None)
             except ProtocolError as error:
