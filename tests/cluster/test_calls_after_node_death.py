@@ -257,3 +257,104 @@ async def test_kill_9_of_a_group_calls_node_moderator_and_participant_on_b_are_b
         lists = [body["participants"] for _, _, body in staff.seen if "participants" in body]
         assert member in {p["member"] for p in lists[-1]}  # the moderator sees them again
         assert kept["hands"] == [] and kept["spotlight"] is None, kept  # lost with node a
+
+
+async def test_kill_9_of_an_on_demand_sessions_node_provider_and_patient_are_back_within_15_s(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A patient's Meet Now request, claimed by an on-call provider and in session (both pressed
+    Start Session). The session runs where its organisation's queue started it (the node that
+    claimed the queue first); the patient's page and the provider's session page are connected
+    through the other node. After kill -9 of the session's node both gateways enter the session
+    again: the live node's on-demand host starts it from its request (``StartAgain``), still in
+    session with who claimed it (docs/operations.md: intake, waiting or in session, who claimed
+    it), and they chat. The queue died with it; the provider's list, opened afterwards, starts it
+    on the live node and lists the request in session (the running session is not started twice).
+
+    Nothing watches the queue until the session is back, so the session's return is the host's
+    ``StartAgain`` alone: a list watched across the kill would start the queue, and the queue its
+    live sessions, and hide a host that does not."""
+    ((org_id,),) = query(tmp_path, "SELECT id FROM organisations ORDER BY id LIMIT 1")
+    queue = addresses.ondemand(org_id)
+    patient = Browser(cluster.a.url)
+    form = await patient.get(f"/o/{org_id}/meet")
+    fields = {"csrf_token": form.csrf_token() or "", "name": "Ada", "region": "Kent"}
+    met = await patient.post_form(f"/o/{org_id}/meet", fields)
+    token = ROOM_TOKEN.search(met.text)
+    assert met.status == 200 and token is not None, met.text[:2000]
+    ((request_id, room_id),) = query(tmp_path, "SELECT id, room_id FROM ondemand_requests")
+    room = addresses.room(room_id)
+    host = await owner(cluster, room)
+    dying, live = (cluster.a, cluster.b) if host == cluster.a.node_id else (cluster.b, cluster.a)
+    assert host == dying.node_id and await owner(cluster, queue) == host  # started by its queue
+    print(f"on-demand session and queue on {dying.node_id}; the pages on {live.node_id}")
+
+    provider, _ = await sign_in(live)
+    cookie = provider.cookie_header()
+    staff, guest = Events(), Events()
+    async with (
+        connect(live.ws_url, Events(), cookie=cookie) as console,
+        connect(live.ws_url, guest, token=token.group(1)) as ada,
+        connect(live.ws_url, staff, cookie=cookie) as doc,
+    ):
+        await console.request("ondemand.oncall", {"on": True}, queue)
+        waiting = await ada.request("room.enter", {}, room)
+        assert waiting["state"] == "waiting" and waiting["ondemand"]["state"] == "waiting"
+        claimed = await console.request("ondemand.claim", {"request_id": request_id}, queue)
+        assert claimed["room"] == room_id
+        assert (await doc.request("room.enter", {}, room))["state"] == "waiting"
+        await doc.request("session.start", {}, room)
+        await ada.request("session.start", {}, room)
+        for events in (staff, guest):
+            await events.wait_for(lambda e, b: e == "room.state" and b["state"] == "in_call", 5)
+        await ada.request("chat.send", {"text": "before"}, room)
+        await staff.wait_for(chat("before"), 5)
+        name = last_state(guest)["ondemand"]["claimed_by"]
+        assert name, last_state(guest)
+
+        killed = time.monotonic()
+        dying.kill()
+        deadline = killed + RECONNECT_BUDGET
+        # No page sends anything: their gateway sees the node gone and enters (watches) again.
+        for who, events in (("provider", staff), ("patient", guest)):
+            at = await events.wait_for(again, RECONNECT_BUDGET)
+            print(f"on-demand: room.state again for the {who} {at - killed:.1f} s after")
+        assert await owner(cluster, room) == live.node_id
+        await chat_until_through(doc, room, "after", deadline, "the provider")
+        await guest.wait_for(chat("after"), 5)
+        await chat_until_through(ada, room, "back", deadline, "the patient")
+        await staff.wait_for(chat("back"), 5)
+        back = time.monotonic() - killed
+        print(f"provider and patient chat in on-demand session {room_id} {back:.1f} s after")
+        assert back < RECONNECT_BUDGET
+        for events in (staff, guest):
+            kept = last_state(events)
+            assert kept["state"] == "in_call", kept
+            assert kept["ondemand"]["state"] == "in_session", kept
+            assert kept["ondemand"]["claimed_by"] == name, kept
+            assert kept["ondemand"]["started"] == {"staff": True, "patient": True}, kept
+        lists = [body["participants"] for _, _, body in staff.seen if "participants" in body]
+        assert "Ada" in {p["name"] for p in lists[-1]}, lists[-1]  # the provider sees her again
+        # The queue died with the session: the list, opened now, starts it on the live node.
+        while True:
+            try:
+                listed = await console.request("ondemand.watch", {}, queue)
+                break
+            except GatewayRefused as exc:
+                if time.monotonic() > killed + 2 * RECONNECT_BUDGET:
+                    raise AssertionError(f"the on-demand list never came back: {exc}") from exc
+                await trio.sleep(0.25)
+        print(f"on-demand list back {time.monotonic() - killed:.1f} s after")
+        assert [(r["id"], r["state"]) for r in listed["requests"]] == [
+            (request_id, "in_session")
+        ], listed
+        assert await owner(cluster, queue) == live.node_id
+        await chat_until_through(ada, room, "still", deadline + 5, "the patient")
+        await staff.wait_for(chat("still"), 5)  # the same session, not a second copy
+    # Its request was kept: in session, claimed by the provider, not ended.
+    rows = query(
+        tmp_path,
+        "SELECT state, claimed_by IS NOT NULL, ended_at FROM ondemand_requests WHERE id = ?",
+        request_id,
+    )
+    assert rows == [("in_session", 1, None)], rows
