@@ -374,7 +374,9 @@ async def test_kill_9_of_an_on_demand_sessions_node_provider_and_patient_are_bac
         ], listed
         assert await owner(cluster, queue) == live.node_id
         await chat_until_through(ada, room, "still", deadline + 5, "the patient")
-        await staff.wait_for(chat("still"), 5)  # the same session, not a second copy
+        await staff.wait_for(chat("still"), 5)
+        for events in (staff, guest):  # the same session, not a second copy entered again
+            assert sum(again(e, b) for _, e, b in events.seen) == 1, events.seen
     # Its request was kept: in session, claimed by the provider, not ended.
     rows = query(
         tmp_path,
