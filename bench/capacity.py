@@ -142,15 +142,19 @@ def prepare_database(build: Build, db: Path, areas: int) -> None:
 class ServeProcess:
     """A ``waitroom serve`` child process: started, waited for until it serves, then stopped."""
 
-    def __init__(
-        self, command: list[str], env: dict[str, str], log: Path, url: str, what: str
-    ) -> None:
+    def __init__(self, command: list[str], build: Build, log: Path, url: str, what: str) -> None:
         self.url = url
         self.log = log.open("w")
-        # No cwd of ours: ``python -c`` puts the working directory first on the path, and a
-        # reference build must import its own code (its ``env`` says where), not this tree's.
+        # In the build's own directory: ``python -c`` and ``-m`` put the working directory first
+        # on the path, ahead of PYTHONPATH, so a reference started from this tree's root ran this
+        # tree's code (until 2026-12-04; bench/README.md, "Reference builds").
         self.process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
+            command,
+            env=build.env(),
+            cwd=build.root,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
         assert self.process.stdout is not None
@@ -174,6 +178,8 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         self.log.close()
 
     def __enter__(self) -> ServeProcess:
@@ -207,7 +213,7 @@ class Server(ServeProcess):
             "WARNING",
         ]
         super().__init__(
-            command, build.env(), workdir / "serve.log", f"http://127.0.0.1:{port}", build.name
+            command, build, workdir / "serve.log", f"http://127.0.0.1:{port}", build.name
         )
 
 

@@ -79,7 +79,7 @@ class Node(ServeProcess):
         ]  # fmt: skip
         super().__init__(
             command,
-            build.env(),
+            build,
             workdir / f"node-{node_id}.log",
             f"http://127.0.0.1:{port}",
             f"node {node_id}",
