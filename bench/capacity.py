@@ -194,6 +194,7 @@ class Server(ServeProcess):
 
     def __init__(self, build: Build, workdir: Path, areas: int) -> None:
         self.build = build
+        workdir = workdir.resolve()  # the server runs in its build's directory, not ours
         workdir.mkdir(parents=True, exist_ok=True)
         self.db = workdir / "waitroom.sqlite3"
         prepare_database(build, self.db, areas)

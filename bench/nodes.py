@@ -65,6 +65,7 @@ class Node(ServeProcess):
         self, node_id: str, redis: str, database: str, workdir: Path, build: Build
     ) -> None:
         self.node_id = node_id
+        workdir = workdir.resolve()  # the node runs in its build's directory, not ours
         port = free_port()
         command = [
             sys.executable, "-m", "waitroom.cli", "serve",
