@@ -436,12 +436,14 @@ async def _run_media(
 
 
 #: Cyclic-GC thresholds for the serving process (Python's defaults are 700, 10, 10). The heap
-#: grows with open connections (about 300 tracked objects each) and a full collection walks all
+#: grows with open connections (about 230 tracked objects each) and a full collection walks all
 #: of it: 1.4 s at 3,000 waiting callers, every 8-10 s, stalling every connection (bench/README.md,
 #: "Loop stalls"). Rarer young collections let request objects die by reference count instead of
-#: being promoted, and a full collection waits for 100 middle ones instead of 10; a middle one
-#: walks at most about 10 x 10,000 objects.
-GC_THRESHOLDS = (10_000, 10, 100)
+#: being promoted. A middle collection walks what the last few young ones kept, about 3 x 10,000
+#: objects at most: with 10 of them it was 130-160 ms at 10,000 waiting callers, the longest
+#: stall of that hold (bench/README.md, session 17). A full collection waits for 333 middle ones,
+#: as rare as it was with 10 and 100.
+GC_THRESHOLDS = (10_000, 3, 333)
 
 
 def tune_gc() -> None:
