@@ -147,7 +147,7 @@ class ServeProcess:
         self.log = log.open("w")
         # In the build's own directory: ``python -c`` and ``-m`` put the working directory first
         # on the path, ahead of PYTHONPATH, so a reference started from this tree's root ran this
-        # tree's code (until 2026-12-04; bench/README.md, "Reference builds").
+        # tree's code (until 2026-12-04; bench/README.md, "Session 17").
         self.process = subprocess.Popen(
             command,
             env=build.env(),

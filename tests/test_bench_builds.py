@@ -3,13 +3,12 @@
 ``python -c`` and ``python -m`` put the working directory ahead of ``PYTHONPATH``: started from
 this tree's root, as ``python bench/capacity.py`` is, a reference server imported this tree's
 ``waitroom``, and every reference row compared the tree with itself (bench/README.md,
-"Reference builds"). A stand-in build whose ``waitroom.cli`` says where it was imported from shows
+"Session 17"). A stand-in build whose ``waitroom.cli`` says where it was imported from shows
 which code a served process runs.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -39,18 +38,16 @@ def test_a_reference_server_started_from_this_tree_s_root_imports_the_reference(
     reference = tmp_path / "reference"
     (reference / "waitroom").mkdir(parents=True)
     (reference / "waitroom" / "__init__.py").write_text("")
-    (reference / "waitroom" / "cli.py").write_text(STAND_IN_CLI)
+    cli = reference / "waitroom" / "cli.py"
+    cli.write_text(STAND_IN_CLI + "\nif __name__ == '__main__':\n    main([])\n")
     imported_from = tmp_path / "imported-from"
     monkeypatch.setenv("IMPORTED_FROM", str(imported_from))
     monkeypatch.chdir(ROOT)  # where the benchmarks are run from
-    cli = reference / "waitroom" / "cli.py"
     if how == "-c":
         command = [sys.executable, "-c", "from waitroom.cli import main; main([])"]
     else:
         command = [sys.executable, "-m", "waitroom.cli"]
-        cli.write_text(STAND_IN_CLI + "\nif __name__ == '__main__':\n    main([])\n")
     with ServeProcess(
         command, Build("reference", reference), tmp_path / "serve.log", "http://x", "stand-in"
     ):
         assert Path(imported_from.read_text()).is_relative_to(reference)
-    assert os.getcwd() == str(ROOT)

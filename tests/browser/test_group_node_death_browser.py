@@ -32,10 +32,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.a11y import assert_accessible_at_both_sizes
-from tests.browser.test_group_browser import CAMERA_FPS, arrive, create_session, moderator_lobby
+from tests.browser.test_group_browser import (
+    arrive,
+    browser,  # noqa: F401 (the module's fixture, at the group test's camera rate)
+    create_session,
+    moderator_lobby,
+)
 from tests.browser.test_node_death_browser import MEDIA_AFTER_KILL_S, console_on, wait_decoding
 from tests.browser.test_waiting_area_journey import (
     DECODING_REMOTE_VIDEO,
@@ -47,7 +52,6 @@ from tests.browser.test_waiting_area_journey import (
     shot,
     wait_growing,
 )
-from tests.chromium import launch
 from tests.cluster.test_serve_nodes import Cluster, two_nodes
 
 pytestmark = pytest.mark.browser
@@ -64,16 +68,6 @@ LIVE_MS = 10_000
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with two_nodes(tmp_path) as both:
         yield both
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright, camera_fps=CAMERA_FPS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def on_node(url: str, node_url: str) -> str:
@@ -99,7 +93,7 @@ def sees_and_hears_everyone(pages: dict[str, Page], what: str) -> None:
 @pytest.mark.timeout(300)
 def test_after_the_group_call_s_node_dies_everyone_sees_and_hears_each_other_again(
     cluster: Cluster,
-    browser: Browser,
+    browser: Browser,  # noqa: F811
 ) -> None:
     creator, staff = person(browser), person(browser)
     people = {name: person(browser) for name in NAMES}
