@@ -52,10 +52,15 @@ PAGES_TIMEOUT = 20.0
 
 
 async def _arrive(
-    base_url: str, slug: str, stage: str, index: int, stack: contextlib.AsyncExitStack
+    base_url: str,
+    slug: str,
+    stage: str,
+    index: int,
+    stack: contextlib.AsyncExitStack,
+    keep_alive: bool,
 ) -> None:
     with trio.fail_after(PAGES_TIMEOUT):
-        token = await _pages(base_url, slug, stage, index)
+        token = await _pages(base_url, slug, stage, index, keep_alive)
     if token is None:
         return
     ws_url = base_url.replace("http://", "ws://", 1) + "/ws"
@@ -63,9 +68,16 @@ async def _arrive(
     await client.request("room.enter", {}, addresses.room(token.partition(".")[0]))
 
 
-async def _pages(base_url: str, slug: str, stage: str, index: int) -> str | None:
-    """The form (and the arrival, after ``get``): the room token, None when the stage ends here."""
-    browser = Browser(base_url)
+async def _pages(base_url: str, slug: str, stage: str, index: int, keep_alive: bool) -> str | None:
+    """The form (and the arrival, after ``get``): the room token, None when the stage ends here.
+
+    With ``keep_alive`` the two requests share a connection, as a browser's do (the default);
+    ``--connection-per-request`` gives each its own, as this benchmark did before session 18."""
+    async with Browser(base_url, keep_alive=keep_alive) as browser:
+        return await _form_and_post(browser, slug, stage, index)
+
+
+async def _form_and_post(browser: Browser, slug: str, stage: str, index: int) -> str | None:
     form_page = await browser.get(f"/w/{slug}")
     csrf = form_page.csrf_token()
     if form_page.status != 200 or csrf is None:
@@ -81,7 +93,11 @@ async def _pages(base_url: str, slug: str, stage: str, index: int) -> str | None
 
 
 async def _measure(
-    server: ServeProcess, arrivals: int, profile: str | None = None, work: Path | None = None
+    server: ServeProcess,
+    arrivals: int,
+    keep_alive: bool,
+    profile: str | None = None,
+    work: Path | None = None,
 ) -> dict[str, Any]:
     scenario = Scenario(server.url, "provider", PASSWORD, areas=len(STAGES))
     _, areas = await discover_areas(scenario, Recorder())
@@ -90,14 +106,14 @@ async def _measure(
     for stage, (_, slug) in zip(STAGES, areas, strict=True):
         async with contextlib.AsyncExitStack() as stack:
             for index in range(WARM_UP):
-                await _arrive(server.url, slug, "get", index, stack)
+                await _arrive(server.url, slug, "get", index, stack, keep_alive)
             recording = None
             if stage == profile and work is not None:
                 recording = Profile(server, work / f"{stage}-profile.txt", PROFILE_SECONDS)
             before = server.cpu_seconds()
             started = trio.current_time()
             for index in range(arrivals):
-                await _arrive(server.url, slug, stage, index, stack)
+                await _arrive(server.url, slug, stage, index, stack, keep_alive)
             results[stage] = round((server.cpu_seconds() - before) / arrivals * 1000, 2)
             if recording is not None:
                 if trio.current_time() - started < PROFILE_SECONDS:
@@ -111,10 +127,12 @@ async def _measure(
     return results
 
 
-def measure(build: Build, work: Path, arrivals: int, profile: str | None = None) -> dict[str, Any]:
+def measure(
+    build: Build, work: Path, arrivals: int, keep_alive: bool, profile: str | None = None
+) -> dict[str, Any]:
     print(f"{build.name}:", file=sys.stderr)
     with Server(build, work / "server", len(STAGES)) as server:
-        return trio.run(_measure, server, arrivals, profile, work)
+        return trio.run(_measure, server, arrivals, keep_alive, profile, work)
 
 
 def main() -> int:
@@ -127,18 +145,24 @@ def main() -> int:
         help=f"py-spy this tree's server for the first {PROFILE_SECONDS:.0f} s of that stage",
     )
     parser.add_argument("--profile-out", type=Path, help="keep the raw py-spy stacks here")
+    parser.add_argument(
+        "--connection-per-request",
+        action="store_true",
+        help="a new connection for the form's GET and for the POST (before session 18)",
+    )
     args = parser.parse_args()
+    keep_alive = not args.connection_per_request
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="waitroom-stages-") as tmp:
         work = Path(tmp)
         tree = Build("this tree", Path(__file__).resolve().parent.parent)
-        results[tree.name] = measure(tree, work / "tree", args.arrivals, args.profile)
+        results[tree.name] = measure(tree, work / "tree", args.arrivals, keep_alive, args.profile)
         raw = work / "tree" / f"{args.profile}-profile.txt"
         if args.profile_out is not None and raw.exists():
             shutil.copyfile(raw, args.profile_out)
         if args.reference:
             reference = export_commit(args.reference, work / "reference")
-            results[reference.name] = measure(reference, work / "ref", args.arrivals)
+            results[reference.name] = measure(reference, work / "ref", args.arrivals, keep_alive)
     print(json.dumps(results))
     return 0
 

@@ -1,7 +1,9 @@
-"""A minimal async HTTP/1.1 client over Trio and h11: one request per connection, bounded in time.
+"""A minimal async HTTP/1.1 client over Trio and h11, bounded in time.
 
 The load tester needs hundreds of requests a second without a thread per request, and no HTTP
 client library is among the dependencies; h11 (which Hypercorn already brings) does the parsing.
+A `Browser` opened with ``keep_alive=True`` sends its requests over one connection, as a browser
+does for a page and the form posted from it; otherwise each request has a connection of its own.
 """
 
 from __future__ import annotations
@@ -48,11 +50,35 @@ class Response:
 
 
 @dataclass
+class _Connection:
+    stream: trio.SocketStream
+    h11: h11.Connection
+    #: Whether any byte of the current response has come (a request is only sent again if not).
+    answered: bool = False
+
+
+@dataclass
 class Browser:
-    """One simulated browser: a base URL and its cookie jar."""
+    """One simulated browser: a base URL and its cookie jar (and, with ``keep_alive``, its open
+    connection: use it as ``async with Browser(url, keep_alive=True) as browser``, which closes it)."""
 
     base_url: str
     cookies: dict[str, str] = field(default_factory=dict)
+    keep_alive: bool = False
+    _open: _Connection | None = field(default=None, repr=False)
+
+    async def __aenter__(self) -> Browser:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the kept connection, if any."""
+        connection, self._open = self._open, None
+        if connection is not None:
+            with trio.CancelScope(shield=True):
+                await connection.stream.aclose()
 
     @property
     def host(self) -> str:
@@ -96,34 +122,66 @@ class Browser:
     async def _request(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> Response:
-        parts = urlsplit(self.base_url)
-        all_headers = {"Host": self.host, "Connection": "close", **headers}
+        all_headers = {"Host": self.host, **headers}
+        if not self.keep_alive:
+            all_headers["Connection"] = "close"
         if body or method == "POST":
             all_headers["Content-Length"] = str(len(body))
         if self.cookies:
             all_headers["Cookie"] = self.cookie_header()
+        request = h11.Request(method=method, target=path, headers=list(all_headers.items()))
+        kept, self._open = self._open, None
+        if kept is not None:
+            try:
+                return await self._exchange(kept, request, body)
+            except HttpError:
+                # The server may close an idle kept connection at any moment; a browser then
+                # sends the request again on a new one, and so does this, but only if no byte
+                # of an answer came (the request was not seen).
+                if kept.answered:
+                    raise
+        return await self._exchange(await self._connect(), request, body)
+
+    async def _connect(self) -> _Connection:
+        parts = urlsplit(self.base_url)
         try:
             stream = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
         except OSError as exc:
             raise HttpError("http_connect") from exc
-        conn = h11.Connection(h11.CLIENT)
-        async with stream:
-            try:
-                await stream.send_all(
-                    conn.send(
-                        h11.Request(method=method, target=path, headers=list(all_headers.items()))
-                    )
-                    or b""
-                )
-                if body:
-                    await stream.send_all(conn.send(h11.Data(data=body)) or b"")
-                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-                return await _read_response(conn, stream)
-            except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
-                raise HttpError("http_io") from exc
+        return _Connection(stream, h11.Connection(h11.CLIENT))
+
+    async def _exchange(
+        self, connection: _Connection, request: h11.Request, body: bytes
+    ) -> Response:
+        conn, stream = connection.h11, connection.stream
+        try:
+            await stream.send_all(conn.send(request) or b"")
+            if body:
+                await stream.send_all(conn.send(h11.Data(data=body)) or b"")
+            await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+            connection.answered = False
+            response = await _read_response(connection)
+        except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
+            await _close(stream)
+            raise HttpError("http_io") from exc
+        except BaseException:
+            await _close(stream)
+            raise
+        if self.keep_alive and conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self._open = connection
+        else:
+            await _close(stream)
+        return response
 
 
-async def _read_response(conn: h11.Connection, stream: trio.SocketStream) -> Response:
+async def _close(stream: trio.SocketStream) -> None:
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+async def _read_response(connection: _Connection) -> Response:
+    conn, stream = connection.h11, connection.stream
     status = 0
     headers: list[tuple[str, str]] = []
     chunks: list[bytes] = []
@@ -131,7 +189,9 @@ async def _read_response(conn: h11.Connection, stream: trio.SocketStream) -> Res
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await stream.receive_some(_READ_SIZE))
+            data = await stream.receive_some(_READ_SIZE)
+            connection.answered = connection.answered or bool(data)
+            conn.receive_data(data)
         elif isinstance(event, h11.Response):
             status = event.status_code
             headers = [(k.decode().lower(), v.decode("latin-1")) for k, v in event.headers]

@@ -235,22 +235,24 @@ async def caller(
 
 
 async def _arrive(scenario: Scenario, recorder: Recorder, slug: str, index: int) -> str | None:
-    """Fill in and post the arrival form; the room token, or None (an error is counted)."""
-    browser = Browser(scenario.base_url)
+    """Fill in and post the arrival form; the room token, or None (an error is counted).
+
+    The form's page and the post share one connection, as in a browser."""
     try:
-        form_page = await browser.get(f"/w/{slug}")
-        csrf = form_page.csrf_token()
-        if form_page.status != 200 or csrf is None:
-            recorder.error(f"arrive_form_{form_page.status}")
-            return None
-        form = {
-            "name": f"Load {scenario.worker}-{index}",
-            "reason": "load test",
-            "consent": "yes",
-            "csrf_token": csrf,
-        }
-        posted = time.monotonic()
-        page = await browser.post_form(f"/w/{slug}", form)
+        async with Browser(scenario.base_url, keep_alive=True) as browser:
+            form_page = await browser.get(f"/w/{slug}")
+            csrf = form_page.csrf_token()
+            if form_page.status != 200 or csrf is None:
+                recorder.error(f"arrive_form_{form_page.status}")
+                return None
+            form = {
+                "name": f"Load {scenario.worker}-{index}",
+                "reason": "load test",
+                "consent": "yes",
+                "csrf_token": csrf,
+            }
+            posted = time.monotonic()
+            page = await browser.post_form(f"/w/{slug}", form)
     except HttpError as error:
         recorder.error(error.kind)
         return None
