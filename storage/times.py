@@ -29,8 +29,22 @@ def opt_to_db(moment: datetime | None) -> str | None:
     return None if moment is None else to_db(moment)
 
 
+#: The length of every stored timestamp (``2026-12-05T00:29:59.381278Z``).
+_WIDTH = 27
+
+
 def from_db(text: str) -> datetime:
-    """Decode a stored timestamp into an aware UTC datetime."""
+    """Decode a stored timestamp into an aware UTC datetime.
+
+    `datetime.fromisoformat` for the fixed-width form (a tenth of `strptime`'s cost; an arrival
+    decodes nine timestamps), `strptime` for anything else, which refuses what is not the form."""
+    # The dashes rule out an ISO week date of the same width, which `fromisoformat` would read.
+    if (
+        len(text) == _WIDTH
+        and text[4] == text[7] == "-"
+        and text[10] + text[19] + text[26] == "T.Z"
+    ):
+        return datetime.fromisoformat(text)
     return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
 
 
