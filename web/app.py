@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from runtime import Registry
 from web import security
+from web.http_connection import LeanHTTPConnection
 from web.i18n import N_
 
 #: Largest request body a page accepts: forms are a few KiB; nothing uploads files through pages.
@@ -75,6 +76,7 @@ def create_app(registry: Registry, config: WebConfig | None = None) -> QuartTrio
 
     cfg = config if config is not None else WebConfig()
     app = QuartTrio(__name__)
+    app.asgi_http_class = LeanHTTPConnection  # issue 17
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         WAITROOM_PUBLIC_URL=cfg.public_url.rstrip("/"),
