@@ -51,6 +51,7 @@ from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEn
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
 from waitroom.slow_steps import SlowSteps
+from waitroom.tcp_server import install as install_lean_tcp_server
 from waitroom.trusted_proxy import TrustedProxy, parse_networks
 from web.app import WebConfig, create_app
 
@@ -366,6 +367,7 @@ async def _serve(
     served = trio.Event()
 
     async def serve_until_shutdown(task_status: trio.TaskStatus[list[str]]) -> None:
+        install_lean_tcp_server()
         try:
             await serve(
                 TrustedProxy(
