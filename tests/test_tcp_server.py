@@ -2,7 +2,9 @@
 
 A kept-alive connection closes ``keep_alive_timeout`` after its last answer, never during a
 request however long it takes, and at a graceful shutdown once the request in progress is
-answered; a request on a kept connection starts no task besides the application's own.
+answered; a request on a kept connection starts no task besides the application's own. A
+response goes in one write; an interim one (``100 Continue``, ``101 Switching Protocols``) at
+once, on its own.
 """
 
 from __future__ import annotations
@@ -30,12 +32,19 @@ async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's first message (none comes in these tests)
+        return
     await receive()
     path = scope["path"]
     if path.startswith("/slow/"):
         await trio.sleep(float(path.rpartition("/")[2]))
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": path.encode()})
+    body = path.encode()
+    headers = [(b"content-length", str(len(body)).encode())]  # as Quart's pages have
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class Client:
@@ -212,4 +221,52 @@ async def test_a_request_in_progress_past_the_timeout_holds_no_timer_task(
             assert len(_watchers()) == 1
             await trio.sleep(KEEP_ALIVE + 1)
             assert _watchers() == []
+        await trio.testing.wait_all_tasks_blocked()
         assert len(_watchers()) == 1  # answered: idle again, watched again
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every ``send_all`` of a socket stream in this test (the server's and the client's)."""
+    sent: list[bytes] = []
+    send_all = trio.SocketStream.send_all
+
+    async def recording(self: trio.SocketStream, data: bytes | bytearray | memoryview) -> None:
+        sent.append(bytes(data))
+        await send_all(self, data)
+
+    monkeypatch.setattr(trio.SocketStream, "send_all", recording)
+    return sent
+
+
+async def test_a_response_goes_in_one_write(writes: list[bytes]) -> None:
+    async with served() as (_, connect):
+        client = await connect()
+        writes.clear()
+        assert await client.get("/hello") == b"/hello"
+        assert await client.get("/again") == b"/again"
+    answers = [w for w in writes if w.startswith(b"HTTP/1.1")]
+    assert len(answers) == 2, writes
+    assert all(w.startswith(b"HTTP/1.1 200") for w in answers)
+    assert answers[0].endswith(b"\r\n\r\n/hello") and answers[1].endswith(b"\r\n\r\n/again")
+    assert b"" not in writes
+
+
+async def test_an_interim_answer_is_not_held(autojump_clock: trio.testing.MockClock) -> None:
+    async with served() as (_, connect):
+        client = await connect()
+        head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        await client.stream.send_all(head)
+        with trio.fail_after(1):  # on the virtual clock: held, it would never come
+            assert (await client.stream.receive_some(65536)).startswith(b"HTTP/1.1 100")
+        await client.stream.send_all(b"ok")
+        with trio.fail_after(1):
+            assert b"/x" in await client.stream.receive_some(65536)
+
+        upgrade = await connect()
+        await upgrade.stream.send_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        with trio.fail_after(1):
+            assert (await upgrade.stream.receive_some(65536)).startswith(b"HTTP/1.1 101")

@@ -1,4 +1,5 @@
-"""Hypercorn's connection server, with an idle timeout that spawns no task per request (issue 17).
+"""Hypercorn's connection server, with an idle timer that spawns no task per request and a
+response sent in one write (issue 17).
 
 Hypercorn closes a kept-alive connection that stays idle for ``keep_alive_timeout``. It does so
 with a task per idle spell: every request cancels the connection's idle task (Trio's
@@ -13,6 +14,10 @@ connection. When it fires during a request the watcher ends (a websocket keeps n
 and the next idle spell starts another. On a graceful shutdown it closes the connection once
 it is idle, as Hypercorn's does.
 
+Hypercorn writes a response as three sends: the head, the body, and its end (no bytes at all for
+a body of known length), each under a lock and a shielded cancel scope. The head is held and
+goes with the first of the body; an empty send is not made.
+
 Hypercorn has no setting for its connection class: `install` puts this one in its place in
 ``hypercorn.trio.run``, for the one version pinned (checked there and in the tests).
 """
@@ -24,7 +29,7 @@ from typing import Any
 
 import hypercorn.trio.run
 import trio
-from hypercorn.events import Closed, Event
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.tcp_server import TCPServer
 
 #: The Hypercorn this was written against (its ``TCPServer`` is subclassed, not just called).
@@ -32,17 +37,39 @@ HYPERCORN_VERSION = "0.18.0"
 
 
 class LeanTCPServer(TCPServer):  # type: ignore[misc]
-    """A `TCPServer` whose ``idle_task`` is an `IdleDeadline`."""
+    """A `TCPServer` whose ``idle_task`` is an `IdleDeadline`, and which sends a response's head
+    with the first of its body."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.idle = IdleDeadline(self)
         self.idle_task = self.idle  # type: ignore[assignment]  # what TCPServer.run restarts
+        self._head = b""
 
     async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            data = event.data
+            if self._head:
+                data, self._head = self._head + data, b""
+            elif is_final_head(data):
+                self._head = data  # its body follows at once, in the same step of the view
+                return
+            if data:  # the end of a body of known length is no bytes: nothing to send
+                await super().protocol_send(RawData(data))
+            return
         if isinstance(event, Closed):
             self.idle.closed()
+            if self._head:
+                head, self._head = self._head, b""
+                await super().protocol_send(RawData(head))
         await super().protocol_send(event)
+
+
+def is_final_head(data: bytes) -> bool:
+    """The head of a final response, which h11 hands over on its own, its body in another send.
+    Not an interim one (``100 Continue``, ``101 Switching Protocols``): nothing follows it at
+    once, the client does."""
+    return data.startswith(b"HTTP/1.") and data[9:10] != b"1"
 
 
 class IdleDeadline:
