@@ -17,6 +17,7 @@ import h11
 import pytest
 import trio
 from hypercorn.config import Config
+from hypercorn.events import Closed, RawData
 from hypercorn.trio import serve
 
 from waitroom import tcp_server
@@ -270,3 +271,55 @@ async def test_an_interim_answer_is_not_held(autojump_clock: trio.testing.MockCl
         )
         with trio.fail_after(1):
             assert (await upgrade.stream.receive_some(65536)).startswith(b"HTTP/1.1 101")
+
+
+class _Stream:
+    """A stream whose first send waits for ``gate``; ``broken`` makes every send fail."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.gate = trio.Event()
+        self.broken = broken
+
+    async def send_all(self, data: bytes) -> None:
+        if self.broken:
+            raise trio.BrokenResourceError
+        if not self.sent and not self.gate.is_set():
+            with trio.fail_after(5):  # bounded even under the server's shield
+                await self.gate.wait()
+        self.sent.append(data)
+
+
+class _Protocol:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def handle(self, event: object) -> None:
+        self.events.append(event)
+
+
+def _server(stream: _Stream) -> LeanTCPServer:
+    server = LeanTCPServer(app, Config(), None, None, stream)
+    server.protocol = _Protocol()
+    return server
+
+
+async def test_sends_on_one_connection_wait_in_line_when_one_is_in_progress() -> None:
+    stream = _Stream()
+    server = _server(stream)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.protocol_send, RawData(b"one"))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(server.protocol_send, RawData(b"two"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert stream.sent == []
+        stream.gate.set()
+    assert stream.sent == [b"one", b"two"]
+    assert not server.send_lock.locked()
+
+
+async def test_a_send_to_a_broken_connection_tells_the_protocol_it_closed() -> None:
+    server = _server(_Stream(broken=True))
+    await server.protocol_send(RawData(b"lost"))
+    assert server.protocol.events == [Closed()]
+    assert not server.send_lock.locked()
