@@ -99,6 +99,8 @@ class IdleDeadline:
     20 objects the garbage collector walks, for every waiting caller). ``closed`` ends the
     watcher without closing anything again."""
 
+    __slots__ = ("_became_idle", "_ended", "_idle", "_scope", "_server", "_watching")
+
     def __init__(self, server: LeanTCPServer) -> None:
         self._server = server
         self._scope = trio.CancelScope()
