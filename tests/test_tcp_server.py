@@ -323,3 +323,17 @@ async def test_a_send_to_a_broken_connection_tells_the_protocol_it_closed() -> N
     await server.protocol_send(RawData(b"lost"))
     assert server.protocol.events == [Closed()]
     assert not server.send_lock.locked()
+
+
+async def test_a_connection_the_client_closed_lets_go_at_once(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The virtual clock stands still here: the timer cannot run out meanwhile."""
+    async with served() as (_, connect):
+        client = await connect()
+        await client.get("/a")
+        await trio.testing.wait_all_tasks_blocked()  # answered and idle: kept for another
+        assert len(_watchers()) == 1
+        await client.stream.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert _watchers() == []

@@ -65,6 +65,12 @@ class LeanTCPServer(TCPServer):  # type: ignore[misc]
                 await self._send(head)
         await super().protocol_send(event)
 
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client is gone: nothing is left to time out. (Hypercorn's timer slept out its
+        # keep_alive_timeout, holding the connection's objects for that long, then closed it.)
+        self.idle.closed()
+
     async def _send(self, data: bytes) -> None:
         """What Hypercorn does with bytes to send, without a task switch to take a free lock
         (``Lock.acquire`` always makes one; the send that follows makes its own)."""
