@@ -12,7 +12,8 @@ request and each answer moves ``keep_alive_timeout`` on; moving a deadline is an
 When it fires on an idle connection the watcher does what Hypercorn's idle task did: close the
 connection. When it fires during a request the watcher ends (a websocket keeps no timer task),
 and the next idle spell starts another. On a graceful shutdown it closes the connection once
-it is idle, as Hypercorn's does.
+it is idle, as Hypercorn's does. When the client closes the connection the watcher ends at once
+(Hypercorn's slept out its timeout first, holding the connection's objects that long).
 
 Hypercorn writes a response as three sends: the head, the body, and its end (no bytes at all for
 a body of known length), each under a lock and a shielded cancel scope. The head is held and
