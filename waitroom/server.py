@@ -71,6 +71,12 @@ DEFAULT_MEDIA_PORT = 40000
 WEBSOCKET_MAX_MESSAGE_SIZE = protocol.TRANSPORT_MAX_MESSAGE_BYTES
 #: How long in-flight requests get to finish after a shutdown signal before they are cut.
 GRACEFUL_TIMEOUT = 5.0
+#: Connections the kernel holds for the server before it accepts them. Hypercorn's 100 is too
+#: few when every waiting caller's page reconnects at once after a network blip: the kernel
+#: drops the rest of the SYNs and each of those browsers tries again after 1, 3, 7 s (3,000
+#: callers: p50 4.4 s to get back, 84 not back within 10 s; bench/README.md, session 19). The
+#: kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 4096
 #: Random bytes of a generated demo password (printed once, on the first start).
 DEMO_PASSWORD_BYTES = 9
 GATEWAY_PATH = "/ws"
@@ -192,6 +198,7 @@ def hypercorn_config(config: ServerConfig) -> HypercornConfig:
         hc.keyfile = None if config.keyfile is None else str(config.keyfile)
     hc.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
     hc.graceful_timeout = GRACEFUL_TIMEOUT
+    hc.backlog = LISTEN_BACKLOG
     hc.include_server_header = False
     # Our logging configuration decides where Hypercorn's messages go; no access log by default
     # (it would record waiting-area slugs and invite links).
