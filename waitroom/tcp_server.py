@@ -96,6 +96,11 @@ def is_final_head(data: bytes) -> bool:
     return data.startswith(b"HTTP/1.") and data[9:10] != b"1"
 
 
+#: The scope a connection's timer points at before its first watcher: moving its deadline or
+#: cancelling it does nothing (it is never entered), and one serves every connection.
+_NO_WATCHER = trio.CancelScope()
+
+
 class IdleDeadline:
     """Stands in for Hypercorn's ``TrioSingleTask`` as a connection's idle timer.
 
@@ -110,7 +115,7 @@ class IdleDeadline:
 
     def __init__(self, server: LeanTCPServer) -> None:
         self._server = server
-        self._scope = trio.CancelScope()
+        self._scope = _NO_WATCHER  # until the first restart starts a watcher with its own
         self._watching = False
         self._idle = False
         self._ended = False
