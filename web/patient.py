@@ -50,6 +50,12 @@ MAX_GUEST_NAME = 80
 GONE = 410
 #: An arrival refused by the area's flood limits (issue 15).
 TOO_MANY_REQUESTS = 429
+#: How long a submitted arrival form may wait for its area. The 5 s of other page asks is less
+#: than a message for an area may be held while the area moves to another node or starts again
+#: after its node died (``cluster.transport.HOLD_UNOWNED``, 10 s): an arrival answered "Service
+#: busy" at 5 s could still be let in at 7 s (a caller on the dashboard whose page never got
+#: its room), and the person had to fill in the form again. Waiting longer loses neither.
+ARRIVE_TIMEOUT = 30.0
 
 #: Input type per arrival-form field kind (``reason`` becomes a textarea in the template).
 INPUT_TYPES = {"name": "text", "dob": "date", "phone": "tel", "reason": "text", "custom": "text"}
@@ -92,16 +98,16 @@ def _gone() -> security.WebError:
     )
 
 
-async def _area(slug: str) -> tuple[str, AreaPublic]:
+async def _area(slug: str, timeout: float = security.DIRECTORY_TIMEOUT) -> tuple[str, AreaPublic]:
     if not _TOKEN_PART.match(slug):
         raise _not_found()
     try:
-        address = await security.ask(addresses.AREAS, FindArea(slug))
+        address = await security.ask(addresses.AREAS, FindArea(slug), timeout)
     except Refusal:
         raise _not_found() from None
     assert isinstance(address, str)
     try:
-        info = await security.ask(address, DescribeArea())
+        info = await security.ask(address, DescribeArea(), timeout)
     except Refusal:
         raise _not_found() from None
     assert isinstance(info, AreaPublic)
@@ -230,13 +236,15 @@ async def arrive_form(slug: str) -> tuple[str, int]:
 
 @blueprint.post("/w/<slug>")
 async def arrive_submit(slug: str) -> tuple[str, int]:
-    address, info = await _area(slug)
+    address, info = await _area(slug, ARRIVE_TIMEOUT)
     form = await request.form
     values = {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
     if info.consent_text and form.get("consent") != "yes":
         return await _form_page(info, values, "Please confirm that you agree to continue.", 400)
     try:
-        ticket = await security.ask(address, Arrive(values, request.remote_addr or ""))
+        ticket = await security.ask(
+            address, Arrive(values, request.remote_addr or ""), ARRIVE_TIMEOUT
+        )
     except Refusal as refusal:
         if refusal.code in (
             refusals.CLOSED,

@@ -1,0 +1,102 @@
+"""A submitted arrival form waits for its area longer than other page asks do (issue 18).
+
+While an area moves to another node, or starts again after its node died, the messages for it
+are held up to ``cluster.transport.HOLD_UNOWNED`` seconds. A form answered "Service busy" before
+that could still be let in afterwards: a caller on the dashboard whose page never got its room.
+The form GET keeps the short limit: its busy page tries again by itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+import trio
+import trio.testing
+
+from actors import addresses
+from actors.messages import AreaPublic, ArrivalTicket, Arrive, DescribeArea, FindArea
+from cluster.transport import HOLD_UNOWNED
+from runtime import Actor, ChildSpec, Registry, Supervisor, handles
+from web import patient
+from web.app import create_app
+from web.security import DIRECTORY_TIMEOUT
+
+AREA = addresses.area(1)
+SLUG = "movingarea"
+INFO = AreaPublic(
+    id=1,
+    name="General Practice",
+    slug=SLUG,
+    unit_id=1,
+    time_zone="Europe/London",
+    open_now=True,
+    next_opening=None,
+    form_fields=({"key": "name", "label": "Your name", "kind": "name", "required": True},),
+    consent_text="",
+)
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Areas(Actor):
+    @handles(FindArea)
+    async def _find(self, message: FindArea) -> str:
+        return AREA
+
+
+class MovingArea(Actor):
+    """An area whose answers take ``delay`` seconds, as one on its way to another node does."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.arrived: list[dict[str, str]] = []
+
+    @handles(DescribeArea)
+    async def _describe(self, message: DescribeArea) -> AreaPublic:
+        return INFO
+
+    @handles(Arrive)
+    async def _arrive(self, message: Arrive) -> ArrivalTicket:
+        await trio.sleep(self.delay)
+        self.arrived.append(message.details)
+        return ArrivalTicket("c1", "room1", "room1.secret")
+
+
+async def _submit(delay: float) -> tuple[int, str, MovingArea]:
+    registry = Registry()
+    area = MovingArea(delay)
+    async with trio.open_nursery() as nursery:
+        sup: Supervisor = await nursery.start(Supervisor(registry, "test").run)
+        await sup.start_child(ChildSpec(addresses.AREAS, Areas))
+        await sup.start_child(ChildSpec(AREA, lambda: area))
+        client = create_app(registry).test_client()
+        form = await client.get(f"/w/{SLUG}?lang=en")
+        found = _CSRF.search(await form.get_data(as_text=True))
+        assert form.status_code == 200 and found is not None
+        started = trio.current_time()
+        page = await client.post(
+            f"/w/{SLUG}?lang=en", form={"name": "Ada", "csrf_token": found.group(1)}
+        )
+        waited = trio.current_time() - started
+        nursery.cancel_scope.cancel()
+    assert waited >= min(delay, patient.ARRIVE_TIMEOUT)
+    return page.status_code, await page.get_data(as_text=True), area
+
+
+async def test_a_form_waits_out_an_area_that_is_moving(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    delay = HOLD_UNOWNED + 2  # longer than any hold, and than the 5 s of other page asks
+    assert DIRECTORY_TIMEOUT < delay < patient.ARRIVE_TIMEOUT
+    status, page, area = await _submit(delay)
+    assert status == 200, page
+    assert 'data-token="room1.secret"' in page
+    assert area.arrived == [{"name": "Ada"}]
+
+
+async def test_an_area_that_never_answers_is_still_a_busy_page_in_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    status, page, _ = await _submit(patient.ARRIVE_TIMEOUT * 3)
+    assert status == 503
+    assert "Service busy" in page
