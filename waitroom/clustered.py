@@ -60,6 +60,7 @@ import storage.audit_chain
 import storage.retention
 from actors import addresses, inbound, messages, principal, refusals
 from actors.messages import AdoptArea, GiveUpArea, NodeReady
+from actors.ondemand.messages import AdoptQueue, GiveUpQueue, QueueWatcher
 from cluster import ClusterUnavailable, Node, PlacingSupervisor, open_node
 from cluster.codec import MessageTypes
 from cluster.spread import Spread
@@ -68,7 +69,7 @@ from runtime.errors import ActorError, Refusal
 from runtime.kernel import Actor, ActorRef, handles
 from runtime.supervisor import ChildSpec, Supervisor
 from storage import areas as area_store
-from storage import group_breakouts
+from storage import group_breakouts, orgs
 from storage import rooms as room_store
 from storage.db import Store
 
@@ -202,20 +203,36 @@ def located(address: str) -> str | None:
 
 
 #: Address kinds spread over the live nodes (each has a home, ``cluster.spread``): areas, so a
-#: second node hosts about half of them, and the rooms their callers' arrivals open there.
-#: On-demand queues and breakout desks run where they are first claimed (their watchers are
-#: not handed over yet).
-SPREAD_KINDS = frozenset({addresses.AREA})
+#: second node hosts about half of them, and the rooms their callers' arrivals open there; and
+#: organisations' on-demand queues, with the sessions they start. Breakout desks run where they
+#: are first claimed (their group session's node, as a rule).
+SPREAD_KINDS = frozenset({addresses.AREA, addresses.ONDEMAND_KIND})
 
 
 def spreads(address: str) -> bool:
-    """Whether ``address`` has a home node (an area)."""
+    """Whether ``address`` has a home node (an area or an on-demand queue)."""
     kind, sep, rest = address.partition("/")
     return bool(sep) and kind in SPREAD_KINDS and rest.isdigit()
 
 
-def _area_id(address: str) -> int:
+def _ident(address: str) -> int:
     return int(address.partition("/")[2])
+
+
+def adoption(address: str, watchers: tuple[Any, ...] = ()) -> AdoptArea | AdoptQueue:
+    """What asks a home node's desk to start the spread ``address`` there, with the connections
+    that watched it (an area's are connection addresses, a queue's :class:`QueueWatcher`)."""
+    if address.startswith(addresses.ONDEMAND_KIND + "/"):
+        queue_watchers = tuple(w for w in watchers if isinstance(w, QueueWatcher))
+        return AdoptQueue(_ident(address), queue_watchers)
+    return AdoptArea(_ident(address), tuple(str(w) for w in watchers))
+
+
+def giving_up(address: str) -> tuple[Address, GiveUpArea | GiveUpQueue]:
+    """Which host stops the spread ``address`` here for a handover, and how it is asked."""
+    if address.startswith(addresses.ONDEMAND_KIND + "/"):
+        return addresses.ONDEMAND, GiveUpQueue(_ident(address))
+    return addresses.AREAS, GiveUpArea(_ident(address))
 
 
 #: New admissions: refused while Redis cannot be reached (fail closed), before any is stored.
@@ -363,14 +380,16 @@ class Reviver:
 async def sweep_areas(
     node: Node, store: Store, revive: Callable[[str], None], spread: Spread | None = None
 ) -> int:
-    """Start again every area nobody hosts whose home is this node (every one, without a
-    ``spread``); how many were asked for."""
-    ids = [area.id for area in await area_store.list_areas(store, include_inactive=True)]
+    """Start again every area and on-demand queue nobody hosts whose home is this node (every
+    one, without a ``spread``); how many were asked for."""
+    everything = [
+        *(addresses.area(a.id) for a in await area_store.list_areas(store, include_inactive=True)),
+        *(addresses.ondemand(o.id) for o in await orgs.list_organisations(store)),
+    ]
     remote: list[str] = [
-        addresses.area(i)
-        for i in ids
-        if addresses.area(i) not in node.registry
-        and (spread is None or spread.is_home(addresses.area(i)))
+        address
+        for address in everything
+        if address not in node.registry and (spread is None or spread.is_home(address))
     ]
     owners = await node.placement.owners(remote)
     unowned = [a for a, owner in owners.items() if owner is None]  # a dead owner's claim expires
@@ -380,14 +399,15 @@ async def sweep_areas(
 
 
 async def hand_over_areas(node: Node, spread: Spread, limit: int = HANDOVERS_PER_SWEEP) -> int:
-    """Hand each area running here whose home is another live node to that node; how many.
+    """Hand each area or on-demand queue running here whose home is another live node to that
+    node; how many.
 
-    The area host stops the area (it drains its mailbox first, so nothing it acknowledged is
-    lost), the placement is released, and the home node's desk is told to start it with the
-    connections that watched it (they get ``queue.snapshot`` from the new copy). Messages sent
-    meanwhile find no owner and wait (``cluster.transport``) until the home node has it; the
-    queue itself is in the store, which the new copy reads. Stop before release: never two
-    copies of one area.
+    Its host (``areas``, ``ondemand``) stops it (it drains its mailbox first, so nothing it
+    acknowledged is lost), the placement is released, and the home node's desk is told to start
+    it with the connections that watched it (they get ``queue.snapshot`` or
+    ``ondemand.snapshot`` from the new copy). Messages sent meanwhile find no owner and wait
+    (``cluster.transport``) until the home node has it; what it holds is in the store, which the
+    new copy reads. Stop before release: never two copies of one address.
     """
     moving = [
         a
@@ -401,17 +421,15 @@ async def hand_over_areas(node: Node, spread: Spread, limit: int = HANDOVERS_PER
             ready[home] = await _is_ready(node, home)
         if not ready[home]:
             continue  # still starting: the next sweep hands its areas over
-        area_id = _area_id(address)
+        host, give_up = giving_up(address)
         try:
-            watchers = await node.registry.ref(addresses.AREAS).ask(
-                GiveUpArea(area_id), timeout=HANDOVER_TIMEOUT
-            )
+            watchers = await node.registry.ref(host).ask(give_up, timeout=HANDOVER_TIMEOUT)
         except ActorError as exc:
             log.warning("%s not handed over to node %s: %r", address, home, exc)
             continue
         await node.unhost(address)
         with contextlib.suppress(ActorError):  # lost: the home's sweep starts it all the same
-            node.registry.ref(addresses.node_desk(home)).tell(AdoptArea(area_id, watchers))
+            node.registry.ref(addresses.node_desk(home)).tell(adoption(address, watchers))
         log.info("cluster: %s handed over to node %s (%d watching)", address, home, len(watchers))
     return len(moving)
 
@@ -449,9 +467,10 @@ async def keep_areas(
 
 
 class NodeDesk(Actor):
-    """``node/<id>``: what another node asks of this node as a whole, to host an area whose home
-    this node is (handed over, or wanted by a message nobody could deliver). The area host does
-    the work; the desk only gives the other nodes one address per node to reach it by."""
+    """``node/<id>``: what another node asks of this node as a whole, to host an area or an
+    on-demand queue whose home this node is (handed over, or wanted by a message nobody could
+    deliver). The area or on-demand host does the work; the desk only gives the other nodes one
+    address per node to reach it by."""
 
     @handles(NodeReady)
     async def _ready(self, message: NodeReady) -> bool:
@@ -463,6 +482,13 @@ class NodeDesk(Actor):
             self.ref(addresses.AREAS).tell(message)
         except ActorError as exc:  # the host is busy or restarting: the sweep starts it later
             log.warning("area/%s not adopted now: %r", message.area_id, exc)
+
+    @handles(AdoptQueue)
+    async def _adopt_queue(self, message: AdoptQueue) -> None:
+        try:
+            self.ref(addresses.ONDEMAND).tell(message)
+        except ActorError as exc:  # the host is busy or restarting: the sweep starts it later
+            log.warning("ondemand/%s not adopted now: %r", message.org_id, exc)
 
 
 async def start_node_desk(root: Supervisor, node: Node) -> None:
@@ -504,8 +530,9 @@ class RefusingPlacer(PlacingSupervisor):
     asker and keep running, where an error would crash them and, repeated while Redis is away,
     exhaust their supervisor's restarts.
 
-    An area whose home is another node is not claimed here: if nobody runs it, its home's desk
-    is asked to start it (``AdoptArea``), and messages for it wait until it does.
+    An area or on-demand queue whose home is another node is not claimed here: if nobody runs it,
+    its home's desk is asked to start it (``AdoptArea``, ``AdoptQueue``), and messages for it
+    wait until it does.
     """
 
     async def start_child(self, spec: ChildSpec) -> ActorRef:
@@ -518,7 +545,7 @@ class RefusingPlacer(PlacingSupervisor):
             if owner is None:
                 home = spread.home(address)
                 with contextlib.suppress(ActorError):  # lost: the home's sweep starts it
-                    self.registry.ref(addresses.node_desk(home)).tell(AdoptArea(_area_id(address)))
+                    self.registry.ref(addresses.node_desk(home)).tell(adoption(address))
             else:
                 self.node.transport.remember_owner(address, owner)
             return ActorRef(self.registry, address)

@@ -98,21 +98,21 @@ def _no_such_org() -> security.WebError:
     )
 
 
-async def _queue(org_id: str) -> str:
+async def _queue(org_id: str, timeout: float = QUEUE_TIMEOUT) -> str:
     """The address of organisation ``org_id``'s queue; 404 for anything that is not one."""
     if not _ORG_ID.match(org_id):
         raise _no_such_org()
     try:
-        address = await security.ask(addresses.ONDEMAND, FindQueue(int(org_id)), QUEUE_TIMEOUT)
+        address = await security.ask(addresses.ONDEMAND, FindQueue(int(org_id)), timeout)
     except Refusal:
         raise _no_such_org() from None
     return str(address)
 
 
-async def _public(org_id: str) -> tuple[str, OnDemandPublic]:
-    address = await _queue(org_id)
+async def _public(org_id: str, timeout: float = QUEUE_TIMEOUT) -> tuple[str, OnDemandPublic]:
+    address = await _queue(org_id, timeout)
     try:
-        info = await security.ask(address, DescribePublic(), QUEUE_TIMEOUT)
+        info = await security.ask(address, DescribePublic(), timeout)
     except Refusal:
         raise _no_such_org() from None
     assert isinstance(info, OnDemandPublic)
@@ -203,7 +203,7 @@ def _check_details(values: dict[str, str]) -> str | None:
 
 @blueprint.post("/o/<org_id>/meet")
 async def meet_submit(org_id: str) -> tuple[str, int]:
-    address, info = await _public(org_id)
+    address, info = await _public(org_id, security.SUBMIT_TIMEOUT)
     form = await request.form
     limits = {
         DETAIL_NAME: MAX_NAME,
@@ -222,7 +222,7 @@ async def meet_submit(org_id: str) -> tuple[str, int]:
     details = {key: value for key, value in raw.items() if value}
     try:
         ticket = await security.ask(
-            address, StartRequest(details, request.remote_addr or ""), QUEUE_TIMEOUT
+            address, StartRequest(details, request.remote_addr or ""), security.SUBMIT_TIMEOUT
         )
     except Refusal as refusal:
         if refusal.code == refusals.INACTIVE:

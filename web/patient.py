@@ -50,12 +50,6 @@ MAX_GUEST_NAME = 80
 GONE = 410
 #: An arrival refused by the area's flood limits (issue 15).
 TOO_MANY_REQUESTS = 429
-#: How long a submitted arrival form may wait for its area. The 5 s of other page asks is less
-#: than a message for an area may be held while the area moves to another node or starts again
-#: after its node died (``cluster.transport.HOLD_UNOWNED``, 10 s): an arrival answered "Service
-#: busy" at 5 s could still be let in at 7 s (a caller on the dashboard whose page never got
-#: its room), and the person had to fill in the form again. Waiting longer loses neither.
-ARRIVE_TIMEOUT = 30.0
 
 #: Input type per arrival-form field kind (``reason`` becomes a textarea in the template).
 INPUT_TYPES = {"name": "text", "dob": "date", "phone": "tel", "reason": "text", "custom": "text"}
@@ -236,14 +230,14 @@ async def arrive_form(slug: str) -> tuple[str, int]:
 
 @blueprint.post("/w/<slug>")
 async def arrive_submit(slug: str) -> tuple[str, int]:
-    address, info = await _area(slug, ARRIVE_TIMEOUT)
+    address, info = await _area(slug, security.SUBMIT_TIMEOUT)
     form = await request.form
     values = {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
     if info.consent_text and form.get("consent") != "yes":
         return await _form_page(info, values, "Please confirm that you agree to continue.", 400)
     try:
         ticket = await security.ask(
-            address, Arrive(values, request.remote_addr or ""), ARRIVE_TIMEOUT
+            address, Arrive(values, request.remote_addr or ""), security.SUBMIT_TIMEOUT
         )
     except Refusal as refusal:
         if refusal.code in (

@@ -43,6 +43,13 @@ CSRF_HEADER = "X-CSRF-Token"
 ANON_CSRF_BYTES = 32
 #: How long a page waits for the Directory before showing "try again": a person is watching.
 DIRECTORY_TIMEOUT = 5.0
+#: How long a form a patient submitted to join (an arrival, Meet Now) may wait for its area or
+#: queue. The 5 s of other page asks is less than a message for one may be held while it moves
+#: to another node or starts again after its node died (``cluster.transport.HOLD_UNOWNED``,
+#: 10 s): a form answered "Service busy" at 5 s could still be let in at 7 s (someone on the
+#: dashboard whose page never got its room), and the person had to fill it in again. Waiting
+#: longer loses neither; a page (GET) keeps the 5 s, as its busy page asks again by itself.
+SUBMIT_TIMEOUT = 30.0
 #: Longest cookie or token value looked at; anything longer is not ours.
 MAX_TOKEN_LENGTH = 256
 

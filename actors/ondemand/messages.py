@@ -95,7 +95,45 @@ class FindQueue:
     org_id: int
 
 
+@dataclass(frozen=True)
+class QueueWatcher:
+    """A connection that watches an organisation's list, with what the queue checked when it
+    watched (who, and whether as an administrator): handed to the queue's next copy."""
+
+    conn: str
+    user_id: int
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class GiveUpQueue:
+    """Stop ``ondemand/<org>`` on this node (its home is another node now); the host answers with
+    the connections that watched it (:class:`QueueWatcher`), for the node that takes it over."""
+
+    org_id: int
+
+
+@dataclass(frozen=True)
+class AdoptQueue:
+    """Start ``ondemand/<org>`` on this node: another node handed it over, or asks for it to run
+    here (its home). Sent to a node's ``node/<id>`` desk, which passes it to its host
+    (``ondemand``). ``watchers`` watched it where it ran before: the queue sends each of them
+    ``ondemand.snapshot`` when it starts here (or at once, if it already runs)."""
+
+    org_id: int
+    watchers: tuple[QueueWatcher, ...] = ()
+
+
 # -- an organisation's queue ("ondemand/<org>") -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShowList:
+    """Send ``ondemand.snapshot`` to these connections, which have just become the queue's
+    watchers while it ran (handed over from another node, found it already started here): without
+    it their list would miss every request before them."""
+
+    conns: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,17 @@ from actors.ondemand.messages import (
     DETAIL_EMAIL,
     DETAIL_NAME,
     FINAL_STATES,
+    AdoptQueue,
     DescribePublic,
     DescribeSettings,
     FindQueue,
+    GiveUpQueue,
     IntakeStep,
     OnCallStatus,
     OnDemandPublic,
     OnDemandSettings,
     QueueStatus,
+    QueueWatcher,
     RequestState,
     RequestTicket,
     RequestView,
@@ -50,6 +53,7 @@ from actors.ondemand.messages import (
     SessionDeclined,
     SessionEnded,
     SessionStarted,
+    ShowList,
     StaffStatus,
     StartRequest,
     StepSubmitted,
@@ -87,12 +91,6 @@ class _AlertDue:
     """A request's alert timer: it has waited ``alert_after`` seconds."""
 
     request_id: str
-
-
-@dataclass
-class _Watcher:
-    user_id: int
-    is_admin: bool
 
 
 def _epoch(request: store_od.Request) -> float:
@@ -138,6 +136,7 @@ class OnDemandQueue(Actor):
         sessions: Supervisor,
         media: MediaPort | None,
         grace: float = RECONNECT_GRACE,
+        watchers: dict[str, QueueWatcher] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -146,7 +145,10 @@ class OnDemandQueue(Actor):
         self.media = media
         self.grace = grace
         self.requests: dict[str, RequestView] = {}
-        self.watchers: dict[str, _Watcher] = {}
+        #: Who watches the list. The host's dict, like the mailbox that outlives a crash: a
+        #: restarted queue still knows its watchers, and a queue handed to another node hands
+        #: them over (``GiveUpQueue``).
+        self.watchers: dict[str, QueueWatcher] = watchers if watchers is not None else {}
         self.on_call: dict[int, str] = {}
         self.alerts: dict[str, Timer] = {}
         self.waits = RecentWaits()
@@ -165,6 +167,26 @@ class OnDemandQueue(Actor):
             self.requests[request.id] = self._view(request)
             await self._start_session(request, None)
             self._arm_alert(request.id)
+        # Restarted after a crash, or handed over from another node: the lists its watchers
+        # show may be stale or missing what came meanwhile.
+        self.show_list(tuple(self.watchers))
+
+    def show_list(self, conns: tuple[str, ...]) -> None:
+        """Send each of ``conns`` (watchers already) the whole list as ``ondemand.snapshot``; a
+        provider who is no longer on call (and not an administrator) stops watching instead."""
+        for conn in conns:
+            watcher = self.watchers.get(conn)
+            if watcher is None:
+                continue
+            if not watcher.is_admin and watcher.user_id not in self.on_call:
+                del self.watchers[conn]
+                continue
+            try:
+                self.ref(conn).tell(
+                    Push("ondemand.snapshot", self._listing(watcher.user_id, watcher.is_admin))
+                )
+            except ActorError:
+                self.watchers.pop(conn, None)
 
     async def _load_structure(self) -> None:
         self.org_name, self.units, self.areas = await store_od.org_structure(
@@ -362,9 +384,17 @@ class OnDemandQueue(Actor):
     async def _closed(self, message: ConnectionClosed) -> None:
         self.watchers.pop(message.conn, None)
 
+    @handles(ShowList)
+    async def _show_list(self, message: ShowList) -> None:
+        self.show_list(message.conns)
+
     async def _watch(self, msg: Inbound) -> dict[str, Any]:
         user_id, admin = await self._staff_here(msg.principal)
-        self.watchers[msg.conn] = _Watcher(user_id, admin)
+        self.watchers[msg.conn] = QueueWatcher(msg.conn, user_id, admin)
+        return self._listing(user_id, admin)
+
+    def _listing(self, user_id: int, admin: bool) -> dict[str, Any]:
+        """The whole list as one watcher sees it: the answer to ``ondemand.watch``."""
         now = time.time()
         return {
             "org": {"id": self.org_id, "name": self.org_name},
@@ -686,6 +716,8 @@ class OnDemandHost(Actor):
         self.sessions = sessions
         self.media = media
         self.grace = grace
+        #: Each queue's watchers, kept here across the queue's restarts (``OnDemandQueue.watchers``).
+        self.watchers: dict[int, dict[str, QueueWatcher]] = {}
 
     async def on_start(self) -> None:
         for org in await orgs.list_organisations(self.store):
@@ -694,15 +726,39 @@ class OnDemandHost(Actor):
     async def _place(self, org_id: int) -> str:
         address = addresses.ondemand(org_id)
         if address not in self.queues.children():
+            watchers = self.watchers.setdefault(org_id, {})
             await self.queues.start_child(
                 ChildSpec(
                     address,
                     lambda: OnDemandQueue(
-                        self.store, org_id, self.sessions, self.media, self.grace
+                        self.store, org_id, self.sessions, self.media, self.grace, watchers
                     ),
                 )
             )
         return address
+
+    @handles(AdoptQueue)
+    async def _adopt(self, message: AdoptQueue) -> None:
+        """Start a queue another node handed over, with the connections that watched it there
+        (its start sends them the list). Already running here (a page had it started first):
+        the watchers are added and sent the list all the same."""
+        watchers = self.watchers.setdefault(message.org_id, {})
+        new = tuple(sorted(w.conn for w in message.watchers if w.conn not in watchers))
+        watchers.update((w.conn, w) for w in message.watchers if w.conn in new)
+        address = addresses.ondemand(message.org_id)
+        if address in self.queues.children():
+            if new:
+                with contextlib.suppress(ActorError):  # its mailbox is full: it is restarting
+                    self.ref(address).tell(ShowList(new))
+            return
+        await self._place(message.org_id)
+
+    @handles(GiveUpQueue)
+    async def _give_up(self, message: GiveUpQueue) -> tuple[QueueWatcher, ...]:
+        """Stop the queue here (it drains its mailbox first); the connections that watched it."""
+        await self.queues.stop_child(addresses.ondemand(message.org_id))
+        watchers = self.watchers.pop(message.org_id, {})
+        return tuple(watchers[conn] for conn in sorted(watchers))
 
     @handles(StartAgain)
     async def _start_again(self, message: StartAgain) -> None:

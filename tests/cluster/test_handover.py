@@ -1,4 +1,5 @@
-"""A node that joins takes over the areas whose home it is (issue 18), with no caller lost.
+"""A node that joins takes over the areas and on-demand queues whose home it is (issue 18), with
+no caller lost.
 
 Node n1 runs alone and hosts both demo areas; a dashboard on n1 watches one, and callers keep
 arriving through n1. Node n2 starts: both demo areas have n2 as their home (rendezvous hashing,
@@ -6,7 +7,8 @@ arriving through n1. Node n2 starts: both demo areas have n2 as their home (rend
 copy without watching again, every arrival made during the handover is taken and on the
 dashboard (a submitted form waits for the area; a form page that found it busy asks again by
 itself, as the browser's busy page does), and the next arrival through n1 reaches it through the
-area on n2.
+area on n2. The organisation's on-demand queue moves the same way, with the on-call
+provider's list (``ondemand.snapshot``) and every Meet Now request made meanwhile.
 
 Starts Redis and two servers: run under the heavy lock
 (``flock /tmp/waitroom-heavy.lock .venv/bin/pytest tests/cluster/test_handover.py``).
@@ -24,6 +26,7 @@ from actors import addresses
 from cluster.spread import home
 from tests.cluster.served_nodes import ServedNode
 from tests.cluster.servers import RedisServer
+from tests.cluster.test_desks_across_nodes import query
 from tests.cluster.test_serve_nodes import (
     DEMO_AREAS,
     NODE_IDS,
@@ -35,6 +38,8 @@ from tests.cluster.test_serve_nodes import (
     wait_settled,
 )
 from waitroom.loadtest.client import connect
+from waitroom.loadtest.http import Browser
+from waitroom.loadtest.scenario import ROOM_TOKEN
 from web.app import RETRY_AFTER
 
 #: Arrivals still made through n1 after the dashboard had the new copy's snapshot.
@@ -130,6 +135,108 @@ async def test_a_joining_node_takes_its_areas_and_no_arrival_or_dashboard_is_los
             assert expected <= seen_names(dashboard, area_id)
             listed = await desk.request("area.watch", {}, addresses.area(area_id))
             assert expected == {c["name"] for c in listed["callers"]}
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+
+
+async def meet_now(node: ServedNode, org_id: int, name: str) -> tuple[int, str]:
+    """Meet Now posted through ``node``: (status, the room token or the page)."""
+    patient = Browser(node.url)
+    form = await patient.get(f"/o/{org_id}/meet")
+    csrf = form.csrf_token()
+    if csrf is None:
+        return form.status, form.text
+    page = await patient.post_form(
+        f"/o/{org_id}/meet", {"csrf_token": csrf, "name": name, "region": "Kent"}
+    )
+    found = ROOM_TOKEN.search(page.text)
+    return page.status, found.group(1) if found else page.text
+
+
+def listed_names(events: Events, org_id: int) -> set[str]:
+    """The requests a provider's list was shown: the last snapshot and every upsert after it."""
+    names: set[str] = set()
+    for _, event, body in events.seen:
+        if event == "ondemand.snapshot" and body["org"]["id"] == org_id:
+            names = {r["name"] for r in body["requests"]}
+        elif event == "ondemand.request" and body["org"] == org_id:
+            names.add(body["request"]["name"])
+    return names
+
+
+async def test_a_joining_node_takes_the_on_demand_queue_and_the_list_stays_live(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    db = tmp_path / "shared.sqlite3"
+    nodes: list[ServedNode] = []
+    try:
+        n1 = ServedNode(redis.url, "n1", db, tmp_path)
+        nodes.append(n1)
+        ((org_id,),) = query(tmp_path, "SELECT id FROM organisations ORDER BY id LIMIT 1")
+        queue = addresses.ondemand(org_id)
+        assert home(queue, NODE_IDS) == "n2"
+        wait_settled(redis, (queue,), ("n1",))
+        browser, _ = await sign_in(n1)
+        listing = Events()
+        async with connect(n1.ws_url, listing, cookie=browser.cookie_header()) as desk:
+            await desk.request("ondemand.oncall", {"on": True}, queue)
+            await desk.request("ondemand.watch", {}, queue)
+            status, token = await meet_now(n1, org_id, "Before")
+            assert status == 200, token[:2000]
+
+            taken: list[str] = []
+            refused: list[tuple[float, int, str]] = []
+            handed_over = trio.Event()
+
+            async def keep_meeting() -> None:
+                after = 0
+                while after < ARRIVALS_AFTER:
+                    name = f"During {len(taken) + len(refused)}"
+                    for _ in range(BUSY_FORM_TRIES):
+                        status, token = await meet_now(n1, org_id, name)
+                        if not (status == SERVICE_BUSY and BUSY_FORM in token):
+                            break
+                        await trio.sleep(RETRY_AFTER)  # as js/retry.js does
+                    if status == 200:
+                        taken.append(name)
+                    else:
+                        refused.append((time.monotonic() - joined, status, token[:300]))
+                    if handed_over.is_set():
+                        after += 1
+                    await trio.sleep(0.05)
+
+            def snapshot(event: str, body: dict[str, Any]) -> bool:
+                return event == "ondemand.snapshot" and body["org"]["id"] == org_id
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(keep_meeting)
+                joined = time.monotonic()
+                nodes.append(
+                    await trio.to_thread.run_sync(ServedNode, redis.url, "n2", db, tmp_path)
+                )
+                snapshot_at = await listing.wait_for(snapshot, SETTLE_TIMEOUT)
+                handed_over.set()
+            print(
+                f"the provider's list on n1 had the queue from n2 {snapshot_at - joined:.1f} s "
+                f"after n2 was started; {len(taken)} Meet Now requests during the handover"
+            )
+            await trio.to_thread.run_sync(wait_settled, redis, (queue,), NODE_IDS)
+            assert refused == [], (refused, n1.tail(6000), nodes[1].tail(6000))
+            assert len(taken) > ARRIVALS_AFTER
+            status, token = await meet_now(n1, org_id, "After")
+            assert status == 200, token[:2000]
+
+            def listed_after(event: str, body: dict[str, Any]) -> bool:
+                return event == "ondemand.request" and body["request"]["name"] == "After"
+
+            await listing.wait_for(listed_after, 5)
+            expected = {"Before", "After", *taken}
+            assert expected <= listed_names(listing, org_id)
+            relisted = await desk.request("ondemand.watch", {}, queue)
+            assert expected == {r["name"] for r in relisted["requests"]}
     finally:
         for node in nodes:
             node.stop()
