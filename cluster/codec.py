@@ -15,6 +15,14 @@ domain's message modules; this package imports none of them). What is encoded:
 Encoding an unregistered type raises :class:`UnknownMessageType` at the sender, before anything is
 sent; a name the receiving node does not know raises it on decode, and the receiver refuses the
 message (``unknown_message``) instead of guessing. Decoding is bounded like the gateway's.
+
+**Two versions side by side** (a cluster upgraded one node at a time): a dataclass keeps
+crossing while its fields change compatibly. A field the receiver's version does not have is
+dropped (a newer sender's addition), and one the sender's version did not have takes its default
+(a newer receiver's addition), so a field added with a default crosses both ways. A field that
+is missing and has no default cannot be made up: the message is refused like an unknown type.
+:meth:`MessageTypes.schema` describes every registered type, and
+``tests/cluster/test_message_schema.py`` holds each release to the last one's.
 """
 
 from __future__ import annotations
@@ -81,13 +89,16 @@ def _error_name(error: ActorError) -> str:
 class MessageTypes:
     """Which dataclasses and enums may cross, by a stable name (``module.Class`` unless given).
 
-    Every node of a cluster runs the same build, so a module-qualified name means the same type
-    on each; a type that moves module keeps crossing if it is registered under an explicit name.
+    A module-qualified name means the same type on every node, whatever its version (see the
+    module docstring for fields that change); a type that moves module keeps crossing if it is
+    registered under an explicit name.
     """
 
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
         self._by_type: dict[type, str] = {}
+        #: Each registered dataclass's field names, for decoding a payload from another version.
+        self._fields: dict[type, frozenset[str]] = {}
 
     def register(self, *types: type, name: str | None = None) -> None:
         """Let ``types`` cross; a name (given for one type) must mean the same type on every node."""
@@ -102,6 +113,8 @@ class MessageTypes:
                 raise ValueError(f"{key} already names {known.__module__}.{known.__qualname__}")
             self._by_name[key] = cls
             self._by_type[cls] = key
+            if dataclasses.is_dataclass(cls):
+                self._fields[cls] = frozenset(f.name for f in dataclasses.fields(cls))
 
     def register_module(
         self, module: ModuleType, *, exclude: frozenset[type] = frozenset()
@@ -124,6 +137,22 @@ class MessageTypes:
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def schema(self) -> dict[str, dict[str, bool] | list[object]]:
+        """What another version must agree with: for each registered name, a dataclass's fields
+        (name: whether it has a default) or an enum's values."""
+        described: dict[str, dict[str, bool] | list[object]] = {}
+        for name in sorted(self._by_name):
+            cls = self._by_name[name]
+            if dataclasses.is_dataclass(cls):
+                described[name] = {
+                    f.name: f.default is not dataclasses.MISSING
+                    or f.default_factory is not dataclasses.MISSING
+                    for f in dataclasses.fields(cls)
+                }
+            else:
+                described[name] = [member.value for member in cls]  # type: ignore[attr-defined]
+        return described
 
     # -- encoding -----------------------------------------------------------------------------------
     def encode(self, value: object) -> bytes:
@@ -212,8 +241,17 @@ class MessageTypes:
             if cls is None:
                 raise UnknownMessageType(str(name))
             if code == _ENUM:
-                return cls(payload)
-            return cls(**payload)
+                try:
+                    return cls(payload)
+                except ValueError:  # a value a newer version added
+                    raise UnknownMessageType(f"{name} {payload!r}") from None
+            known = self._fields[cls]
+            if not known.issuperset(payload):  # a newer sender's fields: not this version's
+                payload = {k: v for k, v in payload.items() if k in known}
+            try:
+                return cls(**payload)
+            except TypeError as exc:  # an older sender lacks a field that has no default
+                raise UnknownMessageType(f"{name} without all its fields ({exc})") from None
         raise UnknownMessageType(f"msgpack extension {code}")
 
 

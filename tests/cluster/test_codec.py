@@ -134,3 +134,70 @@ def test_a_module_s_messages_are_registered_at_once_under_module_qualified_names
     assert "tests.cluster.echo.Ping" in codec.names()
     assert MessageTypes not in codec  # imported there, defined elsewhere: not taken
     assert codec.decode(codec.encode(echo.Pong(1, "b"))) == echo.Pong(1, "b")
+
+
+# -- two versions side by side (a cluster upgraded one node at a time) -------------------------
+
+
+@dataclass(frozen=True)
+class JoinOld:
+    """A message as the older release has it."""
+
+    area_id: int
+
+
+@dataclass(frozen=True)
+class JoinNew:
+    """The same message in the newer release: a field added, with a default."""
+
+    area_id: int
+    watchers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JoinRequired:
+    """The same message with a field added that has no default: not compatible."""
+
+    area_id: int
+    reason: str
+
+
+class Level(enum.Enum):
+    LOW = "low"
+
+
+class LevelNew(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+
+
+def _version(*types: type) -> MessageTypes:
+    """One release's registry: each type under the one name every release uses for it."""
+    registered = MessageTypes()
+    for cls, name in zip(types, ("Join", "Level"), strict=False):
+        registered.register(cls, name=name)
+    return registered
+
+
+def test_a_field_added_with_a_default_crosses_both_ways() -> None:
+    old, new = _version(JoinOld, Level), _version(JoinNew, LevelNew)
+    # A newer sender's field is dropped by the older receiver...
+    assert old.decode(new.encode(JoinNew(7, ("conn/a",)))) == JoinOld(7)
+    # ...and an older sender's message takes the newer field's default.
+    assert new.decode(old.encode(JoinOld(7))) == JoinNew(7, ())
+    assert old.decode(new.encode(LevelNew.LOW)) is Level.LOW
+
+
+def test_what_another_version_cannot_make_up_is_refused_not_guessed() -> None:
+    old, required = _version(JoinOld, Level), _version(JoinRequired, LevelNew)
+    with pytest.raises(UnknownMessageType, match="without all its fields"):
+        required.decode(old.encode(JoinOld(7)))  # no reason to give it
+    with pytest.raises(UnknownMessageType, match="high"):
+        old.decode(required.encode(LevelNew.HIGH))  # a value the older release lacks
+
+
+def test_the_schema_names_each_field_and_whether_it_has_a_default() -> None:
+    assert _version(JoinNew, LevelNew).schema() == {
+        "Join": {"area_id": False, "watchers": True},
+        "Level": ["low", "high"],
+    }
