@@ -8,6 +8,11 @@ or loses its network drops out of :meth:`Membership.live_nodes` about ``NODE_TTL
 and its placements (refreshed by the same loop) can then be taken over. Every node that joined
 is also named in one set (``Keys.nodes``), so listing the nodes reads that set and their keys,
 never the keyspace; a dead node stays in the set, and the rescue finds its inbox there.
+
+A liveness key's value is the joining process's token and, after a ``|``, the *traits* its
+release offers (opaque words the composition root chooses, comma-separated): while two releases
+run side by side, a node of the newer one learns from them what an older node cannot do (a
+node whose key has no traits offers none).
 """
 
 from __future__ import annotations
@@ -54,12 +59,22 @@ class NodeIdTaken(Exception):
 class Membership:
     """This node's liveness key and the view of every live node."""
 
-    def __init__(self, client: Client, keys: Keys, health: Health, node_id: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        keys: Keys,
+        health: Health,
+        node_id: str,
+        traits: frozenset[str] = frozenset(),
+    ) -> None:
         self.client = client
         self.keys = keys
         self.health = health
         self.node_id = node_id
-        self.token = secrets.token_hex(8)
+        self.traits = traits
+        self.token = secrets.token_hex(8) + ("|" + ",".join(sorted(traits)) if traits else "")
+        #: Each live node's traits as last read (this node's own always).
+        self._traits: dict[str, frozenset[str]] = {node_id: traits}
         #: False after a refresh found the key gone (expired while Redis or this node was away).
         self.alive = False
         #: The live nodes as last read (every read of them updates it), this one excluded.
@@ -151,7 +166,14 @@ class Membership:
         values = await call(
             self.health, "nodes alive", self.client.mget([self.keys.node(i) for i in ids])
         )
+        self._traits = {
+            i: _traits(v) for i, v in zip(ids, values, strict=True) if v is not None
+        } | {self.node_id: self.traits}
         return {i: v is not None for i, v in zip(ids, values, strict=True)}
+
+    def traits_of(self, node_id: str) -> frozenset[str]:
+        """What ``node_id``'s release offers, as last read (nothing for a node not seen live)."""
+        return self._traits.get(node_id, frozenset())
 
     async def is_live(self, node_id: str) -> bool:
         return bool(
@@ -170,6 +192,12 @@ class Membership:
                 # A refresh is idempotent: try again soon, so the key outlives a short outage.
                 log.warning("liveness of %s not refreshed: %s", self.node_id, exc)
                 period = RETRY_EVERY
+
+
+def _traits(value: bytes) -> frozenset[str]:
+    """The traits in a liveness key's value (``token|a,b``); none in an older node's token."""
+    _, sep, listed = value.decode(errors="replace").partition("|")
+    return frozenset(t for t in listed.split(",") if t) if sep else frozenset()
 
 
 def _ms(seconds: float) -> int:

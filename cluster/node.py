@@ -187,6 +187,7 @@ async def open_node(
     placed: Callable[[str], bool] | None = None,
     located: Callable[[str], str | None] | None = None,
     on_unowned: Callable[[str], None] | None = None,
+    traits: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Node]:
     """Join the cluster at ``redis_url`` as ``node_id`` (random if not given) until the block ends.
 
@@ -196,6 +197,7 @@ async def open_node(
     ``conn/<node>-<n>``), which is then reached without a placement look-up.
     ``on_unowned(address)`` is called when a message is for a placed address nobody owns (its node
     died): the server starts it again; the message is held meanwhile (see ``cluster.transport``).
+    ``traits`` are what this release offers the others (``cluster.membership``).
     Raises ClusterUnavailable if Redis cannot be reached at the start, NodeIdTaken if another
     live process runs as ``node_id``.
     """
@@ -203,7 +205,7 @@ async def open_node(
     keys = Keys(prefix)
     async with open_client(redis_url) as client:
         health = Health()
-        membership = Membership(client, keys, health, node_id)
+        membership = Membership(client, keys, health, node_id, traits)
         placement = Placement(client, keys, health, node_id)
         transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
         registry = NodeRegistry(transport, node=node_id, peers=membership.peers)

@@ -215,6 +215,18 @@ def spreads(address: str) -> bool:
     return bool(sep) and kind in SPREAD_KINDS and rest.isdigit()
 
 
+#: What this release offers the other nodes (``cluster.membership``): it takes over on-demand
+#: queues (``AdoptQueue``). Releases before it spread areas only and drop that message, so while
+#: one still runs beside this one, a queue's home is chosen among the nodes that offer this.
+ADOPTS_QUEUES = "adopts:ondemand"
+TRAITS = frozenset({ADOPTS_QUEUES})
+
+
+def needs(address: str) -> str | None:
+    """The trait a home of the spread ``address`` must offer (areas: none, every release)."""
+    return ADOPTS_QUEUES if address.startswith(addresses.ONDEMAND_KIND + "/") else None
+
+
 def _ident(address: str) -> int:
     return int(address.partition("/")[2])
 
@@ -572,11 +584,12 @@ async def open_cluster(redis_url: str, store: Store, node_id: str = "") -> Async
             node_id=node_id or None,
             placed=placed,
             located=located,
+            traits=TRAITS,
         ) as node,
         trio.open_nursery() as nursery,
     ):
         node.registry.gate = admission_gate(node)
-        node.spread = Spread(node.id, spreads, node.live_nodes)
+        node.spread = Spread(node.id, spreads, node.live_nodes, needs, node.membership.traits_of)
         await node.spread.refresh()  # before the area host places the areas
         revive = Reviver(node, store, nursery)
         node.transport.on_unowned = revive

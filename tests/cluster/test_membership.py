@@ -81,3 +81,27 @@ async def test_the_nodes_are_listed_without_walking_the_keyspace(redis_server: R
         await client.delete([keys.nodes()])  # Redis lost the set: the next refresh lists a again
         assert await a.refresh() is True
         assert await a.known_nodes() == {"a": True}
+
+
+async def test_each_node_reads_what_the_others_offer_and_an_older_one_offers_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """Two releases side by side: a node's traits ride on its liveness key (refreshed with it);
+    a node of an older release, whose key holds only its token, offers none."""
+    async with open_client(redis_server.url) as client:
+        keys = Keys("t")
+        new = Membership(client, keys, Health(), "new", frozenset({"adopts:x", "adopts:y"}))
+        old = Membership(client, keys, Health(), "old")
+        await new.join()
+        await old.join()
+        assert new.traits_of("new") == frozenset({"adopts:x", "adopts:y"})  # before any read
+        assert old.traits_of("new") == frozenset()  # not read yet
+        await old.live_nodes()
+        assert old.traits_of("new") == frozenset({"adopts:x", "adopts:y"})
+        await new.live_nodes()
+        assert new.traits_of("old") == frozenset()
+        assert await new.refresh() is True  # the refresh keeps the token it joined with
+        assert (await client.get(keys.node("new"))) == new.token.encode()
+        await new.leave()
+        await old.live_nodes()
+        assert old.traits_of("new") == frozenset()  # gone: nothing known of it

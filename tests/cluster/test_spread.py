@@ -60,3 +60,45 @@ async def test_a_spread_follows_the_live_nodes_and_always_counts_itself() -> Non
     live[:] = ["n2"]  # n1's own key lapsed for a moment: it still counts itself
     assert await spread.refresh() is False
     assert spread.live == ("n1", "n2")
+
+
+async def test_a_kind_that_needs_a_trait_is_homed_only_on_nodes_that_offer_it() -> None:
+    """Two releases side by side: on-demand queues are homed among the nodes whose release takes
+    them over (``adopts``); areas, which every release takes, among every live node. Once the
+    older node offers the trait too, the homes are those of every live node."""
+    offers = {"n1": frozenset({"adopts"}), "n2": frozenset(), "n3": frozenset({"adopts"})}
+
+    async def read_live() -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return ["n1", "n2", "n3"]
+
+    def needs(address: str) -> str | None:
+        return "adopts" if address.startswith("ondemand/") else None
+
+    spread = Spread("n1", lambda a: True, read_live, needs, lambda n: offers[n])
+    assert await spread.refresh() is True
+    queues = [f"ondemand/{n}" for n in range(1, 301)]
+    assert {spread.home(q) for q in queues} == {"n1", "n3"}
+    assert all(spread.home(q) == home(q, ["n1", "n3"]) for q in queues)
+    assert "n2" in {spread.home(a) for a in ADDRESSES[:300]}  # areas: every node
+    offers["n2"] = frozenset({"adopts"})  # n2 was upgraded
+    assert await spread.refresh() is True
+    assert all(spread.home(q) == home(q, ["n1", "n2", "n3"]) for q in queues)
+
+
+async def test_a_node_that_lacks_the_trait_itself_homes_among_every_node() -> None:
+    """A node that does not offer a trait (a build without it) does not ask it of the others."""
+
+    async def read_live() -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return ["n1", "n2"]
+
+    spread = Spread(
+        "n1",
+        lambda a: True,
+        read_live,
+        lambda a: "adopts",
+        lambda n: frozenset({"adopts"}) if n == "n2" else frozenset(),
+    )
+    await spread.refresh()
+    assert {spread.home(f"ondemand/{n}") for n in range(1, 100)} == {"n1", "n2"}
