@@ -29,8 +29,15 @@ class ServedNode:
     """One ``waitroom serve`` process; ``url`` once started, ``kill()`` is kill -9."""
 
     def __init__(
-        self, redis_url: str, node_id: str, db: Path, logs: Path, database: str = ""
+        self,
+        redis_url: str,
+        node_id: str,
+        db: Path,
+        logs: Path,
+        database: str = "",
+        code: Path = ROOT,
     ) -> None:
+        """``code``: the tree whose ``waitroom`` runs (another release's, exported elsewhere)."""
         self.node_id = node_id
         self.log = logs / f"node-{node_id}.log"
         self._log_file = self.log.open("w")
@@ -47,11 +54,11 @@ class ServedNode:
                 "--log-level", "INFO",
                 *(("--database", database) if database else ()),
             ],
-            cwd=ROOT,
+            cwd=code,  # `python -m` puts the working directory first on the path
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)},
         )  # fmt: skip
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, name=f"node {node_id} out", daemon=True).start()
