@@ -17,6 +17,10 @@ dashboard watching every area. Then every caller's websocket closes at once; eac
   load tester's own CPU beside it (one process drives every caller).
 
     python bench/blip.py --callers 2000 --reference cca20ef
+    python bench/blip.py --callers 3000 --py-spy blip.svg   # where the server's time goes
+
+``--py-spy FILE`` records this tree's server (py-spy, 100 Hz) from the drop until the dashboard
+shows everyone connected again: a flame graph for a ``.svg`` file, collapsed stacks otherwise.
 
 The last line printed is one JSON object with those figures for each build.
 """
@@ -28,6 +32,8 @@ import json
 import math
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +64,8 @@ PAGES_TIMEOUT = 20.0
 BACK_TIMEOUT = 60.0
 #: Callers arriving at once at most (the arrival phase is not what is measured here).
 ARRIVING_AT_ONCE = 20
+#: Seconds py-spy gets to write its output once told to stop.
+SPY_STOP_TIMEOUT = 30.0
 
 
 class Dashboard:
@@ -156,7 +164,9 @@ async def _metric(base_url: str, name: str) -> float:
     return math.nan
 
 
-async def _blip(server: Server, callers: int, areas: int, rate: float) -> dict[str, Any]:
+async def _blip(
+    server: Server, callers: int, areas: int, rate: float, profile: str = ""
+) -> dict[str, Any]:
     scenario = Scenario(server.url, "provider", PASSWORD, areas=areas)
     browser, found = await discover_areas(scenario, Recorder())
     dashboard = Dashboard()
@@ -193,6 +203,7 @@ async def _blip(server: Server, callers: int, areas: int, rate: float) -> dict[s
             await trio.sleep(2)  # the arrivals' last work done: the lag below is the blip's
             lag_before = await _metric(server.url, "waitroom_event_loop_lag_max_seconds")
             cpu_before, client_before = server.cpu_seconds(), time.process_time()
+            spy = _py_spy(server.process.pid, profile) if profile else None
             dropped = time.monotonic()
             drop.set()
             with trio.move_on_after(BACK_TIMEOUT):
@@ -202,6 +213,8 @@ async def _blip(server: Server, callers: int, areas: int, rate: float) -> dict[s
             with trio.move_on_after(BACK_TIMEOUT):
                 await dashboard.wait_all_connected({c.room for c in waiting if c.error is None})
             dashboard_back = time.monotonic() - dropped
+            if spy is not None:
+                await trio.to_thread.run_sync(_stop_spy, spy)
             cpu = server.cpu_seconds() - cpu_before
             client_cpu = time.process_time() - client_before
             lag = await _metric(server.url, "waitroom_event_loop_lag_max_seconds")
@@ -236,9 +249,31 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def measure(build: Build, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _py_spy(pid: int, into: str) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` into the flame graph ``into`` until :func:`_stop_spy`."""
+    spy = Path(sys.executable).with_name("py-spy")
+    kind = "flamegraph" if into.endswith(".svg") else "raw"
+    command = [str(spy), "record", "--pid", str(pid), "--rate", "100", "--nonblocking"]
+    return subprocess.Popen(
+        [*command, "--output", into, "--format", kind],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    try:
+        spy.wait(SPY_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+def measure(
+    build: Build, work: Path, args: argparse.Namespace, profile: str = ""
+) -> dict[str, Any]:
     with Server(build, work, args.areas) as server:
-        return trio.run(_blip, server, args.callers, args.areas, args.rate)
+        return trio.run(_blip, server, args.callers, args.areas, args.rate, profile)
 
 
 def main() -> int:
@@ -247,6 +282,7 @@ def main() -> int:
     parser.add_argument("--areas", type=int, default=10)
     parser.add_argument("--rate", type=float, default=50.0, help="arrivals/s before the blip")
     parser.add_argument("--reference", help="a commit measured after this tree, in the same run")
+    parser.add_argument("--py-spy", default="", help="flame graph of this tree's server's blip")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_average": list(os.getloadavg())}
     with tempfile.TemporaryDirectory(prefix="waitroom-blip-") as tmp:
@@ -255,7 +291,8 @@ def main() -> int:
         if args.reference:
             builds.append(export_commit(args.reference, work / "reference"))
         for build in builds:
-            figures = measure(build, work / build.name.replace(" ", "-"), args)
+            profile = str(Path(args.py_spy).resolve()) if args.py_spy and build is builds[0] else ""
+            figures = measure(build, work / build.name.replace(" ", "-"), args, profile)
             results[build.name] = figures
             print(f"{build.name}: {json.dumps(figures)}", file=sys.stderr)
     results["load_average_after"] = list(os.getloadavg())

@@ -109,11 +109,13 @@ def connect(path: str | Path) -> Database:
 class _Job:
     """One `Store.run` call on its way through a batch: the function, then its result or error."""
 
-    __slots__ = ("args", "done", "error", "fn", "started", "value")
+    __slots__ = ("args", "done", "error", "fn", "reads", "started", "value")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], reads: bool = False) -> None:
         self.fn = fn
         self.args = args
+        #: Only reads (`Store.read`): no savepoint or transaction of its own is needed.
+        self.reads = reads
         self.started = False
         self.done = False
         self.value: Any = None
@@ -123,9 +125,13 @@ class _Job:
         self.value, self.error, self.done = value, error, True
 
     def run_alone(self, db: Database) -> None:
-        """Run in a transaction of its own (commit or roll back) and keep the outcome."""
+        """Run in a transaction of its own (commit or roll back; a read needs none) and keep the
+        outcome."""
         try:
-            self.finish(_in_transaction(db, self.fn, *self.args), None)
+            if self.reads:
+                self.finish(self.fn(db, *self.args), None)
+            else:
+                self.finish(_in_transaction(db, self.fn, *self.args), None)
         except BaseException as error:  # handed to the waiting task, which re-raises it
             self.finish(None, error)
 
@@ -189,8 +195,18 @@ class Store:
         waits for it to finish (the thread is never abandoned), so a cancelled request can never
         leave a half-written transaction behind.
         """
+        return cast(T, await self._call(_Job(fn, args)))
+
+    async def read(self, fn: Callable[[Database, *Ts], T], *args: *Ts) -> T:
+        """Run ``fn(db, *args)``, which only reads (one query, as a rule), in the worker thread
+        like :meth:`run` but with no savepoint of its own: in a batch it rides in the batch's
+        transaction (answered after the commit if it ran after a write), alone it runs in
+        autocommit. On SQLite a savepoint is two more statements and a random name for each
+        call; a caller's reconnection reads its room token and nothing else (issue 17)."""
+        return cast(T, await self._call(_Job(fn, args, reads=True)))
+
+    async def _call(self, job: _Job) -> Any:
         self._require_open()
-        job = _Job(fn, args)
         self._pending.append(job)
         try:
             await self._until_done(job)
@@ -203,7 +219,7 @@ class Store:
             raise
         if job.error is not None:
             raise job.error
-        return cast(T, job.value)
+        return job.value
 
     async def _until_done(self, job: _Job) -> None:
         while not job.done:
@@ -270,6 +286,17 @@ def _group_commit(db: Database, batch: list[_Job]) -> None:
     uncommitted: list[tuple[_Job, Any]] = []
     redo: list[_Job] = []
     for n, job in enumerate(batch):
+        if job.reads:
+            try:
+                value = job.fn(db, *job.args)
+            except BaseException as error:  # nothing of its own to roll back
+                job.finish(None, error)
+                continue
+            if conn.in_transaction:  # it may have read this batch's writes: answered with them
+                uncommitted.append((job, value))
+            else:
+                job.finish(value, None)
+            continue
         if not conn.in_transaction:
             # IMMEDIATE: take the write lock (waiting up to the busy timeout) before the first
             # read, so no job reads a snapshot another connection's commit makes stale, which

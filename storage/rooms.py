@@ -343,7 +343,7 @@ async def check_token(store: Store, raw: str, *, now: datetime | None = None) ->
     """Validate without using up a single-use token (e.g. to render a landing page that link
     previewers may fetch). Raises `TokenRejectedError` with reason unknown | room_closed |
     revoked | expired | used."""
-    return await store.run(_check, raw, now or utcnow(), False)
+    return await store.read(_check, raw, now or utcnow(), False)
 
 
 async def redeem_token(store: Store, raw: str, *, now: datetime | None = None) -> RoomToken:

@@ -142,3 +142,60 @@ async def test_an_acknowledged_batch_is_on_disk(db_path: Path) -> None:
         assert [await callers.load_room_restore(store, a.room.id) for a in arrivals] == [
             written for _, written in admitted
         ]
+
+
+def _count_orgs(db: Database, like: str) -> int:
+    rows = fetch_all(db, "SELECT count(*) AS n FROM organisations WHERE name LIKE ?", (like,))
+    return int(rows[0]["n"])
+
+
+def _read_then_fail(db: Database) -> None:
+    fetch_all(db, "SELECT name FROM organisations")
+    raise LookupError("not there")
+
+
+async def _reads_in_a_batch(store: Store) -> dict[str, object]:
+    """Two writes and three reads queued as one batch; what each call returned (or raised)."""
+    results: dict[str, object] = {}
+
+    async def record(name: str, call: Callable[[], Awaitable[object]]) -> None:
+        try:
+            results[name] = await call()
+        except LookupError as error:
+            results[name] = error
+
+    await _behind_a_held_call(
+        store,
+        partial(record, "write", partial(store.run, _insert_org, "read org 1")),
+        partial(record, "read", partial(store.read, _count_orgs, "read org%")),
+        partial(record, "failed", partial(store.read, _read_then_fail)),
+        partial(record, "write 2", partial(store.run, _insert_org, "read org 2")),
+        partial(record, "read 2", partial(store.read, _count_orgs, "read org%")),
+    )
+    return results
+
+
+async def test_reads_in_a_batch_see_the_writes_before_them_and_fail_alone(store: Store) -> None:
+    """`Store.read` (issue 17): a read rides in its batch's transaction, sees the writes queued
+    before it, and a read that fails fails alone."""
+    results = await _reads_in_a_batch(store)
+    assert results["read"] == 1 and results["read 2"] == 2
+    assert isinstance(results["failed"], LookupError)
+    assert await _names(store) == ["read org 1", "read org 2"]
+
+
+async def test_reads_take_no_savepoint_of_their_own(store: Store) -> None:
+    """On SQLite a savepoint is two more statements per call: a reconnecting caller's token
+    check was three statements where one does."""
+    statements: list[str] = []
+    conn = store._db.conn  # type: ignore[union-attr]
+    conn.set_trace_callback(statements.append)
+    try:
+        await _reads_in_a_batch(store)
+        alone = len(statements)
+        assert await store.read(_count_orgs, "%") >= 0
+    finally:
+        conn.set_trace_callback(None)
+    batch = statements[statements.index("BEGIN IMMEDIATE", 1) : alone]  # the held call's went
+    assert sum(s.startswith("SAVEPOINT") for s in batch) == 2  # the two writes only
+    assert len(statements[alone:]) == 1 and statements[alone].startswith("SELECT")  # no BEGIN
