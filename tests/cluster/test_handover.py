@@ -17,6 +17,9 @@ Starts Redis and two servers: run under the heavy lock
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,56 @@ def seen_names(events: Events, area_id: int) -> set[str]:
     return names
 
 
+@dataclass
+class Admissions:
+    """Patients admitted one at a time through n1 while n2 joins, as browsers are: a form page
+    answered "Service busy" asks again by itself (js/retry.js); a submitted form is sent once."""
+
+    submit: Callable[[str], Awaitable[tuple[int, str]]]
+    taken: list[str] = field(default_factory=list)
+    #: (seconds since n2 was started, status, the page's start) of each refused submission.
+    refused: list[tuple[float, int, str]] = field(default_factory=list)
+    busy_pages: int = 0
+    handed_over: trio.Event = field(default_factory=trio.Event)
+    started: float = field(default_factory=time.monotonic)
+
+    async def keep_going(self) -> None:
+        """Until ``ARRIVALS_AFTER`` more after the handover, about 15 a second."""
+        after = 0
+        while after < ARRIVALS_AFTER:
+            name = f"During {len(self.taken) + len(self.refused)}"
+            for _ in range(BUSY_FORM_TRIES):
+                status, token = await self.submit(name)
+                if not (status == SERVICE_BUSY and BUSY_FORM in token):
+                    break
+                self.busy_pages += 1
+                await trio.sleep(RETRY_AFTER)
+            if status == 200:
+                self.taken.append(name)
+            else:
+                self.refused.append((time.monotonic() - self.started, status, token[:300]))
+            if self.handed_over.is_set():
+                after += 1
+            await trio.sleep(0.05)
+
+    async def while_n2_joins(
+        self,
+        redis: RedisServer,
+        db: Path,
+        tmp_path: Path,
+        events: Events,
+        moved: Callable[[str, dict[str, Any]], bool],
+    ) -> tuple[ServedNode, float]:
+        """Start n2 while admitting; n2 and the seconds until ``events`` showed ``moved``."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.keep_going)
+            self.started = time.monotonic()
+            n2 = await trio.to_thread.run_sync(ServedNode, redis.url, "n2", db, tmp_path)
+            moved_at = await events.wait_for(moved, SETTLE_TIMEOUT)
+            self.handed_over.set()
+        return n2, moved_at - self.started
+
+
 async def test_a_joining_node_takes_its_areas_and_no_arrival_or_dashboard_is_lost(
     tmp_path: Path,
 ) -> None:
@@ -82,49 +135,22 @@ async def test_a_joining_node_takes_its_areas_and_no_arrival_or_dashboard_is_los
             assert status == 200, token
             await dashboard.wait_for(queued(token.partition(".")[0]), 5)
 
-            taken: list[str] = []
-            refused: list[tuple[float, int, str]] = []
-            busy_forms = 0  # form GETs answered "Service busy": the page asks again by itself
-            handed_over = trio.Event()
-
-            async def keep_arriving() -> None:
-                nonlocal busy_forms
-                after = 0
-                while after < ARRIVALS_AFTER:
-                    name = f"During {len(taken) + len(refused)}"
-                    for _ in range(BUSY_FORM_TRIES):
-                        status, token = await post_arrival(n1, slug, name)
-                        if not (status == SERVICE_BUSY and BUSY_FORM in token):
-                            break
-                        busy_forms += 1
-                        await trio.sleep(RETRY_AFTER)  # as js/retry.js does
-                    if status == 200:
-                        taken.append(name)
-                    else:
-                        refused.append((time.monotonic() - joined, status, token[:300]))
-                    if handed_over.is_set():
-                        after += 1
-                    await trio.sleep(0.05)  # about 15 arrivals a second, one at a time
+            admissions = Admissions(partial(post_arrival, n1, slug))
 
             def snapshot(event: str, body: dict[str, Any]) -> bool:
                 return event == "queue.snapshot" and body["area"] == area_id
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(keep_arriving)
-                joined = time.monotonic()
-                nodes.append(
-                    await trio.to_thread.run_sync(ServedNode, redis.url, "n2", db, tmp_path)
-                )
-                snapshot_at = await dashboard.wait_for(snapshot, SETTLE_TIMEOUT)
-                handed_over.set()
+            n2, after = await admissions.while_n2_joins(redis, db, tmp_path, dashboard, snapshot)
+            nodes.append(n2)
+            taken = admissions.taken
             print(
-                f"dashboard on n1 had the area's queue from n2 {snapshot_at - joined:.1f} s after "
-                f"n2 was started; {len(taken)} arrivals during the handover, "
-                f"{busy_forms} form pages busy (asked again)"
+                f"dashboard on n1 had the area's queue from n2 {after:.1f} s after n2 was "
+                f"started; {len(taken)} arrivals during the handover, "
+                f"{admissions.busy_pages} form pages busy (asked again)"
             )
             await trio.to_thread.run_sync(wait_settled, redis, DEMO_AREAS, NODE_IDS)
             # A submitted form is never answered "Service busy": it waits for the area.
-            assert refused == [], (refused, n1.tail(6000), nodes[1].tail(6000))
+            assert admissions.refused == [], (admissions.refused, n1.tail(6000), n2.tail(6000))
             assert len(taken) > ARRIVALS_AFTER
             # Every arrival made during the handover is on the dashboard, which never watched
             # again, and in the area's queue.
@@ -187,44 +213,20 @@ async def test_a_joining_node_takes_the_on_demand_queue_and_the_list_stays_live(
             status, token = await meet_now(n1, org_id, "Before")
             assert status == 200, token[:2000]
 
-            taken: list[str] = []
-            refused: list[tuple[float, int, str]] = []
-            handed_over = trio.Event()
-
-            async def keep_meeting() -> None:
-                after = 0
-                while after < ARRIVALS_AFTER:
-                    name = f"During {len(taken) + len(refused)}"
-                    for _ in range(BUSY_FORM_TRIES):
-                        status, token = await meet_now(n1, org_id, name)
-                        if not (status == SERVICE_BUSY and BUSY_FORM in token):
-                            break
-                        await trio.sleep(RETRY_AFTER)  # as js/retry.js does
-                    if status == 200:
-                        taken.append(name)
-                    else:
-                        refused.append((time.monotonic() - joined, status, token[:300]))
-                    if handed_over.is_set():
-                        after += 1
-                    await trio.sleep(0.05)
+            admissions = Admissions(partial(meet_now, n1, org_id))
 
             def snapshot(event: str, body: dict[str, Any]) -> bool:
                 return event == "ondemand.snapshot" and body["org"]["id"] == org_id
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(keep_meeting)
-                joined = time.monotonic()
-                nodes.append(
-                    await trio.to_thread.run_sync(ServedNode, redis.url, "n2", db, tmp_path)
-                )
-                snapshot_at = await listing.wait_for(snapshot, SETTLE_TIMEOUT)
-                handed_over.set()
+            n2, after = await admissions.while_n2_joins(redis, db, tmp_path, listing, snapshot)
+            nodes.append(n2)
+            taken = admissions.taken
             print(
-                f"the provider's list on n1 had the queue from n2 {snapshot_at - joined:.1f} s "
-                f"after n2 was started; {len(taken)} Meet Now requests during the handover"
+                f"the provider's list on n1 had the queue from n2 {after:.1f} s after n2 was "
+                f"started; {len(taken)} Meet Now requests during the handover"
             )
             await trio.to_thread.run_sync(wait_settled, redis, (queue,), NODE_IDS)
-            assert refused == [], (refused, n1.tail(6000), nodes[1].tail(6000))
+            assert admissions.refused == [], (admissions.refused, n1.tail(6000), n2.tail(6000))
             assert len(taken) > ARRIVALS_AFTER
             status, token = await meet_now(n1, org_id, "After")
             assert status == 200, token[:2000]
