@@ -7,10 +7,14 @@ to know: does everyone get back in, in their place, and how long does the node s
 
 ``--callers`` (2,000) arrive across ``--areas`` (10) at ``--rate`` a second and wait with a
 dashboard watching every area. Then every caller's websocket closes at once; each waits a random
-0.5-1.0 s and connects again: ``hello`` with its token, ``room.enter``. Reported per build:
+0.5-1.0 s and connects again: ``hello`` with its token, ``room.enter``. A try that fails in a way
+a page would try again after (a refusal that is not final, a connection refused or timed out)
+is tried again on wire.js's back-off (1, 2, 4 ... 30 s, each jittered to half of it), up to
+``BACK_TIMEOUT`` after the drop. Reported per build:
 
-* back in: seconds from the drop to each caller's ``room.enter`` reply (p50 / p99 / max) and
-  the callers that could not get back (errors, by kind);
+* back in: seconds from the drop to each caller's ``room.enter`` reply (p50 / p99 / max), the
+  callers that needed more than one try (and the failures they met, by kind), and those that
+  could not get back (by their last failure);
 * the dashboard: seconds until it shows every caller connected again, and how many callers it
   no longer lists (lost: the aim is none);
 * the server: its longest loop lag and CPU over the blip, from ``/metrics`` and ``/proc``; the
@@ -59,9 +63,16 @@ from waitroom.loadtest.scenario import (
 
 #: wire.js's first reconnect waits delay/2 + random * delay/2 with delay 1 s.
 RECONNECT_AFTER = (0.5, 1.0)
+#: wire.js: after the n-th failed try in a row it waits min(30, 2**n) s, jittered to half of it.
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
+#: Refusals after which wire.js stops (its FATAL_HELLO_CODES): the token will never work again.
+FATAL_CODES = frozenset({"invalid_token", "unauthenticated", "forbidden"})
 #: Bounds: an arrival's pages, a caller's way back, the dashboard's wait for everyone.
 PAGES_TIMEOUT = 20.0
 BACK_TIMEOUT = 60.0
+#: Seconds to wait for every caller's outcome: a last try may begin at BACK_TIMEOUT, after a
+#: back-off of up to BACKOFF_MAX, and take the client's connect and request limits.
+SETTLE_TIMEOUT = 2 * BACK_TIMEOUT
 #: Callers arriving at once at most (the arrival phase is not what is measured here).
 ARRIVING_AT_ONCE = 20
 #: Seconds py-spy gets to write its output once told to stop.
@@ -132,6 +143,8 @@ class Caller:
         self.room = token.partition(".")[0]
         self.back_after: float | None = None
         self.error: str | None = None
+        #: What each failed try met before the caller got back (or gave up).
+        self.failures: list[str] = []
 
     async def wait(self, connected: trio.Event, drop: trio.Event, end: trio.Event) -> None:
         async with connect(self.ws_url, lambda *_: None, token=self.token) as client:
@@ -140,19 +153,30 @@ class Caller:
             await drop.wait()
         # The socket is closed (as a page's is when its network goes): back after a pause.
         dropped = time.monotonic()
-        await trio.sleep(random.uniform(*RECONNECT_AFTER))
-        try:  # the client bounds its connect and each request
-            async with connect(self.ws_url, lambda *_: None, token=self.token) as client:
-                entered = await client.request("room.enter", {}, addresses.room(self.room))
-                if entered.get("state") == "ended":
-                    self.error = "room_ended"
-                self.back_after = time.monotonic() - dropped
-                self.settled.one()
-                await end.wait()
-        except (GatewayRefused, OSError, trio.TooSlowError) as exc:
-            if self.back_after is None:
-                self.error = classify("caller", exc)
-                self.settled.one()
+        delay = random.uniform(*RECONNECT_AFTER)
+        while True:
+            await trio.sleep(delay)
+            try:  # the client bounds its connect and each request
+                async with connect(self.ws_url, lambda *_: None, token=self.token) as client:
+                    entered = await client.request("room.enter", {}, addresses.room(self.room))
+                    if entered.get("state") == "ended":
+                        self.error = "room_ended"
+                    self.back_after = time.monotonic() - dropped
+                    self.settled.one()
+                    await end.wait()
+                    return
+            except (GatewayRefused, OSError, trio.TooSlowError) as exc:
+                if self.back_after is not None:
+                    return  # the end of the run closed it
+                failure = classify("caller", exc)
+                self.failures.append(failure)
+                final = isinstance(exc, GatewayRefused) and exc.code in FATAL_CODES
+                if final or time.monotonic() - dropped > BACK_TIMEOUT:
+                    self.error = failure
+                    self.settled.one()
+                    return
+            backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (len(self.failures) - 1))
+            delay = random.uniform(backoff / 2, backoff)
 
 
 async def _metric(base_url: str, name: str) -> float:
@@ -206,7 +230,7 @@ async def _blip(
             spy = _py_spy(server.process.pid, profile) if profile else None
             dropped = time.monotonic()
             drop.set()
-            with trio.move_on_after(BACK_TIMEOUT):
+            with trio.move_on_after(SETTLE_TIMEOUT):  # the last tries may start at BACK_TIMEOUT
                 await settled.all.wait()
             everyone_back = time.monotonic() - dropped
             # Then the dashboard: everyone who got back is listed, and shown connected.
@@ -221,9 +245,12 @@ async def _blip(
             end.set()
     back = [c.back_after for c in waiting if c.back_after is not None]
     errors: dict[str, int] = {}
+    failures: dict[str, int] = {}
     for c in waiting:
         if c.error is not None:
             errors[c.error] = errors.get(c.error, 0) + 1
+        for failure in c.failures:
+            failures[failure] = failures.get(failure, 0) + 1
     return {
         "callers": len(waiting),
         "back_in_s": {
@@ -234,6 +261,8 @@ async def _blip(
         "everyone_back_after_s": round(everyone_back, 2),
         "not_back": len(waiting) - len(back),
         "errors": errors,
+        "tried_again": sum(1 for c in waiting if c.failures and c.back_after is not None),
+        "failed_tries": failures,
         "dashboard_all_connected_after_s": round(dashboard_back, 2),
         "dashboard_lost": len(rooms - set(dashboard.connected)),
         "loop_lag_max_ms_before": round(1000 * lag_before, 1),
