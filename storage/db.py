@@ -199,10 +199,11 @@ class Store:
 
     async def read(self, fn: Callable[[Database, *Ts], T], *args: *Ts) -> T:
         """Run ``fn(db, *args)``, which only reads (one query, as a rule), in the worker thread
-        like :meth:`run` but with no savepoint of its own: in a batch it rides in the batch's
-        transaction (answered after the commit if it ran after a write), alone it runs in
-        autocommit. On SQLite a savepoint is two more statements and a random name for each
-        call; a caller's reconnection reads its room token and nothing else (issue 17)."""
+        like :meth:`run` but, on SQLite, with no savepoint of its own: in a batch it rides in the
+        batch's transaction (answered after the commit if it ran after a write), alone it runs
+        in autocommit. A savepoint is two more statements and a random name for each call; a
+        caller's reconnection reads its room token and nothing else (issue 17). PostgreSQL's
+        batch runs it as any call."""
         return cast(T, await self._call(_Job(fn, args, reads=True)))
 
     async def _call(self, job: _Job) -> Any:

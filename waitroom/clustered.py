@@ -222,9 +222,13 @@ ADOPTS_QUEUES = "adopts:ondemand"
 TRAITS = frozenset({ADOPTS_QUEUES})
 
 
+def _is_queue(address: str) -> bool:
+    return address.startswith(addresses.ONDEMAND_KIND + "/")
+
+
 def needs(address: str) -> str | None:
     """The trait a home of the spread ``address`` must offer (areas: none, every release)."""
-    return ADOPTS_QUEUES if address.startswith(addresses.ONDEMAND_KIND + "/") else None
+    return ADOPTS_QUEUES if _is_queue(address) else None
 
 
 def _ident(address: str) -> int:
@@ -234,7 +238,7 @@ def _ident(address: str) -> int:
 def adoption(address: str, watchers: tuple[Any, ...] = ()) -> AdoptArea | AdoptQueue:
     """What asks a home node's desk to start the spread ``address`` there, with the connections
     that watched it (an area's are connection addresses, a queue's :class:`QueueWatcher`)."""
-    if address.startswith(addresses.ONDEMAND_KIND + "/"):
+    if _is_queue(address):
         queue_watchers = tuple(w for w in watchers if isinstance(w, QueueWatcher))
         return AdoptQueue(_ident(address), queue_watchers)
     return AdoptArea(_ident(address), tuple(str(w) for w in watchers))
@@ -242,7 +246,7 @@ def adoption(address: str, watchers: tuple[Any, ...] = ()) -> AdoptArea | AdoptQ
 
 def giving_up(address: str) -> tuple[Address, GiveUpArea | GiveUpQueue]:
     """Which host stops the spread ``address`` here for a handover, and how it is asked."""
-    if address.startswith(addresses.ONDEMAND_KIND + "/"):
+    if _is_queue(address):
         return addresses.ONDEMAND, GiveUpQueue(_ident(address))
     return addresses.AREAS, GiveUpArea(_ident(address))
 

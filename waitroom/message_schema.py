@@ -21,6 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from waitroom.clustered import message_types
+
 RECORD = Path(__file__).with_name("message_schema.json")
 
 Schema = dict[str, Any]
@@ -28,8 +30,6 @@ Schema = dict[str, Any]
 
 def current() -> Schema:
     """This code's messages, as :meth:`cluster.codec.MessageTypes.schema` describes them."""
-    from waitroom.clustered import message_types
-
     return message_types().schema()
 
 

@@ -743,13 +743,13 @@ class OnDemandHost(Actor):
         (its start sends them the list). Already running here (a page had it started first):
         the watchers are added and sent the list all the same."""
         watchers = self.watchers.setdefault(message.org_id, {})
-        new = tuple(sorted(w.conn for w in message.watchers if w.conn not in watchers))
-        watchers.update((w.conn, w) for w in message.watchers if w.conn in new)
+        new = {w.conn: w for w in message.watchers if w.conn not in watchers}
+        watchers.update(new)
         address = addresses.ondemand(message.org_id)
         if address in self.queues.children():
             if new:
                 with contextlib.suppress(ActorError):  # its mailbox is full: it is restarting
-                    self.ref(address).tell(ShowList(new))
+                    self.ref(address).tell(ShowList(tuple(sorted(new))))
             return
         await self._place(message.org_id)
 

@@ -50,14 +50,16 @@ class Areas(Actor):
         return AREA
 
 
-class MovingArea(Actor):
-    """An area whose answers take ``delay`` seconds, as one on its way to another node does."""
+class Moving(Actor):
+    """An area or queue whose admissions take ``delay`` seconds, as on its way to another node."""
 
     def __init__(self, delay: float) -> None:
         super().__init__()
         self.delay = delay
-        self.arrived: list[dict[str, str]] = []
+        self.admitted: list[dict[str, str]] = []
 
+
+class MovingArea(Moving):
     @handles(DescribeArea)
     async def _describe(self, message: DescribeArea) -> AreaPublic:
         return INFO
@@ -65,29 +67,40 @@ class MovingArea(Actor):
     @handles(Arrive)
     async def _arrive(self, message: Arrive) -> ArrivalTicket:
         await trio.sleep(self.delay)
-        self.arrived.append(message.details)
+        self.admitted.append(message.details)
         return ArrivalTicket("c1", "room1", "room1.secret")
 
 
-async def _submit(delay: float) -> tuple[int, str, MovingArea]:
+async def _submit(
+    path: str, finder: tuple[str, type[Actor]], moving: tuple[str, Moving]
+) -> tuple[int, str]:
+    """Open the form at ``path`` and send it, with ``finder`` (the host that names the area or
+    queue) and ``moving`` (the slow area or queue) running; the page sent back. Checks the
+    submission waited as long as the moving actor took (or the submit limit)."""
     registry = Registry()
-    area = MovingArea(delay)
     async with trio.open_nursery() as nursery:
         sup: Supervisor = await nursery.start(Supervisor(registry, "test").run)
-        await sup.start_child(ChildSpec(addresses.AREAS, Areas))
-        await sup.start_child(ChildSpec(AREA, lambda: area))
+        await sup.start_child(ChildSpec(*finder))
+        await sup.start_child(ChildSpec(moving[0], lambda: moving[1]))
         client = create_app(registry).test_client()
-        form = await client.get(f"/w/{SLUG}?lang=en")
+        form = await client.get(f"{path}?lang=en")
         found = _CSRF.search(await form.get_data(as_text=True))
         assert form.status_code == 200 and found is not None
         started = trio.current_time()
         page = await client.post(
-            f"/w/{SLUG}?lang=en", form={"name": "Ada", "csrf_token": found.group(1)}
+            f"{path}?lang=en", form={"name": "Ada", "csrf_token": found.group(1)}
         )
         waited = trio.current_time() - started
         nursery.cancel_scope.cancel()
+    delay = moving[1].delay
     assert waited >= min(delay, SUBMIT_TIMEOUT)
-    return page.status_code, await page.get_data(as_text=True), area
+    return page.status_code, await page.get_data(as_text=True)
+
+
+async def _arrive(delay: float) -> tuple[int, str, MovingArea]:
+    area = MovingArea(delay)
+    status, page = await _submit(f"/w/{SLUG}", (addresses.AREAS, Areas), (AREA, area))
+    return status, page, area
 
 
 async def test_a_form_waits_out_an_area_that_is_moving(
@@ -95,16 +108,16 @@ async def test_a_form_waits_out_an_area_that_is_moving(
 ) -> None:
     delay = HOLD_UNOWNED + 2  # longer than any hold, and than the 5 s of other page asks
     assert DIRECTORY_TIMEOUT < delay < SUBMIT_TIMEOUT
-    status, page, area = await _submit(delay)
+    status, page, area = await _arrive(delay)
     assert status == 200, page
     assert 'data-token="room1.secret"' in page
-    assert area.arrived == [{"name": "Ada"}]
+    assert area.admitted == [{"name": "Ada"}]
 
 
 async def test_an_area_that_never_answers_is_still_a_busy_page_in_the_end(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    status, page, _ = await _submit(SUBMIT_TIMEOUT * 3)
+    status, page, _ = await _arrive(SUBMIT_TIMEOUT * 3)
     assert status == 503
     assert "Service busy" in page
 
@@ -118,14 +131,7 @@ class OnDemand(Actor):
         return QUEUE
 
 
-class MovingQueue(Actor):
-    """An on-demand queue whose Meet Now takes ``delay`` seconds (on its way to another node)."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.started: list[dict[str, str]] = []
-
+class MovingQueue(Moving):
     @handles(DescribePublic)
     async def _describe(self, message: DescribePublic) -> OnDemandPublic:
         return OnDemandPublic(1, "Riverside", True, (), (), None)
@@ -133,28 +139,15 @@ class MovingQueue(Actor):
     @handles(StartRequest)
     async def _start(self, message: StartRequest) -> RequestTicket:
         await trio.sleep(self.delay)
-        self.started.append(message.details)
+        self.admitted.append(message.details)
         return RequestTicket("q1", "room2", "room2.secret")
 
 
 async def test_meet_now_waits_out_a_queue_that_is_moving(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    registry = Registry()
     queue = MovingQueue(HOLD_UNOWNED + 2)
-    async with trio.open_nursery() as nursery:
-        sup: Supervisor = await nursery.start(Supervisor(registry, "test").run)
-        await sup.start_child(ChildSpec(addresses.ONDEMAND, OnDemand))
-        await sup.start_child(ChildSpec(QUEUE, lambda: queue))
-        client = create_app(registry).test_client()
-        form = await client.get("/o/1/meet?lang=en")
-        found = _CSRF.search(await form.get_data(as_text=True))
-        assert form.status_code == 200 and found is not None
-        page = await client.post(
-            "/o/1/meet?lang=en", form={"name": "Ada", "csrf_token": found.group(1)}
-        )
-        nursery.cancel_scope.cancel()
-    text = await page.get_data(as_text=True)
-    assert page.status_code == 200, text
+    status, text = await _submit("/o/1/meet", (addresses.ONDEMAND, OnDemand), (QUEUE, queue))
+    assert status == 200, text
     assert "room2.secret" in text
-    assert queue.started == [{"name": "Ada"}]
+    assert queue.admitted == [{"name": "Ada"}]
