@@ -215,6 +215,12 @@ class OutboundMailbox(Mailbox):
         self._count(1)  # the registry's queued-per-kind tally (a superseded event is not new)
         self._lot.unpark()
 
+    def close(self) -> None:
+        super().close()
+        # The callback is the session's bound method and the session holds this mailbox: a
+        # cycle only a full collection would free (issue 17). Closed, nothing overflows.
+        self._on_overflow = None
+
     def queued(self) -> int:
         return len(self._entries)
 

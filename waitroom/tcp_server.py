@@ -48,6 +48,16 @@ class LeanTCPServer(TCPServer):  # type: ignore[misc]
         self.idle_task = self.idle  # type: ignore[assignment]  # what TCPServer.run restarts
         self._head = b""
 
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            # The protocol holds this server's protocol_send and the timer holds the server: two
+            # cycles that kept a closed connection's objects (about 70, with Hypercorn's and
+            # wsproto's) until a full collection (issue 17). Its tasks are done by now.
+            vars(self).pop("protocol", None)  # not set when the connection failed before it
+            del self.idle, self.idle_task
+
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData):
             data = event.data
