@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from gateway import counters as gateway_counters
 from runtime.kernel import MESSAGES_HANDLED
 from runtime.registry import Registry
+from waitroom.frozen_heap import FrozenHeap
 
 METRICS_PATH = "/metrics"
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -173,6 +174,8 @@ class _Collector(Collector):
                 f"Longest of the last {GC_WINDOW} cyclic-GC collections.",
                 value=m.gc_pauses.recent_max,
             )
+        if m.heap is not None:
+            yield from _heap(m.heap)
         if m.media_stats is not None:
             yield from _media(m.media_stats())
         if m.media_worker_stats is not None:
@@ -192,11 +195,13 @@ class Metrics:
         media_stats: MediaStats | None = None,
         media_worker_stats: MediaWorkerStats | None = None,
         gc_pauses: GcPauses | None = None,
+        heap: FrozenHeap | None = None,
     ) -> None:
         self.registry = registry
         self.gateway_counts = gateway_counts
         self.lag = lag
         self.gc_pauses = gc_pauses
+        self.heap = heap
         self.media_stats = media_stats
         self.media_worker_stats = media_worker_stats
         self.prometheus = CollectorRegistry(auto_describe=False)
@@ -207,6 +212,28 @@ class Metrics:
     def render(self) -> str:
         """The exposition text (format 0.0.4)."""
         return generate_latest(self.prometheus).decode()
+
+
+def _heap(heap: FrozenHeap) -> Iterator[Metric]:
+    """The frozen heap (waitroom/frozen_heap.py): its size, and what its audits found and cost."""
+    yield GaugeMetricFamily(
+        "waitroom_gc_frozen_objects",
+        "Objects kept out of cyclic collections (they outlived two).",
+        value=heap.frozen(),
+    )
+    yield CounterMetricFamily(
+        "waitroom_gc_audits", "Full walks of the frozen heap.", value=heap.audits
+    )
+    yield CounterMetricFamily(
+        "waitroom_gc_audit_freed_objects",
+        "Unreachable objects the audits freed (what reference cycles kept).",
+        value=heap.found,
+    )
+    yield CounterMetricFamily(
+        "waitroom_gc_audit_seconds",
+        "Time the event loop spent stopped in audits.",
+        value=heap.audit_seconds,
+    )
 
 
 def _gateway_refusals() -> Iterator[Metric]:

@@ -16,7 +16,6 @@ something a user would miss has persisted it before acknowledging), then the sto
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import secrets
 import signal
@@ -47,6 +46,7 @@ from storage import seed
 from storage.db import Store, open_store
 from storage.retention import RetentionPolicy
 from storage.sessions import DEFAULT_IDLE_TIMEOUT
+from waitroom.frozen_heap import FrozenHeap
 from waitroom.metrics import METRICS_PATH, GcPauses, LoopLag, Metrics, MetricsEndpoint
 from waitroom.senders import SenderSettings, build_senders
 from waitroom.senders import describe as describe_senders
@@ -242,13 +242,15 @@ async def run_server(
     config: ServerConfig,
     *,
     handle_signals: bool = True,
+    heap: FrozenHeap | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until shut down; ``task_status.started`` gets a :class:`ServerInfo` once listening.
 
     With ``port=0`` the OS picks a free port and ``ServerInfo.url`` names it. ``handle_signals``
     turns SIGINT/SIGTERM into a graceful shutdown (only possible in the main thread). Cancellation
-    stops everything at once; :meth:`ServerInfo.shutdown` stops gracefully.
+    stops everything at once; :meth:`ServerInfo.shutdown` stops gracefully. ``heap`` (the CLI's
+    alone: it is process-wide) starts once everything else has, and `/metrics` reports it.
     """
     demo_password = config.demo_password or secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
     info = ServerInfo("", Registry(), None)
@@ -265,7 +267,9 @@ async def run_server(
                 if node is not None:  # one node of a cluster: its registry reaches the others
                     info.registry = node.registry
                     connection.NODE_ID = node.id
-                await _serve(nursery, config, store, info, demo, demo_password, task_status, node)
+                await _serve(
+                    nursery, config, store, info, demo, demo_password, task_status, node, heap
+                )
         outer.cancel_scope.cancel(reason="server shut down")
 
 
@@ -326,6 +330,7 @@ async def _serve(
     demo_password: str,
     task_status: trio.TaskStatus[ServerInfo],
     node: Node | None = None,
+    heap: FrozenHeap | None = None,
 ) -> None:
     root: Supervisor = await nursery.start(Supervisor(info.registry, "root").run)
     media = await nursery.start(_run_media, config, info.registry)
@@ -360,6 +365,7 @@ async def _serve(
             media.worker_stats if isinstance(media, MediaPool) else lambda: {"0": media.stats()}
         ),
         gc_pauses=gc_pauses,
+        heap=heap,
     )
     web = create_app(
         info.registry,
@@ -399,6 +405,8 @@ async def _serve(
             tuple((a.name, f"{base}/w/{a.slug}") for a in demo.areas),
         )
     log.info("serving on %s", info.url)
+    if heap is not None:
+        await nursery.start(heap.run)
     task_status.started(info)
     with gc_pauses.installed():
         await served.wait()
@@ -444,34 +452,12 @@ async def _run_media(
         await MediaService(worker_config, on_event=to_call).run(task_status=task_status)
 
 
-#: Cyclic-GC thresholds for the serving process (Python's defaults are 700, 10, 10). The heap
-#: grows with open connections (about 230 tracked objects each) and a full collection walks all
-#: of it: 1.4 s at 3,000 waiting callers, every 8-10 s, stalling every connection (bench/README.md,
-#: "Loop stalls"). Rarer young collections let request objects die by reference count instead of
-#: being promoted. A middle collection walks what the last few young ones kept, about 3 x 10,000
-#: objects at most: with 10 of them it was 130-160 ms at 10,000 waiting callers, the longest
-#: stall of that hold (bench/README.md, session 17). A full collection waits for 333 middle ones,
-#: as rare as it was with 10 and 100.
-GC_THRESHOLDS = (10_000, 3, 333)
-
-
-def tune_gc() -> None:
-    """Move start-up objects out of the collector's sight and collect less often (see above).
-
-    Process-wide, so only the CLI entry point calls it (tests running a server keep the defaults).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def main_sync(config: ServerConfig, announce: Callable[[ServerInfo], None]) -> None:
     """Run the server in a fresh Trio run (the CLI entry point); ``announce`` prints the banner."""
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            info: ServerInfo = await nursery.start(partial(run_server, config))
-            tune_gc()
+            info: ServerInfo = await nursery.start(partial(run_server, config, heap=FrozenHeap()))
             announce(info)
 
     instruments = [SlowSteps(config.slow_step_ms / 1000)] if config.slow_step_ms > 0 else []
