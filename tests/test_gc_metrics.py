@@ -57,7 +57,8 @@ def test_start_freezes_start_up_objects_and_raises_thresholds(process_gc: None) 
     heap = FrozenHeap()
     heap.start(0.0)
     assert gc.get_threshold() == GC_THRESHOLDS
-    assert heap.frozen() > 0 and heap.after_audit == heap.frozen()
+    assert heap.frozen_after > 0 and heap.frozen_after == gc.get_freeze_count()
+    assert heap.resident_after is not None and heap.resident_after > 1_000_000  # Linux: /proc
 
 
 def test_survivors_of_a_middle_collection_are_frozen_not_of_a_young_one(process_gc: None) -> None:
@@ -65,11 +66,11 @@ def test_survivors_of_a_middle_collection_are_frozen_not_of_a_young_one(process_
     heap.start(0.0)
     kept = [Cycle() for _ in range(100)]
     with heap.installed():
-        frozen = heap.frozen()
+        frozen = gc.get_freeze_count()
         gc.collect(0)
-        assert heap.frozen() == frozen  # a young collection's survivors may still die young
+        assert gc.get_freeze_count() == frozen  # a young collection's may still die young
         gc.collect(1)
-        assert heap.frozen() >= frozen + len(kept)
+        assert gc.get_freeze_count() >= frozen + len(kept)
     assert len(kept) == 100
 
 
@@ -82,41 +83,42 @@ def test_an_audit_frees_a_cycle_that_died_frozen(process_gc: None) -> None:
     assert gc.collect() == 0  # frozen: no collection sees it
     assert heap.audit(5.0) >= 1
     assert heap.audits == 1 and heap.found >= 1 and heap.audit_seconds > 0
-    assert heap.after_audit > 0
+    assert heap.frozen_after > 0
 
 
-class Counted(FrozenHeap):
-    """A heap whose frozen count the test sets."""
+class Measured(FrozenHeap):
+    """A heap whose resident memory the test sets."""
 
-    count = 0
+    size: int | None = 0
 
-    def frozen(self) -> int:
-        return self.count
+    def resident(self) -> int | None:
+        return self.size
 
 
-def test_an_audit_is_due_when_grown_and_small_or_after_the_interval() -> None:
-    heap = Counted(growth=1.25, small=1_000, interval=3600.0)
-    heap.after_audit, heap.count = 400, 450
-    assert not heap.due(10.0)  # not grown enough
-    heap.count = 500
-    assert heap.due(10.0)  # grown by a quarter, and small
-    heap.after_audit, heap.count = 2_000, 2_600
-    assert not heap.due(10.0)  # grown but large: waits for the interval
+def test_an_audit_is_due_after_the_interval_when_memory_grew() -> None:
+    heap = Measured(growth=1.25, interval=3600.0)
+    heap.resident_after, heap.size = 400, 600
+    assert not heap.due(10.0)  # grown, but within the interval of the start
     assert heap.due(3600.0)
-    heap.count = 2_400
-    assert not heap.due(7200.0)  # not grown: never, however long ago
+    heap.size = 450
+    assert not heap.due(7200.0)  # not grown by a quarter: never, however long ago
+    heap.size = None
+    assert heap.due(7200.0)  # no /proc to say: the interval alone
 
 
 async def test_run_audits_when_due(
     process_gc: None, autojump_clock: trio.testing.MockClock
 ) -> None:
-    heap = FrozenHeap(check_every=10.0, interval=100.0, small=0)
+    heap = Measured(check_every=10.0, interval=100.0)
+    heap.size = 1_000
     async with trio.open_nursery() as nursery:
         await nursery.start(heap.run)
-        assert heap.audits == 0
+        assert heap.audits == 0 and heap.resident_after == 1_000
+        heap.size = 2_000
         await trio.sleep(95)
-        assert heap.audits == 0  # grown or not, large (small=0) and within the interval
-        heap.after_audit = 0  # as if everything frozen had come since
-        await trio.sleep(20)
-        assert heap.audits == 1
+        assert heap.audits == 0  # grown, but within the interval
+        await trio.sleep(10)
+        assert heap.audits == 1 and heap.resident_after == 2_000
+        await trio.sleep(200)
+        assert heap.audits == 1  # not grown since
         nursery.cancel_scope.cancel()

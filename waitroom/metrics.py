@@ -218,8 +218,8 @@ def _heap(heap: FrozenHeap) -> Iterator[Metric]:
     """The frozen heap (waitroom/frozen_heap.py): its size, and what its audits found and cost."""
     yield GaugeMetricFamily(
         "waitroom_gc_frozen_objects",
-        "Objects kept out of cyclic collections (they outlived two).",
-        value=heap.frozen(),
+        "Objects kept out of cyclic collections, counted after the last audit or start-up.",
+        value=heap.frozen_after,
     )
     yield CounterMetricFamily(
         "waitroom_gc_audits", "Full walks of the frozen heap.", value=heap.audits
