@@ -189,10 +189,22 @@ class ServeProcess:
         self.stop()
 
 
-class Server(ServeProcess):
-    """``waitroom serve`` of one build on a fresh database, in a process of its own."""
+#: What a served process runs: the build's CLI (bench/gc_pause.py runs a hook before it).
+SERVE_CODE = "import sys; from waitroom.cli import main; sys.exit(main(sys.argv[1:]))"
 
-    def __init__(self, build: Build, workdir: Path, areas: int) -> None:
+
+class Server(ServeProcess):
+    """``waitroom serve`` of one build on a fresh database, in a process of its own; ``code``
+    replaces the ``python -c`` program, ``extra`` is appended to its arguments."""
+
+    def __init__(
+        self,
+        build: Build,
+        workdir: Path,
+        areas: int,
+        code: str = SERVE_CODE,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.build = build
         workdir = workdir.resolve()  # the server runs in its build's directory, not ours
         workdir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +214,7 @@ class Server(ServeProcess):
         command = [
             sys.executable,
             "-c",
-            "import sys; from waitroom.cli import main; sys.exit(main(sys.argv[1:]))",
+            code,
             "serve",
             "--db",
             str(self.db),
@@ -212,6 +224,7 @@ class Server(ServeProcess):
             str(free_port(socket.SOCK_DGRAM)),
             "--log-level",
             "WARNING",
+            *extra,
         ]
         super().__init__(
             command, build, workdir / "serve.log", f"http://127.0.0.1:{port}", build.name

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,14 +33,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arrival_stages import _arrive  # bench/, beside this
-from capacity import (
-    PASSWORD,
-    Build,
-    ServeProcess,
-    export_commit,
-    free_port,
-    prepare_database,
-)
+from capacity import PASSWORD, Build, Server, export_commit
 
 from waitroom.loadtest.scenario import Recorder, Scenario, discover_areas
 
@@ -137,28 +129,8 @@ async def _drive(url: str, process: subprocess.Popen[str], callers: int) -> None
 
 def measure(build: Build, work: Path, callers: int) -> dict[str, Any]:
     print(f"{build.name}:", file=sys.stderr)
-    work = work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    db, out = work / "waitroom.sqlite3", work / "figures.json"
-    prepare_database(build, db, AREAS)
-    port = free_port()
-    command = [
-        sys.executable,
-        "-c",
-        HOOK,
-        "serve",
-        "--db",
-        str(db),
-        "--port",
-        str(port),
-        "--media-port",
-        str(free_port(socket.SOCK_DGRAM)),
-        "--log-level",
-        "WARNING",
-        str(out),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with ServeProcess(command, build, work / "serve.log", url, build.name) as server:
+    out = work.resolve() / "figures.json"
+    with Server(build, work, AREAS, code=HOOK, extra=(str(out),)) as server:
         trio.run(_drive, server.url, server.process, callers)
     figures: dict[str, Any] = json.loads(out.read_text())
     print(f"  {figures}", file=sys.stderr)

@@ -71,7 +71,6 @@ def test_survivors_of_a_middle_collection_are_frozen_not_of_a_young_one(process_
         assert gc.get_freeze_count() == frozen  # a young collection's may still die young
         gc.collect(1)
         assert gc.get_freeze_count() >= frozen + len(kept)
-    assert len(kept) == 100
 
 
 def test_an_audit_frees_a_cycle_that_died_frozen(process_gc: None) -> None:

@@ -1,6 +1,6 @@
 """Keep the serving process's long-lived objects out of Python's cyclic collections (issue 17).
 
-A node holding 10,000 waiting callers holds about 2.3 million objects the cyclic collector
+A node holding 10,000 waiting callers holds about 2.5 million objects the cyclic collector
 tracks, and CPython's full collection walks every one of them while the event loop waits: 1.6 s
 at 10,000 (bench/README.md, session 17). Under a steady churn of arrivals and departures one
 comes about every quarter of an hour, although almost nothing it walks is garbage: a departing
@@ -51,15 +51,6 @@ STATM = "/proc/self/statm"
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def resident_bytes() -> int | None:
-    """The process's resident memory, or None where ``/proc`` is not there to say."""
-    try:
-        with open(STATM, "rb") as statm:
-            return int(statm.read().split()[1]) * PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class FrozenHeap:
     """The freeze after each collection, and the audits (see the module doc)."""
 
@@ -87,7 +78,12 @@ class FrozenHeap:
 
     @staticmethod
     def resident() -> int | None:
-        return resident_bytes()
+        """The process's resident memory, or None where ``/proc`` is not there to say."""
+        try:
+            with open(STATM, "rb") as statm:
+                return int(statm.read().split()[1]) * PAGE
+        except (OSError, ValueError, IndexError):
+            return None
 
     def _after_collection(self, phase: str, info: dict[str, int]) -> None:
         # After a middle or full collection the young generations are empty: what is frozen here
