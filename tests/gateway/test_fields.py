@@ -70,6 +70,8 @@ def _conforms(spec: Field, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if spec.kind is dict:  # ondemand.step's values, media.view's shown: the actor checks inside
         return isinstance(value, dict)
+    if spec.kind is list:  # media.view's pinned: its own check looks inside
+        return isinstance(value, list) and (spec.check is None or spec.check(value) is None)
     if not isinstance(value, str) or len(value) > spec.max_len:
         return False
     value.encode("utf-8")  # raises for a lone surrogate: the test then fails loudly
