@@ -54,6 +54,7 @@ from waitroom.slow_steps import SlowSteps
 from waitroom.tcp_server import install as install_lean_tcp_server
 from waitroom.trusted_proxy import TrustedProxy, parse_networks
 from web.app import WebConfig, create_app
+from web.arrival_path import ArrivalPath
 
 if TYPE_CHECKING:
     from cluster import Node
@@ -384,7 +385,11 @@ async def _serve(
         try:
             await serve(
                 TrustedProxy(
-                    Router(web, gateway, MetricsEndpoint(metrics, token=config.metrics_token)),
+                    Router(
+                        ArrivalPath(web),
+                        gateway,
+                        MetricsEndpoint(metrics, token=config.metrics_token),
+                    ),
                     parse_networks(config.trusted_proxies),
                 ),
                 hypercorn_config(config),

@@ -169,15 +169,22 @@ def ice_config() -> dict[str, object]:
 
 
 async def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in page_headers(request.path, security.cookie_is_secure()).items():
         response.headers.setdefault(name, value)
-    if request.path != "/healthz":
-        response.headers.setdefault("Cache-Control", "no-store")
-    if security.cookie_is_secure():
+    return response
+
+
+def page_headers(path: str, secure: bool) -> dict[str, str]:
+    """The headers every page gets unless its view set its own (the arrival's lean path,
+    :mod:`web.arrival_path`, sends them as they are)."""
+    headers = dict(SECURITY_HEADERS)
+    if path != "/healthz":
+        headers["Cache-Control"] = "no-store"
+    if secure:
         # Served over HTTPS, or behind a proxy whose public URL is https: never over plain HTTP,
         # where the header means nothing and would pin a test set-up to HTTPS.
-        response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}")
-    return response
+        headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE}"
+    return headers
 
 
 #: Seconds before a page that could not be answered asks again by itself (and its Retry-After).

@@ -157,10 +157,16 @@ def _from_accept_language(header: str) -> str | None:
 
 def negotiate_locale() -> str:
     """The locale of the current request: cookie, then ``Accept-Language``, then English."""
-    chosen = request.cookies.get(LANG_COOKIE, "")
+    return locale_for(
+        request.cookies.get(LANG_COOKIE, ""), request.headers.get("Accept-Language", "")
+    )
+
+
+def locale_for(chosen: str, accept_language: str) -> str:
+    """`negotiate_locale` from the language cookie's value and the ``Accept-Language`` header."""
     if chosen in available_locales():
         return chosen
-    return _from_accept_language(request.headers.get("Accept-Language", "")) or DEFAULT_LOCALE
+    return _from_accept_language(accept_language) or DEFAULT_LOCALE
 
 
 def current_locale() -> str:

@@ -10,7 +10,6 @@ CSRF for these anonymous forms is the double-submit cookie of :mod:`web.security
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import re
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates
 from jinja2.utils import htmlsafe_json_dumps
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from quart import Blueprint, current_app, g, render_template, request
 
 from actors import addresses, refusals
@@ -35,8 +34,9 @@ from actors.messages import (
     GuestPass,
     ReloadArea,
 )
-from runtime import Refusal
+from runtime import Refusal, Registry
 from runtime.address import Address
+from web import caller_page_cache as pages
 from web import i18n, security
 from web.i18n import N_
 
@@ -51,17 +51,11 @@ GONE = 410
 #: An arrival refused by the area's flood limits (issue 15).
 TOO_MANY_REQUESTS = 429
 
-#: Input type per arrival-form field kind (``reason`` becomes a textarea in the template).
-INPUT_TYPES = {"name": "text", "dob": "date", "phone": "tel", "reason": "text", "custom": "text"}
-AUTOCOMPLETE = {"name": "name", "dob": "bday", "phone": "tel"}
-
-#: Rendered caller pages kept per app (see `_cached_page`); the oldest half goes when it is full.
-MAX_CACHED_PAGES = 512
-#: Stand-ins rendered into a cached page where each request's own values go (never valid values:
-#: a CSRF token, a room token and ICE JSON never contain ``~``).
-_CSRF_MARK = "~wr-csrf~"
-_TOKEN_MARK = "~wr-token~"
-_ICE_MARK = "~wr-ice~"
+#: Keys of the ASGI scope through which the lean path (:mod:`web.arrival_path`) hands these views
+#: what it already learnt before it let them answer: the area it looked up (``_area`` takes it
+#: once), and the refusal or failure the arrival got (the view answers it, and arrives no twice).
+AREA_LOOKUP = "waitroom.area_lookup"
+ARRIVAL_OUTCOME = "waitroom.arrival_outcome"
 
 
 def _gettext(text: str, **values: Any) -> str:
@@ -92,16 +86,20 @@ def _gone() -> security.WebError:
     )
 
 
-async def _area(slug: str, timeout: float = security.DIRECTORY_TIMEOUT) -> tuple[str, AreaPublic]:
+async def find_area(
+    registry: Registry, slug: str, timeout: float = security.DIRECTORY_TIMEOUT
+) -> tuple[str, AreaPublic]:
+    """The area of a public link and what its page shows; a `security.WebError` (not found,
+    busy) otherwise. Needs no request: the lean path looks areas up the same way."""
     if not _TOKEN_PART.match(slug):
         raise _not_found()
     try:
-        address = await security.ask(addresses.AREAS, FindArea(slug), timeout)
+        address = await security.ask_through(registry, addresses.AREAS, FindArea(slug), timeout)
     except Refusal:
         raise _not_found() from None
     assert isinstance(address, str)
     try:
-        info = await security.ask(address, DescribeArea(), timeout)
+        info = await security.ask_through(registry, address, DescribeArea(), timeout)
     except Refusal:
         raise _not_found() from None
     assert isinstance(info, AreaPublic)
@@ -109,9 +107,23 @@ async def _area(slug: str, timeout: float = security.DIRECTORY_TIMEOUT) -> tuple
         # This node's look-up still had a link replaced through another node: the area (which
         # every node's edit reaches) knows better. Refused, and the look-up is read again.
         with contextlib.suppress(Refusal, security.WebError):
-            await security.ask(addresses.AREAS, ReloadArea(info.id))
+            await security.ask_through(registry, addresses.AREAS, ReloadArea(info.id))
         raise _not_found()
     return address, info
+
+
+def _hints() -> dict[str, Any]:
+    """This request's ASGI scope, where the lean path leaves what it learnt."""
+    return cast(dict[str, Any], request.scope)
+
+
+async def _area(slug: str, timeout: float = security.DIRECTORY_TIMEOUT) -> tuple[str, AreaPublic]:
+    looked = _hints().pop(AREA_LOOKUP, None)  # once: a second look must be fresh
+    if isinstance(looked, security.WebError):
+        raise looked
+    if looked is not None:
+        return cast(tuple[str, AreaPublic], looked)
+    return await find_area(security.registry(), slug, timeout)
 
 
 def next_opening_text(
@@ -142,81 +154,70 @@ def next_opening_text(
 
 
 def _mark_csrf_field() -> Markup:
-    return Markup(f'<input type="hidden" name="{security.CSRF_FIELD}" value="{_CSRF_MARK}">')
+    return Markup(f'<input type="hidden" name="{security.CSRF_FIELD}" value="{pages.CSRF_MARK}">')
 
 
 def _mark_ice() -> str:
-    return _ICE_MARK
+    return pages.ICE_MARK
 
 
-async def _cached_page(template: str, info: AreaPublic, **context: Any) -> str:
-    """A caller page rendered once per area, language and variant, then filled in per request.
-
-    Every arrival renders two of these pages (the form, then the waiting page), and Jinja was
-    about a tenth of the server's samples at 40 arrivals/s (issue 17). What differs between two
-    callers of one area is only the CSRF token, the room token and the ICE servers (fresh TURN
-    credentials): the page is rendered with stand-ins for them and each request swaps in its own,
-    escaped as the template would. Only anonymous visitors get cached pages (staff see their own
-    header), only without a query string (the language switch links back to the path), and the
-    key holds everything else a page shows (the area as the area actor described it, the locale).
-    """
-    if g.get("session_view") is not None or request.query_string:
-        return await render_template(template, area=info, **context)
-    # ``next_opening`` moves with the clock while an area is open, and neither page shows it then.
-    shown = dataclasses.replace(info, next_opening=None) if info.open_now else info
-    key = (template, i18n.current_locale(), request.path, repr(shown), repr(context))
-    cache: dict[tuple[str, ...], str] = current_app.extensions.setdefault(
-        "waitroom.patient_pages", {}
+def ice_json() -> str:
+    """This request's ICE servers as the template's ``tojson`` writes them (fresh TURN
+    credentials each time)."""
+    fresh_ice = cast(Callable[[], object], current_app.jinja_env.globals["ice_config"])
+    return str(
+        htmlsafe_json_dumps(
+            fresh_ice(), dumps=current_app.jinja_env.policies["json.dumps_function"]
+        )
     )
-    page = cache.get(key)
+
+
+async def _cached_page(
+    template: str, info: AreaPublic, context: dict[str, Any], room_token: str | None = None
+) -> str:
+    """A caller page from `web.caller_page_cache`, rendered on its first request. Only anonymous
+    visitors get cached pages (staff see their own header), and only without a query string
+    (the language switch links back to the path)."""
+    if g.get("session_view") is not None or request.query_string:
+        if room_token is not None:
+            context = {**context, "token": room_token}
+        return await render_template(template, area=info, **context)
+    page_key = pages.key(template, i18n.current_locale(), request.path, info, context)
+    cache = page_cache(current_app)
+    page = cache.get(page_key)
     if page is None:
         page = await render_template(
             template, area=info, csrf_field=_mark_csrf_field, ice_config=_mark_ice, **context
         )
-        if len(cache) >= MAX_CACHED_PAGES:
-            for old in list(cache)[: MAX_CACHED_PAGES // 2]:
-                del cache[old]
-        cache[key] = page
-    if _CSRF_MARK in page:
-        page = page.replace(_CSRF_MARK, str(escape(security.csrf_token())))
-    if _ICE_MARK in page:
-        fresh_ice = cast(Callable[[], object], current_app.jinja_env.globals["ice_config"])
-        ice = htmlsafe_json_dumps(
-            fresh_ice(),
-            dumps=current_app.jinja_env.policies["json.dumps_function"],
-        )
-        page = page.replace(f'"{_ICE_MARK}"', str(ice))
-    return page
+        pages.store(cache, page_key, page)
+    return pages.fill(page, security.csrf_token, ice_json, room_token)
+
+
+def page_cache(app: Any) -> dict[pages.Key, str]:
+    """The app's cache of rendered caller pages (one per app: tests run several)."""
+    cache: dict[pages.Key, str] = app.extensions.setdefault("waitroom.patient_pages", {})
+    return cache
 
 
 async def _waiting_page(info: AreaPublic, token: str) -> str:
     if not token:
-        return await _cached_page("patient/waiting.html", info, token="")
-    page = await _cached_page("patient/waiting.html", info, token=_TOKEN_MARK)
-    return page.replace(_TOKEN_MARK, str(escape(token)))
+        return await _cached_page(pages.WAITING_TEMPLATE, info, {"token": ""})
+    return await _cached_page(pages.WAITING_TEMPLATE, info, pages.WAITING_WITH_TOKEN, token)
 
 
 async def _form_page(
     info: AreaPublic, values: dict[str, str], error: str | None, status: int = 200
 ) -> tuple[str, int]:
     if not values and error is None and info.active and info.open_now:
-        form = await _cached_page(
-            "patient/arrive.html",
-            info,
-            values={},
-            error=None,
-            input_types=INPUT_TYPES,
-            autocomplete=AUTOCOMPLETE,
-            next_opening=None,
-        )
+        form = await _cached_page(pages.FORM_TEMPLATE, info, pages.EMPTY_FORM)
         return form, status
     page = await render_template(
-        "patient/arrive.html",
+        pages.FORM_TEMPLATE,
         area=info,
         values=values,
         error=error,
-        input_types=INPUT_TYPES,
-        autocomplete=AUTOCOMPLETE,
+        input_types=pages.INPUT_TYPES,
+        autocomplete=pages.AUTOCOMPLETE,
         next_opening=next_opening_text(info),
     )
     return page, status
@@ -235,7 +236,10 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
     values = {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
     if info.consent_text and form.get("consent") != "yes":
         return await _form_page(info, values, "Please confirm that you agree to continue.", 400)
+    outcome = _hints().pop(ARRIVAL_OUTCOME, None)
     try:
+        if isinstance(outcome, Refusal | security.WebError):
+            raise outcome  # the lean path asked already (web.arrival_path)
         ticket = await security.ask(
             address, Arrive(values, request.remote_addr or ""), security.SUBMIT_TIMEOUT
         )

@@ -23,6 +23,7 @@ from typing import ParamSpec, TypeVar
 
 from markupsafe import Markup, escape
 from quart import Response, current_app, g, redirect, request, url_for
+from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from actors import addresses
@@ -92,8 +93,15 @@ def directory() -> ActorRef:
 
 async def ask(address: str, message: object, timeout: float = DIRECTORY_TIMEOUT) -> object:
     """Ask an actor on behalf of the page; a runtime failure (not a Refusal) becomes a 503 page."""
+    return await ask_through(registry(), address, message, timeout)
+
+
+async def ask_through(
+    actors: Registry, address: str, message: object, timeout: float = DIRECTORY_TIMEOUT
+) -> object:
+    """`ask` outside a Quart request (the arrival's lean path, :mod:`web.arrival_path`)."""
     try:
-        return await registry().ref(address).ask(message, timeout=timeout)
+        return await actors.ref(address).ask(message, timeout=timeout)
     except Refusal:
         raise
     except ActorError as exc:
@@ -106,8 +114,12 @@ async def ask(address: str, message: object, timeout: float = DIRECTORY_TIMEOUT)
 
 def cookie_is_secure() -> bool:
     """Secure cookies over HTTPS, and whenever the public URL says users reach us over HTTPS."""
-    public_url: str = current_app.config.get("WAITROOM_PUBLIC_URL", "")
-    return request.scheme in ("https", "wss") or public_url.startswith("https://")
+    return secure_for(request.scheme, current_app.config.get("WAITROOM_PUBLIC_URL", ""))
+
+
+def secure_for(scheme: str, public_url: str) -> bool:
+    """`cookie_is_secure` for a request's scheme and the configured public URL."""
+    return scheme in ("https", "wss") or public_url.startswith("https://")
 
 
 def set_session_cookie(response: Response | WerkzeugResponse, session_id: str) -> None:
@@ -187,14 +199,23 @@ def staff_required(view: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
 def _anonymous_token() -> str:
     token: str | None = g.get("anon_csrf")
     if token is None:
-        existing = request.cookies.get(ANON_CSRF_COOKIE, "")
-        token = (
-            existing
-            if 0 < len(existing) <= MAX_TOKEN_LENGTH
-            else secrets.token_urlsafe(ANON_CSRF_BYTES)
-        )
+        token = anonymous_token_for(request.cookies.get(ANON_CSRF_COOKIE, ""))
         g.anon_csrf = token
     return token
+
+
+def anonymous_token_for(existing: str) -> str:
+    """The browser's anonymous CSRF token: the one its cookie holds, or a new one."""
+    if 0 < len(existing) <= MAX_TOKEN_LENGTH:
+        return existing
+    return secrets.token_urlsafe(ANON_CSRF_BYTES)
+
+
+def anonymous_cookie(token: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value pairing a new anonymous token with the browser (double submit)."""
+    return dump_cookie(
+        ANON_CSRF_COOKIE, token, httponly=True, samesite="Lax", secure=secure, path="/"
+    )
 
 
 def csrf_token() -> str:
@@ -214,14 +235,7 @@ def remember_anonymous_token(response: Response) -> Response:
     """``after_request``: if a page handed out an anonymous token, put it in the cookie it pairs with."""
     token: str | None = g.get("anon_csrf")
     if token is not None and request.cookies.get(ANON_CSRF_COOKIE) != token:
-        response.set_cookie(
-            ANON_CSRF_COOKIE,
-            token,
-            httponly=True,
-            samesite="Lax",
-            secure=cookie_is_secure(),
-            path="/",
-        )
+        response.headers.add("Set-Cookie", anonymous_cookie(token, cookie_is_secure()))
     return response
 
 
