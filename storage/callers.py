@@ -24,7 +24,7 @@ from storage.rooms import (
     _list_tokens,
     create_room_sync,
     get_room_sync,
-    issue_token_sync,
+    issue_token_for,
 )
 from storage.times import from_db, opt_from_db, opt_to_db, to_db, utcnow
 
@@ -139,16 +139,33 @@ def _register(
     else:
         room = get_room_sync(db, room_id)
     caller_id = new_id()
-    stamp = to_db(now)
+    stamp, stored = to_db(now), dump_json(details)
     execute(
         db,
         """INSERT INTO callers (id, area_id, origin_area_id, room_id, details, status, arrived_at,
                queued_at, status_changed_at) VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?)""",
-        (caller_id, area_id, area_id, room.id, dump_json(details), stamp, stamp, stamp),
+        (caller_id, area_id, area_id, room.id, stored, stamp, stamp, stamp),
     )
     _event(db, caller_id, area_id, "waiting", now)
-    token = issue_token_sync(db, room.id, "caller", False, token_expires_at, caller_id, "", now)
-    return Arrival(get_caller_sync(db, caller_id), room, token)
+    token = issue_token_for(db, room, "caller", False, token_expires_at, caller_id, "", now)
+    # The row as a read would give it, without the read (issue 17): the rest are NULL.
+    at = from_db(stamp)
+    caller = Caller(
+        id=caller_id,
+        area_id=area_id,
+        origin_area_id=area_id,
+        room_id=room.id,
+        details=load_json(stored),
+        status="waiting",
+        arrived_at=at,
+        queued_at=at,
+        status_changed_at=at,
+        first_call_at=None,
+        finished_at=None,
+        transferred_from_area_id=None,
+        grace_expires_at=None,
+    )
+    return Arrival(caller, room, token)
 
 
 def _register_many(

@@ -113,13 +113,18 @@ def create_room_sync(
 ) -> Room:
     """Sync form of `create_room`, for other repositories composing one transaction."""
     room_id = new_id()
+    created = to_db(now)
     execute(
         db,
         """INSERT INTO rooms (id, kind, area_id, unit_id, owner_user_id, name, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        (room_id, kind, area_id, unit_id, owner_user_id, name, to_db(now)),
+        (room_id, kind, area_id, unit_id, owner_user_id, name, created),
     )
-    return get_room_sync(db, room_id)
+    # The row as a read would give it (state and closed_at are the table's defaults), without
+    # the read: every arrival creates a room (issue 17).
+    return Room(
+        room_id, kind, area_id, unit_id, owner_user_id, name, "open", from_db(created), None
+    )
 
 
 def get_room_sync(db: Database, room_id: str) -> Room:
@@ -165,11 +170,27 @@ def issue_token_sync(
     now: datetime,
 ) -> IssuedToken:
     """Sync form of `issue_token`."""
-    room = get_room_sync(db, room_id)
+    return issue_token_for(
+        db, get_room_sync(db, room_id), kind, single_use, expires_at, caller_id, label, now
+    )
+
+
+def issue_token_for(
+    db: Database,
+    room: Room,
+    kind: TokenKind,
+    single_use: bool,
+    expires_at: datetime | None,
+    caller_id: str | None,
+    label: str,
+    now: datetime,
+) -> IssuedToken:
+    """`issue_token_sync` for a room this transaction has in hand (read, or just created)."""
     if room.state != "open":
         raise TokenRejectedError("room_closed")
     raw = secrets.token_urlsafe(TOKEN_BYTES)
     token_id = new_id()
+    created, expires = to_db(now), opt_to_db(expires_at)
     execute(
         db,
         """INSERT INTO room_tokens (id, token_hash, room_id, caller_id, kind, single_use, label,
@@ -177,16 +198,28 @@ def issue_token_sync(
         (
             token_id,
             hash_token(raw),
-            room_id,
+            room.id,
             caller_id,
             kind,
             int(single_use),
             label,
-            to_db(now),
-            opt_to_db(expires_at),
+            created,
+            expires,
         ),
     )
-    return IssuedToken(raw, _get_token(db, token_id))
+    token = RoomToken(
+        token_id,
+        room.id,
+        caller_id,
+        kind,
+        single_use,
+        label,
+        from_db(created),
+        opt_from_db(expires),
+        None,
+        None,
+    )
+    return IssuedToken(raw, token)
 
 
 def _get_token(db: Database, token_id: str) -> RoomToken:

@@ -225,3 +225,21 @@ async def test_call_and_participants(store: Store) -> None:
     assert all(p.left_at is not None for p in await calls.list_participants(store, call.id))
     assert await calls.active_call_for_room(store, arrival.room.id) is None
     assert await calls.get_call(store, call.id) == ended
+
+
+async def test_what_an_arrival_returns_is_what_a_read_gives(store: Store) -> None:
+    """An arrival builds its caller, room and token from what it wrote, without reading them
+    back (issue 17): they must be what a read of the rows gives, field for field."""
+    place = await _place(store)
+    details = {"reason": "knee", "name": "Olena", "phone": "+380 44"}
+    arrival = await callers.register_arrival(store, place.gp, details, now=T0)
+    assert arrival.caller == await callers.get_caller(store, arrival.caller.id)
+    assert list(arrival.caller.details) == sorted(details)  # stored key-sorted, read the same
+    assert arrival.room == await rooms.get_room(store, arrival.room.id)
+    assert [arrival.token.token] == await rooms.list_tokens(store, arrival.room.id)
+    room = await rooms.create_room(store, "meeting", unit_id=place.unit_id, name="Team", now=T0)
+    assert room == await rooms.get_room(store, room.id)
+    invite = await rooms.issue_token(
+        store, room.id, "invite", single_use=True, expires_at=T0 + timedelta(minutes=5), now=T0
+    )
+    assert [invite.token] == await rooms.list_tokens(store, room.id)
