@@ -48,12 +48,15 @@ class SlowSocket:
         self.frames: list[dict[str, Any]] = []
         #: Messages per websocket frame written (more than one only at protocol version 2).
         self.per_write: list[int] = []
+        #: When each frame was written (Trio's clock).
+        self.written_at: list[float] = []
 
     async def write(self, frame: bytes) -> None:
         await self.gate.wait()
         messages = protocol.decode_server_messages(frame)
         self.frames.extend(messages)
         self.per_write.append(len(messages))
+        self.written_at.append(trio.current_time())
 
     async def never_sends(self) -> bytes | None:
         await trio.sleep_forever()
@@ -109,8 +112,46 @@ async def open_dashboard(
 
 @pytest.fixture
 async def dashboard(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Dashboard]:
-    async for value in open_dashboard(nursery, tmp_path, Limits(hello_timeout=60.0)):
+    # No linger: these tests are about what queues while the socket is blocked, and they wait
+    # for every task to block, which a lingering event (a sleep) already is.
+    limits = Limits(hello_timeout=60.0, list_linger=0.0)
+    async for value in open_dashboard(nursery, tmp_path, limits):
         yield value
+
+
+async def test_list_events_wait_a_moment_to_share_a_frame_and_others_do_not(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """At protocol version 2 a dashboard's list event waits `Limits.list_linger` for others to
+    share its frame (issue 17); any other event (a call's, a caller's own) is written at once."""
+    registry = Registry()
+    socket = SlowSocket()
+    socket.gate.set()
+    limits = Limits(hello_timeout=60.0)
+    session = ClientSession(
+        registry, Authenticator(registry), socket.write, None, "127.0.0.1", limits
+    )
+    session.version = protocol.BATCHED_EVENTS_VERSION  # as its hello would have set
+    nursery.start_soon(session.run, socket.never_sends)
+    await trio.testing.wait_all_tasks_blocked()
+    connection = registry.ref(session.address)
+    began = trio.current_time()
+    for n in range(3):
+        connection.tell(Push("queue.caller", {"area": 1, "caller": {"id": f"c{n}"}}))
+        await trio.sleep(limits.list_linger / 4)
+    await trio.sleep(1)
+    assert socket.per_write == [3]  # one frame for the three
+    assert socket.written_at[0] - began == pytest.approx(limits.list_linger)
+    sent = trio.current_time()
+    connection.tell(Push("room.state", {"state": "waiting"}))
+    await trio.sleep(1)
+    assert socket.per_write == [3, 1] and socket.written_at[1] == sent
+    # A client that takes one event per frame gets each at once.
+    session.version = 1
+    sent = trio.current_time()
+    connection.tell(Push("queue.removed", {"area": 1, "id": "c0"}))
+    await trio.sleep(1)
+    assert socket.per_write == [3, 1, 1] and socket.written_at[2] == sent
 
 
 async def burst(dash: Dashboard, count: int) -> list[str]:
