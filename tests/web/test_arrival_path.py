@@ -284,13 +284,26 @@ async def test_forms_out_of_the_ordinary_go_to_quart(apps: Apps, arrive_asks: li
     assert len(apps.handed.scopes) == handed + 6
 
 
+async def _post_as_it_comes(apps: Apps, token: str, name: str, receive: Receive) -> Answer | None:
+    """An arrival through the lean path whose body comes as ``receive`` gives it (the headers
+    announce the whole form)."""
+    return await call(
+        apps.lean,
+        "POST",
+        apps.path,
+        cookies={security.ANON_CSRF_COOKIE: token},
+        form={"csrf_token": token, "name": name, "consent": "yes"},
+        receive=receive,
+    )
+
+
 async def test_a_body_still_coming_is_handed_on_whole(
     apps: Apps, arrive_asks: list[Arrive]
 ) -> None:
     await _warm(apps, arrive_asks)
     form = await _form(apps.lean, apps.path)
     token = form.csrf()
-    body = urlencode({"csrf_token": token, "name": "Di", "consent": "yes"}).encode()
+    body = urlencode({"csrf_token": token, "name": "Di", "consent": "yes"}).encode()  # as sent
     parts = [body[:10], body[10:]]
 
     async def slowly() -> dict[str, Any]:
@@ -302,14 +315,7 @@ async def test_a_body_still_coming_is_handed_on_whole(
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    answer = await call(
-        apps.lean,
-        "POST",
-        apps.path,
-        cookies={security.ANON_CSRF_COOKIE: token},
-        form={"csrf_token": token, "name": "Di", "consent": "yes"},
-        receive=slowly,
-    )
+    answer = await _post_as_it_comes(apps, token, "Di", slowly)
     assert answer is not None and answer.status == 200 and "data-token" in answer.body
     assert len(apps.handed.scopes) == 1  # handed on, with what had come of the body
     assert len(arrive_asks) == 1  # Quart read the whole body and arrived once
@@ -331,13 +337,6 @@ async def test_a_browser_gone_mid_body_changes_nothing(
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    answer = await call(
-        apps.lean,
-        "POST",
-        apps.path,
-        cookies={security.ANON_CSRF_COOKIE: token},
-        form={"csrf_token": token, "name": "Ed", "consent": "yes"},
-        receive=leaving,
-    )
+    answer = await _post_as_it_comes(apps, token, "Ed", leaving)
     assert answer is None
     assert arrive_asks == []
