@@ -121,3 +121,23 @@ async def test_run_audits_when_due(
         await trio.sleep(200)
         assert heap.audits == 1  # not grown since
         nursery.cancel_scope.cancel()
+
+
+async def test_run_collects_the_young_generations_every_second_and_freezes_survivors(
+    process_gc: None, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Under churn CPython's own young collections can wait far past their threshold (a frozen
+    object freed counts against it), and a full collection then walks everything young: `run`
+    collects the young generations every `young_every`, freezing what survived."""
+    heap = Measured(check_every=10.0, interval=100.0, young_every=1.0)
+    heap.size = 1_000
+    async with trio.open_nursery() as nursery:
+        await nursery.start(heap.run)
+        frozen = gc.get_freeze_count()
+        kept = [Cycle() for _ in range(500)]  # young survivors
+        await trio.sleep(1.5)
+        assert heap.young_collections == 1
+        assert gc.get_freeze_count() >= frozen + len(kept)
+        await trio.sleep(10)
+        assert heap.young_collections == 11
+        nursery.cancel_scope.cancel()
