@@ -164,7 +164,11 @@ def ice_config() -> dict[str, object]:
     (a page asks once, at load) and the transport policy (data-ice, docs/media.md "TURN")."""
     from quart import current_app
 
-    cfg: WebConfig = current_app.extensions["waitroom.config"]
+    return ice_for(current_app.extensions["waitroom.config"])
+
+
+def ice_for(cfg: WebConfig) -> dict[str, object]:
+    """`ice_config` of a deployment, outside a request (the arrival's lean path)."""
     return {"iceServers": cfg.ice_servers(), "iceTransportPolicy": cfg.ice_transport_policy}
 
 

@@ -16,9 +16,8 @@ scope) so nothing is asked twice and no arrival is made twice; a body it read is
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,7 +29,7 @@ from actors.messages import ArrivalTicket, Arrive
 from runtime import Refusal, Registry
 from web import caller_page_cache as pages
 from web import i18n, patient, security
-from web.app import MAX_CONTENT_LENGTH, WebConfig, page_headers
+from web.app import MAX_CONTENT_LENGTH, WebConfig, ice_for, page_headers
 from web.http_connection import WHOLE_WITHIN
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
@@ -95,27 +94,22 @@ class ArrivalPath:
         form = _form_fields(request, body)
         if form is None:
             return replay
-        submitted = request.header("x-csrf-token") or form.get(security.CSRF_FIELD, "")
-        expected = request.cookies.get(security.ANON_CSRF_COOKIE, "")
-        if (
-            not submitted
-            or len(submitted) > security.MAX_TOKEN_LENGTH
-            or not expected
-            or not hmac.compare_digest(expected.encode(), submitted.encode())
-        ):
+        submitted = request.header(security.CSRF_HEADER) or form.get(security.CSRF_FIELD, "")
+        cookie = request.cookies.get(security.ANON_CSRF_COOKIE, "")
+        if not security.anonymous_token_matches(cookie, submitted):
             return replay  # Quart refuses it, in the caller's language
         info = await self._area(request, slug, security.SUBMIT_TIMEOUT)
-        if info is None or (info.consent_text and form.get("consent") != "yes"):
+        if info is None or not patient.consented(info, form):
             return replay
         page = self._cached(request, pages.WAITING_TEMPLATE, info, pages.WAITING_WITH_TOKEN)
         if page is None:
             return replay
         address, _ = request.scope[patient.AREA_LOOKUP]
-        values = {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
-        remote = (request.scope.get("client") or ["<local>"])[0]
+        values = patient.form_values(info, form)
+        remote = (request.scope.get("client") or ["<local>"])[0] or ""  # as Quart reads it
         try:
             ticket = await security.ask_through(
-                self.registry, address, Arrive(values, remote or ""), security.SUBMIT_TIMEOUT
+                self.registry, address, Arrive(values, remote), security.SUBMIT_TIMEOUT
             )
         except (Refusal, security.WebError) as outcome:
             request.scope[patient.ARRIVAL_OUTCOME] = outcome  # Quart answers it, asking no more
@@ -143,11 +137,7 @@ class ArrivalPath:
         return self.cache.get(pages.key(template, locale, request.scope["path"], info, context))
 
     def _ice_json(self) -> str:
-        ice = {
-            "iceServers": self.config.ice_servers(),
-            "iceTransportPolicy": self.config.ice_transport_policy,
-        }
-        return str(htmlsafe_json_dumps(ice, dumps=self.dumps))
+        return str(htmlsafe_json_dumps(ice_for(self.config), dumps=self.dumps))
 
     async def _answer(
         self, request: _Request, send: Any, page: str, room_token: str | None
@@ -175,10 +165,11 @@ class ArrivalPath:
 class _Request:
     """The few things this path reads of a request, from its ASGI scope."""
 
-    __slots__ = ("_cookies", "headers", "scope")
+    __slots__ = ("cookies", "headers", "scope")
 
     def __init__(self, scope: Any) -> None:
         self.scope = scope
+        #: The first value of each header (as Werkzeug's ``get``), by lower-case name.
         self.headers: dict[bytes, bytes] = {}
         cookies: list[str] = []
         for name, value in scope["headers"]:
@@ -186,19 +177,15 @@ class _Request:
                 cookies.append(value.decode("latin1"))
             else:
                 self.headers.setdefault(name, value)
-        self._cookies = parse_cookie(";".join(cookies)) if cookies else {}
-
-    @property
-    def cookies(self) -> Any:
-        return self._cookies
+        self.cookies: Mapping[str, str] = parse_cookie(";".join(cookies)) if cookies else {}
 
     @property
     def staff(self) -> bool:
         """A session cookie, valid or not: Quart decides (staff see their own pages)."""
-        return any(self._cookies.get(name) for name in _SESSION_COOKIES)
+        return any(self.cookies.get(name) for name in _SESSION_COOKIES)
 
     def header(self, name: str) -> str:
-        return self.headers.get(name.encode(), b"").decode("latin1")
+        return self.headers.get(name.lower().encode(), b"").decode("latin1")
 
 
 async def _read_body(request: _Request, receive: Any) -> tuple[bytes | None, list[Message], Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -223,6 +223,16 @@ async def _form_page(
     return page, status
 
 
+def form_values(info: AreaPublic, form: Mapping[str, str]) -> dict[str, str]:
+    """What an arrival form sent for the area's fields (the area actor checks them)."""
+    return {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
+
+
+def consented(info: AreaPublic, form: Mapping[str, str]) -> bool:
+    """Whether the form agreed to the area's consent text, if it has one."""
+    return not info.consent_text or form.get("consent") == "yes"
+
+
 @blueprint.get("/w/<slug>")
 async def arrive_form(slug: str) -> tuple[str, int]:
     _, info = await _area(slug)
@@ -233,8 +243,8 @@ async def arrive_form(slug: str) -> tuple[str, int]:
 async def arrive_submit(slug: str) -> tuple[str, int]:
     address, info = await _area(slug, security.SUBMIT_TIMEOUT)
     form = await request.form
-    values = {str(f["key"]): form.get(str(f["key"]), "") for f in info.form_fields}
-    if info.consent_text and form.get("consent") != "yes":
+    values = form_values(info, form)
+    if not consented(info, form):
         return await _form_page(info, values, "Please confirm that you agree to continue.", 400)
     outcome = _hints().pop(ARRIVAL_OUTCOME, None)
     try:

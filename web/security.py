@@ -258,9 +258,16 @@ async def check_csrf() -> None:
         except Refusal as refusal:
             raise _csrf_refused() from refusal
         return
-    expected = request.cookies.get(ANON_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), submitted.encode()):
+    if not anonymous_token_matches(request.cookies.get(ANON_CSRF_COOKIE, ""), submitted):
         raise _csrf_refused()
+
+
+def anonymous_token_matches(cookie: str, submitted: str) -> bool:
+    """The double-submit check of a form sent without a session: the token the form carried is
+    the one the browser's cookie holds (also the arrival's lean path, :mod:`web.arrival_path`)."""
+    if not cookie or not submitted or len(submitted) > MAX_TOKEN_LENGTH:
+        return False
+    return hmac.compare_digest(cookie.encode(), submitted.encode())
 
 
 def _csrf_refused() -> WebError:
