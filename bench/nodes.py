@@ -19,7 +19,8 @@ database prepared with ``--areas`` always-open areas, then:
 
 A step passes with arrival-to-dashboard p99 under 250 ms, no error and the offered rate kept up;
 the ramp stops at the first step that fails on both. Also per step: each node's CPU per arrival,
-Redis commands per arrival (``INFO commandstats`` before and after, background work included).
+Redis commands per arrival (``INFO commandstats`` before and after, background work included,
+in total and by command).
 The load tester shares the two cores: its CPU is printed beside the servers'. The last line
 printed is one JSON object with every figure.
 """
@@ -87,8 +88,8 @@ class Node(ServeProcess):
         )
 
 
-def redis_commands(port: int) -> int:
-    """Commands Redis has run since it started (``INFO commandstats``, every command summed)."""
+def redis_commands(port: int) -> dict[str, int]:
+    """Commands Redis has run since it started, by command (``INFO commandstats``)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"INFO commandstats\r\n")
         data = b""
@@ -100,12 +101,19 @@ def redis_commands(port: int) -> int:
             header, _, rest = data.partition(b"\r\n")
             if header.startswith(b"$") and len(rest) >= int(header[1:]):
                 break
-    total = 0
+    counts: dict[str, int] = {}
     for line in data.decode().splitlines():
         if line.startswith("cmdstat_"):
-            fields = dict(part.split("=") for part in line.split(":", 1)[1].split(","))
-            total += int(fields["calls"])
-    return total
+            name, _, stats = line.removeprefix("cmdstat_").partition(":")
+            fields = dict(part.split("=") for part in stats.split(","))
+            counts[name] = int(fields["calls"])
+    return counts
+
+
+def commands_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What Redis ran between two ``redis_commands`` readings, by command, the most first."""
+    ran = {name: after[name] - before.get(name, 0) for name in after}
+    return dict(sorted(((n, c) for n, c in ran.items() if c), key=lambda nc: -nc[1]))
 
 
 #: Seconds the areas may take to reach their homes once every node has started.
@@ -178,7 +186,7 @@ def step(
             thread.start()
         for thread in threads:
             thread.join()
-        commands = redis_commands(redis.port) - commands_before
+        commands = commands_between(commands_before, redis_commands(redis.port))
     finally:
         for node in started:
             node.stop()
@@ -191,7 +199,9 @@ def step(
     return {"build": build.name, **result}
 
 
-def combine(nodes: int, rate: float, parts: list[dict[str, Any]], commands: int) -> dict[str, Any]:
+def combine(
+    nodes: int, rate: float, parts: list[dict[str, Any]], commands: dict[str, int]
+) -> dict[str, Any]:
     """One step's figures over every node's load tester: latencies from the samples merged."""
     dashboard: list[float] = []
     for part in parts:
@@ -221,7 +231,12 @@ def combine(nodes: int, rate: float, parts: list[dict[str, Any]], commands: int)
             p["server_cpu_busiest_second_percent"] for p in parts
         ],
         "tester_cpu_percent": round(sum(p["client"]["cpu_percent"] for p in parts), 1),
-        "redis_commands_per_arrival": round(commands / arrivals, 1) if arrivals else None,
+        "redis_commands_per_arrival": (
+            round(sum(commands.values()) / arrivals, 1) if arrivals else None
+        ),
+        "redis_commands_by_name_per_arrival": {
+            name: round(count / arrivals, 2) for name, count in commands.items() if arrivals
+        },
     }
     for key in ("p50_ms", "p95_ms", "p99_ms"):
         value = result["dashboard"][key]
@@ -239,7 +254,8 @@ def row_text(r: dict[str, Any]) -> str:
         f"server CPU {r['server_cpu_percent']} % ({r['server_cpu_ms_per_arrival']} ms/arrival, "
         f"busiest second {r['server_cpu_busiest_second_percent']} %), "
         f"tester {r['tester_cpu_percent']} %, Redis {r['redis_commands_per_arrival']} "
-        f"commands/arrival ({r['why']})"
+        f"commands/arrival ({r['why']})\n    Redis per arrival: "
+        + ", ".join(f"{n} {c:g}" for n, c in list(r["redis_commands_by_name_per_arrival"].items())[:8])
     )
 
 

@@ -40,7 +40,7 @@ from cluster.membership import Membership
 from cluster.placement import Placement
 from cluster.rescue import Rescue
 from cluster.spread import Spread
-from cluster.transport import RedisTransport
+from cluster.transport import READS_MANY, RedisTransport
 from runtime.kernel import ActorRef, Envelope
 from runtime.registry import Registry
 from runtime.supervisor import ChildSpec, Supervisor
@@ -197,7 +197,8 @@ async def open_node(
     ``conn/<node>-<n>``), which is then reached without a placement look-up.
     ``on_unowned(address)`` is called when a message is for a placed address nobody owns (its node
     died): the server starts it again; the message is held meanwhile (see ``cluster.transport``).
-    ``traits`` are what this release offers the others (``cluster.membership``).
+    ``traits`` are what this release offers the others (``cluster.membership``), beside the
+    transport's own (``READS_MANY``).
     Raises ClusterUnavailable if Redis cannot be reached at the start, NodeIdTaken if another
     live process runs as ``node_id``.
     """
@@ -205,9 +206,19 @@ async def open_node(
     keys = Keys(prefix)
     async with open_client(redis_url) as client:
         health = Health()
-        membership = Membership(client, keys, health, node_id, traits)
+        membership = Membership(client, keys, health, node_id, traits | {READS_MANY})
         placement = Placement(client, keys, health, node_id)
-        transport = RedisTransport(client, keys, health, node_id, types, placement, placed, located)
+        transport = RedisTransport(
+            client,
+            keys,
+            health,
+            node_id,
+            types,
+            placement,
+            placed,
+            located,
+            reads_many=lambda node: READS_MANY in membership.traits_of(node),
+        )
         registry = NodeRegistry(transport, node=node_id, peers=membership.peers)
         transport.bind(registry)
         transport.on_unowned = on_unowned

@@ -193,7 +193,12 @@ class Rescue:
         now_ms = time.time() * 1000
         fields_of = {e.identifier: e.field_values for e in entries}
         addresses = sorted(
-            {f[b"a"].decode() for f in fields_of.values() if f.get(b"k") == MESSAGE and b"a" in f}  # type: ignore[union-attr, call-overload]
+            {
+                address
+                for f in fields_of.values()
+                if f.get(b"k") == MESSAGE and b"a" in f  # type: ignore[call-overload]
+                for address in f[b"a"].decode().split("\n")  # type: ignore[union-attr, index]
+            }
         )
         owners = await self.placement.owners(addresses)
         live = set(await self.membership.live_nodes())
@@ -202,28 +207,32 @@ class Rescue:
         for entry_id, raw in fields_of.items():
             fields: dict[bytes, bytes] = dict(raw)  # type: ignore[arg-type]
             ident = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
-            address = fields.get(b"a", b"").decode()
             reply_to = fields[b"r"].decode() if b"r" in fields else None
             origin = fields.get(b"o") or f"{dead}:{ident.decode()}".encode()
-            item = Outgoing(
-                fields.get(b"k", b""), address, fields.get(b"b", b""), reply_to, 0, origin
-            )
-            if item.kind == REPLY:
-                node = address[6:].partition("/")[0]
+            kind, body = fields.get(b"k", b""), fields.get(b"b", b"")
+            names = fields.get(b"a", b"").decode().split("\n")
+            if kind == REPLY:
+                node = names[0][6:].partition("/")[0]
                 if node in live:
-                    forward.append((node, item))
+                    forward.append((node, Outgoing(kind, names[0], body, reply_to, 0, origin)))
                 done.append(ident)
                 continue
-            owner = owners.get(address)
-            if owner is not None and owner in live:
-                forward.append((owner, item))
+            settled = True
+            for index, address in enumerate(names):
+                # An entry for several addresses goes on as one per address, each with an
+                # identity of its own (the same one at every sweep, so a repeat is recognised).
+                part = origin if len(names) == 1 else origin + f"#{index}".encode()
+                owner = owners.get(address)
+                if owner is not None and owner in live:
+                    forward.append((owner, Outgoing(kind, address, body, reply_to, 0, part)))
+                elif now_ms - _sent_ms(ident) > HOLD_FOR * 1000 or kind != MESSAGE:
+                    if reply_to is not None and self.transport.registry is not None:
+                        self.transport.registry.reply(reply_to, Failure(ActorNotFound(address)))
+                else:  # nobody owns it yet: it stays with this rescuer until the next sweep
+                    settled = False
+                    self.transport.revive(address)
+            if settled:
                 done.append(ident)
-            elif now_ms - _sent_ms(ident) > HOLD_FOR * 1000 or item.kind != MESSAGE:
-                if reply_to is not None and self.transport.registry is not None:
-                    self.transport.registry.reply(reply_to, Failure(ActorNotFound(address)))
-                done.append(ident)
-            else:  # nobody owns it yet: it stays with this rescuer until the next sweep
-                self.transport.revive(address)
         if forward:
             await self.transport.append(forward)
         if done:

@@ -14,6 +14,11 @@ its pending entries, those delivered to it but never acknowledged, so an entry i
 is not lost; entries it had queued but could not acknowledge are recognised by id and not queued
 twice.
 
+A tell of one message to several addresses on one node (an area's event to every dashboard that
+watches it) crosses as one entry naming them all, when the sender told them one after another
+and the receiving node reads such entries (its liveness key offers ``READS_MANY``): the body is
+encoded once, appended once, read, decoded and acknowledged once, then queued in each mailbox.
+
 An ask's reply travels the same way to the asker's node (``reply/<node>/<n>``); a reply nobody
 waits for is dropped there, as on one node. Asks keep their sender's timeout. What cannot be sent
 fails at the sender where it can and at the asker otherwise: while Redis is known to be down a
@@ -79,6 +84,11 @@ REVIVE_EVERY = 1.0
 
 #: Entry kinds.
 MESSAGE, REPLY = b"m", b"r"
+#: The trait of a node that reads an entry for several addresses (``a`` joined by newlines);
+#: an older node's key lacks it, and gets an entry per address.
+READS_MANY = "reads:many"
+#: What joins the addresses of one entry (no address has a newline).
+_SEPARATOR = b"\n"
 
 
 @dataclass
@@ -99,6 +109,7 @@ class Outgoing:
 class Counts:
     """What crossed, for tests, metrics and the benchmark's figures."""
 
+    #: Inbox entries appended and read (an entry may be for several addresses).
     sent: int = 0
     received: int = 0
     forwarded: int = 0
@@ -108,6 +119,8 @@ class Counts:
     dropped: int = 0
     batches: int = 0
     reads: int = 0
+    #: Addresses carried by entries beyond their first (tells that shared an entry).
+    shared: int = 0
     #: Reasons of dropped tells, latest last (bounded).
     drops: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
@@ -126,6 +139,7 @@ class RedisTransport:
         placed: Callable[[str], bool] | None = None,
         located: Callable[[str], str | None] | None = None,
         outbox_size: int = OUTBOX_SIZE,
+        reads_many: Callable[[str], bool] = lambda node: False,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -137,6 +151,11 @@ class RedisTransport:
         self._placed = placed
         #: The node an address names by itself (a connection's), routed without a look-up.
         self._located = located
+        #: Whether a node reads an entry for several addresses (``READS_MANY``, as last read).
+        self.reads_many = reads_many
+        #: The message last encoded and its body: a fan-out loop encodes its message once.
+        self._last_message: object = None
+        self._last_body = b""
         self.registry: Registry | None = None
         self._outbox_size = outbox_size
         self._send, self._receive = trio.open_memory_channel[Outgoing](outbox_size)
@@ -169,7 +188,12 @@ class RedisTransport:
         if hops > MAX_HOPS:
             raise ActorNotFound(address)
         self.health.check(f"send to {address}")
-        body = self.types.encode(envelope.message)
+        message = envelope.message
+        if message is self._last_message:  # messages are immutable: the same object, the same bytes
+            body = self._last_body
+        else:
+            body = self.types.encode(message)
+            self._last_message, self._last_body = message, body
         self._queue(Outgoing(MESSAGE, address, body, envelope.reply_to, hops), address)
         if hops:
             self.counts.forwarded += 1
@@ -243,13 +267,13 @@ class RedisTransport:
                 self._fail(item, exc)
             return
         try:
-            if routed:
-                await self._append(routed)
+            appended = await self._append(routed) if routed else 0
         except ClusterUnavailable as exc:  # the items _route answered itself are not failed again
             for _, item in routed:
                 self._fail(item, exc)
             return
-        self.counts.sent += len(routed)
+        self.counts.sent += appended
+        self.counts.shared += len(routed) - appended
         self.counts.batches += 1
 
     async def _route(self, batch: list[Outgoing]) -> list[tuple[str, Outgoing]]:
@@ -286,7 +310,7 @@ class RedisTransport:
                 self._fail(item, ActorNotFound(item.address))
             elif known[0] == self.node_id:
                 # Placed here but not running when it was sent: here now, or nowhere.
-                self._hand_over(item.address, item.body, item.reply_to, MAX_HOPS)
+                self._hand_over([item.address], item.body, item.reply_to, MAX_HOPS)
             else:
                 routed.append((known[0], item))
         return routed
@@ -326,13 +350,16 @@ class RedisTransport:
         """Append entries to the given nodes' inboxes in one pipeline (the rescue uses it too)."""
         await self._append(routed)
 
-    async def _append(self, routed: list[tuple[str, Outgoing]]) -> None:
+    async def _append(self, routed: list[tuple[str, Outgoing]]) -> int:
+        """Append ``routed`` in one pipeline; the number of entries it took."""
+        entries = self._entries(routed)
+
         async def pipeline() -> None:
             async with self.client.pipeline(transaction=False) as pipe:
-                for node, item in routed:
+                for node, item, addresses in entries:
                     fields: dict[bytes, bytes] = {
                         b"k": item.kind,
-                        b"a": item.address.encode(),
+                        b"a": addresses,
                         b"b": item.body,
                     }
                     if item.reply_to is not None:
@@ -350,6 +377,37 @@ class RedisTransport:
                     )
 
         await call(self.health, "append to inboxes", pipeline())
+        return len(entries)
+
+    def _entries(self, routed: list[tuple[str, Outgoing]]) -> list[tuple[str, Outgoing, bytes]]:
+        """The inbox entries for ``routed``: each with its node and the addresses it is for.
+
+        A run of plain tells with one body (told one after another, as a fan-out loop does) goes
+        to each node that reads many as one entry for all of its addresses. Nothing else is told
+        to those addresses within the run, so each address still gets its messages in order.
+        """
+        entries: list[tuple[str, Outgoing, list[bytes]]] = []
+        run_body: bytes | None = None
+        run: dict[str, list[bytes]] = {}  # node -> the addresses of its entry in this run
+        for node, item in routed:
+            address = item.address.encode()
+            plain = (
+                item.kind == MESSAGE
+                and item.reply_to is None
+                and not item.hops
+                and item.origin is None
+            )
+            if not plain:
+                run_body, run = None, {}
+            elif run_body is None or not (item.body is run_body or item.body == run_body):
+                run_body, run = item.body, {}
+            if plain and node in run:
+                run[node].append(address)
+                continue
+            entries.append((node, item, [address]))
+            if plain and self.reads_many(node):
+                run[node] = entries[-1][2]
+        return [(node, item, _SEPARATOR.join(names)) for node, item, names in entries]
 
     def _fail(self, item: Outgoing, error: ActorError) -> None:
         """An item that will not arrive: its asker hears why; a tell or a reply is dropped."""
@@ -421,7 +479,8 @@ class RedisTransport:
         self._remember(identity)
         self.counts.received += 1
         kind = fields.get(b"k")
-        address = fields.get(b"a", b"").decode()
+        raw_addresses = fields.get(b"a", b"")
+        address = raw_addresses.decode()
         body = fields.get(b"b", b"")
         if kind == REPLY:
             assert self.registry is not None
@@ -433,28 +492,36 @@ class RedisTransport:
         elif kind == MESSAGE:
             raw_reply = fields.get(b"r")
             reply_to = raw_reply.decode() if raw_reply is not None else None
-            self.forget_owner(address)  # it was sent here: whatever this node knew is stale
-            self._hand_over(address, body, reply_to, int(fields.get(b"h", b"0")))
+            addresses = address.split("\n") if _SEPARATOR in raw_addresses else [address]
+            for one in addresses:  # they were sent here: whatever this node knew is stale
+                self.forget_owner(one)
+            self._hand_over(addresses, body, reply_to, int(fields.get(b"h", b"0")))
         else:
             self._drop(f"entry {entry_id!r} of unknown kind {kind!r}")
 
-    def _hand_over(self, address: str, body: bytes, reply_to: str | None, hops: int) -> None:
-        """Queue a message for the local actor (forwarded on if it moved); errors to the asker."""
+    def _hand_over(
+        self, addresses: list[str], body: bytes, reply_to: str | None, hops: int
+    ) -> None:
+        """Queue a message for each local actor (forwarded on if it moved); errors to the asker."""
         registry = self.registry
         assert registry is not None
         try:
             message = self.types.decode(body)
         except UnknownMessageType as exc:
-            self._answer(reply_to, Failure(Refusal(UNKNOWN_MESSAGE, str(exc))), address)
+            for address in addresses:
+                self._answer(reply_to, Failure(Refusal(UNKNOWN_MESSAGE, str(exc))), address)
             return
         except Exception as exc:  # a malformed body from a foreign writer
-            self._answer(reply_to, Failure(ActorError(f"undecodable message: {exc}")), address)
+            for address in addresses:
+                self._answer(reply_to, Failure(ActorError(f"undecodable message: {exc}")), address)
             return
         self._incoming_hops = hops
         try:
-            registry.deliver(address, Envelope(message, reply_to))
-        except ActorError as exc:
-            self._answer(reply_to, Failure(exc), address)
+            for address in addresses:
+                try:
+                    registry.deliver(address, Envelope(message, reply_to))
+                except ActorError as exc:  # one gone or full mailbox does not stop the others
+                    self._answer(reply_to, Failure(exc), address)
         finally:
             self._incoming_hops = None
 

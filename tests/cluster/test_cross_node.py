@@ -184,3 +184,45 @@ async def test_a_per_node_actor_reaches_the_same_name_on_another_node_and_peers_
             with pytest.raises(ActorNotFound):
                 await a.registry.ref(on_node("b", "nobody")).ask(Ping(3))
         nursery.cancel_scope.cancel()
+
+
+async def test_one_message_told_to_several_addresses_on_a_node_crosses_once_and_keeps_order(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        rooms = ["room/r1", "room/r2", "room/r3"]
+        for room in rooms:
+            await b.node.host(b.supervisor, echo(room, "b"))
+        await a.node.live_nodes()  # b's traits as a reads them: b reads entries for many
+        registry = a.node.registry
+        sent, received = a.node.transport.counts.sent, b.node.transport.counts.received
+        registry.ref("room/r2").tell(Note("before"))
+        everyone = Note("everyone")  # one object told to each, as a fan-out loop does
+        for room in rooms:
+            registry.ref(room).tell(everyone)
+        registry.ref("room/r1").tell(Note("after"))
+        with trio.fail_after(5):
+            assert await registry.ref("room/r1").ask(Notes()) == ("everyone", "after")
+            assert await registry.ref("room/r2").ask(Notes()) == ("before", "everyone")
+            assert await registry.ref("room/r3").ask(Notes()) == ("everyone",)
+        # before, everyone (one entry for three), after, then the three asks
+        assert a.node.transport.counts.shared == 2
+        assert a.node.transport.counts.sent - sent == 6
+        assert b.node.transport.counts.received - received == 6
+
+
+async def test_a_node_that_does_not_read_many_gets_an_entry_per_address(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        rooms = ["room/r1", "room/r2"]
+        for room in rooms:
+            await b.node.host(b.supervisor, echo(room, "b"))
+        a.node.transport.reads_many = lambda node: False  # b as an older release
+        everyone = Note("everyone")
+        for room in rooms:
+            a.node.registry.ref(room).tell(everyone)
+        with trio.fail_after(5):
+            for room in rooms:
+                assert await a.node.registry.ref(room).ask(Notes()) == ("everyone",)
+        assert a.node.transport.counts.shared == 0

@@ -146,3 +146,29 @@ async def test_a_dead_node_left_with_nothing_to_rescue_is_retired_once_quiet(
         assert a.node.rescue.retired == 1
         assert await client.exists([keys.inbox("recent"), keys.inbox("a")]) == 2
         assert await a.node.rescue.dead_nodes() == ["recent"]
+
+
+async def test_an_entry_for_several_addresses_is_rescued_to_each_once(
+    redis_server: RedisServer,
+) -> None:
+    types = echo_types()
+    async with running(redis_server.url, "a") as a:
+        client, keys = a.node.client, a.node.keys
+        inbox = keys.inbox(GHOST)
+        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+        await client.sadd(keys.nodes(), [GHOST])
+        await a.node.host(a.supervisor, echo("room/one", "a"))
+        entry = {b"k": MESSAGE, b"a": b"room/one\nroom/two", b"b": types.encode(Note("both"))}
+        await client.xadd(inbox, entry)  # type: ignore[arg-type]
+        with trio.fail_after(5):
+            await a.node.rescue.sweep()  # room/two has no owner yet: the entry stays held
+            assert await held(client, inbox) == 1
+            await a.node.host(a.supervisor, echo("room/two", "a"))
+            await a.node.rescue.sweep()  # room/one's part again: recognised, not queued twice
+            for room in ("room/one", "room/two"):
+                ref = a.node.registry.ref(room)
+                while await ref.ask(Notes()) != ("both",):  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            assert await held(client, inbox) == 0
+            await trio.sleep(0.1)
+            assert await a.node.registry.ref("room/one").ask(Notes()) == ("both",)
