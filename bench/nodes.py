@@ -15,7 +15,8 @@ database prepared with ``--areas`` always-open areas, then:
   its home node (``cluster.spread``: about half on each). An area lives on one node, so about
   half the arrivals reach an area hosted on the other node and their dashboard events cross
   through Redis;
-* with ``--reference COMMIT``, ``2 nodes`` of that commit too, in the same run.
+* with ``--reference COMMIT``, ``2 nodes`` of that commit too, in the same run (and ``1 node``
+  with ``--reference-nodes 1,2``).
 
 A step passes with arrival-to-dashboard p99 under 250 ms, no error and the offered rate kept up;
 the ramp stops at the first step that fails on both. Also per step: each node's CPU per arrival,
@@ -255,7 +256,9 @@ def row_text(r: dict[str, Any]) -> str:
         f"busiest second {r['server_cpu_busiest_second_percent']} %), "
         f"tester {r['tester_cpu_percent']} %, Redis {r['redis_commands_per_arrival']} "
         f"commands/arrival ({r['why']})\n    Redis per arrival: "
-        + ", ".join(f"{n} {c:g}" for n, c in list(r["redis_commands_by_name_per_arrival"].items())[:8])
+        + ", ".join(
+            f"{n} {c:g}" for n, c in list(r["redis_commands_by_name_per_arrival"].items())[:8]
+        )
     )
 
 
@@ -269,6 +272,9 @@ def main() -> int:
     parser.add_argument(
         "--reference", default=None, help="commit whose 2 nodes are measured beside this tree's"
     )
+    parser.add_argument(
+        "--reference-nodes", default="2", help="node counts run of the reference, comma list"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rates, args.step_seconds, args.areas = "10", 4.0, 4
@@ -278,7 +284,8 @@ def main() -> int:
         tree = Build("tree", ROOT)
         runs = [(1, tree), (2, tree)]
         if args.reference:
-            runs.append((2, export_commit(args.reference, Path(tmp) / "reference")))
+            reference = export_commit(args.reference, Path(tmp) / "reference")
+            runs += [(int(n), reference) for n in args.reference_nodes.split(",")]
         for rate in rates:
             passed_any = False
             for nodes, build in runs:
