@@ -9,7 +9,7 @@ appends the batch to the owners' inbox streams in one pipeline (``XADD``).
 
 Each node reads its own inbox with ``XREADGROUP`` as the only consumer of one group and
 acknowledges (``XACK``) an entry once it is queued in the local mailbox (or answered with an
-error). After any break (Redis paused, restarted, the connection lost) the node first re-reads
+error), in one pipeline with the next read. After any break (Redis paused, restarted, the connection lost) the node first re-reads
 its pending entries, those delivered to it but never acknowledged, so an entry it had not queued
 is not lost; entries it had queued but could not acknowledge are recognised by id and not queued
 twice.
@@ -39,7 +39,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import coredis
 import coredis.exceptions
@@ -119,6 +119,8 @@ class Counts:
     dropped: int = 0
     batches: int = 0
     reads: int = 0
+    #: Reads that acknowledged what the read before them queued, in the same round trip.
+    acknowledgements: int = 0
     #: Addresses carried by entries beyond their first (tells that shared an entry).
     shared: int = 0
     #: Reasons of dropped tells, latest last (bounded).
@@ -430,25 +432,30 @@ class RedisTransport:
             )
 
     async def receive_loop(self) -> None:
-        """Read this node's inbox forever (a background task); after a break, pending entries first."""
+        """Read this node's inbox forever (a background task); after a break, pending entries first.
+
+        What one read queued is acknowledged in the same round trip as the next read (``XACK``
+        and ``XREADGROUP`` in one pipeline): one command's worth of work per read, not two. An
+        entry whose acknowledgement is lost with a break stays pending, is read again after it
+        and recognised (``_seen``), then acknowledged with the read after that.
+        """
         pending_first = True
         inbox = self.keys.inbox(self.node_id)
+        read_entries: list[str | bytes] = []  # read and queued, not yet acknowledged
         while True:
             try:
                 if pending_first:
                     await self.ensure_inbox()
+                    read_entries = []  # the pending read brings back whatever was not acked
                 response = await call(
                     self.health,
                     "read inbox",
-                    self.client.xreadgroup(
-                        INBOX_GROUP,
-                        self.node_id,
-                        {inbox: "0" if pending_first else ">"},
-                        count=BATCH,
-                        block=None if pending_first else READ_BLOCK_MS,
-                    ),
+                    self._read(inbox, pending_first, read_entries),
                     timeout=COMMAND_TIMEOUT + READ_BLOCK_MS / 1000,
                 )
+                if read_entries:
+                    self.counts.acknowledgements += 1
+                read_entries = []
                 entries = (response or {}).get(inbox.encode(), ())
                 self.counts.reads += 1
                 if not entries:
@@ -456,11 +463,14 @@ class RedisTransport:
                     continue
                 for entry in entries:
                     self._accept(entry.identifier, entry.field_values)  # type: ignore[arg-type]
-                await call(
-                    self.health,
-                    "acknowledge",
-                    self.client.xack(inbox, INBOX_GROUP, [e.identifier for e in entries]),
-                )
+                read_entries = [e.identifier for e in entries]
+                if pending_first:  # acknowledged at once: the next read may block
+                    await call(
+                        self.health,
+                        "acknowledge",
+                        self.client.xack(inbox, INBOX_GROUP, read_entries),
+                    )
+                    read_entries = []
             except ClusterUnavailable as exc:
                 log.warning("inbox of %s not read: %s", self.node_id, exc)
                 pending_first = True
@@ -470,6 +480,20 @@ class RedisTransport:
                 # stream's start: whatever was appended since is read).
                 log.warning("inbox of %s lost its group (%s): making it again", self.node_id, exc)
                 pending_first = True
+
+    async def _read(self, inbox: str, pending: bool, acknowledge: list[str | bytes]) -> Any:
+        """One read of the inbox (its pending entries, or new ones, waiting up to
+        ``READ_BLOCK_MS``), after acknowledging ``acknowledge`` in the same round trip."""
+        streams = {inbox: "0" if pending else ">"}
+        block = None if pending else READ_BLOCK_MS
+        if not acknowledge:
+            return await self.client.xreadgroup(
+                INBOX_GROUP, self.node_id, streams, count=BATCH, block=block
+            )
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xack(inbox, INBOX_GROUP, acknowledge)
+            read = pipe.xreadgroup(INBOX_GROUP, self.node_id, streams, count=BATCH, block=block)
+        return await read
 
     def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         """Hand one entry to the local registry; errors go back to the asker. Never raises."""

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from cluster import PlacementTaken, UnknownMessageType, open_node
+from cluster.keys import INBOX_GROUP
 from runtime import ActorNotFound, AskTimeout, Refusal, Supervisor
 from runtime.address import on_node
 from tests.cluster.echo import Deny, Hold, Note, Notes, Ping, Pong, Relay, echo_types
@@ -226,3 +227,18 @@ async def test_a_node_that_does_not_read_many_gets_an_entry_per_address(
             for room in rooms:
                 assert await a.node.registry.ref(room).ask(Notes()) == ("everyone",)
         assert a.node.transport.counts.shared == 0
+
+
+async def test_what_a_read_queued_is_acknowledged_by_the_next_read_without_waiting_for_more(
+    redis_server: RedisServer,
+) -> None:
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await b.node.host(b.supervisor, echo("room/r1", "b"))
+        inbox = b.node.keys.inbox("b")
+        with trio.fail_after(5):
+            a.node.registry.ref("room/r1").tell(Note("one"))
+            assert await a.node.registry.ref("room/r1").ask(Notes()) == ("one",)
+            # Nothing more is sent to b: the read now waiting carried the acknowledgement.
+            while (await b.node.client.xpending(inbox, INBOX_GROUP)).pending:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        assert b.node.transport.counts.acknowledgements >= 1
