@@ -39,6 +39,7 @@ from runtime.address import Address
 from web import caller_page_cache as pages
 from web import i18n, security
 from web.i18n import N_
+from web.remote_areas import remote_areas
 
 blueprint = Blueprint("patient", __name__)
 
@@ -90,7 +91,8 @@ async def find_area(
     registry: Registry, slug: str, timeout: float = security.DIRECTORY_TIMEOUT
 ) -> tuple[str, AreaPublic]:
     """The area of a public link and what its page shows; a `security.WebError` (not found,
-    busy) otherwise. Needs no request: the lean path looks areas up the same way."""
+    busy) otherwise. Needs no request: the lean path looks areas up the same way. What an area
+    on another node said serves this node's pages for a moment (`web.remote_areas`)."""
     if not _TOKEN_PART.match(slug):
         raise _not_found()
     try:
@@ -98,11 +100,21 @@ async def find_area(
     except Refusal:
         raise _not_found() from None
     assert isinstance(address, str)
-    try:
-        info = await security.ask_through(registry, address, DescribeArea(), timeout)
-    except Refusal:
-        raise _not_found() from None
-    assert isinstance(info, AreaPublic)
+    kept = remote_areas(registry)
+    info = kept.get(address)
+    if info is not None and not hmac.compare_digest(info.slug, slug):
+        kept.forget(address)  # its link was replaced meanwhile: ask the area itself
+        info = None
+    if info is None:
+        elsewhere = address not in registry
+        try:
+            answer = await security.ask_through(registry, address, DescribeArea(), timeout)
+        except Refusal:
+            raise _not_found() from None
+        assert isinstance(answer, AreaPublic)
+        info = answer
+        if elsewhere:
+            kept.keep(address, info)
     if not hmac.compare_digest(info.slug, slug):
         # This node's look-up still had a link replaced through another node: the area (which
         # every node's edit reaches) knows better. Refused, and the look-up is read again.
@@ -258,6 +270,7 @@ async def arrive_submit(slug: str) -> tuple[str, int]:
             refusals.CLOSED,
             refusals.INACTIVE,
         ):  # the page explains; no form to fill
+            remote_areas(security.registry()).forget(address)  # what this node kept is stale
             _, info = await _area(slug)
             return await _form_page(info, values, None, 409)
         if refusal.code == refusals.TOO_MANY_ARRIVALS:

@@ -100,3 +100,35 @@ async def test_a_rename_saved_through_node_b_shows_on_node_a_s_console(cluster: 
     assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
 
     assert renamed in (await provider.get("/")).text
+
+
+async def test_a_form_opened_through_the_other_node_before_a_closure_is_answered_closed(
+    cluster: Cluster,
+) -> None:
+    """Node b keeps what node a's area said for its pages (`web.remote_areas`); a patient who
+    opened the form through node b before the area closed is told it is closed on submitting,
+    not shown the form again."""
+    _, areas = await sign_in(cluster.b)
+    area_id, slug = areas[0]
+    assert await owner(cluster, addresses.area(area_id)) == cluster.a.node_id
+    patient = Browser(cluster.b.url)
+    form = await patient.get(f"/w/{slug}")
+    csrf = form.csrf_token()
+    assert csrf is not None and CLOSED not in form.text
+
+    admin, _ = await sign_in(cluster.a, "admin")
+    settings = f"/admin/setup/areas/{area_id}"
+    admin_csrf = (await admin.get(settings)).csrf_token()
+    assert admin_csrf is not None
+    today = datetime.now(UTC).date()
+    closure = {
+        "starts_on": (today - timedelta(days=1)).isoformat(),
+        "ends_on": (today + timedelta(days=1)).isoformat(),
+        "reason": "cluster test",
+        "csrf_token": admin_csrf,
+    }
+    assert (await admin.post_form(f"{settings}/closures", closure)).status == 303
+
+    fields = {"name": "Late", "reason": "cluster test", "consent": "yes", "csrf_token": csrf}
+    page = await patient.post_form(f"/w/{slug}", fields)
+    assert page.status == 409 and CLOSED in page.text, page.text[:2000]
