@@ -141,6 +141,13 @@ def settle(redis: RedisServer, node_ids: list[str], spread: bool = True) -> None
         time.sleep(0.2)
 
 
+def spreads(build: Build) -> bool:
+    """Whether ``build`` spreads the areas over the nodes (``cluster/spread.py``, session 13 on).
+    A reference that does must be settled too, or its load meets the handover and the pair is
+    unfair to it (before session 23 every reference was taken for one that does not)."""
+    return (build.root / "cluster" / "spread.py").exists()
+
+
 def prepare(database: str, areas: int) -> None:
     """The demo organisation and ``areas`` always-open areas, as `bench/capacity.py` prepares them."""
     subprocess.run(
@@ -162,7 +169,7 @@ def step(
         prepare(postgres.url, args.areas)
         for n in range(nodes):
             started.append(Node(f"n{n + 1}", redis.url, postgres.url, work, build))
-        settle(redis, [node.node_id for node in started], spread=build.root == ROOT)
+        settle(redis, [node.node_id for node in started], spread=spreads(build))
         providers = min(MAX_RAMP_PROVIDERS, max(MIN_RAMP_PROVIDERS, int(rate / 10)))
         share = {
             "areas": args.areas,

@@ -311,22 +311,34 @@ class RedisTransport:
             if known is None:
                 self._fail(item, ActorNotFound(item.address))
             elif known[0] == self.node_id:
+                assert self.registry is not None
+                if (
+                    item.address not in self.registry
+                    and item.address in self.placement.held
+                    and self._hold(item, now, revive=False)
+                ):
+                    continue  # claimed here and still starting (an adopted area): it will run
                 # Placed here but not running when it was sent: here now, or nowhere.
                 self._hand_over([item.address], item.body, item.reply_to, MAX_HOPS)
             else:
                 routed.append((known[0], item))
         return routed
 
-    def _hold(self, item: Outgoing, now: float) -> bool:
-        """Hold a message for an address nobody owns while it is started again (True), or not."""
-        if self.on_unowned is None or item.kind != MESSAGE:
+    def _hold(self, item: Outgoing, now: float, *, revive: bool = True) -> bool:
+        """Hold a message for an address nobody owns while it is started again (True), or not.
+
+        ``revive=False``: the address is claimed by this node and its actor is starting (a
+        handover's new home between its claim and its start); nothing is asked to start it.
+        """
+        if (revive and self.on_unowned is None) or item.kind != MESSAGE:
             return False
         if item.held_until is None:
             item.held_until = now + HOLD_UNOWNED
             self.counts.held += 1
         elif now >= item.held_until:
             return False
-        self.revive(item.address)
+        if revive:
+            self.revive(item.address)
         if not self._held:
             self._held_retry_at = now + RETRY_HELD
         self._held.append(item)

@@ -242,3 +242,24 @@ async def test_what_a_read_queued_is_acknowledged_by_the_next_read_without_waiti
             while (await b.node.client.xpending(inbox, INBOX_GROUP)).pending:  # noqa: ASYNC110
                 await trio.sleep(0.01)
         assert b.node.transport.counts.acknowledgements >= 1
+
+
+async def test_a_message_for_an_address_claimed_but_still_starting_waits_for_its_actor(
+    redis_server: RedisServer,
+) -> None:
+    """A handover's new home claims an area, then starts it: what reaches the node in between
+    is held for the actor, not refused as not found (a dashboard's watch was told forbidden)."""
+    async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
+        await b.node.placement.acquire("room/late")  # claimed by b, its actor not started yet
+        answers: list[object] = []
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+
+                async def ask() -> None:
+                    answers.append(await a.node.registry.ref("room/late").ask(Ping(1)))
+
+                nursery.start_soon(ask)
+                while not b.node.transport.counts.held:  # noqa: ASYNC110 (b holds it for the actor)
+                    await trio.sleep(0.01)
+                await b.node.host(b.supervisor, echo("room/late", "b"))
+        assert answers == [Pong(1, "b")]
