@@ -9,6 +9,7 @@ import pytest
 import trio
 from coredis.response.types import StreamPending
 
+from cluster import Node
 from cluster.connection import Client
 from cluster.keys import INBOX_GROUP
 from cluster.rescue import HOLD_FOR, RETIRE_AFTER
@@ -19,6 +20,14 @@ from tests.cluster.nodes import echo, running
 from tests.cluster.servers import RedisServer
 
 GHOST = "ghost"  # a node that joined, had an inbox and has no liveness key: dead
+
+
+async def ghost_inbox(node: Node) -> str:
+    """The inbox of GHOST, a node that joined once and whose liveness key is gone: dead."""
+    inbox = node.keys.inbox(GHOST)
+    await node.client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
+    await node.client.sadd(node.keys.nodes(), [GHOST])
+    return inbox
 
 
 async def held(client: Client, inbox: str) -> int:
@@ -33,10 +42,8 @@ async def test_entries_of_a_dead_inbox_are_forwarded_once_held_or_refused(
 ) -> None:
     types = echo_types()
     async with running(redis_server.url, "a") as a:
-        client, keys = a.node.client, a.node.keys
-        inbox = keys.inbox(GHOST)
-        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
-        await client.sadd(keys.nodes(), [GHOST])  # it joined once; its liveness key is gone
+        client = a.node.client
+        inbox = await ghost_inbox(a.node)
         old = int((time.time() - HOLD_FOR - 5) * 1000)
 
         # Sent long ago to an address nobody hosts, by an asker on a: refused as not found.
@@ -92,9 +99,7 @@ async def test_two_rescuers_sweeping_one_dead_inbox_at_once_deliver_each_entry_o
     types = echo_types()
     async with running(redis_server.url, "a") as a, running(redis_server.url, "b") as b:
         client = a.node.client
-        inbox = a.node.keys.inbox(GHOST)
-        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
-        await client.sadd(a.node.keys.nodes(), [GHOST])  # it joined once; its liveness key is gone
+        inbox = await ghost_inbox(a.node)
         await a.node.host(a.supervisor, echo("room/here", "a"))
         for n in range(600):  # more than one read's worth for each rescuer
             await client.xadd(
@@ -153,10 +158,8 @@ async def test_an_entry_for_several_addresses_is_rescued_to_each_once(
 ) -> None:
     types = echo_types()
     async with running(redis_server.url, "a") as a:
-        client, keys = a.node.client, a.node.keys
-        inbox = keys.inbox(GHOST)
-        await client.xgroup_create(inbox, INBOX_GROUP, identifier="0", mkstream=True)
-        await client.sadd(keys.nodes(), [GHOST])
+        client = a.node.client
+        inbox = await ghost_inbox(a.node)
         await a.node.host(a.supervisor, echo("room/one", "a"))
         entry = {b"k": MESSAGE, b"a": b"room/one\nroom/two", b"b": types.encode(Note("both"))}
         await client.xadd(inbox, entry)  # type: ignore[arg-type]
