@@ -9,10 +9,10 @@ appends the batch to the owners' inbox streams in one pipeline (``XADD``).
 
 Each node reads its own inbox with ``XREADGROUP`` as the only consumer of one group and
 acknowledges (``XACK``) an entry once it is queued in the local mailbox (or answered with an
-error), in one pipeline with the next read. After any break (Redis paused, restarted, the connection lost) the node first re-reads
-its pending entries, those delivered to it but never acknowledged, so an entry it had not queued
-is not lost; entries it had queued but could not acknowledge are recognised by id and not queued
-twice.
+error), in one pipeline with the next read. After any break (Redis paused, restarted, the
+connection lost) the node first re-reads its pending entries, those delivered to it but never
+acknowledged, so an entry it had not queued is not lost; entries it had queued but could not
+acknowledge are recognised by id and not queued twice.
 
 A tell of one message to several addresses on one node (an area's event to every dashboard that
 watches it) crosses as one entry naming them all, when the sender told them one after another
