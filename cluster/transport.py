@@ -476,7 +476,7 @@ class RedisTransport:
                 for entry in entries:
                     self._accept(entry.identifier, entry.field_values)  # type: ignore[arg-type]
                 read_entries = [e.identifier for e in entries]
-                if pending_first:  # acknowledged at once: the next read may block
+                if pending_first:  # at once: the next read of pending entries would bring them back
                     await call(
                         self.health,
                         "acknowledge",

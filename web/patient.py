@@ -102,18 +102,15 @@ async def find_area(
     assert isinstance(address, str)
     kept = remote_areas(registry)
     info = kept.get(address)
-    if info is not None and not hmac.compare_digest(info.slug, slug):
-        kept.forget(address)  # its link was replaced meanwhile: ask the area itself
-        info = None
-    if info is None:
-        elsewhere = address not in registry
+    if info is None or not hmac.compare_digest(info.slug, slug):
+        # Not kept, or its link was replaced meanwhile: the area itself is asked.
         try:
-            answer = await security.ask_through(registry, address, DescribeArea(), timeout)
+            info = cast(
+                AreaPublic, await security.ask_through(registry, address, DescribeArea(), timeout)
+            )
         except Refusal:
             raise _not_found() from None
-        assert isinstance(answer, AreaPublic)
-        info = answer
-        if elsewhere:
+        if address not in registry:  # on another node: kept for the next pages
             kept.keep(address, info)
     if not hmac.compare_digest(info.slug, slug):
         # This node's look-up still had a link replaced through another node: the area (which
